@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -24,6 +24,9 @@ class Recording:
         audio_present: optional float32 array [N], 1 where the audio features are real.
             None means all present.
         visual_present: same for the visual features.
+        audio_corrupted: optional bool array [N], True on frames whose audio is known to be
+            corrupted (the synthetic corpus's ground truth); None when unknown.
+        visual_corrupted: same for the visual features.
         metadata: dict of str to str, e.g. culture, speaker, session.
     """
 
@@ -37,6 +40,8 @@ class Recording:
     timestamps: Optional[np.ndarray] = None
     audio_present: Optional[np.ndarray] = None
     visual_present: Optional[np.ndarray] = None
+    audio_corrupted: Optional[np.ndarray] = None
+    visual_corrupted: Optional[np.ndarray] = None
     metadata: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -50,3 +55,31 @@ class Recording:
     @property
     def sequence_level(self) -> bool:
         return self.labelled and np.ndim(self.valence) == 0
+
+
+@dataclasses.dataclass
+class Corpus:
+    """What an adapter opens: the recordings plus what ExampleGen records about them.
+
+    Attributes:
+        dataset: str. Adapter name (`avec`, `iemocap`, `synthetic`).
+        root: str. The corpus folder.
+        hop: float. Frame hop in seconds.
+        audio_feature_names: list of str, one per audio feature column (D_a of them).
+        visual_feature_names: list of str, one per visual feature column.
+        recordings: callable returning a fresh iterator of `Recording`s (files are read lazily,
+            one recording at a time, so a corpus never has to fit in memory).
+        fingerprint: str. Hash of the inputs (file paths, sizes, modification times and the
+            options), so that ExampleGen can tell when its shards are still up to date.
+        report: dict. What the adapter counted or skipped (e.g. utterances without features),
+            filled in while `recordings()` is consumed.
+    """
+
+    dataset: str
+    root: str
+    hop: float
+    audio_feature_names: list
+    visual_feature_names: list
+    recordings: Callable[[], Iterator[Recording]]
+    fingerprint: str
+    report: dict = dataclasses.field(default_factory=dict)
