@@ -1,0 +1,150 @@
+"""Configuration: one YAML file per dataset in `configs/`, overridden by flags and tuned hparams.
+
+The resolved configuration is a plain nested dict; `pipelines.train` writes it to the run
+directory as `config.json` so every result can be traced to its settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from pipelines import features
+from pipelines.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DATASETS = ("avec", "iemocap", "synthetic")
+TASKS = ("regression", "classification")
+MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")
+DISTRIBUTE = ("none", "mirrored", "multiworker")
+WEIGHT_CONVENTIONS = ("informativeness", "uncertainty")
+
+# Keys a tuned-hyperparameters file may set, and where each one lives in the config.
+HPARAM_SECTIONS = {
+    "lambda_co_visual": "model",
+    "lambda_co_audio": "model",
+    "lambda_co_cross": "model",
+    "lambda_regu": "model",
+    "learning_rate": "training",
+}
+
+
+def cache_dir() -> Path:
+    """Where generated corpora and data artefacts are cached: $COLD_KERAS_CACHE or ~/.cache/cold_keras."""
+    root = os.environ.get("COLD_KERAS_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "cold_keras"
+
+
+def _coerce_numbers(node):
+    # YAML 1.1 reads `1e-3` (no dot) as a string; accept it as the number a user meant.
+    if isinstance(node, dict):
+        return {key: _coerce_numbers(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_coerce_numbers(value) for value in node]
+    if isinstance(node, str):
+        try:
+            return float(node) if any(c in node for c in ".eE") and not node.isalpha() else node
+        except ValueError:
+            return node
+    return node
+
+
+def load_file(path) -> dict:
+    """Reads a YAML (or JSON) config file into a dict; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("config file not found", path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"not valid YAML: {problem}", path, line, column) from None
+    if not isinstance(data, dict):
+        raise ConfigError("a config file must hold a mapping of keys to values", path)
+    return _coerce_numbers(data)
+
+
+def default_config_path(dataset: str) -> Path:
+    if dataset not in DATASETS:
+        raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    return CONFIG_DIR / f"{dataset}.yaml"
+
+
+def deep_update(base: dict, update: dict) -> dict:
+    """Returns a copy of `base` with `update` merged in, recursively for nested dicts."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_update(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_hparams(path) -> dict:
+    """Reads a tuned-hyperparameters JSON file (written by `pipelines.tune`) as config overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("hyperparameters file not found", path)
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"not valid JSON: {error.msg}", path, error.lineno, error.colno) from None
+    if isinstance(values, dict) and "hyperparameters" in values:
+        values = values["hyperparameters"]
+    if not isinstance(values, dict):
+        raise ConfigError("expected a JSON object of hyperparameter names to values", path)
+    overrides: dict = {}
+    for name, value in values.items():
+        section = HPARAM_SECTIONS.get(name)
+        if section is None:
+            raise ConfigError(
+                f"unknown hyperparameter {name!r}; known: {', '.join(sorted(HPARAM_SECTIONS))}", path)
+        overrides.setdefault(section, {})[name] = float(value)
+    return overrides
+
+
+def validate(config: dict, source="config") -> dict:
+    """Checks the values a run depends on; raises ConfigError naming the bad key."""
+    def need(condition, message):
+        if not condition:
+            raise ConfigError(message, source)
+
+    need(config.get("dataset") in DATASETS, f"dataset must be one of {', '.join(DATASETS)}")
+    need(config.get("task") in TASKS, f"task must be one of {', '.join(TASKS)}")
+    model = config.get("model", {})
+    need(model.get("name") in features.MODEL_NAMES,
+         f"model.name {model.get('name')!r} is not one of {', '.join(features.MODEL_NAMES)}")
+    need(model.get("weight_convention", "informativeness") in WEIGHT_CONVENTIONS,
+         f"model.weight_convention must be one of {', '.join(WEIGHT_CONVENTIONS)}")
+    for key in ("lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambda_regu"):
+        value = model.get(key, 0.0)
+        need(isinstance(value, (int, float)) and value >= 0, f"model.{key} must be a number >= 0, got {value!r}")
+    training = config.get("training", {})
+    for key in ("epochs", "batch_size"):
+        value = training.get(key)
+        need(isinstance(value, int) and value > 0, f"training.{key} must be a positive integer, got {value!r}")
+    for key in ("learning_rate", "window_seconds"):
+        value = training.get(key)
+        need(isinstance(value, (int, float)) and value > 0, f"training.{key} must be > 0, got {value!r}")
+    need(training.get("mixed_precision") in MIXED_PRECISION,
+         f"training.mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
+    need(training.get("distribute") in DISTRIBUTE,
+         f"training.distribute must be one of {', '.join(DISTRIBUTE)}")
+    need(training.get("validation_partition") in features.PARTITIONS,
+         f"training.validation_partition must be one of {', '.join(features.PARTITIONS)}")
+    return config
+
+
+def model_hyperparameters(config: dict) -> dict:
+    """The keyword arguments `cold_keras.models.build_model` takes, from the `model` section."""
+    hp = dict(config["model"])
+    hp.pop("name")
+    return hp

@@ -1,0 +1,204 @@
+"""Whole-recording prediction and scoring, shared by the trainer and the evaluator.
+
+Scores follow DESIGN.md section 4: CCC over all recordings of a partition concatenated (AVEC's
+way, ddof=1); classification adds macro precision/recall/F1 and the expected calibration error
+before and after temperature scaling.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from cold_keras import metrics as cmetrics
+from pipelines import features
+from pipelines.io_utils import write_text_atomic
+
+BRANCH_PREFIXES = {"av": "", "audio": "audio_", "visual": "visual_"}
+
+
+def branches_of(output_names) -> list:
+    """The branches a model reports: `av` (its main output) and any unimodal branches."""
+    names = set(output_names)
+    return [branch for branch, prefix in BRANCH_PREFIXES.items()
+            if f"{prefix}{features.VALENCE}" in names and f"{prefix}{features.AROUSAL}" in names]
+
+
+def predict_recordings(inference_model, recordings, *, max_frames_per_call=None):
+    """Runs the inference model on whole recordings, one at a time.
+
+    Args:
+        inference_model: keras.Model taking `audio`, `visual`, `mask`.
+        recordings: iterable of dicts from `input_pipeline.iter_recordings`.
+
+    Returns:
+        list of dicts: the recording fields plus `outputs`, a dict of numpy arrays without the
+        batch axis ([N] or [N, 3] per frame; `*_utterance` outputs as scalars or [3]).
+    """
+    results = []
+    for recording in recordings:
+        audio = np.asarray(recording[features.AUDIO], np.float32)[None]
+        visual = np.asarray(recording[features.VISUAL], np.float32)[None]
+        mask = np.ones(audio.shape[:2], np.float32)
+        outputs = inference_model(
+            {features.AUDIO: audio, features.VISUAL: visual, features.MASK: mask}, training=False)
+        outputs = {name: np.asarray(value, np.float32)[0] for name, value in outputs.items()}
+        results.append({**recording, "outputs": outputs})
+    return results
+
+
+def _labels(recording, key, sequence_level):
+    value = recording[key]
+    if value is None:
+        return None
+    value = np.asarray(value, np.float32)
+    return value.reshape(-1)[:1] if sequence_level else value.reshape(-1)
+
+
+def _prediction(recording, output_name, sequence_level):
+    outputs = recording["outputs"]
+    if sequence_level:
+        return np.asarray(outputs[f"{output_name}_utterance"])[None]
+    return np.asarray(outputs[output_name])
+
+
+def collect(predictions, output_name, label_key, sequence_level):
+    """Concatenates one output and its labels over all recordings of a partition."""
+    ys, ps = [], []
+    for recording in predictions:
+        label = _labels(recording, label_key, sequence_level)
+        if label is None:
+            continue
+        ys.append(label)
+        ps.append(_prediction(recording, output_name, sequence_level))
+    if not ys:
+        return None, None
+    return np.concatenate(ys), np.concatenate(ps)
+
+
+def to_classes(values):
+    """The paper's three bins: 0 below -0.05, 1 within [-0.05, 0.05], 2 above 0.05."""
+    values = np.asarray(values, np.float32)
+    return np.where(values < -features.CLASS_THRESHOLD, 0, np.where(values > features.CLASS_THRESHOLD, 2, 1))
+
+
+def _softmax(logits):
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def score_partition(predictions, *, task, sequence_level=False, temperatures=None):
+    """Scores every branch of a partition's predictions.
+
+    Args:
+        predictions: list from `predict_recordings`.
+        task: "regression" or "classification".
+        sequence_level: bool. Score the utterance outputs against utterance labels.
+        temperatures: optional dict "<branch>_<dimension>" -> T for the `ece_ts_*` figures
+            (fitted on the validation partition); None fits T on this partition itself.
+
+    Returns:
+        (scores, fitted_temperatures): scores is {branch: {metric: value}}.
+    """
+    if not predictions:
+        return {}, {}
+    scores, fitted = {}, {}
+    for branch in branches_of(predictions[0]["outputs"]):
+        prefix = BRANCH_PREFIXES[branch]
+        row = {}
+        for dim in features.LABEL_KEYS:
+            y, p = collect(predictions, f"{prefix}{dim}", dim, sequence_level)
+            if y is None:
+                continue
+            if task == "regression":
+                row[f"ccc_{dim}"] = float(cmetrics.ccc(y, p))
+                continue
+            labels = to_classes(y)
+            # Frame outputs are logits, utterance outputs log-probabilities: both work as logits.
+            logits = np.asarray(p, np.float64).reshape(-1, features.NUM_CLASSES)
+            predicted = logits.argmax(axis=-1)
+            precision, recall, f1 = cmetrics.precision_recall_f1(labels, predicted, features.NUM_CLASSES)
+            row[f"precision_{dim}"] = float(precision)
+            row[f"recall_{dim}"] = float(recall)
+            row[f"f1_{dim}"] = float(f1)
+            row[f"ece_{dim}"] = float(cmetrics.expected_calibration_error(_softmax(logits), labels))
+            key = f"{branch}_{dim}"
+            if temperatures and key in temperatures:
+                temperature = temperatures[key]
+            else:
+                temperature = float(cmetrics.temperature_scale(logits, labels))
+            fitted[key] = temperature
+            scaled = _softmax(np.asarray(cmetrics.apply_temperature(logits, temperature)))
+            row[f"ece_ts_{dim}"] = float(cmetrics.expected_calibration_error(scaled, labels))
+            row[f"temperature_{dim}"] = float(temperature)
+        if task == "regression" and row:
+            row["ccc_mean"] = float(np.mean([row[f"ccc_{d}"] for d in features.LABEL_KEYS if f"ccc_{d}" in row]))
+        elif row:
+            for stat in ("precision", "recall", "f1", "ece", "ece_ts"):
+                values = [row[f"{stat}_{d}"] for d in features.LABEL_KEYS if f"{stat}_{d}" in row]
+                row[f"{stat}_macro" if stat in ("precision", "recall", "f1") else f"{stat}_mean"] = float(np.mean(values))
+        scores[branch] = row
+    return scores, fitted
+
+
+def write_prediction_csvs(predictions, out_dir, *, task, sequence_level=False):
+    """Writes the fused predictions in AVEC's CSV format: `name;timestamp;arousal;valence`.
+
+    Frame-level corpora get one file per recording (`<name>.csv`, names quoted as in AVEC's
+    label files). Sequence-level corpora get one `utterances.csv` with a row per utterance.
+    Classification writes the predicted bin as -1, 0 or 1.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def value_of(output):
+        output = np.asarray(output)
+        if task == "classification":
+            return output.argmax(axis=-1) - 1
+        return output
+
+    def render(rows):
+        lines = ["name;timestamp;arousal;valence"]
+        for name, timestamp, arousal, valence in rows:
+            fmt = "{:d}" if task == "classification" else "{:.6f}"
+            lines.append(f"'{name}';{timestamp:.2f};{fmt.format(arousal)};{fmt.format(valence)}")
+        return "\n".join(lines) + "\n"
+
+    if sequence_level:
+        rows = []
+        for recording in predictions:
+            outputs = recording["outputs"]
+            rows.append((recording["name"], 0.0,
+                         value_of(outputs[f"{features.AROUSAL}_utterance"]).item(),
+                         value_of(outputs[f"{features.VALENCE}_utterance"]).item()))
+        write_text_atomic(out_dir / "utterances.csv", render(rows))
+        return
+    for recording in predictions:
+        outputs = recording["outputs"]
+        arousal = value_of(outputs[features.AROUSAL])
+        valence = value_of(outputs[features.VALENCE])
+        timestamps = recording.get("timestamps")
+        if timestamps is None or len(timestamps) != len(arousal):
+            timestamps = np.arange(len(arousal)) * float(recording.get("hop", 0.1))
+        rows = [(recording["name"], float(t), a.item(), v.item())
+                for t, a, v in zip(timestamps, arousal, valence)]
+        write_text_atomic(out_dir / f"{recording['name']}.csv", render(rows))
+
+
+def format_table(metrics: dict, task: str) -> str:
+    """A readable table: one row per partition and branch."""
+    if task == "regression":
+        columns = [("ccc_valence", "CCC valence"), ("ccc_arousal", "CCC arousal"), ("ccc_mean", "CCC mean")]
+    else:
+        columns = [("precision_macro", "P (macro)"), ("recall_macro", "R (macro)"), ("f1_macro", "F1 (macro)"),
+                   ("ece_mean", "ECE"), ("ece_ts_mean", "ECE (TS)")]
+    header = f"{'partition':<10} {'branch':<7} " + " ".join(f"{title:>12}" for _, title in columns)
+    lines = [header, "-" * len(header)]
+    for partition, by_branch in metrics.items():
+        for branch, row in by_branch.items():
+            cells = " ".join(f"{row[key]:>12.4f}" if key in row else f"{'-':>12}" for key, _ in columns)
+            lines.append(f"{partition:<10} {branch:<7} {cells}")
+    return "\n".join(lines)

@@ -1,0 +1,389 @@
+"""Trainer: `python -m pipelines.train --dataset {avec,iemocap,synthetic} ...`.
+
+Runs (or reuses) the data components, trains the chosen model with the paper's optimisation
+(AdamW, cosine decay with warm restarts), keeps the best checkpoint on the validation partition,
+evaluates it on every labelled non-train partition and writes the run directory:
+
+    config.json  checkpoints/  backup/  tensorboard/  history.csv  model.keras
+    metrics.json  predictions/<partition>/<name>.csv
+
+Killing the process and running the same command again resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from pipelines import config as config_lib
+from pipelines import features
+from pipelines.errors import ConfigError, ColdKerasError, cli_main
+from pipelines.io_utils import read_json, write_json_atomic
+
+RUN_FILES = ("config.json", "model.keras", "metrics.json", "history.csv")
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def build_config(args) -> dict:
+    """Resolves the run's configuration: dataset file, then --config, then --hparams, then flags."""
+    config = config_lib.load_file(config_lib.default_config_path(args.dataset))
+    if args.config:
+        config = config_lib.deep_update(config, config_lib.load_file(args.config))
+    if args.hparams:
+        config = config_lib.deep_update(config, config_lib.load_hparams(args.hparams))
+    config["dataset"] = args.dataset
+    overrides = {
+        ("data_dir",): args.data_dir,
+        ("features_dir",): getattr(args, "features_dir", None),
+        ("task",): args.task,
+        ("model", "name"): args.model,
+        ("model", "lambda_co_visual"): args.lambda_co_visual,
+        ("model", "lambda_co_audio"): args.lambda_co_audio,
+        ("model", "lambda_co_cross"): args.lambda_co_cross,
+        ("model", "lambda_regu"): args.lambda_regu,
+        ("model", "weight_convention"): getattr(args, "weight_convention", None),
+        ("training", "epochs"): args.epochs,
+        ("training", "batch_size"): args.batch_size,
+        ("training", "learning_rate"): args.learning_rate,
+        ("training", "mixed_precision"): args.mixed_precision,
+        ("training", "distribute"): args.distribute,
+        ("training", "seed"): args.seed,
+        ("training", "window_seconds"): getattr(args, "window_seconds", None),
+    }
+    for path, value in overrides.items():
+        if value is None:
+            continue
+        node = config
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    if args.audio_features is not None:
+        config.setdefault("features", {})["audio"] = _split(args.audio_features)
+    if args.visual_features is not None:
+        config.setdefault("features", {})["visual"] = _split(args.visual_features)
+    for section in ("model", "training"):
+        config.setdefault(section, {})
+    return config_lib.validate(config, args.config or str(config_lib.default_config_path(args.dataset)))
+
+
+def _split(value):
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def default_output_dir(config) -> Path:
+    """`runs/<dataset>_<model>_<task>`: the same command always resumes the same run."""
+    return Path("runs") / f"{config['dataset']}_{config['model']['name']}_{config['task']}"
+
+
+# --------------------------------------------------------------------------- runtime setup
+
+
+def setup_devices(distribute: str):
+    """Creates the distribution strategy; must run before TensorFlow touches a device.
+
+    `mirrored` uses every visible GPU, or two logical CPU devices on a machine without one
+    (useful to check a multi-device setup on a laptop). `multiworker` reads `TF_CONFIG`.
+    """
+    import tensorflow as tf
+
+    if distribute == "none":
+        return tf.distribute.get_strategy()
+    if distribute == "mirrored":
+        if not tf.config.list_physical_devices("GPU"):
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            if len(tf.config.get_logical_device_configuration(cpu) or []) < 2:
+                try:
+                    tf.config.set_logical_device_configuration(
+                        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+                except RuntimeError as error:
+                    raise ConfigError("--distribute mirrored without a GPU needs two logical CPU devices, "
+                                      f"which can only be set up before TensorFlow starts ({error})") from None
+            devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+            return tf.distribute.MirroredStrategy(devices=devices)
+        return tf.distribute.MirroredStrategy()
+    if "TF_CONFIG" not in os.environ:
+        raise ConfigError("--distribute multiworker needs the TF_CONFIG environment variable (see README)")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def setup_precision(mode: str) -> str:
+    """Sets the global Keras dtype policy; returns its name."""
+    import keras
+    import tensorflow as tf
+
+    if mode == "auto":
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+    elif mode == "off":
+        policy = "float32"
+    else:
+        policy = f"mixed_{mode}"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def is_chief() -> bool:
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = tf_config.get("task", {})
+    return task.get("type", "chief") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
+                                                     and "chief" not in tf_config.get("cluster", {}))
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _check_run_dir(run_dir: Path, config: dict, overwrite: bool) -> bool:
+    """Returns True when the run directory holds a finished run with the same settings."""
+    saved_path = run_dir / "config.json"
+    if overwrite and run_dir.exists():
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+        for name in ("backup", "checkpoints", "tensorboard", "predictions"):
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+        return False
+    if not saved_path.exists():
+        return False
+    saved = read_json(saved_path)
+    saved.pop("runtime", None)
+    if saved != _comparable(config):
+        changed = _first_difference(saved, _comparable(config))
+        raise ConfigError(
+            f"holds a run with different settings ({changed}); pass another --output-dir, or --overwrite "
+            "to start this one afresh", run_dir)
+    return (run_dir / "metrics.json").exists()
+
+
+def _comparable(config):
+    return json.loads(json.dumps({k: v for k, v in config.items() if k != "runtime"}))
+
+
+def _first_difference(old, new, prefix=""):
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = _first_difference(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b:
+            return f"{prefix}{key}: {a!r} -> {b!r}"
+    return ""
+
+
+def _best_so_far(history_path: Path, monitor: str):
+    if not history_path.exists():
+        return None
+    values = []
+    with open(history_path) as handle:
+        for row in csv.DictReader(handle):
+            try:
+                value = float(row.get(monitor, "nan"))
+            except ValueError:
+                continue
+            if math.isfinite(value):
+                values.append(value)
+    return max(values) if values else None
+
+
+def monitor_name(task: str) -> str:
+    return "val_ccc_mean" if task == "regression" else "val_f1_macro"
+
+
+def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
+    """Trains and evaluates one run; returns the metrics dict written to `metrics.json`."""
+    run_dir = Path(output_dir)
+    if _check_run_dir(run_dir, config, overwrite):
+        metrics = read_json(run_dir / "metrics.json")
+        print(f"{run_dir} already holds a finished run with these settings (pass --overwrite to train again)")
+        return metrics
+
+    training = config["training"]
+    strategy = setup_devices(training["distribute"])
+    policy = setup_precision(training["mixed_precision"])
+
+    import keras
+    import tensorflow as tf
+
+    from cold_keras.models import build_model, inference_model
+    from pipelines import evaluation, input_pipeline, prepare, transform
+    from pipelines.callbacks import NanGuard, TensorBoardExtras
+
+    keras.utils.set_random_seed(int(training["seed"]))
+    artifact_dir = prepare.prepare_artifacts(config, progress=progress)
+    manifest = read_json(Path(artifact_dir) / "manifest.json")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    chief = is_chief()
+    config_out = {**_comparable(config),
+                  "runtime": {"artifact_dir": str(artifact_dir), "policy": policy,
+                              "replicas": strategy.num_replicas_in_sync}}
+    if chief:
+        write_json_atomic(run_dir / "config.json", config_out)
+
+    task = config["task"]
+    train_part = manifest["partitions"][features.TRAIN]
+    sequence_level = bool(train_part.get("sequence_level", False))
+    validation = training["validation_partition"]
+    if validation not in manifest["partitions"] or not manifest["partitions"][validation].get("labelled", True):
+        raise ConfigError(f"the validation partition {validation!r} is missing or unlabelled in this corpus",
+                          Path(artifact_dir) / "manifest.json")
+
+    window = dict(window_seconds=float(training["window_seconds"]),
+                  window_hop_seconds=training.get("window_hop_seconds"))
+    batch_size = int(training["batch_size"])
+    train_ds = input_pipeline.make_dataset(
+        artifact_dir, features.TRAIN, training=True, batch_size=batch_size, task=task,
+        augment=training.get("augment"), oversample=bool(training.get("oversample")),
+        seed=int(training["seed"]), **window)
+    steps_per_epoch = input_pipeline.count_batches(
+        artifact_dir, features.TRAIN, batch_size=batch_size, **window)
+    if bool(training.get("oversample")):
+        train_ds = train_ds.repeat()
+    val_ds = input_pipeline.make_dataset(
+        artifact_dir, validation, training=False, batch_size=batch_size, task=task)
+    merge = lambda x, y: ({**x, **y},)  # noqa: E731 - targets are inputs of the training graph
+    train_ds = train_ds.map(merge)
+    val_ds = val_ds.map(merge)
+
+    hp = config_lib.model_hyperparameters(config)
+    norms = transform.load_normalization(artifact_dir)
+    hp["audio_norm"] = norms[features.AUDIO]
+    hp["visual_norm"] = norms[features.VISUAL]
+    if task == "classification":
+        hp["class_weights"] = input_pipeline.class_weights(artifact_dir)
+    hp["seed"] = int(training["seed"])
+
+    with strategy.scope():
+        model = build_model(
+            config["model"]["name"], audio_dim=manifest["audio_dim"], visual_dim=manifest["visual_dim"],
+            task=task, sequence_level=sequence_level, **hp)
+        schedule = keras.optimizers.schedules.CosineDecayRestarts(
+            initial_learning_rate=float(training["learning_rate"]),
+            first_decay_steps=max(1, int(round(float(training.get("restart_period_epochs", 1)) * steps_per_epoch))),
+            t_mul=float(training.get("restart_period_mul", 2.0)))
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=schedule, weight_decay=float(training.get("weight_decay", 1e-4)))
+        model.compile(optimizer=optimizer)
+        # BackupAndRestore restores optimizer state only into built variables.
+        optimizer.build(model.trainable_variables)
+
+    monitor = monitor_name(task)
+    checkpoints = run_dir / "checkpoints"
+    checkpoints.mkdir(exist_ok=True)
+    best_path = checkpoints / "best.weights.h5"
+    nan_guard = NanGuard()
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(
+            str(best_path), monitor=monitor, mode="max", save_best_only=True, save_weights_only=True,
+            initial_value_threshold=_best_so_far(run_dir / "history.csv", monitor)),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), separator=",", append=True),
+        nan_guard,
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0, write_graph=False),
+    ]
+    figure_recording = next(iter(input_pipeline.iter_recordings(artifact_dir, validation)), None)
+    infer = inference_model(model)
+    if figure_recording is not None and chief:
+        callbacks.append(TensorBoardExtras(run_dir / "tensorboard" / "validation" / "extras", infer,
+                                           figure_recording))
+
+    started = time.time()
+    model.fit(train_ds, validation_data=val_ds, epochs=int(training["epochs"]),
+              steps_per_epoch=steps_per_epoch if training.get("oversample") else None,
+              callbacks=callbacks, verbose=1 if progress else 2)
+    if nan_guard.failed:
+        raise ColdKerasError(f"training stopped: {nan_guard.failed}. The last good epoch is kept in "
+                             f"{run_dir / 'backup'}; lower the learning rate or the lambdas and run again")
+    train_seconds = time.time() - started
+
+    if best_path.exists():
+        model.load_weights(str(best_path))
+    if chief:
+        tmp = run_dir / ".model.keras.tmp.keras"
+        model.save(str(tmp))
+        os.replace(tmp, run_dir / "model.keras")
+
+    metrics, temperatures = {}, None
+    partitions = [p for p in (validation, features.DEVEL, features.TEST)
+                  if p in manifest["partitions"] and p != features.TRAIN and manifest["partitions"][p].get("labelled")]
+    for partition in dict.fromkeys(partitions):
+        predictions = evaluation.predict_recordings(infer, input_pipeline.iter_recordings(artifact_dir, partition))
+        scores, fitted = evaluation.score_partition(
+            predictions, task=task, sequence_level=sequence_level, temperatures=temperatures)
+        if partition == validation:
+            temperatures = fitted  # temperature scaling is fitted on the validation partition only
+        metrics[partition] = scores
+        if chief:
+            evaluation.write_prediction_csvs(predictions, run_dir / "predictions" / partition,
+                                             task=task, sequence_level=sequence_level)
+    if chief:
+        write_json_atomic(run_dir / "metrics.json", metrics)
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    print(f"\ntrained {config['model']['name']} ({task}) in {train_seconds:.0f} s; run directory: {run_dir}")
+    print(evaluation.format_table(metrics, task))
+    return metrics
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by the trainer and the tuner."""
+    parser.add_argument("--dataset", required=True, choices=config_lib.DATASETS,
+                        help="corpus adapter; `synthetic` is generated on first use")
+    parser.add_argument("--data-dir", help="corpus folder (required for avec and iemocap unless set in the config)")
+    parser.add_argument("--features-dir", help="IEMOCAP: folder of per-utterance feature files")
+    parser.add_argument("--config", help="YAML file overriding configs/<dataset>.yaml")
+    parser.add_argument("--model", choices=features.MODEL_NAMES, help="model to train (default from the config)")
+    parser.add_argument("--task", choices=config_lib.TASKS, help="regression (CCC) or 3-way classification")
+    parser.add_argument("--audio-features", help="comma-separated audio feature folders (AVEC)")
+    parser.add_argument("--visual-features", help="comma-separated visual feature folders (AVEC)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--window-seconds", type=float, help="training window length (default 30 s)")
+    parser.add_argument("--lambda-co-visual", type=float, help="weight of the visual intramodal calibration term")
+    parser.add_argument("--lambda-co-audio", type=float, help="weight of the audio intramodal calibration term")
+    parser.add_argument("--lambda-co-cross", type=float, help="weight of the crossmodal calibration term")
+    parser.add_argument("--lambda-regu", type=float, help="weight of the KL regulariser")
+    parser.add_argument("--weight-convention", choices=config_lib.WEIGHT_CONVENTIONS,
+                        help="COLD fusion weights: informativeness (paper) or uncertainty")
+    parser.add_argument("--mixed-precision", choices=config_lib.MIXED_PRECISION,
+                        help="auto = mixed_float16 on a GPU, float32 on CPU")
+    parser.add_argument("--distribute", choices=config_lib.DISTRIBUTE,
+                        help="mirrored: all GPUs (2 logical CPUs without one); multiworker: TF_CONFIG")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--hparams", help="JSON of tuned hyperparameters from `pipelines.tune`")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.train",
+        description="Train a COLD fusion (or baseline) model and evaluate it. "
+                    "Example: python -m pipelines.train --dataset synthetic",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--output-dir", help="run directory (default runs/<dataset>_<model>_<task>); "
+                                             "the same directory resumes an interrupted run")
+    parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --output-dir")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
+    return parser.parse_args(argv)
+
+
+@cli_main
+def main(argv=None):
+    args = parse_args(argv)
+    config = build_config(args)
+    output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(config)
+    run(config, output_dir, overwrite=args.overwrite, progress=not args.quiet)
+
+
+if __name__ == "__main__":
+    main()
