@@ -1,0 +1,85 @@
+"""Corrupting one modality of whole recordings in consecutive blocks (paper Table 7).
+
+Used by the evaluator's `--corrupt visual:0.5` and by the benchmarks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipelines import features
+from pipelines.errors import ConfigError
+
+MODES = ("noise", "zeros", "swap")
+
+
+def parse_spec(spec: str):
+    """Parses `visual:0.5` into ("visual", 0.5); raises ConfigError on anything else."""
+    try:
+        modality, fraction = spec.split(":")
+        fraction = float(fraction)
+    except ValueError:
+        raise ConfigError(f"--corrupt takes MODALITY:FRACTION, e.g. visual:0.5; got {spec!r}") from None
+    if modality not in features.MODALITIES:
+        raise ConfigError(f"--corrupt modality must be audio or visual, got {modality!r}")
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigError(f"--corrupt fraction must be in [0, 1], got {fraction}")
+    return modality, fraction
+
+
+def block_mask(num_frames: int, fraction: float, rng: np.random.Generator, num_blocks: int = 4) -> np.ndarray:
+    """A bool mask with round(fraction * num_frames) True frames in up to `num_blocks` runs.
+
+    The frames are split into `num_blocks` equal segments and each segment gets one run of its
+    share of corrupted frames at a random offset, so corruption is spread over the recording
+    but consecutive, like an occlusion or a noise burst.
+    """
+    mask = np.zeros(num_frames, bool)
+    total = int(round(fraction * num_frames))
+    if total == 0:
+        return mask
+    num_blocks = max(1, min(num_blocks, total))
+    bounds = np.linspace(0, num_frames, num_blocks + 1).astype(int)
+    shares = np.diff(np.linspace(0, total, num_blocks + 1).round().astype(int))
+    for start, end, share in zip(bounds[:-1], bounds[1:], shares):
+        length = end - start
+        share = min(share, length)
+        offset = start + int(rng.integers(0, length - share + 1))
+        mask[offset:offset + share] = True
+    return mask
+
+
+def corrupt_recordings(recordings, modality: str, fraction: float, *, mode: str = "noise", seed: int = 0,
+                       noise_scale: float = 3.0):
+    """Returns copies of `recordings` with `fraction` of `modality`'s frames corrupted.
+
+    Args:
+        recordings: list of dicts from `input_pipeline.iter_recordings`.
+        modality: "audio" or "visual".
+        fraction: float in [0, 1].
+        mode: "noise" (Gaussian noise, `noise_scale` times each feature's standard deviation in
+            the recording, replaces the frame), "zeros" (frames zeroed), or "swap" (frames taken from
+            another recording of the list, same positions modulo its length).
+        seed: int. Same seed, same blocks.
+
+    Each returned dict gets `<modality>_corrupted_eval`: the bool mask of the corrupted frames.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"--corrupt-mode must be one of {', '.join(MODES)}, got {mode!r}")
+    rng = np.random.default_rng(seed)
+    recordings = list(recordings)
+    out = []
+    for index, recording in enumerate(recordings):
+        values = np.array(recording[modality], np.float32, copy=True)
+        mask = block_mask(len(values), fraction, rng)
+        if mode == "noise":
+            scale = values.std(axis=0, keepdims=True) * noise_scale + 1e-6
+            values[mask] = (rng.standard_normal((int(mask.sum()), values.shape[1])) * scale).astype(np.float32)
+        elif mode == "zeros":
+            values[mask] = 0.0
+        else:
+            donor = recordings[(index + 1) % len(recordings)][modality] if len(recordings) > 1 else values[::-1]
+            positions = np.flatnonzero(mask) % len(donor)
+            values[mask] = np.asarray(donor, np.float32)[positions]
+        out.append({**recording, modality: values, f"{modality}_corrupted_eval": mask})
+    return out
