@@ -3,7 +3,8 @@
 Every function casts its inputs to float32 before computing, so the losses stay finite and accurate under
 `mixed_float16` / `mixed_bfloat16` policies, and returns float32 tensors. Masks are `[B, T]` (or the shape of
 the per-frame values) with 1 for a real frame and 0 for padding; a mask may also hold non-negative frame
-weights. `None` means every frame is valid.
+weights. `None` means every frame is valid. The values of padded frames never reach the result (a NaN
+there is ignored), though for gradients they should be finite (e.g. a positive sigma).
 
 The paper's objective (Eq. 8) is
 
@@ -58,6 +59,8 @@ def masked_mean(x, mask=None):
     """
     x = _float32(x)
     m = _mask_like(x, mask)
+    # Padded entries may hold anything (NaN included), and 0 * NaN is NaN.
+    x = ops.where(m > 0, x, 0.0)
     return ops.divide_no_nan(ops.sum(x * m), ops.sum(m))
 
 
@@ -89,6 +92,8 @@ def concordance_cc(y_true, y_pred, mask=None):
     x = ops.reshape(_float32(y_true), (-1,))
     y = ops.reshape(_float32(y_pred), (-1,))
     m = ops.reshape(_mask_like(_float32(y_true), mask), (-1,))
+    x = ops.where(m > 0, x, 0.0)
+    y = ops.where(m > 0, y, 0.0)
     n = ops.sum(m)
     mean_x = ops.divide_no_nan(ops.sum(m * x), n)
     mean_y = ops.divide_no_nan(ops.sum(m * y), n)
@@ -187,6 +192,7 @@ def weighted_cross_entropy(labels, logits, class_weights=None, mask=None):
     labels = ops.clip(ops.cast(labels, "int32"), 0, num_classes - 1)
     ce = _frame_cross_entropy(labels, logits)
     m = _mask_like(ce, mask)
+    ce = ops.where(m > 0, ce, 0.0)
     if class_weights is not None:
         w = ops.take(_float32(class_weights), labels)
         m = m * w
@@ -289,6 +295,9 @@ def calibration_ordinal_loss(
         s = 1.0 / ops.maximum(norms, EPSILON)
     else:
         s = norms
+    # Padded frames may hold anything (NaN included); keep them out of the standardisation sums.
+    d = ops.where(valid, d, 0.0)
+    s = ops.where(valid, s, 0.0)
     if standardize:
         d = _masked_standardize(d, m)
         s = _masked_standardize(s, m)

@@ -1,0 +1,439 @@
+"""Evaluation metrics: concordance, macro precision/recall/F1, calibration error and temperature scaling.
+
+Two kinds live here:
+
+* NumPy functions (`ccc`, `precision_recall_f1`, `expected_calibration_error`, `reliability_bins`,
+  `temperature_scale`, `apply_temperature`) for scoring whole partitions after prediction;
+* streaming Keras metrics (`StreamingCCC`, `StreamingMacroF1`) that accumulate sufficient statistics over
+  an epoch, so the logged value equals the NumPy function on all the epoch's valid frames concatenated.
+
+CCC follows AVEC's partition-level scoring (all recordings of a partition concatenated) with sample
+moments, ddof=1 for the variances and the covariance alike.
+"""
+
+import collections
+
+import keras
+import numpy as np
+from keras import ops
+
+
+# ----------------------------------------------------------------------------------------------------
+# Concordance correlation coefficient
+# ----------------------------------------------------------------------------------------------------
+
+
+def ccc(x, y, *, ignore_nan=False):
+    """Concordance correlation coefficient of two sequences (NumPy, float64).
+
+        CCC = 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2)
+
+    with sample variances and covariance, all with ddof=1 (divisor n - 1). Scoring a partition: pass the
+    frames of all its recordings concatenated. AVEC 2019's `calc_scores` divides the variances by n - 1 but
+    the covariance by n; the two agree to a relative 1/n (1e-5 on an AVEC partition).
+
+    Edge cases:
+
+    * fewer than two samples: NaN (the sample variance is undefined);
+    * one side constant: s_xy = 0, so 0 as long as the denominator is positive (the other side varies or
+      the means differ);
+    * both sides constant and equal: 0 / 0, NaN;
+    * NaN in either input: NaN, unless `ignore_nan=True`, which drops every pair with a NaN on either
+      side first (as audmetric's `concordance_cc(..., ignore_nan=True)`).
+
+    Args:
+        x: array-like. Values (e.g. gold standard); flattened.
+        y: array-like of the same size. Values (e.g. predictions); flattened.
+        ignore_nan: bool. Drop pairs with a NaN instead of returning NaN. Defaults to False.
+
+    Returns:
+        float.
+
+    Raises:
+        ValueError: if `x` and `y` have different sizes.
+
+    >>> ccc([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    1.0
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if x.size != y.size:
+        raise ValueError(f"ccc needs two sequences of the same length, got {x.size} and {y.size}.")
+    if ignore_nan:
+        keep = ~(np.isnan(x) | np.isnan(y))
+        x, y = x[keep], y[keep]
+    n = x.size
+    if n < 2:
+        return float("nan")
+    mean_x, mean_y = x.mean(), y.mean()
+    dx, dy = x - mean_x, y - mean_y
+    var_x = np.dot(dx, dx) / (n - 1)
+    var_y = np.dot(dy, dy) / (n - 1)
+    cov = np.dot(dx, dy) / (n - 1)
+    denominator = var_x + var_y + (mean_x - mean_y) ** 2
+    if denominator == 0:
+        return float("nan")
+    return float(2.0 * cov / denominator)
+
+
+@keras.saving.register_keras_serializable(package="cold_keras")
+class StreamingCCC(keras.metrics.Metric):
+    """CCC of all frames seen since the last reset, identical to `ccc` on the concatenated valid frames.
+
+    Accumulates the weighted sufficient statistics n = sum w, sum w x, sum w y, sum w x^2, sum w y^2 and
+    sum w x y in float64 variables (float64 is supported on CPU and GPU; the statistics are sums, so they
+    also add up correctly across replicas under `tf.distribute`). The result is
+
+        CCC = 2 S_xy / (S_xx + S_yy + (n - 1)(mean_x - mean_y)^2),   S_ab = sum w a b - (sum w a)(sum w b) / n
+
+    which is `ccc` (ddof=1) for a 0/1 mask. NaN before any update, with fewer than two valid frames, or
+    when both sides are the same constant. A NaN in a valid frame makes the result NaN.
+
+    Args:
+        name: str. Defaults to "ccc".
+        dtype: dtype of the result. Defaults to None (float32).
+
+    Call arguments (`update_state`):
+        y_true: `[B, T]` (any shape) gold standard.
+        y_pred: same shape, predictions.
+        sample_weight: frame mask of the same shape (1 = valid frame) or None.
+
+    >>> m = StreamingCCC()
+    >>> m.update_state([[0.0, 1.0, 2.0]], [[0.0, 1.0, 2.0]])
+    >>> float(m.result())
+    1.0
+    """
+
+    _STATS = ("n", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
+
+    def __init__(self, name="ccc", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        for stat in self._STATS:
+            setattr(self, stat, self.add_variable(shape=(), initializer="zeros", dtype="float64", name=stat))
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        x = ops.reshape(ops.cast(y_true, "float64"), (-1,))
+        y = ops.reshape(ops.cast(y_pred, "float64"), (-1,))
+        if sample_weight is None:
+            w = ops.ones_like(x)
+        else:
+            w = ops.reshape(
+                ops.broadcast_to(ops.cast(sample_weight, "float64"), ops.shape(y_true)), (-1,)
+            )
+        # A padded frame may hold anything, NaN included; 0 * NaN would still be NaN.
+        valid = w > 0
+        x = ops.where(valid, x, 0.0)
+        y = ops.where(valid, y, 0.0)
+        updates = (w, w * x, w * y, w * x * x, w * y * y, w * x * y)
+        for stat, value in zip(self._STATS, updates):
+            getattr(self, stat).assign_add(ops.sum(value))
+
+    def result(self):
+        n = self.n
+        mean_x = self.sum_x / n
+        mean_y = self.sum_y / n
+        s_xx = self.sum_xx - self.sum_x * mean_x
+        s_yy = self.sum_yy - self.sum_y * mean_y
+        s_xy = self.sum_xy - self.sum_x * mean_y
+        denominator = s_xx + s_yy + (n - 1.0) * ops.square(mean_x - mean_y)
+        value = ops.where(
+            ops.logical_and(n >= 2.0, denominator > 0.0),
+            2.0 * s_xy / ops.where(denominator > 0.0, denominator, 1.0),
+            np.nan,
+        )
+        return ops.cast(value, self.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Classification: macro precision, recall, F1
+# ----------------------------------------------------------------------------------------------------
+
+
+def _macro_scores(confusion):
+    """Macro precision, recall, F1 from a [C, C] confusion matrix (rows true, columns predicted)."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    tp = np.diag(confusion)
+    support = confusion.sum(axis=1)
+    predicted = confusion.sum(axis=0)
+    present = (support + predicted) > 0
+    if not present.any():
+        return float("nan"), float("nan"), float("nan")
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    f1 = np.divide(2 * tp, support + predicted, out=np.zeros_like(tp), where=present)
+    return (
+        float(precision[present].mean()),
+        float(recall[present].mean()),
+        float(f1[present].mean()),
+    )
+
+
+def confusion_matrix(y_true, y_pred, num_classes=3):
+    """Confusion matrix `[C, C]` (rows: true class, columns: predicted class) of class ids.
+
+    Args:
+        y_true: int array-like. True class ids in [0, num_classes).
+        y_pred: int array-like of class ids (same shape as `y_true`), or scores `[..., C]` (logits or
+            probabilities, one more axis than `y_true`), reduced with argmax.
+        num_classes: int. Defaults to 3.
+
+    Returns:
+        int64 array `[num_classes, num_classes]`.
+
+    Raises:
+        ValueError: on mismatched shapes or class ids outside [0, num_classes).
+    """
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if y_pred.ndim == y_true.ndim + 1:
+        if y_pred.shape[-1] != num_classes:
+            raise ValueError(
+                f"scores have {y_pred.shape[-1]} classes on the last axis, expected {num_classes}."
+            )
+        y_pred = np.argmax(y_pred, axis=-1)
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} do not match.")
+    y_true = y_true.reshape(-1).astype(np.int64)
+    y_pred = y_pred.reshape(-1).astype(np.int64)
+    for label, values in (("y_true", y_true), ("y_pred", y_pred)):
+        bad = (values < 0) | (values >= num_classes)
+        if bad.any():
+            raise ValueError(
+                f"{label} holds class id {values[bad][0]}, outside [0, {num_classes})."
+            )
+    counts = np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
+def precision_recall_f1(y_true, y_pred, num_classes=3):
+    """Macro-averaged precision, recall and F1 (NumPy).
+
+    Per class c: P_c = TP_c / (TP_c + FP_c), R_c = TP_c / (TP_c + FN_c), F1_c = 2 TP_c / (2 TP_c + FP_c + FN_c)
+    (= 2 P_c R_c / (P_c + R_c)); an undefined ratio (0 / 0) counts as 0. The macro average runs over the
+    classes that occur in `y_true` or `y_pred` (scikit-learn's default label set), so a class absent from
+    both does not pull the average down. NaN for empty input.
+
+    Args:
+        y_true: int array-like. True class ids.
+        y_pred: int array-like of class ids, or scores `[..., C]` reduced with argmax.
+        num_classes: int. Defaults to 3.
+
+    Returns:
+        tuple of floats `(precision, recall, f1)`.
+
+    >>> precision_recall_f1([0, 1, 2, 2], [0, 1, 2, 1])[2]
+    0.7777777777777777
+    """
+    return _macro_scores(confusion_matrix(y_true, y_pred, num_classes))
+
+
+@keras.saving.register_keras_serializable(package="cold_keras")
+class StreamingMacroF1(keras.metrics.Metric):
+    """Macro F1 over all frames seen since the last reset, from an accumulated confusion matrix.
+
+    Equals `precision_recall_f1(...)[2]` on the concatenated valid frames; `precision_recall_f1()`
+    (the method) gives all three. The confusion matrix is a float64 `[C, C]` variable (rows true class,
+    columns predicted class), so the counts are exact far beyond float32's 2^24.
+
+    Args:
+        num_classes: int >= 2. Defaults to 3.
+        name: str. Defaults to "f1_macro".
+        dtype: dtype of the result. Defaults to None (float32).
+
+    Call arguments (`update_state`):
+        y_true: int `[B, T]` class ids. Ids outside [0, C) (e.g. padding) are not counted.
+        y_pred: logits or probabilities `[B, T, C]` (argmax is taken), or int class ids `[B, T]`: the
+            rank relative to `y_true` decides.
+        sample_weight: frame mask `[B, T]` (1 = valid frame) or None.
+
+    >>> m = StreamingMacroF1(num_classes=3)
+    >>> m.update_state([0, 1, 2, 2], [0, 1, 2, 1])
+    >>> round(float(m.result()), 4)
+    0.7778
+    """
+
+    def __init__(self, num_classes=3, name="f1_macro", dtype=None):
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}.")
+        super().__init__(name=name, dtype=dtype)
+        self.num_classes = num_classes
+        self.confusion = self.add_variable(
+            shape=(num_classes, num_classes), initializer="zeros", dtype="float64", name="confusion"
+        )
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.convert_to_tensor(y_true)
+        y_pred = ops.convert_to_tensor(y_pred)
+        if len(y_pred.shape) == len(y_true.shape) + 1:
+            y_pred = ops.argmax(y_pred, axis=-1)
+        labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        predicted = ops.reshape(ops.cast(y_pred, "int32"), (-1,))
+        # one_hot of an id outside [0, C) is an all-zero row, so padding labels drop out.
+        true_1h = ops.one_hot(labels, self.num_classes, dtype="float64")
+        pred_1h = ops.one_hot(predicted, self.num_classes, dtype="float64")
+        if sample_weight is not None:
+            w = ops.reshape(
+                ops.broadcast_to(ops.cast(sample_weight, "float64"), ops.shape(y_true)), (-1, 1)
+            )
+            true_1h = true_1h * w
+        self.confusion.assign_add(ops.matmul(ops.transpose(true_1h), pred_1h))
+
+    def _scores(self):
+        tp = ops.diagonal(self.confusion)
+        support = ops.sum(self.confusion, axis=1)
+        predicted = ops.sum(self.confusion, axis=0)
+        present = ops.cast((support + predicted) > 0, "float64")
+        num_present = ops.sum(present)
+        precision = ops.divide_no_nan(tp, predicted)
+        recall = ops.divide_no_nan(tp, support)
+        f1 = ops.divide_no_nan(2.0 * tp, support + predicted)
+
+        def macro(values):
+            value = ops.where(num_present > 0, ops.divide_no_nan(ops.sum(values * present), num_present), np.nan)
+            return ops.cast(value, self.dtype)
+
+        return macro(precision), macro(recall), macro(f1)
+
+    def result(self):
+        return self._scores()[2]
+
+    def precision_recall_f1(self):
+        """Macro `(precision, recall, f1)` of the accumulated frames, as scalars of the metric's dtype."""
+        return self._scores()
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Calibration
+# ----------------------------------------------------------------------------------------------------
+
+ReliabilityBins = collections.namedtuple("ReliabilityBins", ["confidence", "accuracy", "count"])
+
+
+def _softmax(logits):
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _top_label(probs, labels):
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    if probs.ndim < 2 or probs.shape[:-1] != labels.shape:
+        raise ValueError(
+            f"probs must be [..., C] with the leading shape of labels {labels.shape}, got {probs.shape}."
+        )
+    probs = probs.reshape(-1, probs.shape[-1])
+    labels = labels.reshape(-1)
+    if labels.size == 0:
+        raise ValueError("calibration error of an empty set of predictions is undefined.")
+    confidence = probs.max(axis=-1)
+    correct = (np.argmax(probs, axis=-1) == labels).astype(np.float64)
+    return confidence, correct
+
+
+def _bin_index(confidence, num_bins):
+    if not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
+        raise ValueError(f"num_bins must be a positive int, got {num_bins!r}.")
+    return np.clip(np.floor(confidence * num_bins).astype(np.int64), 0, num_bins - 1)
+
+
+def reliability_bins(probs, labels, num_bins=10):
+    """Per-bin mean confidence, accuracy and count of the top-label predictions (reliability diagram).
+
+    Confidence = max_c p_c, prediction = argmax_c p_c. Bins are equal-width on [0, 1]: bin b holds
+    confidences in [b/M, (b+1)/M), the last bin also 1.0 (as `tf.histogram_fixed_width_bins`, which
+    `tfp.stats.expected_calibration_error` uses).
+
+    Args:
+        probs: array-like `[..., C]` of class probabilities.
+        labels: int array-like with the leading shape of `probs`. True class ids.
+        num_bins: int. Defaults to 10.
+
+    Returns:
+        `ReliabilityBins(confidence, accuracy, count)`, arrays `[num_bins]`; confidence and accuracy are
+        NaN in empty bins.
+    """
+    confidence, correct = _top_label(probs, labels)
+    bins = _bin_index(confidence, num_bins)
+    count = np.bincount(bins, minlength=num_bins).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(bins, weights=confidence, minlength=num_bins) / count
+        accuracy = np.bincount(bins, weights=correct, minlength=num_bins) / count
+    return ReliabilityBins(mean_confidence, accuracy, count)
+
+
+def expected_calibration_error(probs, labels, num_bins=10):
+    """Top-label expected calibration error with equal-width bins (Guo et al. 2017).
+
+        ECE = sum_b (n_b / N) |acc_b - conf_b|
+
+    over the bins of `reliability_bins` (empty bins contribute nothing).
+
+    Args:
+        probs: array-like `[..., C]` of class probabilities (apply a softmax to logits first).
+        labels: int array-like with the leading shape of `probs`.
+        num_bins: int. Defaults to 10.
+
+    Returns:
+        float in [0, 1].
+
+    >>> expected_calibration_error([[0.9, 0.1], [0.9, 0.1]], [0, 1], num_bins=10)
+    0.4
+    """
+    bins = reliability_bins(probs, labels, num_bins)
+    filled = bins.count > 0
+    weights = bins.count[filled] / bins.count.sum()
+    return float(np.sum(weights * np.abs(bins.accuracy[filled] - bins.confidence[filled])))
+
+
+def apply_temperature(logits, temperature):
+    """Temperature-scaled logits z / T (softmax them for calibrated probabilities).
+
+    Args:
+        logits: array-like `[..., C]`.
+        temperature: float > 0.
+
+    Returns:
+        float64 array of the shape of `logits`.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature!r}.")
+    return np.asarray(logits, dtype=np.float64) / temperature
+
+
+def temperature_scale(logits_val, labels_val, *, num_draws=100, low=1e-2, high=1e3, seed=0):
+    """Temperature with the lowest validation ECE among T = 1 and `num_draws` log-uniform draws.
+
+    Candidates: T = 1 (no scaling, listed first so that it wins ties) and T = exp(u),
+    u ~ Uniform(log low, log high), drawn with `numpy.random.default_rng(seed)`. Each candidate is scored
+    by `expected_calibration_error(softmax(logits_val / T), labels_val)` (10 bins); the first candidate
+    with the lowest ECE is returned, so the validation ECE never gets worse than without scaling.
+    Dividing logits by T > 0 does not change the argmax, so accuracy and F1 are unchanged.
+
+    Args:
+        logits_val: array-like `[..., C]`. Validation logits.
+        labels_val: int array-like with the leading shape of `logits_val`.
+        num_draws: int >= 0. Number of random candidates. Defaults to 100.
+        low: float > 0. Smallest temperature drawn. Defaults to 1e-2.
+        high: float > low. Largest temperature drawn. Defaults to 1e3.
+        seed: int. Seed of the draws. Defaults to 0.
+
+    Returns:
+        float, the selected temperature.
+    """
+    if not 0 < low < high:
+        raise ValueError(f"need 0 < low < high, got low={low!r}, high={high!r}.")
+    if not isinstance(num_draws, (int, np.integer)) or num_draws < 0:
+        raise ValueError(f"num_draws must be a non-negative int, got {num_draws!r}.")
+    rng = np.random.default_rng(seed)
+    draws = np.exp(rng.uniform(np.log(low), np.log(high), size=num_draws))
+    candidates = np.concatenate([[1.0], draws])
+    errors = [
+        expected_calibration_error(_softmax(apply_temperature(logits_val, t)), labels_val)
+        for t in candidates
+    ]
+    return float(candidates[int(np.argmin(errors))])
