@@ -1,0 +1,426 @@
+"""The tf.data input pipeline: ExampleGen's shards -> batches in the model's input contract.
+
+Training (`training=True`): shards are read in parallel (shuffled file order, `interleave`),
+parsed, cut into windows of `window_seconds` every `window_hop_seconds` (default: half a window),
+augmented (`pipelines.augment`), shuffled, batched and prefetched. Window starts are 0, hop,
+2 hop, ... while the window fits, plus one window ending on the last frame when the hop does not
+land there, so every frame is seen and windows are padded only when a recording is shorter than
+a window (zero features, mask 0 on the padded frames; a window always holds real frames).
+
+Evaluation (`training=False`): one element per whole recording, in shard order, padded batches,
+never augmented. An unlabelled partition yields features only.
+
+Every element is `(features, targets)`: features `audio` [B, T, D_a], `visual` [B, T, D_v],
+`mask` [B, T] (float32, 1 = real frame); targets `valence`, `arousal` [B, T] (float32, or int32
+class ids 0/1/2 with `task="classification"`; sequence-level labels broadcast to every frame).
+The features are raw: the normalisation fitted by `pipelines.transform` is applied inside the
+model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from pipelines import augment as augment_lib
+from pipelines import example_gen as eg
+from pipelines import features
+from pipelines.errors import ConfigError, DataError
+
+TASKS = ("regression", "classification")
+OVERSAMPLE_MODES = ("joint", features.VALENCE, features.AROUSAL)
+
+
+# ---------------------------------------------------------------------------------------------
+# Classes
+
+def to_classes(values):
+    """Three-way bins (paper section 5.1): 0 if v < -0.05, 1 if -0.05 <= v <= 0.05, 2 if v > 0.05.
+
+    The threshold is compared in the labels' own dtype, so a float32 label of exactly -0.05 is
+    neutral. Works on NumPy arrays (returns int32 NumPy) and on tensors (returns int32 tensors).
+    """
+    if isinstance(values, (tf.Tensor, tf.Variable)):
+        threshold = tf.cast(features.CLASS_THRESHOLD, values.dtype)
+        return (tf.cast(values >= -threshold, tf.int32) + tf.cast(values > threshold, tf.int32))
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.floating):
+        values = values.astype(np.float32)
+    threshold = values.dtype.type(features.CLASS_THRESHOLD)
+    return ((values >= -threshold).astype(np.int32) + (values > threshold).astype(np.int32))
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+def _shard_paths(artifact_dir, partition):
+    info = eg.partition_info(artifact_dir, partition)
+    paths = [str(Path(artifact_dir) / shard["file"]) for shard in info["shards"]]
+    for path in paths:
+        if not Path(path).is_file():
+            raise DataError("shard listed in manifest.json is missing; run ExampleGen again", path)
+    return info, paths
+
+
+def parse_spec(info: dict, ragged=False, labels_only=False):
+    """Context and sequence feature specs for one partition's SequenceExamples.
+
+    Args:
+        info: the partition's manifest entry.
+        ragged: parse `audio` / `visual` as ragged [N, None] (tolerates a wrong dimension, for
+            the validator) instead of fixed [N, D].
+        labels_only: parse only what the labels need (cheap passes over the train split).
+    """
+    context = {eg.NAME: tf.io.FixedLenFeature([], tf.string),
+               eg.NUM_FRAMES: tf.io.FixedLenFeature([], tf.int64)}
+    sequence = {}
+    if not labels_only:
+        context.update({
+            eg.PARTITION: tf.io.FixedLenFeature([], tf.string),
+            eg.HOP: tf.io.FixedLenFeature([], tf.float32),
+            eg.METADATA: tf.io.FixedLenFeature([], tf.string),
+            eg.HAS_CORRUPTION: tf.io.FixedLenFeature([], tf.int64),
+        })
+        for modality in features.MODALITIES:
+            sequence[modality] = (tf.io.RaggedFeature(tf.float32) if ragged
+                                  else tf.io.FixedLenSequenceFeature([info[f"{modality}_dim"]], tf.float32))
+        for key in (eg.TIMESTAMPS, features.AUDIO_PRESENT, features.VISUAL_PRESENT):
+            sequence[key] = tf.io.FixedLenSequenceFeature([], tf.float32)
+        if info.get("has_corruption"):
+            for key in eg.CORRUPTED_KEYS.values():
+                sequence[key] = tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True)
+    if info["labelled"]:
+        for key in features.LABEL_KEYS:
+            if info["sequence_level"]:
+                context[key] = tf.io.FixedLenFeature([], tf.float32)
+            else:
+                sequence[key] = tf.io.FixedLenSequenceFeature([], tf.float32)
+    return context, sequence
+
+
+def _parser(info, ragged=False, labels_only=False):
+    context_spec, sequence_spec = parse_spec(info, ragged=ragged, labels_only=labels_only)
+
+    def parse(serialized):
+        context, sequence = tf.io.parse_single_sequence_example(serialized, context_spec, sequence_spec)
+        out = {**context, **sequence}
+        if info["labelled"] and info["sequence_level"]:
+            n = tf.cast(context[eg.NUM_FRAMES], tf.int32)
+            for key in features.LABEL_KEYS:
+                out[key] = tf.fill([n], context[key])  # the utterance label on every frame
+                out[f"{key}_utterance"] = context[key]
+        return out
+
+    return parse
+
+
+def _records(paths, *, training, seed):
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    if training:
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    return files.interleave(
+        tf.data.TFRecordDataset, cycle_length=max(1, min(len(paths), 8)), block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training or seed is not None)
+
+
+def iter_recordings(artifact_dir, partition):
+    """Whole recordings of a partition as NumPy, in shard order.
+
+    Yields:
+        dict with `name`, `partition`, `hop` (float), `num_frames`, `metadata` (dict),
+        `labelled`, `sequence_level` (bools), `audio` [N, D_a] and `visual` [N, D_v] float32,
+        `valence` / `arousal` ([N] float32 per frame, a float32 scalar for sequence-level corpora,
+        None when unlabelled), `timestamps` [N], `audio_present` / `visual_present` [N] float32 and,
+        when the corpus knows them, `audio_corrupted` / `visual_corrupted` [N] bool.
+    """
+    info, paths = _shard_paths(artifact_dir, partition)
+    parse = _parser(info)
+    dataset = tf.data.TFRecordDataset(paths).map(parse)
+    try:
+        for example in dataset.as_numpy_iterator():
+            has_corruption = bool(example[eg.HAS_CORRUPTION])
+            out = {
+                "name": example[eg.NAME].decode("utf-8"),
+                "partition": example[eg.PARTITION].decode("utf-8"),
+                "hop": float(example[eg.HOP]),
+                "num_frames": int(example[eg.NUM_FRAMES]),
+                "metadata": json.loads(example[eg.METADATA].decode("utf-8")),
+                "labelled": bool(info["labelled"]),
+                "sequence_level": bool(info["sequence_level"]),
+                features.AUDIO: example[features.AUDIO],
+                features.VISUAL: example[features.VISUAL],
+                eg.TIMESTAMPS: example[eg.TIMESTAMPS],
+                features.AUDIO_PRESENT: example[features.AUDIO_PRESENT],
+                features.VISUAL_PRESENT: example[features.VISUAL_PRESENT],
+            }
+            for key in features.LABEL_KEYS:
+                if not info["labelled"]:
+                    out[key] = None
+                elif info["sequence_level"]:
+                    out[key] = np.float32(example[f"{key}_utterance"])
+                else:
+                    out[key] = example[key]
+            if has_corruption:
+                for key in eg.CORRUPTED_KEYS.values():
+                    out[key] = example[key].astype(bool)
+            yield out
+    except tf.errors.InvalidArgumentError as error:
+        raise DataError(f"partition {partition!r} does not match its manifest entry "
+                        f"({error.message.splitlines()[0]}); run the example validator", paths[0]) from error
+
+
+def label_arrays(artifact_dir, partition):
+    """Per-recording label arrays of a labelled partition, parsed without the features.
+
+    Returns:
+        list of (valence, arousal) float32 NumPy pairs: per-frame arrays, or for sequence-level
+        corpora arrays of length 1 holding the utterance label.
+    """
+    info, paths = _shard_paths(artifact_dir, partition)
+    if not info["labelled"]:
+        raise DataError(f"partition {partition!r} has no labels", Path(artifact_dir) / eg.MANIFEST)
+    parse = _parser(info, labels_only=True)
+    out = []
+    for example in tf.data.TFRecordDataset(paths).map(parse).as_numpy_iterator():
+        if info["sequence_level"]:
+            out.append(tuple(np.float32(example[f"{k}_utterance"]).reshape(1) for k in features.LABEL_KEYS))
+        else:
+            out.append(tuple(example[k] for k in features.LABEL_KEYS))
+    return out
+
+
+def class_weights(artifact_dir):
+    """Class weights for the three bins, from the train split.
+
+    w_k = (1 / p_k) / mean_j (1 / p_j) with p_k the relative size of bin k in the train labels
+    (frames for per-frame corpora, utterances for sequence-level ones), so the weights average 1
+    over the classes present. A class absent from the train split gets weight 0.
+
+    Returns:
+        [[w_neg, w_neu, w_pos] for valence, [w_low, w_neu, w_high] for arousal] as Python floats.
+    """
+    labels = label_arrays(artifact_dir, features.TRAIN)
+    weights = []
+    for index, key in enumerate(features.LABEL_KEYS):
+        values = np.concatenate([pair[index] for pair in labels])
+        counts = np.bincount(to_classes(values), minlength=features.NUM_CLASSES).astype(np.float64)
+        present = counts > 0
+        inverse = np.zeros(features.NUM_CLASSES)
+        inverse[present] = counts.sum() / counts[present]
+        inverse[present] /= inverse[present].mean()
+        weights.append([float(w) for w in inverse])
+    return weights
+
+
+# ---------------------------------------------------------------------------------------------
+# Windows
+
+def window_frames(info, window_seconds, window_hop_seconds):
+    """(window length, window hop) in frames for a partition's hop."""
+    if window_seconds is None or not window_seconds > 0:
+        raise ConfigError(f"window_seconds must be positive, got {window_seconds!r}")
+    if window_hop_seconds is not None and not window_hop_seconds > 0:
+        raise ConfigError(f"window_hop_seconds must be positive, got {window_hop_seconds!r}")
+    hop = float(info["hop"])
+    window = max(1, int(round(window_seconds / hop)))
+    step = max(1, window // 2) if window_hop_seconds is None else max(1, int(round(window_hop_seconds / hop)))
+    return window, step
+
+
+def window_starts(num_frames: int, window: int, step: int) -> np.ndarray:
+    """First frame of each window of a recording (NumPy twin of the pipeline's windowing)."""
+    last = max(num_frames - window, 0)
+    starts = np.arange(0, last + 1, step)
+    if starts[-1] < last:
+        starts = np.append(starts, last)
+    return starts
+
+
+def _window_starts_tf(num_frames, window, step):
+    last = tf.maximum(num_frames - window, 0)
+    starts = tf.range(0, last + 1, step)
+    return tf.cond(starts[-1] < last, lambda: tf.concat([starts, [last]], 0), lambda: starts)
+
+
+def windows_of(example, window, step):
+    """Cuts one parsed recording into windows; returns a dict of stacked [K, window, ...] tensors.
+
+    Keys: `audio`, `visual`, `mask`, and `valence`/`arousal` when labelled, plus `start` [K].
+    """
+    n = tf.cast(tf.shape(example[features.AUDIO])[0], tf.int32)
+    starts = _window_starts_tf(n, window, step)
+    index = starts[:, None] + tf.range(window)[None, :]
+    valid = index < n
+    index = tf.minimum(index, n - 1)
+    mask = tf.cast(valid, tf.float32)
+    out = {features.MASK: mask, "start": starts}
+    for key in features.MODALITIES + features.LABEL_KEYS:
+        if key not in example:
+            continue
+        values = tf.gather(example[key], index)
+        valid_b = tf.reshape(valid, tf.concat([tf.shape(valid), tf.ones([tf.rank(values) - 2], tf.int32)], 0))
+        out[key] = tf.where(valid_b, values, tf.zeros_like(values))
+    return out
+
+
+def _dominant_class(labels, mask):
+    counts = tf.reduce_sum(tf.one_hot(to_classes(labels), features.NUM_CLASSES) * mask[:, None], axis=0)
+    return tf.cast(tf.argmax(counts), tf.int32)
+
+
+def _dominant_class_np(labels, mask):
+    counts = np.bincount(to_classes(labels)[mask > 0], minlength=features.NUM_CLASSES)
+    return int(np.argmax(counts))
+
+
+def _stratum(valence_class, arousal_class, mode):
+    if mode == features.VALENCE:
+        return valence_class
+    if mode == features.AROUSAL:
+        return arousal_class
+    return valence_class * features.NUM_CLASSES + arousal_class
+
+
+def window_strata(artifact_dir, partition, window, step, mode):
+    """Stratum (dominant class) of every training window, computed in NumPy from the labels."""
+    strata = []
+    for valence, arousal in label_arrays(artifact_dir, partition):
+        info_n = len(valence)
+        for start in window_starts(info_n, window, step):
+            stop = min(start + window, info_n)
+            mask = np.ones(stop - start)
+            strata.append(_stratum(_dominant_class_np(valence[start:stop], mask),
+                                   _dominant_class_np(arousal[start:stop], mask), mode))
+    return np.asarray(strata, np.int64)
+
+
+def _oversample_mode(oversample):
+    if oversample is False or oversample is None:
+        return None
+    if oversample is True:
+        return "joint"
+    if oversample in OVERSAMPLE_MODES:
+        return oversample
+    raise ConfigError(f"oversample must be False, True or one of {', '.join(OVERSAMPLE_MODES)}, got {oversample!r}")
+
+
+def count_batches(artifact_dir, partition, *, batch_size=4, window_seconds=30.0, window_hop_seconds=None,
+                  training=True):
+    """Batches per pass of `make_dataset` with the same arguments (from the manifest, no reading)."""
+    info = eg.partition_info(artifact_dir, partition)
+    if not training:
+        return math.ceil(info["num_recordings"] / batch_size)
+    window, step = window_frames(info, window_seconds, window_hop_seconds)
+    total = sum(len(window_starts(n, window, step)) for _, n in info["recordings"])
+    return math.ceil(total / batch_size)
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets
+
+def _split(element, task, labelled):
+    inputs = {key: element[key] for key in (features.AUDIO, features.VISUAL, features.MASK)}
+    if not labelled:
+        return inputs
+    targets = {}
+    for key in features.LABEL_KEYS:
+        targets[key] = to_classes(element[key]) if task == "classification" else element[key]
+    return inputs, targets
+
+
+def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seconds=30.0,
+                 window_hop_seconds=None, task="regression", augment=None, oversample=False,
+                 shuffle_buffer=128, seed=None):
+    """A tf.data pipeline over one partition (module docstring).
+
+    Args:
+        artifact_dir: str or Path. ExampleGen's output folder.
+        partition: str. `train`, `devel` or `test`.
+        training: bool. Windows, augmentation, shuffling (True) or whole recordings (False).
+        batch_size: int. Defaults to 4.
+        window_seconds: float. Training window length. Defaults to 30.
+        window_hop_seconds: optional float. Distance between window starts. Defaults to half a
+            window.
+        task: `regression` (float targets) or `classification` (int32 class ids).
+        augment: optional dict (`pipelines.augment`); training only. `noise_std` is in units of
+            the train standard deviation from `transform.json`.
+        oversample: False, True (strata = the dominant (valence, arousal) class pair of a
+            window), `valence` or `arousal` (strata = that dimension's dominant class). Training
+            draws windows from every stratum present with equal probability, one pass as long as
+            the plain pass (paper section 5.1: minority classes oversampled).
+        shuffle_buffer: int. Windows in the shuffle buffer. Defaults to 128.
+        seed: optional int. Makes file order, shuffling and sampling reproducible.
+
+    Returns:
+        tf.data.Dataset of (features, targets), or of features alone for an unlabelled partition
+        with `training=False`.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    info, paths = _shard_paths(artifact_dir, partition)
+    labelled = bool(info["labelled"])
+    parse = _parser(info)
+    if not training:
+        dataset = _records(paths, training=False, seed=seed).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(lambda e: _split({**e, features.MASK: tf.ones(tf.shape(e[features.AUDIO])[:1])},
+                                               task, labelled), num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    if not labelled:
+        raise DataError(f"cannot train on partition {partition!r}: it has no labels", Path(artifact_dir) / eg.MANIFEST)
+    config = augment_lib.validate_config(augment)
+    mode = _oversample_mode(oversample)
+    window, step = window_frames(info, window_seconds, window_hop_seconds)
+    scale = None
+    if config["noise_std"]:
+        from pipelines import transform
+
+        norms = transform.load_normalization(artifact_dir)
+        scale = {m: np.sqrt(norms[m][1]).astype(np.float32) for m in features.MODALITIES}
+
+    def keep(element):
+        return {key: element[key] for key in features.MODALITIES + features.LABEL_KEYS}
+
+    def window_stream(stream_seed, buffer):
+        stream = _records(paths, training=True, seed=stream_seed).map(
+            lambda e: keep(parse(e)), num_parallel_calls=tf.data.AUTOTUNE)
+        stream = stream.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(windows_of(e, window, step)))
+        return stream, buffer
+
+    if mode is None:
+        dataset, _ = window_stream(seed, shuffle_buffer)
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    else:
+        strata = window_strata(artifact_dir, partition, window, step, mode)
+        present = np.unique(strata)
+        streams = []
+        for k in present.tolist():
+            stream_seed = None if seed is None else seed + 1 + k
+            stream, _ = window_stream(stream_seed, shuffle_buffer)
+
+            def in_stratum(element, k=k):
+                v = _dominant_class(element[features.VALENCE], element[features.MASK])
+                a = _dominant_class(element[features.AROUSAL], element[features.MASK])
+                return tf.equal(_stratum(v, a, mode), k)
+
+            stream = stream.filter(in_stratum)
+            stream = stream.shuffle(max(1, shuffle_buffer // len(present)), seed=stream_seed).repeat()
+            streams.append(stream)
+        dataset = tf.data.Dataset.sample_from_datasets(
+            streams, weights=[1.0 / len(streams)] * len(streams), seed=seed).take(len(strata))
+
+    if augment_lib.is_active(config):
+        def apply(element):
+            inputs = augment_lib.augment_window(
+                {key: element[key] for key in (features.AUDIO, features.VISUAL, features.MASK)}, config, scale)
+            return {**element, **inputs}
+
+        dataset = dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(lambda e: _split(e, task, True), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
