@@ -1,0 +1,401 @@
+"""AVEC 2019 CES (SEWA) adapter: label files plus per-frame feature folders -> `Recording`s.
+
+Layout (DESIGN.md section 5)::
+
+    <root>/labels/<Partition>_<Culture>_<NN>.csv     name;timestamp;arousal;valence;liking
+    <root>/<feature folder>/<Partition>_<Culture>_<NN>.csv
+
+* Partitions `Train`, `Devel`, `Test` become `train`, `devel`, `test`; the culture (`DE`, `HU`,
+  `CN`, ...) goes into the recording's metadata.
+* Label files: header required, `;`-separated, names quoted (`'Devel_DE_01'`), one row per hop;
+  the hop is read from the timestamps. Labels must lie in [-1, 1]. A label file without
+  `arousal`/`valence` columns, or with those columns left empty, is an unlabelled recording.
+  Test recordings need no label file: they are also discovered from the feature folders.
+* Feature files: name and timestamp, then the features; separator `;`, `,` or tab (sniffed from the
+  first line); header optional (a first row whose timestamp cell, or all of whose feature cells, are
+  not numbers is a header). Feature names come from the header, else `<folder>_<i>` (0-based).
+  Several folders per modality are concatenated per frame in the order given (names are
+  qualified as `<folder>/<name>` when two folders share a name).
+* Alignment on the labels: longer feature files are cut to the label length (AVEC pads its files
+  to 1768 rows); a shorter one is padded by repeating its last row, those frames get presence 0,
+  and a warning names the file. Without labels, a recording has the length of its shortest
+  feature file.
+* `allow_missing_modality=True`: a recording without a modality's feature file gets zeros and a
+  presence of 0 for that modality (a recording with neither modality is skipped and reported).
+
+Files are read lazily, one recording at a time, when `Corpus.recordings()` is iterated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from pipelines import features
+from pipelines.datasets.base import Corpus, Recording
+from pipelines.datasets.tables import clean_name, detect_header, first_line, read_table, sniff_separator, split_line
+from pipelines.errors import ConfigError, DataError
+
+LABELS_FOLDER = "labels"
+PARTITION_NAMES = {"Train": features.TRAIN, "Devel": features.DEVEL, "Test": features.TEST}
+FILE_PATTERN = re.compile(r"^(Train|Devel|Test)_([A-Za-z]+)_(\d+)\.csv$")
+# Relative tolerance on the step between label timestamps.
+HOP_TOLERANCE = 0.01
+# Bumped whenever the way files are read changes, so fingerprints (and ExampleGen shards) change too.
+READER_VERSION = 1
+
+
+@dataclasses.dataclass
+class _Folder:
+    name: str
+    path: Path
+    files: dict  # file name -> os.stat_result
+    dim: int = 0
+    names: list = dataclasses.field(default_factory=list)
+    first_file: Optional[Path] = None
+
+
+@dataclasses.dataclass
+class _Entry:
+    name: str
+    partition: str
+    culture: str
+    number: str
+    label_path: Optional[Path]
+    present: dict  # modality -> bool (every folder of the modality has the file)
+
+
+def open_avec(data_dir, *, audio_features=None, visual_features=None, allow_missing_modality=False) -> Corpus:
+    """Opens an AVEC 2019 CES corpus folder.
+
+    Args:
+        data_dir: str or Path. The folder holding `labels/` and the feature folders.
+        audio_features: list of str (or one str). Audio feature folders, concatenated per frame.
+            Required: the error lists the folders that exist.
+        visual_features: list of str (or one str). Visual feature folders.
+        allow_missing_modality: bool. Zero-fill (presence 0) a modality whose feature file is
+            missing instead of failing. Defaults to False.
+
+    Returns:
+        `Corpus` whose `recordings()` reads one recording at a time.
+
+    Raises:
+        DataError: missing folders or files, or bad file contents (file, line and column).
+        ConfigError: no feature folders chosen, or a chosen folder that does not exist.
+
+    >>> corpus = open_avec("AVEC2019_CES", audio_features=["egemaps"], visual_features=["au"])  # doctest: +SKIP
+    >>> next(corpus.recordings()).audio.shape  # doctest: +SKIP
+    (1748, 88)
+    """
+    return open_layout(data_dir, audio_features=audio_features, visual_features=visual_features,
+                       allow_missing_modality=allow_missing_modality, dataset="avec")
+
+
+def open_layout(data_dir, *, audio_features, visual_features, allow_missing_modality, dataset,
+                extra_files=(), decorate: Optional[Callable[[Recording], Recording]] = None) -> Corpus:
+    """The AVEC-layout reader shared by `avec` and `synthetic`.
+
+    Args:
+        extra_files: paths whose size and modification time also enter the fingerprint.
+        decorate: optional function applied to every recording before it is yielded.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError("corpus folder does not exist", root)
+    labels_dir = root / LABELS_FOLDER
+    if not labels_dir.is_dir():
+        raise DataError("no labels folder: expected label files labels/<Partition>_<Culture>_<NN>.csv "
+                        f"under {root}", labels_dir)
+    modalities = {
+        features.AUDIO: _resolve_folders(root, features.AUDIO, audio_features),
+        features.VISUAL: _resolve_folders(root, features.VISUAL, visual_features),
+    }
+    report = {"ignored_files": [], "missing_audio": [], "missing_visual": [], "skipped_without_features": [],
+              "unlabelled": [], "padded_files": []}
+    label_files = _list_csv(labels_dir)
+    entries = {}
+    for file_name in sorted(label_files):
+        match = FILE_PATTERN.match(file_name)
+        if not match:
+            report["ignored_files"].append(str(labels_dir / file_name))
+            warnings.warn(f"{labels_dir / file_name}: ignored, label files are named "
+                          f"<Partition>_<Culture>_<NN>.csv with Partition Train, Devel or Test", stacklevel=3)
+            continue
+        entries[file_name] = _entry(match, labels_dir / file_name)
+    # Test labels are not public: test recordings are also found in the feature folders.
+    for folders in modalities.values():
+        for folder in folders:
+            for file_name in sorted(folder.files):
+                match = FILE_PATTERN.match(file_name)
+                if match and match.group(1) == "Test" and file_name not in entries:
+                    entries[file_name] = _entry(match, None)
+    if not entries:
+        raise DataError("no label files named <Partition>_<Culture>_<NN>.csv (Partition: Train, Devel, Test)",
+                        labels_dir)
+    for file_name, entry in list(entries.items()):
+        for modality, folders in modalities.items():
+            missing = [folder for folder in folders if file_name not in folder.files]
+            if missing and not allow_missing_modality:
+                source = f"label file {entry.label_path}" if entry.label_path else "other feature folders"
+                raise DataError(f"no {modality} feature file for recording {entry.name} (it is in the {source}); "
+                                f"pass allow_missing_modality=True (--allow-missing-modality) to zero-fill it",
+                                missing[0].path / file_name)
+            entry.present[modality] = not missing
+            if missing:
+                report[f"missing_{modality}"].append(entry.name)
+        if not any(entry.present.values()):
+            report["skipped_without_features"].append(entry.name)
+            warnings.warn(f"recording {entry.name} has no feature file in any chosen folder: skipped", stacklevel=3)
+            del entries[file_name]
+    if not entries:
+        raise DataError("no recording has feature files in the chosen folders", root)
+    for folders in modalities.values():
+        for folder in folders:
+            _describe_folder(folder, [name for name in entries if name in folder.files])
+    names = {modality: _feature_names(folders) for modality, folders in modalities.items()}
+    hop = _corpus_hop(entries, modalities)
+
+    counts = {partition: 0 for partition in features.PARTITIONS}
+    for entry in entries.values():
+        counts[entry.partition] += 1
+    report["recordings"] = counts
+
+    fingerprint = _fingerprint(dataset, root, entries, modalities, label_files, extra_files, {
+        "audio_features": [f.name for f in modalities[features.AUDIO]],
+        "visual_features": [f.name for f in modalities[features.VISUAL]],
+        "allow_missing_modality": bool(allow_missing_modality),
+    })
+    ordered = [entries[name] for name in sorted(entries, key=_sort_key)]
+
+    def recordings():
+        report["unlabelled"] = []
+        report["padded_files"] = []
+        for entry in ordered:
+            recording = _read_recording(entry, modalities, hop, report)
+            if decorate is not None:
+                recording = decorate(recording)
+            yield recording
+
+    return Corpus(dataset=dataset, root=str(root), hop=hop, audio_feature_names=names[features.AUDIO],
+                  visual_feature_names=names[features.VISUAL], recordings=recordings,
+                  fingerprint=fingerprint, report=report)
+
+
+def _entry(match, label_path) -> _Entry:
+    partition, culture, number = match.groups()
+    return _Entry(name=f"{partition}_{culture}_{number}", partition=PARTITION_NAMES[partition], culture=culture,
+                  number=number, label_path=label_path, present={})
+
+
+def _sort_key(file_name: str):
+    match = FILE_PATTERN.match(file_name)
+    partition, culture, number = match.groups()
+    return (list(PARTITION_NAMES).index(partition), culture, int(number))
+
+
+def _list_csv(folder: Path) -> dict:
+    listing = {}
+    with os.scandir(folder) as scan:
+        for item in scan:
+            if item.name.endswith(".csv") and not item.name.startswith(".") and item.is_file():
+                listing[item.name] = item.stat()
+    return listing
+
+
+def _existing_folders(root: Path) -> list:
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != LABELS_FOLDER
+                  and not p.name.startswith("."))
+
+
+def _resolve_folders(root: Path, modality: str, names) -> list:
+    if isinstance(names, (str, os.PathLike)):
+        names = [names]
+    names = [str(name) for name in (names or [])]
+    existing = ", ".join(_existing_folders(root)) or "none"
+    if not names:
+        raise ConfigError(f"choose the {modality} feature folders ({modality}_features, or "
+                          f"--{modality}-features a,b); folders in {root}: {existing}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{modality} feature folders repeat a folder: {', '.join(names)}")
+    folders = []
+    for name in names:
+        path = root / name
+        if name == LABELS_FOLDER or Path(name).name != name or not path.is_dir():
+            raise ConfigError(f"{modality} feature folder {name!r} does not exist; folders in {root}: {existing}",
+                              path)
+        folders.append(_Folder(name=name, path=path, files=_list_csv(path)))
+    return folders
+
+
+def _describe_folder(folder: _Folder, used: list) -> None:
+    """Feature dimension and names of a folder, from the first line of its first used file."""
+    if not used:
+        raise DataError("no feature file of any recording in this folder", folder.path)
+    path = folder.path / sorted(used, key=_sort_key)[0]
+    line = first_line(path)
+    cells = split_line(line, sniff_separator(path, line))
+    if len(cells) < 3:
+        raise DataError(f"a feature file needs a name, a timestamp and at least one feature column; "
+                        f"found {len(cells)} columns", path, 1)
+    folder.dim = len(cells) - 2
+    folder.first_file = path
+    if detect_header(cells, 1):
+        folder.names = [clean_name(cell) for cell in cells[2:]]
+    else:
+        folder.names = [f"{folder.name}_{i}" for i in range(folder.dim)]
+
+
+def _feature_names(folders: list) -> list:
+    names = [name for folder in folders for name in folder.names]
+    if len(set(names)) != len(names):
+        names = [f"{folder.name}/{name}" for folder in folders for name in folder.names]
+    return names
+
+
+def _corpus_hop(entries: dict, modalities: dict) -> float:
+    for file_name, entry in sorted(entries.items(), key=lambda item: _sort_key(item[0])):
+        if entry.label_path is not None:
+            table = read_table(entry.label_path, text_columns=1, header=True, allow_empty=True)
+            return _hop_from(table.values[:, _label_columns(table)[0]], entry.label_path)
+    entry_name, entry = sorted(entries.items(), key=lambda item: _sort_key(item[0]))[0]
+    folder = next(folder for folders in modalities.values() for folder in folders if entry_name in folder.files)
+    path = folder.path / entry_name
+    return _hop_from(read_table(path, text_columns=1, min_numeric_columns=2).values[:, 0], path)
+
+
+def _hop_from(timestamps: np.ndarray, path: Path) -> float:
+    if len(timestamps) < 2:
+        raise DataError("at least two rows are needed to tell the frame hop from the timestamps", path)
+    hop = float(np.median(np.diff(timestamps)))
+    if not hop > 0:
+        raise DataError("timestamps do not increase", path)
+    return round(hop, 9)
+
+
+def _label_columns(table):
+    """(timestamp, arousal, valence) numeric column indices; arousal/valence None when absent."""
+    header = [name.lower() for name in table.header]
+    if "timestamp" not in header:
+        raise DataError("the label file header has no 'timestamp' column (expected "
+                        "name;timestamp;arousal;valence;liking)", table.path, 1)
+    index = {name: header.index(name) - 1 for name in ("timestamp", "arousal", "valence") if name in header}
+    if ("arousal" in index) != ("valence" in index):
+        raise DataError("the label file has an arousal column but no valence column, or the other way round",
+                        table.path, 1)
+    if min(index.values()) < 0:
+        raise DataError("the first column of a label file is the name", table.path, 1)
+    return index["timestamp"], index.get("arousal"), index.get("valence")
+
+
+def _read_labels(path: Path, hop: float):
+    """Returns (timestamps, arousal or None, valence or None) as float arrays."""
+    table = read_table(path, text_columns=1, header=True, allow_empty=True)
+    t_col, a_col, v_col = _label_columns(table)
+    timestamps = table.values[:, t_col]
+    _require_values(table, t_col, "timestamp")
+    steps = np.diff(timestamps)
+    bad = np.abs(steps - hop) > HOP_TOLERANCE * hop
+    if bad.any():
+        i = int(np.argmax(bad)) + 1
+        raise DataError(f"timestamp step of {steps[i - 1]:.6g} s, but the corpus hop is {hop:.6g} s",
+                        path, int(table.lines[i]), table.column_number(t_col))
+    if a_col is None or (np.isnan(table.values[:, a_col]).all() and np.isnan(table.values[:, v_col]).all()):
+        return timestamps, None, None
+    labels = []
+    for column, name in ((a_col, "arousal"), (v_col, "valence")):
+        values = table.values[:, column]
+        _require_values(table, column, name)
+        outside = np.abs(values) > 1.0
+        if outside.any():
+            i = int(np.argmax(outside))
+            raise DataError(f"{name} {values[i]:.6g} is outside [-1, 1]", path, int(table.lines[i]),
+                            table.column_number(column))
+        labels.append(values.astype(np.float32))
+    return timestamps, labels[0], labels[1]
+
+
+def _require_values(table, column: int, name: str) -> None:
+    missing = np.isnan(table.values[:, column])
+    if missing.any():
+        i = int(np.argmax(missing))
+        raise DataError(f"missing {name} value", table.path, int(table.lines[i]), table.column_number(column))
+
+
+def _read_features(path: Path, folder: _Folder):
+    table = read_table(path, text_columns=1, min_numeric_columns=2)
+    dim = table.values.shape[1] - 1
+    if dim != folder.dim:
+        raise DataError(f"{dim} feature columns, but {folder.first_file} has {folder.dim}", path,
+                        int(table.lines[0]))
+    return table.values[:, 0], table.values[:, 1:]
+
+
+def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict) -> Recording:
+    file_name = f"{entry.name}.csv"
+    timestamps = valence = arousal = None
+    if entry.label_path is not None:
+        timestamps, arousal, valence = _read_labels(entry.label_path, hop)
+    if valence is None:
+        report["unlabelled"].append(entry.name)
+    raw = {}
+    for modality, folders in modalities.items():
+        if entry.present[modality]:
+            raw[modality] = [(folder.path / file_name, *_read_features(folder.path / file_name, folder))
+                             for folder in folders]
+    if timestamps is None:
+        path, stamps, _ = min((item for items in raw.values() for item in items), key=lambda item: len(item[1]))
+        timestamps = stamps
+    n = len(timestamps)
+    arrays, presence = {}, {}
+    for modality, folders in modalities.items():
+        present = np.ones(n, np.float32)
+        if modality not in raw:
+            arrays[modality] = np.zeros((n, sum(folder.dim for folder in folders)), np.float32)
+            presence[modality] = np.zeros(n, np.float32)
+            continue
+        parts = []
+        for path, _, values in raw[modality]:
+            rows = values.shape[0]
+            if rows < n:
+                warnings.warn(f"{path}: {rows} feature rows for {n} label rows; the last row is repeated "
+                              f"and the {n - rows} padded frames are marked absent", stacklevel=3)
+                report["padded_files"].append(str(path))
+                values = np.concatenate([values, np.repeat(values[-1:], n - rows, axis=0)])
+                present[rows:] = 0.0
+            parts.append(values[:n])
+        arrays[modality] = np.concatenate(parts, axis=1).astype(np.float32)
+        presence[modality] = present
+    return Recording(
+        name=entry.name, partition=entry.partition, hop=hop,
+        audio=arrays[features.AUDIO], visual=arrays[features.VISUAL],
+        valence=valence, arousal=arousal, timestamps=np.asarray(timestamps, np.float64),
+        audio_present=presence[features.AUDIO], visual_present=presence[features.VISUAL],
+        metadata={"culture": entry.culture, "number": entry.number},
+    )
+
+
+def _fingerprint(dataset, root, entries, modalities, label_files, extra_files, options) -> str:
+    files = []
+    for file_name, entry in sorted(entries.items()):
+        if entry.label_path is not None:
+            stat = label_files[file_name]
+            files.append([f"{LABELS_FOLDER}/{file_name}", stat.st_size, stat.st_mtime_ns])
+        for folders in modalities.values():
+            for folder in folders:
+                stat = folder.files.get(file_name)
+                if stat is not None:
+                    files.append([f"{folder.name}/{file_name}", stat.st_size, stat.st_mtime_ns])
+    for path in extra_files:
+        stat = Path(path).stat()
+        files.append([os.path.relpath(path, root), stat.st_size, stat.st_mtime_ns])
+    # Paths relative to the root: a corpus copied elsewhere with its times kept keeps its fingerprint.
+    key = {"dataset": dataset, "reader_version": READER_VERSION, "options": options, "files": files}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,409 @@
+"""The synthetic corpus: generated from a seed, written in the AVEC layout, read by the AVEC reader.
+
+Layout written by `generate` (AVEC 2019 CES's, culture `SY`)::
+
+    <root>/labels/{Train,Devel,Test}_SY_<NN>.csv   name;timestamp;arousal;valence;liking (all partitions labelled)
+    <root>/audio/<same names>                      name;timestamp;audio_0;...
+    <root>/visual/<same names>                     name;timestamp;visual_0;...
+    <root>/corruption.csv                          name;modality;start_frame;end_frame;kind
+    <root>/synthetic.json                          the parameters (the reuse key) and a summary
+
+`corruption.csv` lists one row per corrupted stretch: 0-based frames, `end_frame` exclusive, `kind`
+one of `noise` / `silence` (audio) and `noise` / `occlusion` (visual). `open_synthetic` turns it
+into the per-frame `audio_corrupted` / `visual_corrupted` ground truth of each recording.
+
+How the data are made (all from `seed`):
+
+* Valence and arousal: Gaussian-smoothed white noise (width `smoothness_seconds`), standardised,
+  squashed by 0.9 tanh, so smooth trajectories inside (-0.9, 0.9). A third smooth nuisance signal
+  unrelated to the labels also enters the features.
+* Each modality: a random two-layer tanh projection of (g_v * valence, g_a * arousal, nuisance) to
+  its feature dimension, plus a per-recording offset and Gaussian noise (`noise_std`). Audio
+  weighs arousal fully and valence by 0.25; visual the other way round.
+* Corruption: stretches of 2-8 s covering `corruption_fraction` of each modality's frames, placed
+  so that a visual stretch shares at most 20% of its frames with corrupted audio. Inside a stretch
+  the features carry no label information: heavy noise (twice the clean spread) or a constant
+  (silence / an occluded face). Which modality is informative thus changes over time.
+
+Files are written under temporary names and renamed, `synthetic.json` last: a folder without it is
+incomplete and is regenerated. `generate` reuses a complete folder with the same parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pipelines import features
+from pipelines.datasets.avec import LABELS_FOLDER, open_layout
+from pipelines.datasets.base import Corpus, Recording
+from pipelines.errors import ConfigError, DataError, cli_main
+
+FORMAT_VERSION = 1
+PARAMETERS_FILE = "synthetic.json"
+CORRUPTION_FILE = "corruption.csv"
+CORRUPTION_HEADER = ["name", "modality", "start_frame", "end_frame", "kind"]
+CULTURE = "SY"
+# (valence gain, arousal gain) per modality.
+GAINS = {features.AUDIO: (0.25, 1.0), features.VISUAL: (1.0, 0.25)}
+CORRUPTION_KINDS = {features.AUDIO: ("noise", "silence"), features.VISUAL: ("noise", "occlusion")}
+HIDDEN_UNITS = 32
+SEGMENT_SECONDS = (2.0, 8.0)
+MAX_SHARED = 0.2  # largest fraction of a visual stretch that may overlap corrupted audio
+_OWN_FILE = re.compile(rf"^(\.(Train|Devel|Test)_{CULTURE}_\d+\.csv\..*\.tmp|(Train|Devel|Test)_{CULTURE}_\d+\.csv)$")
+
+
+def _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, audio_dim, visual_dim,
+                corruption_fraction, noise_std, smoothness_seconds) -> dict:
+    def integer(name, value, low):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ConfigError(f"synthetic {name} must be an integer >= {low}, got {value!r}")
+        return int(value)
+
+    def number(name, value, low, high=None, strict=True):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise ConfigError(f"synthetic {name} must be a number, got {value!r}")
+        value = float(value)
+        if (value <= low if strict else value < low) or (high is not None and value > high):
+            bounds = f"{'>' if strict else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+            raise ConfigError(f"synthetic {name} must be {bounds}, got {value!r}")
+        return value
+
+    params = {
+        "seed": integer("seed", seed, 0),
+        "num_train": integer("num_train", num_train, 1),
+        "num_devel": integer("num_devel", num_devel, 1),
+        "num_test": integer("num_test", num_test, 0),
+        "duration_seconds": number("duration_seconds", duration_seconds, 0.0),
+        "hop": number("hop", hop, 0.0),
+        "audio_dim": integer("audio_dim", audio_dim, 1),
+        "visual_dim": integer("visual_dim", visual_dim, 1),
+        "corruption_fraction": number("corruption_fraction", corruption_fraction, 0.0, 0.45, strict=False),
+        "noise_std": number("noise_std", noise_std, 0.0, strict=False),
+        "smoothness_seconds": number("smoothness_seconds", smoothness_seconds, 0.0),
+    }
+    if round(params["duration_seconds"] / params["hop"]) < 10:
+        raise ConfigError(f"synthetic duration_seconds / hop must give at least 10 frames, got "
+                          f"{params['duration_seconds']} / {params['hop']}")
+    return params
+
+
+def recording_names(params: dict) -> list:
+    """(partition, name) of every recording, in order."""
+    names = []
+    for partition, count in (("Train", params["num_train"]), ("Devel", params["num_devel"]),
+                             ("Test", params["num_test"])):
+        names += [(partition, f"{partition}_{CULTURE}_{i:02d}") for i in range(1, count + 1)]
+    return names
+
+
+def load_parameters(output_dir):
+    """The parameters of the complete synthetic corpus in `output_dir`, or None when there is none."""
+    path = Path(output_dir) / PARAMETERS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        return None
+    return data.get("parameters")
+
+
+def _is_complete(root: Path, params: dict) -> bool:
+    return load_parameters(root) == params and (root / CORRUPTION_FILE).is_file() and all(
+        (root / folder / f"{name}.csv").is_file()
+        for folder in (LABELS_FOLDER, features.AUDIO, features.VISUAL) for _, name in recording_names(params))
+
+
+def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, duration_seconds=90.0, hop=0.1,
+             audio_dim=24, visual_dim=48, corruption_fraction=0.3, noise_std=0.3, smoothness_seconds=3.0,
+             progress=False) -> Path:
+    """Writes the synthetic corpus into `output_dir` (or reuses it when it is already there).
+
+    The defaults give 12 + 4 + 4 recordings of 900 frames (10,800 training frames): a small model
+    trains on them in a few minutes on two CPU cores.
+
+    Args:
+        output_dir: str or Path. Created if needed.
+        seed: int. Everything is a deterministic function of the parameters. Defaults to 0.
+        num_train, num_devel, num_test: int. Recordings per partition. Defaults to 12, 4, 4.
+        duration_seconds: float. Length of every recording. Defaults to 90.0.
+        hop: float. Frame hop in seconds. Defaults to 0.1.
+        audio_dim, visual_dim: int. Feature dimensions. Defaults to 24 and 48.
+        corruption_fraction: float in [0, 0.45]. Fraction of each modality's frames corrupted.
+            Defaults to 0.3.
+        noise_std: float. Gaussian noise on the clean features. Defaults to 0.3.
+        smoothness_seconds: float. Width of the Gaussian smoothing of the label trajectories.
+            Defaults to 3.0.
+        progress: bool. Show a progress bar. Defaults to False.
+
+    Returns:
+        Path: `output_dir`.
+
+    Raises:
+        ConfigError: a parameter out of range.
+
+    >>> root = generate("/tmp/synthetic", seed=1, num_train=2, num_devel=1, num_test=1)  # doctest: +SKIP
+    """
+    params = _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, audio_dim, visual_dim,
+                         corruption_fraction, noise_std, smoothness_seconds)
+    root = Path(output_dir)
+    names = recording_names(params)
+    if _is_complete(root, params):
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    (root / PARAMETERS_FILE).unlink(missing_ok=True)
+    for folder in (LABELS_FOLDER, features.AUDIO, features.VISUAL):
+        (root / folder).mkdir(exist_ok=True)
+        # Recordings of an earlier, larger corpus would otherwise be read as part of this one.
+        for path in (root / folder).iterdir():
+            if _OWN_FILE.match(path.name):
+                path.unlink()
+
+    n = int(round(params["duration_seconds"] / params["hop"]))
+    sequence = np.random.SeedSequence(params["seed"])
+    mapping_seed, recordings_seed = sequence.spawn(2)
+    mappings = _mappings(np.random.default_rng(mapping_seed), params)
+    rows = []
+    corrupted = {features.AUDIO: 0, features.VISUAL: 0, "both": 0}
+    children = recordings_seed.spawn(len(names))
+    iterator = zip(names, children)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, total=len(names), desc="synthetic corpus", unit="recording", file=sys.stderr)
+    for (_, name), child in iterator:
+        data = _recording(np.random.default_rng(child), params, mappings, n)
+        timestamps = np.arange(n) * params["hop"]
+        labels = np.stack([timestamps, data["arousal"], data["valence"], np.zeros(n)], axis=1)
+        _write_table(root / LABELS_FOLDER / f"{name}.csv", name, ["timestamp", "arousal", "valence", "liking"],
+                     labels)
+        for modality in features.MODALITIES:
+            columns = ["timestamp"] + [f"{modality}_{i}" for i in range(data[modality].shape[1])]
+            _write_table(root / modality / f"{name}.csv", name, columns,
+                         np.concatenate([timestamps[:, None], data[modality]], axis=1))
+            rows += [[name, modality, start, end, kind] for start, end, kind in data[f"{modality}_segments"]]
+            corrupted[modality] += int(data[f"{modality}_flags"].sum())
+        corrupted["both"] += int((data["audio_flags"] & data["visual_flags"]).sum())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\n")
+    writer.writerow(CORRUPTION_HEADER)
+    writer.writerows(rows)
+    _write_atomic(root / CORRUPTION_FILE, buffer.getvalue())
+    total = n * len(names)
+    summary = {"frames_per_recording": n, "recordings": {features.TRAIN: params["num_train"],
+                                                          features.DEVEL: params["num_devel"],
+                                                          features.TEST: params["num_test"]},
+               "corrupted_fraction": {key: round(value / total, 4) for key, value in corrupted.items()}}
+    _write_atomic(root / PARAMETERS_FILE, json.dumps({"format_version": FORMAT_VERSION, "parameters": params,
+                                                      "summary": summary}, indent=2) + "\n")
+    return root
+
+
+def _smooth(rng, n: int, sigma_frames: float, count: int) -> np.ndarray:
+    """`count` standardised smooth random signals of length n: white noise convolved with a Gaussian."""
+    radius = int(np.ceil(3 * sigma_frames))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / max(sigma_frames, 1e-9)) ** 2)
+    kernel /= kernel.sum()
+    noise = rng.standard_normal((count, n + 2 * radius))
+    smooth = np.stack([np.convolve(row, kernel, mode="valid") for row in noise])
+    smooth -= smooth.mean(axis=1, keepdims=True)
+    return smooth / np.maximum(smooth.std(axis=1, keepdims=True), 1e-9)
+
+
+def _mappings(rng, params) -> dict:
+    mappings = {}
+    for modality in features.MODALITIES:
+        dim = params[f"{modality}_dim"]
+        mappings[modality] = {
+            "w1": rng.standard_normal((3, HIDDEN_UNITS)) * 1.5,
+            "b1": rng.standard_normal(HIDDEN_UNITS) * 0.3,
+            "w2": rng.standard_normal((HIDDEN_UNITS, dim)) / np.sqrt(HIDDEN_UNITS),
+            "constant": rng.standard_normal(dim) * 0.5,
+        }
+    return mappings
+
+
+def _segments(rng, n: int, target: int, min_len: int, max_len: int, kinds, avoid=None):
+    """Non-touching stretches covering `target` frames; with `avoid`, each shares <= MAX_SHARED with it."""
+    flags = np.zeros(n, bool)
+    segments, covered = [], 0
+    for _ in range(2000):
+        if covered >= target:
+            break
+        length = int(min(rng.integers(min_len, max_len + 1), target - covered))
+        start = int(rng.integers(0, n - length + 1))
+        end = start + length
+        if flags[max(start - 1, 0):min(end + 1, n)].any():
+            continue
+        if avoid is not None and avoid[start:end].mean() > MAX_SHARED:
+            continue
+        flags[start:end] = True
+        segments.append((start, end, str(kinds[int(rng.integers(len(kinds)))])))
+        covered += length
+    return sorted(segments), flags
+
+
+def _recording(rng, params, mappings, n: int) -> dict:
+    hop = params["hop"]
+    valence, arousal, nuisance = _smooth(rng, n, params["smoothness_seconds"] / hop, 3)
+    valence, arousal = 0.9 * np.tanh(valence), 0.9 * np.tanh(arousal)
+    data = {"valence": valence, "arousal": arousal}
+    target = int(round(params["corruption_fraction"] * n))
+    min_len = max(1, int(round(SEGMENT_SECONDS[0] / hop)))
+    max_len = max(min_len, int(round(SEGMENT_SECONDS[1] / hop)))
+    avoid = None
+    for modality in features.MODALITIES:
+        mapping = mappings[modality]
+        g_v, g_a = GAINS[modality]
+        inputs = np.stack([g_v * valence, g_a * arousal, 0.5 * nuisance], axis=1)
+        clean = np.tanh(inputs @ mapping["w1"] + mapping["b1"]) @ mapping["w2"]
+        clean = clean + rng.standard_normal(clean.shape[1]) * 0.2  # per-recording offset
+        values = clean + params["noise_std"] * rng.standard_normal(clean.shape)
+        segments, flags = _segments(rng, n, target, min_len, max_len, CORRUPTION_KINDS[modality], avoid)
+        spread = values.std(axis=0)
+        for start, end, kind in segments:
+            if kind == "noise":
+                values[start:end] = values.mean(axis=0) + 2.0 * spread * rng.standard_normal((end - start, len(spread)))
+            else:
+                values[start:end] = mapping["constant"] + 0.01 * rng.standard_normal((end - start, len(spread)))
+        data[modality], data[f"{modality}_segments"], data[f"{modality}_flags"] = values, segments, flags
+        avoid = flags
+    return data
+
+
+def _write_table(path: Path, name: str, columns: list, values: np.ndarray) -> None:
+    buffer = io.StringIO()
+    np.savetxt(buffer, values, fmt="%.6f", delimiter=";")
+    prefix = f"'{name}';"
+    body = "".join(prefix + line + "\n" for line in buffer.getvalue().splitlines())
+    _write_atomic(path, "name;" + ";".join(columns) + "\n" + body)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_corruption(path) -> dict:
+    """`corruption.csv` as {name: {modality: [(start, end, line), ...]}}.
+
+    Raises:
+        DataError: a bad header, row, modality or frame range (file, line and column).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("no corruption file in the synthetic corpus; regenerate it", path)
+    segments = {}
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    if not rows or [cell.strip() for cell in rows[0]][:4] != CORRUPTION_HEADER[:4]:
+        raise DataError(f"expected the header {';'.join(CORRUPTION_HEADER)}", path, 1)
+    width = len(rows[0])
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != width:
+            raise DataError(f"expected {width} columns, found {len(row)}", path, number)
+        name, modality = row[0].strip().strip("'\""), row[1].strip()
+        if modality not in features.MODALITIES:
+            raise DataError(f"modality must be audio or visual, got {modality!r}", path, number, 2)
+        try:
+            start, end = int(row[2]), int(row[3])
+        except ValueError:
+            raise DataError(f"frames must be integers, got {row[2]!r} and {row[3]!r}", path, number, 3) from None
+        if not 0 <= start < end:
+            raise DataError(f"need 0 <= start_frame < end_frame, got {start} and {end}", path, number, 3)
+        segments.setdefault(name, {}).setdefault(modality, []).append((start, end, number))
+    return segments
+
+
+def open_synthetic(data_dir, *, audio_features=(features.AUDIO,), visual_features=(features.VISUAL,),
+                   allow_missing_modality=False) -> Corpus:
+    """Opens a generated synthetic corpus: the AVEC reader plus the corruption ground truth.
+
+    Args:
+        data_dir: str or Path. A folder written by `generate`.
+        audio_features: list of str. Defaults to ["audio"].
+        visual_features: list of str. Defaults to ["visual"].
+        allow_missing_modality: bool. As for AVEC. Defaults to False.
+
+    Returns:
+        `Corpus` whose recordings carry `audio_corrupted` / `visual_corrupted` [N] bool arrays.
+
+    Raises:
+        DataError: not a complete synthetic corpus, or bad files.
+    """
+    root = Path(data_dir)
+    if load_parameters(root) is None:
+        raise DataError(f"not a complete synthetic corpus (no readable {PARAMETERS_FILE}); write one with "
+                        f"python -m pipelines.datasets.synthetic --output-dir {root}", root)
+    corruption_path = root / CORRUPTION_FILE
+    segments = read_corruption(corruption_path)
+
+    def decorate(recording: Recording) -> Recording:
+        n = recording.num_frames
+        for modality in features.MODALITIES:
+            flags = np.zeros(n, bool)
+            for start, end, line in segments.get(recording.name, {}).get(modality, []):
+                if end > n:
+                    raise DataError(f"end_frame {end} is past the end of {recording.name} ({n} frames)",
+                                    corruption_path, line, 4)
+                flags[start:end] = True
+            setattr(recording, f"{modality}_corrupted", flags)
+        return recording
+
+    return open_layout(root, audio_features=audio_features, visual_features=visual_features,
+                       allow_missing_modality=allow_missing_modality, dataset="synthetic",
+                       extra_files=[root / PARAMETERS_FILE, corruption_path], decorate=decorate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.datasets.synthetic",
+        description="Write the synthetic corpus (AVEC layout: labels/, audio/, visual/, corruption.csv, "
+                    "synthetic.json). A folder that already holds the same corpus is reused.")
+    parser.add_argument("--output-dir", required=True, help="folder to write (created if needed)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--num-train", type=int, default=12, help="training recordings (default 12)")
+    parser.add_argument("--num-devel", type=int, default=4, help="development recordings (default 4)")
+    parser.add_argument("--num-test", type=int, default=4, help="test recordings (default 4)")
+    parser.add_argument("--duration-seconds", type=float, default=90.0, help="length of a recording (default 90)")
+    parser.add_argument("--hop", type=float, default=0.1, help="frame hop in seconds (default 0.1)")
+    parser.add_argument("--audio-dim", type=int, default=24, help="audio features per frame (default 24)")
+    parser.add_argument("--visual-dim", type=int, default=48, help="visual features per frame (default 48)")
+    parser.add_argument("--corruption-fraction", type=float, default=0.3,
+                        help="fraction of each modality's frames corrupted, at most 0.45 (default 0.3)")
+    parser.add_argument("--noise-std", type=float, default=0.3, help="feature noise (default 0.3)")
+    parser.add_argument("--smoothness-seconds", type=float, default=3.0,
+                        help="smoothing width of the label trajectories (default 3)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+@cli_main
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    options = {key: value for key, value in vars(args).items() if key not in ("output_dir", "no_progress")}
+    reused = _is_complete(Path(args.output_dir), _parameters(**options))
+    root = generate(args.output_dir, progress=not args.no_progress and not reused, **options)
+    summary = json.loads((root / PARAMETERS_FILE).read_text())["summary"]
+    fraction = summary["corrupted_fraction"]
+    counts = summary["recordings"]
+    print(f"synthetic corpus {'reused' if reused else 'written'}: {root} ({counts['train']} train, "
+          f"{counts['devel']} devel, {counts['test']} test recordings of {summary['frames_per_recording']} frames; "
+          f"corrupted frames: audio {fraction['audio']:.1%}, visual {fraction['visual']:.1%}, "
+          f"both {fraction['both']:.1%})")
+
+
+if __name__ == "__main__":
+    main()
