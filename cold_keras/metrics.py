@@ -89,6 +89,9 @@ class StreamingCCC(keras.metrics.Metric):
     which is `ccc` (ddof=1) for a 0/1 mask. NaN before any update, with fewer than two valid frames, or
     when both sides are the same constant. A NaN in a valid frame makes the result NaN.
 
+    With `model.compile`, list it under `weighted_metrics`: Keras passes `sample_weight` (the frame mask)
+    only to those, never to `metrics`.
+
     Args:
         name: str. Defaults to "ccc".
         dtype: dtype of the result. Defaults to None (float32).
@@ -232,7 +235,8 @@ class StreamingMacroF1(keras.metrics.Metric):
     """Macro F1 over all frames seen since the last reset, from an accumulated confusion matrix.
 
     Equals `precision_recall_f1(...)[2]` on the concatenated valid frames; `precision_recall_f1()`
-    (the method) gives all three. The confusion matrix is a float64 `[C, C]` variable (rows true class,
+    (the method) gives all three. With `model.compile`, list it under `weighted_metrics` so that Keras
+    passes the frame mask as `sample_weight`. The confusion matrix is a float64 `[C, C]` variable (rows true class,
     columns predicted class), so the counts are exact far beyond float32's 2^24.
 
     Args:
