@@ -1,0 +1,29 @@
+"""Keras layers of COLD fusion and its baselines (all registered under the "cold_keras" package)."""
+
+from cold_keras.layers.cold_loss import ColdLoss
+from cold_keras.layers.confidence_weighted_prediction_fusion import (
+    ConfidenceWeightedPredictionFusion,
+)
+from cold_keras.layers.crossmodal_transformer_block import CrossmodalTransformerBlock
+from cold_keras.layers.emotion_head import EmotionHead
+from cold_keras.layers.emotion_loss import EmotionLoss
+from cold_keras.layers.equal_weight_fusion import EqualWeightFusion
+from cold_keras.layers.gaussian_context_head import GaussianContextHead
+from cold_keras.layers.masked_temporal_pooling import MaskedTemporalPooling
+from cold_keras.layers.sine_position_encoding import SinePositionEncoding
+from cold_keras.layers.temporal_block import TemporalBlock
+from cold_keras.layers.variance_norm_fusion import VarianceNormFusion
+
+__all__ = [
+    "ColdLoss",
+    "ConfidenceWeightedPredictionFusion",
+    "CrossmodalTransformerBlock",
+    "EmotionHead",
+    "EmotionLoss",
+    "EqualWeightFusion",
+    "GaussianContextHead",
+    "MaskedTemporalPooling",
+    "SinePositionEncoding",
+    "TemporalBlock",
+    "VarianceNormFusion",
+]

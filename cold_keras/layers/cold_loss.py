@@ -1,0 +1,180 @@
+"""Loss layer of COLD fusion: L_emo plus the calibration/ordinality terms and the latent prior."""
+
+import keras
+from keras import ops
+
+from cold_keras import losses as cold_losses
+from cold_keras.layers.emotion_loss import DIMENSIONS, EmotionLoss, output_name
+
+CONVENTIONS = ("informativeness", "uncertainty")
+
+
+@keras.saving.register_keras_serializable(package="cold_keras")
+class ColdLoss(EmotionLoss):
+    """Adds the COLD fusion objective (paper Eq. 8) and tracks every term; returns the outputs.
+
+        L = L_emo + lam_CO_V L_CO_V + lam_CO_A L_CO_A + lam_CO_AV L_CO_AV + lam_R L_regu
+
+    * L_emo: as `EmotionLoss`, summed over Y_AV, Y_A, Y_V and both dimensions.
+    * Distances d_m (constants): per-frame squared error averaged over valence and arousal
+      (regression) or cross-entropy averaged over the two dimensions (classification) of the unimodal
+      prediction Y_m (`losses.per_frame_distances`).
+    * L_CO_m = `losses.calibration_ordinal_loss(d_m, ||sigma_m||, mask)` averaged over the batch;
+      L_CO_AV the same on the frame-axis concatenation of both modalities (2N frames).
+    * L_regu = `losses.latent_kl_regulariser` over the frames of both modalities (concatenated).
+
+    Each term is cast to float32 and tracked by its own `keras.metrics.Mean`: `loss_emo`,
+    `loss_co_visual`, `loss_co_audio`, `loss_co_cross`, `loss_regu` (unweighted values, so the terms
+    stay comparable when the lambdas change).
+
+    Args:
+        task, branches, class_weights, sequence_level, num_classes: as `EmotionLoss`; `branches`
+            defaults to ("", "audio", "visual") and must include "audio" and "visual".
+        lambda_co_visual: float >= 0. Weight of L_CO_V. Defaults to 1e-3.
+        lambda_co_audio: float >= 0. Weight of L_CO_A. Defaults to 1e-3.
+        lambda_co_cross: float >= 0. Weight of L_CO_AV. Defaults to 1e-3.
+        lambda_regu: float >= 0. Weight of L_regu. Defaults to 1e-4.
+        weight_convention: str. "informativeness" (s = 1/||sigma||, the paper) or "uncertainty"
+            (s = ||sigma||). Must match the fusion layer's convention. Defaults to "informativeness".
+        standardize: bool. Per-sequence standardisation of d and s before the softmax.
+            Defaults to False.
+        temperature: float > 0. Softmax temperature of d and s. Defaults to 1.0.
+        **kwargs: base layer arguments. `dtype` defaults to "float32".
+
+    Call arguments:
+        inputs: dict as `EmotionLoss` ("outputs" must hold "audio_sigma_norm" and "visual_sigma_norm")
+            plus "latents": dict with "audio_mu", "audio_sigma", "visual_mu", "visual_sigma"
+            `[B, T, K]`.
+
+    Output: `inputs["outputs"]`, unchanged.
+    """
+
+    def __init__(
+        self,
+        task="regression",
+        branches=("", "audio", "visual"),
+        class_weights=None,
+        sequence_level=False,
+        num_classes=3,
+        lambda_co_visual=1e-3,
+        lambda_co_audio=1e-3,
+        lambda_co_cross=1e-3,
+        lambda_regu=1e-4,
+        weight_convention="informativeness",
+        standardize=False,
+        temperature=1.0,
+        **kwargs,
+    ):
+        super().__init__(
+            task=task,
+            branches=branches,
+            class_weights=class_weights,
+            sequence_level=sequence_level,
+            num_classes=num_classes,
+            **kwargs,
+        )
+        if "audio" not in self.branches or "visual" not in self.branches:
+            raise ValueError(
+                f"ColdLoss needs the unimodal branches 'audio' and 'visual', got {self.branches!r}."
+            )
+        lambdas = {
+            "lambda_co_visual": lambda_co_visual,
+            "lambda_co_audio": lambda_co_audio,
+            "lambda_co_cross": lambda_co_cross,
+            "lambda_regu": lambda_regu,
+        }
+        for key, value in lambdas.items():
+            if not float(value) >= 0.0:
+                raise ValueError(f"{key} must be a non-negative number, got {value!r}.")
+        if weight_convention not in CONVENTIONS:
+            raise ValueError(
+                f"weight_convention must be one of {CONVENTIONS}, got {weight_convention!r}."
+            )
+        if not float(temperature) > 0.0:
+            raise ValueError(f"temperature must be positive, got {temperature!r}.")
+        self.lambda_co_visual = float(lambda_co_visual)
+        self.lambda_co_audio = float(lambda_co_audio)
+        self.lambda_co_cross = float(lambda_co_cross)
+        self.lambda_regu = float(lambda_regu)
+        self.weight_convention = weight_convention
+        self.standardize = bool(standardize)
+        self.temperature = float(temperature)
+        self.loss_co_visual_tracker = keras.metrics.Mean(name="loss_co_visual")
+        self.loss_co_audio_tracker = keras.metrics.Mean(name="loss_co_audio")
+        self.loss_co_cross_tracker = keras.metrics.Mean(name="loss_co_cross")
+        self.loss_regu_tracker = keras.metrics.Mean(name="loss_regu")
+
+    def distances(self, targets, outputs, modality):
+        """Per-frame distances d_m `[B, T]` of one modality's predictions (no gradient)."""
+        per_dimension = [
+            cold_losses.per_frame_distances(
+                targets[dimension], outputs[output_name(modality, dimension)], self.task
+            )
+            for dimension in DIMENSIONS
+        ]
+        return ops.mean(ops.stack(per_dimension, axis=0), axis=0)
+
+    def _calibration(self, distances, sigma_norms, mask):
+        per_sequence = cold_losses.calibration_ordinal_loss(
+            distances,
+            sigma_norms,
+            mask,
+            convention=self.weight_convention,
+            standardize=self.standardize,
+            temperature=self.temperature,
+        )
+        return ops.mean(ops.cast(per_sequence, "float32"))
+
+    def cold_terms(self, targets, outputs, latents, mask):
+        """Unweighted float32 scalars (L_CO_V, L_CO_A, L_CO_AV, L_regu)."""
+        d_audio = self.distances(targets, outputs, "audio")
+        d_visual = self.distances(targets, outputs, "visual")
+        norm_audio = ops.cast(outputs["audio_sigma_norm"], "float32")
+        norm_visual = ops.cast(outputs["visual_sigma_norm"], "float32")
+        co_visual = self._calibration(d_visual, norm_visual, mask)
+        co_audio = self._calibration(d_audio, norm_audio, mask)
+        co_cross = self._calibration(
+            ops.concatenate([d_audio, d_visual], axis=1),
+            ops.concatenate([norm_audio, norm_visual], axis=1),
+            ops.concatenate([mask, mask], axis=1),
+        )
+        regu = cold_losses.latent_kl_regulariser(
+            ops.concatenate([latents["audio_mu"], latents["visual_mu"]], axis=1),
+            ops.concatenate([latents["audio_sigma"], latents["visual_sigma"]], axis=1),
+            ops.concatenate([mask, mask], axis=1),
+        )
+        return co_visual, co_audio, co_cross, ops.cast(regu, "float32")
+
+    def call(self, inputs):
+        targets, mask, outputs = inputs["targets"], inputs["mask"], inputs["outputs"]
+        latents = inputs["latents"]
+        mask = ops.cast(mask, "float32")
+        loss_emo = self.emotion_loss(targets, outputs, mask)
+        co_visual, co_audio, co_cross, regu = self.cold_terms(targets, outputs, latents, mask)
+        total = (
+            loss_emo
+            + self.lambda_co_visual * co_visual
+            + self.lambda_co_audio * co_audio
+            + self.lambda_co_cross * co_cross
+            + self.lambda_regu * regu
+        )
+        self.add_loss(total)
+        self.loss_emo_tracker.update_state(loss_emo)
+        self.loss_co_visual_tracker.update_state(co_visual)
+        self.loss_co_audio_tracker.update_state(co_audio)
+        self.loss_co_cross_tracker.update_state(co_cross)
+        self.loss_regu_tracker.update_state(regu)
+        self.update_emotion_metrics(targets, outputs, mask)
+        return dict(outputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "lambda_co_visual": self.lambda_co_visual,
+            "lambda_co_audio": self.lambda_co_audio,
+            "lambda_co_cross": self.lambda_co_cross,
+            "lambda_regu": self.lambda_regu,
+            "weight_convention": self.weight_convention,
+            "standardize": self.standardize,
+            "temperature": self.temperature,
+        }

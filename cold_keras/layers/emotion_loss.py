@@ -1,0 +1,194 @@
+"""Loss layer of every model: the emotion loss L_emo added with `add_loss`, plus streaming metrics."""
+
+import keras
+from keras import ops
+
+from cold_keras import losses as cold_losses
+from cold_keras import metrics as cold_metrics
+
+TASKS = ("regression", "classification")
+DIMENSIONS = ("valence", "arousal")
+# Prefix of each prediction branch in output and metric names; "" is the fused (or only) output.
+BRANCHES = ("", "audio", "visual")
+
+
+def output_name(branch, dimension):
+    """Output key of one branch and dimension: "valence", "audio_arousal", ..."""
+    return f"{branch}_{dimension}" if branch else dimension
+
+
+def utterance_targets(targets, mask, task):
+    """Utterance-level targets from frame-broadcast targets `[B, T]`: masked mean / first frame."""
+    if task == "classification":
+        return targets[:, 0]
+    weights = ops.cast(mask, "float32")
+    return ops.divide_no_nan(
+        ops.sum(weights * ops.cast(targets, "float32"), axis=1), ops.sum(weights, axis=1)
+    )
+
+
+class MeanOfMetrics(keras.metrics.Metric):
+    """Mean of the results of other metrics (e.g. `ccc_mean` of `ccc_valence` and `ccc_arousal`).
+
+    Holds no state of its own: its result follows the metrics it averages, which are updated and
+    reset by their owner.
+    """
+
+    def __init__(self, metrics, name, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self._sources = tuple(metrics)
+
+    def update_state(self, *args, **kwargs):
+        del args, kwargs
+
+    def reset_state(self):
+        pass
+
+    def result(self):
+        results = [ops.cast(m.result(), "float32") for m in self._sources]
+        return ops.cast(ops.mean(ops.stack(results)), self.dtype)
+
+
+@keras.saving.register_keras_serializable(package="cold_keras")
+class EmotionLoss(keras.layers.Layer):
+    """Adds the emotion loss of a model's outputs and updates its streaming metrics; returns the outputs.
+
+    L_emo sums, over the prediction branches (the fused output Y_AV and, in fusion models, the
+    unimodal Y_A and Y_V) and the dimensions (valence, arousal):
+
+        regression:      (1 - CCC) + MSE over the valid frames (`losses.emotion_regression_loss`)
+        classification:  class-weighted cross-entropy (`losses.weighted_cross_entropy`)
+
+    The term is cast to float32 (it would stay float16 under `mixed_float16` otherwise), added with
+    `add_loss` and tracked by `keras.metrics.Mean(name="loss_emo")`. Streaming metrics per branch
+    (prefix "" for the fused output, "audio_", "visual_"): regression `ccc_valence`, `ccc_arousal`,
+    `ccc_mean`; classification `f1_valence`, `f1_arousal`, `f1_macro`. They accumulate over an epoch
+    (Keras resets the metrics of sublayers at every epoch and evaluation) and are masked. With
+    `sequence_level=True` the metrics score the utterance predictions (`<output>_utterance`) against
+    the utterance labels (masked mean of the broadcast labels, or the first frame's class), while the
+    loss stays frame-level.
+
+    Build the training graph with the targets as model inputs and this layer at the end (the
+    keras-io `captcha_ocr` pattern), then `compile(optimizer=...)` without a `loss`.
+
+    Args:
+        task: str. "regression" or "classification". Defaults to "regression".
+        branches: sequence of str, subset of ("", "audio", "visual"). Defaults to ("",).
+        class_weights: None or `[[w0, w1, w2] (valence), [w0, w1, w2] (arousal)]`. Defaults to None.
+        sequence_level: bool. Score utterance-level predictions. Defaults to False.
+        num_classes: int. Classes per dimension. Defaults to 3.
+        **kwargs: base layer arguments. `dtype` defaults to "float32".
+
+    Call arguments:
+        inputs: dict with "targets" (dict "valence", "arousal" `[B, T]`), "mask" `[B, T]` and
+            "outputs" (dict of the model outputs, keyed "valence", "audio_arousal", ...).
+
+    Output: `inputs["outputs"]`, unchanged.
+    """
+
+    def __init__(
+        self,
+        task="regression",
+        branches=("",),
+        class_weights=None,
+        sequence_level=False,
+        num_classes=3,
+        **kwargs,
+    ):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+        branches = tuple(branches)
+        if not branches or any(b not in BRANCHES for b in branches) or len(set(branches)) != len(branches):
+            raise ValueError(f"branches must be distinct values from {BRANCHES}, got {branches!r}.")
+        if class_weights is not None:
+            class_weights = [[float(w) for w in row] for row in class_weights]
+            if len(class_weights) != len(DIMENSIONS) or any(
+                len(row) != int(num_classes) or min(row) < 0 for row in class_weights
+            ):
+                raise ValueError(
+                    "class_weights must be one list of "
+                    f"{num_classes} non-negative weights per dimension {DIMENSIONS}, "
+                    f"got {class_weights!r}."
+                )
+        self.task = task
+        self.branches = branches
+        self.class_weights = class_weights
+        self.sequence_level = bool(sequence_level)
+        self.num_classes = int(num_classes)
+        self.loss_emo_tracker = keras.metrics.Mean(name="loss_emo")
+        self.emotion_metrics = {}
+        for branch in branches:
+            prefix = f"{branch}_" if branch else ""
+            kind = "ccc" if task == "regression" else "f1"
+            per_dimension = []
+            for dimension in DIMENSIONS:
+                name = f"{prefix}{kind}_{dimension}"
+                if task == "regression":
+                    metric = cold_metrics.StreamingCCC(name=name)
+                else:
+                    metric = cold_metrics.StreamingMacroF1(num_classes=self.num_classes, name=name)
+                self.emotion_metrics[output_name(branch, dimension)] = metric
+                per_dimension.append(metric)
+            mean_name = f"{prefix}ccc_mean" if task == "regression" else f"{prefix}f1_macro"
+            self.emotion_metrics[f"{prefix}mean"] = MeanOfMetrics(per_dimension, name=mean_name)
+
+    def compute_output_spec(self, inputs):
+        # Fresh tensors: returning the input KerasTensors would make the functional graph cyclic.
+        return {
+            key: keras.KerasTensor(value.shape, dtype=value.dtype)
+            for key, value in inputs["outputs"].items()
+        }
+
+    def emotion_loss(self, targets, outputs, mask):
+        """L_emo summed over branches and dimensions (float32 scalar)."""
+        total = ops.zeros((), dtype="float32")
+        for branch in self.branches:
+            for d, dimension in enumerate(DIMENSIONS):
+                y_true = targets[dimension]
+                y_pred = outputs[output_name(branch, dimension)]
+                if self.task == "regression":
+                    term = cold_losses.emotion_regression_loss(y_true, y_pred, mask)
+                else:
+                    weights = None if self.class_weights is None else self.class_weights[d]
+                    term = cold_losses.weighted_cross_entropy(y_true, y_pred, weights, mask)
+                total = total + ops.cast(term, "float32")
+        return total
+
+    def update_emotion_metrics(self, targets, outputs, mask):
+        if self.sequence_level:
+            weight = ops.cast(ops.sum(ops.cast(mask, "float32"), axis=1) > 0, "float32")
+        for branch in self.branches:
+            for dimension in DIMENSIONS:
+                key = output_name(branch, dimension)
+                y_true = targets[dimension]
+                if self.sequence_level:
+                    y_true = utterance_targets(y_true, mask, self.task)
+                    self.emotion_metrics[key].update_state(
+                        y_true, outputs[f"{key}_utterance"], sample_weight=weight
+                    )
+                else:
+                    self.emotion_metrics[key].update_state(y_true, outputs[key], sample_weight=mask)
+
+    def call(self, inputs):
+        targets, mask, outputs = inputs["targets"], inputs["mask"], inputs["outputs"]
+        mask = ops.cast(mask, "float32")
+        loss_emo = self.emotion_loss(targets, outputs, mask)
+        self.add_loss(loss_emo)
+        self.loss_emo_tracker.update_state(loss_emo)
+        self.update_emotion_metrics(targets, outputs, mask)
+        return dict(outputs)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "task": self.task,
+            "branches": list(self.branches),
+            "class_weights": self.class_weights,
+            "sequence_level": self.sequence_level,
+            "num_classes": self.num_classes,
+        }

@@ -1,0 +1,72 @@
+"""Fusion of two latent contexts weighted by the norms of their scales (COLD fusion, paper Eq. 1-2)."""
+
+import keras
+from keras import ops
+
+CONVENTIONS = ("informativeness", "uncertainty")
+
+
+@keras.saving.register_keras_serializable(package="cold_keras")
+class VarianceNormFusion(keras.layers.Layer):
+    """Frame-wise weighted sum of the audio and visual contexts, weighted by ||sigma||_2.
+
+    With n_m = ||sigma_m||_2 over the latent dimensions of each frame:
+
+        informativeness (paper Eq. 2):  w_V = n_V / (n_V + n_A)
+        uncertainty:                    w_V = n_A / (n_A + n_V)
+        w_A = 1 - w_V,   h_AV = w_V h_V + w_A h_A                 (paper Eq. 1)
+
+    In the paper's convention the norm measures how informative a modality is (the calibration loss
+    drives 1/||sigma|| up where the error is large); the "uncertainty" convention reads the norm as a
+    scale, so a modality with a large sigma gets a small weight. Computes in float32 by default.
+
+    Args:
+        convention: str. "informativeness" or "uncertainty". Defaults to "informativeness".
+        **kwargs: base layer arguments. `dtype` defaults to "float32".
+
+    Call arguments:
+        inputs: list `[h_audio, h_visual, sigma_audio, sigma_visual]`, each `[B, T, K]`.
+
+    Output: tuple `(h_av [B, T, K], audio_weight [B, T], visual_weight [B, T],
+    audio_sigma_norm [B, T], visual_sigma_norm [B, T])`, float32.
+
+    >>> fusion = VarianceNormFusion()
+    >>> h, w_a, w_v, n_a, n_v = fusion([keras.ops.zeros((1, 2, 3))] * 2
+    ...                                + [keras.ops.ones((1, 2, 3)), 3 * keras.ops.ones((1, 2, 3))])
+    >>> [round(float(x), 2) for x in w_v[0]]
+    [0.75, 0.75]
+    """
+
+    def __init__(self, convention="informativeness", **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}.")
+        self.convention = convention
+
+    def call(self, inputs):
+        h_audio, h_visual, sigma_audio, sigma_visual = inputs
+        norm_audio = ops.sqrt(ops.sum(ops.square(sigma_audio), axis=-1))
+        norm_visual = ops.sqrt(ops.sum(ops.square(sigma_visual), axis=-1))
+        total = norm_audio + norm_visual
+        if self.convention == "informativeness":
+            visual_weight = norm_visual / total
+        else:
+            visual_weight = norm_audio / total
+        audio_weight = 1.0 - visual_weight
+        fused = (
+            ops.expand_dims(visual_weight, -1) * h_visual
+            + ops.expand_dims(audio_weight, -1) * h_audio
+        )
+        return fused, audio_weight, visual_weight, norm_audio, norm_visual
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        h_shape = tuple(input_shape[0])
+        frame_shape = h_shape[:-1]
+        return h_shape, frame_shape, frame_shape, frame_shape, frame_shape
+
+    def get_config(self):
+        return {**super().get_config(), "convention": self.convention}

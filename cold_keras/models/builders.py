@@ -1,0 +1,383 @@
+"""Model builders: the training graph of every model name, and the inference graph cut from it."""
+
+import keras
+import numpy as np
+
+from cold_keras.layers.cold_loss import ColdLoss
+from cold_keras.layers.confidence_weighted_prediction_fusion import (
+    ConfidenceWeightedPredictionFusion,
+)
+from cold_keras.layers.crossmodal_transformer_block import CrossmodalTransformerBlock
+from cold_keras.layers.emotion_head import EmotionHead
+from cold_keras.layers.emotion_loss import DIMENSIONS, EmotionLoss, output_name
+from cold_keras.layers.equal_weight_fusion import EqualWeightFusion
+from cold_keras.layers.gaussian_context_head import GaussianContextHead
+from cold_keras.layers.masked_temporal_pooling import MaskedTemporalPooling
+from cold_keras.layers.sine_position_encoding import SinePositionEncoding
+from cold_keras.layers.temporal_block import TemporalBlock
+from cold_keras.layers.variance_norm_fusion import VarianceNormFusion
+
+AUDIO = "audio"
+VISUAL = "visual"
+MASK = "mask"
+FEATURE_KEYS = (AUDIO, VISUAL, MASK)
+TASKS = ("regression", "classification")
+NUM_CLASSES = 3
+
+MODEL_NAMES = (
+    "audio",
+    "visual",
+    "feature_fusion",
+    "prediction_fusion",
+    "context_fusion",
+    "cold_fusion",
+    "transformer",
+)
+# Models that also predict from each modality alone (outputs "audio_valence", ..., metrics "audio_*").
+MODELS_WITH_UNIMODAL_BRANCHES = ("prediction_fusion", "context_fusion", "cold_fusion")
+
+# Per-frame outputs besides the predictions.
+AUDIO_WEIGHT = "audio_weight"
+VISUAL_WEIGHT = "visual_weight"
+AUDIO_SIGMA_NORM = "audio_sigma_norm"
+VISUAL_SIGMA_NORM = "visual_sigma_norm"
+UTTERANCE_SUFFIX = "_utterance"
+# Output layer of output key k is named k + OUTPUT_LAYER_SUFFIX (the target inputs already use the
+# names "valence" and "arousal"); `inference_model` cuts the training graph at these layers.
+OUTPUT_LAYER_SUFFIX = "_output"
+
+DEFAULT_HYPERPARAMETERS = {
+    "gru_units": 256,
+    "gru_layers": 2,
+    "dropout": 0.5,
+    "latent_dim": 128,
+    "lambda_co_visual": 1e-3,
+    "lambda_co_audio": 1e-3,
+    "lambda_co_cross": 1e-3,
+    "lambda_regu": 1e-4,
+    "weight_convention": "informativeness",
+    "calibration_standardize": False,
+    "calibration_temperature": 1.0,
+    "num_heads": 16,
+    "num_transformer_layers": 3,
+    "transformer_dim": 128,
+    "transformer_dropout": 0.1,
+    "class_weights": None,
+    "audio_norm": None,
+    "visual_norm": None,
+    "seed": None,
+}
+
+
+def resolve_hyperparameters(**hp):
+    """Defaults of `build_model` updated with `hp`; raises ValueError naming an unknown key."""
+    unknown = sorted(set(hp) - set(DEFAULT_HYPERPARAMETERS))
+    if unknown:
+        raise ValueError(
+            f"Unknown model hyperparameter(s) {unknown}; known: {sorted(DEFAULT_HYPERPARAMETERS)}."
+        )
+    return {**DEFAULT_HYPERPARAMETERS, **hp}
+
+
+def _positive_int(key, value):
+    if isinstance(value, bool) or int(value) != value or int(value) < 1:
+        raise ValueError(f"{key} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _normalization(key, stats, dim):
+    """`keras.layers.Normalization` with fixed (mean, variance) of size `dim`, or None."""
+    if stats is None:
+        return None
+    try:
+        mean, variance = stats
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a pair (mean, variance), got {stats!r}.") from None
+    mean = np.asarray(mean, dtype="float32").reshape(-1)
+    variance = np.asarray(variance, dtype="float32").reshape(-1)
+    if mean.shape != (dim,) or variance.shape != (dim,):
+        raise ValueError(
+            f"{key} needs a mean and a variance of {dim} values each (the feature size), got "
+            f"{mean.shape[0]} and {variance.shape[0]}."
+        )
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(variance)) and np.all(variance >= 0)):
+        raise ValueError(f"{key} holds a non-finite mean or a negative/non-finite variance.")
+    return keras.layers.Normalization(mean=mean, variance=variance, name=f"{key.split('_')[0]}_normalization")
+
+
+def _named(key, tensor):
+    """Identity layer naming one model output (float32, so mixed precision never downcasts it)."""
+    return keras.layers.Identity(dtype="float32", name=key + OUTPUT_LAYER_SUFFIX)(tensor)
+
+
+def _predictions(branch, predictions):
+    """{"<branch>_valence": ..., "<branch>_arousal": ...} from a head's per-dimension outputs."""
+    return {
+        output_name(branch, dimension): _named(output_name(branch, dimension), tensor)
+        for dimension, tensor in zip(DIMENSIONS, predictions)
+    }
+
+
+def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_level=False, **hp):
+    """Training model (functional) of one model name, with its losses and metrics inside the graph.
+
+    Every model takes the same inputs, a dict of `"audio"` `[B, T, Da]`, `"visual"` `[B, T, Dv]`,
+    `"mask"` `[B, T]` (1 = real frame) and the targets `"valence"`, `"arousal"` `[B, T]` (float32 in
+    [-1, 1] for regression, int32 class ids 0/1/2 for classification). The unimodal models ("audio",
+    "visual") ignore the other modality. The loss layer at the end (`EmotionLoss`, `ColdLoss` for
+    COLD fusion) adds the loss with `add_loss` and updates the streaming metrics, so compile with
+    `model.compile(optimizer=...)` and no `loss`. Outputs (also of `inference_model`), all float32:
+
+    * "valence", "arousal": the fused (or only) predictions, `[B, T]` tanh-bounded values in [-1, 1]
+      (regression) or `[B, T, 3]` logits (classification);
+    * "audio_valence", "audio_arousal", "visual_valence", "visual_arousal" for the models with
+      unimodal branches (prediction, context and COLD fusion);
+    * "audio_weight", "visual_weight" `[B, T]` fusion weights (COLD fusion; prediction fusion's
+      confidence weights), "audio_sigma_norm", "visual_sigma_norm" `[B, T]` (COLD fusion);
+    * with `sequence_level=True`, "<output>_utterance" for every prediction: the masked mean over
+      the frames `[B]` (classification: log of the mean probabilities, `[B, 3]`).
+
+    Architectures (DESIGN.md section 3), with g = `TemporalBlock` (bidirectional GRU):
+
+    * audio / visual: g on one modality, then `EmotionHead` (g's output layer).
+    * feature_fusion: g on the frame-wise concatenation [z_A, z_V], then `EmotionHead`.
+    * prediction_fusion: one g + head per modality, fused by `ConfidenceWeightedPredictionFusion`.
+    * context_fusion: g_m with a dense output layer of size `latent_dim` gives h_m; h_AV = (h_A +
+      h_V) / 2; one shared `EmotionHead` f gives Y_A, Y_V, Y_AV.
+    * cold_fusion: g_m followed by `GaussianContextHead` (mu_m, sigma_m; h_m sampled in training,
+      mu_m at inference); `VarianceNormFusion` (paper Eq. 1-2); shared f; `ColdLoss` (Eq. 8).
+    * transformer: per-modality dense projection to `transformer_dim` + `SinePositionEncoding`,
+      `num_transformer_layers` `CrossmodalTransformerBlock`s per direction (A -> V: visual queries
+      attend to the audio projection; V -> A likewise), concatenation of both streams, layer norm,
+      `EmotionHead`.
+
+    Args:
+        name: str. One of `MODEL_NAMES`.
+        audio_dim: int. Audio feature size Da.
+        visual_dim: int. Visual feature size Dv.
+        task: str. "regression" or "classification". Defaults to "regression".
+        sequence_level: bool. Add utterance-level outputs and score the metrics on them (IEMOCAP).
+            Defaults to False.
+        **hp: hyperparameters, defaults in `DEFAULT_HYPERPARAMETERS`: gru_units=256, gru_layers=2,
+            dropout=0.5, latent_dim=128, lambda_co_visual=1e-3, lambda_co_audio=1e-3,
+            lambda_co_cross=1e-3, lambda_regu=1e-4, weight_convention="informativeness",
+            calibration_standardize=False, calibration_temperature=1.0, num_heads=16,
+            num_transformer_layers=3, transformer_dim=128 (divisible by num_heads),
+            transformer_dropout=0.1, class_weights=None ([[w0, w1, w2] valence, [...] arousal];
+            classification only), audio_norm=None / visual_norm=None ((mean, variance) baked in
+            with `keras.layers.Normalization`), seed=None (latent sampling noise).
+
+    Returns:
+        keras.Model named `name`, not compiled.
+
+    Raises:
+        ValueError: on an unknown model name, task or hyperparameter, or an invalid value.
+
+    >>> model = build_model("cold_fusion", audio_dim=4, visual_dim=3, gru_units=8, latent_dim=4)
+    >>> model.compile(optimizer="adam")
+    """
+    if name not in MODEL_NAMES:
+        raise ValueError(f"Unknown model name {name!r}; choose one of {list(MODEL_NAMES)}.")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}.")
+    hp = resolve_hyperparameters(**hp)
+    audio_dim = _positive_int("audio_dim", audio_dim)
+    visual_dim = _positive_int("visual_dim", visual_dim)
+    gru_units = _positive_int("gru_units", hp["gru_units"])
+    gru_layers = _positive_int("gru_layers", hp["gru_layers"])
+    latent_dim = _positive_int("latent_dim", hp["latent_dim"])
+    class_weights = hp["class_weights"] if task == "classification" else None
+
+    # Inputs: features, mask and targets (the loss layer needs the targets inside the graph).
+    target_dtype = "float32" if task == "regression" else "int32"
+    inputs = {
+        AUDIO: keras.Input((None, audio_dim), dtype="float32", name=AUDIO),
+        VISUAL: keras.Input((None, visual_dim), dtype="float32", name=VISUAL),
+        MASK: keras.Input((None,), dtype="float32", name=MASK),
+    }
+    targets = {d: keras.Input((None,), dtype=target_dtype, name=d) for d in DIMENSIONS}
+    mask = inputs[MASK]
+    audio, visual = inputs[AUDIO], inputs[VISUAL]
+    audio_norm = _normalization("audio_norm", hp["audio_norm"], audio_dim)
+    visual_norm = _normalization("visual_norm", hp["visual_norm"], visual_dim)
+    if audio_norm is not None and name != "visual":
+        audio = audio_norm(audio)
+    if visual_norm is not None and name != "audio":
+        visual = visual_norm(visual)
+
+    def temporal(prefix, x, output_dim=None):
+        return TemporalBlock(
+            output_dim,
+            units=gru_units,
+            num_layers=gru_layers,
+            dropout=hp["dropout"],
+            name=f"{prefix}_temporal",
+        )(x, mask=mask)
+
+    # Functional wiring per model name.
+    outputs = {}
+    latents = None
+    branches = ("",)
+    if name in ("audio", "visual"):
+        features = audio if name == "audio" else visual
+        head = EmotionHead(task, num_classes=NUM_CLASSES, name=f"{name}_head")
+        outputs.update(_predictions("", head(temporal(name, features))))
+    elif name == "feature_fusion":
+        joint = keras.layers.Concatenate(axis=-1, name="feature_concat")([audio, visual])
+        head = EmotionHead(task, num_classes=NUM_CLASSES, name="av_head")
+        outputs.update(_predictions("", head(temporal("av", joint))))
+    elif name == "prediction_fusion":
+        branches = ("", AUDIO, VISUAL)
+        z_audio = temporal(AUDIO, audio)
+        z_visual = temporal(VISUAL, visual)
+        y_audio = EmotionHead(task, num_classes=NUM_CLASSES, name="audio_head")(z_audio)
+        y_visual = EmotionHead(task, num_classes=NUM_CLASSES, name="visual_head")(z_visual)
+        fusion_inputs = [list(y_audio), list(y_visual)]
+        if task == "regression":
+            fusion_inputs += [z_audio, z_visual]
+        fused, w_audio, w_visual = ConfidenceWeightedPredictionFusion(
+            task, name="prediction_fusion"
+        )(fusion_inputs)
+        outputs.update(_predictions("", fused))
+        outputs.update(_predictions(AUDIO, y_audio))
+        outputs.update(_predictions(VISUAL, y_visual))
+        outputs[AUDIO_WEIGHT] = _named(AUDIO_WEIGHT, w_audio)
+        outputs[VISUAL_WEIGHT] = _named(VISUAL_WEIGHT, w_visual)
+    elif name == "context_fusion":
+        branches = ("", AUDIO, VISUAL)
+        h_audio = temporal(AUDIO, audio, latent_dim)
+        h_visual = temporal(VISUAL, visual, latent_dim)
+        h_av = EqualWeightFusion(name="context_fusion")([h_audio, h_visual])
+        predictor = EmotionHead(task, num_classes=NUM_CLASSES, name="predictor")
+        outputs.update(_predictions("", predictor(h_av)))
+        outputs.update(_predictions(AUDIO, predictor(h_audio)))
+        outputs.update(_predictions(VISUAL, predictor(h_visual)))
+    elif name == "cold_fusion":
+        branches = ("", AUDIO, VISUAL)
+        h_audio, mu_audio, sigma_audio = GaussianContextHead(
+            latent_dim, seed=hp["seed"], name="audio_gaussian"
+        )(temporal(AUDIO, audio))
+        visual_seed = None if hp["seed"] is None else int(hp["seed"]) + 1
+        h_visual, mu_visual, sigma_visual = GaussianContextHead(
+            latent_dim, seed=visual_seed, name="visual_gaussian"
+        )(temporal(VISUAL, visual))
+        h_av, w_audio, w_visual, n_audio, n_visual = VarianceNormFusion(
+            hp["weight_convention"], name="variance_norm_fusion"
+        )([h_audio, h_visual, sigma_audio, sigma_visual])
+        predictor = EmotionHead(task, num_classes=NUM_CLASSES, name="predictor")
+        outputs.update(_predictions("", predictor(h_av)))
+        outputs.update(_predictions(AUDIO, predictor(h_audio)))
+        outputs.update(_predictions(VISUAL, predictor(h_visual)))
+        outputs[AUDIO_WEIGHT] = _named(AUDIO_WEIGHT, w_audio)
+        outputs[VISUAL_WEIGHT] = _named(VISUAL_WEIGHT, w_visual)
+        outputs[AUDIO_SIGMA_NORM] = _named(AUDIO_SIGMA_NORM, n_audio)
+        outputs[VISUAL_SIGMA_NORM] = _named(VISUAL_SIGMA_NORM, n_visual)
+        latents = {
+            "audio_mu": mu_audio,
+            "audio_sigma": sigma_audio,
+            "visual_mu": mu_visual,
+            "visual_sigma": sigma_visual,
+        }
+    else:  # transformer
+        num_heads = _positive_int("num_heads", hp["num_heads"])
+        model_dim = _positive_int("transformer_dim", hp["transformer_dim"])
+        num_layers = _positive_int("num_transformer_layers", hp["num_transformer_layers"])
+        if model_dim % num_heads:
+            raise ValueError(
+                f"transformer_dim={model_dim} must be divisible by num_heads={num_heads}."
+            )
+        streams = {}
+        for modality, x in ((AUDIO, audio), (VISUAL, visual)):
+            x = keras.layers.Dense(model_dim, name=f"{modality}_projection")(x)
+            streams[modality] = SinePositionEncoding(name=f"{modality}_position")(x)
+        audio_stream, visual_stream = streams[AUDIO], streams[VISUAL]
+        for i in range(num_layers):
+
+            def block(direction):
+                return CrossmodalTransformerBlock(
+                    num_heads=num_heads,
+                    dropout=hp["transformer_dropout"],
+                    name=f"{direction}_{i + 1}",
+                )
+
+            # Every layer attends to the source's low-level (projected) stream, as in Tsai et al.
+            visual_stream = block("audio_to_visual")([visual_stream, streams[AUDIO]], mask=mask)
+            audio_stream = block("visual_to_audio")([audio_stream, streams[VISUAL]], mask=mask)
+        joint = keras.layers.Concatenate(axis=-1, name="crossmodal_concat")(
+            [visual_stream, audio_stream]
+        )
+        joint = keras.layers.LayerNormalization(epsilon=1e-5, name="crossmodal_norm")(joint)
+        head = EmotionHead(task, num_classes=NUM_CLASSES, name="av_head")
+        outputs.update(_predictions("", head(joint)))
+
+    if sequence_level:
+        for branch in branches:
+            for dimension in DIMENSIONS:
+                key = output_name(branch, dimension)
+                pooled = MaskedTemporalPooling(task, name=key + UTTERANCE_SUFFIX + "_pooling")(
+                    outputs[key], mask=mask
+                )
+                outputs[key + UTTERANCE_SUFFIX] = _named(key + UTTERANCE_SUFFIX, pooled)
+
+    loss_inputs = {"targets": targets, "mask": mask, "outputs": outputs}
+    loss_options = dict(
+        task=task,
+        branches=branches,
+        class_weights=class_weights,
+        sequence_level=sequence_level,
+        num_classes=NUM_CLASSES,
+    )
+    if latents is not None:
+        loss_inputs["latents"] = latents
+        loss_layer = ColdLoss(
+            lambda_co_visual=hp["lambda_co_visual"],
+            lambda_co_audio=hp["lambda_co_audio"],
+            lambda_co_cross=hp["lambda_co_cross"],
+            lambda_regu=hp["lambda_regu"],
+            weight_convention=hp["weight_convention"],
+            standardize=hp["calibration_standardize"],
+            temperature=hp["calibration_temperature"],
+            name="cold_loss",
+            **loss_options,
+        )
+    else:
+        loss_layer = EmotionLoss(name="emotion_loss", **loss_options)
+    model_outputs = loss_layer(loss_inputs)
+
+    # Config: the model's name is the model name; inputs and outputs are dicts keyed by name.
+    return keras.Model(inputs={**inputs, **targets}, outputs=model_outputs, name=name)
+
+
+def inference_model(training_model):
+    """Prediction model cut from a training model at its named output layers (no targets, no loss).
+
+    Inputs: "audio", "visual", "mask". Outputs: the dict described in `build_model` (the same keys
+    as the training model's outputs), sharing the training model's layers and weights. Layers such
+    as dropout and the Gaussian sampling run in inference mode unless called with `training=True`.
+
+    Args:
+        training_model: keras.Model built by `build_model` (or loaded from a `.keras` file).
+
+    Returns:
+        keras.Model named "<name>_inference".
+
+    Raises:
+        ValueError: if the model lacks the feature inputs or named output layers of `build_model`.
+    """
+    layer_names = {layer.name for layer in training_model.layers}
+    missing = [key for key in FEATURE_KEYS if key not in layer_names]
+    if missing:
+        raise ValueError(
+            f"Model {training_model.name!r} has no input layer(s) {missing}; build it with build_model."
+        )
+    inputs = {key: training_model.get_layer(key).output for key in FEATURE_KEYS}
+    outputs = {}
+    for layer in training_model.layers:
+        if layer.name.endswith(OUTPUT_LAYER_SUFFIX):
+            outputs[layer.name[: -len(OUTPUT_LAYER_SUFFIX)]] = layer.output
+    if not all(d in outputs for d in DIMENSIONS):
+        raise ValueError(
+            f"Model {training_model.name!r} has no output layers named "
+            f"{[d + OUTPUT_LAYER_SUFFIX for d in DIMENSIONS]}; build it with build_model."
+        )
+    return keras.Model(inputs=inputs, outputs=outputs, name=f"{training_model.name}_inference")
