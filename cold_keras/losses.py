@@ -194,7 +194,16 @@ def weighted_cross_entropy(labels, logits, class_weights=None, mask=None):
     m = _mask_like(ce, mask)
     ce = ops.where(m > 0, ce, 0.0)
     if class_weights is not None:
-        w = ops.take(_float32(class_weights), labels)
+        class_weights = _float32(class_weights)
+        static_classes = logits.shape[-1]
+        if len(class_weights.shape) != 1 or (
+            static_classes is not None and class_weights.shape[0] != static_classes
+        ):
+            raise ValueError(
+                f"class_weights must hold one weight per class ({static_classes}), "
+                f"got shape {tuple(class_weights.shape)}."
+            )
+        w = ops.take(class_weights, labels)
         m = m * w
     return ops.divide_no_nan(ops.sum(m * ce), ops.sum(m))
 

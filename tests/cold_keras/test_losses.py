@@ -191,6 +191,10 @@ def test_weighted_cross_entropy_matches_numpy(rng):
     # Equal weights change nothing (normalised by the summed weights).
     got_equal = float(losses.weighted_cross_entropy(labels_padded, logits, [4.0, 4.0, 4.0], mask))
     np.testing.assert_allclose(got_equal, ce[mask > 0].mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match="one weight per class"):
+        losses.weighted_cross_entropy(labels, logits, [[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]], mask)
+    with pytest.raises(ValueError, match="one weight per class"):
+        losses.weighted_cross_entropy(labels, logits, [1.0, 2.0], mask)
 
 
 def test_per_frame_distances_regression_and_classification(rng):
