@@ -1,0 +1,377 @@
+"""IEMOCAP adapter: EmoEvaluation labels plus per-utterance feature files -> `Recording`s.
+
+Layout::
+
+    <root>/Session{1..5}/dialog/EmoEvaluation/<dialog>.txt
+        [start - end]<TAB><utterance id><TAB><category><TAB>[V, A, D]
+    <features_dir>/<modality folder>/<utterance id>.npy    2-D [frames, features]
+    <features_dir>/<modality folder>/<utterance id>.csv    numeric, optional header
+
+* Only the utterance lines of the EmoEvaluation files are read (lines starting with `[`); headers,
+  annotator lines (`C-E1:`, `A-F2:`, ...), blank lines and the `Categorical/`, `Attribute/` and
+  `Self-evaluation/` subfolders are ignored. A line starting with `[` that does not parse is an error.
+* Valence and arousal on 1..5 become sequence-level labels (x - 3) / 2 in [-1, 1] (a rating outside
+  1..5 is clipped, counted in the report and warned about).
+* Split: sessions 1-4 train; session 5 by speaker: the speaker whose gender (the letter before the
+  final number of the utterance id, `Ses05F_impro01_M012` -> M) is `validation_speaker` is devel,
+  the other is test.
+* Alignment: feature extractors run at different frame rates, so both modalities are resampled onto
+  one grid of `round((end - start) / hop)` frames (at least one) spanning the utterance:
+  `resample_frames` averages the input frames falling into each output frame when downsampling and
+  interpolates linearly when upsampling. Truncating to the shorter modality would misalign
+  everything after the first frame whenever the two rates differ.
+* Utterances without features are skipped and counted in `Corpus.report`; with
+  `allow_missing_modality=True` a missing modality is zero-filled with presence 0 instead (an
+  utterance with neither modality is still skipped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from pipelines import features
+from pipelines.datasets.base import Corpus, Recording
+from pipelines.datasets.tables import clean_name, detect_header, first_line, read_table, sniff_separator, split_line
+from pipelines.errors import ConfigError, DataError
+
+SESSIONS = (1, 2, 3, 4, 5)
+TEST_SESSION = 5
+DEFAULT_HOP = 0.1
+UTTERANCE_LINE = re.compile(
+    r"^\[\s*(?P<start>[^\s\]-]+)\s*-\s*(?P<end>[^\s\]]+)\s*\]\s+(?P<id>\S+)\s+(?P<category>\S+)\s+"
+    r"\[(?P<vad>[^\]]*)\]\s*$")
+GENDER = re.compile(r"([A-Za-z])(\d+)$")
+READER_VERSION = 1
+_SUFFIXES = (".npy", ".csv")  # .npy wins when both exist
+
+
+@dataclasses.dataclass
+class Utterance:
+    """One utterance line of an EmoEvaluation file."""
+
+    id: str
+    session: int
+    gender: str
+    dialog: str
+    category: str
+    start: float
+    end: float
+    valence: float  # raw rating, 1..5
+    arousal: float
+    dominance: float
+    path: Path
+    line: int
+
+
+def parse_emo_evaluation(path, session: int) -> list:
+    """The utterances of one EmoEvaluation file, in file order.
+
+    Raises:
+        DataError: a line starting with `[` that does not parse (file and line).
+    """
+    path = Path(path)
+    utterances = []
+    try:
+        text = path.read_text(errors="strict")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read the file ({error})", path) from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.lstrip().startswith("["):
+            continue
+        match = UTTERANCE_LINE.match(line.strip())
+        if not match:
+            raise DataError("cannot parse the utterance line (expected "
+                            "'[start - end]<TAB>utterance id<TAB>category<TAB>[V, A, D]')", path, number)
+        try:
+            start, end = float(match["start"]), float(match["end"])
+        except ValueError:
+            raise DataError(f"bad time span [{match['start']} - {match['end']}]", path, number, 1) from None
+        try:
+            vad = [float(part) for part in match["vad"].split(",")]
+        except ValueError:
+            vad = []
+        if len(vad) != 3 or not all(np.isfinite(vad)):
+            raise DataError(f"expected three numbers [V, A, D], found [{match['vad']}]", path, number, 4)
+        if not end > start:
+            raise DataError(f"the utterance ends ({end}) before it starts ({start})", path, number, 1)
+        gender = GENDER.search(match["id"])
+        if gender is None or gender.group(1).upper() not in ("F", "M"):
+            raise DataError(f"utterance id {match['id']!r} does not end in F or M and a number", path, number, 2)
+        utterances.append(Utterance(
+            id=match["id"], session=session, gender=gender.group(1).upper(), dialog=path.stem,
+            category=match["category"], start=start, end=end, valence=vad[0], arousal=vad[1], dominance=vad[2],
+            path=path, line=number))
+    return utterances
+
+
+def resample_frames(values: np.ndarray, num_frames: int) -> np.ndarray:
+    """Resamples a feature sequence [M, D] to `num_frames` frames spanning the same time.
+
+    Output frame j covers the fraction [j / n, (j + 1) / n) of the span, input frame i is centred
+    at (i + 0.5) / M. Downsampling (M >= n): the mean of the input frames centred in output frame j
+    (never empty). Upsampling: linear interpolation between input centres, held at the edges.
+
+    >>> resample_frames(np.array([[0.0], [2.0], [4.0], [6.0]]), 2)[:, 0]
+    array([1., 5.])
+    """
+    values = np.asarray(values, np.float64)
+    m, n = values.shape[0], int(num_frames)
+    if m == n:
+        return values.copy()
+    if m > n:
+        bins = np.floor((np.arange(m) + 0.5) * n / m).astype(np.int64)
+        sums = np.zeros((n, values.shape[1]))
+        np.add.at(sums, bins, values)
+        return sums / np.bincount(bins, minlength=n)[:, None]
+    position = np.clip((np.arange(n) + 0.5) / n * m - 0.5, 0.0, m - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, m - 1)
+    weight = (position - low)[:, None]
+    return values[low] * (1.0 - weight) + values[high] * weight
+
+
+@dataclasses.dataclass
+class _Folder:
+    name: str
+    path: Path
+    files: dict  # utterance id -> (Path, os.stat_result)
+    dim: int = 0
+    names: list = dataclasses.field(default_factory=list)
+    first_file: Path = None
+
+
+def open_iemocap(data_dir, *, features_dir=None, audio_features="audio", visual_features="visual",
+                 validation_speaker="F", hop=DEFAULT_HOP, allow_missing_modality=False) -> Corpus:
+    """Opens IEMOCAP with per-utterance features.
+
+    Args:
+        data_dir: str or Path. The IEMOCAP root holding `Session1` .. `Session5`.
+        features_dir: str or Path. Folder of per-utterance features, one subfolder per modality.
+        audio_features: str or list of str. Audio folder(s) under `features_dir` (several are
+            concatenated per frame). Defaults to "audio".
+        visual_features: str or list of str. Defaults to "visual".
+        validation_speaker: "F" or "M". The session-5 speaker used for validation (devel); the
+            other one is the test set. Defaults to "F".
+        hop: float. Frame hop in seconds of the common grid both modalities are resampled onto.
+            Defaults to 0.1 (AVEC's).
+        allow_missing_modality: bool. Zero-fill a missing modality (presence 0) instead of
+            skipping the utterance. Defaults to False.
+
+    Returns:
+        `Corpus` of sequence-level recordings (scalar valence/arousal).
+
+    Raises:
+        ConfigError: a bad option, or a features folder that does not exist.
+        DataError: no EmoEvaluation files, an unparseable utterance line, bad feature files.
+    """
+    if features_dir is None:
+        raise ConfigError("IEMOCAP needs features_dir (--features-dir): the folder of per-utterance feature "
+                          "files <features_dir>/<modality>/<utterance id>.npy or .csv")
+    speaker = str(validation_speaker).upper()
+    if speaker not in ("F", "M"):
+        raise ConfigError(f"validation_speaker must be 'F' or 'M', got {validation_speaker!r}")
+    if isinstance(hop, bool) or not isinstance(hop, (int, float)) or not hop > 0:
+        raise ConfigError(f"hop must be a positive number of seconds, got {hop!r}")
+    hop = float(hop)
+    root, features_root = Path(data_dir), Path(features_dir)
+    if not root.is_dir():
+        raise DataError("IEMOCAP folder does not exist", root)
+    if not features_root.is_dir():
+        raise ConfigError("features folder does not exist", features_root)
+    modalities = {
+        features.AUDIO: _resolve_folders(features_root, features.AUDIO, audio_features),
+        features.VISUAL: _resolve_folders(features_root, features.VISUAL, visual_features),
+    }
+
+    label_files = []
+    for session in SESSIONS:
+        folder = root / f"Session{session}" / "dialog" / "EmoEvaluation"
+        if folder.is_dir():
+            label_files += [(session, path) for path in sorted(folder.glob("*.txt")) if not path.name.startswith(".")]
+    if not label_files:
+        raise DataError("no EmoEvaluation files: expected Session{1..5}/dialog/EmoEvaluation/<dialog>.txt", root)
+    utterances, seen = [], {}
+    for session, path in label_files:
+        for utterance in parse_emo_evaluation(path, session):
+            if utterance.id in seen:
+                first = seen[utterance.id]
+                raise DataError(f"utterance {utterance.id} is also on {first.path}:{first.line}", path, utterance.line)
+            seen[utterance.id] = utterance
+            utterances.append(utterance)
+
+    report = {"utterances": len(utterances), "skipped_without_features": 0, "skipped_ids": [],
+              "missing_audio": 0, "missing_visual": 0, "clipped_labels": 0}
+    used = []
+    for utterance in utterances:
+        present = {modality: all(utterance.id in folder.files for folder in folders)
+                   for modality, folders in modalities.items()}
+        if not all(present.values()) and (not allow_missing_modality or not any(present.values())):
+            report["skipped_without_features"] += 1
+            report["skipped_ids"].append(utterance.id)
+            continue
+        for modality, ok in present.items():
+            report[f"missing_{modality}"] += int(not ok)
+        used.append((utterance, present))
+    if not used:
+        raise DataError(f"no utterance of the {len(utterances)} in the EmoEvaluation files has feature files "
+                        f"in {', '.join(str(f.path) for folders in modalities.values() for f in folders)}",
+                        features_root)
+    for folders in modalities.values():
+        for folder in folders:
+            _describe_folder(folder, [u.id for u, _ in used if u.id in folder.files])
+    for utterance, _ in used:
+        for name in ("valence", "arousal"):
+            raw = getattr(utterance, name)
+            if not 1.0 <= raw <= 5.0:
+                report["clipped_labels"] += 1
+                warnings.warn(f"{utterance.path}:{utterance.line}: {name} {raw} is outside 1..5; clipped",
+                              stacklevel=2)
+
+    def partition(utterance):
+        if utterance.session != TEST_SESSION:
+            return features.TRAIN
+        return features.DEVEL if utterance.gender == speaker else features.TEST
+
+    counts = {name: 0 for name in features.PARTITIONS}
+    for utterance, _ in used:
+        counts[partition(utterance)] += 1
+    report["recordings"] = counts
+
+    files = [[os.path.relpath(path, root), path.stat().st_size, path.stat().st_mtime_ns] for _, path in label_files]
+    for utterance, _ in used:
+        for folders in modalities.values():
+            for folder in folders:
+                if utterance.id in folder.files:
+                    path, stat = folder.files[utterance.id]
+                    files.append([f"{folder.name}/{path.name}", stat.st_size, stat.st_mtime_ns])
+    options = {"audio_features": [f.name for f in modalities[features.AUDIO]],
+               "visual_features": [f.name for f in modalities[features.VISUAL]],
+               "validation_speaker": speaker, "hop": hop, "allow_missing_modality": bool(allow_missing_modality)}
+    key = {"dataset": "iemocap", "reader_version": READER_VERSION, "options": options, "files": files}
+    fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+    def recordings():
+        for utterance, present in used:
+            yield _read_utterance(utterance, present, modalities, hop, partition(utterance))
+
+    names = {modality: [n for folder in folders for n in
+                        (folder.names if len(folders) == 1 else [f"{folder.name}/{x}" for x in folder.names])]
+             for modality, folders in modalities.items()}
+    return Corpus(dataset="iemocap", root=str(root), hop=hop, audio_feature_names=names[features.AUDIO],
+                  visual_feature_names=names[features.VISUAL], recordings=recordings, fingerprint=fingerprint,
+                  report=report)
+
+
+def _resolve_folders(features_root: Path, modality: str, names) -> list:
+    if isinstance(names, (str, os.PathLike)):
+        names = [names]
+    names = [str(name) for name in (names or [])]
+    existing = ", ".join(sorted(p.name for p in features_root.iterdir() if p.is_dir())) or "none"
+    if not names:
+        raise ConfigError(f"choose the {modality} feature folder under {features_root} ({modality}_features); "
+                          f"folders there: {existing}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{modality} feature folders repeat a folder: {', '.join(names)}")
+    folders = []
+    for name in names:
+        path = features_root / name
+        if Path(name).name != name or not path.is_dir():
+            raise ConfigError(f"{modality} feature folder {name!r} does not exist; folders in {features_root}: "
+                              f"{existing}", path)
+        files = {}
+        with os.scandir(path) as scan:
+            for item in sorted(scan, key=lambda item: item.name):
+                stem, suffix = os.path.splitext(item.name)
+                if suffix in _SUFFIXES and not item.name.startswith(".") and item.is_file():
+                    if stem not in files or suffix == ".npy":
+                        files[stem] = (Path(item.path), item.stat())
+        folders.append(_Folder(name=name, path=path, files=files))
+    return folders
+
+
+def _describe_folder(folder: _Folder, ids: list) -> None:
+    """Feature dimension and names from the first used file of a folder."""
+    if not ids:
+        raise DataError("no feature file of any utterance in this folder", folder.path)
+    path = folder.files[ids[0]][0]
+    folder.first_file = path
+    if path.suffix == ".npy":
+        shape = _load_npy(path, mmap=True).shape
+        folder.dim = int(shape[1])
+        folder.names = [f"{folder.name}_{i}" for i in range(folder.dim)]
+        return
+    line = first_line(path)
+    cells = split_line(line, sniff_separator(path, line, default=","))
+    folder.dim = len(cells)
+    if detect_header(cells, 0):
+        folder.names = [clean_name(cell) for cell in cells]
+    else:
+        folder.names = [f"{folder.name}_{i}" for i in range(folder.dim)]
+
+
+def _load_npy(path: Path, mmap=False) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read the .npy file ({error})", path) from None
+    if array.ndim != 2:
+        raise DataError(f"expected a 2-D array [frames, features], found shape {tuple(array.shape)}", path)
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise DataError(f"expected real numbers, found dtype {array.dtype}", path)
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(f"empty array of shape {tuple(array.shape)}", path)
+    return array
+
+
+def _read_features(path: Path, folder: _Folder) -> np.ndarray:
+    if path.suffix == ".npy":
+        values = np.asarray(_load_npy(path), np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, column = (int(i) for i in np.argwhere(bad)[0])
+            raise DataError(f"{values[row, column]} at frame {row} (0-based), feature {column}", path)
+        first_row = 0
+    else:
+        table = read_table(path, text_columns=0)
+        values = table.values
+        first_row = int(table.lines[0])
+    if values.shape[1] != folder.dim:
+        raise DataError(f"{values.shape[1]} feature columns, but {folder.first_file} has {folder.dim}", path,
+                        first_row or None)
+    return values
+
+
+def _read_utterance(utterance: Utterance, present: dict, modalities: dict, hop: float, partition: str) -> Recording:
+    n = max(1, int(round((utterance.end - utterance.start) / hop)))
+    arrays, presence = {}, {}
+    for modality, folders in modalities.items():
+        if present[modality]:
+            parts = [resample_frames(_read_features(folder.files[utterance.id][0], folder), n) for folder in folders]
+            arrays[modality] = np.concatenate(parts, axis=1).astype(np.float32)
+            presence[modality] = np.ones(n, np.float32)
+        else:
+            arrays[modality] = np.zeros((n, sum(folder.dim for folder in folders)), np.float32)
+            presence[modality] = np.zeros(n, np.float32)
+    return Recording(
+        name=utterance.id, partition=partition, hop=hop,
+        audio=arrays[features.AUDIO], visual=arrays[features.VISUAL],
+        valence=_scale(utterance.valence), arousal=_scale(utterance.arousal),
+        timestamps=utterance.start + np.arange(n) * hop,
+        audio_present=presence[features.AUDIO], visual_present=presence[features.VISUAL],
+        metadata={"session": str(utterance.session), "gender": utterance.gender,
+                  "speaker": f"Ses{utterance.session:02d}{utterance.gender}", "dialog": utterance.dialog,
+                  "category": utterance.category},
+    )
+
+
+def _scale(rating: float) -> float:
+    """A 1..5 rating as a label in [-1, 1]: (x - 3) / 2, clipped."""
+    return float(np.clip((rating - 3.0) / 2.0, -1.0, 1.0))
