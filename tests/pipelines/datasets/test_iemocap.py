@@ -1,5 +1,7 @@
 """The IEMOCAP reader against fixtures in the real EmoEvaluation format."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -172,3 +174,21 @@ def test_options_and_folders_are_checked(tmp_path):
         open_corpus("iemocap", tmp_path / "IEMOCAP")
     with pytest.raises(DataError, match="no EmoEvaluation files"):
         open_corpus("iemocap", tmp_path / "features", features_dir=tmp_path / "features")
+
+
+def test_ratings_outside_one_to_five_are_clipped_with_a_warning(tmp_path):
+    truth = write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "features", sessions=(1,))
+    path = tmp_path / "IEMOCAP" / "Session1" / "dialog" / "EmoEvaluation" / "Ses01F_impro01.txt"
+    text = path.read_text()
+    line = next(line for line in text.splitlines() if "_M001" in line and line.startswith("["))
+    path.write_text(text.replace(line, line[:line.rindex("[")] + "[5.5000, 0.5000, 3.0000]"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        corpus = open_iemocap(tmp_path)
+    messages = sorted(str(w.message).split(": ", 1)[1] for w in caught)
+    assert messages == ["arousal 0.5 is outside 1..5; clipped", "valence 5.5 is outside 1..5; clipped"]
+    recording = {r.name: r for r in corpus.recordings()}["Ses01F_impro01_M001"]
+    assert (recording.valence, recording.arousal) == (1.0, -1.0)
+    assert corpus.report["clipped_labels"] == 2
+    other = {r.name: r for r in corpus.recordings()}["Ses01F_impro01_F001"]
+    assert other.valence == pytest.approx((truth["Ses01F_impro01_F001"]["valence_raw"] - 3) / 2)
