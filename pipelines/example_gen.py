@@ -6,7 +6,7 @@ Writes, under an artefact folder OUT:
   Context: `name`, `partition`, `hop`, `num_frames`, `metadata` (JSON), `labelled`,
   `sequence_level`, `has_corruption`, and for sequence-level corpora the utterance labels
   `valence` / `arousal`. Feature lists (one entry per frame): `audio` [D_a], `visual` [D_v],
-  `timestamps`, `audio_present`, `visual_present`, per-frame `valence` / `arousal` (frame-level
+  `timestamps` (int64 microseconds), `audio_present`, `visual_present`, per-frame `valence` / `arousal` (frame-level
   labelled corpora) and `audio_corrupted` / `visual_corrupted` (int 0/1, when the ground truth is
   known).
 * `manifest.json`, written last: per partition the number of recordings and frames, feature
@@ -147,7 +147,8 @@ def serialize_recording(recording) -> bytes:
     lists = {
         features.AUDIO: _floats(recording.audio),
         features.VISUAL: _floats(recording.visual),
-        TIMESTAMPS: _floats(np.asarray(timestamps, np.float32).reshape(n, 1)),
+        # Whole microseconds: exact for the corpora's timestamps, unlike a float32 FloatList.
+        TIMESTAMPS: _ints(np.round(np.asarray(timestamps, np.float64) * 1e6)),
     }
     for modality, key in PRESENT_KEYS.items():
         present = getattr(recording, key)

@@ -88,7 +88,8 @@ def parse_spec(info: dict, ragged=False, labels_only=False):
         for modality in features.MODALITIES:
             sequence[modality] = (tf.io.RaggedFeature(tf.float32) if ragged
                                   else tf.io.FixedLenSequenceFeature([info[f"{modality}_dim"]], tf.float32))
-        for key in (eg.TIMESTAMPS, features.AUDIO_PRESENT, features.VISUAL_PRESENT):
+        sequence[eg.TIMESTAMPS] = tf.io.FixedLenSequenceFeature([], tf.int64)
+        for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT):
             sequence[key] = tf.io.FixedLenSequenceFeature([], tf.float32)
         if info.get("has_corruption"):
             for key in eg.CORRUPTED_KEYS.values():
@@ -134,7 +135,7 @@ def iter_recordings(artifact_dir, partition):
         dict with `name`, `partition`, `hop` (float), `num_frames`, `metadata` (dict),
         `labelled`, `sequence_level` (bools), `audio` [N, D_a] and `visual` [N, D_v] float32,
         `valence` / `arousal` ([N] float32 per frame, a float32 scalar for sequence-level corpora,
-        None when unlabelled), `timestamps` [N], `audio_present` / `visual_present` [N] float32 and,
+        None when unlabelled), `timestamps` [N] float64 seconds, `audio_present` / `visual_present` [N] float32 and,
         when the corpus knows them, `audio_corrupted` / `visual_corrupted` [N] bool.
     """
     info, paths = _shard_paths(artifact_dir, partition)
@@ -153,7 +154,7 @@ def iter_recordings(artifact_dir, partition):
                 "sequence_level": bool(info["sequence_level"]),
                 features.AUDIO: example[features.AUDIO],
                 features.VISUAL: example[features.VISUAL],
-                eg.TIMESTAMPS: example[eg.TIMESTAMPS],
+                eg.TIMESTAMPS: example[eg.TIMESTAMPS] / 1e6,
                 features.AUDIO_PRESENT: example[features.AUDIO_PRESENT],
                 features.VISUAL_PRESENT: example[features.VISUAL_PRESENT],
             }
@@ -346,8 +347,9 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
         window_hop_seconds: optional float. Distance between window starts. Defaults to half a
             window.
         task: `regression` (float targets) or `classification` (int32 class ids).
-        augment: optional dict (`pipelines.augment`); training only. `noise_std` is in units of
-            the train standard deviation from `transform.json`.
+        augment: optional dict (`pipelines.augment`); applied with `training=True` only and
+            ignored otherwise. `noise_std` is in units of the train standard deviation from
+            `transform.json` (run `pipelines.transform` first).
         oversample: False, True (strata = the dominant (valence, arousal) class pair of a
             window), `valence` or `arousal` (strata = that dimension's dominant class). Training
             draws windows from every stratum present with equal probability, one pass as long as
@@ -387,14 +389,13 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
     def keep(element):
         return {key: element[key] for key in features.MODALITIES + features.LABEL_KEYS}
 
-    def window_stream(stream_seed, buffer):
+    def window_stream(stream_seed):
         stream = _records(paths, training=True, seed=stream_seed).map(
             lambda e: keep(parse(e)), num_parallel_calls=tf.data.AUTOTUNE)
-        stream = stream.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(windows_of(e, window, step)))
-        return stream, buffer
+        return stream.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(windows_of(e, window, step)))
 
     if mode is None:
-        dataset, _ = window_stream(seed, shuffle_buffer)
+        dataset = window_stream(seed)
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     else:
         strata = window_strata(artifact_dir, partition, window, step, mode)
@@ -402,7 +403,7 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
         streams = []
         for k in present.tolist():
             stream_seed = None if seed is None else seed + 1 + k
-            stream, _ = window_stream(stream_seed, shuffle_buffer)
+            stream = window_stream(stream_seed)
 
             def in_stratum(element, k=k):
                 v = _dominant_class(element[features.VALENCE], element[features.MASK])

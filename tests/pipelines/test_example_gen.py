@@ -26,7 +26,8 @@ def _assert_same(recording, parsed):
     assert parsed["metadata"] == recording.metadata
     np.testing.assert_array_equal(parsed["audio"], recording.audio)
     np.testing.assert_array_equal(parsed["visual"], recording.visual)
-    np.testing.assert_array_equal(parsed["timestamps"], recording.timestamps)
+    assert parsed["timestamps"].dtype == np.float64  # stored as whole microseconds
+    np.testing.assert_allclose(parsed["timestamps"], recording.timestamps, rtol=0, atol=5e-7)
     np.testing.assert_array_equal(parsed["audio_present"], recording.audio_present)
     np.testing.assert_array_equal(parsed["visual_present"], recording.visual_present)
     for key in ("valence", "arousal"):
@@ -251,3 +252,40 @@ def test_cli_help_and_flag_errors(capsys):
         example_gen.main(["--dataset", "avec", "--data-dir", "x", "--output-dir", "y", "--features-dir", "z"])
     assert info.value.code == 2
     assert "error: --features-dir applies to --dataset iemocap only" in capsys.readouterr().err
+
+
+def test_cli_chain_on_an_avec_layout(tmp_path, capsys):
+    from pipelines import statistics_gen, transform
+    from tests.fixtures import write_avec_fixture
+
+    truth = write_avec_fixture(tmp_path / "avec", num_frames=12)
+    out = tmp_path / "artifacts"
+    example_gen.main(["--dataset", "avec", "--data-dir", str(tmp_path / "avec"), "--audio-features", "egemaps",
+                      "--visual-features", "au", "--output-dir", str(out), "--no-progress"])
+    statistics_gen.main(["--artifact-dir", str(out)])
+    transform.main(["--artifact-dir", str(out)])
+    for name in ("manifest.json", "statistics.json", "statistics.txt", "schema.json", "anomalies.json",
+                 "anomalies.txt", "transform.json"):
+        assert (out / name).is_file()
+    parsed = {r["name"]: r for r in input_pipeline.iter_recordings(out, "train")}
+    assert sorted(parsed) == ["Train_DE_01", "Train_HU_02"]
+    for name, recording in parsed.items():
+        np.testing.assert_allclose(recording["audio"], truth["features"]["egemaps"][name], rtol=1e-6)
+        np.testing.assert_allclose(recording["valence"], truth["labels"][name]["valence"], rtol=1e-6)
+
+
+def test_synthetic_corpus_keeps_the_corruption_ground_truth(tmp_path):
+    from pipelines.datasets import open_corpus, synthetic
+
+    root = tmp_path / "synthetic"
+    synthetic.generate(root, num_train=2, num_devel=1, num_test=1, duration_seconds=4.0, audio_dim=3, visual_dim=4)
+    corpus = open_corpus("synthetic", root)
+    expected = {r.name: r for r in corpus.recordings()}
+    out = tmp_path / "artifacts"
+    manifest = example_gen.run(corpus, out, progress=False)
+    assert all(part["has_corruption"] for part in manifest["partitions"].values())
+    for partition in manifest["partitions"]:
+        for parsed in input_pipeline.iter_recordings(out, partition):
+            _assert_same(expected[parsed["name"]], parsed)
+            # Timestamps such as 0.1 s come back exactly, not as float32 0.10000000149.
+            np.testing.assert_array_equal(parsed["timestamps"], expected[parsed["name"]].timestamps)
