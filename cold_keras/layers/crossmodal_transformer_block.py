@@ -95,6 +95,9 @@ class CrossmodalTransformerBlock(keras.layers.Layer):
 
     def call(self, inputs, mask=None, training=None):
         target, source = inputs
+        if isinstance(mask, (list, tuple)):
+            # Keras fills `mask` with the inputs' own Keras masks ([target, source]) when none is given.
+            mask = mask[1]
         attention_mask = None
         if mask is not None:
             key_mask = frame_mask_to_bool(mask, ops.shape(source)[1])

@@ -1,0 +1,13 @@
+"""Test session setup: quiet TensorFlow logs and a fixed Keras seed for every test."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _keras_seed():
+    keras.utils.set_random_seed(0)
