@@ -119,8 +119,8 @@ class TensorBoardExtras(keras.callbacks.Callback):
         audio = np.asarray(self.recording[features.AUDIO], np.float32)[None]
         visual = np.asarray(self.recording[features.VISUAL], np.float32)[None]
         mask = np.ones(audio.shape[:2], np.float32)
-        outputs = self.inference_model(
-            {features.AUDIO: audio, features.VISUAL: visual, features.MASK: mask}, training=False)
+        outputs = self.inference_model.predict_on_batch(
+            {features.AUDIO: audio, features.VISUAL: visual, features.MASK: mask})
         outputs = {key: np.asarray(value, np.float32)[0] for key, value in outputs.items()}
         if outputs[features.VALENCE].ndim == 2:  # classification: plot the expected bin value
             for key in list(outputs):
