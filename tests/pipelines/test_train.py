@@ -235,3 +235,36 @@ def test_resume_after_sigkill(cache, tmp_path):
     epochs = [int(row["epoch"]) for row in csv.DictReader(open(history))]
     assert epochs == list(range(6)), epochs  # resumed: no epoch repeated, none missing
     assert (run_dir / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_iemocap_utterance_level_classification(cache, tmp_path):
+    """IEMOCAP fixture in its real layout: sequence-level labels, utterance predictions and scores."""
+    from cold_keras import metrics as cmetrics
+    from pipelines import config as config_lib
+    from pipelines import train
+    from tests.fixtures import write_iemocap_fixture
+
+    truth = write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "feats", utterances_per_speaker=4,
+                                  audio_dim=5, visual_dim=4)
+    config = config_lib.load_file(config_lib.default_config_path("iemocap"))
+    config = config_lib.deep_update(config, {"model": TINY["model"], "training": {
+        "epochs": 1, "window_seconds": 3.0, "window_hop_seconds": 1.5}})
+    config.update(data_dir=str(tmp_path / "IEMOCAP"), features_dir=str(tmp_path / "feats"))
+    metrics = train.run(config_lib.validate(config), tmp_path / "run", progress=False)
+
+    assert set(metrics) == {"devel", "test"}
+    rows = list(csv.reader(open(tmp_path / "run" / "predictions" / "devel" / "utterances.csv"), delimiter=";"))
+    assert rows[0] == ["name", "timestamp", "arousal", "valence"]
+    devel = {name: record for name, record in truth.items() if record["session"] == 5 and record["gender"] == "F"}
+    assert sorted(row[0].strip("'") for row in rows[1:]) == sorted(devel)
+
+    def bins(raw):  # (x - 3) / 2 in [-1, 1], then the paper's bins at +-0.05
+        value = (raw - 3.0) / 2.0
+        return 0 if value < -0.05 else (2 if value > 0.05 else 1)
+
+    for column, dim in ((2, "arousal"), (3, "valence")):
+        predicted = np.array([int(row[column]) + 1 for row in rows[1:]])
+        labels = np.array([bins(devel[row[0].strip("'")][f"{dim}_raw"]) for row in rows[1:]])
+        expected_f1 = cmetrics.precision_recall_f1(labels, predicted, 3)[2]
+        assert metrics["devel"]["av"][f"f1_{dim}"] == pytest.approx(expected_f1, abs=1e-6)
