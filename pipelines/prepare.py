@@ -8,6 +8,7 @@ folder and the data options, so every run on the same data reuses one set of sha
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 
@@ -38,17 +39,16 @@ def corpus_options(config: dict) -> dict:
     return options
 
 
-def resolve_data_dir(config: dict, progress=True) -> Path:
-    """The corpus folder; the synthetic corpus is generated into the cache on first use."""
-    dataset = config["dataset"]
-    if dataset == "synthetic" and not config.get("data_dir"):
-        from pipelines.datasets import synthetic
+def check_inputs(config: dict) -> None:
+    """Cheap checks of the data settings, run before TensorFlow is imported."""
+    if config["dataset"] != "synthetic" or config.get("data_dir"):
+        _given_data_dir(config)
+    if config["dataset"] == "iemocap":
+        corpus_options(config)
 
-        params = dict(config.get("synthetic") or {})
-        key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
-        root = config_lib.cache_dir() / "synthetic" / key
-        synthetic.generate(root, **params)
-        return root
+
+def _given_data_dir(config: dict) -> Path:
+    dataset = config["dataset"]
     if not config.get("data_dir"):
         raise ConfigError(f"--data-dir is required for --dataset {dataset}: pass the corpus folder "
                           f"(or set data_dir in the config)")
@@ -56,6 +56,25 @@ def resolve_data_dir(config: dict, progress=True) -> Path:
     if not root.is_dir():
         raise ConfigError("data folder does not exist", root)
     return root
+
+
+def resolve_data_dir(config: dict, progress=True) -> Path:
+    """The corpus folder; the synthetic corpus is generated into the cache on first use."""
+    dataset = config["dataset"]
+    if dataset == "synthetic" and not config.get("data_dir"):
+        from pipelines.datasets import synthetic
+
+        params = dict(config.get("synthetic") or {})
+        accepted = set(inspect.signature(synthetic.generate).parameters) - {"output_dir", "progress"}
+        unknown = sorted(set(params) - accepted)
+        if unknown:
+            raise ConfigError(f"unknown synthetic option(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(accepted))}")
+        key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+        root = config_lib.cache_dir() / "synthetic" / key
+        synthetic.generate(root, **params)
+        return root
+    return _given_data_dir(config)
 
 
 def artifact_dir_for(config: dict, data_dir: Path) -> Path:

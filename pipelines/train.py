@@ -205,6 +205,9 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
         print(f"{run_dir} already holds a finished run with these settings (pass --overwrite to train again)")
         return metrics
 
+    from pipelines import prepare
+
+    prepare.check_inputs(config)
     training = config["training"]
     strategy = setup_devices(training["distribute"])
     policy = setup_precision(training["mixed_precision"])
@@ -213,7 +216,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     import tensorflow as tf
 
     from cold_keras.models import build_model, inference_model
-    from pipelines import evaluation, input_pipeline, prepare, transform
+    from pipelines import evaluation, input_pipeline, transform
     from pipelines.callbacks import NanGuard, TensorBoardExtras
 
     keras.utils.set_random_seed(int(training["seed"]))
