@@ -176,7 +176,7 @@ def test_keras_file_round_trip(name, task, tmp_path):
     for key in expected:
         np.testing.assert_allclose(np.asarray(actual[key]), np.asarray(expected[key]), rtol=1e-6, atol=1e-6)
     # The reloaded model trains with the same in-graph losses and metrics.
-    reloaded.compile(optimizer="adam")
+    reloaded.compile(optimizer="adam", run_eagerly=True)
     logs = reloaded.fit(data, epochs=1, batch_size=2, verbose=0).history
     assert set(logs) == _expected_logs(name, task)
     # The inference model saves on its own too.
@@ -202,7 +202,7 @@ def test_sequence_level_outputs_are_masked_means(task):
                 p = np.exp(frames[i][valid] - frames[i][valid].max(-1, keepdims=True))
                 p /= p.sum(-1, keepdims=True)
                 np.testing.assert_allclose(np.exp(utterance[i]), p.mean(0), rtol=1e-5)
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", run_eagerly=True)
     assert np.isfinite(model.fit(data, epochs=1, verbose=0).history["ccc_mean" if task == "regression" else "loss"][-1])
 
 
