@@ -34,7 +34,7 @@ class CrossmodalTransformerBlock(keras.layers.Layer):
     Output shape: `[B, T_t, D]`.
 
     >>> block = CrossmodalTransformerBlock(num_heads=2)
-    >>> block([keras.ops.zeros((1, 5, 8)), keras.ops.zeros((1, 5, 6))]).shape
+    >>> tuple(block([keras.ops.zeros((1, 5, 8)), keras.ops.zeros((1, 5, 6))]).shape)
     (1, 5, 8)
     """
 

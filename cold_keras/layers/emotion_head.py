@@ -27,7 +27,7 @@ class EmotionHead(keras.layers.Layer):
     Output: tuple of `num_dimensions` tensors, `[B, T]` (regression) or `[B, T, num_classes]`.
 
     >>> valence, arousal = EmotionHead()(keras.ops.zeros((2, 5, 4)))
-    >>> valence.shape
+    >>> tuple(valence.shape)
     (2, 5)
     """
 

@@ -15,7 +15,7 @@ class EqualWeightFusion(keras.layers.Layer):
 
     Output shape: `[B, T, K]`.
 
-    >>> EqualWeightFusion()([keras.ops.zeros((1, 2, 3)), keras.ops.ones((1, 2, 3))]).shape
+    >>> tuple(EqualWeightFusion()([keras.ops.zeros((1, 2, 3)), keras.ops.ones((1, 2, 3))]).shape)
     (1, 2, 3)
     """
 

@@ -22,7 +22,7 @@ class SinePositionEncoding(keras.layers.Layer):
 
     Input/Output shape: `[B, T, D]`.
 
-    >>> SinePositionEncoding()(keras.ops.zeros((1, 3, 4))).shape
+    >>> tuple(SinePositionEncoding()(keras.ops.zeros((1, 3, 4))).shape)
     (1, 3, 4)
     """
 

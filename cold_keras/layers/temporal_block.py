@@ -51,7 +51,7 @@ class TemporalBlock(keras.layers.Layer):
     output layer).
 
     >>> block = TemporalBlock(output_dim=4, units=8)
-    >>> block(keras.ops.zeros((2, 5, 3)), mask=keras.ops.ones((2, 5))).shape
+    >>> tuple(block(keras.ops.zeros((2, 5, 3)), mask=keras.ops.ones((2, 5))).shape)
     (2, 5, 4)
     """
 

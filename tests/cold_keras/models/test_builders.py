@@ -72,16 +72,19 @@ def _expected_logs(name, task):
     return names
 
 
-_MODELS = {}
+@pytest.fixture(scope="module")
+def tiny_model():
+    """Tiny float32 training models, built once per (name, task) and shared by the module's tests."""
+    cache = {}
 
+    def get(name, task):
+        if (name, task) not in cache:
+            model = build_model(name, audio_dim=DA, visual_dim=DV, task=task, **TINY)
+            model.compile(optimizer=keras.optimizers.Adam(1e-2))
+            cache[name, task] = model
+        return cache[name, task]
 
-def _model(name, task):
-    """Tiny float32 training model, built once per (name, task) and shared by the tests."""
-    if (name, task) not in _MODELS:
-        model = build_model(name, audio_dim=DA, visual_dim=DV, task=task, **TINY)
-        model.compile(optimizer=keras.optimizers.Adam(1e-2))
-        _MODELS[name, task] = model
-    return _MODELS[name, task]
+    return get
 
 
 def _check_outputs(outputs, name, task, sequence_level=False):
@@ -96,8 +99,8 @@ def _check_outputs(outputs, name, task, sequence_level=False):
 
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_fit_logs_contract_metrics_and_inference_outputs(name, task):
-    model = _model(name, task)
+def test_fit_logs_contract_metrics_and_inference_outputs(tiny_model, name, task):
+    model = tiny_model(name, task)
     assert model.name == name
     data = {k: np.concatenate([v, v]) for k, v in _batch(task).items()}
     history = model.fit(data, validation_data=(_batch(task, 1),), epochs=1, batch_size=2, verbose=0)
@@ -134,8 +137,8 @@ def test_mixed_precision_training_keeps_float32_outputs(name, task, policy):
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_valid_frames_ignore_padded_features(name):
-    infer = inference_model(_model(name, "regression"))
+def test_valid_frames_ignore_padded_features(tiny_model, name):
+    infer = inference_model(tiny_model(name, "regression"))
     data = _features(_batch("regression"))
     changed = {k: v.copy() for k, v in data.items()}
     padded = data["mask"] == 0
@@ -152,8 +155,8 @@ def test_valid_frames_ignore_padded_features(name):
 
 
 @pytest.mark.parametrize("name", ["audio", "visual"])
-def test_unimodal_models_ignore_the_other_modality(name):
-    infer = inference_model(_model(name, "regression"))
+def test_unimodal_models_ignore_the_other_modality(tiny_model, name):
+    infer = inference_model(tiny_model(name, "regression"))
     data = _features(_batch("regression"))
     other = "visual" if name == "audio" else "audio"
     changed = {**data, other: data[other] + 10.0}
@@ -167,8 +170,8 @@ def test_unimodal_models_ignore_the_other_modality(name):
     [(name, "regression") for name in MODEL_NAMES] + [("cold_fusion", "classification"),
                                                       ("prediction_fusion", "classification")],
 )
-def test_keras_file_round_trip(name, task, tmp_path):
-    model = _model(name, task)
+def test_keras_file_round_trip(tiny_model, name, task, tmp_path):
+    model = tiny_model(name, task)
     data = _batch(task)
     reloaded = run_model_saving_test(model, data, tmp_path)
     expected = inference_model(model)(_features(data), training=False)
@@ -227,9 +230,9 @@ def test_normalization_is_baked_in():
     np.testing.assert_allclose(np.asarray(actual["valence"]), np.asarray(expected["valence"]), rtol=1e-4, atol=1e-5)
 
 
-def test_shared_predictor_head():
+def test_shared_predictor_head(tiny_model):
     for name in ("context_fusion", "cold_fusion"):
-        model = _model(name, "regression")
+        model = tiny_model(name, "regression")
         predictor = model.get_layer("predictor")
         assert len(predictor._inbound_nodes) == 3
         heads = [layer.name for layer in model.layers if "head" in layer.name or layer.name == "predictor"]
