@@ -25,21 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def trained_briefly(args):
     import keras
-    import numpy as np
     import tensorflow as tf
 
+    from _common import random_batch
     from cold_keras.models import build_model, inference_model
 
     keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    b, t = 4, args.frames
-    batch = {
-        "audio": rng.standard_normal((b, t, args.audio_dim)).astype("float32"),
-        "visual": rng.standard_normal((b, t, args.visual_dim)).astype("float32"),
-        "mask": np.ones((b, t), "float32"),
-        "valence": rng.uniform(-1, 1, (b, t)).astype("float32"),
-        "arousal": rng.uniform(-1, 1, (b, t)).astype("float32"),
-    }
+    batch = random_batch(4, args.frames, args.audio_dim, args.visual_dim)
     model = build_model(args.model, audio_dim=args.audio_dim, visual_dim=args.visual_dim, gru_units=args.units,
                         gru_layers=args.layers, latent_dim=args.latent_dim)
     model.compile(optimizer=keras.optimizers.AdamW(5e-3, weight_decay=1e-4))

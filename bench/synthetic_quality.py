@@ -21,7 +21,6 @@ def evaluate_run(run_dir: Path, partition: str, corrupt_fraction: float, mode: s
     import keras
     import numpy as np
 
-    from cold_keras import metrics as cmetrics
     from cold_keras.models import inference_model
     from pipelines import corrupt, evaluation, input_pipeline
     from pipelines.io_utils import read_json

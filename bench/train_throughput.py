@@ -37,19 +37,13 @@ def measure(name, args):
     import numpy as np
     import tensorflow as tf
 
+    from _common import random_batch
     from cold_keras.models import build_model
 
     keras.mixed_precision.set_global_policy(args.policy)
     keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
     b, t = args.batch_size, args.frames
-    batch = {
-        "audio": rng.standard_normal((b, t, args.audio_dim)).astype("float32"),
-        "visual": rng.standard_normal((b, t, args.visual_dim)).astype("float32"),
-        "mask": np.ones((b, t), "float32"),
-        "valence": rng.uniform(-1, 1, (b, t)).astype("float32"),
-        "arousal": rng.uniform(-1, 1, (b, t)).astype("float32"),
-    }
+    batch = random_batch(b, t, args.audio_dim, args.visual_dim)
     dataset = tf.data.Dataset.from_tensors((batch,)).repeat()
     model = build_model(name, audio_dim=args.audio_dim, visual_dim=args.visual_dim,
                         gru_units=args.units, latent_dim=args.latent_dim)

@@ -7,7 +7,6 @@ before and after temperature scaling.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np

@@ -32,3 +32,21 @@ def write_json_atomic(path, data) -> None:
 def read_json(path):
     with open(path) as handle:
         return json.load(handle)
+
+
+def read_current_json(path, data_key: str, format_version: int):
+    """The JSON artefact at `path` if it was made from the same data and format, else None.
+
+    A missing, unreadable or stale file (other `data_key` or `format_version`) means the
+    artefact has to be computed again.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        old = read_json(path)
+    except (OSError, ValueError):
+        return None
+    if isinstance(old, dict) and old.get("format_version") == format_version and old.get("data_key") == data_key:
+        return old
+    return None

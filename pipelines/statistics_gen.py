@@ -32,7 +32,7 @@ import numpy as np
 from pipelines import example_gen as eg
 from pipelines import features
 from pipelines.errors import ConfigError, DataError, cli_main
-from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
+from pipelines.io_utils import read_current_json, read_json, write_json_atomic, write_text_atomic
 
 FORMAT_VERSION = 1
 STATISTICS = "statistics.json"
@@ -211,13 +211,9 @@ def compute_statistics(artifact_dir) -> dict:
     manifest = eg.load_manifest(artifact_dir)
     key = data_key(manifest)
     path = Path(artifact_dir) / STATISTICS
-    if path.is_file():
-        try:
-            old = read_json(path)
-        except (OSError, ValueError):
-            old = None
-        if old and old.get("format_version") == FORMAT_VERSION and old.get("data_key") == key:
-            return old
+    old = read_current_json(path, key, FORMAT_VERSION)
+    if old is not None:
+        return old
     stats = {"format_version": FORMAT_VERSION, "data_key": key, "fingerprint": manifest["fingerprint"],
              "std_ddof": 0, "partitions": {}}
     for partition, info in manifest["partitions"].items():

@@ -13,13 +13,11 @@ Killing the process and running the same command again resumes from the last fin
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import json
 import math
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -213,7 +211,6 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     policy = setup_precision(training["mixed_precision"])
 
     import keras
-    import tensorflow as tf
 
     from cold_keras.models import build_model, inference_model
     from pipelines import evaluation, input_pipeline, transform

@@ -20,7 +20,7 @@ import numpy as np
 from pipelines import example_gen as eg
 from pipelines import features
 from pipelines.errors import DataError, cli_main
-from pipelines.io_utils import read_json, write_json_atomic
+from pipelines.io_utils import read_current_json, read_json, write_json_atomic
 from pipelines.statistics_gen import MomentAccumulator, data_key
 
 FORMAT_VERSION = 1
@@ -55,13 +55,9 @@ def run(artifact_dir, progress=False) -> dict:
     manifest = eg.load_manifest(artifact_dir)
     key = data_key(manifest)
     path = Path(artifact_dir) / TRANSFORM
-    if path.is_file():
-        try:
-            old = read_json(path)
-        except (OSError, ValueError):
-            old = None
-        if old and old.get("format_version") == FORMAT_VERSION and old.get("data_key") == key:
-            return old
+    old = read_current_json(path, key, FORMAT_VERSION)
+    if old is not None:
+        return old
     if features.TRAIN not in manifest["partitions"]:
         raise DataError("no train partition to fit the normalisation on", Path(artifact_dir) / eg.MANIFEST)
     moments = fit_normalization(artifact_dir)
