@@ -44,8 +44,21 @@ class NanGuard(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
-def _plot_recording(recording, outputs, hop):
-    """Label, unimodal and fused predictions, and the fusion weights over time (paper Fig. 5/6)."""
+def plot_recording(recording, outputs, hop):
+    """Label, unimodal and fused predictions, and the fusion weights over time (paper Fig. 5/6).
+
+    Used by the TensorBoard callback below and by the evaluator's timelines.
+
+    Args:
+        recording: dict from `input_pipeline.iter_recordings` (labels; optional per-frame
+            `audio_corrupted` / `visual_corrupted` flags are shaded on the weight panel).
+        outputs: dict of per-frame NumPy outputs of the inference model ([N] each; classification
+            outputs converted to one value per frame by the caller).
+        hop: float. Seconds between frames.
+
+    Returns:
+        bytes: the figure as PNG.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,7 +146,7 @@ class TensorBoardExtras(keras.callbacks.Callback):
             for key in ("audio_weight", "visual_weight", "audio_sigma_norm", "visual_sigma_norm"):
                 if key in outputs:
                     tf.summary.histogram(key, outputs[key])
-            png = _plot_recording(self.recording, outputs, float(self.recording.get("hop", 0.1)))
+            png = plot_recording(self.recording, outputs, float(self.recording.get("hop", 0.1)))
             image = tf.image.decode_png(png, channels=4)[None]
             tf.summary.image("validation_recording", image)
         self.writer.flush()
