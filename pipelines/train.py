@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -195,41 +196,29 @@ def monitor_name(task: str) -> str:
     return "val_ccc_mean" if task == "regression" else "val_f1_macro"
 
 
-def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
-    """Trains and evaluates one run; returns the metrics dict written to `metrics.json`."""
-    run_dir = Path(output_dir)
-    if _check_run_dir(run_dir, config, overwrite):
-        metrics = read_json(run_dir / "metrics.json")
-        print(f"{run_dir} already holds a finished run with these settings (pass --overwrite to train again)")
-        return metrics
+@dataclasses.dataclass
+class TrainingInputs:
+    """What `make_training_inputs` returns: the datasets `fit` takes and what the model needs."""
 
-    from pipelines import prepare
+    train_ds: object
+    val_ds: object
+    steps_per_epoch: int
+    manifest: dict
+    validation: str
+    sequence_level: bool
 
-    prepare.check_inputs(config)
-    training = config["training"]
-    strategy = setup_devices(training["distribute"])
-    policy = setup_precision(training["mixed_precision"])
 
-    import keras
+def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
+    """Training and validation datasets for `fit`, shared by the trainer and the tuner.
 
-    from cold_keras.models import build_model, inference_model
-    from pipelines import evaluation, input_pipeline, transform
-    from pipelines.callbacks import NanGuard, TensorBoardExtras
+    The targets are merged into the features: they are inputs of the training graph.
+    Raises ConfigError when the validation partition is missing or unlabelled.
+    """
+    from pipelines import input_pipeline
 
-    keras.utils.set_random_seed(int(training["seed"]))
-    artifact_dir = prepare.prepare_artifacts(config, progress=progress)
     manifest = read_json(Path(artifact_dir) / "manifest.json")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    chief = is_chief()
-    config_out = {**_comparable(config),
-                  "runtime": {"artifact_dir": str(artifact_dir), "policy": policy,
-                              "replicas": strategy.num_replicas_in_sync}}
-    if chief:
-        write_json_atomic(run_dir / "config.json", config_out)
-
-    task = config["task"]
-    train_part = manifest["partitions"][features.TRAIN]
-    sequence_level = bool(train_part.get("sequence_level", False))
+    training, task = config["training"], config["task"]
+    sequence_level = bool(manifest["partitions"][features.TRAIN].get("sequence_level", False))
     validation = training["validation_partition"]
     if validation not in manifest["partitions"] or not manifest["partitions"][validation].get("labelled", True):
         raise ConfigError(f"the validation partition {validation!r} is missing or unlabelled in this corpus",
@@ -249,9 +238,32 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     val_ds = input_pipeline.make_dataset(
         artifact_dir, validation, training=False, batch_size=batch_size, task=task)
     merge = lambda x, y: ({**x, **y},)  # noqa: E731 - targets are inputs of the training graph
-    train_ds = train_ds.map(merge)
-    val_ds = val_ds.map(merge)
+    return TrainingInputs(train_ds.map(merge), val_ds.map(merge), steps_per_epoch, manifest, validation,
+                          sequence_level)
 
+
+def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_epoch: int, strategy=None):
+    """Builds and compiles the training model; the one model-building function of trainer and tuner.
+
+    The lambdas and every other model hyperparameter come from `config["model"]`, the learning
+    rate from `config["training"]`, so tuned values enter by updating the config. The optimiser is
+    AdamW with cosine decay and warm restarts, and is built here so that `BackupAndRestore` can
+    restore its state.
+
+    Args:
+        config: dict. The resolved configuration.
+        manifest: dict. The artefact directory's `manifest.json`.
+        artifact_dir: path of the data artefacts (normalisation statistics, class weights).
+        steps_per_epoch: int. Batches per training epoch (sets the restart period).
+        strategy: `tf.distribute.Strategy` or None for the current one.
+    """
+    import keras
+    import tensorflow as tf
+
+    from cold_keras.models import build_model
+    from pipelines import input_pipeline, transform
+
+    training, task = config["training"], config["task"]
     hp = config_lib.model_hyperparameters(config)
     norms = transform.load_normalization(artifact_dir)
     hp["audio_norm"] = norms[features.AUDIO]
@@ -259,8 +271,9 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     if task == "classification":
         hp["class_weights"] = input_pipeline.class_weights(artifact_dir)
     hp["seed"] = int(training["seed"])
+    sequence_level = bool(manifest["partitions"][features.TRAIN].get("sequence_level", False))
 
-    with strategy.scope():
+    with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(
             config["model"]["name"], audio_dim=manifest["audio_dim"], visual_dim=manifest["visual_dim"],
             task=task, sequence_level=sequence_level, **hp)
@@ -273,6 +286,46 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
         model.compile(optimizer=optimizer)
         # BackupAndRestore restores optimizer state only into built variables.
         optimizer.build(model.trainable_variables)
+    return model
+
+
+def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
+    """Trains and evaluates one run; returns the metrics dict written to `metrics.json`."""
+    run_dir = Path(output_dir)
+    if _check_run_dir(run_dir, config, overwrite):
+        metrics = read_json(run_dir / "metrics.json")
+        print(f"{run_dir} already holds a finished run with these settings (pass --overwrite to train again)")
+        return metrics
+
+    from pipelines import prepare
+
+    prepare.check_inputs(config)
+    training = config["training"]
+    strategy = setup_devices(training["distribute"])
+    policy = setup_precision(training["mixed_precision"])
+
+    import keras
+
+    from cold_keras.models import inference_model
+    from pipelines import evaluation, input_pipeline
+    from pipelines.callbacks import NanGuard, TensorBoardExtras
+
+    keras.utils.set_random_seed(int(training["seed"]))
+    artifact_dir = prepare.prepare_artifacts(config, progress=progress)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    chief = is_chief()
+    config_out = {**_comparable(config),
+                  "runtime": {"artifact_dir": str(artifact_dir), "policy": policy,
+                              "replicas": strategy.num_replicas_in_sync}}
+    if chief:
+        write_json_atomic(run_dir / "config.json", config_out)
+
+    task = config["task"]
+    inputs = make_training_inputs(config, artifact_dir)
+    manifest, validation = inputs.manifest, inputs.validation
+    sequence_level, steps_per_epoch = inputs.sequence_level, inputs.steps_per_epoch
+    train_ds, val_ds = inputs.train_ds, inputs.val_ds
+    model = build_compiled_model(config, manifest, artifact_dir, steps_per_epoch, strategy=strategy)
 
     monitor = monitor_name(task)
     checkpoints = run_dir / "checkpoints"
