@@ -222,7 +222,8 @@ def main(argv=None):
     config = build_config(args)
     seeds = _seeds(args.seeds)
     variants = [part.strip() for part in args.variants.split(",") if part.strip()]
-    output_dir = Path(args.output_dir) if args.output_dir else Path("runs") / f"ablation_{args.dataset}_{config['task']}"
+    default = Path("runs") / f"ablation_{args.dataset}_{config['task']}"
+    output_dir = Path(args.output_dir) if args.output_dir else default
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
         run(config, output_dir, seeds=seeds, variants=variants, progress=args.progress)

@@ -200,7 +200,8 @@ def _sign_meaning(rho, expected, convention):
                  if rho < 0 else "zero: no monotonic relation")
     trained = "rise" if expected > 0 else "fall"
     verdict = "as" if rho * expected > 0 else "unlike what"
-    return f"{direction}; {verdict} the {convention} convention trains for (1/||sigma|| should {trained} with the error)"
+    return (f"{direction}; {verdict} the {convention} convention trains for "
+            f"(1/||sigma|| should {trained} with the error)")
 
 
 def _concat_flags(predictions, key):
