@@ -581,7 +581,7 @@ def format_report(report) -> str:
     label = report["partition"] if corruption is None else f"{report['partition']}*"
     lines.append(evaluation.format_table({label: report["scores"]}, task))
     if corruption is not None:
-        lines += ["", f"robustness ({condition})", robustness_table(report["scores_clean"], report["scores"], task)]
+        lines += ["", f"robustness: {condition}", robustness_table(report["scores_clean"], report["scores"], task)]
     if "temperatures" in report:
         temps = ", ".join(f"{k} {v:.3g}" for k, v in report["temperatures"].items() if k != "fitted_on")
         lines += ["", f"temperature scaling fitted on {report['temperatures']['fitted_on']}: {temps}"]
