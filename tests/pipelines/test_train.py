@@ -268,3 +268,27 @@ def test_iemocap_utterance_level_classification(cache, tmp_path):
         labels = np.array([bins(devel[row[0].strip("'")][f"{dim}_raw"]) for row in rows[1:]])
         expected_f1 = cmetrics.precision_recall_f1(labels, predicted, 3)[2]
         assert metrics["devel"]["av"][f"f1_{dim}"] == pytest.approx(expected_f1, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_resumable_run(cache, tmp_path):
+    config = write_config(tmp_path / "tiny.yaml", training={"epochs": 6},
+                          synthetic={"num_train": 6, "duration_seconds": 60.0})
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "COLD_KERAS_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.train", "--dataset", "synthetic", "--config", str(config),
+         "--output-dir", str(run_dir), "--quiet"], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    history = run_dir / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if history.exists() and len(history.read_text().strip().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the run finished before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "run the same command again to resume" in stderr.strip().splitlines()[-1]
+    assert any((run_dir / "backup").iterdir()) and not (run_dir / "metrics.json").exists()
