@@ -5,7 +5,8 @@ lambda_co_cross, lambda_regu; each log-uniform in [1e-5, 1e5], the paper's range
 the learning rate (log-uniform in [1e-4, 1e-2]) with KerasTuner. Every trial builds its model with
 `pipelines.train.build_compiled_model`, the trainer's own model-building function, and trains on
 the trainer's datasets; the objective is the trainer's monitored metric (`val_ccc_mean`, or
-`val_f1_macro` for classification). The output directory holds:
+`val_f1_macro` for classification). KerasTuner clears the Keras session before it builds each
+trial's model, and each trial gets NaN guarding and a TensorBoard log. The output directory holds:
 
     config.json  best_hparams.json  search/ (KerasTuner project)  backups/<trial_id>/
     tensorboard/<trial_id>/execution0/ (scalars + the HParams dashboard)
@@ -22,6 +23,7 @@ process with `KERASTUNER_TUNER_ID` ("chief" for the process that runs the oracle
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import shutil
@@ -211,6 +213,9 @@ def run(config: dict, output_dir, *, tuner="random", max_trials=10, tune_learnin
     """
     if tuner not in TUNERS:
         raise ConfigError(f"unknown tuner {tuner!r}; choose one of {', '.join(TUNERS)}")
+    if tuner == "bayesian" and importlib.util.find_spec("sklearn") is None:
+        raise ConfigError("--tuner bayesian needs scikit-learn (KerasTuner's Gaussian process): "
+                          "pip install 'keras-tuner[bayesian]==1.4.8', or use --tuner random or hyperband")
     if int(max_trials) < 1:
         raise ConfigError(f"--max-trials must be at least 1, got {max_trials}")
     _check_distributed_env()

@@ -4,6 +4,7 @@ and KerasTuner's chief/worker protocol."""
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import math
 import os
@@ -164,6 +165,26 @@ def test_best_hparams_json_round_trips_into_the_trainer(search):
     assert train.build_config(args)["model"]["lambda_regu"] == 0.5
 
 
+def test_trial_table_puts_failed_trials_last():
+    from types import SimpleNamespace
+
+    from pipelines import tune
+
+    def trial(trial_id, score, status="COMPLETED"):
+        values = {name: 10.0 ** (i - 2) for i, name in enumerate(LAMBDAS)}
+        return SimpleNamespace(trial_id=trial_id, score=score, status=status,
+                               hyperparameters=SimpleNamespace(values=values))
+
+    oracle = SimpleNamespace(trials={t.trial_id: t for t in (
+        trial("0", 0.1), trial("1", None, "FAILED"), trial("2", 0.4), trial("3", float("nan"), "INVALID"))})
+    rows = tune.trial_rows(oracle, LAMBDAS)
+    assert [row["trial_id"] for row in rows] == ["2", "0", "1", "3"]
+    table = tune.format_trials(rows, LAMBDAS, "val_ccc_mean").splitlines()
+    assert table[0].split() == ["trial", *LAMBDAS, "val_ccc_mean", "status"]
+    assert table[1].split() == ["2", "0.01", "0.1", "1", "10", "0.4000", "COMPLETED"]
+    assert table[3].split()[-2:] == ["-", "FAILED"]
+
+
 def hparams_events(event_file):
     import tensorflow as tf
     from tensorboard.plugins.hparams import plugin_data_pb2
@@ -194,9 +215,9 @@ def test_hparams_dashboard_summaries(search):
 
 def test_changed_settings_in_a_search_dir_are_refused(search, cache):
     result = tune_cli(["--dataset", "synthetic", "--config", str(search["config"]), "--output-dir",
-                       str(search["out"]), "--tuner", "bayesian", "--max-trials", "3"], cache, timeout=120)
+                       str(search["out"]), "--tuner", "hyperband", "--max-trials", "3"], cache, timeout=120)
     assert result.returncode == 2
-    assert "tuning.tuner: 'random' -> 'bayesian'" in result.stderr and "Traceback" not in result.stderr
+    assert "tuning.tuner: 'random' -> 'hyperband'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_model_without_loss_weights_needs_the_learning_rate_flag(cache, tmp_path):
@@ -205,6 +226,14 @@ def test_a_model_without_loss_weights_needs_the_learning_rate_flag(cache, tmp_pa
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: --model context_fusion has no loss weights to tune (only cold_fusion "
                                      "has); pass --tune-learning-rate to search its learning rate")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sklearn") is not None, reason="scikit-learn is installed")
+def test_bayesian_search_without_scikit_learn_is_one_clear_line(cache, tmp_path):
+    result = tune_cli(["--dataset", "synthetic", "--tuner", "bayesian", "--output-dir", str(tmp_path / "out")],
+                      cache, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --tuner bayesian needs scikit-learn") and "Traceback" not in result.stderr
 
 
 def free_port() -> int:
