@@ -26,7 +26,7 @@ import numpy as np
 from pipelines import config as config_lib
 from pipelines import features
 from pipelines.errors import ConfigError, cli_main
-from pipelines.io_utils import write_json_atomic
+from pipelines.io_utils import finite_or_none, write_json_atomic
 
 LAMBDAS = ("lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambda_regu")
 # name -> (row title, lambdas set to 0)
@@ -102,7 +102,7 @@ def run(config: dict, output_dir, *, seeds=(0,), variants=tuple(VARIANTS), progr
             "runs": runs,
             "scores": _average(metrics, task),
         }
-    write_json_atomic(output_dir / "ablation.json", _finite_or_none(table))
+    write_json_atomic(output_dir / "ablation.json", finite_or_none(table))
     if verbose:
         print("\n" + format_table(table))
     return table
@@ -125,16 +125,6 @@ def _average(metrics_list, task) -> dict:
                 entry[f"{key}_std"] = float(values.std(ddof=1)) if values.size > 1 else float("nan")
         scores[partition] = entry
     return scores
-
-
-def _finite_or_none(node):
-    if isinstance(node, dict):
-        return {key: _finite_or_none(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_finite_or_none(value) for value in node]
-    if isinstance(node, float) and not math.isfinite(node):
-        return None
-    return node
 
 
 def format_table(table) -> str:

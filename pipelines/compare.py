@@ -18,7 +18,7 @@ import numpy as np
 
 from pipelines import export, features
 from pipelines.errors import ConfigError, DataError, cli_main
-from pipelines.io_utils import read_json, write_json_atomic
+from pipelines.io_utils import finite_or_none, read_json, write_json_atomic
 
 METRICS = {
     "regression": ("ccc_mean", "ccc_valence", "ccc_arousal"),
@@ -209,20 +209,10 @@ def run(run_dirs, partition=features.DEVEL, metric=None, *, branch="av", output=
         b = [second["per_recording"][name] for name in names]
         report["tests"].append({"a": first["label"], "b": second["label"], **paired_test(a, b)})
     if output:
-        write_json_atomic(output, _finite_or_none(report))
+        write_json_atomic(output, finite_or_none(report))
     if verbose:
         print(format_comparison(report))
     return report
-
-
-def _finite_or_none(node):
-    if isinstance(node, dict):
-        return {key: _finite_or_none(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_finite_or_none(value) for value in node]
-    if isinstance(node, float) and not math.isfinite(node):
-        return None
-    return node
 
 
 def _cell(value, width, digits=4):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -50,3 +51,14 @@ def read_current_json(path, data_key: str, format_version: int):
     if isinstance(old, dict) and old.get("format_version") == format_version and old.get("data_key") == data_key:
         return old
     return None
+
+
+def finite_or_none(node):
+    """`node` with every non-finite float (NaN, inf) replaced by None, for strict JSON."""
+    if isinstance(node, dict):
+        return {key: finite_or_none(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [finite_or_none(value) for value in node]
+    if isinstance(node, float) and not math.isfinite(node):
+        return None
+    return node
