@@ -78,6 +78,11 @@ class TemporalBlock(keras.layers.Layer):
             self.grus.append(
                 keras.layers.Bidirectional(
                     keras.layers.GRU(self.units, return_sequences=True, dtype=self.dtype_policy),
+                    # An explicit backward layer: Bidirectional otherwise derives it by serialising
+                    # the forward GRU a second time, and on reload that copy could come back with
+                    # go_backwards=True for both directions.
+                    backward_layer=keras.layers.GRU(
+                        self.units, return_sequences=True, go_backwards=True, dtype=self.dtype_policy),
                     merge_mode="concat",
                     dtype=self.dtype_policy,
                     name=f"bigru_{i + 1}",
