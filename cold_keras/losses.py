@@ -341,3 +341,36 @@ def latent_kl_regulariser(mu, sigma, mask=None):
     log_var = 2.0 * ops.log(sigma)
     kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.square(sigma), axis=-1)
     return masked_mean(kl, mask)
+
+
+def fusion_weight_calibration_loss(audio_distances, visual_distances, visual_weight, mask=None):
+    """Cross-entropy of the fused visual weight against inverse-error weighting, averaged over frames.
+
+    Per frame, with the unimodal distances d_A, d_V treated as constants:
+
+        t_V = d_A / (d_A + d_V)      (inverse-error weights: w_m proportional to 1 / d_m)
+        L_W = mean_i -[t_V,i log w_V,i + (1 - t_V,i) log(1 - w_V,i)]
+
+    so the frame-wise weights (`VarianceNormFusion`'s w_V = 1 - w_A) are pulled towards the modality
+    that errs less on that very frame. This is a term beyond the paper: its ordinal terms rank the
+    frames of a sequence but never tell the weights which modality to trust on a frame. Frames with
+    either modality absent should be masked out (their weights are fixed at 0 and 1).
+
+    Args:
+        audio_distances: tensor `[B, T]`. Per-frame distances of the audio predictions (no gradient).
+        visual_distances: tensor `[B, T]`. Same for the visual predictions.
+        visual_weight: tensor `[B, T]`. Fusion weight of the visual modality, in (0, 1).
+        mask: tensor `[B, T]` or None. 1 = valid frame. Defaults to None.
+
+    Returns:
+        float32 scalar (0 when no frame is valid).
+
+    >>> round(float(fusion_weight_calibration_loss([[1.0]], [[1.0]], [[0.5]])), 4)
+    0.6931
+    """
+    d_a = ops.stop_gradient(_float32(audio_distances))
+    d_v = ops.stop_gradient(_float32(visual_distances))
+    target = (d_a + 0.5 * EPSILON) / (d_a + d_v + EPSILON)
+    w = ops.clip(_float32(visual_weight), EPSILON, 1.0 - EPSILON)
+    cross_entropy = -(target * ops.log(w) + (1.0 - target) * ops.log(1.0 - w))
+    return masked_mean(cross_entropy, mask)

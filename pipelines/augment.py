@@ -1,4 +1,4 @@
-"""Training-time augmentation of one window: feature noise, time masking, modality dropout.
+"""Training-time augmentation of one window: feature noise, time masking, modality dropout, corruption.
 
 Configured by a dict; a key missing or set to None switches that augmentation off:
 
@@ -8,12 +8,23 @@ Configured by a dict; a key missing or set to None switches that augmentation of
 * `time_mask_frames`: int >= 1. SpecAugment time masking (`tensorflow_io.audio.time_mask`) applied
   to each modality independently: a stretch of t ~ U[0, time_mask_frames) frames is zeroed.
 * `modality_dropout_prob`: float in [0, 1]. Probability that one window loses one modality (chosen
-  at random) for a stretch of frames; its features are zeroed there, the mask is left alone, so
-  the model learns to cope with a modality that goes silent or dark.
+  at random) for a stretch of frames: its features are zeroed and its presence flag set to 0 there
+  (the mask is left alone), so the model learns to fuse with a modality missing, as at inference
+  with `audio_present` / `visual_present` = 0.
 * `modality_dropout_frames`: int >= 1. Longest such stretch (length ~ U[1, this]). Defaults to
   the whole window.
+* `corrupt_prob`: float in [0, 1]. Probability, per window and per modality independently, that a
+  stretch of the modality's frames is corrupted while its presence flag stays 1: the features are
+  replaced by Gaussian noise (`corrupt_scale` train standard deviations around the train mean) or,
+  with equal probability, by a nearly constant frame (the train mean plus 1% noise; a frozen or
+  occluded input). The model sees unreliable frames it is not told about, which is what the
+  fusion weights should learn to detect.
+* `corrupt_frames`: int >= 1. Longest corrupted stretch (length ~ U[1, this]). Defaults to half
+  the window.
+* `corrupt_scale`: float > 0. Standard deviation of the corrupting noise in train standard
+  deviations. Defaults to 3.0 (as the evaluator's `--corrupt` noise).
 
-Order: noise first, then the masks, so masked frames are exactly zero.
+Order: noise first, then corruption, then the masks, so masked frames are exactly zero.
 """
 
 from __future__ import annotations
@@ -30,7 +41,9 @@ try:  # Only tensorflow-io's pure-Python ops load on current TensorFlow; the pac
 except ImportError:  # pragma: no cover - depends on the environment
     _tfio_time_mask = None
 
-KEYS = ("noise_std", "time_mask_frames", "modality_dropout_prob", "modality_dropout_frames")
+KEYS = ("noise_std", "time_mask_frames", "modality_dropout_prob", "modality_dropout_frames",
+        "corrupt_prob", "corrupt_frames", "corrupt_scale")
+DEFAULT_CORRUPT_SCALE = 3.0
 
 
 def validate_config(config, source="augment") -> dict:
@@ -65,12 +78,17 @@ def validate_config(config, source="augment") -> dict:
     number("time_mask_frames", 1, integer=True)
     number("modality_dropout_prob", 0.0, 1.0)
     number("modality_dropout_frames", 1, integer=True)
+    number("corrupt_prob", 0.0, 1.0)
+    number("corrupt_frames", 1, integer=True)
+    number("corrupt_scale", 0.0)
+    if out["corrupt_scale"] == 0.0:
+        raise ConfigError(f"{source}.corrupt_scale must be > 0, got 0")
     return out
 
 
 def is_active(config) -> bool:
     config = validate_config(config)
-    return any(config[key] for key in ("noise_std", "time_mask_frames", "modality_dropout_prob"))
+    return any(config[key] for key in ("noise_std", "time_mask_frames", "modality_dropout_prob", "corrupt_prob"))
 
 
 def fallback_time_mask(values, param):
@@ -94,27 +112,68 @@ def time_mask(values, param):
     return fallback_time_mask(values, param)
 
 
-def augment_window(inputs: dict, config: dict, scale=None) -> dict:
+def _stretch(window, longest):
+    """Bool [window]: one run of U[1, longest] consecutive frames at a uniform position."""
+    length = tf.random.uniform((), 1, longest + 1, dtype=tf.int32)
+    start = tf.random.uniform((), 0, window - length + 1, dtype=tf.int32)
+    frames = tf.range(window)
+    return tf.logical_and(frames >= start, frames < start + length)
+
+
+def corrupt_window(values, mask, prob, longest, noise_scale, scale=None, center=None):
+    """With probability `prob`, replaces a stretch of [T, D] `values` by noise or a flat frame.
+
+    Returns `(values, corrupted)` with `corrupted` the bool [T] frames that were replaced (real
+    frames only).
+    """
+    window = tf.shape(values)[0]
+    unit = tf.ones(tf.shape(values)[1:], values.dtype) if scale is None else tf.constant(scale, values.dtype)
+    mean = tf.zeros(tf.shape(values)[1:], values.dtype) if center is None else tf.constant(center, values.dtype)
+    apply = tf.random.uniform(()) < prob
+    stretch = tf.logical_and(_stretch(window, longest), apply)
+    stretch = tf.logical_and(stretch, mask > 0)
+    flat = tf.random.uniform(()) < 0.5
+    spread = tf.where(flat, tf.constant(0.01, values.dtype), tf.cast(noise_scale, values.dtype))
+    noise = mean + tf.random.normal(tf.shape(values), dtype=values.dtype) * unit * spread
+    return tf.where(stretch[:, None], noise, values), stretch
+
+
+def augment_window(inputs: dict, config: dict, scale=None, center=None) -> dict:
     """Augments one window's features.
 
     Args:
-        inputs: dict with `audio` [T, D_a], `visual` [T, D_v], `mask` [T] (1 = real frame).
+        inputs: dict with `audio` [T, D_a], `visual` [T, D_v], `mask` [T] (1 = real frame) and
+            optionally `audio_present`, `visual_present` [T].
         config: augmentation dict (module docstring), already validated.
         scale: optional dict modality -> [D] float32 feature scale for the noise (the train
             standard deviation). Defaults to 1 for every feature.
+        center: optional dict modality -> [D] float32 train mean, around which corrupted frames
+            are drawn. Defaults to 0.
 
     Returns:
-        dict with the same keys; `mask` is returned unchanged.
+        dict with the same keys; `mask` is returned unchanged, the presence flags are 0 where
+        modality dropout removed a modality (and are added when missing).
     """
     out = dict(inputs)
     mask = tf.cast(inputs[features.MASK], tf.float32)
     window = tf.shape(mask)[0]
+    for modality, key in features.PRESENT_KEYS.items():
+        if key not in out:
+            out[key] = mask
     if config.get("noise_std"):
         for modality in features.MODALITIES:
             values = out[modality]
             unit = 1.0 if scale is None else tf.constant(scale[modality], values.dtype)
             noise = tf.random.normal(tf.shape(values), stddev=config["noise_std"], dtype=values.dtype)
             out[modality] = values + noise * unit * mask[:, None]
+    if config.get("corrupt_prob"):
+        longest = config.get("corrupt_frames")
+        longest = tf.maximum(window // 2, 1) if longest is None else tf.minimum(tf.constant(longest, tf.int32), window)
+        noise_scale = config.get("corrupt_scale") or DEFAULT_CORRUPT_SCALE
+        for modality in features.MODALITIES:
+            out[modality], _ = corrupt_window(
+                out[modality], mask, config["corrupt_prob"], longest, noise_scale,
+                None if scale is None else scale[modality], None if center is None else center[modality])
     if config.get("time_mask_frames"):
         param = tf.minimum(tf.constant(config["time_mask_frames"], tf.int32), window)
         for modality in features.MODALITIES:
@@ -124,11 +183,10 @@ def augment_window(inputs: dict, config: dict, scale=None) -> dict:
         longest = window if longest is None else tf.minimum(tf.constant(longest, tf.int32), window)
         apply = tf.random.uniform(()) < config["modality_dropout_prob"]
         which = tf.random.uniform((), 0, 2, dtype=tf.int32)
-        length = tf.random.uniform((), 1, longest + 1, dtype=tf.int32)
-        start = tf.random.uniform((), 0, window - length + 1, dtype=tf.int32)
-        frames = tf.range(window)
-        stretch = tf.logical_and(frames >= start, frames < start + length)
+        stretch = _stretch(window, longest)
         for index, modality in enumerate(features.MODALITIES):
             drop = tf.logical_and(stretch, tf.logical_and(apply, tf.equal(which, index)))
             out[modality] = tf.where(drop[:, None], tf.zeros_like(out[modality]), out[modality])
+            key = features.PRESENT_KEYS[modality]
+            out[key] = tf.where(drop, tf.zeros_like(out[key]), tf.cast(out[key], tf.float32))
     return out

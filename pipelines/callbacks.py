@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines import features
+from pipelines import evaluation, features
 
 LOSS_TERMS = ("loss", "loss_emo", "loss_co_visual", "loss_co_audio", "loss_co_cross", "loss_regu")
 
@@ -114,7 +114,8 @@ class TensorBoardExtras(keras.callbacks.Callback):
         super().__init__()
         self.inference_model = inference_model
         self.recording = dict(recording)
-        for key in (features.AUDIO, features.VISUAL, "audio_corrupted", "visual_corrupted"):
+        for key in (features.AUDIO, features.VISUAL, features.AUDIO_PRESENT, features.VISUAL_PRESENT,
+                    "audio_corrupted", "visual_corrupted"):
             if self.recording.get(key) is not None:
                 self.recording[key] = np.asarray(self.recording[key])[:max_frames]
         for key in features.LABEL_KEYS:
@@ -132,8 +133,10 @@ class TensorBoardExtras(keras.callbacks.Callback):
         audio = np.asarray(self.recording[features.AUDIO], np.float32)[None]
         visual = np.asarray(self.recording[features.VISUAL], np.float32)[None]
         mask = np.ones(audio.shape[:2], np.float32)
+        presence = [None if self.recording.get(key) is None else np.asarray(self.recording[key], np.float32)[None]
+                    for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)]
         outputs = self.inference_model.predict_on_batch(
-            {features.AUDIO: audio, features.VISUAL: visual, features.MASK: mask})
+            evaluation.model_inputs(self.inference_model, audio, visual, mask, *presence))
         outputs = {key: np.asarray(value, np.float32)[0] for key, value in outputs.items()}
         if outputs[features.VALENCE].ndim == 2:  # classification: plot the expected bin value
             for key in list(outputs):

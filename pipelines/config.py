@@ -29,6 +29,7 @@ HPARAM_SECTIONS = {
     "lambda_co_audio": "model",
     "lambda_co_cross": "model",
     "lambda_regu": "model",
+    "lambda_weight": "model",
     "learning_rate": "training",
 }
 
@@ -124,9 +125,15 @@ def validate(config: dict, source="config") -> dict:
          f"model.name {model.get('name')!r} is not one of {', '.join(features.MODEL_NAMES)}")
     need(model.get("weight_convention", "informativeness") in WEIGHT_CONVENTIONS,
          f"model.weight_convention must be one of {', '.join(WEIGHT_CONVENTIONS)}")
-    for key in ("lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambda_regu"):
+    for key in ("lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambda_regu", "lambda_weight"):
         value = model.get(key, 0.0)
-        need(isinstance(value, (int, float)) and value >= 0, f"model.{key} must be a number >= 0, got {value!r}")
+        need(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
+             f"model.{key} must be a number >= 0, got {value!r}")
+    temperature = model.get("calibration_temperature", 1.0)
+    need(isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature > 0,
+         f"model.calibration_temperature must be a number > 0, got {temperature!r}")
+    need(isinstance(model.get("calibration_standardize", False), bool),
+         f"model.calibration_standardize must be true or false, got {model.get('calibration_standardize')!r}")
     training = config.get("training", {})
     for key in ("epochs", "batch_size"):
         value = training.get(key)

@@ -25,11 +25,30 @@ def branches_of(output_names) -> list:
             if f"{prefix}{features.VALENCE}" in names and f"{prefix}{features.AROUSAL}" in names]
 
 
+def has_presence_inputs(model) -> bool:
+    """Whether `model` takes the presence flags (models saved before they existed do not)."""
+    names = {layer.name for layer in model.layers}
+    return all(key in names for key in features.PRESENT_KEYS.values())
+
+
+def model_inputs(model, audio, visual, mask, audio_present=None, visual_present=None) -> dict:
+    """The input dict of one batch for `model`: features, mask and, when it takes them, the flags.
+
+    A flag left at None is all ones (every frame present).
+    """
+    inputs = {features.AUDIO: audio, features.VISUAL: visual, features.MASK: mask}
+    if has_presence_inputs(model):
+        for key, value in ((features.AUDIO_PRESENT, audio_present), (features.VISUAL_PRESENT, visual_present)):
+            inputs[key] = np.ones(np.shape(mask), np.float32) if value is None else np.asarray(value, np.float32)
+    return inputs
+
+
 def predict_recordings(inference_model, recordings, *, max_frames_per_call=None):
     """Runs the inference model on whole recordings, one at a time.
 
     Args:
-        inference_model: keras.Model taking `audio`, `visual`, `mask`.
+        inference_model: keras.Model taking `audio`, `visual`, `mask` (and the presence flags,
+            fed from the recordings' `audio_present` / `visual_present` when they have them).
         recordings: iterable of dicts from `input_pipeline.iter_recordings`.
 
     Returns:
@@ -41,9 +60,10 @@ def predict_recordings(inference_model, recordings, *, max_frames_per_call=None)
         audio = np.asarray(recording[features.AUDIO], np.float32)[None]
         visual = np.asarray(recording[features.VISUAL], np.float32)[None]
         mask = np.ones(audio.shape[:2], np.float32)
+        presence = [None if recording.get(key) is None else np.asarray(recording[key], np.float32)[None]
+                    for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)]
         # predict_on_batch runs a compiled function (eager RNN calls are ~100x slower).
-        outputs = inference_model.predict_on_batch(
-            {features.AUDIO: audio, features.VISUAL: visual, features.MASK: mask})
+        outputs = inference_model.predict_on_batch(model_inputs(inference_model, audio, visual, mask, *presence))
         outputs = {name: np.asarray(value, np.float32)[0] for name, value in outputs.items()}
         results.append({**recording, "outputs": outputs})
     return results

@@ -11,9 +11,12 @@ Signatures (both take float32 tensors, batch and time axes of any size):
 * `serving_default`: `audio` [B, T, D_a], `visual` [B, T, D_v] and `mask` [B, T] (1 = real frame).
   `mask` is optional: the SignatureDef carries a default (an empty [0, 0] tensor, read as "every
   frame is real") that TensorFlow Serving feeds when a request leaves `mask` out.
+  Models with presence flags also take `audio_present` and `visual_present` [B, T] (1 = the
+  modality's features are real on that frame), optional in the same way (default: all present).
+  An absent modality gets a fusion weight of exactly 0 and its features there change nothing.
 * `without_mask`: `audio` and `visual` only, for clients and servers that do not use SignatureDef
   defaults (a SavedModel loaded in Python with `tf.saved_model.load` requires every input of a
-  signature, so `serving_default` must get `mask` there).
+  signature, so `serving_default` must get `mask` and the flags there).
 
 Outputs: a dict of float32 tensors with the inference model's names: `valence`, `arousal` (fused),
 `audio_valence`, ..., `visual_arousal` (unimodal branches) and, for COLD fusion, `audio_weight`,
@@ -41,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import features
+from pipelines import evaluation, features
 from pipelines.errors import ColdKerasError, ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_text_atomic
 
@@ -143,23 +146,40 @@ def _servable(model):
     audio_spec = tf.TensorSpec([None, None, dims[features.AUDIO]], tf.float32, name=features.AUDIO)
     visual_spec = tf.TensorSpec([None, None, dims[features.VISUAL]], tf.float32, name=features.VISUAL)
     mask_spec = tf.TensorSpec([None, None], tf.float32, name=features.MASK)
-
-    def predict(audio, visual, mask):
-        outputs = model({features.AUDIO: audio, features.VISUAL: visual, features.MASK: mask}, training=False)
-        # A model trained under mixed_float16 still serves float32.
-        return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
+    has_presence = evaluation.has_presence_inputs(model)
 
     def all_frames(audio):
         return tf.ones(tf.shape(audio)[:2], tf.float32)
 
+    def predict(audio, visual, mask, audio_present=None, visual_present=None):
+        inputs = {features.AUDIO: audio, features.VISUAL: visual, features.MASK: mask}
+        if has_presence:
+            inputs[features.AUDIO_PRESENT] = all_frames(audio) if audio_present is None else audio_present
+            inputs[features.VISUAL_PRESENT] = all_frames(audio) if visual_present is None else visual_present
+        outputs = model(inputs, training=False)
+        # A model trained under mixed_float16 still serves float32.
+        return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
+
+    def or_all_frames(value, audio):
+        # An empty tensor (the signature's default) means every frame is real / present.
+        return tf.cond(tf.size(value) > 0, lambda: value, lambda: all_frames(audio))
+
     module = tf.Module()
     module.model = model
+    empty = tf.zeros([0, 0], tf.float32)
 
-    @tf.function(input_signature=[audio_spec, visual_spec, mask_spec])
-    def serve(audio, visual, mask=tf.zeros([0, 0], tf.float32)):
-        # An empty mask (the signature's default) means every frame is real.
-        mask = tf.cond(tf.size(mask) > 0, lambda: mask, lambda: all_frames(audio))
-        return predict(audio, visual, mask)
+    if has_presence:
+        flag_specs = [tf.TensorSpec([None, None], tf.float32, name=key)
+                      for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)]
+
+        @tf.function(input_signature=[audio_spec, visual_spec, mask_spec] + flag_specs)
+        def serve(audio, visual, mask=empty, audio_present=empty, visual_present=empty):
+            return predict(audio, visual, or_all_frames(mask, audio), or_all_frames(audio_present, audio),
+                           or_all_frames(visual_present, audio))
+    else:
+        @tf.function(input_signature=[audio_spec, visual_spec, mask_spec])
+        def serve(audio, visual, mask=empty):
+            return predict(audio, visual, or_all_frames(mask, audio))
 
     @tf.function(input_signature=[audio_spec, visual_spec])
     def serve_without_mask(audio, visual):
@@ -179,16 +199,18 @@ def save_saved_model(model, path) -> None:
                                                        WITHOUT_MASK: module.serve_without_mask})
 
 
-def keras_outputs(model, audio, visual, mask) -> dict:
+def keras_outputs(model, audio, visual, mask, audio_present=None, visual_present=None) -> dict:
     """The Keras inference model's outputs on one batch, as float32 NumPy."""
-    outputs = model.predict_on_batch({features.AUDIO: audio, features.VISUAL: visual, features.MASK: mask})
+    outputs = model.predict_on_batch(
+        evaluation.model_inputs(model, audio, visual, mask, audio_present, visual_present))
     return {name: np.asarray(value, np.float32) for name, value in outputs.items()}
 
 
 # --------------------------------------------------------------------------- requests
 
 
-def predict_request(model_name, audio, visual, mask=None, *, signature=SERVING_DEFAULT, version=None):
+def predict_request(model_name, audio, visual, mask=None, *, signature=SERVING_DEFAULT, version=None,
+                    audio_present=None, visual_present=None):
     """A TF Serving `PredictRequest` for one batch.
 
     Args:
@@ -196,6 +218,8 @@ def predict_request(model_name, audio, visual, mask=None, *, signature=SERVING_D
         audio: float array [T, D_a] (one sequence) or [B, T, D_a].
         visual: float array [T, D_v] or [B, T, D_v].
         mask: optional float array [T] or [B, T]; left out of the request when None.
+        audio_present, visual_present: optional float arrays [T] or [B, T] of presence flags
+            (models trained with them); left out when None (every frame present).
         signature: str. Defaults to "serving_default".
         version: optional int. Defaults to the newest version the server has.
 
@@ -207,9 +231,11 @@ def predict_request(model_name, audio, visual, mask=None, *, signature=SERVING_D
 
     audio = np.asarray(audio, np.float32)
     visual = np.asarray(visual, np.float32)
+    flags = {features.MASK: mask, features.AUDIO_PRESENT: audio_present, features.VISUAL_PRESENT: visual_present}
+    flags = {key: np.asarray(value, np.float32) for key, value in flags.items() if value is not None}
     if audio.ndim == 2:
         audio, visual = audio[None], visual[None]
-        mask = None if mask is None else np.asarray(mask, np.float32)[None]
+        flags = {key: value[None] for key, value in flags.items()}
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature
@@ -217,8 +243,8 @@ def predict_request(model_name, audio, visual, mask=None, *, signature=SERVING_D
         request.model_spec.version.value = int(version)
     request.inputs[features.AUDIO].CopyFrom(tf.make_tensor_proto(audio))
     request.inputs[features.VISUAL].CopyFrom(tf.make_tensor_proto(visual))
-    if mask is not None:
-        request.inputs[features.MASK].CopyFrom(tf.make_tensor_proto(np.asarray(mask, np.float32)))
+    for key, value in flags.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
     return request
 
 
@@ -280,18 +306,20 @@ signature_defs = proto.meta_graphs[0].signature_def
 loaded = tf.saved_model.load(export_dir)
 data = np.load(inputs_path)
 results = {}
+signature_inputs = set(signature_defs["serving_default"].inputs)
 for case in sorted({key.split("/")[0] for key in data.files}):
-    audio, visual = tf.constant(data[case + "/audio"]), tf.constant(data[case + "/visual"])
-    mask = tf.constant(data[case + "/mask"])
+    given = {name: tf.constant(data[case + "/" + name]) for name in
+             ("audio", "visual", "mask", "audio_present", "visual_present") if name in signature_inputs}
     runs = {
-        "serving_default": loaded.signatures["serving_default"](audio=audio, visual=visual, mask=mask),
-        "without_mask": loaded.signatures["without_mask"](audio=audio, visual=visual),
+        "serving_default": loaded.signatures["serving_default"](**given),
+        "without_mask": loaded.signatures["without_mask"](audio=given["audio"], visual=given["visual"]),
     }
-    # What TF Serving does for a request without `mask`: feed the SignatureDef's default.
+    # What TF Serving does for a request without `mask` (or flags): feed the SignatureDef's defaults.
     defaults = signature_defs["serving_default"].defaults
     if "mask" in defaults:
         runs["default_mask"] = loaded.signatures["serving_default"](
-            audio=audio, visual=visual, mask=tf.constant(tf.make_ndarray(defaults["mask"])))
+            audio=given["audio"], visual=given["visual"],
+            **{name: tf.constant(tf.make_ndarray(value)) for name, value in defaults.items()})
     for run, outputs in runs.items():
         for name, value in outputs.items():
             results[case + "/" + run + "/" + name] = value.numpy()
@@ -324,12 +352,20 @@ def show_signature(export_dir, signature=SERVING_DEFAULT, timeout=300) -> str:
 
 
 def verification_cases(recordings, max_cases: int = 3) -> dict:
-    """Inputs to check: each recording alone (mask of ones) and, given two, a zero-padded batch of both."""
+    """Inputs to check, as (audio, visual, mask, audio_present, visual_present): each recording
+    alone (mask and flags of ones), the first one with the visual modality absent on its middle
+    third, and, given two, a zero-padded batch of both."""
     cases = {}
     for i, recording in enumerate(recordings[:max_cases]):
         audio = np.asarray(recording[features.AUDIO], np.float32)[None]
         visual = np.asarray(recording[features.VISUAL], np.float32)[None]
-        cases[f"recording{i}"] = (audio, visual, np.ones(audio.shape[:2], np.float32))
+        ones = np.ones(audio.shape[:2], np.float32)
+        cases[f"recording{i}"] = (audio, visual, ones, ones, ones)
+        if i == 0:
+            absent = ones.copy()
+            t = absent.shape[1]
+            absent[:, t // 3: 2 * t // 3] = 0.0
+            cases["visual_absent"] = (audio, visual, ones, ones, absent)
     if len(recordings) >= 2:
         first, second = recordings[0], recordings[1]
         # Drop frames from the second so that the batch needs padding and the mask matters.
@@ -341,7 +377,7 @@ def verification_cases(recordings, max_cases: int = 3) -> dict:
             rows = [np.asarray(first[key], np.float32), np.asarray(second[key], np.float32)[:second_len]]
             batch[key] = np.stack([np.pad(r, ((0, t - len(r)), (0, 0))) for r in rows])
         mask = np.stack([np.arange(t) < n for n in lengths]).astype(np.float32)
-        cases["padded_batch"] = (batch[features.AUDIO], batch[features.VISUAL], mask)
+        cases["padded_batch"] = (batch[features.AUDIO], batch[features.VISUAL], mask, mask, mask)
     return cases
 
 
@@ -364,9 +400,9 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
     cases = verification_cases(recordings)
     with tempfile.TemporaryDirectory(prefix="cold-keras-verify-") as tmp:
         inputs_path, outputs_path = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
-        np.savez(inputs_path, **{f"{case}/{key}": array for case, (a, v, m) in cases.items()
-                                 for key, array in ((features.AUDIO, a), (features.VISUAL, v),
-                                                    (features.MASK, m))})
+        keys = (features.AUDIO, features.VISUAL, features.MASK, features.AUDIO_PRESENT, features.VISUAL_PRESENT)
+        np.savez(inputs_path, **{f"{case}/{key}": array for case, arrays in cases.items()
+                                 for key, array in zip(keys, arrays)})
         # cwd is the temporary folder so that nothing of this repository is importable by accident.
         result = subprocess.run([sys.executable, "-c", _VERIFY_SCRIPT, str(export_dir.resolve()),
                                  str(inputs_path), str(outputs_path)],
@@ -377,11 +413,14 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
         served = dict(np.load(outputs_path))
 
     worst, names = 0.0, None
-    for case, (audio, visual, mask) in cases.items():
-        expected = keras_outputs(model, audio, visual, mask)
+    has_presence = evaluation.has_presence_inputs(model)
+    for case, (audio, visual, mask, audio_present, visual_present) in cases.items():
+        if not has_presence and case == "visual_absent":
+            continue
+        expected = keras_outputs(model, audio, visual, mask, audio_present, visual_present)
         names = sorted(expected)
         runs = [SERVING_DEFAULT]
-        if np.all(mask == 1):
+        if np.all(mask == 1) and np.all(audio_present == 1) and np.all(visual_present == 1):
             runs += [WITHOUT_MASK, "default_mask"]
         for run in runs:
             for name, value in expected.items():
@@ -397,7 +436,8 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
                                          f"(tolerance {tolerance:g}) on {case}", export_dir)
                 worst = max(worst, diff)
     listing = show_signature(export_dir)
-    for key in (features.AUDIO, features.VISUAL, features.MASK):
+    expected_inputs = features.INPUT_KEYS if has_presence else features.FEATURE_KEYS
+    for key in expected_inputs:
         if f"inputs['{key}']" not in listing:
             raise ColdKerasError(f"saved_model_cli does not list input {key!r} of serving_default", export_dir)
     return {"max_abs_diff": worst, "outputs": names, "cases": len(cases),

@@ -8,6 +8,10 @@ AUDIO_PRESENT = "audio_present"
 VISUAL_PRESENT = "visual_present"
 MODALITIES = (AUDIO, VISUAL)
 FEATURE_KEYS = (AUDIO, VISUAL, MASK)
+# Per-frame presence flags (1 = the modality's features are real); every batch carries them,
+# all ones unless the corpus marks frames absent or training drops a modality.
+PRESENT_KEYS = {AUDIO: AUDIO_PRESENT, VISUAL: VISUAL_PRESENT}
+INPUT_KEYS = FEATURE_KEYS + (AUDIO_PRESENT, VISUAL_PRESENT)
 
 # Targets.
 VALENCE = "valence"

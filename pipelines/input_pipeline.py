@@ -11,7 +11,9 @@ Evaluation (`training=False`): one element per whole recording, in shard order, 
 never augmented. An unlabelled partition yields features only.
 
 Every element is `(features, targets)`: features `audio` [B, T, D_a], `visual` [B, T, D_v],
-`mask` [B, T] (float32, 1 = real frame); targets `valence`, `arousal` [B, T] (float32, or int32
+`mask` [B, T] (float32, 1 = real frame), `audio_present`, `visual_present` [B, T] (float32, 1 = the
+modality's features are real on that frame; all ones unless the corpus marked frames absent or
+augmentation dropped a modality); targets `valence`, `arousal` [B, T] (float32, or int32
 class ids 0/1/2 with `task="classification"`; sequence-level labels broadcast to every frame).
 The features are raw: the normalisation fitted by `pipelines.transform` is applied inside the
 model.
@@ -250,7 +252,8 @@ def _window_starts_tf(num_frames, window, step):
 def windows_of(example, window, step):
     """Cuts one parsed recording into windows; returns a dict of stacked [K, window, ...] tensors.
 
-    Keys: `audio`, `visual`, `mask`, and `valence`/`arousal` when labelled, plus `start` [K].
+    Keys: `audio`, `visual`, `mask`, the presence flags when parsed, and `valence`/`arousal`
+    when labelled, plus `start` [K]. Padded frames are zero (presence 0 too).
     """
     n = tf.cast(tf.shape(example[features.AUDIO])[0], tf.int32)
     starts = _window_starts_tf(n, window, step)
@@ -259,7 +262,7 @@ def windows_of(example, window, step):
     index = tf.minimum(index, n - 1)
     mask = tf.cast(valid, tf.float32)
     out = {features.MASK: mask, "start": starts}
-    for key in features.MODALITIES + features.LABEL_KEYS:
+    for key in features.MODALITIES + tuple(features.PRESENT_KEYS.values()) + features.LABEL_KEYS:
         if key not in example:
             continue
         values = tf.gather(example[key], index)
@@ -324,7 +327,7 @@ def count_batches(artifact_dir, partition, *, batch_size=4, window_seconds=30.0,
 # Datasets
 
 def _split(element, task, labelled):
-    inputs = {key: element[key] for key in (features.AUDIO, features.VISUAL, features.MASK)}
+    inputs = {key: element[key] for key in features.INPUT_KEYS}
     if not labelled:
         return inputs
     targets = {}
@@ -379,15 +382,17 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
     config = augment_lib.validate_config(augment)
     mode = _oversample_mode(oversample)
     window, step = window_frames(info, window_seconds, window_hop_seconds)
-    scale = None
-    if config["noise_std"]:
+    scale = center = None
+    if config["noise_std"] or config["corrupt_prob"]:
         from pipelines import transform
 
         norms = transform.load_normalization(artifact_dir)
         scale = {m: np.sqrt(norms[m][1]).astype(np.float32) for m in features.MODALITIES}
+        center = {m: np.asarray(norms[m][0], np.float32) for m in features.MODALITIES}
 
     def keep(element):
-        return {key: element[key] for key in features.MODALITIES + features.LABEL_KEYS}
+        keys = features.MODALITIES + tuple(features.PRESENT_KEYS.values()) + features.LABEL_KEYS
+        return {key: element[key] for key in keys}
 
     def window_stream(stream_seed):
         stream = _records(paths, training=True, seed=stream_seed).map(
@@ -419,7 +424,7 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
     if augment_lib.is_active(config):
         def apply(element):
             inputs = augment_lib.augment_window(
-                {key: element[key] for key in (features.AUDIO, features.VISUAL, features.MASK)}, config, scale)
+                {key: element[key] for key in features.INPUT_KEYS}, config, scale, center)
             return {**element, **inputs}
 
         dataset = dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE)

@@ -51,6 +51,7 @@ def build_config(args) -> dict:
         ("model", "lambda_co_cross"): args.lambda_co_cross,
         ("model", "lambda_regu"): args.lambda_regu,
         ("model", "weight_convention"): getattr(args, "weight_convention", None),
+        ("model", "lambda_weight"): getattr(args, "lambda_weight", None),
         ("training", "epochs"): args.epochs,
         ("training", "batch_size"): args.batch_size,
         ("training", "learning_rate"): args.learning_rate,
@@ -408,6 +409,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lambda-regu", type=float, help="weight of the KL regulariser")
     parser.add_argument("--weight-convention", choices=config_lib.WEIGHT_CONVENTIONS,
                         help="COLD fusion weights: informativeness (paper) or uncertainty")
+    parser.add_argument("--lambda-weight", type=float,
+                        help="weight of the fused-weight calibration term (0 = the paper's objective)")
     parser.add_argument("--mixed-precision", choices=config_lib.MIXED_PRECISION,
                         help="auto = mixed_float16 on a GPU, float32 on CPU")
     parser.add_argument("--distribute", choices=config_lib.DISTRIBUTE,

@@ -10,6 +10,7 @@ from cold_keras.layers.emotion_loss import EmotionLoss
 from cold_keras.layers.equal_weight_fusion import EqualWeightFusion
 from cold_keras.layers.gaussian_context_head import GaussianContextHead
 from cold_keras.layers.masked_temporal_pooling import MaskedTemporalPooling
+from cold_keras.layers.presence_gate import PresenceGate
 from cold_keras.layers.sine_position_encoding import SinePositionEncoding
 from cold_keras.layers.temporal_block import TemporalBlock
 from cold_keras.layers.variance_norm_fusion import VarianceNormFusion
@@ -23,6 +24,7 @@ __all__ = [
     "EqualWeightFusion",
     "GaussianContextHead",
     "MaskedTemporalPooling",
+    "PresenceGate",
     "SinePositionEncoding",
     "TemporalBlock",
     "VarianceNormFusion",

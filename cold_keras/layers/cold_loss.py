@@ -22,9 +22,14 @@ class ColdLoss(EmotionLoss):
     * L_CO_m = `losses.calibration_ordinal_loss(d_m, ||sigma_m||, mask)` averaged over the batch;
       L_CO_AV the same on the frame-axis concatenation of both modalities (2N frames).
     * L_regu = `losses.latent_kl_regulariser` over the frames of both modalities (concatenated).
+    * Beyond the paper, `lambda_weight` * L_W with L_W = `losses.fusion_weight_calibration_loss`:
+      the fused weights against inverse-error weighting of the two modalities on each frame.
+
+    With presence flags, a modality's absent frames are left out of its calibration terms, of the
+    crossmodal term, of L_regu and of L_W (where the weights are fixed at 0 and 1).
 
     Each term is cast to float32 and tracked by its own `keras.metrics.Mean`: `loss_emo`,
-    `loss_co_visual`, `loss_co_audio`, `loss_co_cross`, `loss_regu` (unweighted values, so the terms
+    `loss_co_visual`, `loss_co_audio`, `loss_co_cross`, `loss_regu`, `loss_weight` (unweighted values, so the terms
     stay comparable when the lambdas change).
 
     Args:
@@ -39,6 +44,7 @@ class ColdLoss(EmotionLoss):
         standardize: bool. Per-sequence standardisation of d and s before the softmax.
             Defaults to False.
         temperature: float > 0. Softmax temperature of d and s. Defaults to 1.0.
+        lambda_weight: float >= 0. Weight of L_W (0 = the paper's objective). Defaults to 0.
         **kwargs: base layer arguments. `dtype` defaults to "float32".
 
     Call arguments:
@@ -63,6 +69,7 @@ class ColdLoss(EmotionLoss):
         weight_convention="informativeness",
         standardize=False,
         temperature=1.0,
+        lambda_weight=0.0,
         **kwargs,
     ):
         super().__init__(
@@ -82,6 +89,7 @@ class ColdLoss(EmotionLoss):
             "lambda_co_audio": lambda_co_audio,
             "lambda_co_cross": lambda_co_cross,
             "lambda_regu": lambda_regu,
+            "lambda_weight": lambda_weight,
         }
         for key, value in lambdas.items():
             if not float(value) >= 0.0:
@@ -96,6 +104,7 @@ class ColdLoss(EmotionLoss):
         self.lambda_co_audio = float(lambda_co_audio)
         self.lambda_co_cross = float(lambda_co_cross)
         self.lambda_regu = float(lambda_regu)
+        self.lambda_weight = float(lambda_weight)
         self.weight_convention = weight_convention
         self.standardize = bool(standardize)
         self.temperature = float(temperature)
@@ -103,6 +112,7 @@ class ColdLoss(EmotionLoss):
         self.loss_co_audio_tracker = keras.metrics.Mean(name="loss_co_audio")
         self.loss_co_cross_tracker = keras.metrics.Mean(name="loss_co_cross")
         self.loss_regu_tracker = keras.metrics.Mean(name="loss_regu")
+        self.loss_weight_tracker = keras.metrics.Mean(name="loss_weight")
 
     def distances(self, targets, outputs, modality):
         """Per-frame distances d_m `[B, T]` of one modality's predictions (no gradient)."""
@@ -125,32 +135,45 @@ class ColdLoss(EmotionLoss):
         )
         return ops.mean(ops.cast(per_sequence, "float32"))
 
-    def cold_terms(self, targets, outputs, latents, mask):
-        """Unweighted float32 scalars (L_CO_V, L_CO_A, L_CO_AV, L_regu)."""
+    def cold_terms(self, targets, outputs, latents, mask, presence=None):
+        """Unweighted float32 scalars (L_CO_V, L_CO_A, L_CO_AV, L_regu, L_W)."""
         d_audio = self.distances(targets, outputs, "audio")
         d_visual = self.distances(targets, outputs, "visual")
         norm_audio = ops.cast(outputs["audio_sigma_norm"], "float32")
         norm_visual = ops.cast(outputs["visual_sigma_norm"], "float32")
-        co_visual = self._calibration(d_visual, norm_visual, mask)
-        co_audio = self._calibration(d_audio, norm_audio, mask)
+        mask_audio = self.branch_mask("audio", mask, presence)
+        mask_visual = self.branch_mask("visual", mask, presence)
+        co_visual = self._calibration(d_visual, norm_visual, mask_visual)
+        co_audio = self._calibration(d_audio, norm_audio, mask_audio)
         co_cross = self._calibration(
             ops.concatenate([d_audio, d_visual], axis=1),
             ops.concatenate([norm_audio, norm_visual], axis=1),
-            ops.concatenate([mask, mask], axis=1),
+            ops.concatenate([mask_audio, mask_visual], axis=1),
         )
         regu = cold_losses.latent_kl_regulariser(
             ops.concatenate([latents["audio_mu"], latents["visual_mu"]], axis=1),
             ops.concatenate([latents["audio_sigma"], latents["visual_sigma"]], axis=1),
-            ops.concatenate([mask, mask], axis=1),
+            ops.concatenate([mask_audio, mask_visual], axis=1),
         )
-        return co_visual, co_audio, co_cross, ops.cast(regu, "float32")
+        if "visual_weight" in outputs:
+            weight = cold_losses.fusion_weight_calibration_loss(
+                d_audio, d_visual, outputs["visual_weight"], mask_audio * mask_visual
+            )
+        elif self.lambda_weight:
+            raise ValueError('lambda_weight > 0 needs the fusion weight "visual_weight" in the outputs.')
+        else:
+            weight = ops.zeros((), "float32")
+        return co_visual, co_audio, co_cross, ops.cast(regu, "float32"), weight
 
     def call(self, inputs):
         targets, mask, outputs = inputs["targets"], inputs["mask"], inputs["outputs"]
         latents = inputs["latents"]
         mask = ops.cast(mask, "float32")
-        loss_emo = self.emotion_loss(targets, outputs, mask)
-        co_visual, co_audio, co_cross, regu = self.cold_terms(targets, outputs, latents, mask)
+        presence = inputs.get("presence")
+        loss_emo = self.emotion_loss(targets, outputs, mask, presence)
+        co_visual, co_audio, co_cross, regu, weight = self.cold_terms(
+            targets, outputs, latents, mask, presence
+        )
         total = (
             loss_emo
             + self.lambda_co_visual * co_visual
@@ -158,13 +181,16 @@ class ColdLoss(EmotionLoss):
             + self.lambda_co_cross * co_cross
             + self.lambda_regu * regu
         )
+        if self.lambda_weight:
+            total = total + self.lambda_weight * weight
         self.add_loss(total)
         self.loss_emo_tracker.update_state(loss_emo)
         self.loss_co_visual_tracker.update_state(co_visual)
         self.loss_co_audio_tracker.update_state(co_audio)
         self.loss_co_cross_tracker.update_state(co_cross)
         self.loss_regu_tracker.update_state(regu)
-        self.update_emotion_metrics(targets, outputs, mask)
+        self.loss_weight_tracker.update_state(weight)
+        self.update_emotion_metrics(targets, outputs, mask, presence)
         return dict(outputs)
 
     def get_config(self):
@@ -177,4 +203,5 @@ class ColdLoss(EmotionLoss):
             "weight_convention": self.weight_convention,
             "standardize": self.standardize,
             "temperature": self.temperature,
+            "lambda_weight": self.lambda_weight,
         }

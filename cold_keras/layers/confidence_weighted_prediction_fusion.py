@@ -3,7 +3,14 @@
 import keras
 from keras import ops
 
+from cold_keras.layers.variance_norm_fusion import present_weights
+
 TASKS = ("regression", "classification")
+
+
+def _safe_log(weight):
+    # A weight of exactly 0 (absent modality) must not give -inf - -inf = NaN in the mixture.
+    return ops.log(ops.maximum(weight, 1e-30))
 
 
 @keras.saving.register_keras_serializable(package="cold_keras")
@@ -31,6 +38,8 @@ class ConfidenceWeightedPredictionFusion(keras.layers.Layer):
             `[audio_predictions, visual_predictions, audio_features, visual_features]` (regression),
             where `*_predictions` is a list with one tensor per emotion dimension (`[B, T]` values or
             `[B, T, C]` logits) and `*_features` is `[B, T, D]`.
+        presence: optional list `[audio_present, visual_present]`, each `[B, T]` 0/1 flags; an
+            absent modality gets a weight of exactly 0 (the other exactly 1).
 
     Output: tuple `(fused_predictions, audio_weight [B, T], visual_weight [B, T])` where
     `fused_predictions` is a list shaped like `audio_predictions`.
@@ -85,11 +94,13 @@ class ConfidenceWeightedPredictionFusion(keras.layers.Layer):
         )
         return c_audio, c_visual
 
-    def call(self, inputs):
+    def call(self, inputs, presence=None):
         audio_predictions, visual_predictions = inputs[0], inputs[1]
         c_audio, c_visual = self._confidences(inputs)
         audio_weight = c_audio / (c_audio + c_visual)
         visual_weight = 1.0 - audio_weight
+        if presence is not None:
+            audio_weight, visual_weight = present_weights(audio_weight, visual_weight, *presence)
         fused = []
         for y_audio, y_visual in zip(audio_predictions, visual_predictions):
             if self.task == "regression":
@@ -98,9 +109,9 @@ class ConfidenceWeightedPredictionFusion(keras.layers.Layer):
                 log_mixture = ops.logsumexp(
                     ops.stack(
                         [
-                            ops.log(ops.expand_dims(audio_weight, -1))
+                            _safe_log(ops.expand_dims(audio_weight, -1))
                             + ops.log_softmax(y_audio, axis=-1),
-                            ops.log(ops.expand_dims(visual_weight, -1))
+                            _safe_log(ops.expand_dims(visual_weight, -1))
                             + ops.log_softmax(y_visual, axis=-1),
                         ],
                         axis=0,
@@ -110,10 +121,11 @@ class ConfidenceWeightedPredictionFusion(keras.layers.Layer):
                 fused.append(log_mixture)
         return fused, audio_weight, visual_weight
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs, presence=None, mask=None):
         return None
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, inputs_shape, presence_shape=None):
+        input_shape = inputs_shape
         prediction_shapes = [tuple(s) for s in input_shape[0]]
         frames = prediction_shapes[0][:2]
         return prediction_shapes, frames, frames

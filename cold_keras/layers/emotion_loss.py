@@ -81,7 +81,9 @@ class EmotionLoss(keras.layers.Layer):
 
     Call arguments:
         inputs: dict with "targets" (dict "valence", "arousal" `[B, T]`), "mask" `[B, T]` and
-            "outputs" (dict of the model outputs, keyed "valence", "audio_arousal", ...).
+            "outputs" (dict of the model outputs, keyed "valence", "audio_arousal", ...), and
+            optionally "presence" (dict "audio", "visual" `[B, T]` 0/1 flags): the unimodal
+            branches are scored on the frames where their modality is present only.
 
     Output: `inputs["outputs"]`, unchanged.
     """
@@ -141,10 +143,19 @@ class EmotionLoss(keras.layers.Layer):
             for key, value in inputs["outputs"].items()
         }
 
-    def emotion_loss(self, targets, outputs, mask):
+    @staticmethod
+    def branch_mask(branch, mask, presence=None):
+        """Frames a branch is scored on: the mask, times the modality's presence for "audio"/"visual"."""
+        if presence is None or branch not in presence:
+            return mask
+        return mask * ops.cast(presence[branch], "float32")
+
+    def emotion_loss(self, targets, outputs, mask, presence=None):
         """L_emo summed over branches and dimensions (float32 scalar)."""
         total = ops.zeros((), dtype="float32")
+        frame_mask = mask
         for branch in self.branches:
+            mask = self.branch_mask(branch, frame_mask, presence)
             for d, dimension in enumerate(DIMENSIONS):
                 y_true = targets[dimension]
                 y_pred = outputs[output_name(branch, dimension)]
@@ -156,10 +167,12 @@ class EmotionLoss(keras.layers.Layer):
                 total = total + ops.cast(term, "float32")
         return total
 
-    def update_emotion_metrics(self, targets, outputs, mask):
-        if self.sequence_level:
-            weight = ops.cast(ops.sum(ops.cast(mask, "float32"), axis=1) > 0, "float32")
+    def update_emotion_metrics(self, targets, outputs, mask, presence=None):
+        frame_mask = mask
         for branch in self.branches:
+            mask = self.branch_mask(branch, frame_mask, presence)
+            if self.sequence_level:
+                weight = ops.cast(ops.sum(ops.cast(mask, "float32"), axis=1) > 0, "float32")
             for dimension in DIMENSIONS:
                 key = output_name(branch, dimension)
                 y_true = targets[dimension]
@@ -174,10 +187,11 @@ class EmotionLoss(keras.layers.Layer):
     def call(self, inputs):
         targets, mask, outputs = inputs["targets"], inputs["mask"], inputs["outputs"]
         mask = ops.cast(mask, "float32")
-        loss_emo = self.emotion_loss(targets, outputs, mask)
+        presence = inputs.get("presence")
+        loss_emo = self.emotion_loss(targets, outputs, mask, presence)
         self.add_loss(loss_emo)
         self.loss_emo_tracker.update_state(loss_emo)
-        self.update_emotion_metrics(targets, outputs, mask)
+        self.update_emotion_metrics(targets, outputs, mask, presence)
         return dict(outputs)
 
     def compute_mask(self, inputs, mask=None):

@@ -13,14 +13,20 @@ from cold_keras.layers.emotion_loss import DIMENSIONS, EmotionLoss, output_name
 from cold_keras.layers.equal_weight_fusion import EqualWeightFusion
 from cold_keras.layers.gaussian_context_head import GaussianContextHead
 from cold_keras.layers.masked_temporal_pooling import MaskedTemporalPooling
+from cold_keras.layers.presence_gate import PresenceGate
 from cold_keras.layers.sine_position_encoding import SinePositionEncoding
 from cold_keras.layers.temporal_block import TemporalBlock
 from cold_keras.layers.variance_norm_fusion import VarianceNormFusion
+from cold_keras.models.emotion_model import EmotionModel
 
 AUDIO = "audio"
 VISUAL = "visual"
 MASK = "mask"
+AUDIO_PRESENT = "audio_present"
+VISUAL_PRESENT = "visual_present"
 FEATURE_KEYS = (AUDIO, VISUAL, MASK)
+# Optional inputs: per-frame presence flags (None or left out of `inference_model`'s call = present).
+PRESENCE_KEYS = (AUDIO_PRESENT, VISUAL_PRESENT)
 TASKS = ("regression", "classification")
 NUM_CLASSES = 3
 
@@ -58,6 +64,7 @@ DEFAULT_HYPERPARAMETERS = {
     "weight_convention": "informativeness",
     "calibration_standardize": False,
     "calibration_temperature": 1.0,
+    "lambda_weight": 0.0,
     "num_heads": 16,
     "num_transformer_layers": 3,
     "transformer_dim": 128,
@@ -122,9 +129,13 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
     """Training model (functional) of one model name, with its losses and metrics inside the graph.
 
     Every model takes the same inputs, a dict of `"audio"` `[B, T, Da]`, `"visual"` `[B, T, Dv]`,
-    `"mask"` `[B, T]` (1 = real frame) and the targets `"valence"`, `"arousal"` `[B, T]` (float32 in
-    [-1, 1] for regression, int32 class ids 0/1/2 for classification). The unimodal models ("audio",
-    "visual") ignore the other modality. The loss layer at the end (`EmotionLoss`, `ColdLoss` for
+    `"mask"` `[B, T]` (1 = real frame), the optional presence flags `"audio_present"`,
+    `"visual_present"` `[B, T]` (1 = the modality's features are real; pass None for all ones) and
+    the targets `"valence"`, `"arousal"` `[B, T]` (float32 in [-1, 1] for regression, int32 class
+    ids 0/1/2 for classification). The unimodal models ("audio", "visual") ignore the other
+    modality. A modality's absent frames are zero-filled (`PresenceGate`) after the normalisation,
+    so its features there cannot change any output; the fusion layers give it a weight of exactly 0
+    there, and the losses leave those frames out of its unimodal and calibration terms. The loss layer at the end (`EmotionLoss`, `ColdLoss` for
     COLD fusion) adds the loss with `add_loss` and updates the streaming metrics, so compile with
     `model.compile(optimizer=...)` and no `loss`. Outputs (also of `inference_model`), all float32:
 
@@ -161,14 +172,16 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
         **hp: hyperparameters, defaults in `DEFAULT_HYPERPARAMETERS`: gru_units=256, gru_layers=2,
             dropout=0.5, latent_dim=128, lambda_co_visual=1e-3, lambda_co_audio=1e-3,
             lambda_co_cross=1e-3, lambda_regu=1e-4, weight_convention="informativeness",
-            calibration_standardize=False, calibration_temperature=1.0, num_heads=16,
+            calibration_standardize=False, calibration_temperature=1.0, lambda_weight=0.0
+            (`ColdLoss`'s fused-weight calibration term, beyond the paper), num_heads=16,
             num_transformer_layers=3, transformer_dim=128 (divisible by num_heads),
             transformer_dropout=0.1, class_weights=None ([[w0, w1, w2] valence, [...] arousal];
             classification only), audio_norm=None / visual_norm=None ((mean, variance) baked in
             with `keras.layers.Normalization`), seed=None (latent sampling noise).
 
     Returns:
-        keras.Model named `name`, not compiled.
+        `EmotionModel` (a functional keras.Model that accepts batches without the optional
+        presence flags) named `name`, not compiled.
 
     Raises:
         ValueError: on an unknown model name, task or hyperparameter, or an invalid value.
@@ -194,6 +207,8 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
         AUDIO: keras.Input((None, audio_dim), dtype="float32", name=AUDIO),
         VISUAL: keras.Input((None, visual_dim), dtype="float32", name=VISUAL),
         MASK: keras.Input((None,), dtype="float32", name=MASK),
+        AUDIO_PRESENT: keras.Input((None,), dtype="float32", name=AUDIO_PRESENT, optional=True),
+        VISUAL_PRESENT: keras.Input((None,), dtype="float32", name=VISUAL_PRESENT, optional=True),
     }
     targets = {d: keras.Input((None,), dtype=target_dtype, name=d) for d in DIMENSIONS}
     mask = inputs[MASK]
@@ -204,6 +219,9 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
         audio = audio_norm(audio)
     if visual_norm is not None and name != "audio":
         visual = visual_norm(visual)
+    audio, audio_present = PresenceGate(name="audio_presence")(audio, inputs[AUDIO_PRESENT])
+    visual, visual_present = PresenceGate(name="visual_presence")(visual, inputs[VISUAL_PRESENT])
+    presence = [audio_present, visual_present]
 
     def temporal(prefix, x, output_dim=None):
         return TemporalBlock(
@@ -237,7 +255,7 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
             fusion_inputs += [z_audio, z_visual]
         fused, w_audio, w_visual = ConfidenceWeightedPredictionFusion(
             task, name="prediction_fusion"
-        )(fusion_inputs)
+        )(fusion_inputs, presence=presence)
         outputs.update(_predictions("", fused))
         outputs.update(_predictions(AUDIO, y_audio))
         outputs.update(_predictions(VISUAL, y_visual))
@@ -247,7 +265,7 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
         branches = ("", AUDIO, VISUAL)
         h_audio = temporal(AUDIO, audio, latent_dim)
         h_visual = temporal(VISUAL, visual, latent_dim)
-        h_av = EqualWeightFusion(name="context_fusion")([h_audio, h_visual])
+        h_av = EqualWeightFusion(name="context_fusion")([h_audio, h_visual], presence=presence)
         predictor = EmotionHead(task, num_classes=NUM_CLASSES, name="predictor")
         outputs.update(_predictions("", predictor(h_av)))
         outputs.update(_predictions(AUDIO, predictor(h_audio)))
@@ -263,7 +281,7 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
         )(temporal(VISUAL, visual))
         h_av, w_audio, w_visual, n_audio, n_visual = VarianceNormFusion(
             hp["weight_convention"], name="variance_norm_fusion"
-        )([h_audio, h_visual, sigma_audio, sigma_visual])
+        )([h_audio, h_visual, sigma_audio, sigma_visual], presence=presence)
         predictor = EmotionHead(task, num_classes=NUM_CLASSES, name="predictor")
         outputs.update(_predictions("", predictor(h_av)))
         outputs.update(_predictions(AUDIO, predictor(h_audio)))
@@ -320,6 +338,8 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
                 outputs[key + UTTERANCE_SUFFIX] = _named(key + UTTERANCE_SUFFIX, pooled)
 
     loss_inputs = {"targets": targets, "mask": mask, "outputs": outputs}
+    if name not in ("audio", "visual"):
+        loss_inputs["presence"] = {AUDIO: audio_present, VISUAL: visual_present}
     loss_options = dict(
         task=task,
         branches=branches,
@@ -337,6 +357,7 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
             weight_convention=hp["weight_convention"],
             standardize=hp["calibration_standardize"],
             temperature=hp["calibration_temperature"],
+            lambda_weight=hp["lambda_weight"],
             name="cold_loss",
             **loss_options,
         )
@@ -345,13 +366,14 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
     model_outputs = loss_layer(loss_inputs)
 
     # Config: the model's name is the model name; inputs and outputs are dicts keyed by name.
-    return keras.Model(inputs={**inputs, **targets}, outputs=model_outputs, name=name)
+    return EmotionModel(inputs={**inputs, **targets}, outputs=model_outputs, name=name)
 
 
 def inference_model(training_model):
     """Prediction model cut from a training model at its named output layers (no targets, no loss).
 
-    Inputs: "audio", "visual", "mask". Outputs: the dict described in `build_model` (the same keys
+    Inputs: "audio", "visual", "mask" and the optional "audio_present", "visual_present" (None = all
+    ones; models saved before the flags existed have no such inputs). Outputs: the dict described in `build_model` (the same keys
     as the training model's outputs), sharing the training model's layers and weights. Layers such
     as dropout and the Gaussian sampling run in inference mode unless called with `training=True`.
 
@@ -371,6 +393,7 @@ def inference_model(training_model):
             f"Model {training_model.name!r} has no input layer(s) {missing}; build it with build_model."
         )
     inputs = {key: training_model.get_layer(key).output for key in FEATURE_KEYS}
+    inputs.update({key: training_model.get_layer(key).output for key in PRESENCE_KEYS if key in layer_names})
     outputs = {}
     for layer in training_model.layers:
         if layer.name.endswith(OUTPUT_LAYER_SUFFIX):
@@ -380,4 +403,4 @@ def inference_model(training_model):
             f"Model {training_model.name!r} has no output layers named "
             f"{[d + OUTPUT_LAYER_SUFFIX for d in DIMENSIONS]}; build it with build_model."
         )
-    return keras.Model(inputs=inputs, outputs=outputs, name=f"{training_model.name}_inference")
+    return EmotionModel(inputs=inputs, outputs=outputs, name=f"{training_model.name}_inference")

@@ -68,7 +68,7 @@ def _expected_logs(name, task):
     for p in prefixes:
         names |= {f"{p}{kind}_valence", f"{p}{kind}_arousal", f"{p}{mean}"}
     if name == "cold_fusion":
-        names |= {"loss_co_visual", "loss_co_audio", "loss_co_cross", "loss_regu"}
+        names |= {"loss_co_visual", "loss_co_audio", "loss_co_cross", "loss_regu", "loss_weight"}
     return names
 
 
@@ -249,7 +249,8 @@ def test_cold_calibration_gradient_reaches_sigma_not_predictor():
     latents = {}
     for modality in ("audio", "visual"):
         _, latents[f"{modality}_mu"], latents[f"{modality}_sigma"] = model.get_layer(f"{modality}_gaussian").output
-    inner = keras.Model({k: model.get_layer(k).output for k in FEATURES}, {"outputs": outputs, "latents": latents})
+    inputs = {k: model.get_layer(k).output for k in FEATURES + ("audio_present", "visual_present")}
+    inner = keras.Model(inputs, {"outputs": outputs, "latents": latents})
     data = _batch("regression")
     targets = {d: data[d] for d in ("valence", "arousal")}
     variables = {
@@ -260,8 +261,8 @@ def test_cold_calibration_gradient_reaches_sigma_not_predictor():
     }
     flat = [v for group in variables.values() for v in group]
     with tf.GradientTape(persistent=True) as tape:
-        values = inner(_features(data), training=True)
-        co_v, co_a, co_av, regu = loss_layer.cold_terms(
+        values = inner({**_features(data), "audio_present": None, "visual_present": None}, training=True)
+        co_v, co_a, co_av, regu, _ = loss_layer.cold_terms(
             targets, values["outputs"], values["latents"], keras.ops.convert_to_tensor(data["mask"])
         )
         calibration = co_v + co_a + co_av

@@ -1,0 +1,163 @@
+"""Do the fusion weights track modality reliability? Fusion models and COLD variants on the
+synthetic corpus, several seeds, test partition:
+
+* clean CCC (mean of valence and arousal, fused output);
+* CCC with 50% of the visual frames corrupted in consecutive blocks (`--corrupt-mode`);
+* AUC of (1 - w_m) as a detector of the frames where modality m is corrupted: on the corpus's
+  own ground-truth corruption (audio and visual, clean run) and on the evaluator's corruption
+  (visual, corrupted run);
+* the mean visual weight on corrupted versus clean frames (evaluator's corruption).
+
+    python bench/weight_tracking.py [--variants all] [--seeds 0,1,2] [--corrupt-mode noise]
+
+Variants are config overrides of `configs/synthetic.yaml` (see VARIANTS); each (variant, seed)
+is one `pipelines.train` run directory under --out (named with a hash of its overrides), so an
+interrupted benchmark resumes where it stopped and a changed variant is retrained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+RELIABLE_CONFIG = ROOT / "configs" / "cold_reliable.yaml"
+
+
+def _cold(**model):
+    return {"model": {"name": "cold_fusion", **model}}
+
+
+def _corrupt_augment():
+    return {"training": {"augment": {"corrupt_prob": 0.5}}}
+
+
+def variants() -> dict:
+    """name -> config overrides. Non-COLD baselines first, then COLD from the paper outwards."""
+    from pipelines import config as config_lib
+
+    out = {name: {"model": {"name": name}}
+           for name in ("audio", "feature_fusion", "prediction_fusion", "context_fusion")}
+    out["cold_paper"] = _cold()
+    out["cold_uncertainty"] = _cold(weight_convention="uncertainty")
+    out["cold_uncertainty_std"] = _cold(weight_convention="uncertainty", calibration_standardize=True,
+                                        lambda_co_visual=1.0, lambda_co_audio=1.0, lambda_co_cross=1.0)
+    out["cold_weight_term"] = _cold(lambda_weight=1.0)
+    out["cold_paper_augment"] = config_lib.deep_update(_cold(), _corrupt_augment())
+    out["prediction_fusion_augment"] = config_lib.deep_update({"model": {"name": "prediction_fusion"}},
+                                                              _corrupt_augment())
+    out["context_fusion_augment"] = config_lib.deep_update({"model": {"name": "context_fusion"}},
+                                                           _corrupt_augment())
+    if RELIABLE_CONFIG.is_file():
+        out["cold_reliable"] = config_lib.load_file(RELIABLE_CONFIG)
+    return out
+
+
+def run_dir_for(out: Path, name: str, overrides: dict, seed: int, epochs) -> Path:
+    key = json.dumps({"overrides": overrides, "epochs": epochs}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return out / f"{name}_{digest}_seed{seed}"
+
+
+def evaluate_run(run_dir: Path, partition: str, fraction: float, mode: str) -> dict:
+    import keras
+    import numpy as np
+
+    from cold_keras.models import inference_model
+    from pipelines import corrupt, evaluate, evaluation, input_pipeline
+    from pipelines.io_utils import read_json
+
+    config = read_json(run_dir / "config.json")
+    artifact_dir = config["runtime"]["artifact_dir"]
+    model = keras.saving.load_model(run_dir / "model.keras")
+    infer = inference_model(model)
+    recordings = list(input_pipeline.iter_recordings(artifact_dir, partition))
+    result = {}
+    clean = evaluation.predict_recordings(infer, recordings)
+    result["clean"] = evaluation.score_partition(clean, task="regression")[0]["av"]["ccc_mean"]
+    corpus = evaluate.weight_diagnostics(clean).get("corpus", {})
+    for modality in ("audio", "visual"):
+        if modality in corpus:
+            result[f"auc_{modality}_corpus"] = corpus[modality]["auc"]
+    corrupted_recordings = corrupt.corrupt_recordings(recordings, "visual", fraction, mode=mode, seed=0)
+    corrupted = evaluation.predict_recordings(infer, corrupted_recordings)
+    result["corrupt"] = evaluation.score_partition(corrupted, task="regression")[0]["av"]["ccc_mean"]
+    entry = evaluate.weight_diagnostics(corrupted).get("evaluator", {}).get("visual")
+    if entry:
+        result["auc_visual_eval"] = entry["auc"]
+        result["w_v_corrupt"] = entry["mean_weight_corrupted"]
+        result["w_v_clean"] = entry["mean_weight_clean"]
+    keras.backend.clear_session()
+    return {key: float(value) for key, value in result.items() if np.isfinite(value)}
+
+
+COLUMNS = (("clean", "clean CCC"), ("corrupt", "50% visual"), ("auc_audio_corpus", "AUC A (corpus)"),
+           ("auc_visual_corpus", "AUC V (corpus)"), ("auc_visual_eval", "AUC V (eval)"),
+           ("w_v_corrupt", "w_V corrupt"), ("w_v_clean", "w_V clean"))
+
+
+def format_table(table: dict, seeds, mode: str, partition: str) -> str:
+    import numpy as np
+
+    lines = [f"{partition} partition, seeds {seeds}, mean ± std; visual corrupted 50% ({mode}); "
+             "AUC of (1 - w_m) as a detector of modality m's corrupted frames"]
+    header = f"{'variant':<26}" + "".join(f"{title:>17}" for _, title in COLUMNS)
+    lines += [header, "-" * len(header)]
+    for name, rows in table.items():
+        cells = []
+        for key, _ in COLUMNS:
+            values = np.array([row[key] for row in rows if key in row])
+            cells.append(f"{values.mean():>8.3f} ± {values.std():.3f}" if values.size else f"{'-':>16}")
+        lines.append(f"{name:<26}" + "".join(f"{cell:>17}" for cell in cells))
+    return "\n".join(lines)
+
+
+def main():
+    from pipelines import config as config_lib
+    from pipelines import train
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", default="all", help="comma-separated names of VARIANTS, or all")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the synthetic config's")
+    parser.add_argument("--partition", default="test")
+    parser.add_argument("--corrupt-mode", default="noise", choices=("noise", "zeros", "swap"))
+    parser.add_argument("--fraction", type=float, default=0.5)
+    parser.add_argument("--out", default="bench_runs/weight_tracking")
+    parser.add_argument("--json", help="also write the per-seed figures to this JSON file")
+    args = parser.parse_args()
+
+    all_variants = variants()
+    names = list(all_variants) if args.variants == "all" else args.variants.split(",")
+    unknown = [name for name in names if name not in all_variants]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; known: {', '.join(all_variants)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    table = {}
+    for name in names:
+        rows = []
+        for seed in seeds:
+            config = config_lib.load_file(config_lib.default_config_path("synthetic"))
+            config = config_lib.deep_update(config, all_variants[name])
+            config["training"]["seed"] = seed
+            if args.epochs:
+                config["training"]["epochs"] = args.epochs
+            run_dir = run_dir_for(Path(args.out), name, all_variants[name], seed, args.epochs)
+            train.run(config_lib.validate(config), run_dir, progress=False)
+            row = evaluate_run(run_dir, args.partition, args.fraction, args.corrupt_mode)
+            rows.append({"seed": seed, **row})
+            print(f"{name} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
+        table[name] = rows
+    print()
+    print(format_table(table, seeds, args.corrupt_mode, args.partition))
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=2))
+
+
+if __name__ == "__main__":
+    main()
