@@ -49,6 +49,10 @@ def variants() -> dict:
                                         lambda_co_visual=1.0, lambda_co_audio=1.0, lambda_co_cross=1.0)
     out["cold_weight_term"] = _cold(lambda_weight=1.0)
     out["cold_paper_augment"] = config_lib.deep_update(_cold(), _corrupt_augment())
+    out["cold_weight_term_augment"] = config_lib.deep_update(_cold(lambda_weight=1.0), _corrupt_augment())
+    out["cold_weight_term10_augment"] = config_lib.deep_update(_cold(lambda_weight=10.0), _corrupt_augment())
+    out["cold_uncertainty_weight_term_augment"] = config_lib.deep_update(
+        _cold(weight_convention="uncertainty", lambda_weight=1.0), _corrupt_augment())
     out["prediction_fusion_augment"] = config_lib.deep_update({"model": {"name": "prediction_fusion"}},
                                                               _corrupt_augment())
     out["context_fusion_augment"] = config_lib.deep_update({"model": {"name": "context_fusion"}},

@@ -404,3 +404,45 @@ def test_low_precision_inputs_give_finite_float32(rng, dtype, calibration_inputs
         low(d * 100).numpy().astype(np.float64), low(norms).numpy().astype(np.float64), mask
     )
     np.testing.assert_allclose(results["co"][0].numpy(), expected_co, rtol=1e-3, atol=1e-6)
+
+
+def _np_weight_calibration(d_a, d_v, w_v, mask):
+    eps = 1e-7
+    d_a, d_v, w_v = (np.asarray(x, np.float64) for x in (d_a, d_v, w_v))
+    t = (d_a + 0.5 * eps) / (d_a + d_v + eps)
+    w = np.clip(w_v, eps, 1 - eps)
+    ce = -(t * np.log(w) + (1 - t) * np.log(1 - w))
+    return float((ce * mask).sum() / mask.sum())
+
+
+def test_fusion_weight_calibration_loss_matches_numpy(rng):
+    d_a = rng.uniform(0.0, 2.0, (3, 7)).astype("float32")
+    d_v = rng.uniform(0.0, 2.0, (3, 7)).astype("float32")
+    w_v = rng.uniform(0.05, 0.95, (3, 7)).astype("float32")
+    mask = (rng.uniform(size=(3, 7)) > 0.3).astype("float32")
+    value = float(losses.fusion_weight_calibration_loss(d_a, d_v, w_v, mask))
+    assert value == pytest.approx(_np_weight_calibration(d_a, d_v, w_v, mask), rel=1e-5)
+    # Padded frames are ignored, whatever they hold.
+    w_bad = np.where(mask > 0, w_v, np.nan).astype("float32")
+    assert float(losses.fusion_weight_calibration_loss(d_a, d_v, w_bad, mask)) == pytest.approx(value, rel=1e-6)
+    assert float(losses.fusion_weight_calibration_loss(d_a, d_v, w_v, np.zeros_like(mask))) == 0.0
+
+
+def test_fusion_weight_calibration_loss_is_smallest_at_inverse_error_weights():
+    d_a, d_v = np.array([[0.1]], "float32"), np.array([[0.9]], "float32")
+    grid = np.linspace(0.01, 0.99, 99).astype("float32")
+    values = [float(losses.fusion_weight_calibration_loss(d_a, d_v, np.array([[w]], "float32"))) for w in grid]
+    # t_V = d_A / (d_A + d_V) = 0.1: the visual modality errs more, so it gets the small weight.
+    assert grid[int(np.argmin(values))] == pytest.approx(0.1, abs=0.011)
+
+
+def test_fusion_weight_calibration_loss_gradient_reaches_weights_not_distances():
+    d_a = tf.Variable([[0.2, 0.4]])
+    d_v = tf.Variable([[0.6, 0.1]])
+    w_v = tf.Variable([[0.5, 0.5]])
+    with tf.GradientTape() as tape:
+        value = losses.fusion_weight_calibration_loss(d_a, d_v, w_v)
+    grads = tape.gradient(value, [d_a, d_v, w_v])
+    assert grads[0] is None and grads[1] is None
+    g = grads[2].numpy()[0]
+    assert g[0] > 0 and g[1] < 0  # visual errs more on frame 0 (push w_V down), less on frame 1

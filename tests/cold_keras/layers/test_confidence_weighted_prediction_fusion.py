@@ -110,3 +110,27 @@ def test_saving_round_trip(tmp_path):
         symbolic, ConfidenceWeightedPredictionFusion("regression", name="fusion")(symbolic)
     )
     run_model_saving_test(model, inputs, tmp_path)
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_presence_gives_an_absent_modality_exactly_zero_weight(task):
+    inputs = _regression_inputs(4) if task == "regression" else _classification_inputs(4)
+    p_a = np.ones((B, T), "float32")
+    p_v = np.ones((B, T), "float32")
+    p_v[0, :2] = 0.0
+    p_a[1, 3] = 0.0
+    fusion = ConfidenceWeightedPredictionFusion(task)
+    fused, w_a, w_v = fusion(inputs, presence=[p_a, p_v])
+    w_a, w_v = np.asarray(w_a), np.asarray(w_v)
+    assert np.all(w_v[0, :2] == 0.0) and np.all(w_a[0, :2] == 1.0)
+    assert w_a[1, 3] == 0.0 and w_v[1, 3] == 1.0
+    audio, visual = inputs[0], inputs[1]
+    for k, value in enumerate(fused):
+        value = np.asarray(value)
+        assert np.all(np.isfinite(value))
+        if task == "regression":
+            np.testing.assert_array_equal(value[0, :2], audio[k][0, :2])
+            np.testing.assert_array_equal(value[1, 3], visual[k][1, 3])
+        else:  # the mixture of probabilities reduces to the present modality's softmax
+            np.testing.assert_allclose(_np_softmax(value[0, :2]), _np_softmax(audio[k][0, :2]), atol=1e-6)
+            np.testing.assert_allclose(_np_softmax(value[1, 3]), _np_softmax(visual[k][1, 3]), atol=1e-6)

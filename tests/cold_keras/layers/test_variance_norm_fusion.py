@@ -78,3 +78,26 @@ def test_saving_round_trip(tmp_path):
     symbolic = [keras.Input((None, K)) for _ in range(4)]
     model = keras.Model(symbolic, VarianceNormFusion("uncertainty", name="fusion")(symbolic))
     run_model_saving_test(model, _inputs(), tmp_path)
+
+
+@pytest.mark.parametrize("convention", ["informativeness", "uncertainty"])
+def test_presence_gives_an_absent_modality_exactly_zero_weight(convention):
+    inputs = _inputs(3)
+    p_a = np.ones((B, T), "float32")
+    p_v = np.ones((B, T), "float32")
+    p_v[0, 1:3] = 0.0  # visual absent
+    p_a[1, 0:2] = 0.0  # audio absent
+    p_a[1, 4] = p_v[1, 4] = 0.0  # both absent
+    fused, w_a, w_v, _, _ = (np.asarray(x) for x in VarianceNormFusion(convention)(inputs, presence=[p_a, p_v]))
+    ref_h, ref_a, ref_v, _, _ = _np_fusion(*inputs, convention)
+    both = (p_a == 1) & (p_v == 1)
+    # Frames with both modalities keep Eq. 2's weights exactly.
+    plain = VarianceNormFusion(convention)(inputs)
+    np.testing.assert_array_equal(w_v[both], np.asarray(plain[2])[both])
+    np.testing.assert_allclose(w_v[both], ref_v[both], rtol=1e-5)
+    assert np.all(w_v[p_v == 0] == 0.0) and np.all(w_a[(p_v == 0) & (p_a == 1)] == 1.0)
+    assert np.all(w_a[p_a == 0] == 0.0) and np.all(w_v[(p_a == 0) & (p_v == 1)] == 1.0)
+    h_a, h_v = inputs[0], inputs[1]
+    np.testing.assert_array_equal(fused[0, 1:3], h_a[0, 1:3])
+    np.testing.assert_array_equal(fused[1, 0:2], h_v[1, 0:2])
+    np.testing.assert_array_equal(fused[1, 4], np.zeros(K, "float32"))
