@@ -112,10 +112,13 @@ def time_mask(values, param):
     return fallback_time_mask(values, param)
 
 
-def _stretch(window, longest):
-    """Bool [window]: one run of U[1, longest] consecutive frames at a uniform position."""
+def _stretch(window, longest, span=None):
+    """Bool [window]: one run of U[1, longest] consecutive frames at a uniform position in the
+    first `span` frames (default: all; windows are right-padded, so span = the real frames)."""
+    span = window if span is None else tf.maximum(span, 1)
+    longest = tf.minimum(longest, span)
     length = tf.random.uniform((), 1, longest + 1, dtype=tf.int32)
-    start = tf.random.uniform((), 0, window - length + 1, dtype=tf.int32)
+    start = tf.random.uniform((), 0, span - length + 1, dtype=tf.int32)
     frames = tf.range(window)
     return tf.logical_and(frames >= start, frames < start + length)
 
@@ -130,7 +133,8 @@ def corrupt_window(values, mask, prob, longest, noise_scale, scale=None, center=
     unit = tf.ones(tf.shape(values)[1:], values.dtype) if scale is None else tf.constant(scale, values.dtype)
     mean = tf.zeros(tf.shape(values)[1:], values.dtype) if center is None else tf.constant(center, values.dtype)
     apply = tf.random.uniform(()) < prob
-    stretch = tf.logical_and(_stretch(window, longest), apply)
+    real = tf.reduce_sum(tf.cast(mask > 0, tf.int32))
+    stretch = tf.logical_and(_stretch(window, longest, real), apply)
     stretch = tf.logical_and(stretch, mask > 0)
     flat = tf.random.uniform(()) < 0.5
     spread = tf.where(flat, tf.constant(0.01, values.dtype), tf.cast(noise_scale, values.dtype))

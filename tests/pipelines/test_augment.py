@@ -95,6 +95,14 @@ def test_modality_dropout_zeroes_one_modality_and_keeps_the_mask():
         assert len(hit) <= 1  # never both modalities
         for key in hit:
             dropped[key] += 1
+            # The dropped stretch is marked absent, and only it.
+            changed, _ = _zeroed_rows(window[key], out[key])
+            present = out[f"{key}_present"]
+            assert (present[changed] == 0).all()
+            np.testing.assert_array_equal(present[~changed & (window["mask"] > 0)], 1.0)
+        for key in ("audio", "visual"):
+            if key not in hit:
+                np.testing.assert_array_equal(out[f"{key}_present"], window["mask"])
     assert dropped["audio"] > 0 and dropped["visual"] > 0
     unchanged = _apply(window, {"modality_dropout_prob": 0.0})
     for key in ("audio", "visual"):
@@ -131,3 +139,67 @@ def test_training_pipeline_augments_features_only(tmp_path):
         for key in ("audio", "visual"):
             assert (x0[key][real] != x1[key][real]).all()
             np.testing.assert_array_equal(x0[key][~real], x1[key][~real])
+
+
+def test_corruption_replaces_one_stretch_per_modality_and_keeps_presence():
+    window = _window(frames=60, real=50)
+    scale = {"audio": np.array([1.0, 10.0, 0.1], np.float32), "visual": np.full(4, 2.0, np.float32)}
+    center = {"audio": np.array([5.0, -5.0, 0.0], np.float32), "visual": np.zeros(4, np.float32)}
+    tensors = {k: tf.constant(v) for k, v in window.items()}
+    config = augment.validate_config({"corrupt_prob": 1.0, "corrupt_frames": 12, "corrupt_scale": 3.0})
+    kinds = set()
+    for _ in range(40):
+        out = {k: v.numpy() for k, v in augment.augment_window(tensors, config, scale, center).items()}
+        np.testing.assert_array_equal(out["mask"], window["mask"])
+        for key in ("audio", "visual"):
+            np.testing.assert_array_equal(out[f"{key}_present"], window["mask"])  # corrupted, not absent
+            changed = (out[key] != window[key]).any(axis=1)
+            frames = np.flatnonzero(changed)
+            assert 1 <= len(frames) <= 12 and (np.diff(frames) == 1).all()
+            assert not changed[window["mask"] == 0].any()  # padding untouched
+            spread = (out[key][frames] - center[key]) / scale[key]
+            if np.abs(spread).max() < 0.1:
+                kinds.add("flat")
+            else:
+                kinds.add("noise")
+                assert np.abs(spread).max() < 3.0 * 6  # noise of corrupt_scale standard deviations
+    assert kinds == {"flat", "noise"}
+    off = _apply(window, {"corrupt_prob": 0.0})
+    for key in ("audio", "visual"):
+        np.testing.assert_array_equal(off[key], window[key])
+
+
+def test_corruption_config_is_checked():
+    with pytest.raises(ConfigError, match="corrupt_prob must be a number in"):
+        augment.validate_config({"corrupt_prob": 2})
+    with pytest.raises(ConfigError, match="corrupt_scale must be > 0"):
+        augment.validate_config({"corrupt_scale": 0})
+    assert augment.is_active({"corrupt_prob": 0.5})
+
+
+def test_training_batches_carry_presence_flags(tmp_path):
+    recordings = make_recordings(seed=9)
+    out = tmp_path / "artifacts"
+    example_gen.run(make_corpus(recordings), out, progress=False)
+    transform.run(out)
+    kwargs = dict(training=True, batch_size=2, window_seconds=3.0, seed=3)
+    def absent_frames(dataset):
+        count = 0
+        for x, _ in dataset.as_numpy_iterator():
+            for key in ("audio_present", "visual_present"):
+                assert set(np.unique(x[key])) <= {0.0, 1.0}
+                assert (x[key] <= x["mask"]).all()  # padding is never present
+                count += int((x[key] < x["mask"]).sum())
+        return count
+
+    plain = absent_frames(input_pipeline.make_dataset(out, "train", **kwargs))
+    dropped = absent_frames(input_pipeline.make_dataset(
+        out, "train", augment={"modality_dropout_prob": 1.0, "modality_dropout_frames": 5}, **kwargs))
+    assert dropped > plain
+    # Evaluation batches carry the corpus's own flags, recording by recording.
+    stored = list(input_pipeline.iter_recordings(out, "devel"))
+    batches = list(input_pipeline.make_dataset(out, "devel", training=False, batch_size=1).as_numpy_iterator())
+    assert len(stored) == len(batches)
+    for recording, (x, _) in zip(stored, batches):
+        for key in ("audio_present", "visual_present"):
+            np.testing.assert_array_equal(x[key][0], recording[key])
