@@ -44,6 +44,7 @@ def build_config(args) -> dict:
     overrides = {
         ("data_dir",): args.data_dir,
         ("features_dir",): getattr(args, "features_dir", None),
+        ("allow_missing_modality",): True if getattr(args, "allow_missing_modality", False) else None,
         ("task",): args.task,
         ("model", "name"): args.model,
         ("model", "lambda_co_visual"): args.lambda_co_visual,
@@ -394,7 +395,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="corpus adapter; `synthetic` is generated on first use")
     parser.add_argument("--data-dir", help="corpus folder (required for avec and iemocap unless set in the config)")
     parser.add_argument("--features-dir", help="IEMOCAP: folder of per-utterance feature files")
-    parser.add_argument("--config", help="YAML file overriding configs/<dataset>.yaml")
+    parser.add_argument("--config", help="YAML file overriding configs/<dataset>.yaml "
+                                         "(e.g. configs/cold_reliable.yaml)")
+    parser.add_argument("--allow-missing-modality", action="store_true",
+                        help="mark recordings/frames/utterances without a modality's features as absent "
+                             "(presence flag 0, fusion weight 0) instead of failing")
     parser.add_argument("--model", choices=features.MODEL_NAMES, help="model to train (default from the config)")
     parser.add_argument("--task", choices=config_lib.TASKS, help="regression (CCC) or 3-way classification")
     parser.add_argument("--audio-features", help="comma-separated audio feature folders (AVEC)")

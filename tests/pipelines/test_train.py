@@ -292,3 +292,43 @@ def test_ctrl_c_leaves_a_resumable_run(cache, tmp_path):
     assert process.returncode == 130, stderr[-2000:]
     assert "run the same command again to resume" in stderr.strip().splitlines()[-1]
     assert any((run_dir / "backup").iterdir()) and not (run_dir / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_avec_recording_without_visual_features_is_refused_or_marked_absent(cache, tmp_path):
+    from tests.fixtures import write_avec_fixture
+
+    root = tmp_path / "avec"
+    names = ("Train_DE_01", "Train_DE_02", "Train_HU_01", "Devel_DE_01", "Devel_HU_01", "Test_CN_01")
+    write_avec_fixture(root, recordings=names, num_frames=40)
+    missing = root / "au" / "Devel_HU_01.csv"
+    missing.unlink()
+    args = ["--dataset", "avec", "--data-dir", str(root), "--audio-features", "egemaps", "--visual-features", "au",
+            "--config", str(write_config(tmp_path / "tiny.yaml", training={"epochs": 1, "window_seconds": 2.0,
+                                                                           "window_hop_seconds": 1.0})),
+            "--quiet"]
+    refused = cli(args + ["--output-dir", str(tmp_path / "refused")], cache, timeout=300)
+    assert refused.returncode == 2
+    last = refused.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in refused.stderr and last.startswith("error:")
+    assert "Devel_HU_01" in last and "--allow-missing-modality" in last
+
+    run_dir = tmp_path / "absent"
+    result = cli(args + ["--allow-missing-modality", "--output-dir", str(run_dir)], cache, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run_dir / "config.json").read_text())["allow_missing_modality"] is True
+
+    import keras
+
+    from cold_keras.models import inference_model
+    from pipelines import evaluation, input_pipeline
+
+    artifact_dir = json.loads((run_dir / "config.json").read_text())["runtime"]["artifact_dir"]
+    recordings = {r["name"]: r for r in input_pipeline.iter_recordings(artifact_dir, "devel")}
+    assert recordings["Devel_HU_01"]["visual_present"].sum() == 0
+    assert recordings["Devel_DE_01"]["visual_present"].all()
+    infer = inference_model(keras.saving.load_model(run_dir / "model.keras"))
+    predictions = {p["name"]: p["outputs"] for p in evaluation.predict_recordings(infer, recordings.values())}
+    np.testing.assert_array_equal(predictions["Devel_HU_01"]["visual_weight"], 0.0)
+    np.testing.assert_array_equal(predictions["Devel_HU_01"]["audio_weight"], 1.0)
+    assert (predictions["Devel_DE_01"]["visual_weight"] > 0).all()
