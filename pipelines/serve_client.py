@@ -91,14 +91,20 @@ def write_recording_csv(recording: dict, path) -> Path:
 
 def build_request(model_name, recording, *, signature=SERVING_DEFAULT, version=None, with_mask=True):
     """The PredictRequest for one recording: batch of 1, a mask of ones unless `with_mask` is False
-    (always without a mask for the `without_mask` signature)."""
+    (always without a mask for the `without_mask` signature), and the recording's presence flags
+    (`audio_present` / `visual_present`) when it has them. A model exported without the flags
+    takes recordings without them."""
     audio = np.asarray(recording[features.AUDIO], np.float32)
     visual = np.asarray(recording[features.VISUAL], np.float32)
     if len(audio) != len(visual):
         raise DataError(f"recording {recording.get('name')!r}: {len(audio)} audio frames but {len(visual)} "
                         "visual frames")
     mask = np.ones(len(audio), np.float32) if with_mask and signature == SERVING_DEFAULT else None
-    return predict_request(model_name, audio, visual, mask, signature=signature, version=version)
+    flags = {}
+    if signature == SERVING_DEFAULT:  # the corpus's presence flags, when the recording has them
+        flags = {key: np.asarray(recording[key], np.float32) for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)
+                 if recording.get(key) is not None}
+    return predict_request(model_name, audio, visual, mask, signature=signature, version=version, **flags)
 
 
 def connect(server: str):

@@ -55,7 +55,7 @@ import tensorflow as tf
 export_dir, inputs, outputs = sys.argv[1:4]
 data = np.load(inputs)
 fn = tf.saved_model.load(export_dir).signatures["serving_default"]
-out = fn(audio=tf.constant(data["audio"]), visual=tf.constant(data["visual"]), mask=tf.constant(data["mask"]))
+out = fn(**{key: tf.constant(data[key]) for key in data.files})
 np.savez(outputs, **{k: v.numpy() for k, v in out.items()})
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("cold_keras", "pipelines")))
 """
@@ -74,7 +74,11 @@ def test_round_trip_in_plain_tensorflow_matches_keras(exported, inference, run_d
     mask = np.zeros((2, t), np.float32)
     audio[0, :len(a["audio"])], visual[0, :len(a["audio"])], mask[0, :len(a["audio"])] = a["audio"], a["visual"], 1
     audio[1, :n_b], visual[1, :n_b], mask[1, :n_b] = b["audio"][:n_b], b["visual"][:n_b], 1
-    np.savez(tmp_path / "in.npz", audio=audio, visual=visual, mask=mask)
+    # The visual modality is absent on a stretch of the first sequence.
+    audio_present, visual_present = mask.copy(), mask.copy()
+    visual_present[0, 2:6] = 0.0
+    inputs = dict(audio=audio, visual=visual, mask=mask, audio_present=audio_present, visual_present=visual_present)
+    np.savez(tmp_path / "in.npz", **inputs)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([sys.executable, "-c", ROUND_TRIP, str(exported), str(tmp_path / "in.npz"),
                              str(tmp_path / "out.npz")], cwd=tmp_path, env=env, capture_output=True,
@@ -82,7 +86,7 @@ def test_round_trip_in_plain_tensorflow_matches_keras(exported, inference, run_d
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"  # nothing of the project was imported
     served = dict(np.load(tmp_path / "out.npz"))
-    expected = model.predict_on_batch({"audio": audio, "visual": visual, "mask": mask})
+    expected = model.predict_on_batch(inputs)
     assert set(served) == COLD_OUTPUTS == set(expected)
     for name in COLD_OUTPUTS:
         assert served[name].shape == (2, t)
@@ -91,6 +95,8 @@ def test_round_trip_in_plain_tensorflow_matches_keras(exported, inference, run_d
     real = mask == 1
     np.testing.assert_allclose(served["audio_weight"][real] + served["visual_weight"][real], 1.0, atol=1e-6)
     assert (served["audio_sigma_norm"][real] > 0).all()
+    assert (served["visual_weight"][0, 2:6] == 0.0).all() and (served["audio_weight"][0, 2:6] == 1.0).all()
+    assert (served["visual_weight"][real & (visual_present == 1)] > 0.0).all()
 
 
 @pytest.mark.slow
@@ -103,29 +109,33 @@ def test_signatures_and_optional_mask(exported, inference, run_dir):
     signatures = proto.meta_graphs[0].signature_def
     assert set(export.SIGNATURES) <= set(signatures)
     default = signatures["serving_default"]
-    assert set(default.inputs) == {"audio", "visual", "mask"}
+    assert set(default.inputs) == {"audio", "visual", "mask", "audio_present", "visual_present"}
     assert set(signatures["without_mask"].inputs) == {"audio", "visual"}
     assert set(default.outputs) == COLD_OUTPUTS == set(signatures["without_mask"].outputs)
     dims = export.feature_dims(inference[0])
     shape = [d.size for d in default.inputs["audio"].tensor_shape.dim]
     assert shape == [-1, -1, dims["audio"]]
     assert [d.size for d in default.inputs["mask"].tensor_shape.dim] == [-1, -1]
-    # TF Serving feeds this when a request has no mask: an empty tensor, read as "all frames real".
-    assert tf.make_ndarray(default.defaults["mask"]).shape == (0, 0)
+    # TF Serving feeds these when a request leaves them out: empty tensors, read as "all frames
+    # real" and "every modality present".
+    assert set(default.defaults) == {"mask", "audio_present", "visual_present"}
+    for key in default.defaults:
+        assert tf.make_ndarray(default.defaults[key]).shape == (0, 0)
 
     loaded = tf.saved_model.load(str(exported))
     recording = devel_recordings(run_dir)[0]
     audio, visual = recording["audio"][None], recording["visual"][None]
     ones = np.ones(audio.shape[:2], np.float32)
-    with_mask = loaded.signatures["serving_default"](audio=audio, visual=visual, mask=ones)
+    with_mask = loaded.signatures["serving_default"](audio=audio, visual=visual, mask=ones, audio_present=ones,
+                                                     visual_present=ones)
     fed_default = loaded.signatures["serving_default"](
-        audio=audio, visual=visual, mask=tf.make_ndarray(default.defaults["mask"]))
+        audio=audio, visual=visual, **{key: tf.make_ndarray(value) for key, value in default.defaults.items()})
     without = loaded.signatures["without_mask"](audio=audio, visual=visual)
     for name in COLD_OUTPUTS:
         np.testing.assert_allclose(fed_default[name].numpy(), with_mask[name].numpy(), atol=1e-6)
         np.testing.assert_allclose(without[name].numpy(), with_mask[name].numpy(), atol=1e-6)
     listing = export.show_signature(exported)
-    for key in ("audio", "visual", "mask", "visual_weight", "audio_sigma_norm"):
+    for key in ("audio", "visual", "mask", "audio_present", "visual_present", "visual_weight", "audio_sigma_norm"):
         assert f"['{key}']" in listing
 
 
