@@ -6,7 +6,11 @@ synthetic corpus, several seeds, test partition:
 * AUC of (1 - w_m) as a detector of the frames where modality m is corrupted: on the corpus's
   own ground-truth corruption (audio and visual, clean run) and on the evaluator's corruption
   (visual, corrupted run);
-* the mean visual weight on corrupted versus clean frames (evaluator's corruption).
+* the mean visual weight on corrupted versus clean frames (evaluator's corruption);
+* "audio on corr.": the CCC of the model's fused output on the clean frames and its audio branch
+  on the corrupted ones (models with unimodal branches): the ceiling of any weighting, reached
+  when w_V is exactly 0 on every corrupted frame;
+* "50% V absent": CCC when the same frames are marked absent (`visual_present` = 0) instead.
 
     python bench/weight_tracking.py [--variants all] [--seeds 0,1,2] [--corrupt-mode noise]
 
@@ -53,13 +57,29 @@ def variants() -> dict:
     out["cold_weight_term10_augment"] = config_lib.deep_update(_cold(lambda_weight=10.0), _corrupt_augment())
     out["cold_uncertainty_weight_term_augment"] = config_lib.deep_update(
         _cold(weight_convention="uncertainty", lambda_weight=1.0), _corrupt_augment())
+    out["cold_uncertainty_weight_term10_augment"] = config_lib.deep_update(
+        _cold(weight_convention="uncertainty", lambda_weight=10.0), _corrupt_augment())
+    out["cold_weight_term30_augment"] = config_lib.deep_update(_cold(lambda_weight=30.0), _corrupt_augment())
+    out["cold_weight_term10_augment_dropout"] = config_lib.deep_update(
+        _cold(lambda_weight=10.0), {"training": {"augment": {"corrupt_prob": 0.5, "modality_dropout_prob": 0.25}}})
+    out["cold_weight_term10_augment_p1"] = config_lib.deep_update(
+        _cold(lambda_weight=10.0), {"training": {"augment": {"corrupt_prob": 1.0}}})
     out["prediction_fusion_augment"] = config_lib.deep_update({"model": {"name": "prediction_fusion"}},
                                                               _corrupt_augment())
     out["context_fusion_augment"] = config_lib.deep_update({"model": {"name": "context_fusion"}},
                                                            _corrupt_augment())
     if RELIABLE_CONFIG.is_file():
         out["cold_reliable"] = config_lib.load_file(RELIABLE_CONFIG)
+        out["cold_reliable_dropout"] = config_lib.deep_update(
+            out["cold_reliable"], {"training": {"augment": {"modality_dropout_prob": 0.25}}})
     return out
+
+
+# The README's table: the fusion baselines (with and without the corruption augmentation for the
+# strongest one) and the COLD variants from the paper's formulation to the recommended setting.
+DEFAULT_VARIANTS = ("audio", "feature_fusion", "prediction_fusion", "context_fusion", "prediction_fusion_augment",
+                    "cold_paper", "cold_uncertainty", "cold_uncertainty_std", "cold_weight_term",
+                    "cold_paper_augment", "cold_reliable", "cold_reliable_dropout")
 
 
 def run_dir_for(out: Path, name: str, overrides: dict, seed: int, epochs) -> Path:
@@ -91,6 +111,25 @@ def evaluate_run(run_dir: Path, partition: str, fraction: float, mode: str) -> d
     corrupted_recordings = corrupt.corrupt_recordings(recordings, "visual", fraction, mode=mode, seed=0)
     corrupted = evaluation.predict_recordings(infer, corrupted_recordings)
     result["corrupt"] = evaluation.score_partition(corrupted, task="regression")[0]["av"]["ccc_mean"]
+    if "audio_valence" in corrupted[0]["outputs"]:
+        # Ceiling of any weighting: the audio branch alone on the corrupted frames, the fused
+        # output elsewhere (what w_V = 0 exactly on those frames and nothing else would give).
+        oracle = []
+        for recording in corrupted:
+            flags = recording["visual_corrupted_eval"]
+            outputs = dict(recording["outputs"])
+            for dimension in ("valence", "arousal"):
+                outputs[dimension] = np.where(flags, outputs[f"audio_{dimension}"], outputs[dimension])
+            oracle.append({**recording, "outputs": outputs})
+        result["oracle"] = evaluation.score_partition(oracle, task="regression")[0]["av"]["ccc_mean"]
+    # The same frames marked absent instead (visual_present = 0, features zeroed).
+    absent_recordings = []
+    for recording in corrupted_recordings:
+        flags = recording["visual_corrupted_eval"]
+        absent_recordings.append({**recording, "visual": np.where(flags[:, None], 0.0, recording["visual"]),
+                                  "visual_present": (~flags).astype(np.float32)})
+    absent = evaluation.predict_recordings(infer, absent_recordings)
+    result["absent"] = evaluation.score_partition(absent, task="regression")[0]["av"]["ccc_mean"]
     entry = evaluate.weight_diagnostics(corrupted).get("evaluator", {}).get("visual")
     if entry:
         result["auc_visual_eval"] = entry["auc"]
@@ -100,7 +139,8 @@ def evaluate_run(run_dir: Path, partition: str, fraction: float, mode: str) -> d
     return {key: float(value) for key, value in result.items() if np.isfinite(value)}
 
 
-COLUMNS = (("clean", "clean CCC"), ("corrupt", "50% visual"), ("auc_audio_corpus", "AUC A (corpus)"),
+COLUMNS = (("clean", "clean CCC"), ("corrupt", "50% visual"), ("oracle", "audio on corr."), ("absent", "50% V absent"),
+           ("auc_audio_corpus", "AUC A (corpus)"),
            ("auc_visual_corpus", "AUC V (corpus)"), ("auc_visual_eval", "AUC V (eval)"),
            ("w_v_corrupt", "w_V corrupt"), ("w_v_clean", "w_V clean"))
 
@@ -126,7 +166,8 @@ def main():
     from pipelines import train
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", default="all", help="comma-separated names of VARIANTS, or all")
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                        help="comma-separated names of VARIANTS, or all (default: the table in the README)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="default: the synthetic config's")
     parser.add_argument("--partition", default="test")
