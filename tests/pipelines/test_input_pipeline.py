@@ -44,6 +44,11 @@ def _numpy_windows(recording, window, step):
         for key in ("valence", "arousal"):
             item[key] = np.zeros(window, np.float32)
             item[key][:real] = np.broadcast_to(np.float32(getattr(recording, key)), (n,))[start:start + real]
+        for key in ("audio_present", "visual_present"):
+            flags = getattr(recording, key)
+            flags = np.ones(n, np.float32) if flags is None else np.asarray(flags, np.float32)
+            item[key] = np.zeros(window, np.float32)  # padded frames are never present
+            item[key][:real] = flags[start:start + real]
         out.append(item)
     return out
 
@@ -99,7 +104,7 @@ def test_training_dataset_yields_exactly_the_numpy_windows(artifacts):
         out, "train", batch_size=3, window_seconds=WINDOW_SECONDS, window_hop_seconds=1.0)
     got = sorted(items, key=_key)
     for item, reference in zip(got, sorted(expected, key=_key)):
-        assert set(item) == {"audio", "visual", "mask", "valence", "arousal"}
+        assert set(item) == {"audio", "visual", "mask", "audio_present", "visual_present", "valence", "arousal"}
         for key, value in reference.items():
             np.testing.assert_array_equal(item[key], value)
             assert item[key].dtype == np.float32
@@ -135,7 +140,7 @@ def test_evaluation_dataset_whole_recordings_never_augmented(artifacts):
 def test_unlabelled_partition(artifacts):
     _, out = artifacts
     batch = next(iter(input_pipeline.make_dataset(out, "test", training=False)))
-    assert set(batch) == {"audio", "visual", "mask"}
+    assert set(batch) == {"audio", "visual", "mask", "audio_present", "visual_present"}
     with pytest.raises(DataError, match="no labels"):
         input_pipeline.make_dataset(out, "test", training=True)
 
