@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import evaluation, features
+from pipelines import features
 from pipelines.errors import ColdKerasError, ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_text_atomic
 
@@ -122,6 +122,13 @@ def sample_recordings(artifact_dir, count: int, partitions=(features.DEVEL, feat
     raise DataError("no recordings in the run's data artefacts", Path(artifact_dir) / "manifest.json")
 
 
+def _has_presence_inputs(model) -> bool:
+    # Imported here: the CLI checks its arguments before TensorFlow is loaded.
+    from pipelines.evaluation import has_presence_inputs
+
+    return has_presence_inputs(model)
+
+
 def feature_dims(model) -> dict:
     """{"audio": D_a, "visual": D_v} from the inference model's input layers."""
     dims = {}
@@ -146,7 +153,7 @@ def _servable(model):
     audio_spec = tf.TensorSpec([None, None, dims[features.AUDIO]], tf.float32, name=features.AUDIO)
     visual_spec = tf.TensorSpec([None, None, dims[features.VISUAL]], tf.float32, name=features.VISUAL)
     mask_spec = tf.TensorSpec([None, None], tf.float32, name=features.MASK)
-    has_presence = evaluation.has_presence_inputs(model)
+    has_presence = _has_presence_inputs(model)
 
     def all_frames(audio):
         return tf.ones(tf.shape(audio)[:2], tf.float32)
@@ -201,8 +208,9 @@ def save_saved_model(model, path) -> None:
 
 def keras_outputs(model, audio, visual, mask, audio_present=None, visual_present=None) -> dict:
     """The Keras inference model's outputs on one batch, as float32 NumPy."""
-    outputs = model.predict_on_batch(
-        evaluation.model_inputs(model, audio, visual, mask, audio_present, visual_present))
+    from pipelines.evaluation import model_inputs
+
+    outputs = model.predict_on_batch(model_inputs(model, audio, visual, mask, audio_present, visual_present))
     return {name: np.asarray(value, np.float32) for name, value in outputs.items()}
 
 
@@ -413,7 +421,7 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
         served = dict(np.load(outputs_path))
 
     worst, names = 0.0, None
-    has_presence = evaluation.has_presence_inputs(model)
+    has_presence = _has_presence_inputs(model)
     for case, (audio, visual, mask, audio_present, visual_present) in cases.items():
         if not has_presence and case == "visual_absent":
             continue
