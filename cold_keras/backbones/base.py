@@ -32,8 +32,8 @@ def _int_tuple(key, value):
 class Backbone(keras.layers.Layer):
     """A VGG-style CNN applied to every frame: conv blocks, pooling, then three dense layers.
 
-    Each block is `convs_per_block` 3x3 ReLU convolutions ("same" padding) followed by a 2x2 max
-    pooling. The pooled map is averaged over space (`pooling="average"`) or flattened
+    Each block is `convs_per_block` 3x3 ReLU convolutions ("same" padding; with `batch_norm`,
+    convolution, batch normalisation, then ReLU) followed by a 2x2 max pooling. The pooled map is averaged over space (`pooling="average"`) or flattened
     (`pooling="flatten"`), then goes through two ReLU dense layers `fc_1`, `fc_2` of
     `dense_units` units and a linear dense layer `embedding` of `embedding_dim` units.
 
@@ -46,9 +46,10 @@ class Backbone(keras.layers.Layer):
 
     Weight file format (`save_weights_file` / `load_weights_file`): a NumPy `.npz` archive with
     one array per variable, keyed `"<sublayer>/<variable>"`, e.g. `"conv_1_1/kernel"`
-    `[3, 3, C_in, C_out]`, `"conv_1_1/bias"`, ..., `"fc_1/kernel"`, `"fc_2/bias"`,
-    `"embedding/kernel"` `[dense_units, embedding_dim]`. Convolution `conv_<block>_<i>` counts
-    from 1.
+    `[3, 3, C_in, C_out]`, `"conv_1_1/bias"` (without batch normalisation), `"bn_1_1/gamma"`,
+    `"bn_1_1/beta"`, `"bn_1_1/moving_mean"`, `"bn_1_1/moving_variance"` (with it), ...,
+    `"fc_1/kernel"`, `"fc_2/bias"`, `"embedding/kernel"` `[dense_units, embedding_dim]`.
+    Convolution `conv_<block>_<i>` counts from 1.
 
     Args:
         frame_rank: int. Rank of one frame: 3 for an image [H, W, C], 2 for a spectrogram
@@ -58,6 +59,7 @@ class Backbone(keras.layers.Layer):
         convs_per_block: int or list of int (one per block). Defaults to 1.
         dense_units: int. Units of `fc_1` and `fc_2`. Defaults to 512.
         pooling: str. "average" (global average pooling) or "flatten". Defaults to "average".
+        batch_norm: bool. Batch normalisation after every convolution. Defaults to False.
         freeze_trunk: bool. Only `fc_2` and `embedding` trainable. Defaults to False.
         **kwargs: base layer arguments (name, dtype, ...).
 
@@ -65,7 +67,7 @@ class Backbone(keras.layers.Layer):
     """
 
     def __init__(self, frame_rank, embedding_dim, filters, convs_per_block=1, dense_units=512,
-                 pooling="average", freeze_trunk=False, **kwargs):
+                 pooling="average", batch_norm=False, freeze_trunk=False, **kwargs):
         super().__init__(**kwargs)
         if frame_rank not in (2, 3):
             raise ValueError(f"frame_rank must be 2 (spectrogram patch) or 3 (image), got {frame_rank!r}.")
@@ -82,13 +84,18 @@ class Backbone(keras.layers.Layer):
         self.convs_per_block = convs
         self.dense_units = _int_tuple("dense_units", dense_units)[0]
         self.pooling = pooling
+        self.batch_norm = bool(batch_norm)
         self.freeze_trunk = bool(freeze_trunk)
 
         self.trunk = []
         for block, (width, count) in enumerate(zip(self.filters, self.convs_per_block), start=1):
             for i in range(1, count + 1):
-                self.trunk.append(keras.layers.Conv2D(width, 3, padding="same", activation="relu",
-                                                      dtype=self.dtype_policy, name=f"conv_{block}_{i}"))
+                self.trunk.append(keras.layers.Conv2D(
+                    width, 3, padding="same", activation=None if self.batch_norm else "relu",
+                    use_bias=not self.batch_norm, dtype=self.dtype_policy, name=f"conv_{block}_{i}"))
+                if self.batch_norm:
+                    self.trunk.append(keras.layers.BatchNormalization(dtype=self.dtype_policy, name=f"bn_{block}_{i}"))
+                    self.trunk.append(keras.layers.ReLU(dtype=self.dtype_policy, name=f"relu_{block}_{i}"))
             self.trunk.append(keras.layers.MaxPooling2D(2, padding="same", dtype=self.dtype_policy,
                                                         name=f"pool_{block}"))
         if pooling == "average":
@@ -103,8 +110,9 @@ class Backbone(keras.layers.Layer):
 
     @property
     def weighted_layers(self):
-        """The sublayers holding weights, in order (convolutions, fc_1, fc_2, embedding)."""
-        return [layer for layer in self.trunk if isinstance(layer, keras.layers.Conv2D)] + [
+        """The sublayers holding weights, in order (convolutions and batch norms, fc_1, fc_2, embedding)."""
+        return [layer for layer in self.trunk if layer.weights or isinstance(
+            layer, (keras.layers.Conv2D, keras.layers.BatchNormalization))] + [
             self.fc_1, self.fc_2, self.embedding]
 
     def _freeze(self):
@@ -125,13 +133,13 @@ class Backbone(keras.layers.Layer):
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         frame = self._frame_shape(inputs.shape)
         leading = ops.shape(inputs)[: len(inputs.shape) - self.frame_rank]
         x = ops.reshape(inputs, (-1,) + frame)
         x = ops.cast(x, self.compute_dtype)
         for layer in self.trunk:
-            x = layer(x)
+            x = layer(x, training=training) if isinstance(layer, keras.layers.BatchNormalization) else layer(x)
         x = self.embedding(self.fc_2(self.fc_1(self.pool(x))))
         x = ops.cast(x, "float32")
         return ops.reshape(x, tuple(leading) + (self.embedding_dim,))
@@ -150,6 +158,7 @@ class Backbone(keras.layers.Layer):
             "convs_per_block": list(self.convs_per_block),
             "dense_units": self.dense_units,
             "pooling": self.pooling,
+            "batch_norm": self.batch_norm,
             "freeze_trunk": self.freeze_trunk,
             "frame_rank": self.frame_rank,
         }

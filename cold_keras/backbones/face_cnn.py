@@ -19,6 +19,7 @@ class FaceCNN(Backbone):
         filters: list of int. Filters per conv block. Defaults to (32, 64, 128, 256).
         convs_per_block: int or list of int. Defaults to 1.
         dense_units: int. Units of the two hidden dense layers. Defaults to 512.
+        batch_norm: bool. Batch normalisation after every convolution. Defaults to False.
         freeze_trunk: bool. Only the last two dense layers trainable. Defaults to False.
         **kwargs: base layer arguments.
 
@@ -28,11 +29,12 @@ class FaceCNN(Backbone):
     """
 
     def __init__(self, embedding_dim=512, filters=(32, 64, 128, 256), convs_per_block=1, dense_units=512,
-                 freeze_trunk=False, **kwargs):
+                 batch_norm=False, freeze_trunk=False, **kwargs):
         kwargs.pop("frame_rank", None)
         kwargs.pop("pooling", None)
         super().__init__(3, embedding_dim, filters, convs_per_block=convs_per_block, dense_units=dense_units,
-                         pooling="average", freeze_trunk=freeze_trunk, **kwargs)
+                         pooling="average", batch_norm=batch_norm, freeze_trunk=freeze_trunk,
+                         **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -22,6 +22,7 @@ class VGGish(Backbone):
         convs_per_block: int or list of int. Defaults to VGGish's (1, 1, 2, 2) for four
             blocks, else 1.
         dense_units: int. Units of the two hidden dense layers. Defaults to 4096.
+        batch_norm: bool. Batch normalisation after every convolution. Defaults to False (VGGish has none).
         freeze_trunk: bool. Only the last two dense layers trainable. Defaults to False.
         **kwargs: base layer arguments.
 
@@ -31,13 +32,14 @@ class VGGish(Backbone):
     """
 
     def __init__(self, embedding_dim=128, filters=(64, 128, 256, 512), convs_per_block=None,
-                 dense_units=4096, freeze_trunk=False, **kwargs):
+                 dense_units=4096, batch_norm=False, freeze_trunk=False, **kwargs):
         kwargs.pop("frame_rank", None)
         kwargs.pop("pooling", None)
         if convs_per_block is None:  # VGGish's own layout for four blocks, one conv per block otherwise
             convs_per_block = (1, 1, 2, 2) if len(tuple(filters)) == 4 else 1
         super().__init__(2, embedding_dim, filters, convs_per_block=convs_per_block, dense_units=dense_units,
-                         pooling="flatten", freeze_trunk=freeze_trunk, **kwargs)
+                         pooling="flatten", batch_norm=batch_norm, freeze_trunk=freeze_trunk,
+                         **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -87,10 +87,10 @@ def draw_faces(valence, arousal, size, person, rng) -> np.ndarray:
         brow_y = -0.10 - eye_height - 0.035 - 0.05 * arousal01
         brow = (np.abs(u - side * spacing) < 0.08) & (np.abs(v - brow_y) < 0.018)
         image[brow] = (60.0, 40.0, 30.0)
-    # Mouth: its middle lies 0.1 * valence below its corners (a smile for positive valence).
-    half_width = 0.17
-    curve = 0.17 + 0.10 * valence * (1.0 - (u / half_width) ** 2)
-    thickness = 0.018 + 0.035 * arousal01
+    # Mouth: its middle lies 0.15 * valence below its corners (a smile for positive valence).
+    half_width = 0.19
+    curve = 0.17 + 0.15 * valence * (1.0 - (u / half_width) ** 2)
+    thickness = 0.022 + 0.035 * arousal01
     mouth = (np.abs(u) < half_width) & (np.abs(v - curve) < thickness)
     image[mouth] = (150.0, 40.0, 50.0)
     image += rng.normal(0.0, 6.0, image.shape).astype(np.float32)
