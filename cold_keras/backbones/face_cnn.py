@@ -9,7 +9,7 @@ from cold_keras.backbones.base import Backbone
 class FaceCNN(Backbone):
     """Face-crop CNN giving a 512-d feature per frame (paper section 5.3, EmoFAN's role).
 
-    VGG-style conv blocks with global average pooling, two ReLU dense layers and a linear
+    VGG-style conv blocks (convolution, batch normalisation, ReLU) with global average pooling, two ReLU dense layers and a linear
     512-d embedding (see `Backbone`). Inputs are float face crops `[..., H, W, 3]`, already
     normalised (the raw model puts a `Normalization` layer in front); every leading axis is a
     batch axis, so `[B, T, H, W, 3]` gives `[B, T, 512]`.
@@ -19,7 +19,8 @@ class FaceCNN(Backbone):
         filters: list of int. Filters per conv block. Defaults to (32, 64, 128, 256).
         convs_per_block: int or list of int. Defaults to 1.
         dense_units: int. Units of the two hidden dense layers. Defaults to 512.
-        batch_norm: bool. Batch normalisation after every convolution. Defaults to False.
+        batch_norm: bool. Batch normalisation after every convolution. Defaults to True (from
+            scratch, the face CNN trains far faster with it).
         freeze_trunk: bool. Only the last two dense layers trainable. Defaults to False.
         **kwargs: base layer arguments.
 
@@ -29,7 +30,7 @@ class FaceCNN(Backbone):
     """
 
     def __init__(self, embedding_dim=512, filters=(32, 64, 128, 256), convs_per_block=1, dense_units=512,
-                 batch_norm=False, freeze_trunk=False, **kwargs):
+                 batch_norm=True, freeze_trunk=False, **kwargs):
         kwargs.pop("frame_rank", None)
         kwargs.pop("pooling", None)
         super().__init__(3, embedding_dim, filters, convs_per_block=convs_per_block, dense_units=dense_units,

@@ -38,6 +38,7 @@ def test_weights_file_round_trip_freezes_all_but_the_last_two_dense_layers(tmp_p
     path = source.save_weights_file(tmp_path / "face.npz")
     with np.load(path) as archive:
         assert "conv_1_1/kernel" in archive.files and archive["embedding/kernel"].shape == (8, 6)
+        assert "bn_2_1/moving_variance" in archive.files  # batch normalisation by default
 
     fresh = FaceCNN(**TINY, name="fresh")
     fresh(faces)
@@ -46,7 +47,8 @@ def test_weights_file_round_trip_freezes_all_but_the_last_two_dense_layers(tmp_p
     np.testing.assert_allclose(np.asarray(fresh(faces)), expected, rtol=1e-6, atol=1e-6)
     trainable = sorted({w.path.split("/")[-2] for w in fresh.trainable_weights})
     assert trainable == ["embedding", "fc_2"]
-    assert {w.path.split("/")[-2] for w in fresh.non_trainable_weights} == {"conv_1_1", "conv_2_1", "fc_1"}
+    frozen = {w.path.split("/")[-2] for w in fresh.non_trainable_weights}
+    assert frozen == {"conv_1_1", "bn_1_1", "conv_2_1", "bn_2_1", "fc_1"}
     # The freezing survives a config round trip (a reloaded .keras model keeps it).
     assert FaceCNN.from_config(fresh.get_config()).freeze_trunk
 
@@ -54,6 +56,7 @@ def test_weights_file_round_trip_freezes_all_but_the_last_two_dense_layers(tmp_p
 def test_weights_file_that_does_not_fit_names_the_file_and_the_problem(tmp_path):
     backbone = FaceCNN(**TINY)
     backbone(_faces())
+    trainable = len(backbone.trainable_weights)
     with pytest.raises(BackboneWeightsError, match="does not exist") as error:
         backbone.load_weights_file(tmp_path / "missing.npz")
     assert error.value.path == str(tmp_path / "missing.npz")
@@ -73,7 +76,7 @@ def test_weights_file_that_does_not_fit_names_the_file_and_the_problem(tmp_path)
     (tmp_path / "text.npz").write_text("not an archive")
     with pytest.raises(BackboneWeightsError, match="not a NumPy .npz"):
         backbone.load_weights_file(tmp_path / "text.npz")
-    assert all(w.trainable for w in backbone.weights)  # a failed load freezes nothing
+    assert len(backbone.trainable_weights) == trainable and not backbone.freeze_trunk  # nothing frozen
 
 
 def test_bad_arguments_are_named():
