@@ -174,15 +174,17 @@ class FaceAugmenter:
 
         self.height, self.width, self.channels = (int(d) for d in face_shape)
         self.layers = []
+        # float32 whatever the global policy: the input pipeline works in float32, the model casts.
+        common = {"seed": seed, "dtype": "float32"}
         if config.get("flip"):
-            self.layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+            self.layers.append(keras.layers.RandomFlip("horizontal", **common))
         if config.get("zoom"):
-            self.layers.append(keras.layers.RandomZoom((-config["zoom"], config["zoom"]), seed=seed))
+            self.layers.append(keras.layers.RandomZoom((-config["zoom"], config["zoom"]), **common))
         if config.get("translate_pixels"):
             fraction = min(1.0, config["translate_pixels"] / REFERENCE_CROP)
-            self.layers.append(keras.layers.RandomTranslation(fraction, fraction, seed=seed))
+            self.layers.append(keras.layers.RandomTranslation(fraction, fraction, **common))
         if config.get("rotate_degrees"):
-            self.layers.append(keras.layers.RandomRotation(config["rotate_degrees"] / 360.0, seed=seed))
+            self.layers.append(keras.layers.RandomRotation(config["rotate_degrees"] / 360.0, **common))
 
     @property
     def active(self) -> bool:

@@ -154,3 +154,12 @@ def test_training_pipeline_augments_and_evaluation_never_does(raw_artifacts):
     assert any(not np.allclose(x0["visual"], x1["visual"]) for (x0, _), (x1, _) in zip(plain, augmented))
     with pytest.raises(ConfigError, match="raw mode augments with raw.augment"):
         input_pipeline.make_dataset(raw_artifacts, "train", augment={"noise_std": 0.1}, **kwargs)
+
+
+def test_face_augmentation_stays_float32_under_a_mixed_policy():
+    from tests.test_case import dtype_policy
+
+    with dtype_policy("mixed_bfloat16"):
+        augmenter = _augmenter(**{key: PAPER[key] for key in ("flip", "zoom", "translate_pixels", "rotate_degrees")})
+        out = augmenter(tf.constant(_faces()))
+    assert out.dtype == tf.float32
