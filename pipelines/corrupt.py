@@ -12,7 +12,8 @@ import numpy as np
 from pipelines import features
 from pipelines.errors import ConfigError
 
-MODES = ("noise", "zeros", "swap", "face_mask")
+FEATURE_MODES = ("noise", "zeros", "swap")  # work on any input, features or raw
+MODES = FEATURE_MODES + ("face_mask",)  # face_mask: the face crops of a raw-mode run only
 
 
 def default_mode(modality: str, raw: bool) -> str:
