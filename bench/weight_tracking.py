@@ -52,6 +52,11 @@ def variants() -> dict:
     out["cold_uncertainty_std"] = _cold(weight_convention="uncertainty", calibration_standardize=True,
                                         lambda_co_visual=1.0, lambda_co_audio=1.0, lambda_co_cross=1.0)
     out["cold_weight_term"] = _cold(lambda_weight=1.0)
+    uncertainty_std = dict(weight_convention="uncertainty", calibration_standardize=True,
+                           lambda_co_visual=1.0, lambda_co_audio=1.0, lambda_co_cross=1.0)
+    out["cold_uncertainty_std_augment"] = config_lib.deep_update(_cold(**uncertainty_std), _corrupt_augment())
+    out["cold_uncertainty_std_weight_term10_augment"] = config_lib.deep_update(
+        _cold(**uncertainty_std, lambda_weight=10.0), _corrupt_augment())
     out["cold_paper_augment"] = config_lib.deep_update(_cold(), _corrupt_augment())
     out["cold_weight_term_augment"] = config_lib.deep_update(_cold(lambda_weight=1.0), _corrupt_augment())
     out["cold_weight_term10_augment"] = config_lib.deep_update(_cold(lambda_weight=10.0), _corrupt_augment())

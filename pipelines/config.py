@@ -18,8 +18,18 @@ from pipelines.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DATASETS = ("avec", "iemocap", "synthetic")
+MODES = ("features", "raw")
+# Datasets whose adapter can give raw inputs (face crops and waveforms).
+RAW_DATASETS = ("synthetic",)
+RAW_WEIGHT_KEYS = ("visual_backbone_weights", "audio_backbone_weights")
 TASKS = ("regression", "classification")
 MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")
+
+
+def mixed_precision_choice(value: str) -> str:
+    """Accepts Keras's policy names too: `mixed_bfloat16` -> `bfloat16`, `float32` -> `off`."""
+    value = value.strip()
+    return {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16", "float32": "off"}.get(value, value)
 DISTRIBUTE = ("none", "mirrored", "multiworker")
 WEIGHT_CONVENTIONS = ("informativeness", "uncertainty")
 
@@ -76,6 +86,17 @@ def default_config_path(dataset: str) -> Path:
     if dataset not in DATASETS:
         raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     return CONFIG_DIR / f"{dataset}.yaml"
+
+
+def raw_config_path(dataset: str):
+    """`configs/<dataset>_raw.yaml`, merged over the dataset's file in raw mode; None if there is none."""
+    path = CONFIG_DIR / f"{dataset}_raw.yaml"
+    return path if path.is_file() else None
+
+
+def mode_of(config: dict) -> str:
+    """`features` (per-frame feature vectors, the default) or `raw` (face crops and waveforms)."""
+    return config.get("mode") or "features"
 
 
 def deep_update(base: dict, update: dict) -> dict:
@@ -147,6 +168,23 @@ def validate(config: dict, source="config") -> dict:
          f"training.distribute must be one of {', '.join(DISTRIBUTE)}")
     need(training.get("validation_partition") in features.PARTITIONS,
          f"training.validation_partition must be one of {', '.join(features.PARTITIONS)}")
+    mode = mode_of(config)
+    need(mode in MODES, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "raw":
+        need(config["dataset"] in RAW_DATASETS,
+             f"mode raw needs a corpus of face crops and waveforms; of the built-in adapters only "
+             f"{', '.join(RAW_DATASETS)} provides one (not {config['dataset']})")
+        raw = config.get("raw") or {}
+        need(isinstance(raw, dict), "raw must be a mapping")
+        for key in ("logmel", "visual_backbone", "audio_backbone", "augment"):
+            need(raw.get(key) is None or isinstance(raw.get(key), dict),
+                 f"raw.{key} must be a mapping or null, got {raw.get(key)!r}")
+        for key in RAW_WEIGHT_KEYS:
+            path = raw.get(key)
+            if path is not None and not Path(path).expanduser().is_file():
+                flag = "--" + key.replace("_", "-")
+                raise ConfigError(f"{key.split('_')[0]} backbone weight file does not exist (raw.{key} / {flag})",
+                                  path)
     return config
 
 

@@ -1,6 +1,8 @@
 """Corrupting one modality of whole recordings in consecutive blocks (paper Table 7).
 
-Used by the evaluator's `--corrupt visual:0.5` and by the benchmarks.
+Used by the evaluator's `--corrupt visual:0.5` and by the benchmarks. On a raw-mode run the
+visual frames are face crops, and the default corruption is the paper's face masking
+(`face_mask`: a mask over the lower half of the face); the other modes work on raw inputs too.
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ import numpy as np
 from pipelines import features
 from pipelines.errors import ConfigError
 
-MODES = ("noise", "zeros", "swap")
+FEATURE_MODES = ("noise", "zeros", "swap")  # work on any input, features or raw
+MODES = FEATURE_MODES + ("face_mask",)  # face_mask: the face crops of a raw-mode run only
+
+
+def default_mode(modality: str, raw: bool) -> str:
+    """`face_mask` for the faces of a raw-mode run, `noise` otherwise."""
+    return "face_mask" if raw and modality == features.VISUAL else "noise"
 
 
 def parse_spec(spec: str):
@@ -58,8 +66,10 @@ def corrupt_recordings(recordings, modality: str, fraction: float, *, mode: str 
         modality: "audio" or "visual".
         fraction: float in [0, 1].
         mode: "noise" (Gaussian noise, `noise_scale` times each feature's standard deviation in
-            the recording, replaces the frame), "zeros" (frames zeroed), or "swap" (frames taken from
-            another recording of the list, same positions modulo its length).
+            the recording, replaces the frame; face crops stay within 0..255), "zeros" (frames
+            zeroed), "swap" (frames taken from another recording of the list, same positions
+            modulo its length), or "face_mask" (raw face crops only: a mask drawn over the lower
+            half of the face, `pipelines.raw_inputs.mask_lower_face`).
         seed: int. Same seed, same blocks.
 
     Each returned dict gets `<modality>_corrupted_eval`: the bool mask of the corrupted frames.
@@ -71,10 +81,20 @@ def corrupt_recordings(recordings, modality: str, fraction: float, *, mode: str 
     out = []
     for index, recording in enumerate(recordings):
         values = np.array(recording[modality], np.float32, copy=True)
+        faces = values.ndim == 4  # raw face crops [N, H, W, 3]
+        if mode == "face_mask" and not (faces and modality == features.VISUAL):
+            raise ConfigError("--corrupt-mode face_mask needs the face crops of a raw-mode run (--corrupt visual:...)")
         mask = block_mask(len(values), fraction, rng)
-        if mode == "noise":
+        if mode == "face_mask":
+            from pipelines import raw_inputs
+
+            values = raw_inputs.mask_lower_face(values, mask)
+        elif mode == "noise":
             scale = values.std(axis=0, keepdims=True) * noise_scale + 1e-6
-            values[mask] = (rng.standard_normal((int(mask.sum()), values.shape[1])) * scale).astype(np.float32)
+            noise = rng.standard_normal((int(mask.sum()),) + values.shape[1:]) * scale
+            if faces:
+                noise = np.clip(noise + values.mean(), 0, 255)
+            values[mask] = noise.astype(np.float32)
         elif mode == "zeros":
             values[mask] = 0.0
         else:

@@ -410,7 +410,7 @@ def _select_plots(names, plot_recordings, plot_first):
 # --------------------------------------------------------------------------- the evaluation
 
 
-def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode="noise", *, plot_recordings=None,
+def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, plot_recordings=None,
         plot_first=1, output_dir=None, seed=0, num_bins=NUM_BINS, verbose=True) -> dict:
     """Evaluates a finished run on one partition; returns the report written to `report.json`.
 
@@ -419,7 +419,8 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode="noise", *
         partition: str. A labelled partition of the run's data. Defaults to "devel".
         corrupt: optional str `MODALITY:FRACTION` (e.g. "visual:0.5"): corrupt that share of the
             modality's frames in consecutive blocks and report the scores next to the clean ones.
-        corrupt_mode: "noise", "zeros" or "swap" (see `pipelines.corrupt`). Defaults to "noise".
+        corrupt_mode: "noise", "zeros", "swap" or "face_mask" (see `pipelines.corrupt`). Defaults to
+            "face_mask" for the visual modality of a raw-mode run (the paper's face masking), else "noise".
         plot_recordings: optional comma-separated names (or list) of recordings to draw timelines of.
         plot_first: int. Without `plot_recordings`, draw the first N recordings. Defaults to 1.
         output_dir: folder for the evaluation folders. Defaults to `<run_dir>/evaluation`.
@@ -436,6 +437,11 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode="noise", *
     corruption = None
     if corrupt:
         modality, fraction = corrupt_lib.parse_spec(corrupt)
+        raw = config.get("mode") == "raw"
+        if corrupt_mode is None:
+            corrupt_mode = corrupt_lib.default_mode(modality, raw)
+        if corrupt_mode == "face_mask" and not (raw and modality == features.VISUAL):
+            raise ConfigError("--corrupt-mode face_mask applies to the faces of a raw-mode run (--corrupt visual:...)")
         if corrupt_mode not in corrupt_lib.MODES:
             raise ConfigError(f"--corrupt-mode must be one of {', '.join(corrupt_lib.MODES)}, got {corrupt_mode!r}")
         corruption = (modality, fraction, corrupt_mode)
@@ -632,8 +638,10 @@ def parse_args(argv=None):
     parser.add_argument("--partition", default=features.DEVEL, help="labelled partition to evaluate")
     parser.add_argument("--corrupt", metavar="MODALITY:FRACTION",
                         help="corrupt this share of a modality's frames in consecutive blocks, e.g. visual:0.5")
-    parser.add_argument("--corrupt-mode", default="noise", choices=corrupt_lib.MODES,
-                        help="noise: Gaussian noise; zeros: zeroed frames; swap: frames of another recording")
+    parser.add_argument("--corrupt-mode", default=None, choices=corrupt_lib.MODES,
+                        help="noise: Gaussian noise; zeros: zeroed frames; swap: frames of another recording; "
+                             "face_mask: a mask over the lower half of the face (raw-mode runs). Default: "
+                             "face_mask for visual in a raw-mode run, noise otherwise")
     parser.add_argument("--seed", type=int, default=0, help="seed of the corruption")
     plots = parser.add_mutually_exclusive_group()
     plots.add_argument("--plot-recordings", metavar="NAME1,NAME2", help="draw timelines of these recordings")

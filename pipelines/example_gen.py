@@ -13,6 +13,15 @@ Writes, under an artefact folder OUT:
   dimensions and names, hop, the shard files with their sha256 checksums, whether it is labelled
   and sequence-level; plus the corpus fingerprint and the adapter's report.
 
+Raw corpora (`Corpus.mode == "raw"`: face crops and waveforms) are stored differently: `visual`
+holds one PNG-encoded face crop per frame (bytes), `audio` the recording's log-mel spectrogram,
+one entry of `mel_bins` values per spectrogram frame (`pipelines.raw_inputs.compute_logmel` with
+the `logmel` settings; so `audio` has its own length), and the context adds `sample_rate`. The
+manifest then says `"mode": "raw"` and gives `visual_shape` [H, W, 3], `audio_shape`
+[patch frames, mel bins] (the patch the input pipeline cuts per frame) and the `logmel`
+settings; `audio_dim` / `visual_dim` are the mel bins and the 3 colour channels (the units the
+statistics and the normalisation work in).
+
 Re-running with an unchanged corpus fingerprint reuses the shards after checking their
 checksums; a partition with a missing or corrupt shard is converted again. Shards are written
 under temporary names (`.*.partial`) and renamed when the whole corpus has been read, and the
@@ -58,6 +67,8 @@ LABELLED = "labelled"
 SEQUENCE_LEVEL = "sequence_level"
 HAS_CORRUPTION = "has_corruption"
 TIMESTAMPS = "timestamps"
+SAMPLE_RATE = "sample_rate"
+RAW = "raw"
 AUDIO_CORRUPTED = "audio_corrupted"
 VISUAL_CORRUPTED = "visual_corrupted"
 CORRUPTED_KEYS = {features.AUDIO: AUDIO_CORRUPTED, features.VISUAL: VISUAL_CORRUPTED}
@@ -116,8 +127,11 @@ def _ints(values):
                                          for v in np.asarray(values, np.int64).tolist()])
 
 
-def serialize_recording(recording) -> bytes:
-    """One `Recording` as a serialised `tf.train.SequenceExample` (layout in the module docstring)."""
+def serialize_recording(recording, logmel=None) -> bytes:
+    """One `Recording` as a serialised `tf.train.SequenceExample` (layout in the module docstring).
+
+    A raw recording needs `logmel`, the complete log-mel settings (`raw_inputs.validate_logmel`).
+    """
     import tensorflow as tf
 
     n = recording.num_frames
@@ -144,12 +158,23 @@ def serialize_recording(recording) -> bytes:
         SEQUENCE_LEVEL: int_feature(recording.sequence_level),
         HAS_CORRUPTION: int_feature(has_corruption),
     }
-    lists = {
-        features.AUDIO: _floats(recording.audio),
-        features.VISUAL: _floats(recording.visual),
+    if recording.raw:
+        from pipelines import raw_inputs
+
+        context[SAMPLE_RATE] = int_feature(recording.sample_rate)
+        spectrogram = raw_inputs.compute_logmel(recording.waveform, recording.sample_rate, logmel)
+        lists = {
+            features.AUDIO: _floats(spectrogram),
+            features.VISUAL: tf.train.FeatureList(feature=[
+                tf.train.Feature(bytes_list=tf.train.BytesList(value=[png]))
+                for png in raw_inputs.encode_faces(recording.faces)]),
+        }
+    else:
+        lists = {features.AUDIO: _floats(recording.audio), features.VISUAL: _floats(recording.visual)}
+    lists.update({
         # Whole microseconds: exact for the corpora's timestamps, unlike a float32 FloatList.
         TIMESTAMPS: _ints(np.round(np.asarray(timestamps, np.float64) * 1e6)),
-    }
+    })
     for modality, key in PRESENT_KEYS.items():
         present = getattr(recording, key)
         lists[key] = _floats((np.ones(n, np.float32) if present is None else present).reshape(n, 1))
@@ -175,16 +200,39 @@ def serialize_recording(recording) -> bytes:
 class _Checker:
     """Checks each recording against the corpus and the recordings before it."""
 
-    def __init__(self, corpus):
+    def __init__(self, corpus, mel_bins=None):
         self.corpus = corpus
+        self.raw = corpus.mode == RAW
         self.dims = {features.AUDIO: len(corpus.audio_feature_names) or None,
                      features.VISUAL: len(corpus.visual_feature_names) or None}
+        if self.raw:
+            self.dims = {features.AUDIO: mel_bins, features.VISUAL: 3}
+        self.face_shape = None
+        self.sample_rate = None
         self.first = {}
         self.names = set()
         self.kind = {}
 
     def fail(self, recording, message):
         raise DataError(f"recording {recording.name!r} ({recording.partition}): {message}", self.corpus.root)
+
+    def _check_raw(self, rec) -> int:
+        faces, waveform = np.asarray(rec.faces), rec.waveform
+        if faces.dtype != np.uint8 or faces.ndim != 4 or faces.shape[-1] != 3:
+            self.fail(rec, f"faces must be uint8 [frames, height, width, 3], got {faces.dtype} {faces.shape}")
+        if self.face_shape is None:
+            self.face_shape = tuple(faces.shape[1:])
+        elif tuple(faces.shape[1:]) != self.face_shape:
+            self.fail(rec, f"face crops of {faces.shape[1:]}, but earlier recordings have {self.face_shape}")
+        if waveform is None or np.ndim(waveform) != 1 or not np.all(np.isfinite(waveform)):
+            self.fail(rec, "needs a finite mono waveform [samples]")
+        if not isinstance(rec.sample_rate, (int, np.integer)) or rec.sample_rate < 1:
+            self.fail(rec, f"sample_rate must be a positive integer, got {rec.sample_rate!r}")
+        if self.sample_rate is None:
+            self.sample_rate = int(rec.sample_rate)
+        elif rec.sample_rate != self.sample_rate:
+            self.fail(rec, f"sample rate {rec.sample_rate} Hz, but earlier recordings have {self.sample_rate} Hz")
+        return faces.shape[0]
 
     def check(self, rec):
         if rec.partition not in features.PARTITIONS:
@@ -194,8 +242,11 @@ class _Checker:
         self.names.add(rec.name)
         if not math.isclose(float(rec.hop), float(self.corpus.hop), rel_tol=1e-6, abs_tol=1e-9):
             self.fail(rec, f"hop {rec.hop} s differs from the corpus hop {self.corpus.hop} s")
-        n = None
-        for modality in features.MODALITIES:
+        if self.raw != rec.raw:
+            self.fail(rec, "is a raw recording in a feature corpus" if rec.raw
+                      else "has features, but the corpus is a raw one (face crops and waveforms)")
+        n = self._check_raw(rec) if self.raw else None
+        for modality in () if self.raw else features.MODALITIES:
             values = np.asarray(getattr(rec, modality))
             if values.ndim != 2:
                 self.fail(rec, f"{modality} features must be a [frames, dims] array, got shape {values.shape}")
@@ -327,7 +378,7 @@ def _settings(num_shards, shard_bytes) -> dict:
     return {"num_shards": num_shards, "shard_bytes": None if num_shards else shard_bytes}
 
 
-def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAULT_SHARD_BYTES) -> dict:
+def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAULT_SHARD_BYTES, logmel=None) -> dict:
     """Converts `corpus` into TFRecord shards and a manifest under `output_dir`; returns the manifest.
 
     Args:
@@ -338,6 +389,8 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
             `shard_bytes` bytes.
         progress: bool. Show a tqdm progress bar. Defaults to True.
         shard_bytes: int. Shard size without `num_shards`. Defaults to 64 MiB.
+        logmel: optional dict. Raw corpora: log-mel settings (`pipelines.raw_inputs`; missing keys
+            take `DEFAULT_LOGMEL`). Ignored for feature corpora.
 
     Returns:
         dict: the manifest (see the module docstring); `reused` lists the partitions whose shards
@@ -349,10 +402,17 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
     """
     if num_shards is not None and (not isinstance(num_shards, (int, np.integer)) or num_shards < 1):
         raise ConfigError(f"num_shards must be a positive integer or None, got {num_shards!r}")
+    raw = corpus.mode == RAW
+    if raw:
+        from pipelines import raw_inputs
+
+        logmel = raw_inputs.validate_logmel(logmel, corpus.hop)
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     manifest_path = root / MANIFEST
     settings = _settings(num_shards, shard_bytes)
+    if raw:
+        settings["logmel"] = logmel
     try:
         old = read_json(manifest_path) if manifest_path.is_file() else None
     except (OSError, ValueError):
@@ -374,7 +434,7 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
     from tqdm import tqdm
 
     started = time.time()
-    checker = _Checker(corpus)
+    checker = _Checker(corpus, mel_bins=logmel["mel_bins"] if raw else None)
     writers = {}
     examples = root / EXAMPLES_DIR
     try:
@@ -387,7 +447,7 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
             if writer is None:
                 writer = writers[recording.partition] = _PartitionWriter(
                     examples / recording.partition, recording.partition, num_shards, shard_bytes)
-            writer.write(recording, serialize_recording(recording))
+            writer.write(recording, serialize_recording(recording, logmel))
     except BaseException:
         for writer in writers.values():
             writer.discard()
@@ -396,6 +456,15 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
         raise DataError("the corpus has no recordings", corpus.root)
 
     partitions = {} if redo is None else {k: v for k, v in old["partitions"].items() if k not in redo}
+    names = {features.AUDIO: list(corpus.audio_feature_names), features.VISUAL: list(corpus.visual_feature_names)}
+    raw_entry = {}
+    if raw:
+        names = {features.AUDIO: [f"mel_{i}" for i in range(logmel["mel_bins"])],
+                 features.VISUAL: list(raw_inputs.FACE_CHANNELS)}
+        face_shape = checker.face_shape or tuple((old or {}).get("visual_shape", ()))
+        raw_entry = {"mode": RAW, "visual_shape": list(face_shape),
+                     "audio_shape": [raw_inputs.patch_frames(logmel), logmel["mel_bins"]],
+                     "logmel": logmel, SAMPLE_RATE: checker.sample_rate or (old or {}).get(SAMPLE_RATE)}
     for name, writer in writers.items():
         labelled, sequence_level = writer.kind
         partitions[name] = {
@@ -404,8 +473,9 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
             "hop": float(corpus.hop),
             "audio_dim": checker.dims[features.AUDIO],
             "visual_dim": checker.dims[features.VISUAL],
-            "audio_feature_names": list(corpus.audio_feature_names),
-            "visual_feature_names": list(corpus.visual_feature_names),
+            "audio_feature_names": names[features.AUDIO],
+            "visual_feature_names": names[features.VISUAL],
+            **raw_entry,
             "labelled": bool(labelled),
             "sequence_level": bool(sequence_level),
             "has_corruption": writer.has_corruption > 0,
@@ -427,8 +497,9 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
         "hop": float(corpus.hop),
         "audio_dim": checker.dims[features.AUDIO],
         "visual_dim": checker.dims[features.VISUAL],
-        "audio_feature_names": list(corpus.audio_feature_names),
-        "visual_feature_names": list(corpus.visual_feature_names),
+        "audio_feature_names": names[features.AUDIO],
+        "visual_feature_names": names[features.VISUAL],
+        **raw_entry,
         "partitions": {p: partitions[p] for p in order},
         "corpus_report": corpus.report if redo is None or corpus.report else old.get("corpus_report", {}),
         "conversion_seconds": round(time.time() - started, 3),
@@ -468,6 +539,10 @@ def build_parser():
     parser.add_argument("--output-dir", required=True, help="artefact folder to write")
     parser.add_argument("--num-shards", type=int, default=None,
                         help="shards per partition (default: a new shard every 64 MiB)")
+    parser.add_argument("--mel-bins", type=int, default=None,
+                        help="raw corpora: mel bins of the log-mel spectrogram (default 64)")
+    parser.add_argument("--mel-hop-seconds", type=float, default=None,
+                        help="raw corpora: hop of the log-mel spectrogram in seconds (default 0.01)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -503,7 +578,9 @@ def main(argv=None):
     from pipelines.datasets import open_corpus
 
     corpus = open_corpus(args.dataset, args.data_dir, **options)
-    run(corpus, args.output_dir, num_shards=args.num_shards, progress=not args.no_progress)
+    logmel = {key: value for key, value in (("mel_bins", args.mel_bins), ("hop_seconds", args.mel_hop_seconds))
+              if value is not None}
+    run(corpus, args.output_dir, num_shards=args.num_shards, progress=not args.no_progress, logmel=logmel)
 
 
 if __name__ == "__main__":

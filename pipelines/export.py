@@ -497,6 +497,10 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
         ColdKerasError: the exported model does not reproduce the Keras model.
     """
     _check_name(name)
+    config_path = Path(run_dir) / "config.json"
+    if config_path.is_file() and read_json(config_path).get("mode") == "raw":
+        raise ConfigError("this is a raw-mode run; the export's serving signature takes per-frame features, "
+                          "so raw-mode runs cannot be exported yet", run_dir)
     model_root = Path(base_dir) / name
     if version is not None:
         if int(version) < 1:

@@ -17,6 +17,12 @@ augmentation dropped a modality); targets `valence`, `arousal` [B, T] (float32, 
 class ids 0/1/2 with `task="classification"`; sequence-level labels broadcast to every frame).
 The features are raw: the normalisation fitted by `pipelines.transform` is applied inside the
 model.
+
+Raw corpora (manifest `"mode": "raw"`): `visual` is [B, T, H, W, 3] float32 face crops (pixel
+values 0..255, decoded from the stored PNGs) and `audio` [B, T, P, M] float32 log-mel patches,
+one per frame (`pipelines.raw_inputs.logmel_patches`). Training applies the raw augmentations
+(`pipelines.raw_augment`: face flip/zoom/translation/rotation, SpecAugment) instead of the
+feature ones; padded frames are zero.
 """
 
 from __future__ import annotations
@@ -87,7 +93,13 @@ def parse_spec(info: dict, ragged=False, labels_only=False):
             eg.METADATA: tf.io.FixedLenFeature([], tf.string),
             eg.HAS_CORRUPTION: tf.io.FixedLenFeature([], tf.int64),
         })
-        for modality in features.MODALITIES:
+        if is_raw(info):
+            if ragged:
+                raise ValueError("raw partitions have no ragged form; read them with iter_recordings")
+            # `audio`: the log-mel spectrogram frames; `visual`: one PNG per frame.
+            sequence[features.AUDIO] = tf.io.FixedLenSequenceFeature([info["audio_dim"]], tf.float32)
+            sequence[features.VISUAL] = tf.io.FixedLenSequenceFeature([], tf.string)
+        for modality in () if is_raw(info) else features.MODALITIES:
             sequence[modality] = (tf.io.RaggedFeature(tf.float32) if ragged
                                   else tf.io.FixedLenSequenceFeature([info[f"{modality}_dim"]], tf.float32))
         sequence[eg.TIMESTAMPS] = tf.io.FixedLenSequenceFeature([], tf.int64)
@@ -105,12 +117,23 @@ def parse_spec(info: dict, ragged=False, labels_only=False):
     return context, sequence
 
 
+def is_raw(info) -> bool:
+    """Whether a manifest (or partition entry) describes a raw corpus."""
+    return info.get("mode") == eg.RAW
+
+
 def _parser(info, ragged=False, labels_only=False):
+    """Parses one record; a raw record's `audio` becomes [N, P, M] patches, `visual` stays PNG bytes [N]."""
     context_spec, sequence_spec = parse_spec(info, ragged=ragged, labels_only=labels_only)
 
     def parse(serialized):
         context, sequence = tf.io.parse_single_sequence_example(serialized, context_spec, sequence_spec)
         out = {**context, **sequence}
+        if is_raw(info) and not labels_only:
+            from pipelines import raw_inputs
+
+            out[features.AUDIO] = raw_inputs.logmel_patches(
+                out[features.AUDIO], context[eg.NUM_FRAMES], float(info["hop"]), info["logmel"])
         if info["labelled"] and info["sequence_level"]:
             n = tf.cast(context[eg.NUM_FRAMES], tf.int32)
             for key in features.LABEL_KEYS:
@@ -135,7 +158,8 @@ def iter_recordings(artifact_dir, partition):
 
     Yields:
         dict with `name`, `partition`, `hop` (float), `num_frames`, `metadata` (dict),
-        `labelled`, `sequence_level` (bools), `audio` [N, D_a] and `visual` [N, D_v] float32,
+        `labelled`, `sequence_level` (bools), `audio` [N, D_a] and `visual` [N, D_v] float32
+        (raw corpora: `audio` [N, P, M] float32 log-mel patches, `visual` [N, H, W, 3] uint8 faces),
         `valence` / `arousal` ([N] float32 per frame, a float32 scalar for sequence-level corpora,
         None when unlabelled), `timestamps` [N] float64 seconds, `audio_present` / `visual_present` [N] float32 and,
         when the corpus knows them, `audio_corrupted` / `visual_corrupted` [N] bool.
@@ -143,6 +167,8 @@ def iter_recordings(artifact_dir, partition):
     info, paths = _shard_paths(artifact_dir, partition)
     parse = _parser(info)
     dataset = tf.data.TFRecordDataset(paths).map(parse)
+    if is_raw(info):
+        dataset = dataset.map(lambda e: {**e, features.VISUAL: _decode_faces(e[features.VISUAL], info)})
     try:
         for example in dataset.as_numpy_iterator():
             has_corruption = bool(example[eg.HAS_CORRUPTION])
@@ -249,11 +275,19 @@ def _window_starts_tf(num_frames, window, step):
     return tf.cond(starts[-1] < last, lambda: tf.concat([starts, [last]], 0), lambda: starts)
 
 
+def _decode_faces(encoded, info):
+    from pipelines import raw_inputs
+
+    return raw_inputs.decode_faces(encoded, info["visual_shape"])
+
+
 def windows_of(example, window, step):
     """Cuts one parsed recording into windows; returns a dict of stacked [K, window, ...] tensors.
 
     Keys: `audio`, `visual`, `mask`, the presence flags when parsed, and `valence`/`arousal`
-    when labelled, plus `start` [K]. Padded frames are zero (presence 0 too).
+    when labelled, plus `start` [K]. Padded frames are zero (presence 0 too), except string values
+    (a raw recording's encoded faces), which repeat the last frame so that they decode; zero them
+    after decoding.
     """
     n = tf.cast(tf.shape(example[features.AUDIO])[0], tf.int32)
     starts = _window_starts_tf(n, window, step)
@@ -266,6 +300,9 @@ def windows_of(example, window, step):
         if key not in example:
             continue
         values = tf.gather(example[key], index)
+        if values.dtype == tf.string:
+            out[key] = values
+            continue
         valid_b = tf.reshape(valid, tf.concat([tf.shape(valid), tf.ones([tf.rank(values) - 2], tf.int32)], 0))
         out[key] = tf.where(valid_b, values, tf.zeros_like(values))
     return out
@@ -338,7 +375,7 @@ def _split(element, task, labelled):
 
 def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seconds=30.0,
                  window_hop_seconds=None, task="regression", augment=None, oversample=False,
-                 shuffle_buffer=128, seed=None):
+                 shuffle_buffer=128, seed=None, raw_augment=None):
     """A tf.data pipeline over one partition (module docstring).
 
     Args:
@@ -357,8 +394,11 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
             window), `valence` or `arousal` (strata = that dimension's dominant class). Training
             draws windows from every stratum present with equal probability, one pass as long as
             the plain pass (paper section 5.1: minority classes oversampled).
-        shuffle_buffer: int. Windows in the shuffle buffer. Defaults to 128.
+        shuffle_buffer: int. Windows in the shuffle buffer. Defaults to 128 (raw corpora: at most 32,
+            the windows hold spectrogram patches).
         seed: optional int. Makes file order, shuffling and sampling reproducible.
+        raw_augment: optional dict (`pipelines.raw_augment`) for raw corpora; applied with
+            `training=True` only. Raw corpora take no feature `augment`.
 
     Returns:
         tf.data.Dataset of (features, targets), or of features alone for an unlabelled partition
@@ -371,8 +411,13 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
     info, paths = _shard_paths(artifact_dir, partition)
     labelled = bool(info["labelled"])
     parse = _parser(info)
+    raw = is_raw(info)
     if not training:
         dataset = _records(paths, training=False, seed=seed).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        if raw:
+            dataset = dataset.map(lambda e: {**e, features.VISUAL: tf.cast(_decode_faces(e[features.VISUAL], info),
+                                                                           tf.float32)},
+                                  num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.map(lambda e: _split({**e, features.MASK: tf.ones(tf.shape(e[features.AUDIO])[:1])},
                                                task, labelled), num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -380,6 +425,11 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
     if not labelled:
         raise DataError(f"cannot train on partition {partition!r}: it has no labels", Path(artifact_dir) / eg.MANIFEST)
     config = augment_lib.validate_config(augment)
+    if raw and augment_lib.is_active(config):
+        raise ConfigError("training.augment (feature noise, time masks, modality dropout) applies to feature "
+                          "corpora; raw mode augments with raw.augment (pipelines.raw_augment)")
+    if raw:
+        shuffle_buffer = min(shuffle_buffer, 32)
     mode = _oversample_mode(oversample)
     window, step = window_frames(info, window_seconds, window_hop_seconds)
     scale = center = None
@@ -428,5 +478,25 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
             return {**element, **inputs}
 
         dataset = dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+    if raw:
+        dataset = dataset.map(_raw_window_function(info, raw_augment, seed), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(lambda e: _split(e, task, True), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _raw_window_function(info, raw_augment, seed):
+    """Decodes a raw training window's faces, augments both modalities, zeroes the padded frames."""
+    from pipelines import raw_augment as raw_augment_lib
+
+    config = raw_augment_lib.validate_config(raw_augment)
+    faces = raw_augment_lib.FaceAugmenter(config, info["visual_shape"], seed=seed)
+    warp, freq, time = raw_augment_lib.spec_parameters(config, info["audio_shape"])
+
+    def apply(element):
+        mask = element[features.MASK]
+        visual = tf.cast(_decode_faces(element[features.VISUAL], info), tf.float32)
+        visual = faces(visual) * mask[:, None, None, None]
+        audio = raw_augment_lib.spec_augment(element[features.AUDIO], warp, freq, time) * mask[:, None, None]
+        return {**element, features.VISUAL: visual, features.AUDIO: audio}
+
+    return apply

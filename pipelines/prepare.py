@@ -65,6 +65,11 @@ def resolve_data_dir(config: dict, progress=True) -> Path:
         from pipelines.datasets import synthetic
 
         params = dict(config.get("synthetic") or {})
+        if config_lib.mode_of(config) == "raw":
+            params["raw"] = True
+        else:  # the raw-only options do not change a feature corpus (nor its cache key)
+            for key in ("raw", "face_size", "sample_rate"):
+                params.pop(key, None)
         accepted = set(inspect.signature(synthetic.generate).parameters) - {"output_dir", "progress"}
         unknown = sorted(set(params) - accepted)
         if unknown:
@@ -77,8 +82,17 @@ def resolve_data_dir(config: dict, progress=True) -> Path:
     return _given_data_dir(config)
 
 
+def logmel_settings(config: dict):
+    """The log-mel settings of a raw-mode config (`raw.logmel`), None in feature mode."""
+    if config_lib.mode_of(config) != "raw":
+        return None
+    return dict((config.get("raw") or {}).get("logmel") or {})
+
+
 def artifact_dir_for(config: dict, data_dir: Path) -> Path:
     key = {"dataset": config["dataset"], "data_dir": str(data_dir), "options": corpus_options(config)}
+    if config_lib.mode_of(config) == "raw":
+        key.update(mode="raw", logmel=logmel_settings(config))
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return config_lib.cache_dir() / "artifacts" / f"{config['dataset']}-{digest}"
 
@@ -94,7 +108,11 @@ def prepare_artifacts(config: dict, progress=True, artifact_dir=None) -> Path:
     data_dir = resolve_data_dir(config, progress=progress)
     out = Path(artifact_dir) if artifact_dir else artifact_dir_for(config, data_dir)
     corpus = open_corpus(config["dataset"], data_dir, **corpus_options(config))
-    example_gen.run(corpus, out, progress=progress)
+    mode = config_lib.mode_of(config)
+    if corpus.mode != mode:
+        raise ConfigError(f"holds a {corpus.mode} corpus, but the run is in {mode} mode; "
+                          f"pass --mode {corpus.mode} or another --data-dir", data_dir)
+    example_gen.run(corpus, out, progress=progress, logmel=logmel_settings(config))
     statistics_gen.run(out)
     statistics_gen.check_anomalies(out)
     transform.run(out)

@@ -119,6 +119,26 @@ class MomentAccumulator:
 # ---------------------------------------------------------------------------------------------
 # Reading that tolerates a wrong feature dimension
 
+def _raw_examples(artifact_dir, partition, info):
+    """A raw partition's recordings in the form of `_tolerant_examples`: values per frame of a raw
+    input are its log-mel patch (rows of mel bins) or its face crop (rows of colour channels)."""
+    from pipelines import input_pipeline
+
+    for recording in input_pipeline.iter_recordings(artifact_dir, partition):
+        example = {eg.NAME: recording["name"].encode("utf-8"), eg.NUM_FRAMES: recording["num_frames"],
+                   eg.HOP: recording["hop"]}
+        for modality in features.MODALITIES:
+            values = recording[modality]
+            rows = values.reshape(-1, info[f"{modality}_dim"])
+            example[f"{modality}_flat"] = rows.reshape(-1)
+            example[f"{modality}_lengths"] = np.full(len(rows), info[f"{modality}_dim"], np.int32)
+            example[eg.PRESENT_KEYS[modality]] = recording[eg.PRESENT_KEYS[modality]]
+        for key in features.LABEL_KEYS:
+            if info["labelled"]:
+                example[f"{key}_utterance" if info["sequence_level"] else key] = recording[key]
+        yield example
+
+
 def _tolerant_examples(artifact_dir, partition):
     """Parsed recordings with each modality as flat values plus per-frame lengths (NumPy)."""
     import tensorflow as tf
@@ -126,6 +146,9 @@ def _tolerant_examples(artifact_dir, partition):
     from pipelines import input_pipeline
 
     info, paths = input_pipeline._shard_paths(artifact_dir, partition)
+    if input_pipeline.is_raw(info):
+        yield from _raw_examples(artifact_dir, partition, info)
+        return
     parse = input_pipeline._parser(info, ragged=True)
 
     def flatten(serialized):
@@ -170,7 +193,8 @@ def partition_statistics(artifact_dir, partition, info) -> dict:
             if seen != {dims[modality]}:
                 mismatched[modality].append(name)
                 continue
-            values = example[f"{modality}_flat"].reshape(-1, dims[modality])
+            # [frames, values per frame]: one row of D features, or a raw frame's rows of D values.
+            values = example[f"{modality}_flat"].reshape(len(present), -1)
             moments[modality].update(values[present])
         if info["labelled"]:
             for key in features.LABEL_KEYS:

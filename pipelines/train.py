@@ -34,10 +34,18 @@ RUN_FILES = ("config.json", "model.keras", "metrics.json", "history.csv")
 
 
 def build_config(args) -> dict:
-    """Resolves the run's configuration: dataset file, then --config, then --hparams, then flags."""
+    """Resolves the run's configuration: dataset file (+ its raw-mode file in raw mode), then
+    --config, then --hparams, then flags."""
     config = config_lib.load_file(config_lib.default_config_path(args.dataset))
+    user = config_lib.load_file(args.config) if args.config else {}
+    mode = getattr(args, "mode", None) or user.get("mode") or config_lib.mode_of(config)
+    raw_path = config_lib.raw_config_path(args.dataset) if mode == "raw" else None
+    if raw_path is not None:
+        config = config_lib.deep_update(config, config_lib.load_file(raw_path))
     if args.config:
-        config = config_lib.deep_update(config, config_lib.load_file(args.config))
+        config = config_lib.deep_update(config, user)
+    if mode != config_lib.mode_of(config):
+        config["mode"] = mode
     if args.hparams:
         config = config_lib.deep_update(config, config_lib.load_hparams(args.hparams))
     config["dataset"] = args.dataset
@@ -60,6 +68,8 @@ def build_config(args) -> dict:
         ("training", "distribute"): args.distribute,
         ("training", "seed"): args.seed,
         ("training", "window_seconds"): getattr(args, "window_seconds", None),
+        ("raw", "visual_backbone_weights"): _absolute(getattr(args, "visual_backbone_weights", None)),
+        ("raw", "audio_backbone_weights"): _absolute(getattr(args, "audio_backbone_weights", None)),
     }
     for path, value in overrides.items():
         if value is None:
@@ -81,9 +91,15 @@ def _split(value):
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _absolute(path):
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
 def default_output_dir(config) -> Path:
-    """`runs/<dataset>_<model>_<task>`: the same command always resumes the same run."""
-    return Path("runs") / f"{config['dataset']}_{config['model']['name']}_{config['task']}"
+    """`runs/<dataset>_<model>_<task>` (`runs/<dataset>_raw_...` in raw mode): the same command
+    always resumes the same run."""
+    dataset = config["dataset"] + ("_raw" if config_lib.mode_of(config) == "raw" else "")
+    return Path("runs") / f"{dataset}_{config['model']['name']}_{config['task']}"
 
 
 # --------------------------------------------------------------------------- runtime setup
@@ -229,10 +245,11 @@ def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
     window = dict(window_seconds=float(training["window_seconds"]),
                   window_hop_seconds=training.get("window_hop_seconds"))
     batch_size = int(training["batch_size"])
+    raw_augment = (config.get("raw") or {}).get("augment") if config_lib.mode_of(config) == "raw" else None
     train_ds = input_pipeline.make_dataset(
         artifact_dir, features.TRAIN, training=True, batch_size=batch_size, task=task,
         augment=training.get("augment"), oversample=bool(training.get("oversample")),
-        seed=int(training["seed"]), **window)
+        seed=int(training["seed"]), raw_augment=raw_augment, **window)
     steps_per_epoch = input_pipeline.count_batches(
         artifact_dir, features.TRAIN, batch_size=batch_size, **window)
     if bool(training.get("oversample")):
@@ -276,9 +293,12 @@ def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_e
     sequence_level = bool(manifest["partitions"][features.TRAIN].get("sequence_level", False))
 
     with (strategy or tf.distribute.get_strategy()).scope():
-        model = build_model(
-            config["model"]["name"], audio_dim=manifest["audio_dim"], visual_dim=manifest["visual_dim"],
-            task=task, sequence_level=sequence_level, **hp)
+        if config_lib.mode_of(config) == "raw":
+            model = _build_raw(config, manifest, task, sequence_level, hp)
+        else:
+            model = build_model(
+                config["model"]["name"], audio_dim=manifest["audio_dim"], visual_dim=manifest["visual_dim"],
+                task=task, sequence_level=sequence_level, **hp)
         schedule = keras.optimizers.schedules.CosineDecayRestarts(
             initial_learning_rate=float(training["learning_rate"]),
             first_decay_steps=max(1, int(round(float(training.get("restart_period_epochs", 1)) * steps_per_epoch))),
@@ -289,6 +309,24 @@ def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_e
         # BackupAndRestore restores optimizer state only into built variables.
         optimizer.build(model.trainable_variables)
     return model
+
+
+def _build_raw(config, manifest, task, sequence_level, hp):
+    """`build_raw_model` with the `raw` section; a bad backbone weight file is a one-line ConfigError."""
+    from cold_keras.backbones import BackboneWeightsError
+    from cold_keras.models import build_raw_model
+
+    if manifest.get("mode") != "raw":
+        raise ConfigError("mode raw, but the data artefacts hold per-frame features", manifest.get("corpus_root"))
+    raw = config.get("raw") or {}
+    try:
+        return build_raw_model(
+            config["model"]["name"], face_shape=manifest["visual_shape"], patch_shape=manifest["audio_shape"],
+            task=task, sequence_level=sequence_level, visual_backbone=raw.get("visual_backbone"),
+            audio_backbone=raw.get("audio_backbone"), visual_backbone_weights=raw.get("visual_backbone_weights"),
+            audio_backbone_weights=raw.get("audio_backbone_weights"), **hp)
+    except BackboneWeightsError as error:
+        raise ConfigError(error.reason, error.path) from None
 
 
 def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
@@ -302,6 +340,10 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     from pipelines import prepare
 
     prepare.check_inputs(config)
+    if config_lib.mode_of(config) == "raw":
+        from pipelines import raw_augment
+
+        raw_augment.validate_config((config.get("raw") or {}).get("augment"))
     training = config["training"]
     strategy = setup_devices(training["distribute"])
     policy = setup_precision(training["mixed_precision"])
@@ -417,11 +459,22 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lambda-weight", type=float,
                         help="weight of the fused-weight calibration term (0 = the paper's objective)")
     parser.add_argument("--mixed-precision", choices=config_lib.MIXED_PRECISION,
-                        help="auto = mixed_float16 on a GPU, float32 on CPU")
+                        type=config_lib.mixed_precision_choice,
+                        help="auto = mixed_float16 on a GPU, float32 on CPU; bfloat16 = mixed_bfloat16 "
+                             "(Keras's policy names are accepted too)")
     parser.add_argument("--distribute", choices=config_lib.DISTRIBUTE,
                         help="mirrored: all GPUs (2 logical CPUs without one); multiworker: TF_CONFIG")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--hparams", help="JSON of tuned hyperparameters from `pipelines.tune`")
+    parser.add_argument("--mode", choices=config_lib.MODES,
+                        help="features: per-frame feature vectors (default); raw: end to end from face crops "
+                             "and audio through CNN backbones (synthetic corpus; configs/<dataset>_raw.yaml)")
+    parser.add_argument("--visual-backbone-weights", metavar="FILE.npz",
+                        help="raw mode: pretrained face-CNN weights (.npz, see README); only its last two dense "
+                             "layers are then trained. Default: train from scratch")
+    parser.add_argument("--audio-backbone-weights", metavar="FILE.npz",
+                        help="raw mode: pretrained VGGish weights (.npz); only its last two dense layers are "
+                             "then trained. Default: train from scratch")
 
 
 def parse_args(argv=None):

@@ -42,8 +42,9 @@ DEFAULT_PROJECT = "search"
 
 
 def default_output_dir(config) -> Path:
-    """`tuning/<dataset>_<model>_<task>`: the same command always resumes the same search."""
-    return Path("tuning") / f"{config['dataset']}_{config['model']['name']}_{config['task']}"
+    """`tuning/<dataset>_<model>_<task>` (`tuning/<dataset>_raw_...` in raw mode): the same command
+    always resumes the same search."""
+    return Path("tuning") / train.default_output_dir(config).name
 
 
 def searched_names(config: dict, tune_learning_rate: bool) -> tuple:

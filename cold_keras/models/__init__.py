@@ -1,10 +1,11 @@
-"""Model builders of COLD fusion and its baselines (`build_model`, `inference_model`)."""
+"""Model builders of COLD fusion and its baselines (`build_model`, `build_raw_model`, `inference_model`)."""
 
 from cold_keras.models.builders import (
     DEFAULT_HYPERPARAMETERS,
     MODEL_NAMES,
     MODELS_WITH_UNIMODAL_BRANCHES,
     build_model,
+    build_raw_model,
     inference_model,
 )
 
@@ -13,5 +14,6 @@ __all__ = [
     "MODEL_NAMES",
     "MODELS_WITH_UNIMODAL_BRANCHES",
     "build_model",
+    "build_raw_model",
     "inference_model",
 ]

@@ -16,8 +16,8 @@ class Recording:
         name: str. Unique within the corpus, e.g. `Devel_DE_01` or `Ses05F_impro01_F000`.
         partition: str. One of `train`, `devel`, `test` (lower case).
         hop: float. Frame hop in seconds.
-        audio: float32 array [N, D_a].
-        visual: float32 array [N, D_v].
+        audio: float32 array [N, D_a] (None for a raw recording).
+        visual: float32 array [N, D_v] (None for a raw recording).
         valence: float32 array [N] (per frame), a float (per sequence), or None (unlabelled).
         arousal: same form as `valence`.
         timestamps: optional float array [N] in seconds.
@@ -28,6 +28,9 @@ class Recording:
             corrupted (the synthetic corpus's ground truth); None when unknown.
         visual_corrupted: same for the visual features.
         metadata: dict of str to str, e.g. culture, speaker, session.
+        faces: raw mode: uint8 array [N, H, W, 3], one face crop per frame; None otherwise.
+        waveform: raw mode: float32 array [S] in [-1, 1], the mono audio of the recording.
+        sample_rate: raw mode: int, samples per second of `waveform`.
     """
 
     name: str
@@ -43,10 +46,17 @@ class Recording:
     audio_corrupted: Optional[np.ndarray] = None
     visual_corrupted: Optional[np.ndarray] = None
     metadata: dict = dataclasses.field(default_factory=dict)
+    faces: Optional[np.ndarray] = None
+    waveform: Optional[np.ndarray] = None
+    sample_rate: Optional[int] = None
+
+    @property
+    def raw(self) -> bool:
+        return self.faces is not None
 
     @property
     def num_frames(self) -> int:
-        return int(self.audio.shape[0])
+        return int((self.faces if self.audio is None else self.audio).shape[0])
 
     @property
     def labelled(self) -> bool:
@@ -73,6 +83,7 @@ class Corpus:
             options), so that ExampleGen can tell when its shards are still up to date.
         report: dict. What the adapter counted or skipped (e.g. utterances without features),
             filled in while `recordings()` is consumed.
+        mode: str. "features" (per-frame feature vectors) or "raw" (face crops and waveforms).
     """
 
     dataset: str
@@ -83,3 +94,4 @@ class Corpus:
     recordings: Callable[[], Iterator[Recording]]
     fingerprint: str
     report: dict = dataclasses.field(default_factory=dict)
+    mode: str = "features"

@@ -44,6 +44,7 @@ import numpy as np
 
 from pipelines import features
 from pipelines.datasets.avec import LABELS_FOLDER, open_layout
+from pipelines.datasets import synthetic_raw
 from pipelines.datasets.base import Corpus, Recording
 from pipelines.errors import ConfigError, DataError, cli_main
 
@@ -58,11 +59,13 @@ CORRUPTION_KINDS = {features.AUDIO: ("noise", "silence"), features.VISUAL: ("noi
 HIDDEN_UNITS = 32
 SEGMENT_SECONDS = (2.0, 8.0)
 MAX_SHARED = 0.2  # largest fraction of a visual stretch that may overlap corrupted audio
-_OWN_FILE = re.compile(rf"^(\.(Train|Devel|Test)_{CULTURE}_\d+\.csv\..*\.tmp|(Train|Devel|Test)_{CULTURE}_\d+\.csv)$")
+_OWN_FILE = re.compile(rf"^(\.(Train|Devel|Test)_{CULTURE}_\d+\.(csv|npz|wav)\..*\.tmp|"
+                       rf"(Train|Devel|Test)_{CULTURE}_\d+\.(csv|npz|wav))$")
 
 
 def _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, audio_dim, visual_dim,
-                corruption_fraction, noise_std, smoothness_seconds) -> dict:
+                corruption_fraction, noise_std, smoothness_seconds, raw=False, face_size=48,
+                sample_rate=16000) -> dict:
     def integer(name, value, low):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"synthetic {name} must be an integer >= {low}, got {value!r}")
@@ -90,6 +93,13 @@ def _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, aud
         "noise_std": number("noise_std", noise_std, 0.0, strict=False),
         "smoothness_seconds": number("smoothness_seconds", smoothness_seconds, 0.0),
     }
+    if not isinstance(raw, bool):
+        raise ConfigError(f"synthetic raw must be true or false, got {raw!r}")
+    if raw:
+        # Only raw corpora carry these keys, so the parameters of a feature corpus stay as they were.
+        params["raw"] = True
+        params["face_size"] = integer("face_size", face_size, 8)
+        params["sample_rate"] = integer("sample_rate", sample_rate, 4000)
     if round(params["duration_seconds"] / params["hop"]) < 10:
         raise ConfigError(f"synthetic duration_seconds / hop must give at least 10 frames, got "
                           f"{params['duration_seconds']} / {params['hop']}")
@@ -117,15 +127,22 @@ def load_parameters(output_dir):
     return data.get("parameters")
 
 
+def _data_files(params: dict) -> list:
+    """(folder, suffix) of every per-recording file besides the labels."""
+    if params.get("raw"):
+        return [(synthetic_raw.FACES_FOLDER, ".npz"), (synthetic_raw.AUDIO_FOLDER, ".wav")]
+    return [(features.AUDIO, ".csv"), (features.VISUAL, ".csv")]
+
+
 def _is_complete(root: Path, params: dict) -> bool:
     return load_parameters(root) == params and (root / CORRUPTION_FILE).is_file() and all(
-        (root / folder / f"{name}.csv").is_file()
-        for folder in (LABELS_FOLDER, features.AUDIO, features.VISUAL) for _, name in recording_names(params))
+        (root / folder / f"{name}{suffix}").is_file()
+        for folder, suffix in [(LABELS_FOLDER, ".csv")] + _data_files(params) for _, name in recording_names(params))
 
 
 def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, duration_seconds=90.0, hop=0.1,
              audio_dim=24, visual_dim=48, corruption_fraction=0.3, noise_std=0.3, smoothness_seconds=3.0,
-             progress=False) -> Path:
+             raw=False, face_size=48, sample_rate=16000, progress=False) -> Path:
     """Writes the synthetic corpus into `output_dir` (or reuses it when it is already there).
 
     The defaults give 12 + 4 + 4 recordings of 900 frames (10,800 training frames): a small model
@@ -143,6 +160,12 @@ def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, durat
         noise_std: float. Gaussian noise on the clean features. Defaults to 0.3.
         smoothness_seconds: float. Width of the Gaussian smoothing of the label trajectories.
             Defaults to 3.0.
+        raw: bool. Write the raw variant instead (`pipelines.datasets.synthetic_raw`): drawn
+            faces (`faces/<name>.npz`) and a synthetic voice (`audio/<name>.wav`) that carry the
+            labels, with the same label files and corruption ground truth. `audio_dim`,
+            `visual_dim` and `noise_std` do not apply. Defaults to False.
+        face_size: int. Raw variant: side of the square face crops in pixels. Defaults to 48.
+        sample_rate: int. Raw variant: audio samples per second. Defaults to 16000.
         progress: bool. Show a progress bar. Defaults to False.
 
     Returns:
@@ -154,14 +177,18 @@ def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, durat
     >>> root = generate("/tmp/synthetic", seed=1, num_train=2, num_devel=1, num_test=1)  # doctest: +SKIP
     """
     params = _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, audio_dim, visual_dim,
-                         corruption_fraction, noise_std, smoothness_seconds)
+                         corruption_fraction, noise_std, smoothness_seconds, raw, face_size, sample_rate)
     root = Path(output_dir)
     names = recording_names(params)
     if _is_complete(root, params):
         return root
     root.mkdir(parents=True, exist_ok=True)
     (root / PARAMETERS_FILE).unlink(missing_ok=True)
-    for folder in (LABELS_FOLDER, features.AUDIO, features.VISUAL):
+    for folder in (LABELS_FOLDER, features.AUDIO, features.VISUAL, synthetic_raw.FACES_FOLDER):
+        if folder == synthetic_raw.FACES_FOLDER and not params.get("raw"):
+            continue
+        if folder == features.VISUAL and params.get("raw"):
+            continue
         (root / folder).mkdir(exist_ok=True)
         # Recordings of an earlier, larger corpus would otherwise be read as part of this one.
         for path in (root / folder).iterdir():
@@ -181,15 +208,21 @@ def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, durat
 
         iterator = tqdm(iterator, total=len(names), desc="synthetic corpus", unit="recording", file=sys.stderr)
     for (_, name), child in iterator:
-        data = _recording(np.random.default_rng(child), params, mappings, n)
+        rng = np.random.default_rng(child)
+        data = _raw_recording(rng, params, n) if params.get("raw") else _recording(rng, params, mappings, n)
         timestamps = np.arange(n) * params["hop"]
         labels = np.stack([timestamps, data["arousal"], data["valence"], np.zeros(n)], axis=1)
         _write_table(root / LABELS_FOLDER / f"{name}.csv", name, ["timestamp", "arousal", "valence", "liking"],
                      labels)
+        if params.get("raw"):
+            synthetic_raw.write_faces(root / synthetic_raw.FACES_FOLDER / f"{name}.npz", data["faces"])
+            synthetic_raw.write_wav(root / synthetic_raw.AUDIO_FOLDER / f"{name}.wav", data["waveform"],
+                                    params["sample_rate"])
         for modality in features.MODALITIES:
-            columns = ["timestamp"] + [f"{modality}_{i}" for i in range(data[modality].shape[1])]
-            _write_table(root / modality / f"{name}.csv", name, columns,
-                         np.concatenate([timestamps[:, None], data[modality]], axis=1))
+            if not params.get("raw"):
+                columns = ["timestamp"] + [f"{modality}_{i}" for i in range(data[modality].shape[1])]
+                _write_table(root / modality / f"{name}.csv", name, columns,
+                             np.concatenate([timestamps[:, None], data[modality]], axis=1))
             rows += [[name, modality, start, end, kind] for start, end, kind in data[f"{modality}_segments"]]
             corrupted[modality] += int(data[f"{modality}_flags"].sum())
         corrupted["both"] += int((data["audio_flags"] & data["visual_flags"]).sum())
@@ -280,6 +313,34 @@ def _recording(rng, params, mappings, n: int) -> dict:
     return data
 
 
+def _corruption_segments(rng, params, n: int) -> dict:
+    """Corrupted stretches of both modalities, placed as in `_recording` (visual avoiding audio)."""
+    hop = params["hop"]
+    target = int(round(params["corruption_fraction"] * n))
+    min_len = max(1, int(round(SEGMENT_SECONDS[0] / hop)))
+    max_len = max(min_len, int(round(SEGMENT_SECONDS[1] / hop)))
+    out, avoid = {}, None
+    for modality in features.MODALITIES:
+        segments, flags = _segments(rng, n, target, min_len, max_len, CORRUPTION_KINDS[modality], avoid)
+        out[f"{modality}_segments"], out[f"{modality}_flags"] = segments, flags
+        avoid = flags
+    return out
+
+
+def _raw_recording(rng, params, n: int) -> dict:
+    """Labels, drawn faces and a synthetic voice of one recording (`synthetic_raw`)."""
+    hop = params["hop"]
+    valence, arousal = _smooth(rng, n, params["smoothness_seconds"] / hop, 2)
+    valence, arousal = 0.9 * np.tanh(valence), 0.9 * np.tanh(arousal)
+    person = synthetic_raw.identity(rng)
+    data = {"valence": valence, "arousal": arousal, **_corruption_segments(rng, params, n)}
+    faces = synthetic_raw.draw_faces(valence, arousal, params["face_size"], person, rng)
+    data["faces"] = synthetic_raw.corrupt_faces(faces, data["visual_segments"], rng)
+    waveform = synthetic_raw.synthesize_voice(valence, arousal, hop, params["sample_rate"], person, rng)
+    data["waveform"] = synthetic_raw.corrupt_voice(waveform, data["audio_segments"], hop, params["sample_rate"], rng)
+    return data
+
+
 def _write_table(path: Path, name: str, columns: list, values: np.ndarray) -> None:
     buffer = io.StringIO()
     np.savetxt(buffer, values, fmt="%.6f", delimiter=";")
@@ -338,17 +399,23 @@ def open_synthetic(data_dir, *, audio_features=(features.AUDIO,), visual_feature
         allow_missing_modality: bool. As for AVEC. Defaults to False.
 
     Returns:
-        `Corpus` whose recordings carry `audio_corrupted` / `visual_corrupted` [N] bool arrays.
+        `Corpus` whose recordings carry `audio_corrupted` / `visual_corrupted` [N] bool arrays. A
+        raw corpus (`generate(..., raw=True)`) gives a `Corpus` with `mode="raw"` whose recordings
+        hold `faces`, `waveform` and `sample_rate` instead of features (the feature options do
+        not apply).
 
     Raises:
         DataError: not a complete synthetic corpus, or bad files.
     """
     root = Path(data_dir)
-    if load_parameters(root) is None:
+    params = load_parameters(root)
+    if params is None:
         raise DataError(f"not a complete synthetic corpus (no readable {PARAMETERS_FILE}); write one with "
                         f"python -m pipelines.datasets.synthetic --output-dir {root}", root)
     corruption_path = root / CORRUPTION_FILE
     segments = read_corruption(corruption_path)
+    if params.get("raw"):
+        return synthetic_raw.open_synthetic_raw(root, params, segments, corruption_path, recording_names(params))
 
     def decorate(recording: Recording) -> Recording:
         n = recording.num_frames
@@ -386,6 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--noise-std", type=float, default=0.3, help="feature noise (default 0.3)")
     parser.add_argument("--smoothness-seconds", type=float, default=3.0,
                         help="smoothing width of the label trajectories (default 3)")
+    parser.add_argument("--raw", action="store_true",
+                        help="write the raw variant: drawn faces (faces/*.npz) and a synthetic voice (audio/*.wav)")
+    parser.add_argument("--face-size", type=int, default=48, help="raw: face crop side in pixels (default 48)")
+    parser.add_argument("--sample-rate", type=int, default=16000, help="raw: audio sample rate (default 16000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 

@@ -75,7 +75,7 @@ def _runs(mask):
     return int((np.diff(padded) == 1).sum())
 
 
-@pytest.mark.parametrize("mode", corrupt.MODES)
+@pytest.mark.parametrize("mode", corrupt.FEATURE_MODES)
 @pytest.mark.parametrize("modality", ["audio", "visual"])
 def test_corruption_changes_only_the_chosen_modality_in_consecutive_blocks(mode, modality):
     rng = np.random.default_rng(0)

@@ -1,0 +1,206 @@
+"""Training-time augmentation of raw windows (paper section 5.3): face-crop geometry and SpecAugment.
+
+Configured by the `raw.augment` section of a config; a key set to null, 0 or false is off:
+
+* `flip`: bool. Horizontal flip with p = 0.5 (`keras.layers.RandomFlip`).
+* `zoom`: float in [0, 1). Scaling by a factor in [-zoom, zoom] (`RandomZoom`). Paper: 0.25.
+* `translate_pixels`: float >= 0. Shift by up to this many pixels of a 224-pixel crop, i.e. a
+  fraction translate_pixels / 224 of the crop in each direction (`RandomTranslation`). Paper: 30.
+* `rotate_degrees`: float in [0, 180]. Rotation by up to this angle (`RandomRotation`). Paper: 30.
+* `time_warp`: int >= 0. SpecAugment time warping W: the patch's time axis is split at a random
+  frame c and the point c moves by w ~ U[-W, W] frames (the two parts are resized linearly with
+  `tf.image.resize`). Paper: 50.
+* `freq_mask`: int >= 0. SpecAugment frequency masking F: f ~ U[0, F] adjacent mel bins
+  (`tensorflow_io.audio.freq_mask` where it is installed). Paper: 27.
+* `time_mask`: int >= 0. SpecAugment time masking T: t ~ U[0, T] adjacent frames
+  (`tensorflow_io.audio.time_mask`). Paper: 40.
+
+The SpecAugment values are in units of VGGish's 96-frame x 64-bin patch and are scaled to the
+patch actually used (W and T by patch_frames / 96, F by mel_bins / 64), then clipped so that
+the warp point and the masks fit inside a patch (`spec_parameters`). Masked cells take the
+patch's mean value (SpecAugment masks a mean-normalised spectrogram with zeros).
+
+What is applied where: one face transformation per window, the same for every frame of it
+(a face track moves as a whole; the frames are stacked along the channel axis and transformed
+as one image), and independent SpecAugment draws for every log-mel patch (each patch is one
+input of the audio backbone). Only the training pipeline augments; evaluation, prediction and
+the exported model never do.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from pipelines.errors import ConfigError
+
+try:  # Only tensorflow-io's pure-Python ops load on current TensorFlow; the package may be absent.
+    import tensorflow_io as _tfio
+
+    _tfio_freq_mask = _tfio.audio.freq_mask
+    _tfio_time_mask = _tfio.audio.time_mask
+except ImportError:  # pragma: no cover - depends on the environment
+    _tfio_freq_mask = _tfio_time_mask = None
+
+PAPER = {"flip": True, "zoom": 0.25, "translate_pixels": 30.0, "rotate_degrees": 30.0,
+         "time_warp": 50, "freq_mask": 27, "time_mask": 40}
+KEYS = tuple(PAPER)
+REFERENCE_CROP = 224
+REFERENCE_PATCH = (96, 64)  # VGGish: frames, mel bins
+
+
+def validate_config(config, source="raw.augment") -> dict:
+    """Checks a raw augmentation dict; returns it with every key present (None = off).
+
+    Raises:
+        ConfigError: an unknown key or a value out of range, naming both.
+    """
+    if config is None:
+        return {key: None for key in KEYS}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source} must be a mapping with keys {', '.join(KEYS)}, got {config!r}")
+    unknown = sorted(set(config) - set(KEYS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
+    out = {key: config.get(key) or None for key in KEYS}
+    if out["flip"] is not None and not isinstance(out["flip"], bool):
+        raise ConfigError(f"{source}.flip must be true or false, got {out['flip']!r}")
+    limits = {"zoom": (0.0, 0.99, False), "translate_pixels": (0.0, None, False),
+              "rotate_degrees": (0.0, 180.0, False), "time_warp": (0, None, True),
+              "freq_mask": (0, None, True), "time_mask": (0, None, True)}
+    for key, (low, high, integer) in limits.items():
+        value = out[key]
+        if value is None:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and integer:
+            ok = float(value).is_integer()
+        if not ok or value < low or (high is not None and value > high):
+            bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise ConfigError(f"{source}.{key} must be {'an integer' if integer else 'a number'} {bounds}, "
+                              f"got {value!r}")
+        out[key] = int(value) if integer else float(value)
+    return out
+
+
+def spec_parameters(config, patch_shape):
+    """(W, F, T) of SpecAugment for a [patch_frames, mel_bins] patch: scaled from VGGish's patch, clipped.
+
+    W <= (P - 3) // 2 (the warp point and both parts keep at least one frame), F <= M - 1 and
+    T <= P - 1 (a mask never covers the whole patch).
+    """
+    frames, bins = (int(d) for d in patch_shape)
+    scale_t, scale_f = frames / REFERENCE_PATCH[0], bins / REFERENCE_PATCH[1]
+    warp = min(int(round((config.get("time_warp") or 0) * scale_t)), max(0, (frames - 3) // 2))
+    freq = min(int(round((config.get("freq_mask") or 0) * scale_f)), bins - 1)
+    time = min(int(round((config.get("time_mask") or 0) * scale_t)), frames - 1)
+    return warp, freq, time
+
+
+def fallback_freq_mask(values, param):
+    """`tensorflow_io.audio.freq_mask` in plain TensorFlow: zeros bins [f0, f0 + f) of [T, F] `values`.
+
+    f ~ U[0, param), f0 ~ U[0, F - f); the same draws and the same form as tensorflow-io's op.
+    """
+    values = tf.convert_to_tensor(values)
+    freq_max = tf.shape(values)[1]
+    f = tf.random.uniform(shape=(), minval=0, maxval=param, dtype=tf.int32)
+    f0 = tf.random.uniform(shape=(), minval=0, maxval=freq_max - f, dtype=tf.int32)
+    indices = tf.reshape(tf.range(freq_max), (1, -1))
+    condition = tf.logical_and(indices >= f0, indices < f0 + f)
+    return tf.where(condition, tf.cast(0, values.dtype), values)
+
+
+def freq_mask(values, param):
+    """Zeros fewer than `param` adjacent bins of a [T, F] spectrogram (needs 1 <= param <= F)."""
+    if _tfio_freq_mask is not None:
+        return _tfio_freq_mask(values, param=param)
+    return fallback_freq_mask(values, param)
+
+
+def time_mask(values, param):
+    """Zeros fewer than `param` adjacent frames of a [T, F] spectrogram (needs 1 <= param <= T)."""
+    from pipelines import augment
+
+    return augment.time_mask(values, param)
+
+
+def _mask_to_mean(patch, mask_fn, param):
+    """`mask_fn` applied to a patch, the masked cells set to the patch mean and the others untouched."""
+    hidden = tf.equal(mask_fn(tf.ones_like(patch), param), 0)
+    return tf.where(hidden, tf.reduce_mean(patch), patch)
+
+
+def time_warp(patch, warp):
+    """SpecAugment time warping of one [P, M] patch: the frame at c ~ U[W + 1, P - W - 1) moves by w ~ U[-W, W]."""
+    if not warp:
+        return patch
+    frames = tf.shape(patch)[0]
+    centre = tf.random.uniform((), warp + 1, frames - warp - 1, dtype=tf.int32)
+    shift = tf.random.uniform((), -warp, warp + 1, dtype=tf.int32)
+    bins = tf.shape(patch)[1]
+    image = patch[:, :, None]
+    left = tf.image.resize(image[:centre], tf.stack([centre + shift, bins]), method="bilinear")
+    right = tf.image.resize(image[centre:], tf.stack([frames - centre - shift, bins]), method="bilinear")
+    return tf.ensure_shape(tf.concat([left, right], 0)[:, :, 0], patch.shape)
+
+
+def spec_augment(patches, warp, freq, time):
+    """Time warp, then frequency and time masking, drawn independently for every patch of [T, P, M]."""
+    if not (warp or freq or time):
+        return patches
+
+    def one(patch):
+        patch = time_warp(patch, warp)
+        if freq:
+            patch = _mask_to_mean(patch, freq_mask, freq + 1)
+        if time:
+            patch = _mask_to_mean(patch, time_mask, time + 1)
+        return patch
+
+    return tf.map_fn(one, patches, fn_output_signature=tf.TensorSpec(patches.shape[1:], patches.dtype))
+
+
+class FaceAugmenter:
+    """The paper's face augmentations as Keras preprocessing layers, one draw per window.
+
+    Args:
+        config: validated raw augmentation dict.
+        face_shape: (H, W, 3).
+        seed: optional int for the layers' random generators.
+    """
+
+    def __init__(self, config, face_shape, seed=None):
+        import keras
+
+        self.height, self.width, self.channels = (int(d) for d in face_shape)
+        self.layers = []
+        # float32 whatever the global policy: the input pipeline works in float32, the model casts.
+        common = {"seed": seed, "dtype": "float32"}
+        if config.get("flip"):
+            self.layers.append(keras.layers.RandomFlip("horizontal", **common))
+        if config.get("zoom"):
+            self.layers.append(keras.layers.RandomZoom((-config["zoom"], config["zoom"]), **common))
+        if config.get("translate_pixels"):
+            fraction = min(1.0, config["translate_pixels"] / REFERENCE_CROP)
+            self.layers.append(keras.layers.RandomTranslation(fraction, fraction, **common))
+        if config.get("rotate_degrees"):
+            self.layers.append(keras.layers.RandomRotation(config["rotate_degrees"] / 360.0, **common))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.layers)
+
+    def __call__(self, faces):
+        """One random transformation applied to every frame of [T, H, W, 3] float `faces`."""
+        if not self.layers:
+            return faces
+        frames = tf.shape(faces)[0]
+        stacked = tf.reshape(tf.transpose(faces, [1, 2, 0, 3]), [self.height, self.width, -1])
+        for layer in self.layers:
+            stacked = layer(stacked, training=True)
+        out = tf.reshape(stacked, [self.height, self.width, frames, self.channels])
+        return tf.transpose(out, [2, 0, 1, 3])
+
+
+def is_active(config) -> bool:
+    return any(validate_config(config).values())

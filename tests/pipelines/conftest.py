@@ -1,0 +1,26 @@
+"""Session-scoped raw-mode data shared by the raw tests: a tiny raw synthetic corpus and its artefacts."""
+
+import pytest
+
+TINY_RAW = {"seed": 4, "num_train": 3, "num_devel": 1, "num_test": 1, "duration_seconds": 12.0,
+            "raw": True, "face_size": 16, "sample_rate": 8000}
+TINY_LOGMEL = {"mel_bins": 8, "hop_seconds": 0.02, "patch_seconds": 0.5}
+
+
+@pytest.fixture(scope="session")
+def raw_corpus_dir(tmp_path_factory):
+    from pipelines.datasets import synthetic
+
+    return synthetic.generate(tmp_path_factory.mktemp("raw_corpus"), **TINY_RAW)
+
+
+@pytest.fixture(scope="session")
+def raw_artifacts(raw_corpus_dir, tmp_path_factory):
+    from pipelines import example_gen, statistics_gen, transform
+    from pipelines.datasets import open_corpus
+
+    out = tmp_path_factory.mktemp("raw_artifacts")
+    example_gen.run(open_corpus("synthetic", raw_corpus_dir), out, progress=False, logmel=TINY_LOGMEL)
+    statistics_gen.run(out)
+    transform.run(out)
+    return out
