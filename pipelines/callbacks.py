@@ -10,8 +10,24 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import evaluation, features
+from pipelines.errors import interrupt_requested
 
 LOSS_TERMS = ("loss", "loss_emo", "loss_co_visual", "loss_co_audio", "loss_co_cross", "loss_regu")
+
+
+class InterruptGuard(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt at the next batch once Ctrl-C was requested.
+
+    Python delivers SIGINT as a KeyboardInterrupt in whatever the main thread runs at that moment;
+    when that is a finaliser the exception is dropped and training would go on. The command's
+    signal handler also sets a flag (`errors.interrupt_requested`), which this callback polls.
+    """
+
+    def _check(self, *args, **kwargs):
+        if interrupt_requested():
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _check
 
 
 class NanGuard(keras.callbacks.Callback):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+import threading
 
 
 class ColdKerasError(Exception):
@@ -45,6 +47,21 @@ class ConfigError(ColdKerasError):
     """A bad configuration value or command-line flag."""
 
 
+_INTERRUPTED = threading.Event()
+
+
+def interrupt_requested() -> bool:
+    """Whether Ctrl-C (SIGINT) reached a command run through `cli_main`."""
+    return _INTERRUPTED.is_set()
+
+
+def _on_sigint(signum, frame):
+    # Remember the request: a KeyboardInterrupt raised while Python runs a finaliser (`__del__`,
+    # e.g. of a TensorFlow resource) is printed and dropped, so long loops also poll the flag.
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
 def cli_main(fn):
     """Decorates a command's `main`: user errors print one line and exit 2.
 
@@ -54,6 +71,8 @@ def cli_main(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _on_sigint)
         try:
             return fn(*args, **kwargs)
         except ColdKerasError as error:

@@ -352,7 +352,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
 
     from cold_keras.models import inference_model
     from pipelines import evaluation, input_pipeline
-    from pipelines.callbacks import NanGuard, TensorBoardExtras
+    from pipelines.callbacks import InterruptGuard, NanGuard, TensorBoardExtras
 
     keras.utils.set_random_seed(int(training["seed"]))
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
@@ -383,6 +383,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
             initial_value_threshold=_best_so_far(run_dir / "history.csv", monitor)),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), separator=",", append=True),
         nan_guard,
+        InterruptGuard(),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0, write_graph=False),
     ]
     figure_recording = next(iter(input_pipeline.iter_recordings(artifact_dir, validation)), None)

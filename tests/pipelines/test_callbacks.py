@@ -1,8 +1,10 @@
 """Tests of the training callbacks that do not need a training run."""
 
 import math
+import threading
 
 import numpy as np
+import pytest
 
 from pipelines.callbacks import NanGuard, plot_recording
 
@@ -35,3 +37,16 @@ def test_timeline_figure_is_a_png_of_the_recording():
                "audio_weight": np.full(frames, 0.4), "visual_weight": np.full(frames, 0.6)}
     png = plot_recording(recording, outputs, 0.1)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_interrupt_guard_raises_once_ctrl_c_was_requested(monkeypatch):
+    from pipelines import callbacks, errors
+
+    monkeypatch.setattr(errors, "_INTERRUPTED", threading.Event())
+    guard = callbacks.InterruptGuard()
+    guard.on_train_batch_end(0)  # nothing requested: no exception
+    errors._INTERRUPTED.set()
+    with pytest.raises(KeyboardInterrupt):
+        guard.on_train_batch_end(1)
+    with pytest.raises(KeyboardInterrupt):
+        guard.on_epoch_end(0)
