@@ -37,13 +37,41 @@ from pipelines.errors import ConfigError
 try:  # Only tensorflow-io's pure-Python ops load on current TensorFlow; the package may be absent.
     import tensorflow_io as _tfio
 
+    _tfio_freq_mask = _tfio.audio.freq_mask
     _tfio_time_mask = _tfio.audio.time_mask
 except ImportError:  # pragma: no cover - depends on the environment
-    _tfio_time_mask = None
+    _tfio_freq_mask = _tfio_time_mask = None
 
 KEYS = ("noise_std", "time_mask_frames", "modality_dropout_prob", "modality_dropout_frames",
         "corrupt_prob", "corrupt_frames", "corrupt_scale")
 DEFAULT_CORRUPT_SCALE = 3.0
+
+
+def check_mapping(config, keys, source) -> dict:
+    """`config` with every key of `keys` present (None = off); raises ConfigError on anything else."""
+    if config is None:
+        return {key: None for key in keys}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source} must be a mapping with keys {', '.join(keys)}, got {config!r}")
+    unknown = sorted(set(config) - set(keys))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(keys)}")
+    return {key: config.get(key) for key in keys}
+
+
+def check_number(out, key, low, high=None, integer=False, source="augment") -> None:
+    """Checks `out[key]` (None = off) against [low, high] and converts it to int or float in place."""
+    value = out[key]
+    if value is None:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and integer:
+        ok = float(value).is_integer()
+    if not ok or value < low or (high is not None and value > high):
+        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{source}.{key} must be {kind} {bounds}, got {value!r}")
+    out[key] = int(value) if integer else float(value)
 
 
 def validate_config(config, source="augment") -> dict:
@@ -52,27 +80,12 @@ def validate_config(config, source="augment") -> dict:
     Raises:
         ConfigError: an unknown key or a value out of range, naming both.
     """
+    out = check_mapping(config, KEYS, source)
     if config is None:
-        return {key: None for key in KEYS}
-    if not isinstance(config, dict):
-        raise ConfigError(f"{source} must be a mapping with keys {', '.join(KEYS)}, got {config!r}")
-    unknown = sorted(set(config) - set(KEYS))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
-    out = {key: config.get(key) for key in KEYS}
+        return out
 
     def number(key, low, high=None, integer=False):
-        value = out[key]
-        if value is None:
-            return
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and integer:
-            ok = float(value).is_integer()
-        if not ok or value < low or (high is not None and value > high):
-            bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-            kind = "an integer" if integer else "a number"
-            raise ConfigError(f"{source}.{key} must be {kind} {bounds}, got {value!r}")
-        out[key] = int(value) if integer else float(value)
+        check_number(out, key, low, high, integer, source)
 
     number("noise_std", 0.0)
     number("time_mask_frames", 1, integer=True)
@@ -110,6 +123,27 @@ def time_mask(values, param):
     if _tfio_time_mask is not None:
         return _tfio_time_mask(values, param=param)
     return fallback_time_mask(values, param)
+
+
+def fallback_freq_mask(values, param):
+    """`tensorflow_io.audio.freq_mask` in plain TensorFlow: zeros bins [f0, f0 + f) of [T, F] `values`.
+
+    f ~ U[0, param), f0 ~ U[0, F - f); the same draws and the same form as tensorflow-io's op.
+    """
+    values = tf.convert_to_tensor(values)
+    freq_max = tf.shape(values)[1]
+    f = tf.random.uniform(shape=(), minval=0, maxval=param, dtype=tf.int32)
+    f0 = tf.random.uniform(shape=(), minval=0, maxval=freq_max - f, dtype=tf.int32)
+    indices = tf.reshape(tf.range(freq_max), (1, -1))
+    condition = tf.logical_and(indices >= f0, indices < f0 + f)
+    return tf.where(condition, tf.cast(0, values.dtype), values)
+
+
+def freq_mask(values, param):
+    """Zeros fewer than `param` adjacent bins of a [T, F] spectrogram (needs 1 <= param <= F)."""
+    if _tfio_freq_mask is not None:
+        return _tfio_freq_mask(values, param=param)
+    return fallback_freq_mask(values, param)
 
 
 def _stretch(window, longest, span=None):

@@ -31,15 +31,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from pipelines.augment import check_mapping, check_number, freq_mask, time_mask
 from pipelines.errors import ConfigError
-
-try:  # Only tensorflow-io's pure-Python ops load on current TensorFlow; the package may be absent.
-    import tensorflow_io as _tfio
-
-    _tfio_freq_mask = _tfio.audio.freq_mask
-    _tfio_time_mask = _tfio.audio.time_mask
-except ImportError:  # pragma: no cover - depends on the environment
-    _tfio_freq_mask = _tfio_time_mask = None
 
 PAPER = {"flip": True, "zoom": 0.25, "translate_pixels": 30.0, "rotate_degrees": 30.0,
          "time_warp": 50, "freq_mask": 27, "time_mask": 40}
@@ -54,31 +47,17 @@ def validate_config(config, source="raw.augment") -> dict:
     Raises:
         ConfigError: an unknown key or a value out of range, naming both.
     """
+    out = check_mapping(config, KEYS, source)
     if config is None:
-        return {key: None for key in KEYS}
-    if not isinstance(config, dict):
-        raise ConfigError(f"{source} must be a mapping with keys {', '.join(KEYS)}, got {config!r}")
-    unknown = sorted(set(config) - set(KEYS))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
-    out = {key: config.get(key) or None for key in KEYS}
+        return out
+    out = {key: value or None for key, value in out.items()}
     if out["flip"] is not None and not isinstance(out["flip"], bool):
         raise ConfigError(f"{source}.flip must be true or false, got {out['flip']!r}")
     limits = {"zoom": (0.0, 0.99, False), "translate_pixels": (0.0, None, False),
               "rotate_degrees": (0.0, 180.0, False), "time_warp": (0, None, True),
               "freq_mask": (0, None, True), "time_mask": (0, None, True)}
     for key, (low, high, integer) in limits.items():
-        value = out[key]
-        if value is None:
-            continue
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and integer:
-            ok = float(value).is_integer()
-        if not ok or value < low or (high is not None and value > high):
-            bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-            raise ConfigError(f"{source}.{key} must be {'an integer' if integer else 'a number'} {bounds}, "
-                              f"got {value!r}")
-        out[key] = int(value) if integer else float(value)
+        check_number(out, key, low, high, integer, source)
     return out
 
 
@@ -94,34 +73,6 @@ def spec_parameters(config, patch_shape):
     freq = min(int(round((config.get("freq_mask") or 0) * scale_f)), bins - 1)
     time = min(int(round((config.get("time_mask") or 0) * scale_t)), frames - 1)
     return warp, freq, time
-
-
-def fallback_freq_mask(values, param):
-    """`tensorflow_io.audio.freq_mask` in plain TensorFlow: zeros bins [f0, f0 + f) of [T, F] `values`.
-
-    f ~ U[0, param), f0 ~ U[0, F - f); the same draws and the same form as tensorflow-io's op.
-    """
-    values = tf.convert_to_tensor(values)
-    freq_max = tf.shape(values)[1]
-    f = tf.random.uniform(shape=(), minval=0, maxval=param, dtype=tf.int32)
-    f0 = tf.random.uniform(shape=(), minval=0, maxval=freq_max - f, dtype=tf.int32)
-    indices = tf.reshape(tf.range(freq_max), (1, -1))
-    condition = tf.logical_and(indices >= f0, indices < f0 + f)
-    return tf.where(condition, tf.cast(0, values.dtype), values)
-
-
-def freq_mask(values, param):
-    """Zeros fewer than `param` adjacent bins of a [T, F] spectrogram (needs 1 <= param <= F)."""
-    if _tfio_freq_mask is not None:
-        return _tfio_freq_mask(values, param=param)
-    return fallback_freq_mask(values, param)
-
-
-def time_mask(values, param):
-    """Zeros fewer than `param` adjacent frames of a [T, F] spectrogram (needs 1 <= param <= T)."""
-    from pipelines import augment
-
-    return augment.time_mask(values, param)
 
 
 def _mask_to_mean(patch, mask_fn, param):
