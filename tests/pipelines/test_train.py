@@ -207,25 +207,32 @@ def test_mirrored_strategy_on_two_logical_cpus(cache, tmp_path):
     assert (tmp_path / "run" / "metrics.json").exists()
 
 
-@pytest.mark.slow
-def test_resume_after_sigkill(cache, tmp_path):
-    """Kill the trainer after its first epoch; the same command resumes and finishes."""
+def start_six_epoch_run(cache, tmp_path, run_dir):
+    """Starts a 6-epoch trainer process and returns (process, args) once its first epoch is logged."""
     config = write_config(tmp_path / "tiny.yaml", training={"epochs": 6},
                           synthetic={"num_train": 6, "duration_seconds": 60.0})
-    run_dir = tmp_path / "run"
     args = ["--dataset", "synthetic", "--config", str(config), "--output-dir", str(run_dir), "--quiet"]
     env = {**os.environ, "COLD_KERAS_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen([sys.executable, "-m", "pipelines.train", *args], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     history = run_dir / "history.csv"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         if history.exists() and len(history.read_text().strip().splitlines()) >= 2:
             break
         time.sleep(0.2)
-    assert process.poll() is None, "the run finished before it could be killed"
+    assert process.poll() is None, "the run finished before it could be stopped"
+    return process, args
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(cache, tmp_path):
+    """Kill the trainer after its first epoch; the same command resumes and finishes."""
+    run_dir = tmp_path / "run"
+    process, args = start_six_epoch_run(cache, tmp_path, run_dir)
+    history = run_dir / "history.csv"
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.communicate(timeout=120)
     assert not (run_dir / "metrics.json").exists()
     epochs_done = len(history.read_text().strip().splitlines()) - 1
     assert 1 <= epochs_done < 6
@@ -272,21 +279,8 @@ def test_iemocap_utterance_level_classification(cache, tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_leaves_a_resumable_run(cache, tmp_path):
-    config = write_config(tmp_path / "tiny.yaml", training={"epochs": 6},
-                          synthetic={"num_train": 6, "duration_seconds": 60.0})
     run_dir = tmp_path / "run"
-    env = {**os.environ, "COLD_KERAS_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.train", "--dataset", "synthetic", "--config", str(config),
-         "--output-dir", str(run_dir), "--quiet"], cwd=REPO, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    history = run_dir / "history.csv"
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if history.exists() and len(history.read_text().strip().splitlines()) >= 2:
-            break
-        time.sleep(0.2)
-    assert process.poll() is None, "the run finished before it could be interrupted"
+    process, _ = start_six_epoch_run(cache, tmp_path, run_dir)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]
