@@ -21,15 +21,10 @@ def evaluate_run(run_dir: Path, partition: str, corrupt_fraction: float, mode: s
     import keras
     import numpy as np
 
-    from cold_keras.models import inference_model
-    from pipelines import corrupt, evaluation, input_pipeline
-    from pipelines.io_utils import read_json
+    from _common import load_run
+    from pipelines import corrupt, evaluation
 
-    config = read_json(run_dir / "config.json")
-    artifact_dir = config["runtime"]["artifact_dir"]
-    model = keras.saving.load_model(run_dir / "model.keras")
-    infer = inference_model(model)
-    recordings = list(input_pipeline.iter_recordings(artifact_dir, partition))
+    infer, recordings = load_run(run_dir, partition)
     results = {}
     for label, fraction in (("clean", 0.0), ("corrupt", corrupt_fraction)):
         data = corrupt.corrupt_recordings(recordings, "visual", fraction, mode=mode, seed=0) if fraction else recordings
@@ -46,8 +41,8 @@ def evaluate_run(run_dir: Path, partition: str, corrupt_fraction: float, mode: s
 
 
 def main():
-    from pipelines import config as config_lib
-    from pipelines import features, train
+    from _common import train_synthetic
+    from pipelines import features
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="all")
@@ -66,13 +61,8 @@ def main():
     for name in models:
         rows = []
         for seed in seeds:
-            config = config_lib.load_file(config_lib.default_config_path("synthetic"))
-            config["model"]["name"] = name
-            config["training"]["seed"] = seed
-            if args.epochs:
-                config["training"]["epochs"] = args.epochs
             run_dir = Path(args.out) / f"{name}_seed{seed}"
-            train.run(config_lib.validate(config), run_dir, progress=False)
+            train_synthetic({"model": {"name": name}}, seed, args.epochs, run_dir)
             rows.append(evaluate_run(run_dir, args.partition, 0.5, args.corrupt_mode))
         table[name] = rows
         print(f"done: {name}", flush=True)

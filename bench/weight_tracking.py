@@ -97,15 +97,10 @@ def evaluate_run(run_dir: Path, partition: str, fraction: float, mode: str) -> d
     import keras
     import numpy as np
 
-    from cold_keras.models import inference_model
-    from pipelines import corrupt, evaluate, evaluation, input_pipeline
-    from pipelines.io_utils import read_json
+    from _common import load_run
+    from pipelines import corrupt, evaluate, evaluation
 
-    config = read_json(run_dir / "config.json")
-    artifact_dir = config["runtime"]["artifact_dir"]
-    model = keras.saving.load_model(run_dir / "model.keras")
-    infer = inference_model(model)
-    recordings = list(input_pipeline.iter_recordings(artifact_dir, partition))
+    infer, recordings = load_run(run_dir, partition)
     result = {}
     clean = evaluation.predict_recordings(infer, recordings)
     result["clean"] = evaluation.score_partition(clean, task="regression")[0]["av"]["ccc_mean"]
@@ -167,8 +162,7 @@ def format_table(table: dict, seeds, mode: str, partition: str) -> str:
 
 
 def main():
-    from pipelines import config as config_lib
-    from pipelines import train
+    from _common import train_synthetic
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
@@ -192,13 +186,8 @@ def main():
     for name in names:
         rows = []
         for seed in seeds:
-            config = config_lib.load_file(config_lib.default_config_path("synthetic"))
-            config = config_lib.deep_update(config, all_variants[name])
-            config["training"]["seed"] = seed
-            if args.epochs:
-                config["training"]["epochs"] = args.epochs
             run_dir = run_dir_for(Path(args.out), name, all_variants[name], seed, args.epochs)
-            train.run(config_lib.validate(config), run_dir, progress=False)
+            train_synthetic(all_variants[name], seed, args.epochs, run_dir)
             row = evaluate_run(run_dir, args.partition, args.fraction, args.corrupt_mode)
             rows.append({"seed": seed, **row})
             print(f"{name} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
