@@ -150,8 +150,11 @@ class Backbone(keras.layers.Layer):
     def compute_output_spec(self, inputs):
         return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype="float32")
 
+    # Arguments a subclass fixes itself (e.g. FaceCNN's frame_rank); left out of its config.
+    FIXED_ARGUMENTS = ()
+
     def get_config(self):
-        return {
+        config = {
             **super().get_config(),
             "embedding_dim": self.embedding_dim,
             "filters": list(self.filters),
@@ -162,6 +165,7 @@ class Backbone(keras.layers.Layer):
             "freeze_trunk": self.freeze_trunk,
             "frame_rank": self.frame_rank,
         }
+        return {key: value for key, value in config.items() if key not in self.FIXED_ARGUMENTS}
 
     # Weight files ------------------------------------------------------------------------
 
