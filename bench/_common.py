@@ -51,3 +51,28 @@ def load_run(run_dir, partition):
     artifact_dir = read_json(run_dir / "config.json")["runtime"]["artifact_dir"]
     model = keras.saving.load_model(run_dir / "model.keras")
     return inference_model(model), list(input_pipeline.iter_recordings(artifact_dir, partition))
+
+
+def training_frames_per_second(model, batch, steps, repeats):
+    """Trains `model` (compiled) on one repeated batch; frames per second of each timed epoch.
+
+    Epoch 1 is warm-up (tracing, allocation); `repeats` epochs of `steps` steps are timed.
+    """
+    import time
+
+    import keras
+    import tensorflow as tf
+
+    seconds = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
+
+    dataset = tf.data.Dataset.from_tensors((batch,)).repeat()
+    model.fit(dataset, epochs=1 + repeats, steps_per_epoch=steps, verbose=0, callbacks=[Timer()])
+    frames_per_step = batch["mask"].size
+    return [steps * frames_per_step / s for s in seconds[1:]]

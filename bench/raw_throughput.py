@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,17 +32,15 @@ def _ints(text):
 def measure(args) -> dict:
     import keras
     import numpy as np
-    import tensorflow as tf
 
     sys.path.insert(0, str(HERE))
-    from _common import random_raw_batch
+    from _common import random_raw_batch, training_frames_per_second
     from cold_keras.models import build_raw_model
 
     keras.mixed_precision.set_global_policy(args.policy)
     keras.utils.set_random_seed(0)
     face_shape, patch_shape = (args.face_size, args.face_size, 3), (args.patch_frames, args.mel_bins)
     batch = random_raw_batch(args.batch_size, args.frames, face_shape, patch_shape)
-    dataset = tf.data.Dataset.from_tensors((batch,)).repeat()
     model = build_raw_model(
         args.model, face_shape=face_shape, patch_shape=patch_shape,
         visual_backbone={"filters": _ints(args.face_filters), "batch_norm": True, "dense_units": args.dense_units},
@@ -52,18 +49,7 @@ def measure(args) -> dict:
         visual_norm=([120.0] * 3, [3000.0] * 3), audio_norm=([0.0] * args.mel_bins, [1.0] * args.mel_bins))
     model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-4))
 
-    seconds = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            seconds.append(time.perf_counter() - self.start)
-
-    # Epoch 1 is warm-up (tracing, allocation); the later epochs are timed.
-    model.fit(dataset, epochs=1 + args.repeats, steps_per_epoch=args.steps, verbose=0, callbacks=[Timer()])
-    fps = [args.steps * args.batch_size * args.frames / s for s in seconds[1:]]
+    fps = training_frames_per_second(model, batch, args.steps, args.repeats)
     return {"median": float(np.median(fps)), "min": float(np.min(fps)), "max": float(np.max(fps))}
 
 

@@ -12,48 +12,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-class _Timer:
-    def __init__(self):
-        import keras
-
-        class Callback(keras.callbacks.Callback):
-            def on_epoch_begin(cb, epoch, logs=None):
-                cb.start = time.perf_counter()
-
-            def on_epoch_end(cb, epoch, logs=None):
-                cb.seconds.append(time.perf_counter() - cb.start)
-
-        self.callback = Callback()
-        self.callback.seconds = []
 
 
 def measure(name, args):
     import keras
     import numpy as np
-    import tensorflow as tf
 
-    from _common import random_batch
+    from _common import random_batch, training_frames_per_second
     from cold_keras.models import build_model
 
     keras.mixed_precision.set_global_policy(args.policy)
     keras.utils.set_random_seed(0)
     b, t = args.batch_size, args.frames
     batch = random_batch(b, t, args.audio_dim, args.visual_dim)
-    dataset = tf.data.Dataset.from_tensors((batch,)).repeat()
     model = build_model(name, audio_dim=args.audio_dim, visual_dim=args.visual_dim,
                         gru_units=args.units, latent_dim=args.latent_dim)
     model.compile(optimizer=keras.optimizers.AdamW(5e-3, weight_decay=1e-4))
-    timer = _Timer()
-    # Epoch 1 is warm-up (tracing, allocation); the later epochs are timed.
-    model.fit(dataset, epochs=1 + args.repeats, steps_per_epoch=args.steps, verbose=0,
-              callbacks=[timer.callback])
-    seconds = timer.callback.seconds[1:]
-    fps = [args.steps * b * t / s for s in seconds]
+    fps = training_frames_per_second(model, batch, args.steps, args.repeats)
     keras.backend.clear_session()
     return float(np.median(fps)), float(np.min(fps)), float(np.max(fps))
 

@@ -448,7 +448,7 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
     for key in expected_inputs:
         if f"inputs['{key}']" not in listing:
             raise ColdKerasError(f"saved_model_cli does not list input {key!r} of serving_default", export_dir)
-    return {"max_abs_diff": worst, "outputs": names, "cases": len(cases),
+    return {"max_abs_diff": worst, "outputs": names, "cases": len(cases), "inputs": list(expected_inputs),
             "subprocess": result.stdout.strip().splitlines()[-1], "signature": listing}
 
 
@@ -539,7 +539,7 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
         print(f"  check: {report['subprocess']}")
         print(f"  check: {len(report['outputs'])} outputs x {report['cases']} cases match Keras, max |diff| "
               f"{report['max_abs_diff']:.2e} (tolerance {TOLERANCE:g})")
-        print(f"  check: saved_model_cli lists serving_default inputs {', '.join(features.FEATURE_KEYS)}")
+        print(f"  check: saved_model_cli lists serving_default inputs {', '.join(report['inputs'])}")
     return final
 
 

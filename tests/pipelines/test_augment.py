@@ -122,11 +122,16 @@ def test_validate_config():
         augment.validate_config({"time_mask_frames": 2.5})
 
 
-def test_training_pipeline_augments_features_only(tmp_path):
-    recordings = make_recordings(seed=8)
+def _artifacts(tmp_path, seed):
+    """ExampleGen and Transform artefacts of a small feature corpus."""
     out = tmp_path / "artifacts"
-    example_gen.run(make_corpus(recordings), out, progress=False)
+    example_gen.run(make_corpus(make_recordings(seed=seed)), out, progress=False)
     transform.run(out)
+    return out
+
+
+def test_training_pipeline_augments_features_only(tmp_path):
+    out = _artifacts(tmp_path, seed=8)
     kwargs = dict(training=True, batch_size=2, window_seconds=3.0, seed=3)
     plain = list(input_pipeline.make_dataset(out, "train", **kwargs).as_numpy_iterator())
     noisy = list(input_pipeline.make_dataset(out, "train", augment={"noise_std": 0.3}, **kwargs).as_numpy_iterator())
@@ -178,10 +183,7 @@ def test_corruption_config_is_checked():
 
 
 def test_training_batches_carry_presence_flags(tmp_path):
-    recordings = make_recordings(seed=9)
-    out = tmp_path / "artifacts"
-    example_gen.run(make_corpus(recordings), out, progress=False)
-    transform.run(out)
+    out = _artifacts(tmp_path, seed=9)
     kwargs = dict(training=True, batch_size=2, window_seconds=3.0, seed=3)
     def absent_frames(dataset):
         count = 0
