@@ -24,12 +24,6 @@ RAW_DATASETS = ("synthetic",)
 RAW_WEIGHT_KEYS = ("visual_backbone_weights", "audio_backbone_weights")
 TASKS = ("regression", "classification")
 MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")
-
-
-def mixed_precision_choice(value: str) -> str:
-    """Accepts Keras's policy names too: `mixed_bfloat16` -> `bfloat16`, `float32` -> `off`."""
-    value = value.strip()
-    return {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16", "float32": "off"}.get(value, value)
 DISTRIBUTE = ("none", "mirrored", "multiworker")
 WEIGHT_CONVENTIONS = ("informativeness", "uncertainty")
 
@@ -42,6 +36,12 @@ HPARAM_SECTIONS = {
     "lambda_weight": "model",
     "learning_rate": "training",
 }
+
+
+def mixed_precision_choice(value: str) -> str:
+    """Accepts Keras's policy names too: `mixed_bfloat16` -> `bfloat16`, `float32` -> `off`."""
+    value = value.strip()
+    return {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16", "float32": "off"}.get(value, value)
 
 
 def cache_dir() -> Path:
