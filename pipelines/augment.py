@@ -104,18 +104,21 @@ def is_active(config) -> bool:
     return any(config[key] for key in ("noise_std", "time_mask_frames", "modality_dropout_prob", "corrupt_prob"))
 
 
-def fallback_time_mask(values, param):
-    """`tensorflow_io.audio.time_mask` in plain TensorFlow: zeros frames [t0, t0 + t) of [T, D] `values`.
-
-    t ~ U[0, param), t0 ~ U[0, T - t); the same draws and the same form as tensorflow-io's op.
-    """
+def _fallback_mask(values, param, axis):
+    """Zeros a stretch [s0, s0 + s) along `axis` (0 or 1) of [T, F] `values`: s ~ U[0, param),
+    s0 ~ U[0, size - s); the same draws and the same form as tensorflow-io's masks."""
     values = tf.convert_to_tensor(values)
-    time_max = tf.shape(values)[0]
-    t = tf.random.uniform(shape=(), minval=0, maxval=param, dtype=tf.int32)
-    t0 = tf.random.uniform(shape=(), minval=0, maxval=time_max - t, dtype=tf.int32)
-    indices = tf.reshape(tf.range(time_max), (-1, 1))
-    condition = tf.logical_and(indices >= t0, indices < t0 + t)
+    size = tf.shape(values)[axis]
+    length = tf.random.uniform(shape=(), minval=0, maxval=param, dtype=tf.int32)
+    start = tf.random.uniform(shape=(), minval=0, maxval=size - length, dtype=tf.int32)
+    indices = tf.reshape(tf.range(size), (-1, 1) if axis == 0 else (1, -1))
+    condition = tf.logical_and(indices >= start, indices < start + length)
     return tf.where(condition, tf.cast(0, values.dtype), values)
+
+
+def fallback_time_mask(values, param):
+    """`tensorflow_io.audio.time_mask` in plain TensorFlow: zeros frames [t0, t0 + t) of [T, D] `values`."""
+    return _fallback_mask(values, param, axis=0)
 
 
 def time_mask(values, param):
@@ -126,17 +129,8 @@ def time_mask(values, param):
 
 
 def fallback_freq_mask(values, param):
-    """`tensorflow_io.audio.freq_mask` in plain TensorFlow: zeros bins [f0, f0 + f) of [T, F] `values`.
-
-    f ~ U[0, param), f0 ~ U[0, F - f); the same draws and the same form as tensorflow-io's op.
-    """
-    values = tf.convert_to_tensor(values)
-    freq_max = tf.shape(values)[1]
-    f = tf.random.uniform(shape=(), minval=0, maxval=param, dtype=tf.int32)
-    f0 = tf.random.uniform(shape=(), minval=0, maxval=freq_max - f, dtype=tf.int32)
-    indices = tf.reshape(tf.range(freq_max), (1, -1))
-    condition = tf.logical_and(indices >= f0, indices < f0 + f)
-    return tf.where(condition, tf.cast(0, values.dtype), values)
+    """`tensorflow_io.audio.freq_mask` in plain TensorFlow: zeros bins [f0, f0 + f) of [T, F] `values`."""
+    return _fallback_mask(values, param, axis=1)
 
 
 def freq_mask(values, param):
