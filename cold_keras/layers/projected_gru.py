@@ -5,10 +5,43 @@ from keras import ops
 from keras.src import backend  # the RNN loop of the active backend (what keras.layers.GRU uses)
 
 
+def gpu_available() -> bool:
+    """True when TensorFlow sees a GPU."""
+    return _gpu_available()
+
+
 def _gpu_available():
     import tensorflow as tf
 
     return bool(tf.config.list_logical_devices("GPU"))
+
+
+def cudnn_blockers(gru) -> list:
+    """What keeps a Keras GRU layer off the cuDNN kernel on a GPU (empty list: nothing).
+
+    TensorFlow runs a GRU with cuDNN only with `activation="tanh"`, `recurrent_activation="sigmoid"`,
+    `reset_after=True`, a bias, no recurrent dropout and `unroll=False`; at run time the mask must
+    also be right-padded (padding only at the end of each sequence) and no sequence may be empty.
+
+    >>> cudnn_blockers(keras.layers.GRU(4, recurrent_dropout=0.1))
+    ['recurrent_dropout=0.1 (needs 0)']
+    """
+    cell = gru.cell
+    blockers = []
+    if cell.activation is not keras.activations.tanh:
+        blockers.append(f"activation={getattr(cell.activation, '__name__', cell.activation)} (needs tanh)")
+    if cell.recurrent_activation is not keras.activations.sigmoid:
+        name = getattr(cell.recurrent_activation, "__name__", cell.recurrent_activation)
+        blockers.append(f"recurrent_activation={name} (needs sigmoid)")
+    if not cell.reset_after:
+        blockers.append("reset_after=False (needs True)")
+    if not cell.use_bias:
+        blockers.append("use_bias=False (needs True)")
+    if cell.recurrent_dropout:
+        blockers.append(f"recurrent_dropout={cell.recurrent_dropout} (needs 0)")
+    if gru.unroll:
+        blockers.append("unroll=True (needs False)")
+    return blockers
 
 
 @keras.saving.register_keras_serializable(package="cold_keras")

@@ -3,7 +3,9 @@
 import keras
 from keras import ops
 
-from cold_keras.layers.projected_gru import ProjectedGRU
+import warnings
+
+from cold_keras.layers.projected_gru import ProjectedGRU, cudnn_blockers, gpu_available
 
 
 def frame_mask_to_bool(mask, num_frames=None):
@@ -104,6 +106,13 @@ class TemporalBlock(keras.layers.Layer):
             )
 
     def build(self, input_shape):
+        if gpu_available():
+            for gru in self.grus:
+                for layer in (gru.forward_layer, gru.backward_layer):
+                    blockers = cudnn_blockers(layer)
+                    if blockers:
+                        warnings.warn(f"{self.name}/{layer.name}: this GRU cannot use the cuDNN kernel: "
+                                      + ", ".join(blockers), stacklevel=2)
         shape = tuple(input_shape)
         for i, gru in enumerate(self.grus):
             gru.build(shape)
