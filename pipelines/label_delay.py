@@ -75,7 +75,7 @@ def delay_example(example: dict, frames: int) -> dict:
     """A parsed recording (tf.data element) paired for training with a delay of `frames` frames.
 
     Features, presence flags, timestamps and corruption flags keep frames 0 .. N-D-1, the per-frame
-    labels frames D .. N-1. Drop the recordings with N <= D first (`long_enough`).
+    labels frames D .. N-1. A recording with N <= D comes out empty (filter it out).
     """
     import tensorflow as tf
 
@@ -85,7 +85,7 @@ def delay_example(example: dict, frames: int) -> dict:
 
     out = dict(example)
     n = tf.shape(example[features.AUDIO])[0]
-    keep = n - frames
+    keep = tf.maximum(n - frames, 0)  # a recording of at most D frames comes out empty
     front = (features.MODALITIES + tuple(features.PRESENT_KEYS.values()) + (eg.TIMESTAMPS,)
              + tuple(eg.CORRUPTED_KEYS.values()))
     for key in front:
@@ -93,20 +93,10 @@ def delay_example(example: dict, frames: int) -> dict:
             out[key] = out[key][:keep]
     for key in features.LABEL_KEYS:
         if key in out:
-            out[key] = out[key][frames:]
+            out[key] = out[key][tf.minimum(frames, n):]
     if eg.NUM_FRAMES in out:
         out[eg.NUM_FRAMES] = tf.cast(keep, out[eg.NUM_FRAMES].dtype)
     return out
-
-
-def long_enough(frames: int):
-    """tf.data filter: recordings with more frames than the delay."""
-    import tensorflow as tf
-
-    def keep(example):
-        return tf.shape(example[features.AUDIO])[0] > frames
-
-    return keep
 
 
 def delayed_label_arrays(label_pairs, frames: int) -> list:
