@@ -217,3 +217,19 @@ def test_extra_columns_take_every_per_frame_output_besides_the_predictions():
                              "audio_valence_2", "audio_weight", "valence_std", "visual_sigma_norm"]
     np.testing.assert_array_equal(columns["audio_valence_2"], [2, 5, 8, 11])
     np.testing.assert_array_equal(columns["valence_std"], outputs["valence_std"])
+
+
+@pytest.mark.slow
+def test_streaming_validation_ccc_agrees_with_the_partition_ccc(run_dir):
+    """history.csv's val_ccc_* (StreamingCCC over the epoch) equals metrics.json's partition CCC (AVEC's
+    definition) for the kept epoch: the training metric and the reported score are one definition."""
+    import json
+
+    history = list(csv.DictReader(open(Path(run_dir) / "history.csv")))
+    assert len(history) == 1  # one epoch: the kept weights are that epoch's
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    validation = json.loads((Path(run_dir) / "config.json").read_text())["training"]["validation_partition"]
+    for branch, prefix in (("av", ""), ("audio", "audio_"), ("visual", "visual_")):
+        for dim in ("valence", "arousal"):
+            assert float(history[0][f"val_{prefix}ccc_{dim}"]) == pytest.approx(
+                metrics[validation][branch][f"ccc_{dim}"], abs=2e-5)
