@@ -82,6 +82,17 @@ def extra_columns(outputs: dict) -> dict:
     return columns
 
 
+def utterance_extra(outputs: dict) -> dict:
+    """Sequence-level corpora: one value per extra output, the mean over the frames of a per-frame
+    column (`extra_columns`) or the value of an utterance-level output other than the two predictions."""
+    columns = {name: np.asarray([np.mean(value)]) for name, value in extra_columns(outputs).items()}
+    for name in sorted(outputs):
+        value = np.asarray(outputs[name])
+        if name not in (f"{key}_utterance" for key in PREDICTIONS) and value.ndim == 0:
+            columns[name] = value.reshape(1)
+    return columns
+
+
 def _table(rows_name, timestamps, columns: dict) -> str:
     lines = [";".join(["name", "timestamp"] + list(columns))]
     values = [np.asarray(v) for v in columns.values()]
@@ -373,8 +384,7 @@ def _write_recording(recording, outputs, out_dir: Path, task, sequence_level) ->
     if sequence_level:
         row = {key: np.atleast_1d(_main_values(outputs, task, f"{key}_utterance")).reshape(-1)[:1]
                for key in PREDICTIONS}
-        row.update({key: np.asarray(value, np.float64).reshape(1, -1).mean(axis=0)[:1]
-                    for key, value in extra_columns(outputs).items()})
+        row.update(utterance_extra(outputs))
         write_text_atomic(out_dir / PARTS_FOLDER / f"{name}.csv", _table(name, [0.0], row))
         return
     num_frames = len(outputs[features.VALENCE])

@@ -233,3 +233,21 @@ def test_streaming_validation_ccc_agrees_with_the_partition_ccc(run_dir):
         for dim in ("valence", "arousal"):
             assert float(history[0][f"val_{prefix}ccc_{dim}"]) == pytest.approx(
                 metrics[validation][branch][f"ccc_{dim}"], abs=2e-5)
+
+
+def test_utterance_table_is_assembled_from_one_part_per_utterance(tmp_path):
+    """Sequence-level output without a model: parts, then utterances.csv / utterances_extra.csv."""
+    outputs = {"valence": np.array([0.1, 0.3]), "arousal": np.array([0.0, 0.2]),
+               "valence_utterance": np.float32(0.25), "arousal_utterance": np.float32(-0.5),
+               "audio_weight": np.array([0.2, 0.6]), "valence_utterance_std": np.float32(0.1)}
+    for name in ("Ses05F_impro01_F000", "Ses05F_impro01_M001"):
+        predict._write_recording({"name": name}, outputs, tmp_path, "regression", True)
+    files = predict._assemble_utterances(tmp_path, ["Ses05F_impro01_F000", "Ses05F_impro01_M001"])
+    assert files == ["utterances.csv", "utterances_extra.csv"]
+    header, rows = read_rows(tmp_path / "utterances.csv")
+    assert header == ["name", "timestamp", "arousal", "valence"]
+    assert [row[0] for row in rows] == ["'Ses05F_impro01_F000'", "'Ses05F_impro01_M001'"]
+    np.testing.assert_allclose(numbers(rows), [[0.0, -0.5, 0.25]] * 2, atol=1e-6)
+    header, rows = read_rows(tmp_path / "utterances_extra.csv")
+    assert header == ["name", "timestamp", "audio_weight", "valence_utterance_std"]
+    np.testing.assert_allclose(numbers(rows), [[0.0, 0.4, 0.1]] * 2, atol=1e-6)
