@@ -7,8 +7,9 @@ Two kinds live here:
 * streaming Keras metrics (`StreamingCCC`, `StreamingMacroF1`) that accumulate sufficient statistics over
   an epoch, so the logged value equals the NumPy function on all the epoch's valid frames concatenated.
 
-CCC follows AVEC's partition-level scoring (all recordings of a partition concatenated) with sample
-moments, ddof=1 for the variances and the covariance alike.
+CCC follows AVEC 2019's partition-level scoring (all recordings of a partition concatenated) and its
+`calc_scores.py` to the last digit: covariance divided by n, variances by n - 1. `ccc_unbiased` (ddof=1
+for all three moments) stays available by name.
 """
 
 import collections
@@ -23,38 +24,7 @@ from keras import ops
 # ----------------------------------------------------------------------------------------------------
 
 
-def ccc(x, y, *, ignore_nan=False):
-    """Concordance correlation coefficient of two sequences (NumPy, float64).
-
-        CCC = 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2)
-
-    with sample variances and covariance, all with ddof=1 (divisor n - 1). Scoring a partition: pass the
-    frames of all its recordings concatenated. AVEC 2019's `calc_scores` divides the variances by n - 1 but
-    the covariance by n; the two agree to a relative 1/n (1e-5 on an AVEC partition).
-
-    Edge cases:
-
-    * fewer than two samples: NaN (the sample variance is undefined);
-    * one side constant: s_xy = 0, so 0 as long as the denominator is positive (the other side varies or
-      the means differ);
-    * both sides constant and equal: 0 / 0, NaN;
-    * NaN in either input: NaN, unless `ignore_nan=True`, which drops every pair with a NaN on either
-      side first (as audmetric's `concordance_cc(..., ignore_nan=True)`).
-
-    Args:
-        x: array-like. Values (e.g. gold standard); flattened.
-        y: array-like of the same size. Values (e.g. predictions); flattened.
-        ignore_nan: bool. Drop pairs with a NaN instead of returning NaN. Defaults to False.
-
-    Returns:
-        float.
-
-    Raises:
-        ValueError: if `x` and `y` have different sizes.
-
-    >>> ccc([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
-    1.0
-    """
+def _paired(x, y, ignore_nan):
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if x.size != y.size:
@@ -62,6 +32,78 @@ def ccc(x, y, *, ignore_nan=False):
     if ignore_nan:
         keep = ~(np.isnan(x) | np.isnan(y))
         x, y = x[keep], y[keep]
+    return x, y
+
+
+def ccc(x, y, *, ignore_nan=False):
+    """Concordance correlation coefficient as AVEC 2019's `calc_scores.py` computes it (NumPy, float64).
+
+        CCC = 2 cov / (var_x + var_y + (mean_x - mean_y)^2)
+
+    with, exactly as the official script writes them,
+
+        mean_x = nanmean(x),  mean_y = nanmean(y)
+        cov    = nanmean((x - mean_x) (y - mean_y))          (divisor n: the pairs without a NaN)
+        var_x  = nansum((x - mean_x)^2) / (len(x) - 1)       (divisor len - 1, as Matlab's nanvar)
+
+    so on series without NaN the covariance is divided by n and the variances by n - 1. This is the
+    partition-level score of the trainer, the evaluator, `metrics.json` and the prediction scoring:
+    pass the frames of all recordings of a partition concatenated. `ccc_unbiased` is the variant with
+    every moment divided by n - 1 (larger by a factor n / (n - 1)).
+
+    Edge cases:
+
+    * fewer than two samples: NaN;
+    * one side constant: cov = 0, so 0 as long as the denominator is positive;
+    * both sides constant and equal: 0 / 0, NaN;
+    * NaN in either input: handled as the official script does (each mean over its own non-NaN values,
+      the covariance over the pairs without a NaN, the variances divided by the full length - 1);
+      `ignore_nan=True` drops every pair with a NaN on either side first instead.
+
+    Args:
+        x: array-like. Values (e.g. gold standard); flattened.
+        y: array-like of the same size. Values (e.g. predictions); flattened.
+        ignore_nan: bool. Drop the pairs with a NaN before scoring. Defaults to False.
+
+    Returns:
+        float.
+
+    Raises:
+        ValueError: if `x` and `y` have different sizes.
+
+    >>> round(ccc([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]), 4)  # (n - 1) / n for identical series
+    0.6667
+    """
+    x, y = _paired(x, y, ignore_nan)
+    n = x.size
+    if n < 2 or np.isnan(x).all() or np.isnan(y).all():
+        return float("nan")
+    mean_x, mean_y = np.nanmean(x), np.nanmean(y)
+    products = (x - mean_x) * (y - mean_y)
+    if np.isnan(products).all():
+        return float("nan")
+    cov = np.nanmean(products)
+    var_x = np.nansum((x - mean_x) ** 2) / (n - 1)
+    var_y = np.nansum((y - mean_y) ** 2) / (n - 1)
+    denominator = var_x + var_y + (mean_x - mean_y) ** 2
+    if denominator == 0:
+        return float("nan")
+    return float(2.0 * cov / denominator)
+
+
+def ccc_unbiased(x, y, *, ignore_nan=False):
+    """CCC with sample variances and covariance all divided by n - 1 (ddof=1).
+
+        CCC = 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2)
+
+    Equals `ccc` (AVEC's definition) times n / (n - 1) on series without NaN. NaN with fewer than two
+    samples, when both sides are the same constant, or with a NaN in either input unless
+    `ignore_nan=True`, which drops every pair with a NaN on either side first.
+
+    >>> ccc_unbiased([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    1.0
+    """
+    x, y = _paired(x, y, ignore_nan)
     n = x.size
     if n < 2:
         return float("nan")
@@ -76,18 +118,31 @@ def ccc(x, y, *, ignore_nan=False):
     return float(2.0 * cov / denominator)
 
 
+# Partition-level CCC definitions by name: `avec` (the official scripts', the default) and `unbiased`.
+CCC_DEFINITIONS = {"avec": ccc, "unbiased": ccc_unbiased}
+
+
+def ccc_by_name(definition="avec"):
+    """The CCC function called `definition` in `CCC_DEFINITIONS` (`avec` or `unbiased`)."""
+    if definition not in CCC_DEFINITIONS:
+        raise ValueError(f"unknown CCC definition {definition!r}; choose one of {', '.join(CCC_DEFINITIONS)}.")
+    return CCC_DEFINITIONS[definition]
+
+
 @keras.saving.register_keras_serializable(package="cold_keras")
 class StreamingCCC(keras.metrics.Metric):
     """CCC of all frames seen since the last reset, identical to `ccc` on the concatenated valid frames.
 
     Accumulates the weighted sufficient statistics n = sum w, sum w x, sum w y, sum w x^2, sum w y^2 and
     sum w x y in float64 variables (float64 is supported on CPU and GPU; the statistics are sums, so they
-    also add up correctly across replicas under `tf.distribute`). The result is
+    also add up correctly across replicas under `tf.distribute`). With S_ab = sum w a b - (sum w a)(sum w b) / n
+    the result is AVEC's definition (covariance / n, variances / (n - 1)), the one `ccc` computes:
 
-        CCC = 2 S_xy / (S_xx + S_yy + (n - 1)(mean_x - mean_y)^2),   S_ab = sum w a b - (sum w a)(sum w b) / n
+        CCC = 2 (S_xy / n) / ((S_xx + S_yy) / (n - 1) + (mean_x - mean_y)^2)
 
-    which is `ccc` (ddof=1) for a 0/1 mask. NaN before any update, with fewer than two valid frames, or
-    when both sides are the same constant. A NaN in a valid frame makes the result NaN.
+    or, with `definition="unbiased"`, `ccc_unbiased` (covariance / (n - 1) too). NaN before any update,
+    with fewer than two valid frames, or when both sides are the same constant. A NaN in a valid frame
+    makes the result NaN (the NumPy `ccc` instead skips it as AVEC's script does).
 
     With `model.compile`, list it under `weighted_metrics`: Keras passes `sample_weight` (the frame mask)
     only to those, never to `metrics`.
@@ -95,13 +150,14 @@ class StreamingCCC(keras.metrics.Metric):
     Args:
         name: str. Defaults to "ccc".
         dtype: dtype of the result. Defaults to None (float32).
+        definition: str. `avec` (default) or `unbiased` (see `CCC_DEFINITIONS`).
 
     Call arguments (`update_state`):
         y_true: `[B, T]` (any shape) gold standard.
         y_pred: same shape, predictions.
         sample_weight: frame mask of the same shape (1 = valid frame) or None.
 
-    >>> m = StreamingCCC()
+    >>> m = StreamingCCC(definition="unbiased")
     >>> m.update_state([[0.0, 1.0, 2.0]], [[0.0, 1.0, 2.0]])
     >>> float(m.result())
     1.0
@@ -109,8 +165,10 @@ class StreamingCCC(keras.metrics.Metric):
 
     _STATS = ("n", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
 
-    def __init__(self, name="ccc", dtype=None):
+    def __init__(self, name="ccc", dtype=None, definition="avec"):
+        ccc_by_name(definition)
         super().__init__(name=name, dtype=dtype)
+        self.definition = definition
         for stat in self._STATS:
             setattr(self, stat, self.add_variable(shape=(), initializer="zeros", dtype="float64", name=stat))
 
@@ -139,12 +197,17 @@ class StreamingCCC(keras.metrics.Metric):
         s_yy = self.sum_yy - self.sum_y * mean_y
         s_xy = self.sum_xy - self.sum_x * mean_y
         denominator = s_xx + s_yy + (n - 1.0) * ops.square(mean_x - mean_y)
+        if self.definition == "avec":
+            s_xy = s_xy * (n - 1.0) / ops.where(n > 0.0, n, 1.0)
         value = ops.where(
             ops.logical_and(n >= 2.0, denominator > 0.0),
             2.0 * s_xy / ops.where(denominator > 0.0, denominator, 1.0),
             np.nan,
         )
         return ops.cast(value, self.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "definition": self.definition}
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def partition_labels(artifact_dir, partition) -> dict:
 def per_recording_scores(run_dir, partition, labels, task, metric) -> dict:
     """{recording name: score} from a run's prediction CSVs.
 
-    Regression: CCC (ddof=1) of the recording's frames, one dimension or the mean of both
+    Regression: CCC (AVEC's, `cold_keras.metrics.ccc`) of the recording's frames, one dimension or the mean of both
     (`ccc_mean`). Classification: macro F1 of the predicted bins (-1/0/1 in the CSV) against the
     label bins, one dimension or the mean of both (`f1_macro`).
     """

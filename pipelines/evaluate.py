@@ -464,18 +464,22 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     out_dir = out_dir / output_folder_name(partition, corruption)
 
     infer, _ = export.load_inference_model(run_dir)
-    clean = evaluation.predict_recordings(infer, recordings)
+    from pipelines import label_delay
+    from pipelines.train import training_delay_frames
+
+    delay = training_delay_frames(config, artifact_dir)  # outputs go back onto the labels' timeline
+    clean = list(label_delay.shift_predictions(evaluation.predict_recordings(infer, recordings), delay))
     evaluated = clean
     if corruption:
         modality, fraction, mode = corruption
-        evaluated = evaluation.predict_recordings(
-            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed))
+        evaluated = list(label_delay.shift_predictions(evaluation.predict_recordings(
+            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed)), delay))
 
     temperatures = None
     if task == "classification":
         check_partition(manifest, validation, artifact_dir)
-        val_predictions = clean if validation == partition else evaluation.predict_recordings(
-            infer, input_pipeline.iter_recordings(artifact_dir, validation))
+        val_predictions = clean if validation == partition else list(label_delay.shift_predictions(
+            evaluation.predict_recordings(infer, input_pipeline.iter_recordings(artifact_dir, validation)), delay))
         val_sequence_level = bool(manifest["partitions"][validation].get("sequence_level", False))
         _, temperatures = evaluation.score_partition(val_predictions, task=task, sequence_level=val_sequence_level)
     scores, _ = evaluation.score_partition(evaluated, task=task, sequence_level=sequence_level,

@@ -5,6 +5,7 @@ Writes the trained model of a run directory as a TF Serving SavedModel:
     <base-dir>/<NAME>/models.config                  model_config_list for tensorflow_model_server
     <base-dir>/<NAME>/<N>/saved_model.pb, variables/
     <base-dir>/<NAME>/<N>/assets.extra/tf_serving_warmup_requests
+    <base-dir>/<NAME>/<N>/assets.extra/config.json   the run's config (read by pipelines.predict)
 
 Signatures (both take float32 tensors, batch and time axes of any size):
 
@@ -46,7 +47,7 @@ import numpy as np
 
 from pipelines import features
 from pipelines.errors import ColdKerasError, ConfigError, DataError, cli_main
-from pipelines.io_utils import read_json, write_text_atomic
+from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
 
 SERVING_DEFAULT = "serving_default"
 WITHOUT_MASK = "without_mask"
@@ -520,6 +521,8 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
     try:
         save_saved_model(model, tmp)
         count = write_warmup_requests(tmp / "assets.extra" / WARMUP_FILE, name, recordings)
+        # The run's settings travel with the model: `pipelines.predict --saved-model` reads corpora with them.
+        write_json_atomic(tmp / "assets.extra" / "config.json", config)
         report = verify_export(tmp, model, recordings) if verify else None
         final = model_root / str(version)
         try:
