@@ -58,8 +58,10 @@ def training_plan(seeds, out: Path, epochs) -> list:
     variants = training_variants()
     plan, done = [], set()
     for seed in seeds:
-        wanted = [("cold_paper", seed), ("cold_reliable", seed)]
-        wanted += [("context_fusion", seed + k) for k in range(ENSEMBLE_SIZE)]
+        # The baselines' members before COLD's second configuration: the first seed's comparison
+        # of COLD with MC dropout and the ensemble is ready earliest.
+        wanted = [("cold_paper", seed)] + [("context_fusion", seed + k) for k in range(3)]
+        wanted += [("cold_reliable", seed)] + [("context_fusion", seed + k) for k in range(3, ENSEMBLE_SIZE)]
         for name, run_seed in wanted:
             if (name, run_seed) in done:
                 continue
@@ -77,11 +79,148 @@ def train_all(seeds, out: Path, epochs):
         train_synthetic(overrides, seed, epochs, run_dir)
 
 
-if __name__ == "__main__" and "--train-only" in sys.argv:
-    _parser = argparse.ArgumentParser()
-    _parser.add_argument("--train-only", action="store_true")
-    _parser.add_argument("--seeds", default="0,1,2")
-    _parser.add_argument("--epochs", type=int, default=None)
-    _parser.add_argument("--out", default="bench_runs/uncertainty_quality")
-    _args = _parser.parse_args()
-    train_all([int(s) for s in _args.seeds.split(",")], Path(_args.out), _args.epochs)
+
+COLUMNS = (("ccc", "CCC"), ("nll", "NLL"), ("picp_90", "PICP@90"), ("width_90", "width@90"),
+           ("miscalibration_area", "miscal. area"), ("ause", "AUSE"), ("ause_random", "AUSE random"),
+           ("reject_ccc_50", "CCC 50% kept"))
+METHODS = {"cold_paper": ("COLD (paper)", "native"), "cold_reliable": ("COLD (cold_reliable.yaml)", "native"),
+           "context_fusion_mc_dropout": ("context fusion + MC dropout", "mc_dropout"),
+           "context_fusion_ensemble": ("context fusion, 5-member ensemble", "ensemble")}
+
+
+def members_of(method: str, seed: int, out: Path, epochs, ensemble_size: int) -> list:
+    variants = training_variants()
+    if method in ("cold_paper", "cold_reliable"):
+        return [run_dir_for(out, method, variants[method], seed, epochs)]
+    count = 1 if method == "context_fusion_mc_dropout" else ensemble_size
+    return [run_dir_for(out, "context_fusion", variants["context_fusion"], seed + k, epochs) for k in range(count)]
+
+
+def evaluate_method(method: str, run_dirs: list, store: Path, partition: str, fraction: float, mode: str,
+                    passes: int, figures_dir=None) -> dict:
+    """{condition: {column: fused-output figure averaged over valence and arousal}}; the calibration
+    is fitted on the validation partition and saved to `store`."""
+    import keras
+    import numpy as np
+
+    from pipelines import corrupt, export, input_pipeline
+    from pipelines import uncertainty as unc
+
+    kind = METHODS[method][1]
+    models, config = [], None
+    for run_dir in run_dirs:
+        model, config_of = export.load_inference_model(run_dir)
+        models.append(model)
+        config = config or config_of
+    artifact_dir = config["runtime"]["artifact_dir"]
+    if kind == "ensemble":
+        predict = lambda recordings: unc.predict_ensemble(models, recordings)  # noqa: E731
+    elif kind == "mc_dropout":
+        predict = lambda recordings: unc.predict_mc_dropout(models[0], recordings, passes, seed=0)  # noqa: E731
+    else:
+        from pipelines import evaluation
+
+        predict = lambda recordings: evaluation.predict_recordings(models[0], recordings)  # noqa: E731
+    validation = config["training"]["validation_partition"]
+    convention = config["model"].get("weight_convention", "informativeness")
+    calibration = unc.fit_calibration(predict(list(input_pipeline.iter_recordings(artifact_dir, validation))),
+                                      method=kind, convention=convention, fitted_on=validation,
+                                      passes=passes if kind == "mc_dropout" else None,
+                                      members=[str(r) for r in run_dirs] if kind == "ensemble" else None)
+    calibration.save(store)
+    recordings = list(input_pipeline.iter_recordings(artifact_dir, partition))
+    conditions = {"clean": recordings,
+                  "corrupt": corrupt.corrupt_recordings(recordings, "visual", fraction, mode=mode, seed=0)}
+    result = {}
+    for condition, inputs in conditions.items():
+        section = unc.uncertainty_metrics(unc.attach_std(predict(inputs), calibration), calibration)
+        fused = [section[f"av_{dim}"] for dim in ("valence", "arousal")]
+        result[condition] = {key: float(np.mean([row[key] for row in fused])) for key, _ in COLUMNS}
+        if figures_dir is not None:
+            for name, data in unc.figures(section, f"{METHODS[method][0]}, {partition} {condition}").items():
+                path = Path(figures_dir) / f"{method}_{condition}_{name}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+    keras.backend.clear_session()
+    return result
+
+
+def format_table(table: dict, partition: str, fraction: float, mode: str, ensemble_size=ENSEMBLE_SIZE) -> str:
+    import numpy as np
+
+    lines = []
+    for condition, title in (("clean", "clean"), ("corrupt", f"{fraction:.0%} of the visual frames corrupted ({mode})")):
+        lines += ["", f"{partition} partition, {title}; fused output, mean of valence and arousal; mean ± std over seeds"]
+        header = f"{'method':<36}{'seeds':>6}" + "".join(f"{t:>16}" for _, t in COLUMNS)
+        lines += [header, "-" * len(header)]
+        for method, rows in table.items():
+            cells = []
+            for key, _ in COLUMNS:
+                values = np.array([row[condition][key] for row in rows])
+                cells.append(f"{values.mean():>7.3f} ± {values.std():.3f}")
+            title = METHODS[method][0].replace(f"{ENSEMBLE_SIZE}-member", f"{ensemble_size}-member")
+            lines.append(f"{title:<36}{len(rows):>6}" + "".join(f"{c:>16}" for c in cells))
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the synthetic config's")
+    parser.add_argument("--partition", default="test")
+    parser.add_argument("--corrupt-mode", default="noise", choices=("noise", "zeros", "swap"))
+    parser.add_argument("--fraction", type=float, default=0.5, help="share of the visual frames corrupted")
+    parser.add_argument("--mc-passes", type=int, default=20, help="stochastic passes of MC dropout")
+    parser.add_argument("--ensemble-size", type=int, default=ENSEMBLE_SIZE, help="members of the ensemble")
+    parser.add_argument("--train-only", action="store_true", help="train (or resume) the runs and stop")
+    parser.add_argument("--skip-missing", action="store_true",
+                        help="score only the (method, seed) pairs whose runs have finished, train nothing")
+    parser.add_argument("--figures", help="write the seed-0 curves of every method and condition to this folder")
+    parser.add_argument("--out", default="bench_runs/uncertainty_quality")
+    parser.add_argument("--json", help="also write the per-seed figures to this JSON file")
+    args = parser.parse_args()
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out)
+    methods = args.methods.split(",")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+    if args.ensemble_size < 2:
+        parser.error("--ensemble-size must be >= 2")
+    if not args.skip_missing:
+        train_all(seeds, out, args.epochs)
+    if args.train_only:
+        return
+    table = {}
+    for method in methods:
+        rows = []
+        for seed in seeds:
+            run_dirs = members_of(method, seed, out, args.epochs, args.ensemble_size)
+            if not all((r / "model.keras").is_file() for r in run_dirs):
+                print(f"{method} seed {seed}: runs not finished, skipped", flush=True)
+                continue
+            store = out / f"ensemble{args.ensemble_size}_seed{seed}" if METHODS[method][1] == "ensemble" else run_dirs[0]
+            store.mkdir(parents=True, exist_ok=True)
+            figures_dir = args.figures if args.figures and seed == seeds[0] else None
+            cache = store / (f"bench_{method}_{args.partition}_{args.corrupt_mode}{args.fraction:g}"
+                             f"_passes{args.mc_passes}.json")
+            if cache.is_file() and not figures_dir:
+                row = json.loads(cache.read_text())
+            else:
+                row = evaluate_method(method, run_dirs, store, args.partition, args.fraction, args.corrupt_mode,
+                                      args.mc_passes, figures_dir)
+                cache.write_text(json.dumps(row, indent=2))
+            rows.append({"seed": seed, **row})
+            print(f"{method} seed {seed}: " + "; ".join(
+                f"{c} " + ", ".join(f"{k} {v:.3f}" for k, v in row[c].items()) for c in row), flush=True)
+        if rows:
+            table[method] = rows
+    print(format_table(table, args.partition, args.fraction, args.corrupt_mode, args.ensemble_size))
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=2))
+
+
+if __name__ == "__main__":
+    main()

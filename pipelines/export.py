@@ -511,6 +511,9 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
                               f"use {next_version(model_root)}", model_root / str(version))
     model, config = load_inference_model(run_dir)
     artifact_dir = artifact_dir_of(config, run_dir)
+    from pipelines import uncertainty
+
+    model = uncertainty.servable_model(model, run_dir, config, artifact_dir)
     recordings = sample_recordings(artifact_dir, max(1, int(warmup_recordings)))
 
     model_root.mkdir(parents=True, exist_ok=True)

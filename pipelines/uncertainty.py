@@ -407,11 +407,12 @@ def format_metrics(section) -> str:
     titles = {"nll": "NLL", "picp_50": "PICP50", "picp_90": "PICP90", "width_90": "width90", "picp_95": "PICP95",
               "miscalibration_area": "miscal", "ence": "ENCE", "ause": "AUSE", "ause_random": "AUSE rnd",
               "reject_ccc_50": "CCC@50%"}
-    header = f"{'output':<16} {'CCC':>8} " + " ".join(f"{t:>9}" for t in titles.values())
+    width = max([16] + [len(key) for key in section])
+    header = f"{'output':<{width}} {'CCC':>8} " + " ".join(f"{t:>9}" for t in titles.values())
     lines = [header, "-" * len(header)]
     for key, row in section.items():
         cells = " ".join("        -" if row.get(k) is None else f"{row[k]:>9.4f}" for k in titles)
-        lines.append(f"{key:<16} {row['ccc']:>8.4f} {cells}")
+        lines.append(f"{key:<{width}} {row['ccc']:>8.4f} {cells}")
     return "\n".join(lines)
 
 
@@ -435,47 +436,98 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def _draw(ax, kind, rows_by_label, dim):
+    """One panel: the `kind` curve of dimension `dim` for every label (a branch, or a run)."""
+    for index, (label, rows) in enumerate(rows_by_label.items()):
+        row = rows.get(dim)
+        if row is None:
+            continue
+        color = f"C{index % 10}"
+        curves = row["curves"][kind]
+        if kind == "calibration":
+            ax.plot(curves["expected"], curves["observed"], color=color,
+                    label=f"{label} (area {row['miscalibration_area']:.3f})")
+        elif kind == "sparsification":
+            ax.plot(curves["fraction_removed"], curves["model"], color=color, label=f"{label} (AUSE {row['ause']:.3f})")
+            ax.plot(curves["fraction_removed"], curves["oracle"], color=color, ls="--", lw=0.8)
+        else:
+            ax.plot(curves["fraction_rejected"], curves["ccc"], color=color, marker="o", ms=3,
+                    label=f"{label} ({row['reject_ccc_50']:.3f} at 50%)")
+    if kind == "calibration":
+        ax.plot([0, 1], [0, 1], "k:", lw=1)
+        ax.set_xlabel("expected coverage")
+        ax.set_ylabel("observed coverage")
+    elif kind == "sparsification":
+        ax.set_xlabel("fraction removed (most uncertain first)")
+        ax.set_ylabel("RMSE of kept frames (dashed: oracle)")
+    else:
+        ax.set_xlabel("fraction rejected (most uncertain first)")
+        ax.set_ylabel("CCC of the kept frames")
+    ax.set_title(f"{dim}: {kind.replace('_', ' ')}", fontsize=9)
+    ax.legend(fontsize=7)
+
+
 def plot_curves(curves_by_label, kind, title) -> bytes:
     """One panel per dimension; one line per label (a branch, or a run in `pipelines.compare`).
 
     Args:
-        curves_by_label: {label: {"<branch>_<dim>" or dim: row with "curves"}} with one entry per
-            dimension for every label.
+        curves_by_label: {label: {dim: row of `uncertainty_metrics` (with "curves")}}.
         kind: "calibration", "sparsification" or "reject_ccc".
     """
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(features.LABEL_KEYS), figsize=(9, 3.8))
     for ax, dim in zip(axes, features.LABEL_KEYS):
-        for index, (label, rows) in enumerate(curves_by_label.items()):
-            row = rows.get(dim)
-            if row is None:
-                continue
-            color = f"C{index % 10}"
-            curves = row["curves"][kind]
-            if kind == "calibration":
-                ax.plot(curves["expected"], curves["observed"], color=color,
-                        label=f"{label} (area {row['miscalibration_area']:.3f})")
-            elif kind == "sparsification":
-                ax.plot(curves["fraction_removed"], curves["model"], color=color,
-                        label=f"{label} (AUSE {row['ause']:.3f})")
-                ax.plot(curves["fraction_removed"], curves["oracle"], color=color, ls="--", lw=0.8)
-            else:
-                ax.plot(curves["fraction_rejected"], curves["ccc"], color=color, marker="o", ms=3,
-                        label=f"{label} ({row['reject_ccc_50']:.3f} at 50%)")
-        if kind == "calibration":
-            ax.plot([0, 1], [0, 1], "k:", lw=1)
-            ax.set_xlabel("expected coverage")
-            ax.set_ylabel("observed coverage")
-        elif kind == "sparsification":
-            ax.set_xlabel("fraction of frames removed (most uncertain first)")
-            ax.set_ylabel("RMSE of the kept frames (dashed: oracle)")
-        else:
-            ax.set_xlabel("fraction of frames rejected (most uncertain first)")
-            ax.set_ylabel("CCC of the kept frames")
-        ax.set_title(dim, fontsize=9)
-        ax.legend(fontsize=7)
+        _draw(ax, kind, curves_by_label, dim)
     fig.suptitle(title, fontsize=10)
     return _png(fig)
+
+
+def plot_comparison(curves_by_label, title) -> bytes:
+    """The three curves (rows) of both dimensions (columns) for several runs on one figure."""
+    plt = _pyplot()
+    kinds = ("calibration", "sparsification", "reject_ccc")
+    fig, axes = plt.subplots(len(kinds), len(features.LABEL_KEYS), figsize=(10, 11))
+    for row_axes, kind in zip(axes, kinds):
+        for ax, dim in zip(row_axes, features.LABEL_KEYS):
+            _draw(ax, kind, curves_by_label, dim)
+    fig.suptitle(title, fontsize=10)
+    return _png(fig)
+
+
+def compare_runs(run_dirs, folder, output_png, branch="av", verbose=True) -> dict:
+    """Puts the uncertainty curves of several evaluated runs (or ensembles) on one figure.
+
+    Reads `<run>/evaluation/<folder>/report.json` (written by `pipelines.evaluate` or
+    `pipelines.ensemble`), draws `plot_comparison` of `branch` to `output_png` and returns
+    {label: {dim: row}}.
+    """
+    from pipelines.evaluate import _write_bytes_atomic
+
+    rows_by_label = {}
+    names = [Path(d).name for d in run_dirs]
+    for run_dir, name in zip(run_dirs, names):
+        path = Path(run_dir) / "evaluation" / folder / "report.json"
+        if not path.is_file():
+            raise DataError(f"no evaluation {folder!r}; run python -m pipelines.evaluate --run-dir {run_dir} "
+                            f"(or pipelines.ensemble) for it first", path)
+        try:
+            report = read_json(path)
+        except ValueError as error:
+            raise DataError(f"not valid JSON ({error})", path) from None
+        section = (report.get("predictive_uncertainty") or {}).get("metrics")
+        if not section:
+            raise DataError("the evaluation holds no predictive-uncertainty figures (a regression run evaluated "
+                            "by this version of pipelines.evaluate has them)", path)
+        label = name if names.count(name) == 1 else f"{Path(run_dir).parent.name}/{name}"
+        label = f"{label} [{report['predictive_uncertainty']['method']}]"
+        rows_by_label[label] = {dim: section[f"{branch}_{dim}"] for dim in features.LABEL_KEYS
+                                if f"{branch}_{dim}" in section}
+    _write_bytes_atomic(Path(output_png), plot_comparison(rows_by_label, f"{folder}, branch {branch}"))
+    if verbose:
+        print(format_metrics({f"{label[:40]} {dim}": row for label, rows in rows_by_label.items()
+                              for dim, row in rows.items()}))
+        print(f"\nwritten: {output_png}")
+    return rows_by_label
 
 
 FIGURES = {"calibration": "uncertainty_calibration_curve.png", "sparsification": "uncertainty_sparsification.png",
@@ -535,6 +587,16 @@ def with_std_outputs(model, calibration):
     std_layer = CalibratedStd(calibration.to_json(), name="calibrated_std")
     outputs.update(std_layer(outputs))
     return keras.Model(inputs=inputs, outputs=outputs, name=f"{model.name}_with_std")
+
+
+def servable_model(model, run_dir, config, artifact_dir):
+    """`model` with the run's calibrated `*_std` outputs (frame-level regression runs; the native
+    calibration is fitted on the validation partition first if the run has none), else `model`."""
+    manifest = read_json(Path(artifact_dir) / "manifest.json")
+    sequence_level = any(p.get("sequence_level", False) for p in manifest["partitions"].values())
+    if config.get("task") != "regression" or sequence_level:
+        return model
+    return with_std_outputs(model, calibration_for(run_dir, model, config, artifact_dir, "native"))
 
 
 def _interp_tf(x, knots_x, knots_y):
