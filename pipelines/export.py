@@ -22,6 +22,10 @@ Outputs: a dict of float32 tensors with the inference model's names: `valence`, 
 `audio_valence`, ..., `visual_arousal` (unimodal branches) and, for COLD fusion, `audio_weight`,
 `visual_weight`, `audio_sigma_norm`, `visual_sigma_norm`, all [B, T] ([B, T, 3] logits for
 classification). The normalisation statistics are part of the model.
+When the run directory holds an uncertainty calibration (`uncertainty_calibration.json`, written by
+`python -m pipelines.uncertainty --run-dir RUN` or by evaluating the run), the outputs also include the
+calibrated per-frame std in label units: `valence_std`, `arousal_std` and per branch
+(`audio_valence_std`, ...), computed in the graph from the sigma norms and fusion weights.
 
 The version is written to a hidden temporary folder next to the version folders, checked (a fresh
 Python process with plain TensorFlow loads it and must reproduce the Keras model's outputs on real

@@ -590,13 +590,12 @@ def with_std_outputs(model, calibration):
 
 
 def servable_model(model, run_dir, config, artifact_dir):
-    """`model` with the run's calibrated `*_std` outputs (frame-level regression runs; the native
-    calibration is fitted on the validation partition first if the run has none), else `model`."""
-    manifest = read_json(Path(artifact_dir) / "manifest.json")
-    sequence_level = any(p.get("sequence_level", False) for p in manifest["partitions"].values())
-    if config.get("task") != "regression" or sequence_level:
+    """`model` with the run's calibrated `*_std` outputs when the run directory holds a native
+    calibration (`python -m pipelines.uncertainty --run-dir RUN`, or any regression evaluation, writes
+    it), else `model` unchanged."""
+    if config.get("task") != "regression" or not (Path(run_dir) / CALIBRATION_FILES["native"]).is_file():
         return model
-    return with_std_outputs(model, calibration_for(run_dir, model, config, artifact_dir, "native"))
+    return with_std_outputs(model, Calibration.load(run_dir, "native"))
 
 
 def _interp_tf(x, knots_x, knots_y):

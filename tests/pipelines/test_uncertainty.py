@@ -147,3 +147,35 @@ def test_bad_input_is_one_line_errors(regression_run, tmp_path):
     (tmp_path / "broken" / uncertainty.CALIBRATION_FILES["native"]).write_text("{")
     with pytest.raises(Exception, match="not valid JSON"):
         uncertainty.Calibration.load(tmp_path / "broken")
+
+
+@pytest.mark.slow
+def test_exported_signature_carries_the_calibrated_std(regression_run, uncertainty_report, tmp_path):
+    import tensorflow as tf
+
+    from pipelines import export
+
+    infer, config = export.load_inference_model(regression_run)
+    model = uncertainty.servable_model(infer, regression_run, config, config["runtime"]["artifact_dir"])
+    export.save_saved_model(model, tmp_path / "1")
+    signature = tf.saved_model.load(str(tmp_path / "1")).signatures["without_mask"]
+    recordings, outputs = helpers.predict(regression_run, "test")
+    served = signature(audio=recordings[1]["audio"][None].astype(np.float32),
+                       visual=recordings[1]["visual"][None].astype(np.float32))
+    expected = uncertainty.Calibration.load(regression_run).std(outputs[1])
+    assert {"valence_std", "arousal_std", "audio_valence_std", "visual_arousal_std"} <= set(served)
+    for name in ("valence_std", "arousal_std"):
+        np.testing.assert_allclose(served[name].numpy()[0], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_compare_draws_several_runs_uncertainty_curves(regression_run, uncertainty_report, tmp_path):
+    result = helpers.cli("pipelines.compare", [regression_run, regression_run.parent / "missing",
+                                               "--uncertainty-plot", tmp_path / "curves.png",
+                                               "--evaluation", "test_corrupt-visual-0.5-noise"])
+    helpers.assert_one_line_error(result, "report.json")
+    rows = uncertainty.compare_runs([regression_run], "test_corrupt-visual-0.5-noise", tmp_path / "curves.png",
+                                    verbose=False)
+    assert (tmp_path / "curves.png").read_bytes().startswith(PNG)
+    (label, by_dim), = rows.items()
+    assert label.endswith("[native]")
+    assert by_dim["valence"] == uncertainty_report["predictive_uncertainty"]["metrics"]["av_valence"]
