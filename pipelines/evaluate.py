@@ -18,6 +18,10 @@ Scores a finished training run on one partition and writes, under
   modality's per-frame error, and the fusion weight on corrupted vs clean frames with the ROC AUC of
   (1 - w_m) as a detector of corrupted frames (the synthetic corpus's ground truth, and the
   evaluator's own corruption).
+* Predictive uncertainty (frame-level regression): a per-frame std in label units from the run's
+  validation-fitted calibration (`pipelines.uncertainty`; `--uncertainty mc_dropout` for MC dropout),
+  scored by NLL, interval coverage and width, calibration curve, ENCE, sparsification (AUSE) and the
+  reject-option CCC, with `uncertainty_*.png` figures and `frames/<recording>.csv` holding the std.
 
 `report.json` is written last, so a folder holding it is a complete evaluation.
 """

@@ -739,7 +739,10 @@ def main(argv=None):
         raise ConfigError(f"--mc-passes must be >= 2, got {args.mc_passes}")
     from pipelines import evaluate, export
 
-    config, artifact_dir, _ = evaluate.open_run(args.run_dir)
+    config, artifact_dir, manifest = evaluate.open_run(args.run_dir)
+    if any(p.get("sequence_level", False) for p in manifest["partitions"].values()):
+        raise ConfigError("uncertainty calibration applies to frame-level corpora (this run's labels are "
+                          "per utterance)", Path(args.run_dir) / "config.json")
     if config["task"] != "regression":
         raise ConfigError("uncertainty calibration applies to regression runs (classification: temperature "
                           "scaling in pipelines.evaluate)", Path(args.run_dir) / "config.json")
