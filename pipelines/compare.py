@@ -259,6 +259,12 @@ def parse_args(argv=None):
     parser.add_argument("--metric", help="per-recording score of the t-tests (default ccc_mean or f1_macro)")
     parser.add_argument("--branch", default="av", help="branch of metrics.json shown in the table")
     parser.add_argument("--output", help="also write the comparison to this JSON file")
+    parser.add_argument("--uncertainty-plot", metavar="PNG",
+                        help="draw the runs' calibration, sparsification and reject-option CCC curves (fused output) "
+                             "on one figure, from their evaluation reports; accepts pipelines.ensemble folders too")
+    parser.add_argument("--evaluation", metavar="FOLDER",
+                        help="evaluation folder of --uncertainty-plot, e.g. test_corrupt-visual-0.5-noise "
+                             "(default: the partition)")
     return parser.parse_args(argv)
 
 
@@ -267,6 +273,12 @@ def main(argv=None):
     args = parse_args(argv)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
+        if args.uncertainty_plot:
+            from pipelines import uncertainty
+
+            uncertainty.compare_runs(args.run_dirs, args.evaluation or args.partition, args.uncertainty_plot)
+            if not all((Path(d) / "metrics.json").is_file() for d in args.run_dirs):
+                return  # an ensemble folder has no metrics.json: the curves are the comparison
         run(args.run_dirs, args.partition, args.metric, branch=args.branch, output=args.output)
 
 

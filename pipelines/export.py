@@ -23,6 +23,10 @@ Outputs: a dict of float32 tensors with the inference model's names: `valence`, 
 `audio_valence`, ..., `visual_arousal` (unimodal branches) and, for COLD fusion, `audio_weight`,
 `visual_weight`, `audio_sigma_norm`, `visual_sigma_norm`, all [B, T] ([B, T, 3] logits for
 classification). The normalisation statistics are part of the model.
+When the run directory holds an uncertainty calibration (`uncertainty_calibration.json`, written by
+`python -m pipelines.uncertainty --run-dir RUN` or by evaluating the run), the outputs also include the
+calibrated per-frame std in label units: `valence_std`, `arousal_std` and per branch
+(`audio_valence_std`, ...), computed in the graph from the sigma norms and fusion weights.
 
 The version is written to a hidden temporary folder next to the version folders, checked (a fresh
 Python process with plain TensorFlow loads it and must reproduce the Keras model's outputs on real
@@ -512,6 +516,9 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
                               f"use {next_version(model_root)}", model_root / str(version))
     model, config = load_inference_model(run_dir)
     artifact_dir = artifact_dir_of(config, run_dir)
+    from pipelines import uncertainty
+
+    model = uncertainty.servable_model(model, run_dir, config, artifact_dir)
     recordings = sample_recordings(artifact_dir, max(1, int(warmup_recordings)))
 
     model_root.mkdir(parents=True, exist_ok=True)
