@@ -402,7 +402,8 @@ def check_alignment(path: Path, stamps: np.ndarray, lines: np.ndarray, reference
     if bad.any():
         i = int(np.argmax(bad))
         hint = "" if not strict or drift[i] >= LENIENT_ALIGN * hop else "; --lenient accepts less than half a hop"
-        raise DataError(f"timestamp {stamps[i]:.6g} s, but {against} is at {reference[i]:.6g} s (expected within "
+        at = "" if against.endswith(" at") else " is at"
+        raise DataError(f"timestamp {stamps[i]:.6g} s, but {against}{at} {reference[i]:.6g} s (expected within "
                         f"{limit:.3g} s{hint})", path, int(lines[i]), 2)
     off = ~(drift <= ALIGN_TOLERANCE * hop)
     if off.any():
@@ -425,13 +426,16 @@ def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict, s
             raw[modality] = [(folder.path / file_name,
                               *_read_features(folder.path / file_name, folder, entry.name, strict, lines))
                              for folder in folders]
-    against = "the label row it is paired with"
+    reference, against = timestamps, "the label row it is paired with"
     if timestamps is None:
         path, stamps, _ = min((item for items in raw.values() for item in items), key=lambda item: len(item[1]))
         timestamps = stamps
-        against = f"the row it is paired with in {path}"
+        # No labels: every file against the grid of the corpus hop through the nearest grid point.
+        longest = max(len(item[1]) for items in raw.values() for item in items)
+        reference = np.round(stamps[0] / hop) * hop + np.arange(longest) * hop
+        against = f"the {hop:.6g} s frame grid puts that row at"
     for path, stamps, values in (item for items in raw.values() for item in items):
-        check_alignment(path, stamps, lines[path], timestamps, hop, strict, against)
+        check_alignment(path, stamps, lines[path], reference, hop, strict, against)
         if seen is not None:
             digest = hashlib.sha1(np.ascontiguousarray(values).tobytes()).hexdigest()
             if digest in seen:
