@@ -146,6 +146,8 @@ def open_layout(data_dir, *, audio_features, visual_features, allow_missing_moda
                 match = FILE_PATTERN.match(file_name)
                 if match and match.group(1) == "Test" and file_name not in entries:
                     entries[file_name] = _entry(match, None)
+                elif match and file_name not in entries and file_name not in label_files:
+                    _missing_labels(labels_dir / file_name, folder.path / file_name, strict, report)
     if not entries:
         raise DataError("no label files named <Partition>_<Culture>_<NN>.csv (Partition: Train, Devel, Test)",
                         labels_dir)
@@ -197,6 +199,35 @@ def open_layout(data_dir, *, audio_features, visual_features, allow_missing_moda
     return Corpus(dataset=dataset, root=str(root), hop=hop, audio_feature_names=names[features.AUDIO],
                   visual_feature_names=names[features.VISUAL], recordings=recordings,
                   fingerprint=fingerprint, report=report)
+
+
+def _missing_labels(label_path: Path, feature_path: Path, strict: bool, report: dict) -> None:
+    """A training or development recording with features but no label file (lenient: skipped with a warning)."""
+    if strict:
+        raise DataError(f"no label file, but {feature_path} holds features of this recording (expected a label "
+                        f"file for every Train and Devel recording; --lenient skips the recording)", label_path)
+    if str(label_path) not in report.setdefault("skipped_without_labels", []):
+        report["skipped_without_labels"].append(str(label_path))
+        warnings.warn(f"{label_path}: no label file for the features in {feature_path}; recording skipped "
+                      f"(lenient)", stacklevel=3)
+
+
+def check_line_break(path: Path, strict=True) -> None:
+    """A file whose last line has no line break may have been cut off in the middle of a value.
+
+    Strict: an error; lenient: a warning naming the file.
+    """
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) in (b"\n", b"\r"):
+            return
+    message = "the last line does not end with a line break: the file may be cut off (expected a complete last line"
+    if strict:
+        raise DataError(message + "; --lenient accepts it)", path)
+    warnings.warn(f"{path}: {message}); accepted (lenient)", stacklevel=3)
 
 
 def _entry(match, label_path) -> _Entry:
@@ -312,6 +343,7 @@ def _read_labels(path: Path, hop: float, name=None, strict=True):
     """
     table = read_table(path, text_columns=1, header=True, allow_empty=True)
     if name is not None:
+        check_line_break(path, strict)
         check_names(table, name, strict)
     t_col, a_col, v_col = _label_columns(table)
     timestamps = table.values[:, t_col]
@@ -351,6 +383,7 @@ def _read_features(path: Path, folder: _Folder, name=None, strict=True, lines=No
         raise DataError(f"{dim} feature columns, but {folder.first_file} has {folder.dim}", path,
                         int(table.lines[0]))
     if name is not None:
+        check_line_break(path, strict)
         check_names(table, name, strict)
     if lines is not None:
         lines[path] = table.lines
