@@ -244,10 +244,13 @@ def _sort_key(file_name: str):
 
 def _list_csv(folder: Path) -> dict:
     listing = {}
-    with os.scandir(folder) as scan:
-        for item in scan:
-            if item.name.endswith(".csv") and not item.name.startswith(".") and item.is_file():
-                listing[item.name] = item.stat()
+    try:
+        with os.scandir(folder) as scan:
+            for item in scan:
+                if item.name.endswith(".csv") and not item.name.startswith(".") and item.is_file():
+                    listing[item.name] = item.stat()
+    except OSError as error:
+        raise DataError(f"cannot list the folder ({error.strerror}) (expected a readable folder)", folder) from None
     return listing
 
 
