@@ -48,6 +48,7 @@ import numpy as np
 from pipelines import features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
+from pipelines.pause import pause_point
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -469,6 +470,7 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
                 writer = writers[recording.partition] = _PartitionWriter(
                     examples / recording.partition, recording.partition, num_shards, shard_bytes)
             writer.write(recording, serialize_recording(recording, logmel))
+            pause_point("example_gen.shard")
     except BaseException:
         for writer in writers.values():
             writer.discard()

@@ -47,6 +47,7 @@ import numpy as np
 from pipelines import features
 from pipelines.errors import ColdKerasError, ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_text_atomic
+from pipelines.pause import pause_point
 
 SERVING_DEFAULT = "serving_default"
 WITHOUT_MASK = "without_mask"
@@ -519,6 +520,7 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
     tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=model_root))
     try:
         save_saved_model(model, tmp)
+        pause_point("export.saved")
         count = write_warmup_requests(tmp / "assets.extra" / WARMUP_FILE, name, recordings)
         report = verify_export(tmp, model, recordings) if verify else None
         final = model_root / str(version)

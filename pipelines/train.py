@@ -27,6 +27,7 @@ from pipelines import features
 from pipelines import example_gen
 from pipelines.errors import ConfigError, ColdKerasError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
+from pipelines.pause import pause_callback
 
 RUN_FILES = ("config.json", "model.keras", "metrics.json", "history.csv")
 
@@ -388,6 +389,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
         InterruptGuard(),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0, write_graph=False),
     ]
+    callbacks.append(pause_callback("train.epoch"))
     figure_recording = next(iter(input_pipeline.iter_recordings(artifact_dir, validation)), None)
     infer = inference_model(model)
     if figure_recording is not None and chief:
