@@ -237,15 +237,11 @@ class _Checker:
         return faces.shape[0]
 
     def _check_contents(self, rec):
-        """Finite float32 features, and no two recordings with the same features (a copied recording)."""
+        """No two recordings with the same features (a copied recording). Non-finite values are left
+        to StatisticsGen, which reports them as a blocking anomaly."""
         digest = hashlib.sha1()
         for modality in features.MODALITIES:
             values = np.asarray(getattr(rec, modality), np.float32)
-            bad = ~np.isfinite(values)
-            if bad.any():
-                frame, column = (int(i) for i in np.argwhere(bad)[0])
-                self.fail(rec, f"{modality} feature {column} of frame {frame} is {values[frame, column]} as a "
-                               f"32-bit float (expected finite values)")
             digest.update(np.ascontiguousarray(values).tobytes())
         key = digest.hexdigest()
         if key in self.contents:
