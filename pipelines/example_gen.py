@@ -568,14 +568,15 @@ def build_parser():
 
 
 def add_strictness_arguments(parser) -> None:
-    """`--strict` (the default) / `--lenient`, stored as `strict` (None when neither is given)."""
+    """`--strict` (the default) / `--lenient`, stored as `strict` (absent when neither is given)."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--strict", dest="strict", action="store_true", default=None,
+    group.add_argument("--strict", dest="strict", action="store_true", default=argparse.SUPPRESS,
                        help="AVEC/IEMOCAP: every field must be exactly what it must be (the default)")
-    group.add_argument("--lenient", dest="strict", action="store_false",
+    group.add_argument("--lenient", dest="strict", action="store_false", default=argparse.SUPPRESS,
                        help="AVEC/IEMOCAP: accept, with a warning naming the file, feature timestamps that drift "
                             "from the labels' by less than half a hop, a name column that differs from the "
-                            "recording only in its quoting, and IEMOCAP ids not of their dialog")
+                            "recording only in its quoting, a last line without a line break, IEMOCAP ids not "
+                            "of their dialog; Train/Devel features without a label file are skipped")
 
 
 def strictness_option(dataset: str, strict) -> dict:
@@ -613,7 +614,7 @@ def main(argv=None):
             options["visual_features"] = visual
     if args.allow_missing_modality:
         options["allow_missing_modality"] = True
-    options.update(strictness_option(args.dataset, args.strict))
+    options.update(strictness_option(args.dataset, getattr(args, "strict", None)))
     if args.num_shards is not None and args.num_shards < 1:
         raise ConfigError(f"--num-shards must be at least 1, got {args.num_shards}")
     from pipelines.datasets import open_corpus
