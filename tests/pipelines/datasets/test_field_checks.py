@@ -264,3 +264,37 @@ def test_example_gen_cli_strict_and_lenient(avec):
         example_gen.main(command[3:] + ["--lenient"])
     manifest = example_gen.load_manifest(root / "out")
     assert sum(part["num_recordings"] for part in manifest["partitions"].values()) == 4
+
+
+# --------------------------------------------------------------------------- raw synthetic files
+
+
+@pytest.mark.parametrize("damage", ["short_wav", "other_name", "garbage_faces"])
+def test_raw_synthetic_files_are_checked(raw_corpus_dir, tmp_path, damage):
+    import shutil
+
+    from pipelines.datasets import synthetic_raw
+
+    root = tmp_path / "raw"
+    shutil.copytree(raw_corpus_dir, root)
+    name = sorted(p.stem for p in (root / "labels").glob("*.csv"))[0]
+    if damage == "short_wav":
+        path = root / synthetic_raw.AUDIO_FOLDER / f"{name}.wav"
+        waveform, rate = synthetic_raw.read_wav(path)
+        synthetic_raw.write_wav(path, waveform[: len(waveform) // 2], rate)
+        message = f"{path}: {len(waveform) // 2} samples"
+        expected = f"(expected {len(waveform)} samples at {rate} Hz, within a hop)"
+    elif damage == "other_name":
+        path = root / "labels" / f"{name}.csv"
+        other = sorted(p.stem for p in (root / "labels").glob("*.csv"))[1]
+        path.write_text(path.read_text().replace(f"'{name}'", f"'{other}'"))
+        message = f"{path}:2:1: name \"'{other}'\" in a file of recording {name}"
+        expected = f"(expected '{name}' on every row)"
+    else:
+        path = root / synthetic_raw.FACES_FOLDER / f"{name}.npz"
+        path.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+        message = f"{path}: unreadable face file, expected a .npz with a 'faces' array"
+        expected = ""
+    with pytest.raises(DataError) as error:
+        list(open_corpus("synthetic", root).recordings())
+    assert str(error.value).startswith(message) and str(error.value).endswith(expected or str(error.value)[-1])
