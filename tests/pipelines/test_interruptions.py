@@ -158,12 +158,13 @@ def _evaluate_setup(inputs, folder):
 
 
 def _evaluate_outputs(out):
-    report = json.loads((out / "report.json").read_text())
-    return tree(out, skip=("report.json",)), without(report, {"run_dir", "output_dir"})
+    folder = next(out.rglob("report.json")).parent  # <output dir>/<partition>
+    report = json.loads((folder / "report.json").read_text())
+    return folder.name, tree(folder, skip=("report.json",)), without(report, {"run_dir", "output_dir"})
 
 
 def _evaluate_left(out):
-    assert not (out / "report.json").exists()
+    assert not list(out.rglob("report.json"))
 
 
 def _export_setup(inputs, folder):
