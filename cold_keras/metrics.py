@@ -7,8 +7,9 @@ Two kinds live here:
 * streaming Keras metrics (`StreamingCCC`, `StreamingMacroF1`) that accumulate sufficient statistics over
   an epoch, so the logged value equals the NumPy function on all the epoch's valid frames concatenated.
 
-CCC follows AVEC's partition-level scoring (all recordings of a partition concatenated) with sample
-moments, ddof=1 for the variances and the covariance alike.
+CCC follows AVEC 2019's partition-level scoring (all recordings of a partition concatenated) and its
+`calc_scores.py` to the last digit: covariance divided by n, variances by n - 1. `ccc_unbiased` (ddof=1
+for all three moments) stays available by name.
 """
 
 import collections
@@ -23,38 +24,7 @@ from keras import ops
 # ----------------------------------------------------------------------------------------------------
 
 
-def ccc(x, y, *, ignore_nan=False):
-    """Concordance correlation coefficient of two sequences (NumPy, float64).
-
-        CCC = 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2)
-
-    with sample variances and covariance, all with ddof=1 (divisor n - 1). Scoring a partition: pass the
-    frames of all its recordings concatenated. AVEC 2019's `calc_scores` divides the variances by n - 1 but
-    the covariance by n; the two agree to a relative 1/n (1e-5 on an AVEC partition).
-
-    Edge cases:
-
-    * fewer than two samples: NaN (the sample variance is undefined);
-    * one side constant: s_xy = 0, so 0 as long as the denominator is positive (the other side varies or
-      the means differ);
-    * both sides constant and equal: 0 / 0, NaN;
-    * NaN in either input: NaN, unless `ignore_nan=True`, which drops every pair with a NaN on either
-      side first (as audmetric's `concordance_cc(..., ignore_nan=True)`).
-
-    Args:
-        x: array-like. Values (e.g. gold standard); flattened.
-        y: array-like of the same size. Values (e.g. predictions); flattened.
-        ignore_nan: bool. Drop pairs with a NaN instead of returning NaN. Defaults to False.
-
-    Returns:
-        float.
-
-    Raises:
-        ValueError: if `x` and `y` have different sizes.
-
-    >>> ccc([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
-    1.0
-    """
+def _paired(x, y, ignore_nan):
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if x.size != y.size:
@@ -62,6 +32,78 @@ def ccc(x, y, *, ignore_nan=False):
     if ignore_nan:
         keep = ~(np.isnan(x) | np.isnan(y))
         x, y = x[keep], y[keep]
+    return x, y
+
+
+def ccc(x, y, *, ignore_nan=False):
+    """Concordance correlation coefficient as AVEC 2019's `calc_scores.py` computes it (NumPy, float64).
+
+        CCC = 2 cov / (var_x + var_y + (mean_x - mean_y)^2)
+
+    with, exactly as the official script writes them,
+
+        mean_x = nanmean(x),  mean_y = nanmean(y)
+        cov    = nanmean((x - mean_x) (y - mean_y))          (divisor n: the pairs without a NaN)
+        var_x  = nansum((x - mean_x)^2) / (len(x) - 1)       (divisor len - 1, as Matlab's nanvar)
+
+    so on series without NaN the covariance is divided by n and the variances by n - 1. This is the
+    partition-level score of the trainer, the evaluator, `metrics.json` and the prediction scoring:
+    pass the frames of all recordings of a partition concatenated. `ccc_unbiased` is the variant with
+    every moment divided by n - 1 (larger by a factor n / (n - 1)).
+
+    Edge cases:
+
+    * fewer than two samples: NaN;
+    * one side constant: cov = 0, so 0 as long as the denominator is positive;
+    * both sides constant and equal: 0 / 0, NaN;
+    * NaN in either input: handled as the official script does (each mean over its own non-NaN values,
+      the covariance over the pairs without a NaN, the variances divided by the full length - 1);
+      `ignore_nan=True` drops every pair with a NaN on either side first instead.
+
+    Args:
+        x: array-like. Values (e.g. gold standard); flattened.
+        y: array-like of the same size. Values (e.g. predictions); flattened.
+        ignore_nan: bool. Drop the pairs with a NaN before scoring. Defaults to False.
+
+    Returns:
+        float.
+
+    Raises:
+        ValueError: if `x` and `y` have different sizes.
+
+    >>> round(ccc([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]), 4)  # (n - 1) / n for identical series
+    0.6667
+    """
+    x, y = _paired(x, y, ignore_nan)
+    n = x.size
+    if n < 2 or np.isnan(x).all() or np.isnan(y).all():
+        return float("nan")
+    mean_x, mean_y = np.nanmean(x), np.nanmean(y)
+    products = (x - mean_x) * (y - mean_y)
+    if np.isnan(products).all():
+        return float("nan")
+    cov = np.nanmean(products)
+    var_x = np.nansum((x - mean_x) ** 2) / (n - 1)
+    var_y = np.nansum((y - mean_y) ** 2) / (n - 1)
+    denominator = var_x + var_y + (mean_x - mean_y) ** 2
+    if denominator == 0:
+        return float("nan")
+    return float(2.0 * cov / denominator)
+
+
+def ccc_unbiased(x, y, *, ignore_nan=False):
+    """CCC with sample variances and covariance all divided by n - 1 (ddof=1).
+
+        CCC = 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2)
+
+    Equals `ccc` (AVEC's definition) times n / (n - 1) on series without NaN. NaN with fewer than two
+    samples, when both sides are the same constant, or with a NaN in either input unless
+    `ignore_nan=True`, which drops every pair with a NaN on either side first.
+
+    >>> ccc_unbiased([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    1.0
+    """
+    x, y = _paired(x, y, ignore_nan)
     n = x.size
     if n < 2:
         return float("nan")
@@ -76,18 +118,31 @@ def ccc(x, y, *, ignore_nan=False):
     return float(2.0 * cov / denominator)
 
 
+# Partition-level CCC definitions by name: `avec` (the official scripts', the default) and `unbiased`.
+CCC_DEFINITIONS = {"avec": ccc, "unbiased": ccc_unbiased}
+
+
+def ccc_by_name(definition="avec"):
+    """The CCC function called `definition` in `CCC_DEFINITIONS` (`avec` or `unbiased`)."""
+    if definition not in CCC_DEFINITIONS:
+        raise ValueError(f"unknown CCC definition {definition!r}; choose one of {', '.join(CCC_DEFINITIONS)}.")
+    return CCC_DEFINITIONS[definition]
+
+
 @keras.saving.register_keras_serializable(package="cold_keras")
 class StreamingCCC(keras.metrics.Metric):
     """CCC of all frames seen since the last reset, identical to `ccc` on the concatenated valid frames.
 
     Accumulates the weighted sufficient statistics n = sum w, sum w x, sum w y, sum w x^2, sum w y^2 and
     sum w x y in float64 variables (float64 is supported on CPU and GPU; the statistics are sums, so they
-    also add up correctly across replicas under `tf.distribute`). The result is
+    also add up correctly across replicas under `tf.distribute`). With S_ab = sum w a b - (sum w a)(sum w b) / n
+    the result is AVEC's definition (covariance / n, variances / (n - 1)), the one `ccc` computes:
 
-        CCC = 2 S_xy / (S_xx + S_yy + (n - 1)(mean_x - mean_y)^2),   S_ab = sum w a b - (sum w a)(sum w b) / n
+        CCC = 2 (S_xy / n) / ((S_xx + S_yy) / (n - 1) + (mean_x - mean_y)^2)
 
-    which is `ccc` (ddof=1) for a 0/1 mask. NaN before any update, with fewer than two valid frames, or
-    when both sides are the same constant. A NaN in a valid frame makes the result NaN.
+    or, with `definition="unbiased"`, `ccc_unbiased` (covariance / (n - 1) too). NaN before any update,
+    with fewer than two valid frames, or when both sides are the same constant. A NaN in a valid frame
+    makes the result NaN (the NumPy `ccc` instead skips it as AVEC's script does).
 
     With `model.compile`, list it under `weighted_metrics`: Keras passes `sample_weight` (the frame mask)
     only to those, never to `metrics`.
@@ -95,13 +150,14 @@ class StreamingCCC(keras.metrics.Metric):
     Args:
         name: str. Defaults to "ccc".
         dtype: dtype of the result. Defaults to None (float32).
+        definition: str. `avec` (default) or `unbiased` (see `CCC_DEFINITIONS`).
 
     Call arguments (`update_state`):
         y_true: `[B, T]` (any shape) gold standard.
         y_pred: same shape, predictions.
         sample_weight: frame mask of the same shape (1 = valid frame) or None.
 
-    >>> m = StreamingCCC()
+    >>> m = StreamingCCC(definition="unbiased")
     >>> m.update_state([[0.0, 1.0, 2.0]], [[0.0, 1.0, 2.0]])
     >>> float(m.result())
     1.0
@@ -109,8 +165,10 @@ class StreamingCCC(keras.metrics.Metric):
 
     _STATS = ("n", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
 
-    def __init__(self, name="ccc", dtype=None):
+    def __init__(self, name="ccc", dtype=None, definition="avec"):
+        ccc_by_name(definition)
         super().__init__(name=name, dtype=dtype)
+        self.definition = definition
         for stat in self._STATS:
             setattr(self, stat, self.add_variable(shape=(), initializer="zeros", dtype="float64", name=stat))
 
@@ -139,12 +197,17 @@ class StreamingCCC(keras.metrics.Metric):
         s_yy = self.sum_yy - self.sum_y * mean_y
         s_xy = self.sum_xy - self.sum_x * mean_y
         denominator = s_xx + s_yy + (n - 1.0) * ops.square(mean_x - mean_y)
+        if self.definition == "avec":
+            s_xy = s_xy * (n - 1.0) / ops.where(n > 0.0, n, 1.0)
         value = ops.where(
             ops.logical_and(n >= 2.0, denominator > 0.0),
             2.0 * s_xy / ops.where(denominator > 0.0, denominator, 1.0),
             np.nan,
         )
         return ops.cast(value, self.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "definition": self.definition}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -441,3 +504,266 @@ def temperature_scale(logits_val, labels_val, *, num_draws=100, low=1e-2, high=1
         for t in candidates
     ]
     return float(candidates[int(np.argmin(errors))])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Regression uncertainty: per-frame predictive std in label units
+# ----------------------------------------------------------------------------------------------------
+
+INTERVAL_LEVELS = (0.5, 0.9, 0.95)
+REJECT_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _regression_triplet(y_true, y_pred, std):
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    mu = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    s = np.asarray(std, dtype=np.float64).reshape(-1)
+    if not y.size == mu.size == s.size:
+        raise ValueError(f"y_true, y_pred and std need the same size, got {y.size}, {mu.size} and {s.size}.")
+    if y.size == 0:
+        raise ValueError("uncertainty metrics of an empty set of predictions are undefined.")
+    if not np.all(s > 0):
+        raise ValueError(f"std must be positive everywhere, got a minimum of {s.min()!r}.")
+    return y, mu, s
+
+
+def _normal_quantile(p):
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(float(p))
+
+
+def gaussian_nll(y_true, y_pred, std):
+    """Mean Gaussian negative log-likelihood of the targets under N(y_pred, std^2), in nats.
+
+        NLL = 1/N sum_i [ 0.5 log(2 pi s_i^2) + (y_i - mu_i)^2 / (2 s_i^2) ]
+
+    Args:
+        y_true: array-like. Targets; flattened.
+        y_pred: array-like of the same size. Predicted means.
+        std: array-like of the same size, > 0. Predicted standard deviations (label units).
+
+    Returns:
+        float.
+
+    >>> round(gaussian_nll([0.0], [0.0], [1.0]), 6)
+    0.918939
+    """
+    y, mu, s = _regression_triplet(y_true, y_pred, std)
+    return float(np.mean(0.5 * np.log(2.0 * np.pi * s**2) + (y - mu) ** 2 / (2.0 * s**2)))
+
+
+def interval_coverage(y_true, y_pred, std, level=0.9):
+    """Prediction-interval coverage probability (PICP) and mean width of central Gaussian intervals.
+
+        z = Phi^-1((1 + level) / 2),   interval_i = [mu_i - z s_i, mu_i + z s_i]
+        PICP = 1/N sum_i 1[|y_i - mu_i| <= z s_i],   width = 1/N sum_i 2 z s_i
+
+    A calibrated model has PICP close to `level`; among calibrated models, narrower is better.
+
+    Args:
+        y_true, y_pred, std: array-likes of the same size (std > 0).
+        level: float in (0, 1). Nominal coverage. Defaults to 0.9.
+
+    Returns:
+        tuple of floats `(picp, mean_width)`.
+
+    >>> picp, width = interval_coverage([0.0, 0.0, 2.0, 0.5], [0.0] * 4, [1.0] * 4, level=0.9)
+    >>> picp, round(width, 4)
+    (0.75, 3.2897)
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}.")
+    y, mu, s = _regression_triplet(y_true, y_pred, std)
+    z = _normal_quantile((1.0 + level) / 2.0)
+    covered = np.abs(y - mu) <= z * s
+    return float(covered.mean()), float(np.mean(2.0 * z * s))
+
+
+def calibration_curve(y_true, y_pred, std, num_levels=99):
+    """Observed vs expected coverage of central Gaussian intervals (regression calibration curve).
+
+    For expected proportions p_k = k / (num_levels + 1), k = 1..num_levels, the observed proportion is
+    the PICP of the central p_k interval (`interval_coverage`); a calibrated model follows the diagonal.
+
+    Args:
+        y_true, y_pred, std: array-likes of the same size (std > 0).
+        num_levels: int >= 1. Defaults to 99 (p = 0.01, ..., 0.99).
+
+    Returns:
+        tuple of float64 arrays `(expected, observed)`, each `[num_levels]`.
+
+    >>> expected, observed = calibration_curve([0.0, 1.0], [0.0, 0.0], [1.0, 1.0], num_levels=1)
+    >>> expected.tolist(), observed.tolist()
+    ([0.5], [0.5])
+    """
+    if not isinstance(num_levels, (int, np.integer)) or num_levels < 1:
+        raise ValueError(f"num_levels must be a positive int, got {num_levels!r}.")
+    y, mu, s = _regression_triplet(y_true, y_pred, std)
+    expected = np.arange(1, num_levels + 1, dtype=np.float64) / (num_levels + 1)
+    z = np.array([_normal_quantile((1.0 + p) / 2.0) for p in expected])
+    ratio = np.abs(y - mu) / s
+    observed = np.mean(ratio[None, :] <= z[:, None], axis=1)
+    return expected, observed
+
+
+def miscalibration_area(y_true, y_pred, std, num_levels=99):
+    """Area between the calibration curve and the diagonal.
+
+        MA = integral_0^1 |observed(p) - p| dp
+
+    by the trapezoid rule over p = 0, p_1, ..., p_K, 1 of `calibration_curve` (observed(0) = 0 and
+    observed(1) = 1 by definition). 0 for perfect calibration, at most 0.5.
+
+    Args:
+        y_true, y_pred, std: array-likes of the same size (std > 0).
+        num_levels: int. Defaults to 99.
+
+    Returns:
+        float in [0, 0.5].
+
+    >>> round(miscalibration_area([0.0, 0.0], [0.0, 0.0], [1.0, 1.0], num_levels=3), 4)
+    0.375
+    """
+    expected, observed = calibration_curve(y_true, y_pred, std, num_levels)
+    p = np.concatenate([[0.0], expected, [1.0]])
+    gap = np.abs(np.concatenate([[0.0], observed, [1.0]]) - p)
+    return float(np.sum((gap[1:] + gap[:-1]) * np.diff(p)) / 2.0)
+
+
+def expected_normalized_calibration_error(y_true, y_pred, std, num_bins=10):
+    """ENCE (Levi et al. 2019): binned RMSE against the binned root mean variance, relative.
+
+    Frames sorted by std (stable sort) are split into `num_bins` bins of (near) equal count
+    (`numpy.array_split`); per bin j
+
+        RMV_j = sqrt(mean_j s_i^2),   RMSE_j = sqrt(mean_j (y_i - mu_i)^2)
+        ENCE = 1/B sum_j |RMV_j - RMSE_j| / RMV_j
+
+    over the non-empty bins. 0 when every bin's error matches its predicted spread.
+
+    Args:
+        y_true, y_pred, std: array-likes of the same size (std > 0).
+        num_bins: int >= 1. Defaults to 10.
+
+    Returns:
+        float >= 0.
+
+    >>> expected_normalized_calibration_error([1.0, -1.0, 2.0, -2.0], [0.0] * 4, [1.0, 1.0, 2.0, 2.0], num_bins=2)
+    0.0
+    """
+    if not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
+        raise ValueError(f"num_bins must be a positive int, got {num_bins!r}.")
+    y, mu, s = _regression_triplet(y_true, y_pred, std)
+    order = np.argsort(s, kind="stable")
+    terms = []
+    for index in np.array_split(order, num_bins):
+        if index.size == 0:
+            continue
+        rmv = np.sqrt(np.mean(s[index] ** 2))
+        rmse = np.sqrt(np.mean((y[index] - mu[index]) ** 2))
+        terms.append(abs(rmv - rmse) / rmv)
+    return float(np.mean(terms))
+
+
+def _kept_after_removing(order, fraction):
+    # The frames left when the first round(fraction * N) of `order` are removed.
+    n = order.size
+    return order[int(round(fraction * n)):]
+
+
+def sparsification_curve(y_true, y_pred, uncertainty, num_steps=20, error="rmse"):
+    """Error of the kept frames as the most uncertain frames are removed, and the oracle's curve.
+
+    For removed fractions f_k = k / num_steps, k = 0..num_steps - 1: drop the round(f_k N) frames with
+    the largest `uncertainty` (stable sort: ties keep their order, so a constant uncertainty removes
+    frames in their given order) and score the rest by RMSE (or MAE); the oracle drops the frames with
+    the largest absolute error instead (the best any ranking can do).
+
+    Args:
+        y_true, y_pred: array-likes of the same size.
+        uncertainty: array-like of the same size; larger means less reliable (a std, or any score).
+        num_steps: int >= 1. Defaults to 20 (0%, 5%, ..., 95% removed).
+        error: "rmse" or "mae". Defaults to "rmse".
+
+    Returns:
+        tuple of float64 arrays `(fractions_removed, model_error, oracle_error)`, each `[num_steps]`.
+
+    >>> f, model, oracle = sparsification_curve([0.0, 0.0], [1.0, 3.0], [2.0, 1.0], num_steps=2, error="mae")
+    >>> f.tolist(), model.tolist(), oracle.tolist()
+    ([0.0, 0.5], [2.0, 3.0], [2.0, 1.0])
+    """
+    if error not in ("rmse", "mae"):
+        raise ValueError(f"error must be 'rmse' or 'mae', got {error!r}.")
+    if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
+        raise ValueError(f"num_steps must be a positive int, got {num_steps!r}.")
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    mu = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    u = np.asarray(uncertainty, dtype=np.float64).reshape(-1)
+    if not y.size == mu.size == u.size or y.size == 0:
+        raise ValueError(f"y_true, y_pred and uncertainty need the same non-zero size, got {y.size}, {mu.size}, {u.size}.")
+    residual = np.abs(y - mu)
+
+    def score(kept):
+        values = residual[kept]
+        return float(np.sqrt(np.mean(values**2))) if error == "rmse" else float(np.mean(values))
+
+    by_uncertainty = np.argsort(-u, kind="stable")
+    by_error = np.argsort(-residual, kind="stable")
+    fractions = np.arange(num_steps, dtype=np.float64) / num_steps
+    model = np.array([score(_kept_after_removing(by_uncertainty, f)) for f in fractions])
+    oracle = np.array([score(_kept_after_removing(by_error, f)) for f in fractions])
+    return fractions, model, oracle
+
+
+def ause(y_true, y_pred, uncertainty, num_steps=20, error="rmse"):
+    """Area under the sparsification error: the model's sparsification curve minus the oracle's.
+
+        AUSE = sum_k (model_k - oracle_k) / num_steps
+
+    over the `num_steps` points of `sparsification_curve` (a left Riemann sum over the removed fraction
+    in [0, 1)). 0 when the uncertainty ranks frames exactly as their errors; in the error's units.
+
+    Args:
+        y_true, y_pred, uncertainty: array-likes of the same size.
+        num_steps: int. Defaults to 20.
+        error: "rmse" or "mae". Defaults to "rmse".
+
+    Returns:
+        float >= 0.
+
+    >>> ause([0.0, 0.0], [1.0, 3.0], [2.0, 1.0], num_steps=2, error="mae")
+    1.0
+    """
+    _, model, oracle = sparsification_curve(y_true, y_pred, uncertainty, num_steps, error)
+    return float(np.mean(model - oracle))
+
+
+def reject_option_ccc(y_true, y_pred, uncertainty, fractions=REJECT_FRACTIONS):
+    """CCC of the frames kept when the most uncertain fraction is rejected (reject-option curve).
+
+    For each rejected fraction f: drop the round(f N) frames with the largest `uncertainty` (stable
+    sort) and compute `ccc(y_true, y_pred)` on the rest. A useful uncertainty makes the curve rise.
+
+    Args:
+        y_true, y_pred, uncertainty: array-likes of the same size.
+        fractions: iterable of floats in [0, 1). Defaults to 0.1, ..., 0.9.
+
+    Returns:
+        tuple of float64 arrays `(fractions_rejected, ccc_kept)`.
+
+    >>> f, c = reject_option_ccc([0.0, 1.0, 2.0, 5.0], [0.0, 1.0, 2.0, 0.0], [0.0, 0.0, 0.0, 1.0], fractions=(0.25,))
+    >>> f.tolist(), c.tolist()
+    ([0.25], [1.0])
+    """
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    mu = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    u = np.asarray(uncertainty, dtype=np.float64).reshape(-1)
+    if not y.size == mu.size == u.size or y.size == 0:
+        raise ValueError(f"y_true, y_pred and uncertainty need the same non-zero size, got {y.size}, {mu.size}, {u.size}.")
+    fractions = np.asarray(list(fractions), dtype=np.float64)
+    if np.any(fractions < 0) or np.any(fractions >= 1):
+        raise ValueError(f"fractions must lie in [0, 1), got {fractions.tolist()}.")
+    order = np.argsort(-u, kind="stable")
+    values = [ccc(y[kept], mu[kept]) for kept in (_kept_after_removing(order, f) for f in fractions)]
+    return fractions, np.array(values, dtype=np.float64)

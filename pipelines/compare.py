@@ -104,7 +104,7 @@ def partition_labels(artifact_dir, partition) -> dict:
 def per_recording_scores(run_dir, partition, labels, task, metric) -> dict:
     """{recording name: score} from a run's prediction CSVs.
 
-    Regression: CCC (ddof=1) of the recording's frames, one dimension or the mean of both
+    Regression: CCC (AVEC's, `cold_keras.metrics.ccc`) of the recording's frames, one dimension or the mean of both
     (`ccc_mean`). Classification: macro F1 of the predicted bins (-1/0/1 in the CSV) against the
     label bins, one dimension or the mean of both (`f1_macro`).
     """
@@ -259,6 +259,12 @@ def parse_args(argv=None):
     parser.add_argument("--metric", help="per-recording score of the t-tests (default ccc_mean or f1_macro)")
     parser.add_argument("--branch", default="av", help="branch of metrics.json shown in the table")
     parser.add_argument("--output", help="also write the comparison to this JSON file")
+    parser.add_argument("--uncertainty-plot", metavar="PNG",
+                        help="draw the runs' calibration, sparsification and reject-option CCC curves (fused output) "
+                             "on one figure, from their evaluation reports; accepts pipelines.ensemble folders too")
+    parser.add_argument("--evaluation", metavar="FOLDER",
+                        help="evaluation folder of --uncertainty-plot, e.g. test_corrupt-visual-0.5-noise "
+                             "(default: the partition)")
     return parser.parse_args(argv)
 
 
@@ -267,6 +273,12 @@ def main(argv=None):
     args = parse_args(argv)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
+        if args.uncertainty_plot:
+            from pipelines import uncertainty
+
+            uncertainty.compare_runs(args.run_dirs, args.evaluation or args.partition, args.uncertainty_plot)
+            if not all((Path(d) / "metrics.json").is_file() for d in args.run_dirs):
+                return  # an ensemble folder has no metrics.json: the curves are the comparison
         run(args.run_dirs, args.partition, args.metric, branch=args.branch, output=args.output)
 
 

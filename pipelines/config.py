@@ -35,6 +35,7 @@ HPARAM_SECTIONS = {
     "lambda_regu": "model",
     "lambda_weight": "model",
     "learning_rate": "training",
+    "label_delay_seconds": "training",
 }
 
 
@@ -164,6 +165,9 @@ def validate(config: dict, source="config") -> dict:
     for key in ("learning_rate", "window_seconds"):
         value = training.get(key)
         need(isinstance(value, (int, float)) and value > 0, f"training.{key} must be > 0, got {value!r}")
+    delay = training.get("label_delay_seconds", 0.0)
+    need(isinstance(delay, (int, float)) and not isinstance(delay, bool) and 0 <= delay < float("inf"),
+         f"training.label_delay_seconds must be a number of seconds >= 0, got {delay!r}")
     need(training.get("mixed_precision") in MIXED_PRECISION,
          f"training.mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
     need(training.get("distribute") in DISTRIBUTE,

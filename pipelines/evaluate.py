@@ -18,6 +18,10 @@ Scores a finished training run on one partition and writes, under
   modality's per-frame error, and the fusion weight on corrupted vs clean frames with the ROC AUC of
   (1 - w_m) as a detector of corrupted frames (the synthetic corpus's ground truth, and the
   evaluator's own corruption).
+* Predictive uncertainty (frame-level regression): a per-frame std in label units from the run's
+  validation-fitted calibration (`pipelines.uncertainty`; `--uncertainty mc_dropout` for MC dropout),
+  scored by NLL, interval coverage and width, calibration curve, ENCE, sparsification (AUSE) and the
+  reject-option CCC, with `uncertainty_*.png` figures and `frames/<recording>.csv` holding the std.
 
 `report.json` is written last, so a folder holding it is a complete evaluation.
 """
@@ -412,7 +416,8 @@ def _select_plots(names, plot_recordings, plot_first):
 
 
 def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, plot_recordings=None,
-        plot_first=1, output_dir=None, seed=0, num_bins=NUM_BINS, verbose=True) -> dict:
+        plot_first=1, output_dir=None, seed=0, num_bins=NUM_BINS, verbose=True, uncertainty="native",
+        mc_passes=20) -> dict:
     """Evaluates a finished run on one partition; returns the report written to `report.json`.
 
     Args:
@@ -428,6 +433,9 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
         seed: int. Seed of the corruption blocks and noise. Defaults to 0.
         num_bins: int. Bins of the calibration error and reliability diagrams. Defaults to 10.
         verbose: bool. Print the tables. Defaults to True.
+        uncertainty: "native" (the model's own score) or "mc_dropout" (`mc_passes` stochastic passes,
+            dropout on; the scores are then those of the passes' mean): the per-frame std of a
+            regression run, calibrated on the validation partition (`pipelines.uncertainty`).
 
     Returns:
         dict: the report (also in `report.json`; `report["output_dir"]` is the folder written).
@@ -453,6 +461,11 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     task = config["task"]
     validation = config["training"]["validation_partition"]
     sequence_level = bool(manifest["partitions"][partition].get("sequence_level", False))
+    from pipelines import uncertainty as uncertainty_lib
+
+    if uncertainty != "native" and (task != "regression" or sequence_level):
+        raise ConfigError("--uncertainty mc_dropout applies to frame-level regression runs")
+    predict = uncertainty_lib.predictor(uncertainty, passes=mc_passes, seed=seed)
 
     from pipelines import evaluation, input_pipeline  # TensorFlow starts here, after the checks above
 
@@ -465,18 +478,22 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     out_dir = out_dir / output_folder_name(partition, corruption)
 
     infer, _ = export.load_inference_model(run_dir)
-    clean = evaluation.predict_recordings(infer, recordings)
+    from pipelines import label_delay
+    from pipelines.train import training_delay_frames
+
+    delay = training_delay_frames(config, artifact_dir)  # outputs go back onto the labels' timeline
+    clean = list(label_delay.shift_predictions(predict(infer, recordings), delay))
     evaluated = clean
     if corruption:
         modality, fraction, mode = corruption
-        evaluated = evaluation.predict_recordings(
-            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed))
+        evaluated = list(label_delay.shift_predictions(predict(
+            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed)), delay))
 
     temperatures = None
     if task == "classification":
         check_partition(manifest, validation, artifact_dir)
-        val_predictions = clean if validation == partition else evaluation.predict_recordings(
-            infer, input_pipeline.iter_recordings(artifact_dir, validation))
+        val_predictions = clean if validation == partition else list(label_delay.shift_predictions(
+            evaluation.predict_recordings(infer, input_pipeline.iter_recordings(artifact_dir, validation)), delay))
         val_sequence_level = bool(manifest["partitions"][validation].get("sequence_level", False))
         _, temperatures = evaluation.score_partition(val_predictions, task=task, sequence_level=val_sequence_level)
     scores, _ = evaluation.score_partition(evaluated, task=task, sequence_level=sequence_level,
@@ -508,6 +525,9 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
         report["temperatures"] = {"fitted_on": validation, **temperatures}
 
     files = report["files"]
+    if task == "regression" and not sequence_level:
+        files += uncertainty_lib.evaluate_section(report, run_dir, infer, config, artifact_dir, evaluated, out_dir,
+                                                  uncertainty, passes=mc_passes, seed=seed, verbose=verbose)
     if not sequence_level:
         rows = per_recording_scores(evaluated, task)
         report["per_recording"] = rows
@@ -615,6 +635,10 @@ def format_report(report) -> str:
                 frames = f"{entry['num_corrupted']}/{entry['num_corrupted'] + entry['num_clean']}"
                 lines.append(f"{source:<12} {modality:<8} {_cell(entry['mean_weight_corrupted'])} "
                              f"{_cell(entry['mean_weight_clean'], 10)} {_cell(entry['auc'], 10)} {frames:>14}")
+    if report.get("predictive_uncertainty"):
+        from pipelines import uncertainty as uncertainty_lib
+
+        lines += ["", uncertainty_lib.format_section(report["predictive_uncertainty"])]
     if report.get("per_recording"):
         metric = "ccc_mean" if task == "regression" else "f1_mean"
         branches = [b for b in evaluation.BRANCH_PREFIXES if f"{b}_{metric}" in report["per_recording"][0]]
@@ -650,6 +674,11 @@ def parse_args(argv=None):
     plots.add_argument("--plot-first", type=int, default=1, metavar="N", help="draw timelines of the first N")
     parser.add_argument("--bins", type=int, default=NUM_BINS, help="calibration bins")
     parser.add_argument("--output-dir", help="parent folder of the evaluation folders (default RUN/evaluation)")
+    parser.add_argument("--uncertainty", default="native", choices=("native", "mc_dropout"),
+                        help="per-frame std of a regression run: native = the model's own score (COLD's sigma, "
+                             "constant for other models), mc_dropout = std over --mc-passes stochastic passes "
+                             "with dropout on; either calibrated on the validation partition")
+    parser.add_argument("--mc-passes", type=int, default=20, help="stochastic passes of --uncertainty mc_dropout")
     return parser.parse_args(argv)
 
 
@@ -660,7 +689,8 @@ def main(argv=None):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
         run(args.run_dir, args.partition, args.corrupt, args.corrupt_mode, plot_recordings=args.plot_recordings,
-            plot_first=args.plot_first, output_dir=args.output_dir, seed=args.seed, num_bins=args.bins)
+            plot_first=args.plot_first, output_dir=args.output_dir, seed=args.seed, num_bins=args.bins,
+            uncertainty=args.uncertainty, mc_passes=args.mc_passes)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Whole-recording prediction and scoring, shared by the trainer and the evaluator.
 
 Scores follow DESIGN.md section 4: CCC over all recordings of a partition concatenated (AVEC's
-way, ddof=1); classification adds macro precision/recall/F1 and the expected calibration error
-before and after temperature scaling.
+way, as AVEC 2019's calc_scores.py: covariance / n, variances / (n - 1)); classification adds macro
+precision/recall/F1 and the expected calibration error before and after temperature scaling.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ Writes the trained model of a run directory as a TF Serving SavedModel:
     <base-dir>/<NAME>/models.config                  model_config_list for tensorflow_model_server
     <base-dir>/<NAME>/<N>/saved_model.pb, variables/
     <base-dir>/<NAME>/<N>/assets.extra/tf_serving_warmup_requests
+    <base-dir>/<NAME>/<N>/assets.extra/config.json   the run's config (read by pipelines.predict)
 
 Signatures (both take float32 tensors, batch and time axes of any size):
 
@@ -22,6 +23,10 @@ Outputs: a dict of float32 tensors with the inference model's names: `valence`, 
 `audio_valence`, ..., `visual_arousal` (unimodal branches) and, for COLD fusion, `audio_weight`,
 `visual_weight`, `audio_sigma_norm`, `visual_sigma_norm`, all [B, T] ([B, T, 3] logits for
 classification). The normalisation statistics are part of the model.
+When the run directory holds an uncertainty calibration (`uncertainty_calibration.json`, written by
+`python -m pipelines.uncertainty --run-dir RUN` or by evaluating the run), the outputs also include the
+calibrated per-frame std in label units: `valence_std`, `arousal_std` and per branch
+(`audio_valence_std`, ...), computed in the graph from the sigma norms and fusion weights.
 
 The version is written to a hidden temporary folder next to the version folders, checked (a fresh
 Python process with plain TensorFlow loads it and must reproduce the Keras model's outputs on real
@@ -46,7 +51,7 @@ import numpy as np
 
 from pipelines import features
 from pipelines.errors import ColdKerasError, ConfigError, DataError, cli_main
-from pipelines.io_utils import read_json, write_text_atomic
+from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
 from pipelines.pause import pause_point
 
 SERVING_DEFAULT = "serving_default"
@@ -512,6 +517,9 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
                               f"use {next_version(model_root)}", model_root / str(version))
     model, config = load_inference_model(run_dir)
     artifact_dir = artifact_dir_of(config, run_dir)
+    from pipelines import uncertainty
+
+    model = uncertainty.servable_model(model, run_dir, config, artifact_dir)
     recordings = sample_recordings(artifact_dir, max(1, int(warmup_recordings)))
 
     model_root.mkdir(parents=True, exist_ok=True)
@@ -522,6 +530,8 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
         save_saved_model(model, tmp)
         pause_point("export.saved")
         count = write_warmup_requests(tmp / "assets.extra" / WARMUP_FILE, name, recordings)
+        # The run's settings travel with the model: `pipelines.predict --saved-model` reads corpora with them.
+        write_json_atomic(tmp / "assets.extra" / "config.json", config)
         report = verify_export(tmp, model, recordings) if verify else None
         final = model_root / str(version)
         try:

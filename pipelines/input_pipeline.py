@@ -326,10 +326,13 @@ def _stratum(valence_class, arousal_class, mode):
     return valence_class * features.NUM_CLASSES + arousal_class
 
 
-def window_strata(artifact_dir, partition, window, step, mode):
+def window_strata(artifact_dir, partition, window, step, mode, label_delay_frames=0):
     """Stratum (dominant class) of every training window, computed in NumPy from the labels."""
+    from pipelines import label_delay
+
     strata = []
-    for valence, arousal in label_arrays(artifact_dir, partition):
+    for valence, arousal in label_delay.delayed_label_arrays(label_arrays(artifact_dir, partition),
+                                                             label_delay_frames):
         info_n = len(valence)
         for start in window_starts(info_n, window, step):
             stop = min(start + window, info_n)
@@ -350,13 +353,14 @@ def _oversample_mode(oversample):
 
 
 def count_batches(artifact_dir, partition, *, batch_size=4, window_seconds=30.0, window_hop_seconds=None,
-                  training=True):
+                  training=True, label_delay_frames=0):
     """Batches per pass of `make_dataset` with the same arguments (from the manifest, no reading)."""
     info = eg.partition_info(artifact_dir, partition)
+    lengths = [n - label_delay_frames for _, n in info["recordings"] if n > label_delay_frames]
     if not training:
-        return math.ceil(info["num_recordings"] / batch_size)
+        return math.ceil(len(lengths) / batch_size)
     window, step = window_frames(info, window_seconds, window_hop_seconds)
-    total = sum(len(window_starts(n, window, step)) for _, n in info["recordings"])
+    total = sum(len(window_starts(n, window, step)) for n in lengths)
     return math.ceil(total / batch_size)
 
 
@@ -375,7 +379,7 @@ def _split(element, task, labelled):
 
 def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seconds=30.0,
                  window_hop_seconds=None, task="regression", augment=None, oversample=False,
-                 shuffle_buffer=128, seed=None, raw_augment=None):
+                 shuffle_buffer=128, seed=None, raw_augment=None, label_delay_frames=0):
     """A tf.data pipeline over one partition (module docstring).
 
     Args:
@@ -399,6 +403,9 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
         seed: optional int. Makes file order, shuffling and sampling reproducible.
         raw_augment: optional dict (`pipelines.raw_augment`) for raw corpora; applied with
             `training=True` only. Raw corpora take no feature `augment`.
+        label_delay_frames: int >= 0. Pair the features of frame t with the labels of frame t + D
+            (`pipelines.label_delay`): the last D frames of a recording are left out, recordings of
+            at most D frames are skipped. Per-frame labels only. Defaults to 0.
 
     Returns:
         tf.data.Dataset of (features, targets), or of features alone for an unlabelled partition
@@ -412,8 +419,12 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
     labelled = bool(info["labelled"])
     parse = _parser(info)
     raw = is_raw(info)
+    if label_delay_frames:
+        parse = _delayed_parser(parse, info, int(label_delay_frames), artifact_dir)
     if not training:
         dataset = _records(paths, training=False, seed=seed).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        if label_delay_frames:
+            dataset = dataset.filter(lambda e: tf.shape(e[features.AUDIO])[0] > 0)
         if raw:
             dataset = dataset.map(lambda e: {**e, features.VISUAL: tf.cast(_decode_faces(e[features.VISUAL], info),
                                                                            tf.float32)},
@@ -447,13 +458,15 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
     def window_stream(stream_seed):
         stream = _records(paths, training=True, seed=stream_seed).map(
             lambda e: keep(parse(e)), num_parallel_calls=tf.data.AUTOTUNE)
+        if label_delay_frames:
+            stream = stream.filter(lambda e: tf.shape(e[features.AUDIO])[0] > 0)
         return stream.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(windows_of(e, window, step)))
 
     if mode is None:
         dataset = window_stream(seed)
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     else:
-        strata = window_strata(artifact_dir, partition, window, step, mode)
+        strata = window_strata(artifact_dir, partition, window, step, mode, int(label_delay_frames))
         present = np.unique(strata)
         streams = []
         for k in present.tolist():
@@ -482,6 +495,22 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
         dataset = dataset.map(_raw_window_function(info, raw_augment, seed), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(lambda e: _split(e, task, True), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _delayed_parser(parse, info, frames, artifact_dir):
+    """`parse` followed by the label-delay pairing; a recording of at most `frames` frames comes out empty."""
+    from pipelines import label_delay
+
+    if frames < 0:
+        raise ConfigError(f"the label delay must be >= 0 frames, got {frames}")
+    if info["labelled"] and info["sequence_level"]:
+        raise ConfigError("a label delay applies to per-frame labels; this corpus has one label per utterance",
+                          Path(artifact_dir) / eg.MANIFEST)
+
+    def delayed(serialized):
+        return label_delay.delay_example(parse(serialized), frames)
+
+    return delayed
 
 
 def _raw_window_function(info, raw_augment, seed):

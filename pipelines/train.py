@@ -71,6 +71,7 @@ def build_config(args) -> dict:
         ("training", "distribute"): args.distribute,
         ("training", "seed"): args.seed,
         ("training", "window_seconds"): getattr(args, "window_seconds", None),
+        ("training", "label_delay_seconds"): getattr(args, "label_delay", None),
         ("raw", "visual_backbone_weights"): _absolute(getattr(args, "visual_backbone_weights", None)),
         ("raw", "audio_backbone_weights"): _absolute(getattr(args, "audio_backbone_weights", None)),
     }
@@ -247,21 +248,32 @@ def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
 
     window = dict(window_seconds=float(training["window_seconds"]),
                   window_hop_seconds=training.get("window_hop_seconds"))
+    delay = training_delay_frames(config, artifact_dir)
     batch_size = int(training["batch_size"])
     raw_augment = (config.get("raw") or {}).get("augment") if config_lib.mode_of(config) == "raw" else None
     train_ds = input_pipeline.make_dataset(
         artifact_dir, features.TRAIN, training=True, batch_size=batch_size, task=task,
         augment=training.get("augment"), oversample=bool(training.get("oversample")),
-        seed=int(training["seed"]), raw_augment=raw_augment, **window)
+        seed=int(training["seed"]), raw_augment=raw_augment, label_delay_frames=delay, **window)
     steps_per_epoch = input_pipeline.count_batches(
-        artifact_dir, features.TRAIN, batch_size=batch_size, **window)
+        artifact_dir, features.TRAIN, batch_size=batch_size, label_delay_frames=delay, **window)
     if bool(training.get("oversample")):
         train_ds = train_ds.repeat()
     val_ds = input_pipeline.make_dataset(
-        artifact_dir, validation, training=False, batch_size=batch_size, task=task)
+        artifact_dir, validation, training=False, batch_size=batch_size, task=task, label_delay_frames=delay)
     merge = lambda x, y: ({**x, **y},)  # noqa: E731 - targets are inputs of the training graph
     return TrainingInputs(train_ds.map(merge), val_ds.map(merge), steps_per_epoch, manifest, validation,
                           sequence_level)
+
+
+def training_delay_frames(config: dict, artifact_dir) -> int:
+    """`training.label_delay_seconds` in frames of the run's data (`pipelines.label_delay`)."""
+    from pipelines import example_gen, label_delay
+
+    seconds = label_delay.seconds_of(config)
+    if not seconds:
+        return 0
+    return label_delay.delay_frames(seconds, example_gen.partition_info(artifact_dir, features.TRAIN)["hop"])
 
 
 def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_epoch: int, strategy=None):
@@ -354,7 +366,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     import keras
 
     from cold_keras.models import inference_model
-    from pipelines import evaluation, input_pipeline
+    from pipelines import evaluation, input_pipeline, label_delay
     from pipelines.callbacks import InterruptGuard, NanGuard, TensorBoardExtras
 
     keras.utils.set_random_seed(int(training["seed"]))
@@ -417,6 +429,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
                   if p in manifest["partitions"] and p != features.TRAIN and manifest["partitions"][p].get("labelled")]
     for partition in dict.fromkeys(partitions):
         predictions = evaluation.predict_recordings(infer, input_pipeline.iter_recordings(artifact_dir, partition))
+        predictions = list(label_delay.shift_predictions(predictions, training_delay_frames(config, artifact_dir)))
         scores, fitted = evaluation.score_partition(
             predictions, task=task, sequence_level=sequence_level, temperatures=temperatures)
         if partition == validation:
@@ -456,6 +469,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--window-seconds", type=float, help="training window length (default 30 s)")
+    parser.add_argument("--label-delay", type=float, metavar="SECONDS",
+                        help="annotation delay: pair the features at t with the labels at t + SECONDS; "
+                             "predictions and scores are shifted back onto the labels' timeline (default 0)")
     parser.add_argument("--lambda-co-visual", type=float, help="weight of the visual intramodal calibration term")
     parser.add_argument("--lambda-co-audio", type=float, help="weight of the audio intramodal calibration term")
     parser.add_argument("--lambda-co-cross", type=float, help="weight of the crossmodal calibration term")

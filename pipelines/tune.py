@@ -2,7 +2,10 @@
 
 Searches COLD fusion's four loss weights (paper Eq. 8: lambda_co_visual, lambda_co_audio,
 lambda_co_cross, lambda_regu; each log-uniform in [1e-5, 1e5], the paper's range) and optionally
-the learning rate (log-uniform in [1e-4, 1e-2]) with KerasTuner. Every trial builds its model with
+the learning rate (log-uniform in [1e-4, 1e-2]) with KerasTuner. `--search` picks the groups:
+`lambdas`, `learning_rate` and `label_delay` (the annotation delay `training.label_delay_seconds`,
+one of `--label-delay-choices`; each trial then trains and validates on its own pairing of features
+and labels, see `pipelines.label_delay`), e.g. `--search lambdas,label_delay`. Every trial builds its model with
 `pipelines.train.build_compiled_model`, the trainer's own model-building function, and trains on
 the trainer's datasets; the objective is the trainer's monitored metric (`val_ccc_mean`, or
 `val_f1_macro` for classification). KerasTuner clears the Keras session before it builds each
@@ -39,6 +42,9 @@ LAMBDA_NAMES = ("lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambd
 LAMBDA_RANGE = (1e-5, 1e5)
 LEARNING_RATE_RANGE = (1e-4, 1e-2)
 TUNERS = ("random", "bayesian", "hyperband")
+SEARCH_GROUPS = ("lambdas", "learning_rate", "label_delay")
+LABEL_DELAY = "label_delay_seconds"
+DEFAULT_LABEL_DELAY_CHOICES = (0.0, 1.0, 2.0, 3.0, 4.0)
 DEFAULT_PROJECT = "search"
 
 
@@ -48,14 +54,50 @@ def default_output_dir(config) -> Path:
     return Path("tuning") / train.default_output_dir(config).name
 
 
-def searched_names(config: dict, tune_learning_rate: bool) -> tuple:
+def parse_search(value) -> tuple:
+    """`--search lambdas,label_delay` -> ("lambdas", "label_delay"); None stays None."""
+    if value is None:
+        return None
+    groups = tuple(dict.fromkeys(part.strip() for part in str(value).split(",") if part.strip()))
+    unknown = [group for group in groups if group not in SEARCH_GROUPS]
+    if unknown or not groups:
+        raise ConfigError(f"--search takes a comma-separated list of {', '.join(SEARCH_GROUPS)}, got {value!r}")
+    return groups
+
+
+def parse_delay_choices(value) -> tuple:
+    """`--label-delay-choices 0,2,4` -> (0.0, 2.0, 4.0): distinct delays in seconds, each >= 0."""
+    from pipelines import label_delay
+
+    if value is None:
+        return DEFAULT_LABEL_DELAY_CHOICES
+    try:
+        choices = [float(part) for part in str(value).split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--label-delay-choices takes comma-separated seconds, got {value!r}") from None
+    choices = tuple(sorted(set(label_delay.check(c, "--label-delay-choices") for c in choices)))
+    if not choices:
+        raise ConfigError(f"--label-delay-choices takes comma-separated seconds, got {value!r}")
+    return choices
+
+
+def searched_names(config: dict, tune_learning_rate: bool, search=None) -> tuple:
     """The hyperparameters a search over this config varies.
 
     Only COLD fusion has the calibration and prior terms, so for the other models only the
-    learning rate can be searched.
+    learning rate (and the label delay) can be searched. Without `search` the groups are the
+    lambdas (COLD fusion) plus the learning rate with `tune_learning_rate`.
     """
-    names = LAMBDA_NAMES if config["model"]["name"] == "cold_fusion" else ()
-    if tune_learning_rate:
+    if search is None:
+        names = LAMBDA_NAMES if config["model"]["name"] == "cold_fusion" else ()
+    else:
+        if "lambdas" in search and config["model"]["name"] != "cold_fusion":
+            raise ConfigError(f"--search lambdas: --model {config['model']['name']} has no loss weights to tune "
+                              "(only cold_fusion has)")
+        names = LAMBDA_NAMES if "lambdas" in search else ()
+        if "label_delay" in search:
+            names = names + (LABEL_DELAY,)
+    if tune_learning_rate or (search is not None and "learning_rate" in search):
         names = names + ("learning_rate",)
     if not names:
         raise ConfigError(f"--model {config['model']['name']} has no loss weights to tune (only cold_fusion "
@@ -116,7 +158,7 @@ def _build_tuner(kind, hypermodel, objective, *, max_trials, epochs, seed, direc
     return Tuner(hypermodel, max_trials=max_trials, **common)
 
 
-def _make_hypermodel(config, inputs, artifact_dir, names):
+def _make_hypermodel(config, inputs, artifact_dir, names, delay_choices=DEFAULT_LABEL_DELAY_CHOICES):
     import keras_tuner
 
     from pipelines.callbacks import NanGuard
@@ -130,6 +172,11 @@ def _make_hypermodel(config, inputs, artifact_dir, names):
         def build(self, hp):
             values = {}
             for name in names:
+                if name == LABEL_DELAY:
+                    current = float(config["training"].get(LABEL_DELAY, 0.0) or 0.0)
+                    values[name] = hp.Choice(name, list(delay_choices),
+                                             default=current if current in delay_choices else delay_choices[0])
+                    continue
                 low, high = LEARNING_RATE_RANGE if name == "learning_rate" else LAMBDA_RANGE
                 section = config_lib.HPARAM_SECTIONS[name]
                 default = min(max(float(config[section].get(name, low) or low), low), high)
@@ -138,6 +185,12 @@ def _make_hypermodel(config, inputs, artifact_dir, names):
                                               inputs.steps_per_epoch)
 
         def fit(self, hp, model, *args, **kwargs):
+            if LABEL_DELAY in names:
+                # Each delay pairs features and labels differently: the trial's own datasets.
+                trial = train.make_training_inputs(trial_config(config, {LABEL_DELAY: hp.get(LABEL_DELAY)}),
+                                                   artifact_dir)
+                args = (trial.train_ds,) + tuple(args[1:])
+                kwargs["validation_data"] = trial.val_ds
             history = model.fit(*args, **kwargs)
             for callback in kwargs.get("callbacks", []):
                 if isinstance(callback, NanGuard) and callback.failed:
@@ -147,7 +200,7 @@ def _make_hypermodel(config, inputs, artifact_dir, names):
     return ColdHyperModel()
 
 
-def write_hparams_experiment(log_dir, names, objective_name) -> None:
+def write_hparams_experiment(log_dir, names, objective_name, delay_choices=DEFAULT_LABEL_DELAY_CHOICES) -> None:
     """Declares the searched ranges and the metrics for TensorBoard's HParams dashboard.
 
     KerasTuner writes each trial's values (a session) into `<log_dir>/<trial_id>/execution0`;
@@ -161,8 +214,10 @@ def write_hparams_experiment(log_dir, names, objective_name) -> None:
     if any(log_dir.glob("events.out.tfevents*")):
         return
     metric = objective_name.removeprefix("val_")
-    hparams = [hparams_api.HParam(name, hparams_api.RealInterval(
-        *(LEARNING_RATE_RANGE if name == "learning_rate" else LAMBDA_RANGE))) for name in names]
+    hparams = [hparams_api.HParam(name, hparams_api.Discrete(list(delay_choices)) if name == LABEL_DELAY else
+                                  hparams_api.RealInterval(
+                                      *(LEARNING_RATE_RANGE if name == "learning_rate" else LAMBDA_RANGE)))
+               for name in names]
     metrics = [hparams_api.Metric(f"epoch_{metric}", group="validation", display_name=objective_name),
                hparams_api.Metric("epoch_loss", group="validation", display_name="val_loss")]
     writer = tf.summary.create_file_writer(str(log_dir))
@@ -207,8 +262,11 @@ def _check_output_dir(output_dir: Path, settings: dict, overwrite: bool) -> None
 
 
 def run(config: dict, output_dir, *, tuner="random", max_trials=10, tune_learning_rate=False,
-        project_name=DEFAULT_PROJECT, overwrite=False, progress=True) -> dict:
+        project_name=DEFAULT_PROJECT, overwrite=False, progress=True, search=None, label_delay_choices=None) -> dict:
     """Runs (or resumes) a search; returns {"best": best_hparams dict or None, "trials": rows}.
+
+    `search`: optional groups (`parse_search`); `label_delay_choices`: the delays in seconds
+    (default 0, 1, 2, 3, 4) a `label_delay` search picks from.
 
     On a distributed worker the trials it ran are reported to the chief, which writes
     `best_hparams.json`; the worker returns {"best": None, "trials": []}.
@@ -221,7 +279,9 @@ def run(config: dict, output_dir, *, tuner="random", max_trials=10, tune_learnin
     if int(max_trials) < 1:
         raise ConfigError(f"--max-trials must be at least 1, got {max_trials}")
     _check_distributed_env()
-    names = searched_names(config, tune_learning_rate)
+    search = parse_search(search) if isinstance(search, str) else search
+    names = searched_names(config, tune_learning_rate, search)
+    delay_choices = parse_delay_choices(label_delay_choices)
     training = config["training"]
     if training["distribute"] == "multiworker":
         raise ConfigError("the tuner runs each trial in one process (--distribute none or mirrored); spread "
@@ -231,6 +291,8 @@ def run(config: dict, output_dir, *, tuner="random", max_trials=10, tune_learnin
     settings = {**train._comparable(config),
                 "tuning": {"tuner": tuner, "tune_learning_rate": bool(tune_learning_rate),
                            "project_name": project_name, "searched": list(names)}}
+    if LABEL_DELAY in names:
+        settings["tuning"]["label_delay_choices"] = list(delay_choices)
     if not worker:
         _check_output_dir(output_dir, settings, overwrite)
         if overwrite:  # KerasTuner removes its project; the rest of the search goes too
@@ -261,13 +323,13 @@ def run(config: dict, output_dir, *, tuner="random", max_trials=10, tune_learnin
     objective_name = train.monitor_name(config["task"])
     objective = keras_tuner.Objective(objective_name, direction="max")
     search = _build_tuner(
-        tuner, _make_hypermodel(config, inputs, artifact_dir, names), objective,
+        tuner, _make_hypermodel(config, inputs, artifact_dir, names, delay_choices), objective,
         max_trials=int(max_trials), epochs=int(training["epochs"]), seed=int(training["seed"]),
         # A worker must never delete the chief's project.
         directory=output_dir, project_name=project_name, overwrite=overwrite and not worker,
         backup_dir=output_dir / "backups", strategy=strategy if training["distribute"] != "none" else None)
     if not worker:
-        write_hparams_experiment(output_dir / "tensorboard", names, objective_name)
+        write_hparams_experiment(output_dir / "tensorboard", names, objective_name, delay_choices)
     callbacks = [
         NanGuard(),
         # KerasTuner gives every trial its own log folder and adds the HParams summary there.
@@ -313,6 +375,11 @@ def parse_args(argv=None):
                         help="total number of trials; rerunning with a larger value adds only the missing ones")
     parser.add_argument("--tune-learning-rate", action="store_true",
                         help=f"also search the learning rate in {list(LEARNING_RATE_RANGE)} (log scale)")
+    parser.add_argument("--search", metavar="GROUPS",
+                        help=f"comma-separated groups to search: {', '.join(SEARCH_GROUPS)} (default: lambdas for "
+                             "cold_fusion, plus learning_rate with --tune-learning-rate)")
+    parser.add_argument("--label-delay-choices", metavar="S1,S2,...",
+                        help="annotation delays in seconds a label_delay search picks from (default 0,1,2,3,4)")
     parser.add_argument("--output-dir", help="search directory (default tuning/<dataset>_<model>_<task>); "
                                              "the same directory and project name resume a search")
     parser.add_argument("--project-name", default=DEFAULT_PROJECT, help="KerasTuner project inside --output-dir")
@@ -328,7 +395,8 @@ def main(argv=None):
     output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(config)
     run(config, output_dir, tuner=args.tuner, max_trials=args.max_trials,
         tune_learning_rate=args.tune_learning_rate, project_name=args.project_name,
-        overwrite=args.overwrite, progress=not args.quiet)
+        overwrite=args.overwrite, progress=not args.quiet, search=parse_search(args.search),
+        label_delay_choices=args.label_delay_choices)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 import keras
 from keras import ops
 
+import warnings
+
+from cold_keras.layers.projected_gru import ProjectedGRU, cudnn_blockers, gpu_available
+
 
 def frame_mask_to_bool(mask, num_frames=None):
     """Boolean `[B, T]` frame mask from a float or bool mask, never empty along T.
@@ -77,11 +81,11 @@ class TemporalBlock(keras.layers.Layer):
         for i in range(self.num_layers):
             self.grus.append(
                 keras.layers.Bidirectional(
-                    keras.layers.GRU(self.units, return_sequences=True, dtype=self.dtype_policy),
+                    ProjectedGRU(self.units, return_sequences=True, dtype=self.dtype_policy),
                     # An explicit backward layer: Bidirectional otherwise derives it by serialising
                     # the forward GRU a second time, and on reload that copy could come back with
                     # go_backwards=True for both directions.
-                    backward_layer=keras.layers.GRU(
+                    backward_layer=ProjectedGRU(
                         self.units, return_sequences=True, go_backwards=True, dtype=self.dtype_policy),
                     merge_mode="concat",
                     dtype=self.dtype_policy,
@@ -102,6 +106,13 @@ class TemporalBlock(keras.layers.Layer):
             )
 
     def build(self, input_shape):
+        if gpu_available():
+            for gru in self.grus:
+                for layer in (gru.forward_layer, gru.backward_layer):
+                    blockers = cudnn_blockers(layer)
+                    if blockers:
+                        warnings.warn(f"{self.name}/{layer.name}: this GRU cannot use the cuDNN kernel: "
+                                      + ", ".join(blockers), stacklevel=2)
         shape = tuple(input_shape)
         for i, gru in enumerate(self.grus):
             gru.build(shape)

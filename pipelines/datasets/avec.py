@@ -11,6 +11,8 @@ Layout (DESIGN.md section 5)::
   the hop is read from the timestamps. Labels must lie in [-1, 1]. A label file without
   `arousal`/`valence` columns, or with those columns left empty, is an unlabelled recording.
   Test recordings need no label file: they are also discovered from the feature folders.
+  `labels_optional=True` (for prediction) does the same for every partition and accepts a folder
+  without `labels/`: a feature-only folder, whose recordings are all unlabelled.
 * Feature files: name and timestamp, then the features; separator `;`, `,` or tab (sniffed from the
   first line); header optional (a first row whose timestamp cell, or all of whose feature cells, are
   not numbers is a header). Feature names come from the header, else `<folder>_<i>` (0-based).
@@ -78,7 +80,7 @@ class _Entry:
 
 
 def open_avec(data_dir, *, audio_features=None, visual_features=None, allow_missing_modality=False,
-              strict=True) -> Corpus:
+              labels_optional=False, strict=True) -> Corpus:
     """Opens an AVEC 2019 CES corpus folder.
 
     Args:
@@ -88,6 +90,8 @@ def open_avec(data_dir, *, audio_features=None, visual_features=None, allow_miss
         visual_features: list of str (or one str). Visual feature folders.
         allow_missing_modality: bool. Zero-fill (presence 0) a modality whose feature file is
             missing instead of failing. Defaults to False.
+        labels_optional: bool. Read recordings without a label file in every partition, and a
+            folder without `labels/`, as unlabelled (for prediction). Defaults to False.
         strict: bool. False accepts, with a warning naming the file, feature timestamps that drift
             from the labels' by less than half a hop and a name column that differs from the file's
             recording only in its quoting. Defaults to True.
@@ -104,23 +108,27 @@ def open_avec(data_dir, *, audio_features=None, visual_features=None, allow_miss
     (1748, 88)
     """
     return open_layout(data_dir, audio_features=audio_features, visual_features=visual_features,
-                       allow_missing_modality=allow_missing_modality, dataset="avec", strict=strict)
+                       allow_missing_modality=allow_missing_modality, dataset="avec",
+                       labels_optional=labels_optional, strict=strict)
 
 
 def open_layout(data_dir, *, audio_features, visual_features, allow_missing_modality, dataset,
                 extra_files=(), decorate: Optional[Callable[[Recording], Recording]] = None,
-                strict=True) -> Corpus:
+                labels_optional=False, select: Optional[Callable[[str, str], bool]] = None, strict=True) -> Corpus:
     """The AVEC-layout reader shared by `avec` and `synthetic`.
 
     Args:
         extra_files: paths whose size and modification time also enter the fingerprint.
         decorate: optional function applied to every recording before it is yielded.
+        labels_optional: bool. See `open_avec`.
+        select: optional function (name, partition) -> bool; `recordings()` neither reads nor
+            yields the recordings it rejects (their number is `report["selected"]`).
     """
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError("corpus folder does not exist", root)
     labels_dir = root / LABELS_FOLDER
-    if not labels_dir.is_dir():
+    if not labels_dir.is_dir() and not labels_optional:
         raise DataError("no labels folder: expected label files labels/<Partition>_<Culture>_<NN>.csv "
                         f"under {root}", labels_dir)
     modalities = {
@@ -129,7 +137,7 @@ def open_layout(data_dir, *, audio_features, visual_features, allow_missing_moda
     }
     report = {"ignored_files": [], "missing_audio": [], "missing_visual": [], "skipped_without_features": [],
               "unlabelled": [], "padded_files": []}
-    label_files = _list_csv(labels_dir)
+    label_files = _list_csv(labels_dir) if labels_dir.is_dir() else {}
     entries = {}
     for file_name in sorted(label_files):
         match = FILE_PATTERN.match(file_name)
@@ -144,7 +152,7 @@ def open_layout(data_dir, *, audio_features, visual_features, allow_missing_moda
         for folder in folders:
             for file_name in sorted(folder.files):
                 match = FILE_PATTERN.match(file_name)
-                if match and match.group(1) == "Test" and file_name not in entries:
+                if match and (labels_optional or match.group(1) == "Test") and file_name not in entries:
                     entries[file_name] = _entry(match, None)
                 elif match and file_name not in entries and file_name not in label_files:
                     _missing_labels(labels_dir / file_name, folder.path / file_name, strict, report)
@@ -185,6 +193,9 @@ def open_layout(data_dir, *, audio_features, visual_features, allow_missing_moda
         "allow_missing_modality": bool(allow_missing_modality),
     })
     ordered = [entries[name] for name in sorted(entries, key=_sort_key)]
+    if select is not None:
+        ordered = [entry for entry in ordered if select(entry.name, entry.partition)]
+        report["selected"] = len(ordered)
 
     def recordings():
         report["unlabelled"] = []

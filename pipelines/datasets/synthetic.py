@@ -24,6 +24,10 @@ How the data are made (all from `seed`):
   so that a visual stretch shares at most 20% of its frames with corrupted audio. Inside a stretch
   the features carry no label information: heavy noise (twice the clean spread) or a constant
   (silence / an occluded face). Which modality is informative thus changes over time.
+* Annotation delay (`label_delay_seconds` = d, D = round(d / hop) frames; default 0): the label
+  files lag the features as raters lag what they perceive. The features of frame t are made from
+  the emotion at frame t + D, whose value the label file holds at frame t + D; the label file's
+  first D frames hold the emotion before the recording's first feature frame.
 
 Files are written under temporary names and renamed, `synthetic.json` last: a folder without it is
 incomplete and is regenerated. `generate` reuses a complete folder with the same parameters.
@@ -65,7 +69,7 @@ _OWN_FILE = re.compile(rf"^(\.(Train|Devel|Test)_{CULTURE}_\d+\.(csv|npz|wav)\..
 
 def _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, audio_dim, visual_dim,
                 corruption_fraction, noise_std, smoothness_seconds, raw=False, face_size=48,
-                sample_rate=16000) -> dict:
+                sample_rate=16000, label_delay_seconds=0.0) -> dict:
     def integer(name, value, low):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"synthetic {name} must be an integer >= {low}, got {value!r}")
@@ -100,6 +104,12 @@ def _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, aud
         params["raw"] = True
         params["face_size"] = integer("face_size", face_size, 8)
         params["sample_rate"] = integer("sample_rate", sample_rate, 4000)
+    delay = number("label_delay_seconds", label_delay_seconds, 0.0, strict=False)
+    if delay:
+        # Only delayed corpora carry the key, so the parameters (and caches) of the others stay as they were.
+        if raw:
+            raise ConfigError("synthetic label_delay_seconds applies to the feature corpus, not the raw one")
+        params["label_delay_seconds"] = delay
     if round(params["duration_seconds"] / params["hop"]) < 10:
         raise ConfigError(f"synthetic duration_seconds / hop must give at least 10 frames, got "
                           f"{params['duration_seconds']} / {params['hop']}")
@@ -142,7 +152,7 @@ def _is_complete(root: Path, params: dict) -> bool:
 
 def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, duration_seconds=90.0, hop=0.1,
              audio_dim=24, visual_dim=48, corruption_fraction=0.3, noise_std=0.3, smoothness_seconds=3.0,
-             raw=False, face_size=48, sample_rate=16000, progress=False) -> Path:
+             raw=False, face_size=48, sample_rate=16000, label_delay_seconds=0.0, progress=False) -> Path:
     """Writes the synthetic corpus into `output_dir` (or reuses it when it is already there).
 
     The defaults give 12 + 4 + 4 recordings of 900 frames (10,800 training frames): a small model
@@ -166,6 +176,8 @@ def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, durat
             `visual_dim` and `noise_std` do not apply. Defaults to False.
         face_size: int. Raw variant: side of the square face crops in pixels. Defaults to 48.
         sample_rate: int. Raw variant: audio samples per second. Defaults to 16000.
+        label_delay_seconds: float >= 0. Annotation delay of the label files (module docstring).
+            Defaults to 0.
         progress: bool. Show a progress bar. Defaults to False.
 
     Returns:
@@ -177,7 +189,8 @@ def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, durat
     >>> root = generate("/tmp/synthetic", seed=1, num_train=2, num_devel=1, num_test=1)  # doctest: +SKIP
     """
     params = _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, audio_dim, visual_dim,
-                         corruption_fraction, noise_std, smoothness_seconds, raw, face_size, sample_rate)
+                         corruption_fraction, noise_std, smoothness_seconds, raw, face_size, sample_rate,
+                         label_delay_seconds)
     root = Path(output_dir)
     names = recording_names(params)
     if _is_complete(root, params):
@@ -287,9 +300,12 @@ def _segments(rng, n: int, target: int, min_len: int, max_len: int, kinds, avoid
 
 def _recording(rng, params, mappings, n: int) -> dict:
     hop = params["hop"]
-    valence, arousal, nuisance = _smooth(rng, n, params["smoothness_seconds"] / hop, 3)
+    delay = int(round(params.get("label_delay_seconds", 0.0) / hop))
+    valence, arousal, nuisance = _smooth(rng, n + delay, params["smoothness_seconds"] / hop, 3)
     valence, arousal = 0.9 * np.tanh(valence), 0.9 * np.tanh(arousal)
-    data = {"valence": valence, "arousal": arousal}
+    # Labels: the emotion at frames 0 .. n-1; features: at frames D .. n+D-1 (with D = 0, the same frames).
+    data = {"valence": valence[:n], "arousal": arousal[:n]}
+    valence, arousal, nuisance = valence[delay:], arousal[delay:], nuisance[delay:]
     target = int(round(params["corruption_fraction"] * n))
     min_len = max(1, int(round(SEGMENT_SECONDS[0] / hop)))
     max_len = max(min_len, int(round(SEGMENT_SECONDS[1] / hop)))
@@ -457,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the raw variant: drawn faces (faces/*.npz) and a synthetic voice (audio/*.wav)")
     parser.add_argument("--face-size", type=int, default=48, help="raw: face crop side in pixels (default 48)")
     parser.add_argument("--sample-rate", type=int, default=16000, help="raw: audio sample rate (default 16000)")
+    parser.add_argument("--label-delay-seconds", type=float, default=0.0,
+                        help="annotation delay: the labels lag the features by this many seconds (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 

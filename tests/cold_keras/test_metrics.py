@@ -26,6 +26,18 @@ def np_ccc_ddof1(x, y):
     return 2 * cov / (np.var(x, ddof=1) + np.var(y, ddof=1) + (np.mean(x) - np.mean(y)) ** 2)
 
 
+def avec_calc_scores_ccc(x, y):
+    """CCC exactly as AVEC 2019's calc_scores.py writes it (nanmean / nansum, variances / (len - 1))."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    x_mean = np.nanmean(x)
+    y_mean = np.nanmean(y)
+    covariance = np.nanmean((x - x_mean) * (y - y_mean))
+    x_var = 1.0 / (len(x) - 1) * np.nansum((x - x_mean) ** 2)
+    y_var = 1.0 / (len(y) - 1) * np.nansum((y - y_mean) ** 2)
+    return (2 * covariance) / (x_var + y_var + (x_mean - y_mean) ** 2)
+
+
 def np_macro_prf(y_true, y_pred, num_classes):
     """Macro precision/recall/F1 over the classes present in y_true or y_pred, by explicit counting."""
     y_true = np.asarray(y_true).ravel()
@@ -81,49 +93,74 @@ def right_padded_mask(lengths, num_frames):
 # ---------------------------------------------------------------------------------------------------
 
 
-def test_ccc_matches_numpy_reference(rng):
+def test_ccc_matches_avec_calc_scores_to_1e_12(rng):
+    for n in (2, 3, 50, 1768):
+        x = rng.uniform(-1, 1, size=n)
+        y = 0.7 * x + 0.2 * rng.normal(size=n) + 0.05
+        assert metrics.ccc(x, y) == pytest.approx(avec_calc_scores_ccc(x, y), rel=1e-12, abs=1e-12)
+    # Identical series score (n - 1) / n, not 1, under AVEC's definition.
+    assert metrics.ccc(x, x) == pytest.approx((x.size - 1) / x.size, rel=1e-12)
+
+
+def test_ccc_unbiased_divides_every_moment_by_n_minus_1(rng):
     x = rng.uniform(-1, 1, size=200)
     y = 0.7 * x + 0.2 * rng.normal(size=200) + 0.05
-    assert metrics.ccc(x, y) == pytest.approx(np_ccc_ddof1(x, y), rel=1e-12)
-    assert metrics.ccc(x, x) == pytest.approx(1.0, rel=1e-12)
-    assert metrics.ccc(x - x.mean(), -(x - x.mean())) == pytest.approx(-1.0, rel=1e-12)
-
-
-def test_ccc_differs_from_avec_script_only_by_the_covariance_divisor(rng):
-    x = rng.uniform(-1, 1, size=50)
-    y = x + 0.3 * rng.normal(size=50)
     n = x.size
-    # AVEC 2019 calc_scores: covariance divided by n, variances by n - 1.
-    avec = 2 * np.mean((x - x.mean()) * (y - y.mean())) / (
-        np.var(x, ddof=1) + np.var(y, ddof=1) + (x.mean() - y.mean()) ** 2
-    )
-    assert metrics.ccc(x, y) == pytest.approx(avec * n / (n - 1), rel=1e-12)
+    assert metrics.ccc_unbiased(x, y) == pytest.approx(np_ccc_ddof1(x, y), rel=1e-12)
+    assert metrics.ccc_unbiased(x, x) == pytest.approx(1.0, rel=1e-12)
+    assert metrics.ccc_unbiased(x - x.mean(), -(x - x.mean())) == pytest.approx(-1.0, rel=1e-12)
+    assert metrics.ccc_unbiased(x, y) == pytest.approx(metrics.ccc(x, y) * n / (n - 1), rel=1e-12)
+    assert metrics.ccc_by_name("avec") is metrics.ccc
+    assert metrics.ccc_by_name("unbiased") is metrics.ccc_unbiased
+    with pytest.raises(ValueError, match="unknown CCC definition"):
+        metrics.ccc_by_name("population")
 
 
-def test_ccc_constant_input():
+@pytest.mark.parametrize("fn", [metrics.ccc, metrics.ccc_unbiased])
+def test_ccc_constant_input(fn):
     x = np.array([0.1, -0.4, 0.3, 0.8])
-    assert metrics.ccc(x, np.full(4, 0.2)) == 0.0
+    assert fn(x, np.full(4, 0.2)) == 0.0
     # Both constant with different means: denominator (mean difference)^2 > 0, so 0.
-    assert metrics.ccc(np.full(4, 0.5), np.full(4, -0.5)) == 0.0
+    assert fn(np.full(4, 0.5), np.full(4, -0.5)) == 0.0
     # Both constant and equal: 0 / 0.
-    assert np.isnan(metrics.ccc(np.full(4, 0.5), np.full(4, 0.5)))
+    assert np.isnan(fn(np.full(4, 0.5), np.full(4, 0.5)))
 
 
-def test_ccc_single_sample_and_empty_are_nan():
-    assert np.isnan(metrics.ccc([0.3], [0.1]))
-    assert np.isnan(metrics.ccc([], []))
+@pytest.mark.parametrize("fn", [metrics.ccc, metrics.ccc_unbiased])
+def test_ccc_single_sample_and_empty_are_nan(fn):
+    assert np.isnan(fn([0.3], [0.1]))
+    assert np.isnan(fn([], []))
 
 
-def test_ccc_nan_propagates_or_is_dropped_pairwise(rng):
+def test_ccc_handles_nan_as_avec_calc_scores(rng):
+    x = rng.normal(size=40)
+    y = x + rng.normal(size=40)
+    x_nan, y_nan = x.copy(), y.copy()
+    x_nan[[3, 17]] = np.nan
+    y_nan[[11, 17, 30]] = np.nan
+    expected = avec_calc_scores_ccc(x_nan, y_nan)
+    assert np.isfinite(expected)
+    assert metrics.ccc(x_nan, y_nan) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    # NaN on one side only (a gap in the predictions).
+    assert metrics.ccc(x, y_nan) == pytest.approx(avec_calc_scores_ccc(x, y_nan), rel=1e-12, abs=1e-12)
+    # ignore_nan drops the pairs first; then it is the formula on the rest.
+    keep = ~(np.isnan(x_nan) | np.isnan(y_nan))
+    assert metrics.ccc(x_nan, y_nan, ignore_nan=True) == pytest.approx(
+        avec_calc_scores_ccc(x[keep], y[keep]), rel=1e-12, abs=1e-12)
+    assert np.isnan(metrics.ccc(np.full(5, np.nan), y[:5]))
+
+
+def test_ccc_unbiased_nan_propagates_or_is_dropped_pairwise(rng):
     x = rng.normal(size=20)
     y = x + rng.normal(size=20)
     x_nan, y_nan = x.copy(), y.copy()
     x_nan[3] = np.nan
     y_nan[11] = np.nan
-    assert np.isnan(metrics.ccc(x_nan, y_nan))
+    assert np.isnan(metrics.ccc_unbiased(x_nan, y_nan))
     keep = np.ones(20, bool)
     keep[[3, 11]] = False
-    assert metrics.ccc(x_nan, y_nan, ignore_nan=True) == pytest.approx(np_ccc_ddof1(x[keep], y[keep]), rel=1e-12)
+    assert metrics.ccc_unbiased(x_nan, y_nan, ignore_nan=True) == pytest.approx(
+        np_ccc_ddof1(x[keep], y[keep]), rel=1e-12)
 
 
 def test_ccc_rejects_different_lengths():
@@ -160,11 +197,15 @@ def test_streaming_ccc_equals_ccc_of_concatenated_frames(rng):
     for y_true, y_pred, mask in batches:
         metric.update_state(y_true, y_pred, sample_weight=mask)
     x, y = concatenated_valid(batches)
-    expected = np_ccc_ddof1(x, y)
+    expected = avec_calc_scores_ccc(x, y)
     assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
     assert float(metric.result()) == pytest.approx(metrics.ccc(x, y), rel=1e-5)
     metric.reset_state()
     assert np.isnan(float(metric.result()))
+    unbiased = metrics.StreamingCCC(definition="unbiased")
+    for y_true, y_pred, mask in batches:
+        unbiased.update_state(y_true, y_pred, sample_weight=mask)
+    assert float(unbiased.result()) == pytest.approx(np_ccc_ddof1(x, y), rel=1e-5)
 
 
 def test_streaming_ccc_in_a_compiled_function_and_without_mask(rng):
@@ -175,7 +216,7 @@ def test_streaming_ccc_in_a_compiled_function_and_without_mask(rng):
         update(y_true, 0.5 * y_true + 0.1)
     x = np.concatenate([t.ravel() for t, _, _ in batches])
     y_pred_all = np.concatenate([(0.5 * t + 0.1).ravel() for t, _, _ in batches])
-    assert float(metric.result()) == pytest.approx(np_ccc_ddof1(x, y_pred_all), rel=1e-5)
+    assert float(metric.result()) == pytest.approx(avec_calc_scores_ccc(x, y_pred_all), rel=1e-5)
 
 
 def test_streaming_ccc_edge_cases():
@@ -200,7 +241,7 @@ def test_streaming_ccc_under_mirrored_strategy(rng):
     for y_true, y_pred, mask in batches:
         step(y_true, y_pred, mask)
     x, y = concatenated_valid(batches)
-    assert float(metric.result()) == pytest.approx(np_ccc_ddof1(x, y), rel=1e-5)
+    assert float(metric.result()) == pytest.approx(avec_calc_scores_ccc(x, y), rel=1e-5)
 
 
 def test_streaming_metrics_as_keras_weighted_metrics_get_the_mask(rng):
@@ -217,8 +258,8 @@ def test_streaming_metrics_as_keras_weighted_metrics_get_the_mask(rng):
     )
     pred = model.predict(y, verbose=0)
     logs = model.evaluate(y, y, sample_weight=mask, batch_size=4, verbose=0, return_dict=True)
-    assert logs["ccc"] == pytest.approx(np_ccc_ddof1(y[mask > 0], pred[mask > 0]), rel=1e-5)
-    assert logs["unweighted"] == pytest.approx(np_ccc_ddof1(y.ravel(), pred.ravel()), rel=1e-5)
+    assert logs["ccc"] == pytest.approx(avec_calc_scores_ccc(y[mask > 0], pred[mask > 0]), rel=1e-5)
+    assert logs["unweighted"] == pytest.approx(avec_calc_scores_ccc(y.ravel(), pred.ravel()), rel=1e-5)
 
     classifier = keras.Sequential([keras.Input((6,)), keras.layers.Dense(18), keras.layers.Reshape((6, 3))])
     classifier.compile(
@@ -265,16 +306,19 @@ def test_streaming_ccc_sums_across_two_replicas(rng):
     y_true = data_rng.normal(size=(16, 10)).astype(np.float32)
     y_pred = (0.5 * y_true + data_rng.normal(size=(16, 10))).astype(np.float32)
     mask = data_rng.uniform(size=(16, 10)) > 0.3
-    assert value == pytest.approx(np_ccc_ddof1(y_true[mask], y_pred[mask]), rel=1e-5)
+    assert value == pytest.approx(avec_calc_scores_ccc(y_true[mask], y_pred[mask]), rel=1e-5)
 
 
 def test_streaming_ccc_config_round_trip():
-    metric = metrics.StreamingCCC(name="ccc_valence")
+    metric = metrics.StreamingCCC(name="ccc_valence", definition="unbiased")
     assert keras.saving.get_registered_name(metrics.StreamingCCC) == "cold_keras>StreamingCCC"
     restored = keras.metrics.deserialize(keras.metrics.serialize(metric))
     assert isinstance(restored, metrics.StreamingCCC)
     assert restored.name == "ccc_valence"
     assert restored.get_config() == metric.get_config()
+    assert restored.definition == "unbiased"
+    with pytest.raises(ValueError, match="unknown CCC definition"):
+        metrics.StreamingCCC(definition="population")
 
 
 # ---------------------------------------------------------------------------------------------------

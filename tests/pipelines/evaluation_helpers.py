@@ -94,10 +94,10 @@ def tiny_ablation(tmp_path_factory):
 
 
 def numpy_ccc(x, y):
-    """AVEC's CCC with ddof=1 variances and covariance."""
+    """AVEC 2019 calc_scores.py's CCC: covariance / n, variances / (n - 1)."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
-    cov = np.sum((x - x.mean()) * (y - y.mean())) / (len(x) - 1)
+    cov = np.mean((x - x.mean()) * (y - y.mean()))
     return 2 * cov / (x.var(ddof=1) + y.var(ddof=1) + (x.mean() - y.mean()) ** 2)
 
 

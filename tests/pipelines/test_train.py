@@ -27,10 +27,10 @@ TINY = {
 
 
 def numpy_ccc(x, y):
-    """AVEC's CCC with ddof=1 variances and covariance, written independently of the library."""
+    """AVEC 2019 calc_scores.py's CCC: covariance / n, variances / (n - 1)."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
-    cov = np.sum((x - x.mean()) * (y - y.mean())) / (len(x) - 1)
+    cov = np.mean((x - x.mean()) * (y - y.mean()))
     return 2 * cov / (x.var(ddof=1) + y.var(ddof=1) + (x.mean() - y.mean()) ** 2)
 
 

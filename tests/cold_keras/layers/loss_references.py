@@ -20,11 +20,10 @@ def ccc_population(x, y):
 
 
 def ccc_sample(x, y):
-    """CCC with ddof=1 moments (AVEC's partition-level metric)."""
+    """AVEC 2019 calc_scores.py's CCC: covariance / n, variances / (n - 1)."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
-    n = x.size
-    cov = np.sum((x - x.mean()) * (y - y.mean())) / (n - 1)
+    cov = np.mean((x - x.mean()) * (y - y.mean()))
     return 2 * cov / (x.var(ddof=1) + y.var(ddof=1) + (x.mean() - y.mean()) ** 2)
 
 

@@ -1,0 +1,152 @@
+"""A Keras GRU whose input projection runs once per sequence instead of once per time step."""
+
+import keras
+from keras import ops
+from keras.src import backend  # the RNN loop of the active backend (what keras.layers.GRU uses)
+
+
+def gpu_available() -> bool:
+    """True when TensorFlow sees a GPU."""
+    return _gpu_available()
+
+
+def _gpu_available():
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def cudnn_blockers(gru) -> list:
+    """What keeps a Keras GRU layer off the cuDNN kernel on a GPU (empty list: nothing).
+
+    TensorFlow runs a GRU with cuDNN only with `activation="tanh"`, `recurrent_activation="sigmoid"`,
+    `reset_after=True`, a bias, no recurrent dropout and `unroll=False`; at run time the mask must
+    also be right-padded (padding only at the end of each sequence) and no sequence may be empty.
+
+    >>> cudnn_blockers(keras.layers.GRU(4, recurrent_dropout=0.1))
+    ['recurrent_dropout=0.1 (needs 0)']
+    """
+    cell = gru.cell
+    blockers = []
+    if cell.activation is not keras.activations.tanh:
+        blockers.append(f"activation={getattr(cell.activation, '__name__', cell.activation)} (needs tanh)")
+    if cell.recurrent_activation is not keras.activations.sigmoid:
+        name = getattr(cell.recurrent_activation, "__name__", cell.recurrent_activation)
+        blockers.append(f"recurrent_activation={name} (needs sigmoid)")
+    if not cell.reset_after:
+        blockers.append("reset_after=False (needs True)")
+    if not cell.use_bias:
+        blockers.append("use_bias=False (needs True)")
+    if cell.recurrent_dropout:
+        blockers.append(f"recurrent_dropout={cell.recurrent_dropout} (needs 0)")
+    if gru.unroll:
+        blockers.append("unroll=True (needs False)")
+    return blockers
+
+
+@keras.saving.register_keras_serializable(package="cold_keras")
+class ProjectedGRU(keras.layers.GRU):
+    """`keras.layers.GRU` with the input projection hoisted out of the recurrence (CPU path).
+
+    Keras' own GRU multiplies every frame's input by the kernel inside the time loop, one
+    `[B, D] x [D, 3U]` product per step, which reads the whole kernel from memory at every step.
+    This layer computes `x W + b_x` for all frames of the sequence in one matrix product and runs
+    only the recurrent part `h W_h + b_h` in the loop (what cuDNN and PyTorch's CPU GRU do). The
+    weights, their names, the gate equations (`reset_after=True`), the masking and `go_backwards`
+    are Keras' own, so the outputs equal `keras.layers.GRU`'s up to float rounding and a saved
+    `GRU` and a `ProjectedGRU` share their weights.
+
+    The hoisted path is taken when the GRU uses Keras' default gates (`activation="tanh"`,
+    `recurrent_activation="sigmoid"`, `reset_after=True`), no input or recurrent dropout and no
+    GPU is visible; otherwise (e.g. on a GPU, where cuDNN does the same and more) the call falls
+    back to `keras.layers.GRU` unchanged. With a right-padded mask (padding at the end of each
+    sequence) the loop runs unmasked on each sequence within its own length, as cuDNN does; the
+    outputs of the real frames are those of the masked loop and padded frames get zeros. The final
+    state is then not used by any caller in this package (`return_sequences=True`).
+
+    Args: as `keras.layers.GRU`.
+
+    >>> gru = ProjectedGRU(4, return_sequences=True)
+    >>> tuple(gru(keras.ops.zeros((2, 5, 3))).shape)
+    (2, 5, 4)
+    """
+
+    def _hoistable(self):
+        cell = self.cell
+        return (
+            cell.reset_after
+            and cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+            and not cell.dropout
+            and not cell.recurrent_dropout
+            and keras.backend.backend() == "tensorflow"
+            and not _gpu_available()
+        )
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if not self._hoistable():
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        if isinstance(initial_state, (list, tuple)):
+            initial_state = initial_state[0]
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        cell = self.cell
+        units = cell.units
+        projected = ops.matmul(sequences, cell.kernel)
+        recurrent_bias = None
+        if cell.use_bias:
+            projected = projected + cell.bias[0]
+            recurrent_bias = cell.bias[1]
+
+        def step(inputs, states):
+            h = states[0]
+            recurrent = ops.matmul(h, cell.recurrent_kernel)
+            if recurrent_bias is not None:
+                recurrent = recurrent + recurrent_bias
+            z = ops.sigmoid(inputs[:, :units] + recurrent[:, :units])
+            r = ops.sigmoid(inputs[:, units : 2 * units] + recurrent[:, units : 2 * units])
+            candidate = ops.tanh(inputs[:, 2 * units :] + r * recurrent[:, 2 * units :])
+            h = z * h + (1.0 - z) * candidate
+            return h, [h]
+
+        def loop(values, loop_mask, go_backwards):
+            return backend.rnn(
+                step,
+                values,
+                [initial_state],
+                go_backwards=go_backwards,
+                mask=loop_mask,
+                unroll=self.unroll,
+                input_length=sequences.shape[1],
+                zero_output_for_mask=self.zero_output_for_mask,
+                return_all_outputs=self.return_sequences,
+            )
+
+        if mask is None or not (self.return_sequences and self.zero_output_for_mask) or self.unroll:
+            return loop(projected, mask, self.go_backwards)
+
+        import tensorflow as tf
+
+        # A right-padded mask (the input pipeline's) needs no masking inside the loop: the forward
+        # direction reaches the padding only after the last real frame, and the backward direction
+        # runs on each sequence reversed within its own length (as cuDNN does), so the padding
+        # again comes last. Real frames get exactly the masked loop's outputs, padded frames zeros.
+        # Any other mask takes Keras' masked loop.
+        mask = ops.cast(mask, "bool")
+        lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
+        right_padded = ops.all(ops.equal(mask, tf.sequence_mask(lengths, ops.shape(mask)[1])))
+
+        def by_lengths():
+            values = projected
+            if self.go_backwards:
+                values = tf.reverse_sequence(values, lengths, seq_axis=1, batch_axis=0)
+            last, outputs, states = loop(values, None, False)
+            if self.go_backwards:
+                outputs = tf.reverse_sequence(outputs, lengths, seq_axis=1, batch_axis=0)
+            outputs = outputs * ops.cast(mask[..., None], outputs.dtype)
+            if self.go_backwards:
+                # Keras' backward layers return their outputs in reversed time order.
+                outputs = ops.flip(outputs, axis=1)
+            return last, outputs, states
+
+        return tf.cond(right_padded, by_lengths, lambda: loop(projected, mask, self.go_backwards))

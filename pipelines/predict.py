@@ -1,0 +1,457 @@
+"""Predictor: runs a trained model on recordings, labelled or not, and writes AVEC-format files.
+
+    python -m pipelines.predict --run-dir RUN --data-dir DIR [--dataset avec] [--partition test] --output-dir OUT
+    python -m pipelines.predict --saved-model saved_models/NAME/VERSION --data-dir DIR --output-dir OUT
+
+The model comes from a run directory (`model.keras`) or from an exported SavedModel (plain
+TensorFlow, no Keras file: its `serving_default` signature). The corpus is read with the run's own
+adapter, feature folders and presence handling (from the run's `config.json`, or from the
+`assets.extra/config.json` that `pipelines.export` puts next to the SavedModel; `--run-dir` next to
+`--saved-model` takes the run's); the normalisation is part of the model. Any folder in a supported
+layout works: for AVEC, the Test partition with or without label files, or a folder holding only
+feature folders (no `labels/`). Output, for per-frame corpora (AVEC, synthetic):
+
+    OUT/<name>.csv          name;timestamp;arousal;valence   (AVEC's submission format, one per recording)
+    OUT/extra/<name>.csv    name;timestamp;<every other per-frame output of the model>
+    OUT/predict.json        what was predicted from what (written first, completed last)
+
+The timestamps are the label file's, or the feature files' when there is none. With a label delay
+(`training.label_delay_seconds`) the outputs are shifted back onto the labels' timeline first
+(`pipelines.label_delay`). The extra file holds the unimodal predictions, the fusion weights, the
+sigma norms and any uncertainty output (`*_std`, `*_lower`, `*_upper`), whatever the model gives
+(`extra_columns`). Sequence-level corpora (IEMOCAP) get one table, `OUT/utterances.csv` (and
+`OUT/utterances_extra.csv`), assembled from one part file per utterance.
+
+Recordings are read, predicted and written one at a time (memory does not grow with the corpus);
+every file is written atomically, the prediction file last, so an interrupted run loses nothing
+written and a rerun skips the recordings whose files exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from pipelines import features
+from pipelines import label_delay as delay_lib
+from pipelines.errors import ConfigError, DataError, cli_main
+from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
+
+ALL = "all"
+EXTRA_FOLDER = "extra"
+PARTS_FOLDER = ".utterances"
+SUMMARY_FILE = "predict.json"
+SAVED_MODEL_CONFIG = Path("assets.extra") / "config.json"
+FORMAT_VERSION = 1
+PREDICTIONS = (features.AROUSAL, features.VALENCE)
+
+
+# --------------------------------------------------------------------------- outputs -> columns
+
+
+def extra_columns(outputs: dict) -> dict:
+    """The per-frame outputs besides the fused predictions, as named columns.
+
+    Every output with a frame axis except `arousal` / `valence` (and the `*_utterance` outputs):
+    unimodal predictions, fusion weights, sigma norms, and any `*_std`, `*_lower`, `*_upper` a model
+    adds. An output [N] is one column under its own name; an output [N, K] (classification logits)
+    gives columns `<name>_0` .. `<name>_<K-1>`. Columns are sorted by name.
+
+    Args:
+        outputs: dict of output name -> array without the batch axis.
+
+    Returns:
+        dict column name -> float array [N].
+    """
+    columns = {}
+    for name in sorted(outputs):
+        value = np.asarray(outputs[name])
+        if name in PREDICTIONS or name.endswith("_utterance") or value.ndim == 0:
+            continue
+        if value.ndim == 1:
+            columns[name] = value
+        else:
+            for k in range(value.reshape(value.shape[0], -1).shape[1]):
+                columns[f"{name}_{k}"] = value.reshape(value.shape[0], -1)[:, k]
+    return columns
+
+
+def utterance_extra(outputs: dict) -> dict:
+    """Sequence-level corpora: one value per extra output, the mean over the frames of a per-frame
+    column (`extra_columns`) or the value of an utterance-level output other than the two predictions."""
+    columns = {name: np.asarray([np.mean(value)]) for name, value in extra_columns(outputs).items()}
+    for name in sorted(outputs):
+        value = np.asarray(outputs[name])
+        if name not in (f"{key}_utterance" for key in PREDICTIONS) and value.ndim == 0:
+            columns[name] = value.reshape(1)
+    return columns
+
+
+def _table(rows_name, timestamps, columns: dict) -> str:
+    lines = [";".join(["name", "timestamp"] + list(columns))]
+    values = [np.asarray(v) for v in columns.values()]
+    formats = ["{:d}" if np.issubdtype(v.dtype, np.integer) else "{:.6f}" for v in values]
+    for i, timestamp in enumerate(timestamps):
+        cells = [f"'{rows_name}'", f"{float(timestamp):.2f}"] + [f.format(v[i].item()) for f, v in zip(formats, values)]
+        lines.append(";".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def frame_timestamps(recording: dict, num_frames: int) -> np.ndarray:
+    """The recording's timestamps (labels', else feature files'), or frame index x hop."""
+    timestamps = recording.get("timestamps")
+    if timestamps is None or len(timestamps) != num_frames:
+        timestamps = np.arange(num_frames) * float(recording.get("hop", 0.1))
+    return np.asarray(timestamps, np.float64)
+
+
+# --------------------------------------------------------------------------- models
+
+
+class KerasPredictor:
+    """The inference model of a run directory."""
+
+    def __init__(self, run_dir):
+        from pipelines import export
+
+        self.model, _ = export.load_inference_model(run_dir)
+        self.dims = export.feature_dims(self.model)
+
+    def __call__(self, recording: dict) -> dict:
+        from pipelines import evaluation
+
+        return evaluation.predict_recordings(self.model, [recording])[0]["outputs"]
+
+
+class SavedModelPredictor:
+    """An exported SavedModel's `serving_default` signature, through plain TensorFlow."""
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except (OSError, ValueError, RuntimeError) as error:
+            raise DataError(f"cannot load the SavedModel ({str(error).splitlines()[0]})", path) from None
+        signatures = getattr(loaded, "signatures", {})
+        if "serving_default" not in signatures:
+            raise DataError("the SavedModel has no serving_default signature; export it with "
+                            "python -m pipelines.export", path)
+        self._loaded = loaded  # keeps the variables alive
+        self.signature = signatures["serving_default"]
+        specs = self.signature.structured_input_signature[1]
+        self.inputs = set(specs)
+        missing = {features.AUDIO, features.VISUAL} - self.inputs
+        if missing:
+            raise DataError(f"the serving_default signature has no input {sorted(missing)[0]!r}", path)
+        self.dims = {key: int(specs[key].shape[-1]) for key in features.MODALITIES}
+        self.tf = tf
+
+    def __call__(self, recording: dict) -> dict:
+        tf = self.tf
+        audio = np.asarray(recording[features.AUDIO], np.float32)[None]
+        inputs = {features.AUDIO: audio, features.VISUAL: np.asarray(recording[features.VISUAL], np.float32)[None]}
+        ones = np.ones(audio.shape[:2], np.float32)
+        if features.MASK in self.inputs:
+            inputs[features.MASK] = ones
+        for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT):
+            if key in self.inputs:
+                value = recording.get(key)
+                inputs[key] = ones if value is None else np.asarray(value, np.float32)[None]
+        outputs = self.signature(**{key: tf.constant(value) for key, value in inputs.items()})
+        return {name: np.asarray(value, np.float32)[0] for name, value in outputs.items()}
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def reading_config(run_dir=None, saved_model=None) -> tuple:
+    """(config, where it came from): the run's `config.json`, else the SavedModel's copy of it."""
+    if run_dir is not None:
+        path = Path(run_dir) / "config.json"
+        if not Path(run_dir).is_dir():
+            raise DataError("run directory not found", run_dir)
+    else:
+        path = Path(saved_model) / SAVED_MODEL_CONFIG
+    if not path.is_file():
+        if run_dir is not None:
+            raise DataError("not a run directory (no config.json); train one with python -m pipelines.train "
+                            "... --output-dir RUN", run_dir)
+        raise DataError("no assets.extra/config.json next to the SavedModel (exports made before it was "
+                        "written there); pass the run directory it came from with --run-dir", saved_model)
+    try:
+        return read_json(path), path
+    except ValueError as error:
+        raise DataError(f"not valid JSON ({error})", path) from None
+
+
+def corpus_settings(config: dict, args) -> tuple:
+    """(dataset, corpus options) for `open_corpus`: the run's, with the command's overrides."""
+    from pipelines import prepare
+
+    config = {**config, "features": dict(config.get("features") or {})}
+    config["dataset"] = args.dataset or config.get("dataset")
+    if config["dataset"] not in ("avec", "iemocap", "synthetic"):
+        raise ConfigError(f"--dataset must be avec, iemocap or synthetic, got {config['dataset']!r}")
+    if args.audio_features:
+        config["features"]["audio"] = [p.strip() for p in args.audio_features.split(",") if p.strip()]
+    if args.visual_features:
+        config["features"]["visual"] = [p.strip() for p in args.visual_features.split(",") if p.strip()]
+    if args.features_dir:
+        config["features_dir"] = args.features_dir
+    if args.allow_missing_modality:
+        config["allow_missing_modality"] = True
+    return config["dataset"], prepare.corpus_options(config)
+
+
+def open_for_prediction(dataset, data_dir, options, select):
+    """The corpus to predict on. AVEC-layout folders (avec, synthetic) are read with labels optional in
+    every partition (a folder without `labels/` works), and only the recordings `select(name, partition)`
+    accepts are read; IEMOCAP-style folders are read whole by their adapter."""
+    if dataset == "iemocap":
+        from pipelines.datasets import open_corpus
+
+        return open_corpus(dataset, data_dir, **options)
+    from pipelines.datasets.avec import open_layout
+
+    return open_layout(data_dir, audio_features=options.get("audio_features") or [features.AUDIO],
+                       visual_features=options.get("visual_features") or [features.VISUAL],
+                       allow_missing_modality=bool(options.get("allow_missing_modality")), dataset=dataset,
+                       labels_optional=True, select=select)
+
+
+def _feature_files(dataset, data_dir, options, modality, name) -> str:
+    """The feature file(s) one recording's modality was read from, for error messages."""
+    if dataset == "iemocap":
+        folder = Path(options["features_dir"]) / options[f"{modality}_features"]
+        found = sorted(folder.glob(f"{name}.*"))
+        return str(found[0] if found else folder / name)
+    folders = options.get(f"{modality}_features") or [modality]
+    return ", ".join(str(Path(data_dir) / folder / f"{name}.csv") for folder in folders)
+
+
+def _as_dict(recording) -> dict:
+    return {field.name: getattr(recording, field.name) for field in dataclasses.fields(recording)}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _summary_settings(args, config_source, dataset, options, delay_seconds) -> dict:
+    model = ({"saved_model": str(Path(args.saved_model).resolve())} if args.saved_model
+             else {"run_dir": str(Path(args.run_dir).resolve())})
+    model_file = Path(args.saved_model) / "saved_model.pb" if args.saved_model else Path(args.run_dir) / "model.keras"
+    if model_file.is_file():
+        stat = model_file.stat()
+        model["file"] = [str(model_file.resolve()), stat.st_size, stat.st_mtime_ns]
+    return {"format_version": FORMAT_VERSION, "model": model, "config": str(config_source),
+            "data_dir": str(Path(args.data_dir).resolve()), "dataset": dataset,
+            "options": {key: value for key, value in sorted(options.items())},
+            "partition": args.partition, "label_delay_seconds": delay_seconds}
+
+
+def _check_output_dir(out_dir: Path, settings: dict, overwrite: bool) -> None:
+    path = out_dir / SUMMARY_FILE
+    if not path.is_file():
+        return
+    try:
+        old = read_json(path)
+    except ValueError:
+        old = {}
+    if overwrite:
+        import shutil
+
+        for item in out_dir.glob("*.csv"):
+            item.unlink()
+        for name in (EXTRA_FOLDER, PARTS_FOLDER):
+            shutil.rmtree(out_dir / name, ignore_errors=True)
+        path.unlink()
+        return
+    if old.get("settings") != settings:
+        from pipelines.train import _first_difference
+
+        changed = _first_difference(old.get("settings") or {}, settings) or "an older format"
+        raise ConfigError(f"holds predictions made with other settings ({changed}); pass another --output-dir, "
+                          "or --overwrite to replace them", out_dir)
+
+
+def run(args) -> dict:
+    """Predicts every selected recording; returns the summary written to `predict.json`."""
+    if not args.run_dir and not args.saved_model:
+        raise ConfigError("pass --run-dir RUN (a trained run) or --saved-model DIR (an exported model)")
+    if not args.data_dir:
+        raise ConfigError("--data-dir is required: the corpus folder to predict on")
+    data_dir = Path(args.data_dir).expanduser()
+    if not data_dir.is_dir():
+        raise ConfigError("data folder does not exist (--data-dir)", data_dir)
+    if args.saved_model and not (Path(args.saved_model) / "saved_model.pb").is_file():
+        raise DataError("not a SavedModel folder (no saved_model.pb); pass a version folder such as "
+                        "saved_models/NAME/1", args.saved_model)
+    if args.partition != ALL and args.partition not in features.PARTITIONS:
+        raise ConfigError(f"--partition must be one of {', '.join(features.PARTITIONS)} or {ALL}, "
+                          f"got {args.partition!r}")
+    config, config_source = reading_config(args.run_dir, args.saved_model)
+    if config.get("mode") == "raw":
+        raise ConfigError("this is a raw-mode run; predict takes per-frame feature corpora", config_source)
+    task = config.get("task", "regression")
+    delay_seconds = delay_lib.check(
+        delay_lib.seconds_of(config) if args.label_delay is None else args.label_delay, "--label-delay")
+    dataset, options = corpus_settings(config, args)
+    out_dir = Path(args.output_dir)
+    settings = _summary_settings(args, config_source, dataset, options, delay_seconds)
+    _check_output_dir(out_dir, settings, args.overwrite)
+
+    sequence_level = dataset == "iemocap"
+    wanted = (lambda partition: True) if args.partition == ALL else (lambda partition: partition == args.partition)
+    seen = []  # every selected recording, finished or not, in corpus order
+
+    def select(name, partition):
+        if not wanted(partition):
+            return False
+        seen.append(name)
+        return not _finished(out_dir, name, sequence_level)
+
+    corpus = open_for_prediction(dataset, data_dir, options, select)
+    if corpus.mode != "features":
+        raise ConfigError("holds a raw corpus; predict takes per-frame feature corpora", data_dir)
+    frames = delay_lib.delay_frames(delay_seconds, corpus.hop)
+    predictor = SavedModelPredictor(args.saved_model) if args.saved_model else KerasPredictor(args.run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"settings": settings, "complete": False}
+    write_json_atomic(out_dir / SUMMARY_FILE, summary)
+
+    from tqdm import tqdm
+
+    written, skipped = 0, 0
+    progress = tqdm(corpus.recordings(), total=corpus.report.get("selected"), desc="predict", unit="rec",
+                    file=sys.stderr, disable=args.quiet)
+    for item in progress:
+        if dataset == "iemocap" and not select(item.name, item.partition):
+            skipped += wanted(item.partition)
+            continue
+        recording = _as_dict(item)
+        name = recording["name"]
+        for modality in features.MODALITIES:
+            dim = int(np.shape(recording[modality])[-1])
+            if dim != predictor.dims[modality]:
+                raise DataError(f"{dim} {modality} features per frame, but the model takes "
+                                f"{predictor.dims[modality]} (recording {name})",
+                                _feature_files(dataset, data_dir, options, modality, name))
+        outputs = delay_lib.shift_outputs(predictor(recording), frames)
+        if sequence_level and f"{features.VALENCE}_utterance" not in outputs:
+            raise ConfigError("the model gives no utterance-level outputs, so it cannot predict an IEMOCAP-style "
+                              "corpus; train it on one first", args.saved_model or args.run_dir)
+        _write_recording(recording, outputs, out_dir, task, sequence_level)
+        written += 1
+    if dataset != "iemocap":
+        skipped = len(seen) - written
+    if not seen:
+        counts = corpus.report.get("recordings") or {}
+        which = "any partition" if args.partition == ALL else f"partition {args.partition!r}"
+        raise DataError(f"no recordings of {which} in this corpus (found: "
+                        f"{', '.join(f'{k} {v}' for k, v in counts.items() if v) or 'none'})", data_dir)
+    files = _assemble_utterances(out_dir, seen) if sequence_level else [f"{name}.csv" for name in seen]
+    summary.update({"complete": True, "recordings": len(seen), "written": written, "skipped": skipped,
+                    "label_delay_frames": frames, "files": files})
+    write_json_atomic(out_dir / SUMMARY_FILE, summary)
+    print(f"predicted {len(seen)} recordings ({written} written, {skipped} already done) into {out_dir}")
+    return summary
+
+
+def _finished(out_dir: Path, name: str, sequence_level: bool) -> bool:
+    return all(path.is_file() for path in _targets(out_dir, name, sequence_level))
+
+
+def _targets(out_dir: Path, name: str, sequence_level) -> list:
+    if sequence_level:
+        return [out_dir / PARTS_FOLDER / f"{name}.csv"]
+    return [out_dir / EXTRA_FOLDER / f"{name}.csv", out_dir / f"{name}.csv"]
+
+
+def _main_values(outputs, task, key):
+    value = np.asarray(outputs[key])
+    return value.argmax(axis=-1) - 1 if task == "classification" else value
+
+
+def _write_recording(recording, outputs, out_dir: Path, task, sequence_level) -> None:
+    name = recording["name"]
+    if sequence_level:
+        row = {key: np.atleast_1d(_main_values(outputs, task, f"{key}_utterance")).reshape(-1)[:1]
+               for key in PREDICTIONS}
+        row.update(utterance_extra(outputs))
+        write_text_atomic(out_dir / PARTS_FOLDER / f"{name}.csv", _table(name, [0.0], row))
+        return
+    num_frames = len(outputs[features.VALENCE])
+    timestamps = frame_timestamps(recording, num_frames)
+    write_text_atomic(out_dir / EXTRA_FOLDER / f"{name}.csv", _table(name, timestamps, extra_columns(outputs)))
+    main = {key: _main_values(outputs, task, key) for key in PREDICTIONS}
+    write_text_atomic(out_dir / f"{name}.csv", _table(name, timestamps, main))
+
+
+def _assemble_utterances(out_dir: Path, names) -> list:
+    """utterances.csv (predictions) and utterances_extra.csv (mean of each extra output) from the parts."""
+    main, extra = ["name;timestamp;arousal;valence"], None
+    for name in names:
+        lines = (out_dir / PARTS_FOLDER / f"{name}.csv").read_text().splitlines()
+        header, row = lines[0].split(";"), lines[1].split(";")
+        main.append(";".join(row[:4]))
+        if extra is None:
+            extra = [";".join(header[:2] + header[4:])]
+        extra.append(";".join(row[:2] + row[4:]))
+    write_text_atomic(out_dir / "utterances_extra.csv", "\n".join(extra) + "\n")
+    write_text_atomic(out_dir / "utterances.csv", "\n".join(main) + "\n")
+    return ["utterances.csv", "utterances_extra.csv"]
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.predict",
+        description="Predict valence and arousal for every recording of a corpus folder, labelled or not, and "
+                    "write AVEC-format files (one CSV per recording, plus the fusion weights, sigma norms and "
+                    "uncertainty in extra/). Example: python -m pipelines.predict --run-dir runs/avec_cold_fusion_"
+                    "regression --data-dir AVEC2019_CES --partition test --output-dir submission",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--run-dir", help="run directory written by pipelines.train (its model.keras, unless "
+                                          "--saved-model is given, and its config.json)")
+    parser.add_argument("--saved-model", metavar="DIR",
+                        help="an exported SavedModel version folder (saved_models/NAME/VERSION), run with plain "
+                             "TensorFlow; the reading settings come from its assets.extra/config.json or --run-dir")
+    parser.add_argument("--data-dir", help="corpus folder to predict on, in the layout of --dataset")
+    parser.add_argument("--dataset", choices=("avec", "iemocap", "synthetic"),
+                        help="layout of --data-dir (default: the run's dataset)")
+    parser.add_argument("--partition", default=features.TEST,
+                        help=f"partition to predict: {', '.join(features.PARTITIONS)} or {ALL}")
+    parser.add_argument("--output-dir", required=True, help="folder for the prediction files (the submission)")
+    parser.add_argument("--audio-features", help="comma-separated audio feature folders (default: the run's)")
+    parser.add_argument("--visual-features", help="comma-separated visual feature folders (default: the run's)")
+    parser.add_argument("--features-dir", help="IEMOCAP: folder of per-utterance feature files (default: the run's)")
+    parser.add_argument("--allow-missing-modality", action="store_true",
+                        help="zero-fill a modality whose feature file is missing (presence 0) instead of failing")
+    parser.add_argument("--label-delay", type=float, metavar="SECONDS",
+                        help="annotation delay the model was trained with (default: the run's "
+                             "training.label_delay_seconds); outputs are shifted back by it")
+    parser.add_argument("--overwrite", action="store_true", help="replace predictions made with other settings")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+@cli_main
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
+        run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Tests of `pipelines.predict`: run vs SavedModel, AVEC format, resuming, errors, extra columns."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines import predict
+from pipelines.datasets.avec import open_avec
+from tests.pipelines.serving_helpers import tiny_export, tiny_run
+
+
+@pytest.fixture(scope="session")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("serving")
+
+
+@pytest.fixture(scope="session")
+def run_dir(root):
+    return tiny_run(root)
+
+
+@pytest.fixture(scope="session")
+def exported(root, run_dir):
+    return tiny_export(root)
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(run_dir, tmp_path_factory):
+    """The run's synthetic corpus with the Test label files removed (a submission setting)."""
+    source = next(Path(run_dir).parent.glob("cache/synthetic/*/synthetic.json")).parent
+    target = tmp_path_factory.mktemp("unlabelled") / "corpus"
+    shutil.copytree(source, target)
+    removed = sorted((target / "labels").glob("Test_*.csv"))
+    assert removed
+    for path in removed:
+        path.unlink()
+    return target
+
+
+def read_rows(path: Path):
+    rows = list(csv.reader(open(path), delimiter=";"))
+    return rows[0], rows[1:]
+
+
+def numbers(rows):
+    return np.array([[float(cell) for cell in row[1:]] for row in rows])
+
+
+def feature_timestamps(path: Path):
+    rows = list(csv.reader(open(path), delimiter=";"))
+    return np.array([float(row[1]) for row in rows[1:]])
+
+
+def predict_cli(capsys, *args):
+    """Runs the command in this process; returns (exit code or None, stdout, stderr)."""
+    code = None
+    try:
+        predict.main([*map(str, args), "--quiet"])
+    except SystemExit as error:
+        code = error.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.slow
+def test_run_and_saved_model_write_the_same_avec_submission(run_dir, exported, corpus_dir, tmp_path, capsys):
+    from_run, from_export = tmp_path / "run", tmp_path / "export"
+    code, out, err = predict_cli(capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--output-dir", from_run)
+    assert code is None, err
+    code, out, err = predict_cli(capsys, "--saved-model", exported, "--data-dir", corpus_dir,
+                                 "--output-dir", from_export)
+    assert code is None, err
+    assert "1 written" in out
+    tests = sorted(p.name for p in (corpus_dir / "audio").glob("Test_*.csv"))
+    for folder in (from_run, from_export):
+        assert sorted(p.name for p in folder.glob("*.csv")) == tests
+        assert sorted(p.name for p in (folder / "extra").glob("*.csv")) == tests
+    for name in tests:
+        header, rows = read_rows(from_run / name)
+        assert header == ["name", "timestamp", "arousal", "valence"]
+        assert {row[0] for row in rows} == {f"'{Path(name).stem}'"}
+        # No label file: the feature files' timestamps, one row per feature frame.
+        np.testing.assert_allclose(numbers(rows)[:, 0], feature_timestamps(corpus_dir / "audio" / name), atol=5e-3)
+        _, served = read_rows(from_export / name)
+        np.testing.assert_allclose(numbers(rows), numbers(served), atol=1e-5, rtol=0)
+        extra_header, extra = read_rows(from_run / "extra" / name)
+        assert {"audio_weight", "visual_weight", "audio_sigma_norm", "visual_sigma_norm",
+                "audio_valence", "visual_arousal"} <= set(extra_header)
+        weights = numbers(extra)[:, [extra_header.index("audio_weight") - 1, extra_header.index("visual_weight") - 1]]
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
+        _, served_extra = read_rows(from_export / "extra" / name)
+        np.testing.assert_allclose(numbers(extra), numbers(served_extra), atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_labelled_partition_uses_the_label_timestamps(run_dir, corpus_dir, tmp_path, capsys):
+    out_dir = tmp_path / "devel"
+    code, _, err = predict_cli(capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "devel",
+                               "--output-dir", out_dir)
+    assert code is None, err
+    labels = sorted((corpus_dir / "labels").glob("Devel_*.csv"))
+    assert sorted(p.name for p in out_dir.glob("*.csv")) == [p.name for p in labels]
+    for path in labels:
+        _, rows = read_rows(out_dir / path.name)
+        np.testing.assert_allclose(numbers(rows)[:, 0], feature_timestamps(path), atol=5e-3)
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_without_redoing_finished_recordings(run_dir, corpus_dir, tmp_path, capsys,
+                                                                     monkeypatch):
+    out_dir = tmp_path / "devel"
+    calls = []
+    original = predict.KerasPredictor.__call__
+
+    def stop_on_second(self, recording):
+        calls.append(recording["name"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, recording)
+
+    monkeypatch.setattr(predict.KerasPredictor, "__call__", stop_on_second)
+    code, _, err = predict_cli(capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "devel",
+                               "--output-dir", out_dir)
+    assert code == 130, err
+    done = sorted(p.name for p in out_dir.glob("*.csv"))
+    assert done == [f"{calls[0]}.csv"]
+    assert not list(out_dir.rglob("*.tmp"))
+    stamps = {name: (out_dir / name).stat().st_mtime_ns for name in done}
+
+    calls.clear()
+    monkeypatch.setattr(predict.KerasPredictor, "__call__", original)
+    seen = []
+    monkeypatch.setattr(predict.KerasPredictor, "__call__",
+                        lambda self, recording: seen.append(recording["name"]) or original(self, recording))
+    code, out, err = predict_cli(capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "devel",
+                                 "--output-dir", out_dir)
+    assert code is None, err
+    total = len(list((corpus_dir / "audio").glob("Devel_*.csv")))
+    assert total >= 2
+    assert f"predicted {total} recordings ({total - 1} written, 1 already done)" in out
+    assert not set(seen) & {Path(name).stem for name in done}
+    assert {name: (out_dir / name).stat().st_mtime_ns for name in done} == stamps
+    assert len(list(out_dir.glob("*.csv"))) == total
+
+    # Other settings in the same folder are refused, not mixed in.
+    code, _, err = predict_cli(capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "test",
+                               "--output-dir", out_dir)
+    assert code == 2 and "partition" in err and str(out_dir) in err
+
+
+@pytest.mark.slow
+def test_dimension_mismatch_names_the_file_and_both_dimensions(run_dir, corpus_dir, tmp_path, capsys):
+    data = tmp_path / "corpus"
+    shutil.copytree(corpus_dir, data)
+    narrow = data / "audio_narrow"
+    narrow.mkdir()
+    for path in (data / "audio").glob("*.csv"):
+        rows = list(csv.reader(open(path), delimiter=";"))
+        with open(narrow / path.name, "w", newline="") as handle:
+            csv.writer(handle, delimiter=";").writerows([row[:-2] for row in rows])
+    dim = len(rows[0]) - 2
+    code, _, err = predict_cli(capsys, "--run-dir", run_dir, "--data-dir", data, "--audio-features", "audio_narrow",
+                               "--output-dir", tmp_path / "out")
+    assert code == 2
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"error: {narrow / 'Test_SY_01.csv'}")
+    assert f"{dim - 2} audio features per frame, but the model takes {dim}" in line
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_feature_only_folder_is_predicted(run_dir, corpus_dir, tmp_path, capsys):
+    data = tmp_path / "features_only"
+    for folder in ("audio", "visual"):
+        (data / folder).mkdir(parents=True)
+        for path in (corpus_dir / folder).glob("Test_*.csv"):
+            shutil.copy(path, data / folder / path.name)
+    code, out, err = predict_cli(capsys, "--run-dir", run_dir, "--dataset", "avec", "--data-dir", data,
+                                 "--output-dir", tmp_path / "out")
+    assert code is None, err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.csv")) == sorted(
+        p.name for p in (data / "audio").glob("*.csv"))
+
+
+def test_avec_reader_keeps_requiring_labels_unless_asked(corpus_dir, tmp_path):
+    from pipelines.errors import DataError
+
+    data = tmp_path / "features_only"
+    shutil.copytree(corpus_dir / "audio", data / "audio")
+    shutil.copytree(corpus_dir / "visual", data / "visual")
+    with pytest.raises(DataError, match="no labels folder"):
+        open_avec(data, audio_features=["audio"], visual_features=["visual"])
+    corpus = open_avec(data, audio_features=["audio"], visual_features=["visual"], labels_optional=True)
+    recordings = list(corpus.recordings())
+    assert len(recordings) == len(list((data / "audio").glob("*.csv")))
+    assert all(not r.labelled for r in recordings)
+    # Labelled partitions are still read (and checked) from their label files.
+    labelled = open_avec(corpus_dir, audio_features=["audio"], visual_features=["visual"], labels_optional=True)
+    assert all(r.labelled == (r.partition != "test") for r in labelled.recordings())
+
+
+def test_extra_columns_take_every_per_frame_output_besides_the_predictions():
+    n = 4
+    outputs = {
+        "valence": np.zeros(n), "arousal": np.zeros(n), "valence_utterance": np.float32(0.1),
+        "audio_weight": np.full(n, 0.3), "visual_sigma_norm": np.arange(n, dtype=np.float32),
+        "valence_std": np.full(n, 0.2), "arousal_lower": np.full(n, -0.5), "arousal_upper": np.full(n, 0.5),
+        "audio_valence": np.arange(n * 3, dtype=np.float32).reshape(n, 3),
+    }
+    columns = predict.extra_columns(outputs)
+    assert list(columns) == ["arousal_lower", "arousal_upper", "audio_valence_0", "audio_valence_1",
+                             "audio_valence_2", "audio_weight", "valence_std", "visual_sigma_norm"]
+    np.testing.assert_array_equal(columns["audio_valence_2"], [2, 5, 8, 11])
+    np.testing.assert_array_equal(columns["valence_std"], outputs["valence_std"])
+
+
+@pytest.mark.slow
+def test_streaming_validation_ccc_agrees_with_the_partition_ccc(run_dir):
+    """history.csv's val_ccc_* (StreamingCCC over the epoch) equals metrics.json's partition CCC (AVEC's
+    definition) for the kept epoch: the training metric and the reported score are one definition."""
+    import json
+
+    history = list(csv.DictReader(open(Path(run_dir) / "history.csv")))
+    assert len(history) == 1  # one epoch: the kept weights are that epoch's
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    validation = json.loads((Path(run_dir) / "config.json").read_text())["training"]["validation_partition"]
+    for branch, prefix in (("av", ""), ("audio", "audio_"), ("visual", "visual_")):
+        for dim in ("valence", "arousal"):
+            assert float(history[0][f"val_{prefix}ccc_{dim}"]) == pytest.approx(
+                metrics[validation][branch][f"ccc_{dim}"], abs=2e-5)
+
+
+def test_utterance_table_is_assembled_from_one_part_per_utterance(tmp_path):
+    """Sequence-level output without a model: parts, then utterances.csv / utterances_extra.csv."""
+    outputs = {"valence": np.array([0.1, 0.3]), "arousal": np.array([0.0, 0.2]),
+               "valence_utterance": np.float32(0.25), "arousal_utterance": np.float32(-0.5),
+               "audio_weight": np.array([0.2, 0.6]), "valence_utterance_std": np.float32(0.1)}
+    for name in ("Ses05F_impro01_F000", "Ses05F_impro01_M001"):
+        predict._write_recording({"name": name}, outputs, tmp_path, "regression", True)
+    files = predict._assemble_utterances(tmp_path, ["Ses05F_impro01_F000", "Ses05F_impro01_M001"])
+    assert files == ["utterances.csv", "utterances_extra.csv"]
+    header, rows = read_rows(tmp_path / "utterances.csv")
+    assert header == ["name", "timestamp", "arousal", "valence"]
+    assert [row[0] for row in rows] == ["'Ses05F_impro01_F000'", "'Ses05F_impro01_M001'"]
+    np.testing.assert_allclose(numbers(rows), [[0.0, -0.5, 0.25]] * 2, atol=1e-6)
+    header, rows = read_rows(tmp_path / "utterances_extra.csv")
+    assert header == ["name", "timestamp", "audio_weight", "valence_utterance_std"]
+    np.testing.assert_allclose(numbers(rows), [[0.0, 0.4, 0.1]] * 2, atol=1e-6)
