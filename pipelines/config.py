@@ -140,6 +140,8 @@ def validate(config: dict, source="config") -> dict:
         if not condition:
             raise ConfigError(message, source)
 
+    check_known_keys(config, source)
+
     need(config.get("dataset") in DATASETS, f"dataset must be one of {', '.join(DATASETS)}")
     need(config.get("task") in TASKS, f"task must be one of {', '.join(TASKS)}")
     model = config.get("model", {})
@@ -197,3 +199,170 @@ def model_hyperparameters(config: dict) -> dict:
     hp = dict(config["model"])
     hp.pop("name")
     return hp
+
+
+# ---------------------------------------------------------------------------------------------
+# Known keys: those of the shipped configs, plus the documented optional ones.
+
+# Top-level keys no shipped config sets: `strict` (false = --lenient) and `runtime` (what the trainer
+# records in config.json, e.g. the artefact folder).
+OPTIONAL_KEYS = {("strict",): ("bool",), ("runtime",): None}
+_KIND_NAMES = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
+               "list": "a list", "mapping": "a mapping"}
+_schema_cache = {}
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    return "str"
+
+
+def _shipped_schema() -> dict:
+    """{key path: set of value kinds} over every shipped config file (plus `OPTIONAL_KEYS`)."""
+    if "schema" not in _schema_cache:
+        schema = {}
+
+        def collect(node, prefix):
+            for key, value in node.items():
+                path = prefix + (str(key),)
+                schema.setdefault(path, set()).add(_kind(value))
+                if isinstance(value, dict):
+                    collect(value, path)
+
+        for path in sorted(CONFIG_DIR.glob("*.yaml")):
+            collect(load_file(path), ())
+        for path, kinds in OPTIONAL_KEYS.items():
+            schema.setdefault(path, set()).update(kinds or ("any",))
+        _schema_cache["schema"] = schema
+    return _schema_cache["schema"]
+
+
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _source_keys(relative: str, name: str) -> set:
+    """The keys of the dict (or the strings of the tuple) assigned to `name` in a source file, or the
+    parameters of the `__init__` of class `name`, read without importing the module (and TensorFlow)."""
+    import ast
+
+    tree = ast.parse((_SOURCE_ROOT / relative).read_text())
+    assigned = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            assigned[node.targets[0].id] = node.value
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            init = next(item for item in node.body if isinstance(item, ast.FunctionDef) and item.name == "__init__")
+            return {arg.arg for arg in init.args.args[1:] + init.args.kwonlyargs}
+
+    def keys(value):
+        if isinstance(value, ast.Dict):
+            return {key.value for key in value.keys}
+        if isinstance(value, (ast.Tuple, ast.List)):
+            return {item.value for item in value.elts}
+        if isinstance(value, ast.Call) and value.args and isinstance(value.args[0], ast.Name):  # tuple(OTHER)
+            return keys(assigned[value.args[0].id])
+        raise ValueError(f"cannot read the keys of {name} in {relative}")
+
+    return keys(assigned[name])
+
+
+def _open_section_keys(path: tuple):
+    """Keys a section accepts beyond the shipped configs' (read from the code that takes them).
+
+    Returns a set of keys, or None when the section takes any key.
+    """
+    if path == ("runtime",):
+        return None
+    sources = {
+        ("model",): ("cold_keras/models/builders.py", "DEFAULT_HYPERPARAMETERS"),
+        ("synthetic",): ("pipelines/datasets/synthetic.py", "generate"),
+        ("training", "augment"): ("pipelines/augment.py", "KEYS"),
+        ("raw", "augment"): ("pipelines/raw_augment.py", "KEYS"),
+        ("raw", "logmel"): ("pipelines/raw_inputs.py", "DEFAULT_LOGMEL"),
+        ("raw", "visual_backbone"): ("cold_keras/backbones/face_cnn.py", "FaceCNN"),
+        ("raw", "audio_backbone"): ("cold_keras/backbones/vggish.py", "VGGish"),
+    }
+    if path not in sources:
+        return set()
+    if path == ("synthetic",):
+        import inspect
+
+        from pipelines.datasets import synthetic
+
+        return set(inspect.signature(synthetic.generate).parameters) - {"output_dir", "progress"}
+    return _source_keys(*sources[path]) | ({"name"} if path == ("model",) else set())
+
+
+def _key_position(source, path: tuple):
+    """(line, column) of the key `path` in the YAML file `source`, or (None, None)."""
+    try:
+        node = yaml.compose(Path(source).read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None, None
+    position = (None, None)
+    for key in path:
+        if not isinstance(node, yaml.MappingNode):
+            return position
+        for key_node, value_node in node.value:
+            if str(key_node.value) == key:
+                position = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                node = value_node
+                break
+        else:
+            return None, None
+    return position
+
+
+def check_known_keys(config: dict, source="config") -> None:
+    """Every key of `config` must be a known one, holding a value of the kind the shipped configs give it.
+
+    Raises:
+        ConfigError: `<file>:<line>:<column>: training.weigth_decay: unknown key (did you mean
+            weight_decay?)`, or `...: training.epochs: expected an integer, got 'ten'`.
+    """
+    import difflib
+
+    schema = _shipped_schema()
+
+    def fail(path, message):
+        line, column = _key_position(source, path) if Path(str(source)).is_file() else (None, None)
+        raise ConfigError(f"{'.'.join(path)}: {message}", source, line, column)
+
+    def walk(node, prefix):
+        extra = None
+        for key, value in node.items():
+            path = prefix + (str(key),)
+            kinds = schema.get(path)
+            if kinds is None:
+                if extra is None:
+                    extra = _open_section_keys(prefix)
+                if extra is None or str(key) in extra:
+                    continue
+                known = sorted({p[-1] for p in schema if p[:-1] == prefix and len(p) == len(path)} | extra)
+                close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(known)}"
+                fail(path, f"unknown key ({hint})")
+            kind = _kind(value)
+            allowed = kinds - {"null"}
+            if "float" in allowed:
+                allowed = allowed | {"int"}
+            if kind != "null" and allowed and "any" not in allowed and kind not in allowed:
+                expected = " or ".join(_KIND_NAMES[k] for k in sorted(kinds - {"null"}))
+                fail(path, f"expected {expected}, got {value!r}")
+            if kind == "mapping" and "mapping" in kinds:
+                walk(value, path)
+
+    if not isinstance(config, dict):
+        raise ConfigError("a configuration must be a mapping of keys to values", source)
+    walk(config, ())

@@ -42,6 +42,7 @@ from pipelines import corrupt as corrupt_lib
 from pipelines import export, features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
+from pipelines.pause import pause_point
 
 NUM_BINS = 10
 # Expected sign of spearman(1/||sigma||, error) when the calibration term works as trained: the
@@ -546,6 +547,7 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
         _write_bytes_atomic(out_dir / file_name, plot_timeline(by_name[name]))
         files.append(file_name)
 
+    pause_point("evaluate.partial")
     text = format_report(report)
     write_text_atomic(out_dir / "report.txt", text + "\n")
     files.append("report.txt")

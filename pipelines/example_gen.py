@@ -48,6 +48,7 @@ import numpy as np
 from pipelines import features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
+from pipelines.pause import pause_point
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -212,6 +213,7 @@ class _Checker:
         self.first = {}
         self.names = set()
         self.kind = {}
+        self.contents = {}
 
     def fail(self, recording, message):
         raise DataError(f"recording {recording.name!r} ({recording.partition}): {message}", self.corpus.root)
@@ -233,6 +235,20 @@ class _Checker:
         elif rec.sample_rate != self.sample_rate:
             self.fail(rec, f"sample rate {rec.sample_rate} Hz, but earlier recordings have {self.sample_rate} Hz")
         return faces.shape[0]
+
+    def _check_contents(self, rec):
+        """No two recordings with the same features (a copied recording). Non-finite values are left
+        to StatisticsGen, which reports them as a blocking anomaly."""
+        digest = hashlib.sha1()
+        for modality in features.MODALITIES:
+            values = np.asarray(getattr(rec, modality), np.float32)
+            digest.update(np.ascontiguousarray(values).tobytes())
+        key = digest.hexdigest()
+        if key in self.contents:
+            name, partition = self.contents[key]
+            self.fail(rec, f"has the same audio and visual features as recording {name!r} ({partition}) "
+                           f"(expected every recording once in the corpus)")
+        self.contents[key] = (rec.name, rec.partition)
 
     def check(self, rec):
         if rec.partition not in features.PARTITIONS:
@@ -263,6 +279,8 @@ class _Checker:
                 self.fail(rec, f"{values.shape[1]} {modality} features per frame, expected {expected} {origin}")
         if n == 0:
             self.fail(rec, "no frames")
+        if not self.raw:
+            self._check_contents(rec)
         if (rec.valence is None) != (rec.arousal is None):
             self.fail(rec, "has only one of valence and arousal")
         if rec.labelled:
@@ -448,6 +466,7 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
                 writer = writers[recording.partition] = _PartitionWriter(
                     examples / recording.partition, recording.partition, num_shards, shard_bytes)
             writer.write(recording, serialize_recording(recording, logmel))
+            pause_point("example_gen.shard")
     except BaseException:
         for writer in writers.values():
             writer.discard()
@@ -544,7 +563,29 @@ def build_parser():
     parser.add_argument("--mel-hop-seconds", type=float, default=None,
                         help="raw corpora: hop of the log-mel spectrogram in seconds (default 0.01)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_strictness_arguments(parser)
     return parser
+
+
+def add_strictness_arguments(parser) -> None:
+    """`--strict` (the default) / `--lenient`, stored as `strict` (absent when neither is given)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--strict", dest="strict", action="store_true", default=argparse.SUPPRESS,
+                       help="AVEC/IEMOCAP: every field must be exactly what it must be (the default)")
+    group.add_argument("--lenient", dest="strict", action="store_false", default=argparse.SUPPRESS,
+                       help="AVEC/IEMOCAP: accept, with a warning naming the file, feature timestamps that drift "
+                            "from the labels' by less than half a hop, a name column that differs from the "
+                            "recording only in its quoting, a last line without a line break, IEMOCAP ids not "
+                            "of their dialog; Train/Devel features without a label file are skipped")
+
+
+def strictness_option(dataset: str, strict) -> dict:
+    """The adapter option for `strict` (None or True: strict, the adapters' default)."""
+    if strict is None or strict:
+        return {}
+    if dataset not in ("avec", "iemocap"):
+        raise ConfigError(f"--lenient (strict: false) applies to the avec and iemocap corpora, not {dataset}")
+    return {"strict": False}
 
 
 @cli_main
@@ -573,6 +614,7 @@ def main(argv=None):
             options["visual_features"] = visual
     if args.allow_missing_modality:
         options["allow_missing_modality"] = True
+    options.update(strictness_option(args.dataset, getattr(args, "strict", None)))
     if args.num_shards is not None and args.num_shards < 1:
         raise ConfigError(f"--num-shards must be at least 1, got {args.num_shards}")
     from pipelines.datasets import open_corpus

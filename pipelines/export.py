@@ -52,6 +52,7 @@ import numpy as np
 from pipelines import features
 from pipelines.errors import ColdKerasError, ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
+from pipelines.pause import pause_point
 
 SERVING_DEFAULT = "serving_default"
 WITHOUT_MASK = "without_mask"
@@ -527,6 +528,7 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
     tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=model_root))
     try:
         save_saved_model(model, tmp)
+        pause_point("export.saved")
         count = write_warmup_requests(tmp / "assets.extra" / WARMUP_FILE, name, recordings)
         # The run's settings travel with the model: `pipelines.predict --saved-model` reads corpora with them.
         write_json_atomic(tmp / "assets.extra" / "config.json", config)

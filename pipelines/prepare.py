@@ -36,6 +36,9 @@ def corpus_options(config: dict) -> dict:
         options["validation_speaker"] = config.get("validation_speaker", "F")
     if config.get("allow_missing_modality"):
         options["allow_missing_modality"] = True
+    from pipelines.example_gen import strictness_option
+
+    options.update(strictness_option(dataset, config.get("strict")))
     return options
 
 

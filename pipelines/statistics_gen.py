@@ -33,6 +33,7 @@ from pipelines import example_gen as eg
 from pipelines import features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_current_json, read_json, write_json_atomic, write_text_atomic
+from pipelines.pause import pause_point
 
 FORMAT_VERSION = 1
 STATISTICS = "statistics.json"
@@ -393,6 +394,7 @@ def run(artifact_dir, *, shift_threshold=DEFAULT_SHIFT_THRESHOLD, shift_fraction
         raise ConfigError(f"shift_threshold must be > 0 and shift_fraction in [0, 1], got "
                           f"{shift_threshold!r} and {shift_fraction!r}")
     statistics = compute_statistics(artifact_dir)
+    pause_point("statistics.computed")
     schema = infer_schema(artifact_dir)
     anomalies = validate(statistics, schema, shift_threshold=shift_threshold, shift_fraction=shift_fraction)
     report = {

@@ -24,8 +24,10 @@ from pathlib import Path
 
 from pipelines import config as config_lib
 from pipelines import features
+from pipelines import example_gen
 from pipelines.errors import ConfigError, ColdKerasError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
+from pipelines.pause import pause_callback
 
 RUN_FILES = ("config.json", "model.keras", "metrics.json", "history.csv")
 
@@ -53,6 +55,7 @@ def build_config(args) -> dict:
         ("data_dir",): args.data_dir,
         ("features_dir",): getattr(args, "features_dir", None),
         ("allow_missing_modality",): True if getattr(args, "allow_missing_modality", False) else None,
+        ("strict",): getattr(args, "strict", None),
         ("task",): args.task,
         ("model", "name"): args.model,
         ("model", "lambda_co_visual"): args.lambda_co_visual,
@@ -398,6 +401,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
         InterruptGuard(),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0, write_graph=False),
     ]
+    callbacks.append(pause_callback("train.epoch"))
     figure_recording = next(iter(input_pipeline.iter_recordings(artifact_dir, validation)), None)
     infer = inference_model(model)
     if figure_recording is not None and chief:
@@ -456,6 +460,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-missing-modality", action="store_true",
                         help="mark recordings/frames/utterances without a modality's features as absent "
                              "(presence flag 0, fusion weight 0) instead of failing")
+    example_gen.add_strictness_arguments(parser)
     parser.add_argument("--model", choices=features.MODEL_NAMES, help="model to train (default from the config)")
     parser.add_argument("--task", choices=config_lib.TASKS, help="regression (CCC) or 3-way classification")
     parser.add_argument("--audio-features", help="comma-separated audio feature folders (AVEC)")

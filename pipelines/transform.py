@@ -21,6 +21,7 @@ from pipelines import example_gen as eg
 from pipelines import features
 from pipelines.errors import DataError, cli_main
 from pipelines.io_utils import read_current_json, read_json, write_json_atomic
+from pipelines.pause import pause_point
 from pipelines.statistics_gen import MomentAccumulator, data_key
 
 FORMAT_VERSION = 1
@@ -61,6 +62,7 @@ def run(artifact_dir, progress=False) -> dict:
     if features.TRAIN not in manifest["partitions"]:
         raise DataError("no train partition to fit the normalisation on", Path(artifact_dir) / eg.MANIFEST)
     moments = fit_normalization(artifact_dir)
+    pause_point("transform.fitted")
     out = {"format_version": FORMAT_VERSION, "data_key": key, "fitted_on": features.TRAIN, "variance_ddof": 0}
     for modality, acc in moments.items():
         defined = acc.count > 0

@@ -36,6 +36,7 @@ from pipelines import config as config_lib
 from pipelines import train
 from pipelines.errors import ColdKerasError, ConfigError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
+from pipelines.pause import pause_callback
 
 LAMBDA_NAMES = ("lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambda_regu")
 LAMBDA_RANGE = (1e-5, 1e5)
@@ -333,6 +334,7 @@ def run(config: dict, output_dir, *, tuner="random", max_trials=10, tune_learnin
         NanGuard(),
         # KerasTuner gives every trial its own log folder and adds the HParams summary there.
         keras.callbacks.TensorBoard(str(output_dir / "tensorboard"), histogram_freq=0, write_graph=False),
+        pause_callback("tune.epoch"),
     ]
     search.search(inputs.train_ds, validation_data=inputs.val_ds, epochs=int(training["epochs"]),
                   steps_per_epoch=inputs.steps_per_epoch if training.get("oversample") else None,

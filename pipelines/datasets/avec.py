@@ -51,6 +51,10 @@ PARTITION_NAMES = {"Train": features.TRAIN, "Devel": features.DEVEL, "Test": fea
 FILE_PATTERN = re.compile(r"^(Train|Devel|Test)_([A-Za-z]+)_(\d+)\.csv$")
 # Relative tolerance on the step between label timestamps.
 HOP_TOLERANCE = 0.01
+# A feature row's timestamp may differ from the label row it is paired with by this fraction of the hop
+# (strict); lenient reading accepts anything under half a hop, with a warning.
+ALIGN_TOLERANCE = 0.05
+LENIENT_ALIGN = 0.5
 # Bumped whenever the way files are read changes, so fingerprints (and ExampleGen shards) change too.
 READER_VERSION = 1
 
@@ -76,7 +80,7 @@ class _Entry:
 
 
 def open_avec(data_dir, *, audio_features=None, visual_features=None, allow_missing_modality=False,
-              labels_optional=False) -> Corpus:
+              labels_optional=False, strict=True) -> Corpus:
     """Opens an AVEC 2019 CES corpus folder.
 
     Args:
@@ -88,6 +92,9 @@ def open_avec(data_dir, *, audio_features=None, visual_features=None, allow_miss
             missing instead of failing. Defaults to False.
         labels_optional: bool. Read recordings without a label file in every partition, and a
             folder without `labels/`, as unlabelled (for prediction). Defaults to False.
+        strict: bool. False accepts, with a warning naming the file, feature timestamps that drift
+            from the labels' by less than half a hop and a name column that differs from the file's
+            recording only in its quoting. Defaults to True.
 
     Returns:
         `Corpus` whose `recordings()` reads one recording at a time.
@@ -102,12 +109,12 @@ def open_avec(data_dir, *, audio_features=None, visual_features=None, allow_miss
     """
     return open_layout(data_dir, audio_features=audio_features, visual_features=visual_features,
                        allow_missing_modality=allow_missing_modality, dataset="avec",
-                       labels_optional=labels_optional)
+                       labels_optional=labels_optional, strict=strict)
 
 
 def open_layout(data_dir, *, audio_features, visual_features, allow_missing_modality, dataset,
                 extra_files=(), decorate: Optional[Callable[[Recording], Recording]] = None,
-                labels_optional=False, select: Optional[Callable[[str, str], bool]] = None) -> Corpus:
+                labels_optional=False, select: Optional[Callable[[str, str], bool]] = None, strict=True) -> Corpus:
     """The AVEC-layout reader shared by `avec` and `synthetic`.
 
     Args:
@@ -147,6 +154,8 @@ def open_layout(data_dir, *, audio_features, visual_features, allow_missing_moda
                 match = FILE_PATTERN.match(file_name)
                 if match and (labels_optional or match.group(1) == "Test") and file_name not in entries:
                     entries[file_name] = _entry(match, None)
+                elif match and file_name not in entries and file_name not in label_files:
+                    _missing_labels(labels_dir / file_name, folder.path / file_name, strict, report)
     if not entries:
         raise DataError("no label files named <Partition>_<Culture>_<NN>.csv (Partition: Train, Devel, Test)",
                         labels_dir)
@@ -191,8 +200,9 @@ def open_layout(data_dir, *, audio_features, visual_features, allow_missing_moda
     def recordings():
         report["unlabelled"] = []
         report["padded_files"] = []
+        seen = {}
         for entry in ordered:
-            recording = _read_recording(entry, modalities, hop, report)
+            recording = _read_recording(entry, modalities, hop, report, strict=strict, seen=seen)
             if decorate is not None:
                 recording = decorate(recording)
             yield recording
@@ -200,6 +210,35 @@ def open_layout(data_dir, *, audio_features, visual_features, allow_missing_moda
     return Corpus(dataset=dataset, root=str(root), hop=hop, audio_feature_names=names[features.AUDIO],
                   visual_feature_names=names[features.VISUAL], recordings=recordings,
                   fingerprint=fingerprint, report=report)
+
+
+def _missing_labels(label_path: Path, feature_path: Path, strict: bool, report: dict) -> None:
+    """A training or development recording with features but no label file (lenient: skipped with a warning)."""
+    if strict:
+        raise DataError(f"no label file, but {feature_path} holds features of this recording (expected a label "
+                        f"file for every Train and Devel recording; --lenient skips the recording)", label_path)
+    if str(label_path) not in report.setdefault("skipped_without_labels", []):
+        report["skipped_without_labels"].append(str(label_path))
+        warnings.warn(f"{label_path}: no label file for the features in {feature_path}; recording skipped "
+                      f"(lenient)", stacklevel=3)
+
+
+def check_line_break(path: Path, strict=True) -> None:
+    """A file whose last line has no line break may have been cut off in the middle of a value.
+
+    Strict: an error; lenient: a warning naming the file.
+    """
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) in (b"\n", b"\r"):
+            return
+    message = "the last line does not end with a line break: the file may be cut off (expected a complete last line"
+    if strict:
+        raise DataError(message + "; --lenient accepts it)", path)
+    warnings.warn(f"{path}: {message}); accepted (lenient)", stacklevel=3)
 
 
 def _entry(match, label_path) -> _Entry:
@@ -216,10 +255,13 @@ def _sort_key(file_name: str):
 
 def _list_csv(folder: Path) -> dict:
     listing = {}
-    with os.scandir(folder) as scan:
-        for item in scan:
-            if item.name.endswith(".csv") and not item.name.startswith(".") and item.is_file():
-                listing[item.name] = item.stat()
+    try:
+        with os.scandir(folder) as scan:
+            for item in scan:
+                if item.name.endswith(".csv") and not item.name.startswith(".") and item.is_file():
+                    listing[item.name] = item.stat()
+    except OSError as error:
+        raise DataError(f"cannot list the folder ({error.strerror}) (expected a readable folder)", folder) from None
     return listing
 
 
@@ -308,9 +350,15 @@ def _label_columns(table):
     return index["timestamp"], index.get("arousal"), index.get("valence")
 
 
-def _read_labels(path: Path, hop: float):
-    """Returns (timestamps, arousal or None, valence or None) as float arrays."""
+def _read_labels(path: Path, hop: float, name=None, strict=True):
+    """Returns (timestamps, arousal or None, valence or None) as float arrays.
+
+    With `name`, the name column must name that recording (see `check_names`).
+    """
     table = read_table(path, text_columns=1, header=True, allow_empty=True)
+    if name is not None:
+        check_line_break(path, strict)
+        check_names(table, name, strict)
     t_col, a_col, v_col = _label_columns(table)
     timestamps = table.values[:, t_col]
     _require_values(table, t_col, "timestamp")
@@ -342,30 +390,105 @@ def _require_values(table, column: int, name: str) -> None:
         raise DataError(f"missing {name} value", table.path, int(table.lines[i]), table.column_number(column))
 
 
-def _read_features(path: Path, folder: _Folder):
+def _read_features(path: Path, folder: _Folder, name=None, strict=True, lines=None):
     table = read_table(path, text_columns=1, min_numeric_columns=2)
     dim = table.values.shape[1] - 1
     if dim != folder.dim:
         raise DataError(f"{dim} feature columns, but {folder.first_file} has {folder.dim}", path,
                         int(table.lines[0]))
+    if name is not None:
+        check_line_break(path, strict)
+        check_names(table, name, strict)
+    if lines is not None:
+        lines[path] = table.lines
     return table.values[:, 0], table.values[:, 1:]
 
 
-def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict) -> Recording:
+def check_names(table, expected: str, strict=True) -> None:
+    """The name column (the first text column) of `table` must name recording `expected` on every row.
+
+    `expected`, `'expected'` and `"expected"` are the same name. Any other quoting or padding
+    (`'expected`, ` expected`) is an error when `strict`, else accepted with a warning naming the
+    file; a different name is always an error.
+    """
+    cells = np.array([cell if isinstance(cell, str) else "" for cell in table.text[0]], dtype=object)
+    exact = (cells == expected) | (cells == f"'{expected}'")
+    if exact.all():
+        return
+    cleaned = np.array([clean_name(cell) for cell in cells], dtype=object)
+    wrong = cleaned != expected
+    if wrong.any():
+        i = int(np.argmax(wrong))
+        found = "an empty name" if not cleaned[i] else f"name {cells[i]!r}"
+        raise DataError(f"{found} in a file of recording {expected} (expected {expected!r} on every row)",
+                        table.path, int(table.lines[i]), 1)
+    i = int(np.argmax(~exact))
+    if strict:
+        raise DataError(f"name {cells[i]!r} differs from {expected!r} in its quoting (expected {expected!r} or "
+                        f"'{expected}'; --lenient accepts it)", table.path, int(table.lines[i]), 1)
+    warnings.warn(f"{table.path}: the name column differs from {expected!r} in its quoting from line "
+                  f"{int(table.lines[i])} on; accepted (lenient)", stacklevel=2)
+
+
+def check_alignment(path: Path, stamps: np.ndarray, lines: np.ndarray, reference: np.ndarray, hop: float,
+                    strict=True, against="the label row it is paired with") -> None:
+    """Each row's timestamp (column 2 of `path`) against the reference row it is paired with.
+
+    A file whose own hop differs from `hop` is an error naming both hops. Otherwise a row may differ
+    by `ALIGN_TOLERANCE` of the hop (strict) or by less than half a hop (lenient, with a warning).
+    """
+    if len(stamps) >= 2:
+        own = float(np.median(np.diff(stamps)))
+        if not abs(own - hop) <= HOP_TOLERANCE * hop:
+            raise DataError(f"the timestamps advance by {own:.6g} s per row, but the hop of the labels is "
+                            f"{hop:.6g} s (expected rows {hop:.6g} s apart)", path, int(lines[1]), 2)
+    m = min(len(stamps), len(reference))
+    drift = np.abs(stamps[:m] - reference[:m])
+    limit = LENIENT_ALIGN * hop if not strict else ALIGN_TOLERANCE * hop
+    bad = ~(drift <= limit) if strict else ~(drift < limit)
+    if bad.any():
+        i = int(np.argmax(bad))
+        hint = "" if not strict or drift[i] >= LENIENT_ALIGN * hop else "; --lenient accepts less than half a hop"
+        at = "" if against.endswith(" at") else " is at"
+        raise DataError(f"timestamp {stamps[i]:.6g} s, but {against}{at} {reference[i]:.6g} s (expected within "
+                        f"{limit:.3g} s{hint})", path, int(lines[i]), 2)
+    off = ~(drift <= ALIGN_TOLERANCE * hop)
+    if off.any():
+        i = int(np.argmax(off))
+        warnings.warn(f"{path}: timestamps drift up to {float(drift.max()):.3g} s from the labels' (first on line "
+                      f"{int(lines[i])}); accepted, less than half the {hop:.6g} s hop (lenient)", stacklevel=2)
+
+
+def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict, strict=True,
+                    seen=None) -> Recording:
     file_name = f"{entry.name}.csv"
     timestamps = valence = arousal = None
     if entry.label_path is not None:
-        timestamps, arousal, valence = _read_labels(entry.label_path, hop)
+        timestamps, arousal, valence = _read_labels(entry.label_path, hop, entry.name, strict)
     if valence is None:
         report["unlabelled"].append(entry.name)
-    raw = {}
+    raw, lines = {}, {}
     for modality, folders in modalities.items():
         if entry.present[modality]:
-            raw[modality] = [(folder.path / file_name, *_read_features(folder.path / file_name, folder))
+            raw[modality] = [(folder.path / file_name,
+                              *_read_features(folder.path / file_name, folder, entry.name, strict, lines))
                              for folder in folders]
+    reference, against = timestamps, "the label row it is paired with"
     if timestamps is None:
         path, stamps, _ = min((item for items in raw.values() for item in items), key=lambda item: len(item[1]))
         timestamps = stamps
+        # No labels: every file against the grid of the corpus hop through the nearest grid point.
+        longest = max(len(item[1]) for items in raw.values() for item in items)
+        reference = np.round(stamps[0] / hop) * hop + np.arange(longest) * hop
+        against = f"the {hop:.6g} s frame grid puts that row at"
+    for path, stamps, values in (item for items in raw.values() for item in items):
+        check_alignment(path, stamps, lines[path], reference, hop, strict, against)
+        if seen is not None:
+            digest = hashlib.sha1(np.ascontiguousarray(values).tobytes()).hexdigest()
+            if digest in seen:
+                raise DataError(f"the same feature values as {seen[digest]} (expected each recording and "
+                                f"folder to have its own features)", path)
+            seen[digest] = path
     n = len(timestamps)
     arrays, presence = {}, {}
     for modality, folders in modalities.items():

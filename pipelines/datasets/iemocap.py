@@ -39,7 +39,7 @@ import numpy as np
 
 from pipelines import features
 from pipelines.datasets.base import Corpus, Recording
-from pipelines.datasets.tables import clean_name, detect_header, first_line, read_table, sniff_separator, split_line
+from pipelines.datasets.tables import check_float32, clean_name, detect_header, first_line, read_table, sniff_separator, split_line
 from pipelines.errors import ConfigError, DataError
 
 SESSIONS = (1, 2, 3, 4, 5)
@@ -71,8 +71,12 @@ class Utterance:
     line: int
 
 
-def parse_emo_evaluation(path, session: int) -> list:
+def parse_emo_evaluation(path, session: int, strict=True) -> list:
     """The utterances of one EmoEvaluation file, in file order.
+
+    Columns in errors are the tab-separated fields: 1 the time span, 2 the id, 3 the category, 4 the
+    ratings. An id that does not start with the dialog's name (the file name) is an error, or a
+    warning when not `strict`.
 
     Raises:
         DataError: a line starting with `[` that does not parse (file and line).
@@ -93,7 +97,10 @@ def parse_emo_evaluation(path, session: int) -> list:
         try:
             start, end = float(match["start"]), float(match["end"])
         except ValueError:
-            raise DataError(f"bad time span [{match['start']} - {match['end']}]", path, number, 1) from None
+            start = end = float("nan")
+        if not (np.isfinite(start) and np.isfinite(end) and start >= 0):
+            raise DataError(f"bad time span [{match['start']} - {match['end']}] (expected two finite times in "
+                            f"seconds, the start >= 0)", path, number, 1)
         try:
             vad = [float(part) for part in match["vad"].split(",")]
         except ValueError:
@@ -101,10 +108,17 @@ def parse_emo_evaluation(path, session: int) -> list:
         if len(vad) != 3 or not all(np.isfinite(vad)):
             raise DataError(f"expected three numbers [V, A, D], found [{match['vad']}]", path, number, 4)
         if not end > start:
-            raise DataError(f"the utterance ends ({end}) before it starts ({start})", path, number, 1)
+            raise DataError(f"the utterance ends ({end}) before it starts ({start}) (expected end > start)",
+                            path, number, 1)
         gender = GENDER.search(match["id"])
         if gender is None or gender.group(1).upper() not in ("F", "M"):
-            raise DataError(f"utterance id {match['id']!r} does not end in F or M and a number", path, number, 2)
+            raise DataError(f"utterance id {match['id']!r} does not end in F or M and a number "
+                            f"(expected e.g. {path.stem}_F000)", path, number, 2)
+        if not match["id"].startswith(f"{path.stem}_"):
+            message = f"utterance id {match['id']!r} is not of dialog {path.stem} (expected '{path.stem}_<speaker><NNN>')"
+            if strict:
+                raise DataError(message + "; --lenient accepts it with a warning", path, number, 2)
+            warnings.warn(f"{path}:{number}:2: {message}; accepted (lenient)", stacklevel=2)
         utterances.append(Utterance(
             id=match["id"], session=session, gender=gender.group(1).upper(), dialog=path.stem,
             category=match["category"], start=start, end=end, valence=vad[0], arousal=vad[1], dominance=vad[2],
@@ -149,7 +163,7 @@ class _Folder:
 
 
 def open_iemocap(data_dir, *, features_dir=None, audio_features="audio", visual_features="visual",
-                 validation_speaker="F", hop=DEFAULT_HOP, allow_missing_modality=False) -> Corpus:
+                 validation_speaker="F", hop=DEFAULT_HOP, allow_missing_modality=False, strict=True) -> Corpus:
     """Opens IEMOCAP with per-utterance features.
 
     Args:
@@ -164,6 +178,8 @@ def open_iemocap(data_dir, *, features_dir=None, audio_features="audio", visual_
             Defaults to 0.1 (AVEC's).
         allow_missing_modality: bool. Zero-fill a missing modality (presence 0) instead of
             skipping the utterance. Defaults to False.
+        strict: bool. False accepts an utterance id that does not start with its dialog's name,
+            with a warning. Defaults to True.
 
     Returns:
         `Corpus` of sequence-level recordings (scalar valence/arousal).
@@ -200,7 +216,7 @@ def open_iemocap(data_dir, *, features_dir=None, audio_features="audio", visual_
         raise DataError("no EmoEvaluation files: expected Session{1..5}/dialog/EmoEvaluation/<dialog>.txt", root)
     utterances, seen = [], {}
     for session, path in label_files:
-        for utterance in parse_emo_evaluation(path, session):
+        for utterance in parse_emo_evaluation(path, session, strict):
             if utterance.id in seen:
                 first = seen[utterance.id]
                 raise DataError(f"utterance {utterance.id} is also on {first.path}:{first.line}", path, utterance.line)
@@ -320,14 +336,23 @@ def _describe_folder(folder: _Folder, ids: list) -> None:
 def _load_npy(path: Path, mmap=False) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(f"cannot read the .npy file ({error})", path) from None
+    except (OSError, ValueError, EOFError) as error:
+        if "object" in str(error).lower() or "pickle" in str(error).lower():
+            raise DataError("an array of Python objects (expected a numeric .npy array; pickled data is never "
+                            "loaded)", path) from None
+        raise DataError(f"cannot read the .npy file ({error}) (expected a numeric array saved with numpy.save)",
+                        path) from None
+    if not isinstance(array, np.ndarray):
+        raise DataError("not a .npy array file (expected one numeric array saved with numpy.save)", path)
     if array.ndim != 2:
-        raise DataError(f"expected a 2-D array [frames, features], found shape {tuple(array.shape)}", path)
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise DataError(f"expected real numbers, found dtype {array.dtype}", path)
+        raise DataError(f"a {array.ndim}-D array of shape {tuple(array.shape)} (expected a 2-D array "
+                        f"[frames, features])", path)
+    if (not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating)
+            or array.dtype.names is not None):
+        raise DataError(f"dtype {array.dtype} (expected real numbers: a float or integer dtype)", path)
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise DataError(f"empty array of shape {tuple(array.shape)}", path)
+        raise DataError(f"empty array of shape {tuple(array.shape)} (expected at least one frame and feature)",
+                        path)
     return array
 
 
@@ -337,7 +362,9 @@ def _read_features(path: Path, folder: _Folder) -> np.ndarray:
         bad = ~np.isfinite(values)
         if bad.any():
             row, column = (int(i) for i in np.argwhere(bad)[0])
-            raise DataError(f"{values[row, column]} at frame {row} (0-based), feature {column}", path)
+            raise DataError(f"{values[row, column]} at frame {row} (0-based), feature {column} (expected finite "
+                            f"numbers)", path)
+        check_float32(values, path)
         first_row = 0
     else:
         table = read_table(path, text_columns=0)

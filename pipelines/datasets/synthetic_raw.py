@@ -31,6 +31,8 @@ import io
 import json
 import os
 import wave
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -161,7 +163,7 @@ def read_faces(path: Path) -> np.ndarray:
     try:
         with np.load(path, allow_pickle=False) as archive:
             faces = archive["faces"]
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise DataError(f"unreadable face file, expected a .npz with a 'faces' array ({error})", path) from None
     if faces.dtype != np.uint8 or faces.ndim != 4 or faces.shape[-1] != 3:
         raise DataError(f"faces must be uint8 [frames, height, width, 3], got {faces.dtype} {faces.shape}", path)
@@ -223,12 +225,17 @@ def open_synthetic_raw(root: Path, params: dict, segments: dict, corruption_path
 
     def recordings():
         for partition, name in names:
-            timestamps, arousal, valence = _read_labels(root / "labels" / f"{name}.csv", hop)
+            timestamps, arousal, valence = _read_labels(root / "labels" / f"{name}.csv", hop, name)
             faces = read_faces(root / FACES_FOLDER / f"{name}.npz")
             waveform, rate = read_wav(root / AUDIO_FOLDER / f"{name}.wav")
             n = len(timestamps)
             if len(faces) != n:
                 raise DataError(f"{len(faces)} face frames but {n} label rows", root / FACES_FOLDER / f"{name}.npz")
+            expected = n * hop * rate
+            if abs(len(waveform) - expected) > hop * rate:
+                raise DataError(f"{len(waveform)} samples ({len(waveform) / rate:.6g} s), but the {n} label rows span "
+                                f"{n * hop:.6g} s (expected {int(round(expected))} samples at {rate} Hz, within a hop)",
+                                root / AUDIO_FOLDER / f"{name}.wav")
             flags = {}
             for modality in features.MODALITIES:
                 flags[modality] = np.zeros(n, bool)

@@ -22,6 +22,8 @@ from pipelines.errors import DataError
 
 SEPARATORS = (";", ",", "\t")
 _QUOTES = "'\" "
+# Largest magnitude a value may have: every number is stored as float32, where anything larger is inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclasses.dataclass
@@ -166,6 +168,7 @@ def read_table(path, *, text_columns=1, header="auto", allow_empty=False, min_nu
     if not clean:
         _diagnose(path, sep, skip, ncols, text_columns, allow_empty)
         raise DataError("cannot parse the file", path)
+    check_float32(values, path, lines, text_columns)
     text = [frame.iloc[:, i].to_numpy(dtype=object) for i in range(text_columns)]
     head = [clean_name(cell) for cell in cells] if has_header else None
     return Table(path=path, sep=sep, header=head, text=text, values=values, lines=lines)
@@ -206,3 +209,28 @@ def _diagnose(path: Path, sep: str, skip: int, ncols: int, text_columns: int, al
                 raise DataError("NaN value", path, number, column + 1)
             if math.isinf(value):
                 raise DataError(f"infinite value {cell!r}", path, number, column + 1)
+            if abs(value) > FLOAT32_MAX:
+                raise DataError(_overflow_message(cell), path, number, column + 1)
+
+
+def _overflow_message(value) -> str:
+    return (f"value {value} does not fit a 32-bit float and would become infinite "
+            f"(expected a magnitude of at most {FLOAT32_MAX:.4g})")
+
+
+def check_float32(values: np.ndarray, path, lines=None, text_columns=0) -> None:
+    """DataError at the first value of `values` [R, C] that becomes infinite as float32.
+
+    `lines` gives the file line of each row and `text_columns` the columns before column 0; without
+    `lines` the position is given as row and column indices (0-based) of an array file.
+    """
+    with np.errstate(invalid="ignore"):
+        big = np.abs(values) > FLOAT32_MAX
+    if not big.any():
+        return
+    row, column = (int(i) for i in np.argwhere(big)[0])
+    if lines is None:
+        raise DataError(f"{_overflow_message(repr(float(values[row, column])))} at frame {row}, feature {column} "
+                        f"(0-based)", path)
+    raise DataError(_overflow_message(repr(float(values[row, column]))), path, int(lines[row]),
+                    text_columns + column + 1)
