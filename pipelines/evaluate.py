@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import cli
 from pipelines import corrupt as corrupt_lib
 from pipelines import export, features
 from pipelines.errors import ConfigError, DataError, cli_main
@@ -633,7 +634,7 @@ def parse_args(argv=None):
         description="Evaluate a trained run on one partition: scores, calibration, robustness to a corrupted "
                     "modality, uncertainty diagnostics and figures. Example: python -m pipelines.evaluate "
                     "--run-dir runs/synthetic_cold_fusion_regression --corrupt visual:0.5",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--run-dir", required=True, help="run directory written by pipelines.train")
     parser.add_argument("--partition", default=features.DEVEL, help="labelled partition to evaluate")
     parser.add_argument("--corrupt", metavar="MODALITY:FRACTION",
@@ -648,6 +649,7 @@ def parse_args(argv=None):
     plots.add_argument("--plot-first", type=int, default=1, metavar="N", help="draw timelines of the first N")
     parser.add_argument("--bins", type=int, default=NUM_BINS, help="calibration bins")
     parser.add_argument("--output-dir", help="parent folder of the evaluation folders (default RUN/evaluation)")
+    cli.finish_parser(parser)
     return parser.parse_args(argv)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import cli
 from pipelines import example_gen as eg
 from pipelines import features
 from pipelines.errors import ConfigError, DataError, cli_main
@@ -442,6 +443,7 @@ def main(argv=None):
                         help="mean shift in train standard deviations that counts as shifted (default 1)")
     parser.add_argument("--shift-fraction", type=float, default=DEFAULT_SHIFT_FRACTION,
                         help="share of shifted features that makes a distribution-shift warning (default 0.25)")
+    cli.finish_parser(parser)
     args = parser.parse_args(argv)
     run(args.artifact_dir, shift_threshold=args.shift_threshold, shift_fraction=args.shift_fraction, progress=True)
     check_anomalies(args.artifact_dir)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import cli
 from pipelines import example_gen as eg
 from pipelines import features
 from pipelines.errors import DataError, cli_main
@@ -111,6 +112,7 @@ def main(argv=None):
         prog="python -m pipelines.transform",
         description="Fit per-feature z-normalisation (mean, variance) on the train partition; writes transform.json.")
     parser.add_argument("--artifact-dir", required=True, help="ExampleGen's output folder")
+    cli.finish_parser(parser)
     args = parser.parse_args(argv)
     run(args.artifact_dir, progress=True)
 

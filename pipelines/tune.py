@@ -29,6 +29,7 @@ import os
 import shutil
 from pathlib import Path
 
+from pipelines import cli
 from pipelines import config as config_lib
 from pipelines import train
 from pipelines.errors import ColdKerasError, ConfigError, cli_main
@@ -304,7 +305,7 @@ def parse_args(argv=None):
         prog="python -m pipelines.tune",
         description="Search COLD fusion's loss weights (and optionally the learning rate) with KerasTuner. "
                     "Example: python -m pipelines.tune --dataset synthetic --max-trials 20",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     train.add_common_arguments(parser)
     parser.add_argument("--tuner", choices=TUNERS, default="random", help="KerasTuner search algorithm")
     parser.add_argument("--max-trials", type=int, default=10,
@@ -316,6 +317,7 @@ def parse_args(argv=None):
     parser.add_argument("--project-name", default=DEFAULT_PROJECT, help="KerasTuner project inside --output-dir")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing search in --output-dir")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
+    cli.finish_parser(parser)
     return parser.parse_args(argv)
 
 

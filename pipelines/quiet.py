@@ -1,0 +1,67 @@
+"""Quiet start-up for every command: TensorFlow's C++ logging and known harmless warnings are
+filtered here, in one place, before TensorFlow is imported.
+
+`pipelines/__init__.py` calls `install()` when a command runs as `python -m pipelines.<command>`;
+`-v`/`--verbose` on the command line (or `COLD_KERAS_VERBOSE=1`) leaves everything visible.
+What is filtered:
+
+* TensorFlow's C++ start-up and runtime logging (oneDNN and CPU-instruction notices, CUDA probing,
+  absl's "log messages before absl::InitializeLog()" line): `TF_CPP_MIN_LOG_LEVEL=3` unless the
+  environment already sets a level;
+* tensorflow-io's "unable to load libtensorflow_io_plugins.so ... undefined symbol" and "file system
+  plugins are not loaded" warnings (its pure-Python ops, which the project uses, work without them);
+* Keras' "`shuffle=True` was passed, but will be ignored" (the input pipeline shuffles itself) and
+  "Your input ran out of data; interrupting training" (a finite dataset ends an epoch by running
+  out; that is how the trainer uses it, not a fault);
+* Python-side INFO and WARNING records of the `tensorflow` and `absl` loggers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+VERBOSE_FLAGS = ("-v", "--verbose")
+VERBOSE_ENV = "COLD_KERAS_VERBOSE"
+
+# (message regex, category) of warnings that carry no information for a user of the commands.
+HARMLESS_WARNINGS = (
+    (r".*libtensorflow_io.*", UserWarning),
+    (r".*file system plugins are not loaded.*", UserWarning),
+    (r".*`shuffle=True` was passed, but will be ignored.*", UserWarning),
+    (r".*Your input ran out of data; interrupting training.*", UserWarning),
+)
+
+_installed = {"quiet": None}
+
+
+def verbose_requested(argv=None) -> bool:
+    """Whether the command line (`-v`/`--verbose`) or `COLD_KERAS_VERBOSE=1` asks for full logging."""
+    argv = sys.argv[1:] if argv is None else argv
+    return any(arg in VERBOSE_FLAGS for arg in argv) or os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+def install(verbose=None) -> bool:
+    """Filters the start-up logging and harmless warnings unless `verbose`; returns True when filtered.
+
+    Must run before TensorFlow is imported for the C++ logging to be filtered. Idempotent.
+    """
+    if verbose is None:
+        verbose = verbose_requested()
+    if verbose or _installed["quiet"]:
+        _installed["quiet"] = _installed["quiet"] or False
+        return bool(_installed["quiet"])
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for message, category in HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for name in ("tensorflow", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    _installed["quiet"] = True
+    return True
+
+
+def running_as_command() -> bool:
+    """True while `python -m pipelines.<command>` imports the package (runpy sets argv[0] to '-m')."""
+    return bool(sys.argv) and sys.argv[0] == "-m"
