@@ -105,17 +105,22 @@ class EpochLine(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self._last_beat = time.monotonic()
+        self._first_step_end = None
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.monotonic()
+        if self._first_step_end is None:
+            self._first_step_end = now  # the first step includes tracing: not used for the ETA
         if now - self._last_beat < self.heartbeat_seconds:
             return
         self._last_beat = now
         done = self.step_offset + batch + 1
         text = f"  step {done}"
         if self.steps_per_epoch:
-            rate = (batch + 1) / max(now - self._epoch_start, 1e-9)
-            text += f"/{self.steps_per_epoch}, epoch ETA {_duration((self.steps_per_epoch - done) / rate)}"
+            text += f"/{self.steps_per_epoch}"
+            if batch >= 1:
+                rate = batch / max(now - self._first_step_end, 1e-9)
+                text += f", epoch ETA {_duration((self.steps_per_epoch - done) / rate)}"
         loss = (logs or {}).get("loss")
         if loss is not None:
             text += f", loss {float(loss):.4f}"

@@ -7,7 +7,9 @@ What is filtered:
 
 * TensorFlow's C++ start-up and runtime logging (oneDNN and CPU-instruction notices, CUDA probing,
   absl's "log messages before absl::InitializeLog()" line): `TF_CPP_MIN_LOG_LEVEL=3` unless the
-  environment already sets a level;
+  environment already sets a level, and, for the lines TensorFlow writes before its logging reads
+  that variable, a filter on file descriptor 2 while `import tensorflow` runs (other lines written
+  meanwhile are passed on);
 * tensorflow-io's "unable to load libtensorflow_io_plugins.so ... undefined symbol" and "file system
   plugins are not loaded" warnings (its pure-Python ops, which the project uses, work without them);
 * Keras' "`shuffle=True` was passed, but will be ignored" (the input pipeline shuffles itself) and
@@ -18,9 +20,13 @@ What is filtered:
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import logging
 import os
+import re
 import sys
+import tempfile
 import warnings
 
 VERBOSE_FLAGS = ("-v", "--verbose")
@@ -34,7 +40,61 @@ HARMLESS_WARNINGS = (
     (r".*Your input ran out of data; interrupting training.*", UserWarning),
 )
 
+# Lines TensorFlow's C++ libraries write to stderr while loading, before TF_CPP_MIN_LOG_LEVEL applies.
+STARTUP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} \S+\s+\d+ \S+:\d+\] "
+    r"|E\d{4} \S+\s+\d+ \S+:\d+\] .*(cuInit|CUDA|cuda|cuDNN|cuFFT|cuBLAS)"
+    r"|To enable the following instructions: .*rebuild TensorFlow)")
+
 _installed = {"quiet": None}
+
+
+def filter_startup_noise(text: str) -> str:
+    """`text` without the lines that match `STARTUP_NOISE`."""
+    kept = [line for line in text.splitlines(keepends=True) if not STARTUP_NOISE.match(line)]
+    return "".join(kept)
+
+
+class _FilteredLoader(importlib.abc.Loader):
+    """Runs the real loader of `tensorflow` with file descriptor 2 sent to a temporary file, then
+    writes what was captured, minus `STARTUP_NOISE`, to the real stderr."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile(mode="w+b") as capture:
+            os.dup2(capture.fileno(), 2)
+            try:
+                self.loader.exec_module(module)
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                text = filter_startup_noise(capture.read().decode("utf-8", "replace"))
+                if text:
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
+
+
+class _TensorFlowImportFilter(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` once, giving it a `_FilteredLoader`."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _FilteredLoader(spec.loader)
+        return spec
 
 
 def verbose_requested(argv=None) -> bool:
@@ -54,6 +114,8 @@ def install(verbose=None) -> bool:
         _installed["quiet"] = _installed["quiet"] or False
         return bool(_installed["quiet"])
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _TensorFlowImportFilter) for f in sys.meta_path):
+        sys.meta_path.insert(0, _TensorFlowImportFilter())
     for message, category in HARMLESS_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
     for name in ("tensorflow", "absl"):
