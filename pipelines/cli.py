@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -55,6 +56,16 @@ positive_int = _number(int, lambda v: v > 0, "a positive integer")
 non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number(float, lambda v: v > 0, "a number > 0")
 non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
+
+
+def progress_bar(iterable, desc: str, *, total=None, unit: str = "rec", enabled: bool = True):
+    """`iterable` with a tqdm progress bar on stderr (the project's style), or unchanged when not
+    `enabled`."""
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, unit=unit, file=sys.stderr)
 
 
 def check_output_dir(path, flag: str = "--output-dir") -> Path:

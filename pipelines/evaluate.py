@@ -465,18 +465,19 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     out_dir = out_dir / output_folder_name(partition, corruption)
 
     infer, _ = export.load_inference_model(run_dir)
-    clean = evaluation.predict_recordings(infer, recordings)
+    clean = evaluation.predict_recordings(infer, recordings, progress=f"predict {partition}", total=len(recordings))
     evaluated = clean
     if corruption:
         modality, fraction, mode = corruption
         evaluated = evaluation.predict_recordings(
-            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed))
+            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed),
+            progress=f"predict {partition} ({modality} corrupted)", total=len(recordings))
 
     temperatures = None
     if task == "classification":
         check_partition(manifest, validation, artifact_dir)
         val_predictions = clean if validation == partition else evaluation.predict_recordings(
-            infer, input_pipeline.iter_recordings(artifact_dir, validation))
+            infer, input_pipeline.iter_recordings(artifact_dir, validation), progress=f"predict {validation}")
         val_sequence_level = bool(manifest["partitions"][validation].get("sequence_level", False))
         _, temperatures = evaluation.score_partition(val_predictions, task=task, sequence_level=val_sequence_level)
     scores, _ = evaluation.score_partition(evaluated, task=task, sequence_level=sequence_level,
@@ -657,6 +658,8 @@ def parse_args(argv=None):
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
+    if args.output_dir:
+        cli.check_output_dir(args.output_dir)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
         run(args.run_dir, args.partition, args.corrupt, args.corrupt_mode, plot_recordings=args.plot_recordings,

@@ -43,19 +43,25 @@ def model_inputs(model, audio, visual, mask, audio_present=None, visual_present=
     return inputs
 
 
-def predict_recordings(inference_model, recordings, *, max_frames_per_call=None):
+def predict_recordings(inference_model, recordings, *, max_frames_per_call=None, progress=None, total=None):
     """Runs the inference model on whole recordings, one at a time.
 
     Args:
         inference_model: keras.Model taking `audio`, `visual`, `mask` (and the presence flags,
             fed from the recordings' `audio_present` / `visual_present` when they have them).
         recordings: iterable of dicts from `input_pipeline.iter_recordings`.
+        progress: optional str. Show a progress bar with this description.
+        total: optional int. Number of recordings (for the progress bar).
 
     Returns:
         list of dicts: the recording fields plus `outputs`, a dict of numpy arrays without the
         batch axis ([N] or [N, 3] per frame; `*_utterance` outputs as scalars or [3]).
     """
     results = []
+    if progress:
+        from pipelines import cli
+
+        recordings = cli.progress_bar(recordings, progress, total=total)
     for recording in recordings:
         audio = np.asarray(recording[features.AUDIO], np.float32)[None]
         visual = np.asarray(recording[features.VISUAL], np.float32)[None]

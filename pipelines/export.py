@@ -512,7 +512,8 @@ def _check_name(name: str) -> None:
                           "starting with a letter or digit")
 
 
-def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordings=3, verify=True) -> Path:
+def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordings=3, verify=True,
+        progress=True) -> Path:
     """Exports the model of a run directory to `<base_dir>/<name>/<version>/`.
 
     Args:
@@ -525,6 +526,7 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
             for verification). Defaults to 3.
         verify: bool. Run the plain-TensorFlow and saved_model_cli checks before publishing.
             Defaults to True.
+        progress: bool. A progress bar over the export's steps. Defaults to True.
 
     Returns:
         Path of the version folder.
@@ -557,10 +559,26 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
     for stale in clean_stale_temporaries(model_root):
         print(f"removed {stale}, the temporary folder of an export that did not finish")
     tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-{os.getpid()}-", dir=model_root))
+    steps = [("SavedModel", lambda: save_saved_model(model, tmp)),
+             ("warmup requests", lambda: write_warmup_requests(tmp / "assets.extra" / WARMUP_FILE, name, recordings))]
+    if verify:
+        steps.append(("check in a fresh TensorFlow process", lambda: verify_export(tmp, model, recordings)))
     try:
-        save_saved_model(model, tmp)
-        count = write_warmup_requests(tmp / "assets.extra" / WARMUP_FILE, name, recordings)
-        report = verify_export(tmp, model, recordings) if verify else None
+        done = {}
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(steps), desc=f"export {name}/{version}", unit="step", file=sys.stderr)
+        for label, step in steps:
+            if bar is not None:
+                bar.set_postfix_str(label)
+            done[label] = step()
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
+        count, report = done["warmup requests"], done.get("check in a fresh TensorFlow process")
         make_readable(tmp)  # mkdtemp's folder is private (0700); TF Serving may run as another user
         final = model_root / str(version)
         try:

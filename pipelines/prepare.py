@@ -117,9 +117,9 @@ def prepare_artifacts(config: dict, progress=True, artifact_dir=None) -> Path:
         raise ConfigError(f"holds a {corpus.mode} corpus, but the run is in {mode} mode; "
                           f"pass --mode {corpus.mode} or another --data-dir", data_dir)
     example_gen.run(corpus, out, progress=progress, logmel=logmel_settings(config))
-    statistics_gen.run(out)
+    statistics_gen.run(out, bar=progress)
     statistics_gen.check_anomalies(out)
-    transform.run(out)
+    transform.run(out, bar=progress)
     return out
 
 

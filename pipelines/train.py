@@ -440,7 +440,8 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     partitions = [p for p in (validation, features.DEVEL, features.TEST)
                   if p in manifest["partitions"] and p != features.TRAIN and manifest["partitions"][p].get("labelled")]
     for partition in dict.fromkeys(partitions):
-        predictions = evaluation.predict_recordings(infer, input_pipeline.iter_recordings(artifact_dir, partition))
+        predictions = evaluation.predict_recordings(infer, input_pipeline.iter_recordings(artifact_dir, partition),
+                                                    progress=progress and f"predict {partition}")
         scores, fitted = evaluation.score_partition(
             predictions, task=task, sequence_level=sequence_level, temperatures=temperatures)
         if partition == validation:
