@@ -191,7 +191,7 @@ def run(run_dirs, partition=features.DEVEL, metric=None, *, branch="av", output=
         seen.add(key)
     runs = [load_run(run_dir) for run_dir in run_dirs]
     task = runs[0]["task"]
-    metric = metric or METRICS[task][0]
+    metric = {"f1_mean": "f1_macro"}.get(metric, metric) or METRICS[task][0]  # f1_mean: the earlier name
     if metric not in METRICS.get(task, ()):
         raise ConfigError(f"--metric for {task} runs must be one of {', '.join(METRICS[task])}, got {metric!r}")
     check_comparable(runs, partition)

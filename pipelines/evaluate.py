@@ -135,7 +135,7 @@ def per_recording_scores(predictions, task) -> list:
 
     Returns:
         list of dicts with `name`, `num_frames` and `<branch>_<metric>_<dimension>` plus
-        `<branch>_<metric>_mean` (metric `ccc` or `f1`).
+        `<branch>_ccc_mean` / `<branch>_f1_macro` (the names of metrics.json; metric `ccc` or `f1`).
     """
     from pipelines import evaluation
 
@@ -159,7 +159,7 @@ def per_recording_scores(predictions, task) -> list:
                         evaluation.to_classes(labels), prediction.argmax(axis=-1), features.NUM_CLASSES)[2]
                 row[f"{branch}_{metric}_{dim}"] = float(value)
                 values.append(value)
-            row[f"{branch}_{metric}_mean"] = float(np.mean(values))
+            row[f"{branch}_{'ccc_mean' if task == 'regression' else 'f1_macro'}"] = float(np.mean(values))
         rows.append(row)
     return rows
 
@@ -589,6 +589,8 @@ def format_report(report) -> str:
     label = report["partition"] if corruption is None else f"{report['partition']}*"
     lines.append(evaluation.format_table({label: report["scores"]}, task))
     if corruption is not None:
+        lines.append(f"  {label}: {report['partition']} with {condition}")
+    if corruption is not None:
         lines += ["", f"robustness: {condition}", robustness_table(report["scores_clean"], report["scores"], task)]
     if "temperatures" in report:
         temps = ", ".join(f"{k} {v:.3g}" for k, v in report["temperatures"].items() if k != "fitted_on")
@@ -615,8 +617,12 @@ def format_report(report) -> str:
                 frames = f"{entry['num_corrupted']}/{entry['num_corrupted'] + entry['num_clean']}"
                 lines.append(f"{source:<12} {modality:<8} {_cell(entry['mean_weight_corrupted'])} "
                              f"{_cell(entry['mean_weight_clean'], 10)} {_cell(entry['auc'], 10)} {frames:>14}")
+        lines += ["  w corrupted, w clean: mean fusion weight of the modality on its corrupted / clean frames; "
+                  "AUC(1-w): area under the ROC curve of 1 - w as a detector of corrupted frames (0.5 = chance); "
+                  "frames a/b: a corrupted frames of b frames; corrupted by: corpus = the corrupted frames the "
+                  "synthetic corpus records, evaluator = those of --corrupt"]
     if report.get("per_recording"):
-        metric = "ccc_mean" if task == "regression" else "f1_mean"
+        metric = "ccc_mean" if task == "regression" else "f1_macro"
         branches = [b for b in evaluation.BRANCH_PREFIXES if f"{b}_{metric}" in report["per_recording"][0]]
         header = f"{'recording':<20} {'frames':>7} " + " ".join(f"{b + ' ' + metric:>16}" for b in branches)
         lines += ["", "per recording", header, "-" * len(header)]
