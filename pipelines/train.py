@@ -529,6 +529,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     config = build_config(args)
+    backup_settings(config["training"], args.config or str(config_lib.default_config_path(args.dataset)))
     output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(config)
     cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default run directory")
     run(config, output_dir, overwrite=args.overwrite, progress=not args.quiet)
