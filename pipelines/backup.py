@@ -36,12 +36,18 @@ class StepBackup(keras.callbacks.BackupAndRestore):
         self.every_seconds = float(every_seconds)
         self.step_offset = 0  # steps of the current epoch done before this fit started
         self.saves = 0
+        self.announce = None  # printed once the backup is loaded, with the restored optimiser step
+        self.print_fn = print
         self._steps_since_save = 0
         self._last_save = time.monotonic()
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self._last_save = time.monotonic()
+        if self.announce:
+            iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            self.print_fn(f"{self.announce}; restored optimiser step {iterations}")
+            self.announce = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
@@ -78,9 +84,10 @@ def _duration(seconds: float) -> str:
 
 
 class EpochLine(keras.callbacks.Callback):
-    """`--quiet` output: one line per epoch with the loss, the main metric, the epoch time and an
-    ETA of the whole run; an epoch longer than `heartbeat_seconds` also gets a line per interval
-    with its step and the epoch's ETA.
+    """The trainer's epoch output: one line per epoch with the loss, the main metric, the epoch time
+    and an ETA of the whole run. Within an epoch, a tqdm bar with the loss and the main metric
+    (`bar=True`), or with `--quiet` (`bar=False`) a line per `heartbeat_seconds` with the step and
+    the epoch's ETA, for long epochs.
 
     Args:
         monitor: str. The main metric (e.g. `val_ccc_mean`).
@@ -88,10 +95,13 @@ class EpochLine(keras.callbacks.Callback):
         steps_per_epoch: int or None. Steps of a full epoch (for the in-epoch ETA).
         heartbeat_seconds: float. Seconds between in-epoch lines.
         stream: file to write to (default stdout).
+        bar: bool. A progress bar within each epoch instead of the heartbeat lines.
     """
 
-    def __init__(self, monitor, epochs, steps_per_epoch=None, heartbeat_seconds=60.0, stream=None):
+    def __init__(self, monitor, epochs, steps_per_epoch=None, heartbeat_seconds=60.0, stream=None, bar=False):
         super().__init__()
+        self.bar = bar
+        self._bar = None
         self.monitor = monitor
         self.epochs = int(epochs)
         self.steps_per_epoch = steps_per_epoch
@@ -106,8 +116,21 @@ class EpochLine(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self._last_beat = time.monotonic()
         self._first_step_end = None
+        if self.bar:
+            from tqdm import tqdm
+
+            total = None if self.steps_per_epoch is None else self.steps_per_epoch - self.step_offset
+            self._bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{self.epochs}", unit="step",
+                             file=sys.stderr, leave=False)
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._bar is not None:
+            logs = logs or {}
+            metric = self.monitor[len("val_"):] if self.monitor.startswith("val_") else self.monitor
+            shown = {key: f"{float(logs[key]):.4f}" for key in ("loss", metric) if key in logs}
+            self._bar.set_postfix(shown, refresh=False)
+            self._bar.update()
+            return
         now = time.monotonic()
         if self._first_step_end is None:
             self._first_step_end = now  # the first step includes tracing: not used for the ETA
@@ -127,6 +150,9 @@ class EpochLine(keras.callbacks.Callback):
         self._print(text)
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
         logs = logs or {}
         seconds = time.monotonic() - self._epoch_start
         if not self.step_offset:
@@ -164,13 +190,14 @@ def fit_resuming(model, train_ds, *, epochs, steps_per_epoch, repeated, backup, 
         **fit_kwargs: passed to `model.fit` (validation_data, verbose, ...).
     """
     point = resume_point(backup.backup_dir)
+    backup.print_fn = print_fn
     if point is not None:
         epoch, step = point
         if epoch >= epochs:
             print_fn(f"resuming: the backup is at the end of epoch {epoch}; nothing left to train")
         elif step and step < steps_per_epoch:
-            print_fn(f"resuming epoch {epoch + 1}/{epochs} at step {step + 1}/{steps_per_epoch} from the backup "
-                     f"in {backup.backup_dir} (weights and optimiser state of step {step})")
+            backup.announce = (f"resuming epoch {epoch + 1}/{epochs} at step {step + 1}/{steps_per_epoch} from the "
+                               f"backup in {backup.backup_dir} (weights and optimiser state after step {step})")
             backup.step_offset = step
             if epoch_line is not None:
                 epoch_line.step_offset = step
@@ -180,6 +207,6 @@ def fit_resuming(model, train_ds, *, epochs, steps_per_epoch, repeated, backup, 
             if getattr(model, "stop_training", False):
                 return
         elif epoch > 0:
-            print_fn(f"resuming after epoch {epoch}/{epochs} from the backup in {backup.backup_dir}")
+            backup.announce = f"resuming after epoch {epoch}/{epochs} from the backup in {backup.backup_dir}"
     model.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch if repeated else None,
               callbacks=callbacks, **fit_kwargs)

@@ -417,13 +417,12 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
         callbacks.append(TensorBoardExtras(run_dir / "tensorboard" / "validation" / "extras", infer,
                                            figure_recording))
 
-    epoch_line = None if progress else EpochLine(monitor, int(training["epochs"]), steps_per_epoch)
-    if epoch_line is not None:
-        callbacks.append(epoch_line)
+    epoch_line = EpochLine(monitor, int(training["epochs"]), steps_per_epoch, bar=progress)
+    callbacks.append(epoch_line)
     started = time.time()
     fit_resuming(model, train_ds, validation_data=val_ds, epochs=int(training["epochs"]),
                  steps_per_epoch=steps_per_epoch, repeated=bool(training.get("oversample")), backup=callbacks[0],
-                 callbacks=callbacks, epoch_line=epoch_line, verbose=1 if progress else 0)
+                 callbacks=callbacks, epoch_line=epoch_line, verbose=0)
     if nan_guard.failed:
         raise ColdKerasError(f"training stopped: {nan_guard.failed}. The last good epoch is kept in "
                              f"{run_dir / 'backup'}; lower the learning rate or the lambdas and run again")
