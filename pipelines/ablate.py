@@ -219,6 +219,7 @@ def main(argv=None):
     variants = [part.strip() for part in args.variants.split(",") if part.strip()]
     default = Path("runs") / f"ablation_{args.dataset}_{config['task']}"
     output_dir = Path(args.output_dir) if args.output_dir else default
+    cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default output folder")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
         run(config, output_dir, seeds=seeds, variants=variants, progress=args.progress)

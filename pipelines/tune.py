@@ -326,6 +326,7 @@ def main(argv=None):
     args = parse_args(argv)
     config = train.build_config(args)
     output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(config)
+    cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default search directory")
     run(config, output_dir, tuner=args.tuner, max_trials=args.max_trials,
         tune_learning_rate=args.tune_learning_rate, project_name=args.project_name,
         overwrite=args.overwrite, progress=not args.quiet)
