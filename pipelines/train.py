@@ -481,9 +481,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", type=cli.positive_float,
                         help="peak learning rate of AdamW's cosine schedule (default from the config)")
     parser.add_argument("--window-seconds", type=cli.positive_float, help="training window length (default 30 s)")
-    parser.add_argument("--lambda-co-visual", type=cli.non_negative_float, help="weight of the visual intramodal calibration term")
-    parser.add_argument("--lambda-co-audio", type=cli.non_negative_float, help="weight of the audio intramodal calibration term")
-    parser.add_argument("--lambda-co-cross", type=cli.non_negative_float, help="weight of the crossmodal calibration term")
+    parser.add_argument("--lambda-co-visual", type=cli.non_negative_float,
+                        help="weight of the visual intramodal calibration term")
+    parser.add_argument("--lambda-co-audio", type=cli.non_negative_float,
+                        help="weight of the audio intramodal calibration term")
+    parser.add_argument("--lambda-co-cross", type=cli.non_negative_float,
+                        help="weight of the crossmodal calibration term")
     parser.add_argument("--lambda-regu", type=cli.non_negative_float, help="weight of the KL regulariser")
     parser.add_argument("--weight-convention", choices=config_lib.WEIGHT_CONVENTIONS,
                         help="COLD fusion weights: informativeness (paper) or uncertainty")
