@@ -156,6 +156,9 @@ def rebuild_run_artifacts(run_dir, progress=True) -> Path:
     config = read_json(config_path)
     runtime = config.pop("runtime", {}) or {}
     target = runtime.get("artifact_dir")
+    if config.get("dataset") not in config_lib.DATASETS:
+        raise DataError(f"cannot rebuild the run's data artefacts ({target}): config.json names no known dataset",
+                        config_path)
     try:
         check_inputs(config)
     except ConfigError as error:
