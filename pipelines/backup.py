@@ -165,7 +165,8 @@ class EpochLine(keras.callbacks.Callback):
             parts.append(f"{self.monitor} {float(logs[self.monitor]):.4f}")
         parts.append(f"{seconds:.0f} s")
         remaining = self.epochs - epoch - 1
-        mean = sum(self.epoch_seconds) / len(self.epoch_seconds) if self.epoch_seconds else seconds
+        timed = self.epoch_seconds[1:] or self.epoch_seconds  # the first epoch also traces the graphs
+        mean = sum(timed) / len(timed) if timed else seconds
         parts.append(f"ETA {_duration(remaining * mean)}" if remaining else "done")
         self._print(" - ".join(parts))
 
