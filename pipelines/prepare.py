@@ -81,7 +81,7 @@ def resolve_data_dir(config: dict, progress=True) -> Path:
                               f"known: {', '.join(sorted(accepted))}")
         key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
         root = config_lib.cache_dir() / "synthetic" / key
-        synthetic.generate(root, **params)
+        synthetic.generate(root, progress=progress, **params)
         return root
     return _given_data_dir(config)
 
