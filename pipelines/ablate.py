@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import cli
 from pipelines import config as config_lib
 from pipelines import features
 from pipelines.errors import ConfigError, cli_main
@@ -192,17 +193,21 @@ def parse_args(argv=None):
         prog="python -m pipelines.ablate",
         description="Ablation of the COLD loss terms (paper Table 8). "
                     "Example: python -m pipelines.ablate --dataset synthetic --seeds 0,1,2",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--dataset", required=True, choices=config_lib.DATASETS)
+        formatter_class=cli.HelpFormatter)
+    parser.add_argument("--dataset", required=True, choices=config_lib.DATASETS,
+                        help="corpus adapter; `synthetic` is generated on first use")
     parser.add_argument("--data-dir", help="corpus folder (avec, iemocap)")
     parser.add_argument("--features-dir", help="IEMOCAP: folder of per-utterance feature files")
     parser.add_argument("--config", help="YAML file overriding configs/<dataset>.yaml")
-    parser.add_argument("--task", choices=config_lib.TASKS)
-    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--task", choices=config_lib.TASKS,
+                        help="regression (CCC) or 3-way classification (default from the config)")
+    parser.add_argument("--epochs", type=cli.positive_int, help="training epochs of every variant (default from the "
+                                                                  "config)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; each variant is trained once per seed")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     parser.add_argument("--output-dir", help="default runs/ablation_<dataset>_<task>")
     parser.add_argument("--progress", action="store_true", help="progress bars while training")
+    cli.finish_parser(parser)
     return parser.parse_args(argv)
 
 
@@ -214,6 +219,7 @@ def main(argv=None):
     variants = [part.strip() for part in args.variants.split(",") if part.strip()]
     default = Path("runs") / f"ablation_{args.dataset}_{config['task']}"
     output_dir = Path(args.output_dir) if args.output_dir else default
+    cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default output folder")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
         run(config, output_dir, seeds=seeds, variants=variants, progress=args.progress)

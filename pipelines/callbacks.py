@@ -99,13 +99,16 @@ def plot_recording(recording, outputs, hop):
         ax = axes[-1]
         for key, color in zip(weights, ("tab:blue", "tab:orange")):
             ax.plot(time, outputs[key], color=color, lw=1, label=key.replace("_", " "))
+        shaded = 0
         for key, color in (("audio_corrupted", "tab:blue"), ("visual_corrupted", "tab:orange")):
             flags = recording.get(key)
-            if flags is not None and len(flags) == len(time):
-                ax.fill_between(time, 0, 1, where=np.asarray(flags, bool), color=color, alpha=0.12, lw=0)
+            if flags is not None and len(flags) == len(time) and np.asarray(flags, bool).any():
+                ax.fill_between(time, 0, 1, where=np.asarray(flags, bool), color=color, alpha=0.12, lw=0,
+                                label=f"{key.split('_')[0]} corrupted (shaded)")
+                shaded += 1
         ax.set_ylim(0, 1)
         ax.set_ylabel("fusion weight")
-        ax.legend(loc="upper right", fontsize=7, ncol=2)
+        ax.legend(loc="upper right", fontsize=7, ncol=2 + shaded)
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(str(recording.get("name", "")))
     fig.tight_layout()

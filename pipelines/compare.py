@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import cli
 from pipelines import export, features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import finite_or_none, read_json, write_json_atomic
@@ -190,7 +191,7 @@ def run(run_dirs, partition=features.DEVEL, metric=None, *, branch="av", output=
         seen.add(key)
     runs = [load_run(run_dir) for run_dir in run_dirs]
     task = runs[0]["task"]
-    metric = metric or METRICS[task][0]
+    metric = {"f1_mean": "f1_macro"}.get(metric, metric) or METRICS[task][0]  # f1_mean: the earlier name
     if metric not in METRICS.get(task, ()):
         raise ConfigError(f"--metric for {task} runs must be one of {', '.join(METRICS[task])}, got {metric!r}")
     check_comparable(runs, partition)
@@ -253,9 +254,9 @@ def parse_args(argv=None):
         prog="python -m pipelines.compare",
         description="Compare finished runs side by side, with paired t-tests over per-recording scores. "
                     "Example: python -m pipelines.compare runs/a runs/b --partition devel",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("run_dirs", nargs="+", metavar="RUN", help="run directories written by pipelines.train")
-    parser.add_argument("--partition", default=features.DEVEL)
+    parser.add_argument("--partition", default=features.DEVEL, help="partition of metrics.json compared")
     parser.add_argument("--metric", help="per-recording score of the t-tests (default ccc_mean or f1_macro)")
     parser.add_argument("--branch", default="av", help="branch of metrics.json shown in the table")
     parser.add_argument("--output", help="also write the comparison to this JSON file")
@@ -265,6 +266,7 @@ def parse_args(argv=None):
     parser.add_argument("--evaluation", metavar="FOLDER",
                         help="evaluation folder of --uncertainty-plot, e.g. test_corrupt-visual-0.5-noise "
                              "(default: the partition)")
+    cli.finish_parser(parser)
     return parser.parse_args(argv)
 
 

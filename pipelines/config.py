@@ -78,6 +78,8 @@ def load_file(path) -> dict:
         column = mark.column + 1 if mark is not None else None
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError(f"not valid YAML: {problem}", path, line, column) from None
+    if data is None:  # an empty file (or only comments): no overrides
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError("a config file must hold a mapping of keys to values", path)
     return _coerce_numbers(data)

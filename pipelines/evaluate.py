@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import cli
 from pipelines import corrupt as corrupt_lib
 from pipelines import export, features
 from pipelines.errors import ConfigError, DataError, cli_main
@@ -139,7 +140,7 @@ def per_recording_scores(predictions, task) -> list:
 
     Returns:
         list of dicts with `name`, `num_frames` and `<branch>_<metric>_<dimension>` plus
-        `<branch>_<metric>_mean` (metric `ccc` or `f1`).
+        `<branch>_ccc_mean` / `<branch>_f1_macro` (the names of metrics.json; metric `ccc` or `f1`).
     """
     from pipelines import evaluation
 
@@ -163,7 +164,7 @@ def per_recording_scores(predictions, task) -> list:
                         evaluation.to_classes(labels), prediction.argmax(axis=-1), features.NUM_CLASSES)[2]
                 row[f"{branch}_{metric}_{dim}"] = float(value)
                 values.append(value)
-            row[f"{branch}_{metric}_mean"] = float(np.mean(values))
+            row[f"{branch}_{'ccc_mean' if task == 'regression' else 'f1_macro'}"] = float(np.mean(values))
         rows.append(row)
     return rows
 
@@ -482,18 +483,21 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     from pipelines.train import training_delay_frames
 
     delay = training_delay_frames(config, artifact_dir)  # outputs go back onto the labels' timeline
-    clean = list(label_delay.shift_predictions(predict(infer, recordings), delay))
+    clean = list(label_delay.shift_predictions(
+        predict(infer, recordings, progress=f"predict {partition}", total=len(recordings)), delay))
     evaluated = clean
     if corruption:
         modality, fraction, mode = corruption
         evaluated = list(label_delay.shift_predictions(predict(
-            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed)), delay))
+            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed),
+            progress=f"predict {partition} ({modality} corrupted)", total=len(recordings)), delay))
 
     temperatures = None
     if task == "classification":
         check_partition(manifest, validation, artifact_dir)
         val_predictions = clean if validation == partition else list(label_delay.shift_predictions(
-            evaluation.predict_recordings(infer, input_pipeline.iter_recordings(artifact_dir, validation)), delay))
+            evaluation.predict_recordings(infer, input_pipeline.iter_recordings(artifact_dir, validation),
+                                          progress=f"predict {validation}"), delay))
         val_sequence_level = bool(manifest["partitions"][validation].get("sequence_level", False))
         _, temperatures = evaluation.score_partition(val_predictions, task=task, sequence_level=val_sequence_level)
     scores, _ = evaluation.score_partition(evaluated, task=task, sequence_level=sequence_level,
@@ -609,6 +613,8 @@ def format_report(report) -> str:
     label = report["partition"] if corruption is None else f"{report['partition']}*"
     lines.append(evaluation.format_table({label: report["scores"]}, task))
     if corruption is not None:
+        lines.append(f"  {label}: {report['partition']} with {condition}")
+    if corruption is not None:
         lines += ["", f"robustness: {condition}", robustness_table(report["scores_clean"], report["scores"], task)]
     if "temperatures" in report:
         temps = ", ".join(f"{k} {v:.3g}" for k, v in report["temperatures"].items() if k != "fitted_on")
@@ -635,12 +641,16 @@ def format_report(report) -> str:
                 frames = f"{entry['num_corrupted']}/{entry['num_corrupted'] + entry['num_clean']}"
                 lines.append(f"{source:<12} {modality:<8} {_cell(entry['mean_weight_corrupted'])} "
                              f"{_cell(entry['mean_weight_clean'], 10)} {_cell(entry['auc'], 10)} {frames:>14}")
+        lines += ["  w corrupted, w clean: mean fusion weight of the modality on its corrupted / clean frames; "
+                  "AUC(1-w): area under the ROC curve of 1 - w as a detector of corrupted frames (0.5 = chance); "
+                  "frames a/b: a corrupted frames of b frames; corrupted by: corpus = the corrupted frames the "
+                  "synthetic corpus records, evaluator = those of --corrupt"]
     if report.get("predictive_uncertainty"):
         from pipelines import uncertainty as uncertainty_lib
 
         lines += ["", uncertainty_lib.format_section(report["predictive_uncertainty"])]
     if report.get("per_recording"):
-        metric = "ccc_mean" if task == "regression" else "f1_mean"
+        metric = "ccc_mean" if task == "regression" else "f1_macro"
         branches = [b for b in evaluation.BRANCH_PREFIXES if f"{b}_{metric}" in report["per_recording"][0]]
         header = f"{'recording':<20} {'frames':>7} " + " ".join(f"{b + ' ' + metric:>16}" for b in branches)
         lines += ["", "per recording", header, "-" * len(header)]
@@ -659,7 +669,7 @@ def parse_args(argv=None):
         description="Evaluate a trained run on one partition: scores, calibration, robustness to a corrupted "
                     "modality, uncertainty diagnostics and figures. Example: python -m pipelines.evaluate "
                     "--run-dir runs/synthetic_cold_fusion_regression --corrupt visual:0.5",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--run-dir", required=True, help="run directory written by pipelines.train")
     parser.add_argument("--partition", default=features.DEVEL, help="labelled partition to evaluate")
     parser.add_argument("--corrupt", metavar="MODALITY:FRACTION",
@@ -679,6 +689,7 @@ def parse_args(argv=None):
                              "constant for other models), mc_dropout = std over --mc-passes stochastic passes "
                              "with dropout on; either calibrated on the validation partition")
     parser.add_argument("--mc-passes", type=int, default=20, help="stochastic passes of --uncertainty mc_dropout")
+    cli.finish_parser(parser)
     return parser.parse_args(argv)
 
 
@@ -686,6 +697,8 @@ def parse_args(argv=None):
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
+    if args.output_dir:
+        cli.check_output_dir(args.output_dir)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
         run(args.run_dir, args.partition, args.corrupt, args.corrupt_mode, plot_recordings=args.plot_recordings,

@@ -43,19 +43,25 @@ def model_inputs(model, audio, visual, mask, audio_present=None, visual_present=
     return inputs
 
 
-def predict_recordings(inference_model, recordings, *, max_frames_per_call=None):
+def predict_recordings(inference_model, recordings, *, max_frames_per_call=None, progress=None, total=None):
     """Runs the inference model on whole recordings, one at a time.
 
     Args:
         inference_model: keras.Model taking `audio`, `visual`, `mask` (and the presence flags,
             fed from the recordings' `audio_present` / `visual_present` when they have them).
         recordings: iterable of dicts from `input_pipeline.iter_recordings`.
+        progress: optional str. Show a progress bar with this description.
+        total: optional int. Number of recordings (for the progress bar).
 
     Returns:
         list of dicts: the recording fields plus `outputs`, a dict of numpy arrays without the
         batch axis ([N] or [N, 3] per frame; `*_utterance` outputs as scalars or [3]).
     """
     results = []
+    if progress:
+        from pipelines import cli
+
+        recordings = cli.progress_bar(recordings, progress, total=total)
     for recording in recordings:
         audio = np.asarray(recording[features.AUDIO], np.float32)[None]
         visual = np.asarray(recording[features.VISUAL], np.float32)[None]
@@ -208,17 +214,29 @@ def write_prediction_csvs(predictions, out_dir, *, task, sequence_level=False):
         write_text_atomic(out_dir / f"{recording['name']}.csv", render(rows))
 
 
-def format_table(metrics: dict, task: str) -> str:
-    """A readable table: one row per partition and branch."""
+TABLE_LEGENDS = {
+    "regression": ("ccc_valence, ccc_arousal: concordance correlation coefficient (CCC) of each dimension; "
+                   "ccc_mean: CCC mean of valence and arousal"),
+    "classification": ("precision_macro, recall_macro, f1_macro: macro average over the 3 classes, mean of "
+                       "valence and arousal; ece_mean: expected calibration error; ece_ts_mean: ECE after "
+                       "temperature scaling fitted on the validation partition"),
+}
+BRANCH_LEGEND = "branch av: the fused (audio + visual) output; audio, visual: the unimodal branches"
+
+
+def format_table(metrics: dict, task: str, legend: bool = True) -> str:
+    """A readable table: one row per partition and branch; the columns carry the names of
+    metrics.json (the names `pipelines.compare` uses too), explained by a legend underneath."""
     if task == "regression":
-        columns = [("ccc_valence", "CCC valence"), ("ccc_arousal", "CCC arousal"), ("ccc_mean", "CCC mean")]
+        columns = ["ccc_valence", "ccc_arousal", "ccc_mean"]
     else:
-        columns = [("precision_macro", "P (macro)"), ("recall_macro", "R (macro)"), ("f1_macro", "F1 (macro)"),
-                   ("ece_mean", "ECE"), ("ece_ts_mean", "ECE (TS)")]
-    header = f"{'partition':<10} {'branch':<7} " + " ".join(f"{title:>12}" for _, title in columns)
+        columns = ["precision_macro", "recall_macro", "f1_macro", "ece_mean", "ece_ts_mean"]
+    header = f"{'partition':<10} {'branch':<7} " + " ".join(f"{key:>15}" for key in columns)
     lines = [header, "-" * len(header)]
     for partition, by_branch in metrics.items():
         for branch, row in by_branch.items():
-            cells = " ".join(f"{row[key]:>12.4f}" if key in row else f"{'-':>12}" for key, _ in columns)
+            cells = " ".join(f"{row[key]:>15.4f}" if row.get(key) is not None else f"{'-':>15}" for key in columns)
             lines.append(f"{partition:<10} {branch:<7} {cells}")
+    if legend:
+        lines += [f"  {TABLE_LEGENDS[task]}", f"  {BRANCH_LEGEND}"]
     return "\n".join(lines)

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import cli
 from pipelines import features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
@@ -564,6 +565,7 @@ def build_parser():
                         help="raw corpora: hop of the log-mel spectrogram in seconds (default 0.01)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_strictness_arguments(parser)
+    cli.finish_parser(parser)
     return parser
 
 

@@ -49,9 +49,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import cli
 from pipelines import features
 from pipelines.errors import ColdKerasError, ConfigError, DataError, cli_main
-from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
+from pipelines.io_utils import make_readable, read_json, write_json_atomic, write_text_atomic
 from pipelines.pause import pause_point
 
 SERVING_DEFAULT = "serving_default"
@@ -106,8 +107,13 @@ def artifact_dir_of(config: dict, run_dir) -> Path:
     """The data artefact directory the run was trained on (`runtime.artifact_dir` of config.json)."""
     path = config.get("runtime", {}).get("artifact_dir")
     if not path or not (Path(path) / "manifest.json").is_file():
-        raise DataError(f"the run's data artefacts ({path!r}) are missing; run the trainer again to rebuild "
-                        "them", Path(run_dir) / "config.json")
+        from pipelines import prepare
+
+        if not path:
+            raise DataError("records no data artefact folder (runtime.artifact_dir); rebuild it with "
+                            f"{prepare.rebuild_command(run_dir)}", Path(run_dir) / "config.json")
+        print(f"the run's data artefacts ({path}) are missing", file=sys.stderr)
+        return prepare.rebuild_run_artifacts(run_dir)
     return Path(path)
 
 
@@ -474,13 +480,46 @@ def next_version(model_root) -> int:
     return versions[-1] + 1 if versions else 1
 
 
+def clean_stale_temporaries(model_root, max_age_seconds: float = 3600.0) -> list:
+    """Removes the hidden temporary folders of exports that did not finish; returns their paths.
+
+    A temporary folder `.tmp-export-<version>-<pid>-...` is stale when process <pid> no longer
+    runs; a folder without a readable pid when it is older than `max_age_seconds`.
+    """
+    import time
+
+    root = Path(model_root)
+    removed = []
+    if not root.is_dir():
+        return removed
+    for path in root.glob(f"{_TMP_PREFIX}*"):
+        parts = path.name[len(_TMP_PREFIX):].split("-")
+        pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+        if pid is not None and pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+                continue  # that export is still running
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue  # a running process of another user
+        elif pid is None and time.time() - path.stat().st_mtime < max_age_seconds:
+            continue
+        elif pid == os.getpid():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 def _check_name(name: str) -> None:
     if not _NAME.match(name or ""):
         raise ConfigError(f"model name {name!r}: use letters, digits, '_', '-' and '.' (no '/'), "
                           "starting with a letter or digit")
 
 
-def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordings=3, verify=True) -> Path:
+def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordings=3, verify=True,
+        progress=True) -> Path:
     """Exports the model of a run directory to `<base_dir>/<name>/<version>/`.
 
     Args:
@@ -493,6 +532,7 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
             for verification). Defaults to 3.
         verify: bool. Run the plain-TensorFlow and saved_model_cli checks before publishing.
             Defaults to True.
+        progress: bool. A progress bar over the export's steps. Defaults to True.
 
     Returns:
         Path of the version folder.
@@ -525,14 +565,39 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
     model_root.mkdir(parents=True, exist_ok=True)
     if version is None:
         version = next_version(model_root)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=model_root))
-    try:
+    for stale in clean_stale_temporaries(model_root):
+        print(f"removed {stale}, the temporary folder of an export that did not finish")
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-{os.getpid()}-", dir=model_root))
+    def save():
         save_saved_model(model, tmp)
         pause_point("export.saved")
+
+    def warmup():
         count = write_warmup_requests(tmp / "assets.extra" / WARMUP_FILE, name, recordings)
         # The run's settings travel with the model: `pipelines.predict --saved-model` reads corpora with them.
         write_json_atomic(tmp / "assets.extra" / "config.json", config)
-        report = verify_export(tmp, model, recordings) if verify else None
+        return count
+
+    steps = [("SavedModel", save), ("warmup requests", warmup)]
+    if verify:
+        steps.append(("check in a fresh TensorFlow process", lambda: verify_export(tmp, model, recordings)))
+    try:
+        done = {}
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(steps), desc=f"export {name}/{version}", unit="step", file=sys.stderr)
+        for label, step in steps:
+            if bar is not None:
+                bar.set_postfix_str(label)
+            done[label] = step()
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
+        count, report = done["warmup requests"], done.get("check in a fresh TensorFlow process")
+        make_readable(tmp)  # mkdtemp's folder is private (0700); TF Serving may run as another user
         final = model_root / str(version)
         try:
             os.rename(tmp, final)  # fails if the version appeared meanwhile
@@ -564,13 +629,14 @@ def parse_args(argv=None):
         description="Export a trained run as a TF Serving SavedModel with warmup requests and a models.config. "
                     "Example: python -m pipelines.export --run-dir runs/synthetic_cold_fusion_regression "
                     "--name cold_fusion",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--run-dir", required=True, help="run directory written by pipelines.train")
     parser.add_argument("--name", required=True, help="model name on the server (folder under --base-dir)")
     parser.add_argument("--version", type=int, help="version number (default: next free)")
     parser.add_argument("--base-dir", default="saved_models", help="export root")
     parser.add_argument("--warmup-recordings", type=int, default=3,
                         help="recordings whose requests make the warmup file")
+    cli.finish_parser(parser)
     return parser.parse_args(argv)
 
 

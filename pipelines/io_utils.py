@@ -9,8 +9,35 @@ import tempfile
 from pathlib import Path
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (read without changing it for longer than a call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_readable(path) -> None:
+    """Gives `path` (and, for a folder, everything under it) the permissions a plain `open`/`mkdir`
+    would have given: 0o666 / 0o777 minus the umask (0644 / 0755 with the usual umask 022).
+
+    Temporary files and folders (`tempfile.mkstemp`/`mkdtemp`) are private (0600 / 0700), which
+    would hide an artefact from other users, e.g. TF Serving running as another account.
+    """
+    mask = current_umask()
+    path = Path(path)
+    paths = [path] + (sorted(path.rglob("*")) if path.is_dir() else [])
+    for item in paths:
+        if item.is_symlink():
+            continue
+        os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~mask)
+
+
 def write_text_atomic(path, text: str) -> None:
-    """Writes `text` to `path` so that a crash never leaves a half-written file under that name."""
+    """Writes `text` to `path` so that a crash never leaves a half-written file under that name.
+
+    The file gets the usual permissions (0o666 minus the umask), not the private ones of a
+    temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -19,6 +46,7 @@ def write_text_atomic(path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

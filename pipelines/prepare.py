@@ -12,8 +12,10 @@ import inspect
 import json
 from pathlib import Path
 
+from pipelines import cli
 from pipelines import config as config_lib
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, DataError, cli_main
+from pipelines.io_utils import read_json
 
 
 def corpus_options(config: dict) -> dict:
@@ -56,8 +58,10 @@ def _given_data_dir(config: dict) -> Path:
         raise ConfigError(f"--data-dir is required for --dataset {dataset}: pass the corpus folder "
                           f"(or set data_dir in the config)")
     root = Path(config["data_dir"]).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise ConfigError("--data-dir (data_dir) is a file; pass the corpus folder that holds it", root)
     if not root.is_dir():
-        raise ConfigError("data folder does not exist", root)
+        raise ConfigError("data folder does not exist (--data-dir / data_dir)", root)
     return root
 
 
@@ -80,7 +84,7 @@ def resolve_data_dir(config: dict, progress=True) -> Path:
                               f"known: {', '.join(sorted(accepted))}")
         key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
         root = config_lib.cache_dir() / "synthetic" / key
-        synthetic.generate(root, **params)
+        synthetic.generate(root, progress=progress, **params)
         return root
     return _given_data_dir(config)
 
@@ -116,7 +120,104 @@ def prepare_artifacts(config: dict, progress=True, artifact_dir=None) -> Path:
         raise ConfigError(f"holds a {corpus.mode} corpus, but the run is in {mode} mode; "
                           f"pass --mode {corpus.mode} or another --data-dir", data_dir)
     example_gen.run(corpus, out, progress=progress, logmel=logmel_settings(config))
-    statistics_gen.run(out)
+    statistics_gen.run(out, bar=progress)
     statistics_gen.check_anomalies(out)
-    transform.run(out)
+    transform.run(out, bar=progress)
     return out
+
+
+# --------------------------------------------------------------------------- a run's artefacts
+
+
+def corpus_fingerprint(artifact_dir):
+    """The corpus fingerprint ExampleGen recorded in `manifest.json` (None if there is none)."""
+    path = Path(artifact_dir) / "manifest.json"
+    return read_json(path).get("fingerprint") if path.is_file() else None
+
+
+def rebuild_command(run_dir) -> str:
+    """The command that rebuilds the data artefacts of a run directory."""
+    return f"python -m pipelines.prepare --run-dir {run_dir}"
+
+
+def rebuild_run_artifacts(run_dir, progress=True) -> Path:
+    """Rebuilds the data artefacts of a finished run from the corpus recorded in its config.json.
+
+    The artefacts are written where the run recorded them (`runtime.artifact_dir`). When the run
+    recorded a corpus fingerprint, the rebuilt artefacts must have the same one: a changed corpus
+    would give other numbers than the run was trained and scored on.
+
+    Raises:
+        DataError: no config.json, the corpus is gone or changed.
+    """
+    import shutil
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise DataError("not found: train a model into this run directory first", config_path)
+    config = read_json(config_path)
+    runtime = config.pop("runtime", {}) or {}
+    target = runtime.get("artifact_dir")
+    if config.get("dataset") not in config_lib.DATASETS:
+        raise DataError(f"cannot rebuild the run's data artefacts ({target}): config.json names no known dataset",
+                        config_path)
+    try:
+        check_inputs(config)
+    except ConfigError as error:
+        raise DataError(f"cannot rebuild the run's data artefacts: {error}; restore the corpus, then run "
+                        f"{rebuild_command(run_dir)}", config_path) from None
+    print(f"rebuilding the data artefacts of {run_dir} from its corpus ({config['dataset']}, "
+          f"{config.get('data_dir') or 'synthetic corpus in the cache'})")
+    out = prepare_artifacts(config, progress=progress, artifact_dir=target)
+    expected, found = runtime.get("corpus_fingerprint"), corpus_fingerprint(out)
+    if expected and found != expected:
+        shutil.rmtree(out, ignore_errors=True)
+        raise DataError(f"the corpus changed since this run was trained (fingerprint {str(found)[:12]}, the run "
+                        f"used {str(expected)[:12]}); its artefacts cannot be rebuilt from it", config_path)
+    return out
+
+
+def parse_args(argv=None):
+    import argparse
+
+    from pipelines import train
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.prepare",
+        description="Run (or reuse) the data components for a configuration: ExampleGen, statistics, schema "
+                    "validation and transform, into the cache. With --run-dir, rebuild the data artefacts a "
+                    "trained run refers to. Examples: python -m pipelines.prepare --dataset synthetic; "
+                    "python -m pipelines.prepare --run-dir runs/synthetic_cold_fusion_regression",
+        formatter_class=cli.HelpFormatter)
+    parser.add_argument("--run-dir", help="run directory written by pipelines.train: rebuild its data artefacts "
+                                          "from the corpus recorded in its config.json (instead of --dataset)")
+    train.add_common_arguments(parser)
+    for action in parser._actions:
+        if action.dest == "dataset":
+            action.required = False
+            action.help += " (required unless --run-dir is given)"
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cli.finish_parser(parser)
+    args = parser.parse_args(argv)
+    if (args.run_dir is None) == (args.dataset is None):
+        parser.error("pass either --dataset (with its data flags) or --run-dir")
+    return args
+
+
+@cli_main
+def main(argv=None):
+    args = parse_args(argv)
+    if args.run_dir:
+        out = rebuild_run_artifacts(args.run_dir, progress=not args.no_progress)
+    else:
+        from pipelines import train
+
+        config = train.build_config(args)
+        check_inputs(config)
+        out = prepare_artifacts(config, progress=not args.no_progress)
+    print(f"data artefacts ready: {out}")
+
+
+if __name__ == "__main__":
+    main()

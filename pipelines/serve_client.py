@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import cli
 from pipelines import features
 from pipelines.errors import ColdKerasError, ConfigError, DataError, cli_main
 from pipelines.export import SERVING_DEFAULT, SIGNATURES, predict_request
@@ -193,11 +194,12 @@ def parse_args(argv=None):
         prog="python -m pipelines.serve_client",
         description="Predict recordings through TF Serving's gRPC API (port 8500 by default). Example: "
                     "python -m pipelines.serve_client --model cold_fusion --run-dir RUN --partition devel",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--server", default="localhost:8500", help="host:port of the gRPC endpoint")
     parser.add_argument("--model", required=True, help="model name on the server")
     parser.add_argument("--version", type=int, help="model version (default: the newest the server has)")
-    parser.add_argument("--signature", default=SERVING_DEFAULT, choices=SIGNATURES)
+    parser.add_argument("--signature", default=SERVING_DEFAULT, choices=SIGNATURES,
+                        help="serving signature to call")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--recording", nargs="+", help="per-frame feature CSV file(s)")
     source.add_argument("--run-dir", help="run directory: predict recordings of its data artefacts")
@@ -206,6 +208,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-recordings", type=int, default=0, help="with --run-dir: at most this many (0 = all)")
     parser.add_argument("--output-dir", help="write every per-frame output to <output-dir>/<name>.csv")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    cli.finish_parser(parser)
     args = parser.parse_args(argv)
     if args.timeout <= 0:
         raise ConfigError(f"--timeout must be positive, got {args.timeout}")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import cli
 from pipelines import example_gen as eg
 from pipelines import features
 from pipelines.errors import ConfigError, DataError, cli_main
@@ -167,8 +168,8 @@ def _tolerant_examples(artifact_dir, partition):
                         paths[0]) from error
 
 
-def partition_statistics(artifact_dir, partition, info) -> dict:
-    """Statistics of one partition (module docstring), one recording at a time."""
+def partition_statistics(artifact_dir, partition, info, bar=False) -> dict:
+    """Statistics of one partition (module docstring), one recording at a time; `bar`: a progress bar."""
     from pipelines.input_pipeline import to_classes
 
     dims = {m: info[f"{m}_dim"] for m in features.MODALITIES}
@@ -180,7 +181,9 @@ def partition_statistics(artifact_dir, partition, info) -> dict:
     mismatched = {m: [] for m in features.MODALITIES}
     absent = {m: 0 for m in features.MODALITIES}
     hops, recordings, frames = set(), 0, 0
-    for example in _tolerant_examples(artifact_dir, partition):
+    examples = cli.progress_bar(_tolerant_examples(artifact_dir, partition), f"statistics {partition}",
+                                total=info.get("num_recordings"), enabled=bar)
+    for example in examples:
         recordings += 1
         name = example[eg.NAME].decode("utf-8")
         frames += int(example[eg.NUM_FRAMES])
@@ -231,7 +234,7 @@ def partition_statistics(artifact_dir, partition, info) -> dict:
     return stats
 
 
-def compute_statistics(artifact_dir) -> dict:
+def compute_statistics(artifact_dir, bar=False) -> dict:
     """StatisticsGen: statistics of every partition; reuses `statistics.json` when the shards are unchanged."""
     manifest = eg.load_manifest(artifact_dir)
     key = data_key(manifest)
@@ -242,7 +245,7 @@ def compute_statistics(artifact_dir) -> dict:
     stats = {"format_version": FORMAT_VERSION, "data_key": key, "fingerprint": manifest["fingerprint"],
              "std_ddof": 0, "partitions": {}}
     for partition, info in manifest["partitions"].items():
-        stats["partitions"][partition] = partition_statistics(artifact_dir, partition, info)
+        stats["partitions"][partition] = partition_statistics(artifact_dir, partition, info, bar=bar)
     write_json_atomic(path, stats)
     write_text_atomic(path.with_suffix(".txt"), format_statistics(stats))
     return stats
@@ -376,7 +379,7 @@ def format_anomalies(report: dict) -> str:
 
 
 def run(artifact_dir, *, shift_threshold=DEFAULT_SHIFT_THRESHOLD, shift_fraction=DEFAULT_SHIFT_FRACTION,
-        progress=False) -> dict:
+        progress=False, bar=None) -> dict:
     """Runs StatisticsGen, SchemaGen and ExampleValidator; returns the anomaly report.
 
     Args:
@@ -386,6 +389,7 @@ def run(artifact_dir, *, shift_threshold=DEFAULT_SHIFT_THRESHOLD, shift_fraction
         shift_fraction: float in [0, 1]. Share of shifted features above which a partition gets a
             distribution-shift warning. Defaults to 0.25.
         progress: bool. Print the summary.
+        bar: bool. Progress bars while reading the partitions (default: `progress`).
 
     Returns:
         dict: the content of `anomalies.json`.
@@ -393,7 +397,7 @@ def run(artifact_dir, *, shift_threshold=DEFAULT_SHIFT_THRESHOLD, shift_fraction
     if not shift_threshold > 0 or not 0 <= shift_fraction <= 1:
         raise ConfigError(f"shift_threshold must be > 0 and shift_fraction in [0, 1], got "
                           f"{shift_threshold!r} and {shift_fraction!r}")
-    statistics = compute_statistics(artifact_dir)
+    statistics = compute_statistics(artifact_dir, bar=progress if bar is None else bar)
     pause_point("statistics.computed")
     schema = infer_schema(artifact_dir)
     anomalies = validate(statistics, schema, shift_threshold=shift_threshold, shift_fraction=shift_fraction)
@@ -444,6 +448,7 @@ def main(argv=None):
                         help="mean shift in train standard deviations that counts as shifted (default 1)")
     parser.add_argument("--shift-fraction", type=float, default=DEFAULT_SHIFT_FRACTION,
                         help="share of shifted features that makes a distribution-shift warning (default 0.25)")
+    cli.finish_parser(parser)
     args = parser.parse_args(argv)
     run(args.artifact_dir, shift_threshold=args.shift_threshold, shift_fraction=args.shift_fraction, progress=True)
     check_anomalies(args.artifact_dir)

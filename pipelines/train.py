@@ -22,9 +22,11 @@ import shutil
 import time
 from pathlib import Path
 
+from pipelines import cli
 from pipelines import config as config_lib
 from pipelines import features
 from pipelines import example_gen
+from pipelines.run_checks import backup_settings, epochs_extension, resume_point_of
 from pipelines.errors import ConfigError, ColdKerasError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
 from pipelines.pause import pause_callback
@@ -175,12 +177,32 @@ def _check_run_dir(run_dir: Path, config: dict, overwrite: bool) -> bool:
         return False
     saved = read_json(saved_path)
     saved.pop("runtime", None)
+    if saved != _comparable(config) and _continue_for_more_epochs(run_dir, saved, config):
+        return False
     if saved != _comparable(config):
         changed = _first_difference(saved, _comparable(config))
         raise ConfigError(
             f"holds a run with different settings ({changed}); pass another --output-dir, or --overwrite "
             "to start this one afresh", run_dir)
     return (run_dir / "metrics.json").exists()
+
+
+def _continue_for_more_epochs(run_dir: Path, saved: dict, config: dict) -> bool:
+    """True when `config` only asks for more epochs than the run in `run_dir` (finished or not):
+    the run then continues from its last backup for the extra epochs, and its metrics.json, which
+    describes the shorter run, is removed. Raises ConfigError when a finished run has no backup."""
+    extension = epochs_extension(saved, _comparable(config))
+    if extension is None:
+        return False
+    old, new = extension
+    if (run_dir / "metrics.json").exists():
+        if resume_point_of(run_dir / "backup") is None:
+            raise ConfigError(f"holds a finished {old}-epoch run without its last-epoch backup (backup/), so it "
+                              f"cannot be continued to {new} epochs; pass --overwrite to train {new} epochs afresh",
+                              run_dir)
+        (run_dir / "metrics.json").unlink()
+    print(f"continuing the {old}-epoch run in {run_dir} to {new} epochs (--epochs {new})")
+    return True
 
 
 def _comparable(config):
@@ -355,6 +377,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     from pipelines import prepare
 
     prepare.check_inputs(config)
+    backup_every = backup_settings(config["training"])
     if config_lib.mode_of(config) == "raw":
         from pipelines import raw_augment
 
@@ -367,6 +390,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
 
     from cold_keras.models import inference_model
     from pipelines import evaluation, input_pipeline, label_delay
+    from pipelines.backup import EpochLine, StepBackup, fit_resuming
     from pipelines.callbacks import InterruptGuard, NanGuard, TensorBoardExtras
 
     keras.utils.set_random_seed(int(training["seed"]))
@@ -375,7 +399,8 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     chief = is_chief()
     config_out = {**_comparable(config),
                   "runtime": {"artifact_dir": str(artifact_dir), "policy": policy,
-                              "replicas": strategy.num_replicas_in_sync}}
+                              "replicas": strategy.num_replicas_in_sync,
+                              "corpus_fingerprint": prepare.corpus_fingerprint(artifact_dir)}}
     if chief:
         write_json_atomic(run_dir / "config.json", config_out)
 
@@ -392,7 +417,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     best_path = checkpoints / "best.weights.h5"
     nan_guard = NanGuard()
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+        StepBackup(run_dir / "backup", *backup_every),
         keras.callbacks.ModelCheckpoint(
             str(best_path), monitor=monitor, mode="max", save_best_only=True, save_weights_only=True,
             initial_value_threshold=_best_so_far(run_dir / "history.csv", monitor)),
@@ -408,10 +433,12 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
         callbacks.append(TensorBoardExtras(run_dir / "tensorboard" / "validation" / "extras", infer,
                                            figure_recording))
 
+    epoch_line = EpochLine(monitor, int(training["epochs"]), steps_per_epoch, bar=progress)
+    callbacks.append(epoch_line)
     started = time.time()
-    model.fit(train_ds, validation_data=val_ds, epochs=int(training["epochs"]),
-              steps_per_epoch=steps_per_epoch if training.get("oversample") else None,
-              callbacks=callbacks, verbose=1 if progress else 2)
+    fit_resuming(model, train_ds, validation_data=val_ds, epochs=int(training["epochs"]),
+                 steps_per_epoch=steps_per_epoch, repeated=bool(training.get("oversample")), backup=callbacks[0],
+                 callbacks=callbacks, epoch_line=epoch_line, verbose=0)
     if nan_guard.failed:
         raise ColdKerasError(f"training stopped: {nan_guard.failed}. The last good epoch is kept in "
                              f"{run_dir / 'backup'}; lower the learning rate or the lambdas and run again")
@@ -428,7 +455,8 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     partitions = [p for p in (validation, features.DEVEL, features.TEST)
                   if p in manifest["partitions"] and p != features.TRAIN and manifest["partitions"][p].get("labelled")]
     for partition in dict.fromkeys(partitions):
-        predictions = evaluation.predict_recordings(infer, input_pipeline.iter_recordings(artifact_dir, partition))
+        predictions = evaluation.predict_recordings(infer, input_pipeline.iter_recordings(artifact_dir, partition),
+                                                    progress=progress and f"predict {partition}")
         predictions = list(label_delay.shift_predictions(predictions, training_delay_frames(config, artifact_dir)))
         scores, fitted = evaluation.score_partition(
             predictions, task=task, sequence_level=sequence_level, temperatures=temperatures)
@@ -439,8 +467,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
             evaluation.write_prediction_csvs(predictions, run_dir / "predictions" / partition,
                                              task=task, sequence_level=sequence_level)
     if chief:
-        write_json_atomic(run_dir / "metrics.json", metrics)
-        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        write_json_atomic(run_dir / "metrics.json", metrics)  # backup/ stays: --epochs N continues from it
     print(f"\ntrained {config['model']['name']} ({task}) in {train_seconds:.0f} s; run directory: {run_dir}")
     print(evaluation.format_table(metrics, task))
     return metrics
@@ -465,20 +492,26 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=config_lib.TASKS, help="regression (CCC) or 3-way classification")
     parser.add_argument("--audio-features", help="comma-separated audio feature folders (AVEC)")
     parser.add_argument("--visual-features", help="comma-separated visual feature folders (AVEC)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--window-seconds", type=float, help="training window length (default 30 s)")
-    parser.add_argument("--label-delay", type=float, metavar="SECONDS",
+    parser.add_argument("--epochs", type=cli.positive_int,
+                        help="training epochs (default from the config); on a finished or interrupted run, a "
+                             "larger value continues it for the extra epochs")
+    parser.add_argument("--batch-size", type=cli.positive_int, help="windows per batch (default from the config)")
+    parser.add_argument("--learning-rate", type=cli.positive_float,
+                        help="peak learning rate of AdamW's cosine schedule (default from the config)")
+    parser.add_argument("--window-seconds", type=cli.positive_float, help="training window length (default 30 s)")
+    parser.add_argument("--label-delay", type=cli.non_negative_float, metavar="SECONDS",
                         help="annotation delay: pair the features at t with the labels at t + SECONDS; "
                              "predictions and scores are shifted back onto the labels' timeline (default 0)")
-    parser.add_argument("--lambda-co-visual", type=float, help="weight of the visual intramodal calibration term")
-    parser.add_argument("--lambda-co-audio", type=float, help="weight of the audio intramodal calibration term")
-    parser.add_argument("--lambda-co-cross", type=float, help="weight of the crossmodal calibration term")
-    parser.add_argument("--lambda-regu", type=float, help="weight of the KL regulariser")
+    parser.add_argument("--lambda-co-visual", type=cli.non_negative_float,
+                        help="weight of the visual intramodal calibration term")
+    parser.add_argument("--lambda-co-audio", type=cli.non_negative_float,
+                        help="weight of the audio intramodal calibration term")
+    parser.add_argument("--lambda-co-cross", type=cli.non_negative_float,
+                        help="weight of the crossmodal calibration term")
+    parser.add_argument("--lambda-regu", type=cli.non_negative_float, help="weight of the KL regulariser")
     parser.add_argument("--weight-convention", choices=config_lib.WEIGHT_CONVENTIONS,
                         help="COLD fusion weights: informativeness (paper) or uncertainty")
-    parser.add_argument("--lambda-weight", type=float,
+    parser.add_argument("--lambda-weight", type=cli.non_negative_float,
                         help="weight of the fused-weight calibration term (0 = the paper's objective)")
     parser.add_argument("--mixed-precision", choices=config_lib.MIXED_PRECISION,
                         type=config_lib.mixed_precision_choice,
@@ -486,7 +519,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                              "(Keras's policy names are accepted too)")
     parser.add_argument("--distribute", choices=config_lib.DISTRIBUTE,
                         help="mirrored: all GPUs (2 logical CPUs without one); multiworker: TF_CONFIG")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seed", type=int, help="seed of weights, shuffling and augmentation (default from the "
+                                                 "config)")
     parser.add_argument("--hparams", help="JSON of tuned hyperparameters from `pipelines.tune`")
     parser.add_argument("--mode", choices=config_lib.MODES,
                         help="features: per-frame feature vectors (default); raw: end to end from face crops "
@@ -504,12 +538,13 @@ def parse_args(argv=None):
         prog="python -m pipelines.train",
         description="Train a COLD fusion (or baseline) model and evaluate it. "
                     "Example: python -m pipelines.train --dataset synthetic",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--output-dir", help="run directory (default runs/<dataset>_<model>_<task>); "
                                              "the same directory resumes an interrupted run")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --output-dir")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
+    cli.finish_parser(parser)
     return parser.parse_args(argv)
 
 
@@ -517,7 +552,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     config = build_config(args)
+    backup_settings(config["training"], args.config or str(config_lib.default_config_path(args.dataset)))
     output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(config)
+    cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default run directory")
     run(config, output_dir, overwrite=args.overwrite, progress=not args.quiet)
 
 

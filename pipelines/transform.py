@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import cli
 from pipelines import example_gen as eg
 from pipelines import features
 from pipelines.errors import DataError, cli_main
@@ -28,13 +29,16 @@ FORMAT_VERSION = 1
 TRANSFORM = "transform.json"
 
 
-def fit_normalization(artifact_dir, partition=features.TRAIN) -> dict:
-    """Streams a partition and returns {modality: MomentAccumulator} over its present frames."""
+def fit_normalization(artifact_dir, partition=features.TRAIN, bar=False) -> dict:
+    """Streams a partition and returns {modality: MomentAccumulator} over its present frames;
+    `bar`: a progress bar."""
     from pipelines.input_pipeline import iter_recordings
 
     info = eg.partition_info(artifact_dir, partition)
     moments = {m: MomentAccumulator(info[f"{m}_dim"]) for m in features.MODALITIES}
-    for recording in iter_recordings(artifact_dir, partition):
+    recordings = cli.progress_bar(iter_recordings(artifact_dir, partition), f"transform {partition}",
+                                  total=info.get("num_recordings"), enabled=bar)
+    for recording in recordings:
         for modality in features.MODALITIES:
             present = recording[eg.PRESENT_KEYS[modality]] > 0
             moments[modality].update(recording[modality][present])
@@ -46,7 +50,7 @@ def fit_normalization(artifact_dir, partition=features.TRAIN) -> dict:
     return moments
 
 
-def run(artifact_dir, progress=False) -> dict:
+def run(artifact_dir, progress=False, bar=None) -> dict:
     """Fits the normalisation on train and writes `transform.json` (reused while the shards are unchanged).
 
     Returns:
@@ -61,7 +65,7 @@ def run(artifact_dir, progress=False) -> dict:
         return old
     if features.TRAIN not in manifest["partitions"]:
         raise DataError("no train partition to fit the normalisation on", Path(artifact_dir) / eg.MANIFEST)
-    moments = fit_normalization(artifact_dir)
+    moments = fit_normalization(artifact_dir, bar=progress if bar is None else bar)
     pause_point("transform.fitted")
     out = {"format_version": FORMAT_VERSION, "data_key": key, "fitted_on": features.TRAIN, "variance_ddof": 0}
     for modality, acc in moments.items():
@@ -113,6 +117,7 @@ def main(argv=None):
         prog="python -m pipelines.transform",
         description="Fit per-feature z-normalisation (mean, variance) on the train partition; writes transform.json.")
     parser.add_argument("--artifact-dir", required=True, help="ExampleGen's output folder")
+    cli.finish_parser(parser)
     args = parser.parse_args(argv)
     run(args.artifact_dir, progress=True)
 

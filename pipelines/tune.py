@@ -32,6 +32,7 @@ import os
 import shutil
 from pathlib import Path
 
+from pipelines import cli
 from pipelines import config as config_lib
 from pipelines import train
 from pipelines.errors import ColdKerasError, ConfigError, cli_main
@@ -368,7 +369,7 @@ def parse_args(argv=None):
         prog="python -m pipelines.tune",
         description="Search COLD fusion's loss weights (and optionally the learning rate) with KerasTuner. "
                     "Example: python -m pipelines.tune --dataset synthetic --max-trials 20",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     train.add_common_arguments(parser)
     parser.add_argument("--tuner", choices=TUNERS, default="random", help="KerasTuner search algorithm")
     parser.add_argument("--max-trials", type=int, default=10,
@@ -385,6 +386,7 @@ def parse_args(argv=None):
     parser.add_argument("--project-name", default=DEFAULT_PROJECT, help="KerasTuner project inside --output-dir")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing search in --output-dir")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
+    cli.finish_parser(parser)
     return parser.parse_args(argv)
 
 
@@ -393,6 +395,7 @@ def main(argv=None):
     args = parse_args(argv)
     config = train.build_config(args)
     output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(config)
+    cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default search directory")
     run(config, output_dir, tuner=args.tuner, max_trials=args.max_trials,
         tune_learning_rate=args.tune_learning_rate, project_name=args.project_name,
         overwrite=args.overwrite, progress=not args.quiet, search=parse_search(args.search),

@@ -339,7 +339,7 @@ def predictor(method, *, passes=DEFAULT_PASSES, seed=0):
     from pipelines import evaluation
 
     if method == "mc_dropout":
-        return lambda model, recordings: predict_mc_dropout(model, recordings, passes, seed)
+        return lambda model, recordings, **progress: predict_mc_dropout(model, recordings, passes, seed)
     if method == "native":
         return evaluation.predict_recordings
     raise ConfigError(f"--uncertainty must be native or mc_dropout for one run (ensembles: python -m "

@@ -290,7 +290,7 @@ def test_classification_calibration_uses_the_validation_temperature(classificati
     rows = list(csv.DictReader(open(out / "per_recording.csv")))
     for row, recording, output in zip(rows, recordings, outputs):
         f1 = [_macro_f1(helpers.bins_of(recording[d]), output[d].argmax(-1)) for d in ("valence", "arousal")]
-        assert float(row["av_f1_mean"]) == pytest.approx(np.mean(f1), abs=1e-5)
+        assert float(row["av_f1_macro"]) == pytest.approx(np.mean(f1), abs=1e-5)
 
 
 # --------------------------------------------------------------------------- errors

@@ -144,10 +144,10 @@ def test_changed_settings_in_an_existing_run_dir_are_refused(regression_run, cac
     run_dir, _ = regression_run
     config = write_config(tmp_path / "tiny.yaml")
     result = cli(["--dataset", "synthetic", "--config", str(config), "--model", "cold_fusion",
-                  "--epochs", "5", "--output-dir", str(run_dir)], cache)
+                  "--lambda-regu", "0.5", "--output-dir", str(run_dir)], cache)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
-    assert "training.epochs: 2 -> 5" in result.stderr and "Traceback" not in result.stderr
+    assert "model.lambda_regu: 0.0001 -> 0.5" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.slow
