@@ -208,7 +208,14 @@ def model_hyperparameters(config: dict) -> dict:
 
 # Top-level keys no shipped config sets: `strict` (false = --lenient) and `runtime` (what the trainer
 # records in config.json, e.g. the artefact folder).
-OPTIONAL_KEYS = {("strict",): ("bool",), ("runtime",): None}
+OPTIONAL_KEYS = {
+    ("strict",): ("bool",),
+    ("runtime",): None,
+    # Keys with a default in the code that the shipped configs leave out.
+    ("training", "label_delay_seconds"): ("float",),
+    ("training", "backup_every_steps"): ("int", "str"),
+    ("training", "backup_every_seconds"): ("float",),
+}
 _KIND_NAMES = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
                "list": "a list", "mapping": "a mapping"}
 _schema_cache = {}
