@@ -201,7 +201,9 @@ def main():
             if not all((r / "model.keras").is_file() for r in run_dirs):
                 print(f"{method} seed {seed}: runs not finished, skipped", flush=True)
                 continue
-            store = out / f"ensemble{args.ensemble_size}_seed{seed}" if METHODS[method][1] == "ensemble" else run_dirs[0]
+            store = run_dirs[0]
+            if METHODS[method][1] == "ensemble":
+                store = out / f"ensemble{args.ensemble_size}_seed{seed}"
             store.mkdir(parents=True, exist_ok=True)
             figures_dir = args.figures if args.figures and seed == seeds[0] else None
             cache = store / (f"bench_{method}_{args.partition}_{args.corrupt_mode}{args.fraction:g}"
