@@ -176,7 +176,7 @@ def main():
     parser.add_argument("--train-only", action="store_true", help="train (or resume) the runs and stop")
     parser.add_argument("--skip-missing", action="store_true",
                         help="score only the (method, seed) pairs whose runs have finished, train nothing")
-    parser.add_argument("--figures", help="write the seed-0 curves of every method and condition to this folder")
+    parser.add_argument("--figures", help="write the first seed's curves of every method and condition to this folder")
     parser.add_argument("--out", default="bench_runs/uncertainty_quality")
     parser.add_argument("--json", help="also write the per-seed figures to this JSON file")
     args = parser.parse_args()
