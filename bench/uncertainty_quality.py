@@ -176,7 +176,7 @@ def main():
     parser.add_argument("--train-only", action="store_true", help="train (or resume) the runs and stop")
     parser.add_argument("--skip-missing", action="store_true",
                         help="score only the (method, seed) pairs whose runs have finished, train nothing")
-    parser.add_argument("--figures", help="write the seed-0 curves of every method and condition to this folder")
+    parser.add_argument("--figures", help="write the first seed's curves of every method and condition to this folder")
     parser.add_argument("--out", default="bench_runs/uncertainty_quality")
     parser.add_argument("--json", help="also write the per-seed figures to this JSON file")
     args = parser.parse_args()
@@ -201,7 +201,9 @@ def main():
             if not all((r / "model.keras").is_file() for r in run_dirs):
                 print(f"{method} seed {seed}: runs not finished, skipped", flush=True)
                 continue
-            store = out / f"ensemble{args.ensemble_size}_seed{seed}" if METHODS[method][1] == "ensemble" else run_dirs[0]
+            store = run_dirs[0]
+            if METHODS[method][1] == "ensemble":
+                store = out / f"ensemble{args.ensemble_size}_seed{seed}"
             store.mkdir(parents=True, exist_ok=True)
             figures_dir = args.figures if args.figures and seed == seeds[0] else None
             cache = store / (f"bench_{method}_{args.partition}_{args.corrupt_mode}{args.fraction:g}"

@@ -25,7 +25,7 @@ from pathlib import Path
 from pipelines import corrupt as corrupt_lib
 from pipelines import features
 from pipelines.errors import ConfigError, DataError, cli_main
-from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
+from pipelines.io_utils import write_json_atomic, write_text_atomic
 
 
 def open_members(run_dirs):
@@ -45,8 +45,9 @@ def open_members(run_dirs):
         artifact_dirs.append(Path(artifact_dir).resolve())
         manifest = manifest or manifest_of
     if len(set(artifact_dirs)) != 1:
-        raise DataError(f"the members were trained on different data artefacts ({artifact_dirs[0]} and "
-                        f"{next(a for a in artifact_dirs if a != artifact_dirs[0])})", Path(run_dirs[-1]) / "config.json")
+        other = next(a for a in artifact_dirs if a != artifact_dirs[0])
+        raise DataError(f"the members were trained on different data artefacts ({artifact_dirs[0]} and {other})",
+                        Path(run_dirs[-1]) / "config.json")
     return configs, artifact_dirs[0], manifest
 
 

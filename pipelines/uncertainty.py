@@ -727,7 +727,7 @@ def parse_args(argv=None):
                         help="native: the model's own score (COLD's sigma; constant for other models); "
                              "mc_dropout: std over --mc-passes stochastic passes with dropout on")
     parser.add_argument("--mc-passes", type=int, default=DEFAULT_PASSES, help="passes of --uncertainty mc_dropout")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
+    parser.add_argument("--seed", type=int, default=0, help="Keras random seed set before the stochastic passes")
     return parser.parse_args(argv)
 
 
