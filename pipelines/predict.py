@@ -118,15 +118,23 @@ class KerasPredictor:
     """The inference model of a run directory."""
 
     def __init__(self, run_dir):
-        from pipelines import export
+        from pipelines import export, uncertainty
 
-        self.model, _ = export.load_inference_model(run_dir)
+        self.model, config = export.load_inference_model(run_dir)
         self.dims = export.feature_dims(self.model)
+        # The run's calibrated per-frame std (`python -m pipelines.uncertainty`, or the evaluator, fits it on
+        # the validation partition), as the exported SavedModel gives it as outputs.
+        self.calibration = None
+        if config.get("task") == "regression" and (Path(run_dir) / uncertainty.CALIBRATION_FILES["native"]).is_file():
+            self.calibration = uncertainty.Calibration.load(run_dir, "native")
 
     def __call__(self, recording: dict) -> dict:
         from pipelines import evaluation
 
-        return evaluation.predict_recordings(self.model, [recording])[0]["outputs"]
+        outputs = evaluation.predict_recordings(self.model, [recording])[0]["outputs"]
+        if self.calibration is not None:
+            outputs = {**outputs, **self.calibration.std(outputs)}
+        return outputs
 
 
 class SavedModelPredictor:

@@ -179,3 +179,17 @@ def test_compare_draws_several_runs_uncertainty_curves(regression_run, uncertain
     (label, by_dim), = rows.items()
     assert label.endswith("[native]")
     assert by_dim["valence"] == uncertainty_report["predictive_uncertainty"]["metrics"]["av_valence"]
+
+
+def test_predict_from_a_run_gives_the_calibrated_std(regression_run, uncertainty_report):
+    from pipelines import predict
+
+    predictor = predict.KerasPredictor(regression_run)
+    assert predictor.calibration is not None
+    recordings, outputs = helpers.predict(regression_run, "test")
+    got = predictor(recordings[0])
+    expected = uncertainty.Calibration.load(regression_run).std(outputs[0])
+    for name in ("valence_std", "arousal_std", "audio_valence_std", "visual_arousal_std"):
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-6)
+    # The std columns reach the per-recording extra file through the generic extra columns.
+    assert {"valence_std", "arousal_std"} <= set(predict.extra_columns(got))
