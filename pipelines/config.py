@@ -162,6 +162,9 @@ def validate(config: dict, source="config") -> dict:
     for key in ("learning_rate", "window_seconds"):
         value = training.get(key)
         need(isinstance(value, (int, float)) and value > 0, f"training.{key} must be > 0, got {value!r}")
+    clipnorm = training.get("clipnorm")
+    need(clipnorm is None or (isinstance(clipnorm, (int, float)) and not isinstance(clipnorm, bool) and clipnorm >= 0),
+         f"training.clipnorm must be a number >= 0 (0 or null: no clipping), got {clipnorm!r}")
     need(training.get("mixed_precision") in MIXED_PRECISION,
          f"training.mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
     need(training.get("distribute") in DISTRIBUTE,
