@@ -126,7 +126,8 @@ def run(config: dict, output_dir, *, min_lr=DEFAULT_MIN_LR, max_lr=DEFAULT_MAX_L
     best = math.inf
     for step in range(steps):
         optimizer.learning_rate = float(rates[step])
-        logs = model.train_on_batch(next(dataset)[0], return_dict=True, reset_metrics=True)
+        model.reset_metrics()  # the loss logged is then this step's alone
+        logs = model.train_on_batch(next(dataset)[0], return_dict=True)
         loss = float(logs["loss"])
         losses.append(loss)
         bar.update(1)
