@@ -59,7 +59,7 @@ def train_one(config):
     inputs = train.make_training_inputs(config, artifact_dir)
     model = train.build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch)
     (batch,) = next(iter(inputs.train_ds.take(1)))
-    diagnostics = GradientDiagnostics(batch)
+    diagnostics = GradientDiagnostics(batch, print_fn=lambda line: print(line, flush=True))
     guard = CollapseGuard(print_fn=lambda line: None)
     model.fit(inputs.train_ds, epochs=int(config["training"]["epochs"]), callbacks=[diagnostics, guard], verbose=0)
     keras.backend.clear_session()

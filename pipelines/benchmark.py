@@ -145,19 +145,26 @@ def run(config: dict, output_dir, *, models, trials=3, seeds=(0, 1, 2), partitio
         entry["default_training_ccc"] = [training_ccc_history(d) for d in default_dirs]
         entry["best_training_ccc"] = [training_ccc_history(d) for d in tuned_dirs]
         results["models"][model] = entry
+        add_tests(results)
+        write_json_atomic(output_dir / "results.json", finite_or_none(results))  # the models so far
     bar.close()
 
+    add_tests(results)
+    write_json_atomic(output_dir / "results.json", finite_or_none(results))
+    plot(results, output_dir / "comparison.png")
+    print(format_results(results))
+    print(f"\nwritten: {output_dir / 'results.json'}, {output_dir / 'comparison.png'}")
+    return results
+
+
+def add_tests(results) -> None:
+    """Paired t-tests over seeds of every model's best configuration against COLD fusion's."""
     from pipelines.compare import paired_test
 
     reference = results["models"].get(REFERENCE)
     for model, entry in results["models"].items():
         entry["test_vs_reference"] = (None if reference is None or model == REFERENCE
                                       else paired_test(entry["best"], reference["best"]))
-    write_json_atomic(output_dir / "results.json", finite_or_none(results))
-    plot(results, output_dir / "comparison.png")
-    print(format_results(results))
-    print(f"\nwritten: {output_dir / 'results.json'}, {output_dir / 'comparison.png'}")
-    return results
 
 
 def _spread(values):

@@ -106,11 +106,12 @@ class GradientDiagnostics(keras.callbacks.Callback):
         output_keys: prediction outputs to measure (default the fused "valence", "arousal").
     """
 
-    def __init__(self, batch, output_keys=("valence", "arousal")):
+    def __init__(self, batch, output_keys=("valence", "arousal"), print_fn=None):
         super().__init__()
         self.batch = batch
         self.output_keys = tuple(output_keys)
         self.records = []
+        self._print = print_fn
 
     def measure(self):
         import tensorflow as tf
@@ -131,3 +132,5 @@ class GradientDiagnostics(keras.callbacks.Callback):
         logs = logs or {}
         self.records.append({"epoch": epoch + 1, "ccc_mean": float(logs.get("ccc_mean", float("nan"))),
                              **self.measure()})
+        if self._print is not None:
+            self._print(" ".join(f"{key} {value:.4g}" for key, value in self.records[-1].items()))
