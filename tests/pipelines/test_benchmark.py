@@ -1,6 +1,6 @@
-"""The equal-budget protocol (`python -m pipelines.benchmark`) on a tiny synthetic corpus: the
-budget per model, the choice between default and tuned configuration, the figures, the t-tests
-and resuming."""
+"""The equal-budget protocol (`python -m pipelines.benchmark`): the budget per model, the choice
+between default and tuned configuration, the figures and the t-tests, with stand-ins for the trainer
+and the tuner; and its command-line errors."""
 
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ TINY = {
     "model": {"gru_units": 4, "gru_layers": 1, "latent_dim": 4},
     "training": {"epochs": 1, "window_seconds": 6.0, "window_hop_seconds": 3.0, "batch_size": 4},
 }
-MODELS = ("audio", "cold_fusion")
-SEEDS = (0, 1)
 
 
 def tiny_config():
@@ -32,73 +30,59 @@ def tiny_config():
     return config_lib.validate(config)
 
 
-@pytest.fixture(scope="module")
-def protocol(tmp_path_factory):
-    from pipelines import benchmark
-
-    os.environ["COLD_KERAS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    out = tmp_path_factory.mktemp("protocol")
-    results = benchmark.run(tiny_config(), out, models=MODELS, trials=1, seeds=SEEDS, progress=False)
-    stamps = {path: path.stat().st_mtime_ns for path in out.rglob("metrics.json")}
-    again = benchmark.run(tiny_config(), out, models=MODELS, trials=1, seeds=SEEDS, progress=False)
-    return {"out": out, "results": results, "again": again, "stamps": stamps}
+# --------------------------------------------------------------------------- the protocol's logic alone
 
 
-def test_every_model_gets_the_same_search_budget(protocol):
-    out = protocol["out"]
-    for model in MODELS:
-        trials = list((out / "tuning" / model / "search").glob("trial_*/trial.json"))
-        assert len(trials) == 1
-        values = json.loads(trials[0].read_text())["hyperparameters"]["values"]
-        searched = {"learning_rate"} | ({"lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambda_regu"}
-                                        if model == "cold_fusion" else set())
-        assert set(values) == searched
-        assert 1e-4 <= values["learning_rate"] <= 1e-2
+def test_protocol_logic_with_stand_in_training(tmp_path, monkeypatch):
+    """The protocol with stand-ins for the trainer and the tuner: which runs it asks for, what it
+    chooses and the figures it reports."""
+    from pipelines import benchmark, train, tune
 
+    default_val = {"audio": 0.5, "cold_fusion": 0.7}
+    search = {"audio": ({"learning_rate": 2e-3}, 0.6),  # beats the default: tuned
+              "cold_fusion": ({"learning_rate": 1e-3, "lambda_regu": 3.0}, 0.65)}  # loses: default kept
+    trained, searched = [], []
 
-def test_the_best_configuration_is_never_worse_than_the_default_on_validation(protocol):
-    out, results = protocol["out"], protocol["results"]
-    for model in MODELS:
-        entry = results["models"][model]
-        history = (out / "runs" / model / "default" / "seed0" / "history.csv").read_text().splitlines()
-        column = history[0].split(",").index("val_ccc_mean")
-        default_val = max(float(line.split(",")[column]) for line in history[1:])
-        assert entry["default_validation"] == pytest.approx(default_val)
-        search = json.loads((out / "tuning" / model / "best_hparams.json").read_text())
-        tuned = search["score"] > default_val
-        assert entry["chosen"] == ("tuned" if tuned else "default")
-        assert (out / "runs" / model / "tuned").exists() == tuned
-        kind = "tuned" if tuned else "default"
-        for seed, best, default in zip(SEEDS, entry["best"], entry["default"]):
-            metrics = json.loads((out / "runs" / model / kind / f"seed{seed}" / "metrics.json").read_text())
-            assert best == pytest.approx(metrics["test"]["av"]["ccc_mean"])
-            metrics = json.loads((out / "runs" / model / "default" / f"seed{seed}" / "metrics.json").read_text())
-            assert default == pytest.approx(metrics["test"]["av"]["ccc_mean"])
-            if tuned:
-                config = json.loads((out / "runs" / model / "tuned" / f"seed{seed}" / "config.json").read_text())
-                assert config["training"]["learning_rate"] == pytest.approx(search["hyperparameters"]["learning_rate"])
-                assert config["training"]["seed"] == seed
+    def fake_train(config, run_dir, progress=True):
+        run_dir = Path(run_dir)
+        model, seed = config["model"]["name"], config["training"]["seed"]
+        lr = config["training"]["learning_rate"]
+        trained.append((model, seed, lr, run_dir.parent.name))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        val = default_val[model] if lr == 5e-3 else search[model][1]
+        (run_dir / "history.csv").write_text(f"epoch,val_ccc_mean\n0,{val - 0.1}\n1,{val}\n")
+        test = 0.1 * seed + (0.3 if model == "audio" else 0.6) + (0.05 + 0.05 * seed if lr != 5e-3 else 0.0)
+        (run_dir / "metrics.json").write_text(json.dumps({"test": {"av": {"ccc_mean": test}}}))
 
+    def fake_tune(config, output_dir, *, tuner, max_trials, tune_learning_rate, progress):
+        model = config["model"]["name"]
+        searched.append((model, tuner, max_trials, tune_learning_rate, config["training"]["seed"]))
+        values, score = search[model]
+        return {"best": {"hyperparameters": values, "score": score}, "trials": []}
 
-def test_paired_t_test_against_cold_over_seeds(protocol):
-    results = protocol["results"]
-    a = np.array(results["models"]["audio"]["best"])
-    b = np.array(results["models"]["cold_fusion"]["best"])
-    d = a - b
-    test = results["models"]["audio"]["test_vs_reference"]
+    monkeypatch.setattr(train, "run", fake_train)
+    monkeypatch.setattr(tune, "run", fake_tune)
+    results = benchmark.run(tiny_config(), tmp_path, models=["audio", "cold_fusion"], trials=3, seeds=[0, 1],
+                            progress=False)
+    assert searched == [("audio", "random", 3, True, 0), ("cold_fusion", "random", 3, True, 0)]
+    assert trained == [("audio", 0, 5e-3, "default"), ("audio", 1, 5e-3, "default"), ("audio", 0, 2e-3, "tuned"),
+                       ("audio", 1, 2e-3, "tuned"), ("cold_fusion", 0, 5e-3, "default"),
+                       ("cold_fusion", 1, 5e-3, "default")]
+    audio, cold = results["models"]["audio"], results["models"]["cold_fusion"]
+    assert audio["chosen"] == "tuned" and audio["hparams"] == {"learning_rate": 2e-3}
+    assert cold["chosen"] == "default" and cold["hparams"] == {}
+    assert audio["default"] == pytest.approx([0.3, 0.4]) and audio["best"] == pytest.approx([0.35, 0.5])
+    assert cold["best"] == cold["default"] == pytest.approx([0.6, 0.7])
+    assert audio["default_validation"] == pytest.approx(0.5)
+    d = np.array([0.35, 0.5]) - np.array([0.6, 0.7])
+    test = audio["test_vs_reference"]
     assert test["n"] == 2 and test["mean_difference"] == pytest.approx(d.mean())
-    expected_t = d.mean() / (d.std(ddof=1) / math.sqrt(d.size))
-    assert test["t"] == pytest.approx(expected_t, rel=1e-6)
-    assert results["models"]["cold_fusion"]["test_vs_reference"] is None
-    saved = json.loads((protocol["out"] / "results.json").read_text())
-    assert saved["models"]["audio"]["best"] == pytest.approx(list(a))
-    assert (protocol["out"] / "comparison.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_running_again_trains_nothing(protocol):
-    stamps = {path: path.stat().st_mtime_ns for path in protocol["out"].rglob("metrics.json")}
-    assert stamps == protocol["stamps"]
-    assert protocol["again"]["models"]["audio"]["best"] == protocol["results"]["models"]["audio"]["best"]
+    assert test["t"] == pytest.approx(d.mean() / (d.std(ddof=1) / math.sqrt(2)))
+    table = benchmark.format_results(results)
+    assert "audio" in table and "0.425 ± 0.106" in table and "0.650 ± 0.071" in table
+    assert json.loads((tmp_path / "results.json").read_text())["models"]["audio"]["chosen"] == "tuned"
+    with pytest.raises(Exception, match="different settings"):
+        benchmark.run(tiny_config(), tmp_path, models=["audio"], trials=3, seeds=[0, 1], progress=False)
 
 
 def test_unknown_model_is_a_one_line_error(tmp_path):
