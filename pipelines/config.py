@@ -170,6 +170,9 @@ def validate(config: dict, source="config") -> dict:
     delay = training.get("label_delay_seconds", 0.0)
     need(isinstance(delay, (int, float)) and not isinstance(delay, bool) and 0 <= delay < float("inf"),
          f"training.label_delay_seconds must be a number of seconds >= 0, got {delay!r}")
+    clipnorm = training.get("clipnorm")
+    need(clipnorm is None or (isinstance(clipnorm, (int, float)) and not isinstance(clipnorm, bool) and clipnorm >= 0),
+         f"training.clipnorm must be a number >= 0 (0 or null: no clipping), got {clipnorm!r}")
     need(training.get("mixed_precision") in MIXED_PRECISION,
          f"training.mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
     need(training.get("distribute") in DISTRIBUTE,

@@ -32,6 +32,8 @@ from pipelines.io_utils import read_json, write_json_atomic
 from pipelines.pause import pause_callback
 
 RUN_FILES = ("config.json", "model.keras", "metrics.json", "history.csv")
+# Global gradient-norm clipping of every model (`training.clipnorm`; see README, "Training stability").
+DEFAULT_CLIPNORM = 1.0
 
 
 # --------------------------------------------------------------------------- configuration
@@ -340,12 +342,24 @@ def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_e
             initial_learning_rate=float(training["learning_rate"]),
             first_decay_steps=max(1, int(round(float(training.get("restart_period_epochs", 1)) * steps_per_epoch))),
             t_mul=float(training.get("restart_period_mul", 2.0)))
-        optimizer = keras.optimizers.AdamW(
-            learning_rate=schedule, weight_decay=float(training.get("weight_decay", 1e-4)))
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, **optimizer_options(training))
         model.compile(optimizer=optimizer)
         # BackupAndRestore restores optimizer state only into built variables.
         optimizer.build(model.trainable_variables)
     return model
+
+
+def optimizer_options(training: dict) -> dict:
+    """AdamW's keyword arguments besides the learning rate: weight decay and gradient clipping.
+
+    `training.clipnorm` (default `DEFAULT_CLIPNORM`) clips the gradient of every step to that
+    global norm (over all weights together); 0 or null turns clipping off.
+    """
+    clipnorm = training.get("clipnorm", DEFAULT_CLIPNORM)
+    options = {"weight_decay": float(training.get("weight_decay", 1e-4))}
+    if clipnorm:
+        options["global_clipnorm"] = float(clipnorm)
+    return options
 
 
 def _build_raw(config, manifest, task, sequence_level, hp):
@@ -392,6 +406,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     from pipelines import evaluation, input_pipeline, label_delay
     from pipelines.backup import EpochLine, StepBackup, fit_resuming
     from pipelines.callbacks import InterruptGuard, NanGuard, TensorBoardExtras
+    from pipelines.stability import CollapseGuard
 
     keras.utils.set_random_seed(int(training["seed"]))
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
@@ -423,6 +438,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
             initial_value_threshold=_best_so_far(run_dir / "history.csv", monitor)),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), separator=",", append=True),
         nan_guard,
+        CollapseGuard(),
         InterruptGuard(),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0, write_graph=False),
     ]
@@ -544,6 +560,14 @@ def parse_args(argv=None):
                                              "the same directory resumes an interrupted run")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --output-dir")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
+    parser.add_argument("--find-lr", action="store_true",
+                        help="instead of training: learning-rate range test (exponential sweep, one rate per step) "
+                             "writing <output-dir>/lr_find/lr_find.png and printing a suggested --learning-rate; "
+                             "the run itself is not touched")
+    parser.add_argument("--find-lr-min", type=float, default=1e-5, help="first learning rate of the sweep")
+    parser.add_argument("--find-lr-max", type=float, default=1.0, help="last learning rate of the sweep")
+    parser.add_argument("--find-lr-steps", type=int, default=200,
+                        help="training steps of the sweep (it stops early once the loss diverges)")
     cli.finish_parser(parser)
     return parser.parse_args(argv)
 
@@ -555,6 +579,12 @@ def main(argv=None):
     backup_settings(config["training"], args.config or str(config_lib.default_config_path(args.dataset)))
     output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(config)
     cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default run directory")
+    if args.find_lr:
+        from pipelines import lr_finder
+
+        lr_finder.run(config, output_dir, min_lr=args.find_lr_min, max_lr=args.find_lr_max,
+                      steps=args.find_lr_steps, progress=not args.quiet)
+        return
     run(config, output_dir, overwrite=args.overwrite, progress=not args.quiet)
 
 
