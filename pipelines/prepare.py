@@ -70,6 +70,8 @@ def resolve_data_dir(config: dict, progress=True) -> Path:
         else:  # the raw-only options do not change a feature corpus (nor its cache key)
             for key in ("raw", "face_size", "sample_rate"):
                 params.pop(key, None)
+        if params.get("variant") == "simple":  # the default: the same corpus and cache folder as without the key
+            params.pop("variant")
         accepted = set(inspect.signature(synthetic.generate).parameters) - {"output_dir", "progress"}
         unknown = sorted(set(params) - accepted)
         if unknown:

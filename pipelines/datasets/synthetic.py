@@ -9,7 +9,9 @@ Layout written by `generate` (AVEC 2019 CES's, culture `SY`)::
     <root>/synthetic.json                          the parameters (the reuse key) and a summary
 
 `corruption.csv` lists one row per corrupted stretch: 0-based frames, `end_frame` exclusive, `kind`
-one of `noise` / `silence` (audio) and `noise` / `occlusion` (visual). `open_synthetic` turns it
+one of `noise` / `silence` (audio) and `noise` / `occlusion` (visual); in the realistic variant
+(`variant="realistic"`, `pipelines.datasets.synthetic_realistic`) one of `noise`, `swap`, `frozen`,
+`drift`, `desync`, `dropout` in both modalities. `open_synthetic` turns it
 into the per-frame `audio_corrupted` / `visual_corrupted` ground truth of each recording.
 
 How the data are made (all from `seed`):
@@ -44,7 +46,7 @@ import numpy as np
 
 from pipelines import features
 from pipelines.datasets.avec import LABELS_FOLDER, open_layout
-from pipelines.datasets import synthetic_raw
+from pipelines.datasets import synthetic_raw, synthetic_realistic
 from pipelines.datasets.base import Corpus, Recording
 from pipelines.errors import ConfigError, DataError, cli_main
 
@@ -65,7 +67,7 @@ _OWN_FILE = re.compile(rf"^(\.(Train|Devel|Test)_{CULTURE}_\d+\.(csv|npz|wav)\..
 
 def _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, audio_dim, visual_dim,
                 corruption_fraction, noise_std, smoothness_seconds, raw=False, face_size=48,
-                sample_rate=16000) -> dict:
+                sample_rate=16000, variant="simple") -> dict:
     def integer(name, value, low):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"synthetic {name} must be an integer >= {low}, got {value!r}")
@@ -95,6 +97,14 @@ def _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, aud
     }
     if not isinstance(raw, bool):
         raise ConfigError(f"synthetic raw must be true or false, got {raw!r}")
+    if variant not in synthetic_realistic.VARIANTS:
+        raise ConfigError(f"synthetic variant must be one of {', '.join(synthetic_realistic.VARIANTS)}, "
+                          f"got {variant!r}")
+    if variant != "simple":
+        if raw:
+            raise ConfigError(f"synthetic variant {variant} writes features only; it does not combine with raw")
+        # Only the realistic variant carries the key, so the parameters of a simple corpus stay as they were.
+        params["variant"] = variant
     if raw:
         # Only raw corpora carry these keys, so the parameters of a feature corpus stay as they were.
         params["raw"] = True
@@ -142,7 +152,7 @@ def _is_complete(root: Path, params: dict) -> bool:
 
 def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, duration_seconds=90.0, hop=0.1,
              audio_dim=24, visual_dim=48, corruption_fraction=0.3, noise_std=0.3, smoothness_seconds=3.0,
-             raw=False, face_size=48, sample_rate=16000, progress=False) -> Path:
+             raw=False, face_size=48, sample_rate=16000, variant="simple", progress=False) -> Path:
     """Writes the synthetic corpus into `output_dir` (or reuses it when it is already there).
 
     The defaults give 12 + 4 + 4 recordings of 900 frames (10,800 training frames): a small model
@@ -166,6 +176,10 @@ def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, durat
             `visual_dim` and `noise_std` do not apply. Defaults to False.
         face_size: int. Raw variant: side of the square face crops in pixels. Defaults to 48.
         sample_rate: int. Raw variant: audio samples per second. Defaults to 16000.
+        variant: "simple" (this module's docstring) or "realistic": low-dimensional, lagged,
+            noisy estimates from several imperfect systems per modality, dyads, speaker and
+            language shifts and in-range corruptions (`pipelines.datasets.synthetic_realistic`).
+            Defaults to "simple".
         progress: bool. Show a progress bar. Defaults to False.
 
     Returns:
@@ -177,7 +191,8 @@ def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, durat
     >>> root = generate("/tmp/synthetic", seed=1, num_train=2, num_devel=1, num_test=1)  # doctest: +SKIP
     """
     params = _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, audio_dim, visual_dim,
-                         corruption_fraction, noise_std, smoothness_seconds, raw, face_size, sample_rate)
+                         corruption_fraction, noise_std, smoothness_seconds, raw, face_size, sample_rate,
+                         variant)
     root = Path(output_dir)
     names = recording_names(params)
     if _is_complete(root, params):
@@ -202,14 +217,17 @@ def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, durat
     rows = []
     corrupted = {features.AUDIO: 0, features.VISUAL: 0, "both": 0}
     children = recordings_seed.spawn(len(names))
-    iterator = zip(names, children)
+    realistic = synthetic_realistic.recordings(recordings_seed, params, names, n) \
+        if params.get("variant") == "realistic" else None
+    iterator = zip(names, children, realistic or [None] * len(names))
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(iterator, total=len(names), desc="synthetic corpus", unit="recording", file=sys.stderr)
-    for (_, name), child in iterator:
+    for (_, name), child, data in iterator:
         rng = np.random.default_rng(child)
-        data = _raw_recording(rng, params, n) if params.get("raw") else _recording(rng, params, mappings, n)
+        if data is None:
+            data = _raw_recording(rng, params, n) if params.get("raw") else _recording(rng, params, mappings, n)
         timestamps = np.arange(n) * params["hop"]
         labels = np.stack([timestamps, data["arousal"], data["valence"], np.zeros(n)], axis=1)
         _write_table(root / LABELS_FOLDER / f"{name}.csv", name, ["timestamp", "arousal", "valence", "liking"],
@@ -457,6 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the raw variant: drawn faces (faces/*.npz) and a synthetic voice (audio/*.wav)")
     parser.add_argument("--face-size", type=int, default=48, help="raw: face crop side in pixels (default 48)")
     parser.add_argument("--sample-rate", type=int, default=16000, help="raw: audio sample rate (default 16000)")
+    parser.add_argument("--variant", choices=synthetic_realistic.VARIANTS, default="simple",
+                        help="simple (default), or realistic: low-dimensional lagged noisy estimates from several "
+                             "systems per modality, dyads, speaker/language shifts, in-range corruptions "
+                             "(noise, swap, frozen, drift, desync, dropout)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
