@@ -469,7 +469,8 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     if corruption:
         modality, fraction, mode = corruption
         evaluated = evaluation.predict_recordings(
-            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed))
+            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed,
+                                                  hop=float(manifest.get("hop") or 0.1)))
 
     temperatures = None
     if task == "classification":
@@ -640,7 +641,9 @@ def parse_args(argv=None):
                         help="corrupt this share of a modality's frames in consecutive blocks, e.g. visual:0.5")
     parser.add_argument("--corrupt-mode", default=None, choices=corrupt_lib.MODES,
                         help="noise: Gaussian noise; zeros: zeroed frames; swap: frames of another recording; "
-                             "face_mask: a mask over the lower half of the face (raw-mode runs). Default: "
+                             "face_mask: a mask over the lower half of the face (raw-mode runs); in-range "
+                             "corruptions of features: frozen (first frame held), drift (a slow offset), desync "
+                             "(frames 2-5 s earlier), dropout (the recording's mean frame). Default: "
                              "face_mask for visual in a raw-mode run, noise otherwise")
     parser.add_argument("--seed", type=int, default=0, help="seed of the corruption")
     plots = parser.add_mutually_exclusive_group()
