@@ -506,6 +506,11 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     }
     if temperatures is not None:
         report["temperatures"] = {"fitted_on": validation, **temperatures}
+    from pipelines import reliability as reliability_lib
+
+    report["fused_below_branch"] = [
+        {"dimension": dim, "branch": branch, "fused": fused, "branch_score": value}
+        for dim, branch, fused, value in reliability_lib.fused_losses(scores, task)]
 
     files = report["files"]
     if not sequence_level:
@@ -589,6 +594,9 @@ def format_report(report) -> str:
     lines.append(evaluation.format_table({label: report["scores"]}, task))
     if corruption is not None:
         lines += ["", f"robustness: {condition}", robustness_table(report["scores_clean"], report["scores"], task)]
+    for entry in report.get("fused_below_branch") or []:
+        lines.append(f"warning: the fused output loses to the {entry['branch']} branch on {entry['dimension']} "
+                     f"({entry['fused']:.3f} vs {entry['branch_score']:.3f})")
     if "temperatures" in report:
         temps = ", ".join(f"{k} {v:.3g}" for k, v in report["temperatures"].items() if k != "fitted_on")
         lines += ["", f"temperature scaling fitted on {report['temperatures']['fitted_on']}: {temps}"]
