@@ -302,6 +302,9 @@ def run_kinds(args) -> None:
                     done = cache / f"{run_dir.name}.json"
                     if done.is_file():
                         row = json.loads(done.read_text())
+                    elif args.cached_only:
+                        print(f"{name} seed {seed}: not run yet (--cached-only)", flush=True)
+                        continue
                     else:
                         train_synthetic(overrides, seed, args.epochs, run_dir)
                         row = evaluate_kinds(run_dir, args.partition, args.fraction, held_out)
@@ -315,6 +318,8 @@ def run_kinds(args) -> None:
                     print(f"{name} seed {seed}: clean {row['clean']:.3f}; " + ", ".join(
                         f"{k} AUC {v['auc']:.2f} CCC {v['fused']:.3f} (ceiling {v['ceiling']:.3f})"
                         for k, v in row["kinds"].items()), flush=True)
+                if not merged["kinds"]:
+                    continue
                 for key in ("clean", "audio", "visual"):
                     merged[key] = float(sum(merged[f"_{key}"]) / len(merged[f"_{key}"]))
                     del merged[f"_{key}"]
@@ -345,6 +350,8 @@ def main():
                              "on the simple and the realistic corpus")
     parser.add_argument("--settings", default="paper,reliable",
                         help="--held-out-kinds: comma-separated settings of kind_settings() (default paper,reliable)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="--held-out-kinds: print the table of the finished runs only, train nothing")
     parser.add_argument("--corpora", default="realistic,simple",
                         help="--held-out-kinds: comma-separated corpora (default realistic,simple)")
     args = parser.parse_args()
