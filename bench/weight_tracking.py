@@ -14,6 +14,15 @@ synthetic corpus, several seeds, test partition:
 
     python bench/weight_tracking.py [--variants all] [--seeds 0,1,2] [--corrupt-mode noise]
 
+With `--held-out-kinds`, corruption kinds held out of training instead (`run_kinds`): COLD
+settings (`kind_settings`) on a clean simple and a clean realistic corpus, the corruption
+augmentation drawing from the kinds of one fold (`FOLDS`, 2 folds of 3 kinds), the evaluator
+corrupting 50% of the visual frames with each kind of the other fold; per kind the AUC of
+(1 - w_V), the fused CCC, the perfect-weighting ceiling (fused output on clean frames, the audio
+branch on corrupted ones) and the best unimodal branch:
+
+    python bench/weight_tracking.py --held-out-kinds [--settings paper,reliable] [--seeds 0,1,2]
+
 Variants are config overrides of `configs/synthetic.yaml` (see VARIANTS); each (variant, seed)
 is one `pipelines.train` run directory under --out (named with a hash of its overrides), so an
 interrupted benchmark resumes where it stopped and a changed variant is retrained.
@@ -73,10 +82,13 @@ def variants() -> dict:
                                                               _corrupt_augment())
     out["context_fusion_augment"] = config_lib.deep_update({"model": {"name": "context_fusion"}},
                                                            _corrupt_augment())
+    # The setting the README's table calls cold_reliable (lambda_weight 10 + corruption augmentation);
+    # configs/cold_reliable.yaml now holds the setting chosen on the realistic corpus (`cold_recommended`).
+    out["cold_reliable"] = config_lib.deep_update(_cold(lambda_weight=10.0), _corrupt_augment())
+    out["cold_reliable_dropout"] = config_lib.deep_update(
+        out["cold_reliable"], {"training": {"augment": {"modality_dropout_prob": 0.25}}})
     if RELIABLE_CONFIG.is_file():
-        out["cold_reliable"] = config_lib.load_file(RELIABLE_CONFIG)
-        out["cold_reliable_dropout"] = config_lib.deep_update(
-            out["cold_reliable"], {"training": {"augment": {"modality_dropout_prob": 0.25}}})
+        out["cold_recommended"] = config_lib.load_file(RELIABLE_CONFIG)
     return out
 
 
@@ -161,6 +173,166 @@ def format_table(table: dict, seeds, mode: str, partition: str) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- held-out corruption kinds
+
+KINDS = ("noise", "swap", "frozen", "drift", "desync", "dropout")
+# A compact 2-fold split over the kinds (a full leave-one-kind-out would need six trainings per
+# setting and seed): each fold trains on three kinds and is evaluated on the other three.
+FOLDS = (("noise", "frozen", "drift"), ("swap", "desync", "dropout"))
+# The benchmark corpora: clean (corruption_fraction 0, so that no kind is seen through the data),
+# smaller than the default corpus to fit the CPU budget; the model is the synthetic config's with
+# fewer units (the same for every setting).
+_SIZE = {"num_train": 8, "num_devel": 3, "num_test": 3, "duration_seconds": 60.0, "corruption_fraction": 0.0}
+CORPORA = {
+    "simple": {"synthetic": dict(_SIZE)},
+    "realistic": {"synthetic": {**_SIZE, "variant": "realistic", "audio_dim": 8, "visual_dim": 8, "noise_std": 0.5}},
+}
+_SMALL_MODEL = {"model": {"name": "cold_fusion", "gru_units": 32, "latent_dim": 16}}
+RELIABLE = {"lambda_reliability": 1.0, "reliability_novelty": True, "reliability_agreement": True,
+            "fusion_guard": True}
+
+
+def kind_settings() -> dict:
+    """name -> (model overrides, whether the setting trains with the corruption augmentation)."""
+    return {
+        "paper": ({}, False),
+        "augment": ({}, True),
+        "reliable": (dict(RELIABLE), True),
+        "supervised": ({"lambda_reliability": 1.0}, True),
+        "signals": ({"reliability_novelty": True, "reliability_agreement": True}, True),
+    }
+
+
+def kind_overrides(corpus: str, setting: str, train_kinds) -> dict:
+    from pipelines import config as config_lib
+
+    model, augment = kind_settings()[setting]
+    overrides = config_lib.deep_update(CORPORA[corpus], _SMALL_MODEL)
+    overrides = config_lib.deep_update(overrides, {"model": model})
+    if augment:
+        overrides = config_lib.deep_update(
+            overrides, {"training": {"augment": {"corrupt_prob": 0.5, "corrupt_kinds": list(train_kinds)}}})
+    return overrides
+
+
+def evaluate_kinds(run_dir: Path, partition: str, fraction: float, kinds) -> dict:
+    """Clean and per-kind figures of one run (visual corrupted in consecutive blocks)."""
+    import keras
+    import numpy as np
+
+    from _common import load_run
+    from pipelines import corrupt, evaluate, evaluation
+
+    infer, recordings = load_run(run_dir, partition)
+    hop = float(recordings[0].get("hop") or 0.1)
+
+    def scores(predictions):
+        return evaluation.score_partition(predictions, task="regression")[0]
+
+    clean = scores(evaluation.predict_recordings(infer, recordings))
+    result = {"clean": clean["av"]["ccc_mean"], "audio": clean["audio"]["ccc_mean"],
+              "visual": clean["visual"]["ccc_mean"], "kinds": {}}
+    for kind in kinds:
+        corrupted = evaluation.predict_recordings(
+            infer, corrupt.corrupt_recordings(recordings, "visual", fraction, mode=kind, seed=0, hop=hop))
+        table = scores(corrupted)
+        oracle = []
+        for recording in corrupted:
+            flags = recording["visual_corrupted_eval"]
+            outputs = dict(recording["outputs"])
+            for dimension in ("valence", "arousal"):
+                outputs[dimension] = np.where(flags, outputs[f"audio_{dimension}"], outputs[dimension])
+            oracle.append({**recording, "outputs": outputs})
+        entry = evaluate.weight_diagnostics(corrupted).get("evaluator", {}).get("visual", {})
+        result["kinds"][kind] = {"fused": table["av"]["ccc_mean"], "ceiling": scores(oracle)["av"]["ccc_mean"],
+                                 "audio": table["audio"]["ccc_mean"], "visual": table["visual"]["ccc_mean"],
+                                 "auc": entry.get("auc", float("nan"))}
+    keras.backend.clear_session()
+    return result
+
+
+def format_kinds_table(results: dict, seeds, partition: str) -> str:
+    """results: {(corpus, setting): [per-seed dicts of held-out kinds]} -> the printed table."""
+    import numpy as np
+
+    def cell(values):
+        values = np.array([v for v in values if np.isfinite(v)])
+        return f"{values.mean():.3f}±{values.std():.3f}" if values.size else "-"
+
+    lines = [f"{partition} partition, seeds {seeds}, mean±std; visual corrupted 50% in blocks by a kind held out "
+             f"of training (folds {' | '.join('+'.join(f) for f in FOLDS)}); AUC of (1 - w_V) as a detector of "
+             f"the corrupted frames; ceiling = fused output on clean frames, audio branch on corrupted ones"]
+    for (corpus, setting), rows in results.items():
+        lines.append("")
+        lines.append(f"[{corpus}] {setting}: clean CCC {cell([r['clean'] for r in rows])}, audio branch "
+                     f"{cell([r['audio'] for r in rows])}, visual branch {cell([r['visual'] for r in rows])}, "
+                     f"best unimodal {cell([max(r['audio'], r['visual']) for r in rows])}")
+        header = f"  {'kind':<9}{'AUC w_V':>14}{'fused CCC':>14}{'ceiling':>14}{'gap':>14}{'best branch':>14}"
+        lines += [header, "  " + "-" * (len(header) - 2)]
+        for kind in KINDS:
+            got = [r["kinds"][kind] for r in rows if kind in r["kinds"]]
+            if not got:
+                continue
+            lines.append(f"  {kind:<9}{cell([g['auc'] for g in got]):>14}{cell([g['fused'] for g in got]):>14}"
+                         f"{cell([g['ceiling'] for g in got]):>14}"
+                         f"{cell([g['ceiling'] - g['fused'] for g in got]):>14}"
+                         f"{cell([max(g['audio'], g['visual']) for g in got]):>14}")
+    return "\n".join(lines)
+
+
+def run_kinds(args) -> None:
+    from _common import train_synthetic
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    corpora = args.corpora.split(",")
+    settings = args.settings.split(",")
+    unknown = [c for c in corpora if c not in CORPORA] + [s for s in settings if s not in kind_settings()]
+    if unknown:
+        raise SystemExit(f"unknown corpus or setting {unknown}; corpora {list(CORPORA)}, settings {list(kind_settings())}")
+    results, cache = {}, Path(args.out) / "results"
+    cache.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        for corpus in corpora:
+            for setting in settings:
+                trains_on_kinds = kind_settings()[setting][1]
+                folds = FOLDS if trains_on_kinds else (KINDS,)
+                merged = {"kinds": {}}
+                for held_out in folds:
+                    train_kinds = [k for k in KINDS if k not in held_out]
+                    overrides = kind_overrides(corpus, setting, train_kinds)
+                    name = f"{corpus}_{setting}" + (f"_without_{'-'.join(held_out)}" if trains_on_kinds else "")
+                    run_dir = run_dir_for(Path(args.out), name, overrides, seed, args.epochs)
+                    done = cache / f"{run_dir.name}.json"
+                    if done.is_file():
+                        row = json.loads(done.read_text())
+                    elif args.cached_only:
+                        print(f"{name} seed {seed}: not run yet (--cached-only)", flush=True)
+                        continue
+                    else:
+                        train_synthetic(overrides, seed, args.epochs, run_dir)
+                        row = evaluate_kinds(run_dir, args.partition, args.fraction, held_out)
+                        from pipelines.io_utils import write_json_atomic
+
+                        write_json_atomic(done, row)
+                    # Clean figures: mean over the folds' models.
+                    for key in ("clean", "audio", "visual"):
+                        merged.setdefault(f"_{key}", []).append(row[key])
+                    merged["kinds"].update(row["kinds"])
+                    print(f"{name} seed {seed}: clean {row['clean']:.3f}; " + ", ".join(
+                        f"{k} AUC {v['auc']:.2f} CCC {v['fused']:.3f} (ceiling {v['ceiling']:.3f})"
+                        for k, v in row["kinds"].items()), flush=True)
+                if not merged["kinds"]:
+                    continue
+                for key in ("clean", "audio", "visual"):
+                    merged[key] = float(sum(merged[f"_{key}"]) / len(merged[f"_{key}"]))
+                    del merged[f"_{key}"]
+                results.setdefault((corpus, setting), []).append(merged)
+    print()
+    print(format_kinds_table(results, seeds, args.partition))
+    if args.json:
+        Path(args.json).write_text(json.dumps({f"{c}/{s}": rows for (c, s), rows in results.items()}, indent=2))
+
+
 def main():
     from _common import train_synthetic
 
@@ -170,11 +342,27 @@ def main():
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="default: the synthetic config's")
     parser.add_argument("--partition", default="test")
-    parser.add_argument("--corrupt-mode", default="noise", choices=("noise", "zeros", "swap"))
+    parser.add_argument("--corrupt-mode", default="noise",
+                        choices=("noise", "zeros", "swap", "frozen", "drift", "desync", "dropout"))
     parser.add_argument("--fraction", type=float, default=0.5)
     parser.add_argument("--out", default="bench_runs/weight_tracking")
     parser.add_argument("--json", help="also write the per-seed figures to this JSON file")
+    parser.add_argument("--held-out-kinds", action="store_true",
+                        help="the held-out corruption kinds benchmark instead: settings trained on some kinds "
+                             "(2 folds over noise, swap, frozen, drift, desync, dropout), evaluated on the others, "
+                             "on the simple and the realistic corpus")
+    parser.add_argument("--settings", default="paper,reliable",
+                        help="--held-out-kinds: comma-separated settings of kind_settings() (default paper,reliable)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="--held-out-kinds: print the table of the finished runs only, train nothing")
+    parser.add_argument("--corpora", default="realistic,simple",
+                        help="--held-out-kinds: comma-separated corpora (default realistic,simple)")
     args = parser.parse_args()
+    if args.held_out_kinds:
+        if args.out == "bench_runs/weight_tracking":
+            args.out = "bench_runs/weight_tracking_kinds"
+        run_kinds(args)
+        return
 
     all_variants = variants()
     names = list(all_variants) if args.variants == "all" else args.variants.split(",")

@@ -23,6 +23,18 @@ Configured by a dict; a key missing or set to None switches that augmentation of
   the window.
 * `corrupt_scale`: float > 0. Standard deviation of the corrupting noise in train standard
   deviations. Defaults to 3.0 (as the evaluator's `--corrupt` noise).
+* `corrupt_kinds`: list of corruption kinds a stretch is drawn from (uniformly), so a run can hold
+  kinds out. Default (null): `noise` and `dropout`, as described above. Kinds (`CORRUPT_KINDS`):
+  `noise` (as above), `dropout` (the train mean plus 1% noise), `zeros` (zeroed features),
+  `frozen` (the stretch's first frame held), `drift` (an offset growing linearly over the stretch
+  to 1.5 train standard deviations, random direction per feature, clipped to the window's range),
+  `desync` (the frames 2-5 s earlier, later at the window start) and `swap` (frames of the same
+  window half a window away: realistic but wrong frames; the evaluator's `swap` takes another
+  recording's).
+
+The corrupted frames of each modality are returned under `<modality>_corruption_target` (bool
+[T]) when `augment_window(..., targets=True)`: the ground truth of a supervised reliability loss
+(`model.lambda_reliability`). They are loss targets only, never model inputs.
 
 Order: noise first, then corruption, then the masks, so masked frames are exactly zero.
 """
@@ -43,8 +55,13 @@ except ImportError:  # pragma: no cover - depends on the environment
     _tfio_freq_mask = _tfio_time_mask = None
 
 KEYS = ("noise_std", "time_mask_frames", "modality_dropout_prob", "modality_dropout_frames",
-        "corrupt_prob", "corrupt_frames", "corrupt_scale")
+        "corrupt_prob", "corrupt_frames", "corrupt_scale", "corrupt_kinds")
 DEFAULT_CORRUPT_SCALE = 3.0
+CORRUPT_KINDS = ("noise", "dropout", "zeros", "frozen", "drift", "desync", "swap")
+DEFAULT_CORRUPT_KINDS = ("noise", "dropout")
+CORRUPTION_TARGET_KEYS = {modality: f"{modality}_corruption_target" for modality in features.MODALITIES}
+DESYNC_SECONDS = (2.0, 5.0)
+DRIFT_STD = 1.5
 
 
 def check_mapping(config, keys, source) -> dict:
@@ -96,6 +113,14 @@ def validate_config(config, source="augment") -> dict:
     number("corrupt_scale", 0.0)
     if out["corrupt_scale"] == 0.0:
         raise ConfigError(f"{source}.corrupt_scale must be > 0, got 0")
+    kinds = out["corrupt_kinds"]
+    if kinds is not None:
+        if isinstance(kinds, str):
+            kinds = [kind.strip() for kind in kinds.split(",")]
+        if not isinstance(kinds, (list, tuple)) or not kinds or any(kind not in CORRUPT_KINDS for kind in kinds):
+            raise ConfigError(f"{source}.corrupt_kinds must be a non-empty list of {', '.join(CORRUPT_KINDS)}, "
+                              f"got {out['corrupt_kinds']!r}")
+        out["corrupt_kinds"] = list(dict.fromkeys(kinds))
     return out
 
 
@@ -170,7 +195,55 @@ def corrupt_window(values, mask, prob, longest, noise_scale, scale=None, center=
     return tf.where(stretch[:, None], noise, values), stretch
 
 
-def augment_window(inputs: dict, config: dict, scale=None, center=None) -> dict:
+def corrupt_window_kinds(values, mask, prob, longest, noise_scale, kinds, scale=None, center=None, hop=0.1):
+    """As `corrupt_window`, the stretch's corruption drawn uniformly from `kinds` (`CORRUPT_KINDS`).
+
+    Returns `(values, corrupted)` with `corrupted` the bool [T] frames that were replaced.
+    """
+    window = tf.shape(values)[0]
+    dim = tf.shape(values)[1:]
+    unit = tf.ones(dim, values.dtype) if scale is None else tf.constant(scale, values.dtype)
+    mean = tf.zeros(dim, values.dtype) if center is None else tf.constant(center, values.dtype)
+    apply = tf.random.uniform(()) < prob
+    real = tf.maximum(tf.reduce_sum(tf.cast(mask > 0, tf.int32)), 1)
+    stretch = tf.logical_and(_stretch(window, longest, real), apply)
+    stretch = tf.logical_and(stretch, mask > 0)
+    frames = tf.range(window)
+    start = tf.argmax(tf.cast(stretch, tf.int32), output_type=tf.int32)
+    length = tf.maximum(tf.reduce_sum(tf.cast(stretch, tf.int32)), 1)
+    candidates = {}
+    for kind in kinds:
+        if kind == "noise":
+            candidates[kind] = mean + tf.random.normal(tf.shape(values), dtype=values.dtype) * unit * noise_scale
+        elif kind == "dropout":
+            candidates[kind] = mean + tf.random.normal(tf.shape(values), dtype=values.dtype) * unit * 0.01
+        elif kind == "zeros":
+            candidates[kind] = tf.zeros_like(values)
+        elif kind == "frozen":
+            candidates[kind] = tf.broadcast_to(values[start], tf.shape(values))
+        elif kind == "drift":
+            real_values = tf.boolean_mask(values, mask > 0)
+            low, high = tf.reduce_min(real_values, axis=0), tf.reduce_max(real_values, axis=0)
+            sign = tf.where(tf.random.uniform(dim) < 0.5, -1.0, 1.0)
+            direction = tf.cast(sign * tf.random.uniform(dim, 0.5, 1.0), values.dtype)
+            ramp = tf.cast(tf.clip_by_value((frames - start) / length, 0.0, 1.0), values.dtype)[:, None]
+            candidates[kind] = tf.clip_by_value(values + ramp * DRIFT_STD * unit * direction, low, high)
+        elif kind == "desync":
+            low_shift = max(1, int(round(DESYNC_SECONDS[0] / hop)))
+            high_shift = max(low_shift + 1, int(round(DESYNC_SECONDS[1] / hop)) + 1)
+            shift = tf.random.uniform((), low_shift, high_shift, dtype=tf.int32)
+            source = tf.where(start - shift >= 0, frames - shift, frames + shift)
+            candidates[kind] = tf.gather(values, tf.clip_by_value(source, 0, real - 1))
+        elif kind == "swap":
+            candidates[kind] = tf.gather(values, tf.math.floormod(frames + real // 2, real))
+        else:
+            raise ConfigError(f"unknown corruption kind {kind!r}; known: {', '.join(CORRUPT_KINDS)}")
+    stacked = tf.stack([candidates[kind] for kind in kinds])
+    which = tf.random.uniform((), 0, len(kinds), dtype=tf.int32)
+    return tf.where(stretch[:, None], tf.gather(stacked, which), values), stretch
+
+
+def augment_window(inputs: dict, config: dict, scale=None, center=None, targets=False, hop=0.1) -> dict:
     """Augments one window's features.
 
     Args:
@@ -181,6 +254,9 @@ def augment_window(inputs: dict, config: dict, scale=None, center=None) -> dict:
             standard deviation). Defaults to 1 for every feature.
         center: optional dict modality -> [D] float32 train mean, around which corrupted frames
             are drawn. Defaults to 0.
+        targets: bool. Also return `<modality>_corruption_target` (bool [T], the frames the
+            corruption replaced; all False without `corrupt_prob`). Defaults to False.
+        hop: float. Frame hop in seconds (the `desync` shift). Defaults to 0.1.
 
     Returns:
         dict with the same keys; `mask` is returned unchanged, the presence flags are 0 where
@@ -203,9 +279,19 @@ def augment_window(inputs: dict, config: dict, scale=None, center=None) -> dict:
         longest = tf.maximum(window // 2, 1) if longest is None else tf.minimum(tf.constant(longest, tf.int32), window)
         noise_scale = config.get("corrupt_scale") or DEFAULT_CORRUPT_SCALE
         for modality in features.MODALITIES:
-            out[modality], _ = corrupt_window(
-                out[modality], mask, config["corrupt_prob"], longest, noise_scale,
-                None if scale is None else scale[modality], None if center is None else center[modality])
+            if config.get("corrupt_kinds"):
+                out[modality], corrupted = corrupt_window_kinds(
+                    out[modality], mask, config["corrupt_prob"], longest, noise_scale, config["corrupt_kinds"],
+                    None if scale is None else scale[modality], None if center is None else center[modality], hop)
+            else:
+                out[modality], corrupted = corrupt_window(
+                    out[modality], mask, config["corrupt_prob"], longest, noise_scale,
+                    None if scale is None else scale[modality], None if center is None else center[modality])
+            if targets:
+                out[CORRUPTION_TARGET_KEYS[modality]] = corrupted
+    if targets:
+        for modality, key in CORRUPTION_TARGET_KEYS.items():
+            out.setdefault(key, tf.zeros_like(mask, tf.bool))
     if config.get("time_mask_frames"):
         param = tf.minimum(tf.constant(config["time_mask_frames"], tf.int32), window)
         for modality in features.MODALITIES:

@@ -151,13 +151,16 @@ def validate(config: dict, source="config") -> dict:
          f"model.name {model.get('name')!r} is not one of {', '.join(features.MODEL_NAMES)}")
     need(model.get("weight_convention", "informativeness") in WEIGHT_CONVENTIONS,
          f"model.weight_convention must be one of {', '.join(WEIGHT_CONVENTIONS)}")
-    for key in ("lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambda_regu", "lambda_weight"):
+    for key in ("lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambda_regu", "lambda_weight",
+                "lambda_reliability"):
         value = model.get(key, 0.0)
         need(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
              f"model.{key} must be a number >= 0, got {value!r}")
     temperature = model.get("calibration_temperature", 1.0)
     need(isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature > 0,
          f"model.calibration_temperature must be a number > 0, got {temperature!r}")
+    for key in ("reliability_novelty", "reliability_agreement", "fusion_guard"):
+        need(isinstance(model.get(key, False), bool), f"model.{key} must be true or false, got {model.get(key)!r}")
     need(isinstance(model.get("calibration_standardize", False), bool),
          f"model.calibration_standardize must be true or false, got {model.get('calibration_standardize')!r}")
     training = config.get("training", {})

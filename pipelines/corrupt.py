@@ -13,7 +13,11 @@ from pipelines import features
 from pipelines.errors import ConfigError
 
 FEATURE_MODES = ("noise", "zeros", "swap")  # work on any input, features or raw
-MODES = FEATURE_MODES + ("face_mask",)  # face_mask: the face crops of a raw-mode run only
+# Corruptions that stay inside the clean data's range (feature inputs, as in the realistic synthetic corpus).
+IN_RANGE_MODES = ("frozen", "drift", "desync", "dropout")
+DESYNC_SECONDS = (2.0, 5.0)
+DRIFT_STD = 1.5
+MODES = FEATURE_MODES + ("face_mask",) + IN_RANGE_MODES  # face_mask: the face crops of a raw-mode run only
 
 
 def default_mode(modality: str, raw: bool) -> str:
@@ -58,7 +62,7 @@ def block_mask(num_frames: int, fraction: float, rng: np.random.Generator, num_b
 
 
 def corrupt_recordings(recordings, modality: str, fraction: float, *, mode: str = "noise", seed: int = 0,
-                       noise_scale: float = 3.0):
+                       noise_scale: float = 3.0, hop: float = 0.1):
     """Returns copies of `recordings` with `fraction` of `modality`'s frames corrupted.
 
     Args:
@@ -69,8 +73,15 @@ def corrupt_recordings(recordings, modality: str, fraction: float, *, mode: str 
             the recording, replaces the frame; face crops stay within 0..255), "zeros" (frames
             zeroed), "swap" (frames taken from another recording of the list, same positions
             modulo its length), or "face_mask" (raw face crops only: a mask drawn over the lower
-            half of the face, `pipelines.raw_inputs.mask_lower_face`).
+            half of the face, `pipelines.raw_inputs.mask_lower_face`); or one of the in-range
+            corruptions of feature inputs: "frozen" (the first frame of each block repeated),
+            "drift" (an offset growing linearly over each block to 1.5 standard deviations of the
+            recording, in a random direction per feature, clipped to the recording's range),
+            "desync" (each block replaced by the frames 2-5 s earlier, later at the start) or
+            "dropout" (each block set to the recording's mean frame).
         seed: int. Same seed, same blocks.
+        noise_scale: float. Spread of the "noise" mode. Defaults to 3.0.
+        hop: float. Frame hop in seconds (the "desync" shift). Defaults to 0.1.
 
     Each returned dict gets `<modality>_corrupted_eval`: the bool mask of the corrupted frames.
     """
@@ -85,7 +96,11 @@ def corrupt_recordings(recordings, modality: str, fraction: float, *, mode: str 
         if mode == "face_mask" and not (faces and modality == features.VISUAL):
             raise ConfigError("--corrupt-mode face_mask needs the face crops of a raw-mode run (--corrupt visual:...)")
         mask = block_mask(len(values), fraction, rng)
-        if mode == "face_mask":
+        if mode in IN_RANGE_MODES:
+            if faces:
+                raise ConfigError(f"--corrupt-mode {mode} works on feature inputs, not on raw face crops")
+            values = corrupt_in_range(values, mask, mode, rng, hop)
+        elif mode == "face_mask":
             from pipelines import raw_inputs
 
             values = raw_inputs.mask_lower_face(values, mask)
@@ -102,4 +117,39 @@ def corrupt_recordings(recordings, modality: str, fraction: float, *, mode: str 
             positions = np.flatnonzero(mask) % len(donor)
             values[mask] = np.asarray(donor, np.float32)[positions]
         out.append({**recording, modality: values, f"{modality}_corrupted_eval": mask})
+    return out
+
+
+def _runs(mask: np.ndarray):
+    """(start, end) of every run of True in a bool mask."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+
+
+def corrupt_in_range(values: np.ndarray, mask: np.ndarray, mode: str, rng: np.random.Generator,
+                     hop: float = 0.1) -> np.ndarray:
+    """`values` [N, D] with every run of `mask` corrupted by one of `IN_RANGE_MODES` (see
+    `corrupt_recordings`); the statistics come from the uncorrupted input. Returns a new array."""
+    clean = np.asarray(values, np.float32)
+    out = clean.copy()
+    n = len(clean)
+    mean, spread = clean.mean(axis=0), clean.std(axis=0)
+    low, high = clean.min(axis=0), clean.max(axis=0)
+    for start, end in _runs(mask):
+        if mode == "frozen":
+            out[start:end] = clean[start]
+        elif mode == "dropout":
+            out[start:end] = mean
+        elif mode == "drift":
+            direction = rng.choice([-1.0, 1.0], clean.shape[1]) * rng.uniform(0.5, 1.0, clean.shape[1])
+            ramp = np.linspace(0.0, 1.0, end - start)[:, None]
+            out[start:end] = np.clip(clean[start:end] + ramp * DRIFT_STD * spread * direction, low, high)
+        elif mode == "desync":
+            shift = max(1, int(round(rng.uniform(*DESYNC_SECONDS) / hop)))
+            source = np.arange(start, end) - shift
+            if source[0] < 0:
+                source = np.arange(start, end) + shift
+            out[start:end] = clean[np.clip(source, 0, n - 1)]
+        else:
+            raise ConfigError(f"not an in-range corruption: {mode!r}; choose one of {', '.join(IN_RANGE_MODES)}")
     return out

@@ -489,7 +489,8 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     if corruption:
         modality, fraction, mode = corruption
         evaluated = list(label_delay.shift_predictions(predict(
-            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed),
+            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed,
+                                                  hop=float(manifest.get("hop") or 0.1)),
             progress=f"predict {partition} ({modality} corrupted)", total=len(recordings)), delay))
 
     temperatures = None
@@ -527,6 +528,11 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     }
     if temperatures is not None:
         report["temperatures"] = {"fitted_on": validation, **temperatures}
+    from pipelines import reliability as reliability_lib
+
+    report["fused_below_branch"] = [
+        {"dimension": dim, "branch": branch, "fused": fused, "branch_score": value}
+        for dim, branch, fused, value in reliability_lib.fused_losses(scores, task)]
 
     files = report["files"]
     if task == "regression" and not sequence_level:
@@ -616,6 +622,9 @@ def format_report(report) -> str:
         lines.append(f"  {label}: {report['partition']} with {condition}")
     if corruption is not None:
         lines += ["", f"robustness: {condition}", robustness_table(report["scores_clean"], report["scores"], task)]
+    for entry in report.get("fused_below_branch") or []:
+        lines.append(f"warning: the fused output loses to the {entry['branch']} branch on {entry['dimension']} "
+                     f"({entry['fused']:.3f} vs {entry['branch_score']:.3f})")
     if "temperatures" in report:
         temps = ", ".join(f"{k} {v:.3g}" for k, v in report["temperatures"].items() if k != "fitted_on")
         lines += ["", f"temperature scaling fitted on {report['temperatures']['fitted_on']}: {temps}"]
@@ -676,7 +685,9 @@ def parse_args(argv=None):
                         help="corrupt this share of a modality's frames in consecutive blocks, e.g. visual:0.5")
     parser.add_argument("--corrupt-mode", default=None, choices=corrupt_lib.MODES,
                         help="noise: Gaussian noise; zeros: zeroed frames; swap: frames of another recording; "
-                             "face_mask: a mask over the lower half of the face (raw-mode runs). Default: "
+                             "face_mask: a mask over the lower half of the face (raw-mode runs); in-range "
+                             "corruptions of features: frozen (first frame held), drift (a slow offset), desync "
+                             "(frames 2-5 s earlier), dropout (the recording's mean frame). Default: "
                              "face_mask for visual in a raw-mode run, noise otherwise")
     parser.add_argument("--seed", type=int, default=0, help="seed of the corruption")
     plots = parser.add_mutually_exclusive_group()

@@ -379,7 +379,8 @@ def _split(element, task, labelled):
 
 def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seconds=30.0,
                  window_hop_seconds=None, task="regression", augment=None, oversample=False,
-                 shuffle_buffer=128, seed=None, raw_augment=None, label_delay_frames=0):
+                 shuffle_buffer=128, seed=None, raw_augment=None, label_delay_frames=0,
+                 corruption_targets=False):
     """A tf.data pipeline over one partition (module docstring).
 
     Args:
@@ -406,6 +407,9 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
         label_delay_frames: int >= 0. Pair the features of frame t with the labels of frame t + D
             (`pipelines.label_delay`): the last D frames of a recording are left out, recordings of
             at most D frames are skipped. Per-frame labels only. Defaults to 0.
+        corruption_targets: bool. Training only: add the frames the augmentation's corruption
+            replaced to the targets, as `audio_corruption_target` / `visual_corruption_target`
+            (float32 [B, T]; all 0 without `corrupt_prob`), for `model.lambda_reliability`.
 
     Returns:
         tf.data.Dataset of (features, targets), or of features alone for an unlabelled partition
@@ -484,13 +488,25 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
         dataset = tf.data.Dataset.sample_from_datasets(
             streams, weights=[1.0 / len(streams)] * len(streams), seed=seed).take(len(strata))
 
-    if augment_lib.is_active(config):
+    if corruption_targets and raw:
+        raise ConfigError("model.lambda_reliability needs the feature corruption augmentation (training.augment); "
+                          "raw corpora do not have it")
+    if augment_lib.is_active(config) or corruption_targets:
         def apply(element):
             inputs = augment_lib.augment_window(
-                {key: element[key] for key in features.INPUT_KEYS}, config, scale, center)
+                {key: element[key] for key in features.INPUT_KEYS}, config, scale, center,
+                targets=corruption_targets, hop=float(info["hop"]))
             return {**element, **inputs}
 
         dataset = dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+    if corruption_targets:
+        def split_with_targets(element):
+            inputs, targets = _split(element, task, True)
+            flags = {key: tf.cast(element[key], tf.float32) for key in augment_lib.CORRUPTION_TARGET_KEYS.values()}
+            return inputs, {**targets, **flags}
+
+        dataset = dataset.map(split_with_targets, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
     if raw:
         dataset = dataset.map(_raw_window_function(info, raw_augment, seed), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(lambda e: _split(e, task, True), num_parallel_calls=tf.data.AUTOTUNE)

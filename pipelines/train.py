@@ -278,7 +278,8 @@ def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
     train_ds = input_pipeline.make_dataset(
         artifact_dir, features.TRAIN, training=True, batch_size=batch_size, task=task,
         augment=training.get("augment"), oversample=bool(training.get("oversample")),
-        seed=int(training["seed"]), raw_augment=raw_augment, label_delay_frames=delay, **window)
+        seed=int(training["seed"]), raw_augment=raw_augment, label_delay_frames=delay,
+        corruption_targets=bool(config["model"].get("lambda_reliability")), **window)
     steps_per_epoch = input_pipeline.count_batches(
         artifact_dir, features.TRAIN, batch_size=batch_size, label_delay_frames=delay, **window)
     if bool(training.get("oversample")):
@@ -462,6 +463,11 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
 
     if best_path.exists():
         model.load_weights(str(best_path))
+    if config["model"].get("fusion_guard"):
+        from pipelines import reliability
+
+        reliability.apply_fusion_guard(model, infer, list(input_pipeline.iter_recordings(artifact_dir, validation)),
+                                       task, sequence_level, run_dir)
     if chief:
         tmp = run_dir / ".model.keras.tmp.keras"
         model.save(str(tmp))

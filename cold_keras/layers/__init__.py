@@ -11,6 +11,12 @@ from cold_keras.layers.equal_weight_fusion import EqualWeightFusion
 from cold_keras.layers.gaussian_context_head import GaussianContextHead
 from cold_keras.layers.masked_temporal_pooling import MaskedTemporalPooling
 from cold_keras.layers.presence_gate import PresenceGate
+from cold_keras.layers.reliability import (
+    FusionGuard,
+    NoveltyScore,
+    PredictionAgreement,
+    ReliabilityWeighting,
+)
 from cold_keras.layers.sine_position_encoding import SinePositionEncoding
 from cold_keras.layers.temporal_block import TemporalBlock
 from cold_keras.layers.variance_norm_fusion import VarianceNormFusion
@@ -25,6 +31,10 @@ __all__ = [
     "GaussianContextHead",
     "MaskedTemporalPooling",
     "PresenceGate",
+    "FusionGuard",
+    "NoveltyScore",
+    "PredictionAgreement",
+    "ReliabilityWeighting",
     "SinePositionEncoding",
     "TemporalBlock",
     "VarianceNormFusion",

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from cold_keras import losses as cold_losses
+from cold_keras.layers.reliability import reliability_supervision_loss
 from cold_keras.layers.emotion_loss import DIMENSIONS, EmotionLoss, output_name
 
 CONVENTIONS = ("informativeness", "uncertainty")
@@ -45,6 +46,9 @@ class ColdLoss(EmotionLoss):
             Defaults to False.
         temperature: float > 0. Softmax temperature of d and s. Defaults to 1.0.
         lambda_weight: float >= 0. Weight of L_W (0 = the paper's objective). Defaults to 0.
+        lambda_reliability: float >= 0. Weight of L_R = `reliability_supervision_loss` of the
+            fused visual weight against `inputs["corruption"]` (the frames a training-time
+            corruption damaged; tracked as `loss_reliability`). Defaults to 0 (off).
         **kwargs: base layer arguments. `dtype` defaults to "float32".
 
     Call arguments:
@@ -70,6 +74,7 @@ class ColdLoss(EmotionLoss):
         standardize=False,
         temperature=1.0,
         lambda_weight=0.0,
+        lambda_reliability=0.0,
         **kwargs,
     ):
         super().__init__(
@@ -90,6 +95,7 @@ class ColdLoss(EmotionLoss):
             "lambda_co_cross": lambda_co_cross,
             "lambda_regu": lambda_regu,
             "lambda_weight": lambda_weight,
+            "lambda_reliability": lambda_reliability,
         }
         for key, value in lambdas.items():
             if not float(value) >= 0.0:
@@ -105,6 +111,9 @@ class ColdLoss(EmotionLoss):
         self.lambda_co_cross = float(lambda_co_cross)
         self.lambda_regu = float(lambda_regu)
         self.lambda_weight = float(lambda_weight)
+        self.lambda_reliability = float(lambda_reliability)
+        if self.lambda_reliability:
+            self.loss_reliability_tracker = keras.metrics.Mean(name="loss_reliability")
         self.weight_convention = weight_convention
         self.standardize = bool(standardize)
         self.temperature = float(temperature)
@@ -183,6 +192,13 @@ class ColdLoss(EmotionLoss):
         )
         if self.lambda_weight:
             total = total + self.lambda_weight * weight
+        corruption = inputs.get("corruption") or {}
+        if self.lambda_reliability and corruption.get("audio") is not None and corruption.get("visual") is not None:
+            both = self.branch_mask("audio", mask, presence) * self.branch_mask("visual", mask, presence)
+            reliability = reliability_supervision_loss(
+                outputs["visual_weight"], corruption["audio"], corruption["visual"], both)
+            total = total + self.lambda_reliability * reliability
+            self.loss_reliability_tracker.update_state(reliability)
         self.add_loss(total)
         self.loss_emo_tracker.update_state(loss_emo)
         self.loss_co_visual_tracker.update_state(co_visual)
@@ -204,4 +220,5 @@ class ColdLoss(EmotionLoss):
             "standardize": self.standardize,
             "temperature": self.temperature,
             "lambda_weight": self.lambda_weight,
+            "lambda_reliability": self.lambda_reliability,
         }

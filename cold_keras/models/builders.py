@@ -16,6 +16,12 @@ from cold_keras.layers.equal_weight_fusion import EqualWeightFusion
 from cold_keras.layers.gaussian_context_head import GaussianContextHead
 from cold_keras.layers.masked_temporal_pooling import MaskedTemporalPooling
 from cold_keras.layers.presence_gate import PresenceGate
+from cold_keras.layers.reliability import (
+    FusionGuard,
+    NoveltyScore,
+    PredictionAgreement,
+    ReliabilityWeighting,
+)
 from cold_keras.layers.sine_position_encoding import SinePositionEncoding
 from cold_keras.layers.temporal_block import TemporalBlock
 from cold_keras.layers.variance_norm_fusion import VarianceNormFusion
@@ -44,6 +50,9 @@ MODEL_NAMES = (
 # Models that also predict from each modality alone (outputs "audio_valence", ..., metrics "audio_*").
 MODELS_WITH_UNIMODAL_BRANCHES = ("prediction_fusion", "context_fusion", "cold_fusion")
 
+# Training-only inputs of COLD fusion with `lambda_reliability` > 0: the frames a training-time
+# corruption damaged, targets of the supervised reliability loss (never inputs of `inference_model`).
+CORRUPTION_TARGET_KEYS = {AUDIO: "audio_corruption_target", VISUAL: "visual_corruption_target"}
 # Per-frame outputs besides the predictions.
 AUDIO_WEIGHT = "audio_weight"
 VISUAL_WEIGHT = "visual_weight"
@@ -67,6 +76,10 @@ DEFAULT_HYPERPARAMETERS = {
     "calibration_standardize": False,
     "calibration_temperature": 1.0,
     "lambda_weight": 0.0,
+    "lambda_reliability": 0.0,
+    "reliability_novelty": False,
+    "reliability_agreement": False,
+    "fusion_guard": False,
     "num_heads": 16,
     "num_transformer_layers": 3,
     "transformer_dim": 128,
@@ -179,7 +192,14 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
             num_transformer_layers=3, transformer_dim=128 (divisible by num_heads),
             transformer_dropout=0.1, class_weights=None ([[w0, w1, w2] valence, [...] arousal];
             classification only), audio_norm=None / visual_norm=None ((mean, variance) baked in
-            with `keras.layers.Normalization`), seed=None (latent sampling noise).
+            with `keras.layers.Normalization`), seed=None (latent sampling noise). Reliability
+            options of COLD fusion, beyond the paper (`cold_keras.layers.reliability`), all off
+            by default: lambda_reliability=0.0 (weight of the supervised reliability loss on the
+            fused weights; adds the training-only inputs `CORRUPTION_TARGET_KEYS`),
+            reliability_novelty=False (per-modality novelty of the normalised features fed to
+            a learned correction of the weights), reliability_agreement=False (the distance of
+            the two unimodal predictions fed to it), fusion_guard=False (a `FusionGuard` on the
+            fused outputs, set from the validation partition after training).
 
     Returns:
         `EmotionModel` (a functional keras.Model that accepts batches without the optional
@@ -223,10 +243,18 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
     visual, visual_present = PresenceGate(name="visual_presence")(visual, inputs[VISUAL_PRESENT])
     presence = [audio_present, visual_present]
 
-    model_outputs = _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, presence)
+    corruption = None
+    if name == "cold_fusion" and hp["lambda_reliability"]:
+        corruption = {
+            modality: keras.Input((None,), dtype="float32", name=key, optional=True)
+            for modality, key in CORRUPTION_TARGET_KEYS.items()
+        }
+    model_outputs = _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, presence,
+                                  corruption=corruption)
 
     # Config: the model's name is the model name; inputs and outputs are dicts keyed by name.
-    return EmotionModel(inputs={**inputs, **targets}, outputs=model_outputs, name=name)
+    extra = {CORRUPTION_TARGET_KEYS[m]: tensor for m, tensor in (corruption or {}).items()}
+    return EmotionModel(inputs={**inputs, **targets, **extra}, outputs=model_outputs, name=name)
 
 
 def build_raw_model(name, *, face_shape, patch_shape, task="regression", sequence_level=False,
@@ -326,7 +354,7 @@ def build_raw_model(name, *, face_shape, patch_shape, task="regression", sequenc
     return EmotionModel(inputs={**inputs, **targets}, outputs=model_outputs, name=name)
 
 
-def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, presence):
+def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, presence, corruption=None):
     """The functional wiring of `build_model` from per-frame features to the loss layer's outputs.
 
     Shared by `build_model` (feature inputs) and `build_raw_model` (backbone features), so both
@@ -399,9 +427,27 @@ def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, 
             hp["weight_convention"], name="variance_norm_fusion"
         )([h_audio, h_visual, sigma_audio, sigma_visual], presence=presence)
         predictor = EmotionHead(task, num_classes=NUM_CLASSES, name="predictor")
-        outputs.update(_predictions("", predictor(h_av)))
-        outputs.update(_predictions(AUDIO, predictor(h_audio)))
-        outputs.update(_predictions(VISUAL, predictor(h_visual)))
+        if hp["reliability_novelty"] or hp["reliability_agreement"]:
+            y_audio, y_visual = predictor(h_audio), predictor(h_visual)
+            columns = []
+            if hp["reliability_novelty"]:
+                columns.append(NoveltyScore(name="audio_novelty")(audio, mask))
+                columns.append(NoveltyScore(name="visual_novelty")(visual, mask))
+            if hp["reliability_agreement"]:
+                columns.append(PredictionAgreement(name="prediction_agreement")(list(y_audio), list(y_visual), mask))
+            signals = columns[0] if len(columns) == 1 else keras.layers.Concatenate(
+                axis=-1, name="reliability_signals")(columns)
+            h_av, w_audio, w_visual = ReliabilityWeighting(name="reliability_weighting")(
+                [h_audio, h_visual, w_visual, signals], frame_mask=mask, presence=presence)
+            y_fused = predictor(h_av)
+        else:
+            y_fused, y_audio, y_visual = predictor(h_av), predictor(h_audio), predictor(h_visual)
+        if hp["fusion_guard"]:
+            y_fused = FusionGuard(len(DIMENSIONS), name="fusion_guard")(
+                [[f, a, v] for f, a, v in zip(y_fused, y_audio, y_visual)])
+        outputs.update(_predictions("", y_fused))
+        outputs.update(_predictions(AUDIO, y_audio))
+        outputs.update(_predictions(VISUAL, y_visual))
         outputs[AUDIO_WEIGHT] = _named(AUDIO_WEIGHT, w_audio)
         outputs[VISUAL_WEIGHT] = _named(VISUAL_WEIGHT, w_visual)
         outputs[AUDIO_SIGMA_NORM] = _named(AUDIO_SIGMA_NORM, n_audio)
@@ -465,6 +511,8 @@ def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, 
     )
     if latents is not None:
         loss_inputs["latents"] = latents
+        if corruption is not None:
+            loss_inputs["corruption"] = corruption
         loss_layer = ColdLoss(
             lambda_co_visual=hp["lambda_co_visual"],
             lambda_co_audio=hp["lambda_co_audio"],
@@ -474,6 +522,7 @@ def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, 
             standardize=hp["calibration_standardize"],
             temperature=hp["calibration_temperature"],
             lambda_weight=hp["lambda_weight"],
+            lambda_reliability=hp["lambda_reliability"],
             name="cold_loss",
             **loss_options,
         )

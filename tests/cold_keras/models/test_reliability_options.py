@@ -1,0 +1,100 @@
+"""COLD fusion's reliability options: no corruption flag reaches the predictions, the terms match
+NumPy, the learned re-weighting starts at the paper's weights and the guard switches branches."""
+
+import keras
+import numpy as np
+import pytest
+
+from cold_keras.layers.reliability import novelty_features, reliability_supervision_loss
+from cold_keras.models import build_model, inference_model
+
+B, T, DA, DV = 2, 10, 3, 4
+TINY = dict(gru_units=4, gru_layers=1, latent_dim=4, seed=0)
+ALL = dict(lambda_reliability=1.0, reliability_novelty=True, reliability_agreement=True, fusion_guard=True)
+FLAGS = ("audio_corruption_target", "visual_corruption_target")
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+    return {"audio": rng.normal(size=(B, T, DA)).astype("float32"),
+            "visual": rng.normal(size=(B, T, DV)).astype("float32"),
+            "mask": np.ones((B, T), "float32"),
+            "valence": rng.uniform(-1, 1, (B, T)).astype("float32"),
+            "arousal": rng.uniform(-1, 1, (B, T)).astype("float32")}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY, **ALL)
+
+
+def test_inference_needs_no_flag_and_outputs_do_not_depend_on_them(model):
+    infer = inference_model(model)
+    assert sorted(infer.input) == ["audio", "audio_present", "mask", "visual", "visual_present"]
+    batch = _batch(seed=2)
+    features = {key: batch[key] for key in ("audio", "visual", "mask")}
+    reference = {key: np.asarray(value) for key, value in infer(features).items()}
+    ones, zeros = np.ones((B, T), "float32"), np.zeros((B, T), "float32")
+    for audio_flags, visual_flags in ((ones, zeros), (zeros, ones)):
+        outputs = model({**batch, FLAGS[0]: audio_flags, FLAGS[1]: visual_flags}, training=False)
+        for key, value in reference.items():
+            np.testing.assert_allclose(np.asarray(outputs[key]), value, rtol=1e-6, atol=1e-6)
+
+
+def test_the_paper_graph_has_none_of_the_options():
+    paper = build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY)
+    names = {layer.name for layer in paper.layers}
+    assert not names & {"reliability_weighting", "fusion_guard", "audio_novelty", "prediction_agreement", *FLAGS}
+    assert not hasattr(paper.get_layer("cold_loss"), "loss_reliability_tracker")
+
+
+def test_reliability_loss_matches_numpy():
+    rng = np.random.default_rng(3)
+    w = rng.uniform(0.05, 0.95, (3, 7))
+    c_a = (rng.uniform(size=(3, 7)) < 0.4).astype("float32")
+    c_v = (rng.uniform(size=(3, 7)) < 0.4).astype("float32")
+    mask = (rng.uniform(size=(3, 7)) < 0.9).astype("float32")
+    one = ((c_a + c_v) == 1) & (mask > 0)
+    target = c_a[one]  # audio corrupted alone: trust visual (1); visual alone: 0
+    expected = -np.mean(target * np.log(w[one]) + (1 - target) * np.log(1 - w[one]))
+    got = float(reliability_supervision_loss(w, c_a, c_v, mask))
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert float(reliability_supervision_loss(w, np.zeros_like(c_a), np.zeros_like(c_v))) == 0.0
+
+
+def test_novelty_matches_numpy():
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(2, 6, 5)).astype("float32")
+    mask = np.ones((2, 6), "float32")
+    mask[1, 4:] = 0
+    got = np.asarray(novelty_features(z, mask))
+    level = np.log1p((z ** 2).mean(-1))
+    previous = np.concatenate([z[:, :1], z[:, :-1]], axis=1)
+    motion = np.log(0.01 + ((z - previous) ** 2).mean(-1))
+    np.testing.assert_allclose(got, np.stack([level, motion], -1) * mask[..., None], rtol=1e-5, atol=1e-6)
+
+
+def test_reweighting_starts_at_the_paper_weights():
+    fresh = build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY, reliability_novelty=True,
+                        reliability_agreement=True)
+    out = inference_model(fresh)({k: v for k, v in _batch(5).items() if k in ("audio", "visual", "mask")})
+    n_a, n_v = np.asarray(out["audio_sigma_norm"]), np.asarray(out["visual_sigma_norm"])
+    np.testing.assert_allclose(np.asarray(out["visual_weight"]), n_v / (n_a + n_v), rtol=1e-4, atol=1e-5)
+
+
+def test_the_guard_switches_a_dimension_to_a_branch_and_is_saved(model, tmp_path):
+    guard = model.get_layer("fusion_guard")
+    infer = inference_model(model)
+    features = {k: v for k, v in _batch(6).items() if k in ("audio", "visual", "mask")}
+    try:
+        guard.choose(["audio", "fused"])
+        out = infer(features)
+        np.testing.assert_allclose(np.asarray(out["valence"]), np.asarray(out["audio_valence"]), atol=1e-6)
+        assert not np.allclose(np.asarray(out["arousal"]), np.asarray(out["audio_arousal"]))
+        path = tmp_path / "guarded.keras"
+        model.save(path)
+        assert keras.saving.load_model(path).get_layer("fusion_guard").chosen() == ["audio", "fused"]
+        with pytest.raises(ValueError, match="choose needs 2"):
+            guard.choose(["audio"])
+    finally:
+        guard.choose(["fused", "fused"])
