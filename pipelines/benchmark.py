@@ -30,7 +30,7 @@ import numpy as np
 from pipelines import config as config_lib
 from pipelines import features, train, tune
 from pipelines.errors import ConfigError, DataError, cli_main
-from pipelines.io_utils import finite_or_none, read_json, write_json_atomic
+from pipelines.io_utils import finite_or_none, read_json, save_figure_atomic, write_json_atomic
 
 REFERENCE = "cold_fusion"
 
@@ -191,8 +191,6 @@ def format_results(results) -> str:
 
 
 def plot(results, path) -> None:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -212,13 +210,7 @@ def plot(results, path) -> None:
     ax.set_ylabel(f"{results['metric']} ({results['partition']})")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    save_figure_atomic(fig, path, dpi=90)
 
 
 def parse_args(argv=None):

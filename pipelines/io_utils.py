@@ -53,6 +53,28 @@ def write_text_atomic(path, text: str) -> None:
         raise
 
 
+def save_figure_atomic(fig, path, dpi=90) -> None:
+    """Writes a matplotlib figure to `path` as PNG atomically (as `write_text_atomic`) and closes it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(buffer.getvalue())
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_json_atomic(path, data) -> None:
     """Writes `data` as indented JSON, atomically."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.errors import ColdKerasError, ConfigError
-from pipelines.io_utils import write_json_atomic, write_text_atomic
+from pipelines.io_utils import save_figure_atomic, write_json_atomic, write_text_atomic
 
 DEFAULT_MIN_LR = 1e-5
 DEFAULT_MAX_LR = 1.0
@@ -70,8 +70,6 @@ def plot(rates, losses, suggested, path):
     import matplotlib
 
     matplotlib.use("Agg")
-    import io
-
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -88,13 +86,7 @@ def plot(rates, losses, suggested, path):
     ax.set_ylim(low - 0.05 * abs(low), top * 1.1)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    save_figure_atomic(fig, path, dpi=90)
 
 
 def run(config: dict, output_dir, *, min_lr=DEFAULT_MIN_LR, max_lr=DEFAULT_MAX_LR, steps=DEFAULT_STEPS,
