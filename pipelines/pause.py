@@ -8,7 +8,8 @@ Points: `example_gen.shard` (a shard is half written), `statistics.computed` (st
 schema and anomalies not yet), `transform.fitted` (normalisation fitted, not yet written),
 `train.epoch` (an epoch finished and backed up), `tune.epoch` (an epoch of the first trial
 finished), `evaluate.partial` (some output files written, `report.json` not yet) and
-`export.saved` (the SavedModel written to its temporary folder, not yet published).
+`export.saved` (the SavedModel written to its temporary folder, not yet published) and
+`predict.recording` (a recording's prediction files written, the others and the summary not yet).
 """
 
 from __future__ import annotations

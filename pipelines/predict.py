@@ -42,6 +42,7 @@ from pipelines import features
 from pipelines import label_delay as delay_lib
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
+from pipelines.pause import pause_point
 
 ALL = "all"
 EXTRA_FOLDER = "extra"
@@ -357,6 +358,7 @@ def run(args) -> dict:
                               "corpus; train it on one first", args.saved_model or args.run_dir)
         _write_recording(recording, outputs, out_dir, task, sequence_level)
         written += 1
+        pause_point("predict.recording")
     if dataset != "iemocap":
         skipped = len(seen) - written
     if not seen:

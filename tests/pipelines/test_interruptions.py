@@ -188,6 +188,25 @@ def _export_left(out):
     assert not (model_root / "models.config").exists()
 
 
+def _predict_setup(inputs, folder):
+    run = _run_copy(inputs, folder)
+    corpus = next((Path(inputs["run"]).parent / "cache" / "synthetic").glob("*/synthetic.json")).parent
+    out = folder / "predictions"
+    return ["--run-dir", str(run), "--data-dir", str(corpus), "--partition", "all", "--output-dir", str(out),
+            "--quiet"], out
+
+
+def _predict_outputs(out):
+    summary = json.loads((out / "predict.json").read_text())
+    return tree(out, skip=("predict.json",)), summary["complete"], summary["recordings"], summary["files"]
+
+
+def _predict_left(out):
+    summary = json.loads((out / "predict.json").read_text())
+    assert summary["complete"] is False
+    assert len(list(out.glob("*.csv"))) == 1  # the one recording finished before the pause
+
+
 STAGES = {
     "example_gen": Stage("example_gen", "example_gen.shard", _example_gen_setup, _example_gen_outputs, _no_manifest),
     "statistics": Stage("statistics_gen", "statistics.computed", lambda i, f: _copy_artefacts(i, f, "examples"),
@@ -198,6 +217,7 @@ STAGES = {
     "tune": Stage("tune", "tune.epoch", _tune_setup, _tune_outputs, _tune_left),
     "evaluate": Stage("evaluate", "evaluate.partial", _evaluate_setup, _evaluate_outputs, _evaluate_left),
     "export": Stage("export", "export.saved", _export_setup, _export_outputs, _export_left),
+    "predict": Stage("predict", "predict.recording", _predict_setup, _predict_outputs, _predict_left),
 }
 
 
