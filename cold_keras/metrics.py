@@ -753,8 +753,8 @@ def reject_option_ccc(y_true, y_pred, uncertainty, fractions=REJECT_FRACTIONS):
         tuple of float64 arrays `(fractions_rejected, ccc_kept)`.
 
     >>> f, c = reject_option_ccc([0.0, 1.0, 2.0, 5.0], [0.0, 1.0, 2.0, 0.0], [0.0, 0.0, 0.0, 1.0], fractions=(0.25,))
-    >>> f.tolist(), c.tolist()
-    ([0.25], [1.0])
+    >>> f.tolist(), c.tolist()  # AVEC's CCC of 3 exact frames: covariance / n over variances / (n - 1)
+    ([0.25], [0.6666666666666666])
     """
     y = np.asarray(y_true, dtype=np.float64).reshape(-1)
     mu = np.asarray(y_pred, dtype=np.float64).reshape(-1)

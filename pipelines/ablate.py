@@ -217,6 +217,9 @@ def main(argv=None):
     config = build_config(args)
     seeds = _seeds(args.seeds)
     variants = [part.strip() for part in args.variants.split(",") if part.strip()]
+    for variant in variants:  # before the output folder is made
+        if variant not in VARIANTS:
+            raise ConfigError(f"unknown ablation variant {variant!r}; choose from {', '.join(VARIANTS)}")
     default = Path("runs") / f"ablation_{args.dataset}_{config['task']}"
     output_dir = Path(args.output_dir) if args.output_dir else default
     cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default output folder")

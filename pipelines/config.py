@@ -217,7 +217,8 @@ def model_hyperparameters(config: dict) -> dict:
 OPTIONAL_KEYS = {
     ("strict",): ("bool",),
     ("runtime",): None,
-    # Keys with a default in the code that the shipped configs leave out.
+    # Sections and keys with a default in the code that the shipped configs leave out (or leave null).
+    ("training", "augment"): ("mapping",),
     ("training", "label_delay_seconds"): ("float",),
     ("training", "backup_every_steps"): ("int", "str"),
     ("training", "backup_every_seconds"): ("float",),
