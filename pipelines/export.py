@@ -588,14 +588,16 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
             from tqdm import tqdm
 
             bar = tqdm(total=len(steps), desc=f"export {name}/{version}", unit="step", file=sys.stderr)
-        for label, step in steps:
+        try:
+            for label, step in steps:
+                if bar is not None:
+                    bar.set_postfix_str(label)
+                done[label] = step()
+                if bar is not None:
+                    bar.update()
+        finally:
             if bar is not None:
-                bar.set_postfix_str(label)
-            done[label] = step()
-            if bar is not None:
-                bar.update()
-        if bar is not None:
-            bar.close()
+                bar.close()  # now, so an interrupt's message is the last line, not the bar
         count, report = done["warmup requests"], done.get("check in a fresh TensorFlow process")
         make_readable(tmp)  # mkdtemp's folder is private (0700); TF Serving may run as another user
         final = model_root / str(version)

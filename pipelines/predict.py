@@ -340,25 +340,28 @@ def run(args) -> dict:
     written, skipped = 0, 0
     progress = tqdm(corpus.recordings(), total=corpus.report.get("selected"), desc="predict", unit="rec",
                     file=sys.stderr, disable=args.quiet)
-    for item in progress:
-        if dataset == "iemocap" and not select(item.name, item.partition):
-            skipped += wanted(item.partition)
-            continue
-        recording = _as_dict(item)
-        name = recording["name"]
-        for modality in features.MODALITIES:
-            dim = int(np.shape(recording[modality])[-1])
-            if dim != predictor.dims[modality]:
-                raise DataError(f"{dim} {modality} features per frame, but the model takes "
-                                f"{predictor.dims[modality]} (recording {name})",
-                                _feature_files(dataset, data_dir, options, modality, name))
-        outputs = delay_lib.shift_outputs(predictor(recording), frames)
-        if sequence_level and f"{features.VALENCE}_utterance" not in outputs:
-            raise ConfigError("the model gives no utterance-level outputs, so it cannot predict an IEMOCAP-style "
-                              "corpus; train it on one first", args.saved_model or args.run_dir)
-        _write_recording(recording, outputs, out_dir, task, sequence_level)
-        written += 1
-        pause_point("predict.recording")
+    try:
+        for item in progress:
+            if dataset == "iemocap" and not select(item.name, item.partition):
+                skipped += wanted(item.partition)
+                continue
+            recording = _as_dict(item)
+            name = recording["name"]
+            for modality in features.MODALITIES:
+                dim = int(np.shape(recording[modality])[-1])
+                if dim != predictor.dims[modality]:
+                    raise DataError(f"{dim} {modality} features per frame, but the model takes "
+                                    f"{predictor.dims[modality]} (recording {name})",
+                                    _feature_files(dataset, data_dir, options, modality, name))
+            outputs = delay_lib.shift_outputs(predictor(recording), frames)
+            if sequence_level and f"{features.VALENCE}_utterance" not in outputs:
+                raise ConfigError("the model gives no utterance-level outputs, so it cannot predict an IEMOCAP-style "
+                                  "corpus; train it on one first", args.saved_model or args.run_dir)
+            _write_recording(recording, outputs, out_dir, task, sequence_level)
+            written += 1
+            pause_point("predict.recording")
+    finally:
+        progress.close()  # before an interrupt's message, which is then the last line
     if dataset != "iemocap":
         skipped = len(seen) - written
     if not seen:

@@ -192,8 +192,8 @@ def _predict_setup(inputs, folder):
     run = _run_copy(inputs, folder)
     corpus = next((Path(inputs["run"]).parent / "cache" / "synthetic").glob("*/synthetic.json")).parent
     out = folder / "predictions"
-    return ["--run-dir", str(run), "--data-dir", str(corpus), "--partition", "all", "--output-dir", str(out),
-            "--quiet"], out
+    # With its progress bar: an interrupt's message must still be the last line.
+    return ["--run-dir", str(run), "--data-dir", str(corpus), "--partition", "all", "--output-dir", str(out)], out
 
 
 def _predict_outputs(out):
