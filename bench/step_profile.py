@@ -156,7 +156,9 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             export.save_saved_model(infer, Path(tmp) / "1")
             serve = tf.saved_model.load(str(Path(tmp) / "1")).signatures["serving_default"]
+            # A signature called from Python takes every input (TF Serving fills the defaults itself).
             feeds = {k: tf.constant(v) for k, v in inputs.items()}
+            feeds.update({k: tf.constant(np.ones((1, n), "float32")) for k in ("audio_present", "visual_present")})
             infer.predict_on_batch(inputs)
             serve(**feeds)
             keras_s, served_s = [], []
