@@ -1,6 +1,9 @@
-"""Session-scoped raw-mode data shared by the raw tests: a tiny raw synthetic corpus and its artefacts."""
+"""Session-scoped data shared by the pipeline tests: a tiny raw synthetic corpus and its artefacts,
+and the tiny COLD run of the serving tests (`root`, `run_dir`) with its export (`exported`)."""
 
 import pytest
+
+from tests.pipelines.serving_helpers import tiny_export, tiny_run
 
 TINY_RAW = {"seed": 4, "num_train": 3, "num_devel": 1, "num_test": 1, "duration_seconds": 12.0,
             "raw": True, "face_size": 16, "sample_rate": 8000}
@@ -24,3 +27,21 @@ def raw_artifacts(raw_corpus_dir, tmp_path_factory):
     statistics_gen.run(out)
     transform.run(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def root(tmp_path_factory):
+    """Folder of the serving tests' tiny run and export."""
+    return tmp_path_factory.mktemp("serving")
+
+
+@pytest.fixture(scope="session")
+def run_dir(root):
+    """The tiny 1-epoch COLD run of the export, predict and serving tests (trained once)."""
+    return tiny_run(root)
+
+
+@pytest.fixture(scope="session")
+def exported(root, run_dir):
+    """Its SavedModel export."""
+    return tiny_export(root)

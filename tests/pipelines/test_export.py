@@ -14,26 +14,11 @@ from pipelines import export, features
 from pipelines.errors import ColdKerasError, ConfigError, DataError
 from pipelines.input_pipeline import iter_recordings
 from pipelines.io_utils import read_json
-from tests.pipelines.serving_helpers import MODEL_NAME, tiny_export, tiny_run
+from tests.pipelines.serving_helpers import MODEL_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 COLD_OUTPUTS = {"valence", "arousal", "audio_valence", "audio_arousal", "visual_valence", "visual_arousal",
                 "audio_weight", "visual_weight", "audio_sigma_norm", "visual_sigma_norm"}
-
-
-@pytest.fixture(scope="session")
-def root(tmp_path_factory):
-    return tmp_path_factory.mktemp("serving")
-
-
-@pytest.fixture(scope="session")
-def run_dir(root):
-    return tiny_run(root)
-
-
-@pytest.fixture(scope="session")
-def exported(root, run_dir):
-    return tiny_export(root)
 
 
 @pytest.fixture(scope="session")

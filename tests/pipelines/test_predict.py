@@ -11,22 +11,6 @@ import pytest
 
 from pipelines import predict
 from pipelines.datasets.avec import open_avec
-from tests.pipelines.serving_helpers import tiny_export, tiny_run
-
-
-@pytest.fixture(scope="session")
-def root(tmp_path_factory):
-    return tmp_path_factory.mktemp("serving")
-
-
-@pytest.fixture(scope="session")
-def run_dir(root):
-    return tiny_run(root)
-
-
-@pytest.fixture(scope="session")
-def exported(root, run_dir):
-    return tiny_export(root)
 
 
 @pytest.fixture(scope="session")
