@@ -480,6 +480,17 @@ def next_version(model_root) -> int:
     return versions[-1] + 1 if versions else 1
 
 
+def _process_runs(pid: int) -> bool:
+    """True while process `pid` exists (also one of another user, which we may not signal)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def clean_stale_temporaries(model_root, max_age_seconds: float = 3600.0) -> list:
     """Removes the hidden temporary folders of exports that did not finish; returns their paths.
 
@@ -496,13 +507,8 @@ def clean_stale_temporaries(model_root, max_age_seconds: float = 3600.0) -> list
         parts = path.name[len(_TMP_PREFIX):].split("-")
         pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
         if pid is not None and pid != os.getpid():
-            try:
-                os.kill(pid, 0)
+            if _process_runs(pid):
                 continue  # that export is still running
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                continue  # a running process of another user
         elif pid is None and time.time() - path.stat().st_mtime < max_age_seconds:
             continue
         elif pid == os.getpid():

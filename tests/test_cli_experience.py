@@ -4,6 +4,7 @@ blame the right flag, file or key. The commands run as subprocesses, as a user r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import stat
@@ -17,6 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ("train", "tune", "evaluate", "export", "prepare", "compare", "ablate", "serve_client", "example_gen",
+            "predict", "ensemble", "uncertainty", "benchmark",
             "statistics_gen", "transform")
 # What TensorFlow, absl, oneDNN, CUDA, tensorflow-io and Keras print at start-up or around `fit`.
 NOISE = re.compile(r"(^[IWE]\d{4} |absl::InitializeLog|oneDNN|cuda|cpu_feature_guard|libtensorflow_io|"
@@ -69,16 +71,15 @@ def _parsers(module):
         captured.append(self)
         raise SystemExit(0)
 
-    with mock.patch.object(argparse.ArgumentParser, "parse_args", capture):
-        try:
-            if hasattr(module, "parse_args"):
-                module.parse_args([])
-            elif hasattr(module, "build_parser"):
-                captured.append(module.build_parser())
-            else:
-                module.main([])
-        except SystemExit:
-            pass
+    # `capture` leaves through SystemExit, as argparse itself does.
+    with mock.patch.object(argparse.ArgumentParser, "parse_args", capture), contextlib.suppress(SystemExit):
+        if hasattr(module, "parse_args"):
+            module.parse_args([])
+        elif hasattr(module, "build_parser"):
+            captured.append(module.build_parser())
+        else:
+            module.main([])
+    assert captured, f"{module.__name__} built no argument parser"
     return captured
 
 
