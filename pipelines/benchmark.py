@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from pipelines import config as config_lib
-from pipelines import features, train, tune
+from pipelines import cli, features, train, tune
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import finite_or_none, read_json, save_figure_atomic, write_json_atomic
 
@@ -219,16 +218,17 @@ def parse_args(argv=None):
         description="Equal-budget comparison of models: the same number of tuning trials per model, the best "
                     "configuration of each trained with several seeds, paired t-tests against COLD fusion. "
                     "Example: python -m pipelines.benchmark --dataset synthetic --models all --trials 3 --seeds 0,1,2",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     train.add_common_arguments(parser)
     parser.add_argument("--models", default="all", help="comma-separated model names, or all")
-    parser.add_argument("--trials", type=int, default=3, help="random-search trials per model (the same for all)")
+    parser.add_argument("--trials", type=cli.positive_int, default=3, help="random-search trials per model (the same for all)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds each chosen configuration is "
                                                          "trained with (the first one also runs the search)")
     parser.add_argument("--partition", default=features.TEST, help="partition the table reports")
     parser.add_argument("--output-dir", help="protocol directory (default benchmarks/<dataset>_<task>); the same "
                                              "directory resumes an interrupted protocol")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli.finish_parser(parser)
     return parser.parse_args(argv)
 
 
@@ -244,10 +244,9 @@ def main(argv=None):
     except ValueError:
         raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     output_dir = Path(args.output_dir) if args.output_dir else Path("benchmarks") / f"{config['dataset']}_{config['task']}"
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
-        run(config, output_dir, models=models, trials=args.trials, seeds=seeds, partition=args.partition,
-            progress=not args.quiet)
+    cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default protocol directory")
+    run(config, output_dir, models=models, trials=args.trials, seeds=seeds, partition=args.partition,
+        progress=not args.quiet)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,10 @@ predictive-uncertainty metrics), so an ensemble compares with a single run (`pip
 from __future__ import annotations
 
 import argparse
-import os
-import warnings
 from pathlib import Path
 
 from pipelines import corrupt as corrupt_lib
-from pipelines import features
+from pipelines import cli, features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import write_json_atomic, write_text_atomic
 
@@ -157,27 +155,25 @@ def parse_args(argv=None):
         description="Evaluate several runs as a deep ensemble (mean prediction, std of the members as the "
                     "uncertainty, calibrated on the validation partition). Example: python -m pipelines.ensemble "
                     "--runs runs/cf_seed0,runs/cf_seed1,runs/cf_seed2 --output-dir runs/cf_ensemble --partition test",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--runs", required=True, metavar="RUN1,RUN2,...",
                         help="comma-separated run directories of pipelines.train, trained on the same data")
     parser.add_argument("--output-dir", required=True, help="folder of the ensemble's calibration and evaluations")
     parser.add_argument("--partition", default=features.DEVEL, help="labelled partition to evaluate")
     parser.add_argument("--corrupt", metavar="MODALITY:FRACTION",
                         help="corrupt this share of a modality's frames in consecutive blocks, e.g. visual:0.5")
-    parser.add_argument("--corrupt-mode", default=None, choices=("noise", "zeros", "swap"),
+    parser.add_argument("--corrupt-mode", default=None, choices=corrupt_lib.MODES,
                         help="how corrupted frames look (see pipelines.evaluate); default noise")
     parser.add_argument("--seed", type=int, default=0, help="seed of the corruption")
+    cli.finish_parser(parser)
     return parser.parse_args(argv)
 
 
 @cli_main
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
-        run(runs, args.output_dir, args.partition, args.corrupt, args.corrupt_mode, seed=args.seed)
+    run(runs, args.output_dir, args.partition, args.corrupt, args.corrupt_mode, seed=args.seed)
 
 
 if __name__ == "__main__":

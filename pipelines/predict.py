@@ -31,14 +31,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from pipelines import features
+from pipelines import cli, features
 from pipelines import label_delay as delay_lib
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
@@ -432,7 +430,7 @@ def parse_args(argv=None):
                     "write AVEC-format files (one CSV per recording, plus the fusion weights, sigma norms and "
                     "uncertainty in extra/). Example: python -m pipelines.predict --run-dir runs/avec_cold_fusion_"
                     "regression --data-dir AVEC2019_CES --partition test --output-dir submission",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--run-dir", help="run directory written by pipelines.train (its model.keras, unless "
                                           "--saved-model is given, and its config.json)")
     parser.add_argument("--saved-model", metavar="DIR",
@@ -449,21 +447,18 @@ def parse_args(argv=None):
     parser.add_argument("--features-dir", help="IEMOCAP: folder of per-utterance feature files (default: the run's)")
     parser.add_argument("--allow-missing-modality", action="store_true",
                         help="zero-fill a modality whose feature file is missing (presence 0) instead of failing")
-    parser.add_argument("--label-delay", type=float, metavar="SECONDS",
+    parser.add_argument("--label-delay", type=cli.non_negative_float, metavar="SECONDS",
                         help="annotation delay the model was trained with (default: the run's "
                              "training.label_delay_seconds); outputs are shifted back by it")
     parser.add_argument("--overwrite", action="store_true", help="replace predictions made with other settings")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli.finish_parser(parser)
     return parser.parse_args(argv)
 
 
 @cli_main
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
-        run(args)
+    run(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -35,12 +35,11 @@ import argparse
 import dataclasses
 import io
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
-from pipelines import features
+from pipelines import cli, features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
 
@@ -721,19 +720,19 @@ def parse_args(argv=None):
         description="Fit the per-frame uncertainty calibration of a run on its validation partition and write "
                     "it to the run directory (uncertainty_calibration*.json). Example: python -m "
                     "pipelines.uncertainty --run-dir runs/synthetic_cold_fusion_regression",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--run-dir", required=True, help="run directory written by pipelines.train")
     parser.add_argument("--uncertainty", default="native", choices=("native", "mc_dropout"),
                         help="native: the model's own score (COLD's sigma; constant for other models); "
                              "mc_dropout: std over --mc-passes stochastic passes with dropout on")
     parser.add_argument("--mc-passes", type=int, default=DEFAULT_PASSES, help="passes of --uncertainty mc_dropout")
     parser.add_argument("--seed", type=int, default=0, help="Keras random seed set before the stochastic passes")
+    cli.finish_parser(parser)
     return parser.parse_args(argv)
 
 
 @cli_main
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
     if args.mc_passes < 2:
         raise ConfigError(f"--mc-passes must be >= 2, got {args.mc_passes}")
