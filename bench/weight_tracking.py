@@ -124,15 +124,7 @@ def evaluate_run(run_dir: Path, partition: str, fraction: float, mode: str) -> d
     corrupted = evaluation.predict_recordings(infer, corrupted_recordings)
     result["corrupt"] = evaluation.score_partition(corrupted, task="regression")[0]["av"]["ccc_mean"]
     if "audio_valence" in corrupted[0]["outputs"]:
-        # Ceiling of any weighting: the audio branch alone on the corrupted frames, the fused
-        # output elsewhere (what w_V = 0 exactly on those frames and nothing else would give).
-        oracle = []
-        for recording in corrupted:
-            flags = recording["visual_corrupted_eval"]
-            outputs = dict(recording["outputs"])
-            for dimension in ("valence", "arousal"):
-                outputs[dimension] = np.where(flags, outputs[f"audio_{dimension}"], outputs[dimension])
-            oracle.append({**recording, "outputs": outputs})
+        oracle = perfect_weighting(corrupted)
         result["oracle"] = evaluation.score_partition(oracle, task="regression")[0]["av"]["ccc_mean"]
     # The same frames marked absent instead (visual_present = 0, features zeroed).
     absent_recordings = []
@@ -155,6 +147,21 @@ COLUMNS = (("clean", "clean CCC"), ("corrupt", "50% visual"), ("oracle", "audio 
            ("auc_audio_corpus", "AUC A (corpus)"),
            ("auc_visual_corpus", "AUC V (corpus)"), ("auc_visual_eval", "AUC V (eval)"),
            ("w_v_corrupt", "w_V corrupt"), ("w_v_clean", "w_V clean"))
+
+
+def perfect_weighting(corrupted):
+    """Ceiling of any weighting: the audio branch alone on the visually corrupted frames and the fused
+    output elsewhere (what w_V = 0 exactly on those frames and nothing else would give)."""
+    import numpy as np
+
+    oracle = []
+    for recording in corrupted:
+        flags = recording["visual_corrupted_eval"]
+        outputs = dict(recording["outputs"])
+        for dimension in ("valence", "arousal"):
+            outputs[dimension] = np.where(flags, outputs[f"audio_{dimension}"], outputs[dimension])
+        oracle.append({**recording, "outputs": outputs})
+    return oracle
 
 
 def format_table(table: dict, seeds, mode: str, partition: str) -> str:
@@ -218,7 +225,6 @@ def kind_overrides(corpus: str, setting: str, train_kinds) -> dict:
 def evaluate_kinds(run_dir: Path, partition: str, fraction: float, kinds) -> dict:
     """Clean and per-kind figures of one run (visual corrupted in consecutive blocks)."""
     import keras
-    import numpy as np
 
     from _common import load_run
     from pipelines import corrupt, evaluate, evaluation
@@ -236,13 +242,7 @@ def evaluate_kinds(run_dir: Path, partition: str, fraction: float, kinds) -> dic
         corrupted = evaluation.predict_recordings(
             infer, corrupt.corrupt_recordings(recordings, "visual", fraction, mode=kind, seed=0, hop=hop))
         table = scores(corrupted)
-        oracle = []
-        for recording in corrupted:
-            flags = recording["visual_corrupted_eval"]
-            outputs = dict(recording["outputs"])
-            for dimension in ("valence", "arousal"):
-                outputs[dimension] = np.where(flags, outputs[f"audio_{dimension}"], outputs[dimension])
-            oracle.append({**recording, "outputs": outputs})
+        oracle = perfect_weighting(corrupted)
         entry = evaluate.weight_diagnostics(corrupted).get("evaluator", {}).get("visual", {})
         result["kinds"][kind] = {"fused": table["av"]["ccc_mean"], "ceiling": scores(oracle)["av"]["ccc_mean"],
                                  "audio": table["audio"]["ccc_mean"], "visual": table["visual"]["ccc_mean"],
