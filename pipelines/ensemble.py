@@ -23,7 +23,7 @@ from pathlib import Path
 from pipelines import corrupt as corrupt_lib
 from pipelines import cli, features
 from pipelines.errors import ConfigError, DataError, cli_main
-from pipelines.io_utils import write_json_atomic, write_text_atomic
+from pipelines.io_utils import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 
 def open_members(run_dirs):
@@ -118,7 +118,7 @@ def run(run_dirs, output_dir, partition=features.DEVEL, corrupt=None, corrupt_mo
     files = []
     title = f"{report['model']} {partition}" + ("" if corruption is None else " (corrupted)")
     for name, data in uncertainty_lib.figures(section, title).items():
-        evaluate._write_bytes_atomic(out_dir / name, data)
+        write_bytes_atomic(out_dir / name, data)
         files.append(name)
     uncertainty_lib.write_frame_csvs(calibrated, out_dir / "frames")
     files.append("frames/")

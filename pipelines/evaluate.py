@@ -32,7 +32,6 @@ import argparse
 import io
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from pipelines import cli
 from pipelines import corrupt as corrupt_lib
 from pipelines import export, features
 from pipelines.errors import ConfigError, DataError, cli_main
-from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
+from pipelines.io_utils import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from pipelines.pause import pause_point
 
 NUM_BINS = 10
@@ -344,18 +343,6 @@ def plot_timeline(recording) -> bytes:
     return plot_recording(shown, outputs, float(recording.get("hop", 0.1)))
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _file_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
@@ -549,12 +536,12 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
         report["reliability"] = reliability(evaluated, temperatures, sequence_level, num_bins)
         for key, entry in report["reliability"].items():
             name = f"reliability_{key}.png"
-            _write_bytes_atomic(out_dir / name, plot_reliability(entry, f"{report['model']} {partition}: {key}"))
+            write_bytes_atomic(out_dir / name, plot_reliability(entry, f"{report['model']} {partition}: {key}"))
             files.append(name)
     by_name = {recording["name"]: recording for recording in evaluated}
     for name in to_plot:
         file_name = f"timeline_{_file_name(name)}.png"
-        _write_bytes_atomic(out_dir / file_name, plot_timeline(by_name[name]))
+        write_bytes_atomic(out_dir / file_name, plot_timeline(by_name[name]))
         files.append(file_name)
 
     pause_point("evaluate.partial")

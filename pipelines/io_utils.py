@@ -32,8 +32,8 @@ def make_readable(path) -> None:
         os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~mask)
 
 
-def write_text_atomic(path, text: str) -> None:
-    """Writes `text` to `path` so that a crash never leaves a half-written file under that name.
+def write_bytes_atomic(path, data: bytes) -> None:
+    """Writes `data` to `path` so that a crash never leaves a half-written file under that name.
 
     The file gets the usual permissions (0o666 minus the umask), not the private ones of a
     temporary file.
@@ -42,8 +42,8 @@ def write_text_atomic(path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~current_umask())
@@ -53,8 +53,13 @@ def write_text_atomic(path, text: str) -> None:
         raise
 
 
+def write_text_atomic(path, text: str) -> None:
+    """Writes `text` (UTF-8) to `path` atomically, as `write_bytes_atomic`."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
 def save_figure_atomic(fig, path, dpi=90) -> None:
-    """Writes a matplotlib figure to `path` as PNG atomically (as `write_text_atomic`) and closes it."""
+    """Writes a matplotlib figure to `path` as PNG atomically and closes it."""
     import io
 
     import matplotlib.pyplot as plt
@@ -62,17 +67,7 @@ def save_figure_atomic(fig, path, dpi=90) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getvalue())
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def write_json_atomic(path, data) -> None:

@@ -41,7 +41,7 @@ import numpy as np
 
 from pipelines import cli, features
 from pipelines.errors import ConfigError, DataError, cli_main
-from pipelines.io_utils import read_json, write_json_atomic
+from pipelines.io_utils import read_json, write_bytes_atomic, write_json_atomic
 
 METHODS = ("native", "mc_dropout", "ensemble")
 CALIBRATION_FILES = {"native": "uncertainty_calibration.json",
@@ -500,8 +500,6 @@ def compare_runs(run_dirs, folder, output_png, branch="av", verbose=True) -> dic
     `pipelines.ensemble`), draws `plot_comparison` of `branch` to `output_png` and returns
     {label: {dim: row}}.
     """
-    from pipelines.evaluate import _write_bytes_atomic
-
     rows_by_label = {}
     names = [Path(d).name for d in run_dirs]
     for run_dir, name in zip(run_dirs, names):
@@ -521,7 +519,7 @@ def compare_runs(run_dirs, folder, output_png, branch="av", verbose=True) -> dic
         label = f"{label} [{report['predictive_uncertainty']['method']}]"
         rows_by_label[label] = {dim: section[f"{branch}_{dim}"] for dim in features.LABEL_KEYS
                                 if f"{branch}_{dim}" in section}
-    _write_bytes_atomic(Path(output_png), plot_comparison(rows_by_label, f"{folder}, branch {branch}"))
+    write_bytes_atomic(Path(output_png), plot_comparison(rows_by_label, f"{folder}, branch {branch}"))
     if verbose:
         print(format_metrics({f"{label[:40]} {dim}": row for label, rows in rows_by_label.items()
                               for dim, row in rows.items()}))
@@ -686,8 +684,6 @@ def evaluate_section(report, run_dir, inference_model, config, artifact_dir, pre
     """The evaluator's predictive-uncertainty part: calibration (read or fitted on the validation
     partition), figures of `uncertainty_metrics`, per-frame CSVs with the std; fills
     `report["predictive_uncertainty"]` and returns the files written (relative to `out_dir`)."""
-    from pipelines.evaluate import _write_bytes_atomic
-
     calibration = calibration_for(run_dir, inference_model, config, artifact_dir, method, passes=passes, seed=seed,
                                   verbose=verbose)
     calibrated = attach_std(predictions, calibration)
@@ -698,7 +694,7 @@ def evaluate_section(report, run_dir, inference_model, config, artifact_dir, pre
     files = []
     title = f"{report['model']} {report['partition']}" + ("" if report.get("corruption") is None else " (corrupted)")
     for name, data in figures(section, f"{title}, {method}").items():
-        _write_bytes_atomic(Path(out_dir) / name, data)
+        write_bytes_atomic(Path(out_dir) / name, data)
         files.append(name)
     write_frame_csvs(calibrated, Path(out_dir) / "frames")
     return files + ["frames/"]
