@@ -599,8 +599,8 @@ def _interp_tf(x, knots_x, knots_y):
     """np.interp in TensorFlow ops: piecewise-linear through the knots, constant outside."""
     import tensorflow as tf
 
-    kx = tf.constant(knots_x, tf.float32)
-    ky = tf.constant(knots_y, tf.float32)
+    kx = tf.constant(knots_x, x.dtype)
+    ky = tf.constant(knots_y, x.dtype)
     if len(knots_x) == 1:
         return tf.ones_like(x) * ky[0]
     flat = tf.reshape(x, [-1])
@@ -629,11 +629,12 @@ def _calibrated_std_layer():
             norms = {m: outputs.get(f"{m}_sigma_norm") for m in features.MODALITIES}
             if all(v is not None for v in norms.values()):
                 for m, norm in norms.items():
-                    norm = tf.maximum(tf.cast(norm, tf.float32), 1e-12)
+                    # float64 as the NumPy map: near a steep knot float32 rounding of the score shows.
+                    norm = tf.maximum(tf.cast(norm, tf.float64), 1e-12)
                     scores[m] = 1.0 / norm if inverse else norm
                 weights = [outputs.get(f"{m}_weight") for m in features.MODALITIES]
                 if all(w is not None for w in weights):
-                    scores["av"] = sum(tf.cast(w, tf.float32) * scores[m] for w, m in zip(weights, features.MODALITIES))
+                    scores["av"] = sum(tf.cast(w, tf.float64) * scores[m] for w, m in zip(weights, features.MODALITIES))
                 else:
                     scores["av"] = (scores[features.AUDIO] + scores[features.VISUAL]) / 2.0
             result = {}
@@ -642,10 +643,10 @@ def _calibrated_std_layer():
                 name = f"{BRANCH_PREFIXES[branch]}{dim}"
                 if name not in outputs:
                     continue
-                reference = tf.cast(outputs[name], tf.float32)
+                reference = tf.cast(outputs[name], tf.float64)
                 score = scores.get(branch, tf.ones_like(reference))
                 value = entry["scale"] * _interp_tf(score, entry["x"], entry["y"])
-                result[name + STD_SUFFIX] = value
+                result[name + STD_SUFFIX] = tf.cast(value, tf.float32)
             return result
 
     return _CalibratedStd
