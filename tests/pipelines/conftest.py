@@ -1,8 +1,10 @@
 """Session-scoped data shared by the pipeline tests: a tiny raw synthetic corpus and its artefacts,
-and the tiny COLD run of the serving tests (`root`, `run_dir`) with its export (`exported`)."""
+the tiny 2-epoch COLD regression run of the evaluation tests
+(`regression_run`), and the tiny COLD run of the serving tests (`root`, `run_dir`) with its export (`exported`)."""
 
 import pytest
 
+from tests.pipelines import evaluation_helpers
 from tests.pipelines.serving_helpers import tiny_export, tiny_run
 
 TINY_RAW = {"seed": 4, "num_train": 3, "num_devel": 1, "num_test": 1, "duration_seconds": 12.0,
@@ -45,3 +47,9 @@ def run_dir(root):
 def exported(root, run_dir):
     """Its SavedModel export."""
     return tiny_export(root)
+
+
+@pytest.fixture(scope="session")
+def regression_run(tmp_path_factory):
+    """The tiny 2-epoch COLD regression run of the evaluator and uncertainty tests (trained once)."""
+    return evaluation_helpers.tiny_run(tmp_path_factory, "regression")

@@ -15,11 +15,6 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="session")
-def regression_run(tmp_path_factory):
-    return helpers.tiny_run(tmp_path_factory, "regression")
-
-
-@pytest.fixture(scope="session")
 def classification_run(tmp_path_factory):
     return helpers.tiny_run(tmp_path_factory, "classification")
 

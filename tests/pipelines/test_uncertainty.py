@@ -16,11 +16,6 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="session")
-def regression_run(tmp_path_factory):
-    return helpers.tiny_run(tmp_path_factory, "regression")
-
-
-@pytest.fixture(scope="session")
 def second_run(tmp_path_factory):
     """A second COLD run on the same artefacts (the ablation's 1-epoch `all` variant)."""
     output_dir, _ = helpers.tiny_ablation(tmp_path_factory)
