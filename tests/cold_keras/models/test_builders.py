@@ -239,6 +239,32 @@ def test_shared_predictor_head(tiny_model):
         assert heads == ["predictor"]
 
 
+def test_context_fusion_head_sees_normalised_contexts_whatever_the_projection_scale():
+    """The cause of context fusion's collapse at the paper's sizes: an unbounded context drove the
+    shared tanh head into saturation. Scaling the contexts' dense projection by 1000 must leave the
+    head's input (and so the predictions) unchanged: zero mean, unit variance per frame."""
+    model = build_model("context_fusion", audio_dim=DA, visual_dim=DV, **TINY)
+    data = _features(_batch("regression"))
+    data.update({f"{m}_present": np.ones_like(data["mask"]) for m in ("audio", "visual")})
+    infer = inference_model(model)
+    probe = keras.Model(infer.inputs, [infer.get_layer(f"{m}_context_norm").output for m in ("audio", "visual")])
+    before = [np.asarray(x) for x in probe(data, training=False)]
+    predictions = np.asarray(infer(data, training=False)["valence"])
+    for modality in ("audio", "visual"):
+        block = model.get_layer(f"{modality}_temporal")
+        (kernel,) = [w for w in block.weights if w.path.endswith("output_dense/kernel")]
+        kernel.assign(np.asarray(kernel) * 1000.0)  # the bias is 0 in a fresh model
+    after = [np.asarray(x) for x in probe(data, training=False)]
+    valid = data["mask"] > 0  # padded frames have a zero context
+    for h in after:
+        np.testing.assert_allclose(h.mean(axis=-1)[valid], 0.0, atol=1e-4)
+        np.testing.assert_allclose(h.var(axis=-1)[valid], 1.0, rtol=1e-2)
+    for h_before, h_after in zip(before, after):
+        np.testing.assert_allclose(h_after, h_before, rtol=1e-2, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(infer(data, training=False)["valence"]), predictions,
+                               rtol=1e-2, atol=1e-3)
+
+
 def test_cold_calibration_gradient_reaches_sigma_not_predictor():
     model = build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY)
     loss_layer = model.get_layer("cold_loss")
