@@ -1,6 +1,6 @@
 """Whole-recording prediction and scoring, shared by the trainer and the evaluator.
 
-Scores follow DESIGN.md section 4: CCC over all recordings of a partition concatenated (AVEC's
+Scores: CCC over all recordings of a partition concatenated (AVEC's
 way, as AVEC 2019's calc_scores.py: covariance / n, variances / (n - 1)); classification adds macro
 precision/recall/F1 and the expected calibration error before and after temperature scaling.
 """

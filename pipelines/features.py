@@ -1,6 +1,6 @@
 """Feature, label and output keys: the one place every component takes them from."""
 
-# Batch contract (DESIGN.md section 4).
+# Batch contract.
 AUDIO = "audio"
 VISUAL = "visual"
 MASK = "mask"

@@ -163,7 +163,7 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
     * with `sequence_level=True`, "<output>_utterance" for every prediction: the masked mean over
       the frames `[B]` (classification: log of the mean probabilities, `[B, 3]`).
 
-    Architectures (DESIGN.md section 3), with g = `TemporalBlock` (bidirectional GRU):
+    Architectures, with g = `TemporalBlock` (bidirectional GRU):
 
     * audio / visual: g on one modality, then `EmotionHead` (g's output layer).
     * feature_fusion: g on the frame-wise concatenation [z_A, z_V], then `EmotionHead`.

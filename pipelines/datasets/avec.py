@@ -1,6 +1,6 @@
 """AVEC 2019 CES (SEWA) adapter: label files plus per-frame feature folders -> `Recording`s.
 
-Layout (DESIGN.md section 5)::
+Layout::
 
     <root>/labels/<Partition>_<Culture>_<NN>.csv     name;timestamp;arousal;valence;liking
     <root>/<feature folder>/<Partition>_<Culture>_<NN>.csv

@@ -1,4 +1,4 @@
-"""The Recording contract between corpus adapters and ExampleGen (DESIGN.md section 4)."""
+"""The Recording contract between corpus adapters and ExampleGen."""
 
 from __future__ import annotations
 

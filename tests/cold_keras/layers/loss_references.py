@@ -1,4 +1,4 @@
-"""NumPy references of the loss terms and metrics, written from the equations (DESIGN.md section 3)."""
+"""NumPy references of the loss terms and metrics, written from the equations of the paper as the README states them ("Losses and metrics")."""
 
 import numpy as np
 
