@@ -1,4 +1,5 @@
-"""NumPy references of the loss terms and metrics, written from the equations of the paper as the README states them ("Losses and metrics")."""
+"""NumPy references of the loss terms and metrics, written from the paper's equations as the
+README states them ("Losses and metrics")."""
 
 import numpy as np
 
