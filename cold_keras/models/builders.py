@@ -1,5 +1,7 @@
 """Model builders: the training graph of every model name, and the inference graph cut from it."""
 
+import math
+
 import keras
 import numpy as np
 
@@ -168,10 +170,10 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
     * audio / visual: g on one modality, then `EmotionHead` (g's output layer).
     * feature_fusion: g on the frame-wise concatenation [z_A, z_V], then `EmotionHead`.
     * prediction_fusion: one g + head per modality, fused by `ConfidenceWeightedPredictionFusion`.
-    * context_fusion: g_m with a dense output layer of size `latent_dim` and a layer norm gives
-      h_m; h_AV = (h_A + h_V) / 2; one shared `EmotionHead` f gives Y_A, Y_V, Y_AV. (The layer
-      norm is beyond the paper: without it the shared head's tanh saturates at the paper's sizes
-      and learning rate.)
+    * context_fusion: g_m with a dense output layer of size `latent_dim`, a layer norm and a fixed
+      1/sqrt(latent_dim) scale gives h_m; h_AV = (h_A + h_V) / 2; one shared `EmotionHead` f gives
+      Y_A, Y_V, Y_AV. (Norm and scale are beyond the paper: without them the shared head's tanh
+      saturates at the paper's sizes and learning rate.)
     * cold_fusion: g_m followed by `GaussianContextHead` (mu_m, sigma_m; h_m sampled in training,
       mu_m at inference); `VarianceNormFusion` (paper Eq. 1-2); shared f; `ColdLoss` (Eq. 8).
     * transformer: per-modality dense projection to `transformer_dim` + `SinePositionEncoding`,
@@ -409,13 +411,18 @@ def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, 
         outputs[VISUAL_WEIGHT] = _named(VISUAL_WEIGHT, w_visual)
     elif name == "context_fusion":
         branches = ("", AUDIO, VISUAL)
-        # Each context is layer-normalised before the shared head (beyond the paper): the dense
-        # projection is otherwise unbounded, and at the paper's sizes and rate the head's tanh
-        # saturates within the first epoch (COLD's contexts are held near N(0, I) by its KL prior).
+        # Each context is layer-normalised and divided by sqrt(latent_dim) before the shared head
+        # (beyond the paper): the dense projection is otherwise unbounded, and at the paper's sizes
+        # and rate the head's tanh saturates within the first epoch (COLD's contexts are held near
+        # N(0, I) by its KL prior). The fixed 1/sqrt(K) keeps AdamW's per-weight steps from moving
+        # the head's pre-activation K times faster than one input would.
+        context_scale = 1.0 / math.sqrt(latent_dim)
         h_audio = keras.layers.LayerNormalization(epsilon=1e-5, name="audio_context_norm")(
             temporal(AUDIO, audio, latent_dim))
         h_visual = keras.layers.LayerNormalization(epsilon=1e-5, name="visual_context_norm")(
             temporal(VISUAL, visual, latent_dim))
+        h_audio = keras.layers.Rescaling(context_scale, name="audio_context_scale")(h_audio)
+        h_visual = keras.layers.Rescaling(context_scale, name="visual_context_scale")(h_visual)
         h_av = EqualWeightFusion(name="context_fusion")([h_audio, h_visual], presence=presence)
         predictor = EmotionHead(task, num_classes=NUM_CLASSES, name="predictor")
         outputs.update(_predictions("", predictor(h_av)))

@@ -261,6 +261,10 @@ def test_context_fusion_head_sees_normalised_contexts_whatever_the_projection_sc
         np.testing.assert_allclose(h.var(axis=-1)[valid], 1.0, rtol=1e-2)
     for h_before, h_after in zip(before, after):
         np.testing.assert_allclose(h_after, h_before, rtol=1e-2, atol=1e-3)
+    # The head then reads the normalised context divided by sqrt(latent_dim).
+    scaled = keras.Model(infer.inputs, [infer.get_layer(f"{m}_context_scale").output for m in ("audio", "visual")])
+    for h, h_scaled in zip(after, scaled(data, training=False)):
+        np.testing.assert_allclose(np.asarray(h_scaled), h / np.sqrt(TINY["latent_dim"]), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(infer(data, training=False)["valence"]), predictions,
                                rtol=1e-2, atol=1e-3)
 
