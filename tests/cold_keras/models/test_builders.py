@@ -239,6 +239,24 @@ def test_shared_predictor_head(tiny_model):
         assert heads == ["predictor"]
 
 
+def test_compile_builds_the_optimizer_so_the_first_fit_traces_the_training_step_once():
+    model = build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    assert model.optimizer.built
+    assert len(model.optimizer.variables) > len(model.trainable_variables)  # momenta and velocities
+    traces = []
+    train_step = model.train_step
+
+    def counting_train_step(data):
+        traces.append(1)
+        return train_step(data)
+
+    model.train_step = counting_train_step
+    data = _batch("regression")
+    model.fit(tf.data.Dataset.from_tensors((data,)).repeat(), steps_per_epoch=2, epochs=1, verbose=0)
+    assert len(traces) == 1  # the optimizer's variables were made before tracing, so no retrace
+
+
 def test_context_fusion_head_sees_normalised_contexts_whatever_the_projection_scale():
     """The cause of context fusion's collapse at the paper's sizes: an unbounded context drove the
     shared tanh head into saturation. Scaling the contexts' dense projection by 1000 must leave the
