@@ -18,15 +18,14 @@ the three calibration terms from `calibration_ordinal_loss` on `per_frame_distan
 import keras
 from keras import ops
 
+from cold_keras.names import TASKS, WEIGHT_CONVENTIONS
+
 # Keras' own fuzz factor; keeps 0 / 0 (a constant sequence) finite in the concordance loss.
 EPSILON = 1e-7
 
 # Fill value for padded logits before a softmax. Everything here runs in float32, where -1e9 is finite
 # (in float16 it would be -inf and an all-padded row would turn into NaN).
 _MASK_FILL = -1e9
-
-_TASKS = ("regression", "classification")
-_CONVENTIONS = ("informativeness", "uncertainty")
 
 
 def _float32(x):
@@ -228,7 +227,7 @@ def per_frame_distances(y_true, y_pred, task):
     elif task == "classification":
         d = _frame_cross_entropy(y_true, y_pred)
     else:
-        raise ValueError(f"task must be one of {_TASKS}, got {task!r}.")
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
     return ops.stop_gradient(d)
 
 
@@ -292,8 +291,8 @@ def calibration_ordinal_loss(
     >>> float(calibration_ordinal_loss(d, [[1.0, 1.0, 1.0]])[0]) > 0.0
     True
     """
-    if convention not in _CONVENTIONS:
-        raise ValueError(f"convention must be one of {_CONVENTIONS}, got {convention!r}.")
+    if convention not in WEIGHT_CONVENTIONS:
+        raise ValueError(f"convention must be one of {WEIGHT_CONVENTIONS}, got {convention!r}.")
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature!r}.")
     d = ops.stop_gradient(_float32(distances))

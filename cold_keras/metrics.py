@@ -379,7 +379,12 @@ class StreamingMacroF1(keras.metrics.Metric):
 ReliabilityBins = collections.namedtuple("ReliabilityBins", ["confidence", "accuracy", "count"])
 
 
-def _softmax(logits):
+def softmax(logits):
+    """Softmax over the last axis in float64 (NumPy), stable for large logits.
+
+    >>> softmax(np.array([0.0, np.log(3.0)]))
+    array([0.25, 0.75])
+    """
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -500,7 +505,7 @@ def temperature_scale(logits_val, labels_val, *, num_draws=100, low=1e-2, high=1
     draws = np.exp(rng.uniform(np.log(low), np.log(high), size=num_draws))
     candidates = np.concatenate([[1.0], draws])
     errors = [
-        expected_calibration_error(_softmax(apply_temperature(logits_val, t)), labels_val)
+        expected_calibration_error(softmax(apply_temperature(logits_val, t)), labels_val)
         for t in candidates
     ]
     return float(candidates[int(np.argmin(errors))])

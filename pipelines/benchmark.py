@@ -98,11 +98,11 @@ def run(config: dict, output_dir, *, models, trials=3, seeds=(0, 1, 2), partitio
     metric = "ccc_mean" if task == "regression" else "f1_macro"
     output_dir.mkdir(parents=True, exist_ok=True)
     settings = {"models": models, "trials": int(trials), "seeds": seeds, "partition": partition,
-                "config": train._comparable(config)}
+                "config": config_lib.comparable_settings(config)}
     saved = output_dir / "protocol.json"
     if saved.exists() and read_json(saved) != settings:
         old = read_json(saved)
-        changed = train._first_difference(old, settings)
+        changed = config_lib.first_difference(old, settings)
         raise ConfigError(f"holds a protocol with different settings ({changed}); pass another --output-dir",
                           output_dir)
     write_json_atomic(saved, settings)

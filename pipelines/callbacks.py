@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cold_keras import metrics as cold_metrics
 from pipelines import evaluation, features
 from pipelines.errors import interrupt_requested
 
@@ -161,8 +162,7 @@ class TensorBoardExtras(keras.callbacks.Callback):
             for key in list(outputs):
                 value = outputs[key]
                 if value.ndim == 2 and value.shape[-1] == features.NUM_CLASSES:
-                    exp = np.exp(value - value.max(-1, keepdims=True))
-                    outputs[key] = (exp / exp.sum(-1, keepdims=True)) @ np.array([-1.0, 0.0, 1.0])
+                    outputs[key] = cold_metrics.softmax(value) @ np.array([-1.0, 0.0, 1.0])
         with self.writer.as_default(step=epoch):
             tf.summary.scalar("learning_rate", self._learning_rate())
             for key in ("audio_weight", "visual_weight", "audio_sigma_norm", "visual_sigma_norm"):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from cold_keras.names import TASKS, WEIGHT_CONVENTIONS
 from pipelines import features
 from pipelines.errors import ConfigError
 
@@ -22,10 +23,8 @@ MODES = ("features", "raw")
 # Datasets whose adapter can give raw inputs (face crops and waveforms).
 RAW_DATASETS = ("synthetic",)
 RAW_WEIGHT_KEYS = ("visual_backbone_weights", "audio_backbone_weights")
-TASKS = ("regression", "classification")
 MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")
 DISTRIBUTE = ("none", "mirrored", "multiworker")
-WEIGHT_CONVENTIONS = ("informativeness", "uncertainty")
 
 # Keys a tuned-hyperparameters file may set, and where each one lives in the config.
 HPARAM_SECTIONS = {
@@ -200,6 +199,29 @@ def validate(config: dict, source="config") -> dict:
                 raise ConfigError(f"{key.split('_')[0]} backbone weight file does not exist (raw.{key} / {flag})",
                                   path)
     return config
+
+
+def comparable_settings(config: dict) -> dict:
+    """The settings of a run that decide whether a run directory can be resumed or compared: the
+    whole config without its `runtime` section, as it reads back from JSON."""
+    return json.loads(json.dumps({k: v for k, v in config.items() if k != "runtime"}))
+
+
+def first_difference(old: dict, new: dict, prefix="") -> str:
+    """The first differing key of two nested settings dicts, as "section.key: old -> new" ("" if equal).
+
+    >>> first_difference({"training": {"epochs": 6}}, {"training": {"epochs": 8}})
+    'training.epochs: 6 -> 8'
+    """
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = first_difference(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b:
+            return f"{prefix}{key}: {a!r} -> {b!r}"
+    return ""
 
 
 def model_hyperparameters(config: dict) -> dict:

@@ -23,7 +23,7 @@ from pathlib import Path
 from pipelines import corrupt as corrupt_lib
 from pipelines import cli, features
 from pipelines.errors import ConfigError, DataError, cli_main
-from pipelines.io_utils import write_bytes_atomic, write_json_atomic, write_text_atomic
+from pipelines.io_utils import finite_or_none, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 
 def open_members(run_dirs):
@@ -125,7 +125,7 @@ def run(run_dirs, output_dir, partition=features.DEVEL, corrupt=None, corrupt_mo
     text = format_report(report)
     write_text_atomic(out_dir / "report.txt", text + "\n")
     report["files"] = files + ["report.txt"]
-    report = evaluate._finite_or_none(report)
+    report = finite_or_none(report)
     write_json_atomic(out_dir / "report.json", report)
     if verbose:
         print(text)

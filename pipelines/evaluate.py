@@ -41,7 +41,7 @@ from pipelines import cli
 from pipelines import corrupt as corrupt_lib
 from pipelines import export, features
 from pipelines.errors import ConfigError, DataError, cli_main
-from pipelines.io_utils import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from pipelines.io_utils import finite_or_none, read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from pipelines.pause import pause_point
 
 NUM_BINS = 10
@@ -548,7 +548,7 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     text = format_report(report)
     write_text_atomic(out_dir / "report.txt", text + "\n")
     files.append("report.txt")
-    report = _finite_or_none(report)
+    report = finite_or_none(report)
     write_json_atomic(out_dir / "report.json", report)
     if verbose:
         print(text)
@@ -556,17 +556,6 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     return report
 
 
-def _finite_or_none(node):
-    # JSON has no NaN: an undefined figure is written as null.
-    if isinstance(node, dict):
-        return {key: _finite_or_none(value) for key, value in node.items()}
-    if isinstance(node, (list, tuple)):
-        return [_finite_or_none(value) for value in node]
-    if isinstance(node, (float, np.floating)):
-        return float(node) if math.isfinite(node) else None
-    if isinstance(node, np.integer):
-        return int(node)
-    return node
 
 
 # --------------------------------------------------------------------------- text

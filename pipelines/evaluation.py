@@ -13,6 +13,7 @@ import numpy as np
 
 from cold_keras import metrics as cmetrics
 from pipelines import features
+from pipelines.input_pipeline import to_classes  # the training targets' bins, also for scoring
 from pipelines.io_utils import write_text_atomic
 
 BRANCH_PREFIXES = {"av": "", "audio": "audio_", "visual": "visual_"}
@@ -104,18 +105,6 @@ def collect(predictions, output_name, label_key, sequence_level):
     return np.concatenate(ys), np.concatenate(ps)
 
 
-def to_classes(values):
-    """The paper's three bins: 0 below -0.05, 1 within [-0.05, 0.05], 2 above 0.05."""
-    values = np.asarray(values, np.float32)
-    return np.where(values < -features.CLASS_THRESHOLD, 0, np.where(values > features.CLASS_THRESHOLD, 2, 1))
-
-
-def _softmax(logits):
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
 def score_partition(predictions, *, task, sequence_level=False, temperatures=None):
     """Scores every branch of a partition's predictions.
 
@@ -150,14 +139,14 @@ def score_partition(predictions, *, task, sequence_level=False, temperatures=Non
             row[f"precision_{dim}"] = float(precision)
             row[f"recall_{dim}"] = float(recall)
             row[f"f1_{dim}"] = float(f1)
-            row[f"ece_{dim}"] = float(cmetrics.expected_calibration_error(_softmax(logits), labels))
+            row[f"ece_{dim}"] = float(cmetrics.expected_calibration_error(cmetrics.softmax(logits), labels))
             key = f"{branch}_{dim}"
             if temperatures and key in temperatures:
                 temperature = temperatures[key]
             else:
                 temperature = float(cmetrics.temperature_scale(logits, labels))
             fitted[key] = temperature
-            scaled = _softmax(np.asarray(cmetrics.apply_temperature(logits, temperature)))
+            scaled = cmetrics.softmax(np.asarray(cmetrics.apply_temperature(logits, temperature)))
             row[f"ece_ts_{dim}"] = float(cmetrics.expected_calibration_error(scaled, labels))
             row[f"temperature_{dim}"] = float(temperature)
         if task == "regression" and row:

@@ -1,11 +1,17 @@
 """Feature, label and output keys: the one place every component takes them from."""
 
-# Batch contract.
-AUDIO = "audio"
-VISUAL = "visual"
-MASK = "mask"
-AUDIO_PRESENT = "audio_present"
-VISUAL_PRESENT = "visual_present"
+from cold_keras.names import (  # plain Python: no TensorFlow at argument parsing
+    AUDIO,
+    AUDIO_PRESENT,
+    DIMENSIONS,
+    MASK,
+    MODEL_NAMES,  # noqa: F401 (the --model choices: features.MODEL_NAMES)
+    NUM_CLASSES,  # noqa: F401 (features.NUM_CLASSES)
+    VISUAL,
+    VISUAL_PRESENT,
+)
+
+# Batch contract (the model-side names are `cold_keras.names`').
 MODALITIES = (AUDIO, VISUAL)
 FEATURE_KEYS = (AUDIO, VISUAL, MASK)
 # Per-frame presence flags (1 = the modality's features are real); every batch carries them,
@@ -14,9 +20,8 @@ PRESENT_KEYS = {AUDIO: AUDIO_PRESENT, VISUAL: VISUAL_PRESENT}
 INPUT_KEYS = FEATURE_KEYS + (AUDIO_PRESENT, VISUAL_PRESENT)
 
 # Targets.
-VALENCE = "valence"
-AROUSAL = "arousal"
-LABEL_KEYS = (VALENCE, AROUSAL)
+VALENCE, AROUSAL = DIMENSIONS
+LABEL_KEYS = DIMENSIONS
 
 # Partitions, lower case whatever the corpus calls them.
 TRAIN = "train"
@@ -26,16 +31,5 @@ PARTITIONS = (TRAIN, DEVEL, TEST)
 
 # Three-way classification bins (paper section 5.1): < -0.05, [-0.05, 0.05], > 0.05.
 CLASS_THRESHOLD = 0.05
-NUM_CLASSES = 3
 CLASS_NAMES = ("negative", "neutral", "positive")
 
-# Model names (the --model flag).
-MODEL_NAMES = (
-    "audio",
-    "visual",
-    "feature_fusion",
-    "prediction_fusion",
-    "context_fusion",
-    "cold_fusion",
-    "transformer",
-)

@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from cold_keras.names import TASKS
 from pipelines import augment as augment_lib
 from pipelines import example_gen as eg
 from pipelines import features
 from pipelines.errors import ConfigError, DataError
 
-TASKS = ("regression", "classification")
 OVERSAMPLE_MODES = ("joint", features.VALENCE, features.AROUSAL)
 
 

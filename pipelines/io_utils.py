@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import tempfile
 from pathlib import Path
@@ -99,11 +100,20 @@ def read_current_json(path, data_key: str, format_version: int):
 
 
 def finite_or_none(node):
-    """`node` with every non-finite float (NaN, inf) replaced by None, for strict JSON."""
+    """`node` ready for strict JSON: every non-finite float (NaN, inf) becomes None (JSON has no NaN),
+    NumPy scalars become Python numbers and tuples lists, at any depth.
+
+    >>> finite_or_none({"ccc": float("nan"), "n": (1, 2.5)})
+    {'ccc': None, 'n': [1, 2.5]}
+    """
     if isinstance(node, dict):
         return {key: finite_or_none(value) for key, value in node.items()}
-    if isinstance(node, list):
+    if isinstance(node, (list, tuple)):
         return [finite_or_none(value) for value in node]
-    if isinstance(node, float) and not math.isfinite(node):
-        return None
+    if isinstance(node, bool):
+        return node
+    if isinstance(node, numbers.Integral):
+        return int(node)
+    if isinstance(node, numbers.Real):
+        return float(node) if math.isfinite(node) else None
     return node

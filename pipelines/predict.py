@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines import cli, features
+from pipelines import config as config_lib
 from pipelines import label_delay as delay_lib
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
@@ -281,9 +282,7 @@ def _check_output_dir(out_dir: Path, settings: dict, overwrite: bool) -> None:
         path.unlink()
         return
     if old.get("settings") != settings:
-        from pipelines.train import _first_difference
-
-        changed = _first_difference(old.get("settings") or {}, settings) or "an older format"
+        changed = config_lib.first_difference(old.get("settings") or {}, settings) or "an older format"
         raise ConfigError(f"holds predictions made with other settings ({changed}); pass another --output-dir, "
                           "or --overwrite to replace them", out_dir)
 

@@ -179,10 +179,10 @@ def _check_run_dir(run_dir: Path, config: dict, overwrite: bool) -> bool:
         return False
     saved = read_json(saved_path)
     saved.pop("runtime", None)
-    if saved != _comparable(config) and _continue_for_more_epochs(run_dir, saved, config):
+    if saved != config_lib.comparable_settings(config) and _continue_for_more_epochs(run_dir, saved, config):
         return False
-    if saved != _comparable(config):
-        changed = _first_difference(saved, _comparable(config))
+    if saved != config_lib.comparable_settings(config):
+        changed = config_lib.first_difference(saved, config_lib.comparable_settings(config))
         raise ConfigError(
             f"holds a run with different settings ({changed}); pass another --output-dir, or --overwrite "
             "to start this one afresh", run_dir)
@@ -193,7 +193,7 @@ def _continue_for_more_epochs(run_dir: Path, saved: dict, config: dict) -> bool:
     """True when `config` only asks for more epochs than the run in `run_dir` (finished or not):
     the run then continues from its last backup for the extra epochs, and its metrics.json, which
     describes the shorter run, is removed. Raises ConfigError when a finished run has no backup."""
-    extension = epochs_extension(saved, _comparable(config))
+    extension = epochs_extension(saved, config_lib.comparable_settings(config))
     if extension is None:
         return False
     old, new = extension
@@ -205,22 +205,6 @@ def _continue_for_more_epochs(run_dir: Path, saved: dict, config: dict) -> bool:
         (run_dir / "metrics.json").unlink()
     print(f"continuing the {old}-epoch run in {run_dir} to {new} epochs (--epochs {new})")
     return True
-
-
-def _comparable(config):
-    return json.loads(json.dumps({k: v for k, v in config.items() if k != "runtime"}))
-
-
-def _first_difference(old, new, prefix=""):
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found = _first_difference(a, b, f"{prefix}{key}.")
-            if found:
-                return found
-        elif a != b:
-            return f"{prefix}{key}: {a!r} -> {b!r}"
-    return ""
 
 
 def _best_so_far(history_path: Path, monitor: str):
@@ -413,7 +397,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
     run_dir.mkdir(parents=True, exist_ok=True)
     chief = is_chief()
-    config_out = {**_comparable(config),
+    config_out = {**config_lib.comparable_settings(config),
                   "runtime": {"artifact_dir": str(artifact_dir), "policy": policy,
                               "replicas": strategy.num_replicas_in_sync,
                               "corpus_fingerprint": prepare.corpus_fingerprint(artifact_dir)}}

@@ -257,7 +257,7 @@ def _check_output_dir(output_dir: Path, settings: dict, overwrite: bool) -> None
     old = read_json(saved)
     old.pop("runtime", None)
     if old != settings:
-        changed = train._first_difference(old, settings)
+        changed = config_lib.first_difference(old, settings)
         raise ConfigError(f"holds a search with different settings ({changed}); pass another --output-dir, or "
                           "--overwrite to start this one afresh", output_dir)
 
@@ -289,7 +289,7 @@ def run(config: dict, output_dir, *, tuner="random", max_trials=10, tune_learnin
                           "trials over processes with the KERASTUNER_* variables instead (see the module help)")
     output_dir = Path(output_dir)
     worker = _is_worker()
-    settings = {**train._comparable(config),
+    settings = {**config_lib.comparable_settings(config),
                 "tuning": {"tuner": tuner, "tune_learning_rate": bool(tune_learning_rate),
                            "project_name": project_name, "searched": list(names)}}
     if LABEL_DELAY in names:

@@ -6,8 +6,7 @@ from keras import ops
 from cold_keras import losses as cold_losses
 from cold_keras.layers.reliability import reliability_supervision_loss
 from cold_keras.layers.emotion_loss import DIMENSIONS, EmotionLoss, output_name
-
-CONVENTIONS = ("informativeness", "uncertainty")
+from cold_keras.names import WEIGHT_CONVENTIONS
 
 
 @keras.saving.register_keras_serializable(package="cold_keras")
@@ -100,9 +99,9 @@ class ColdLoss(EmotionLoss):
         for key, value in lambdas.items():
             if not float(value) >= 0.0:
                 raise ValueError(f"{key} must be a non-negative number, got {value!r}.")
-        if weight_convention not in CONVENTIONS:
+        if weight_convention not in WEIGHT_CONVENTIONS:
             raise ValueError(
-                f"weight_convention must be one of {CONVENTIONS}, got {weight_convention!r}."
+                f"weight_convention must be one of {WEIGHT_CONVENTIONS}, got {weight_convention!r}."
             )
         if not float(temperature) > 0.0:
             raise ValueError(f"temperature must be positive, got {temperature!r}.")

@@ -4,8 +4,7 @@ import keras
 from keras import ops
 
 from cold_keras.layers.variance_norm_fusion import present_weights
-
-TASKS = ("regression", "classification")
+from cold_keras.names import TASKS
 
 
 def _safe_log(weight):

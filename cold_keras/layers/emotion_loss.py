@@ -5,9 +5,8 @@ from keras import ops
 
 from cold_keras import losses as cold_losses
 from cold_keras import metrics as cold_metrics
+from cold_keras.names import DIMENSIONS, TASKS
 
-TASKS = ("regression", "classification")
-DIMENSIONS = ("valence", "arousal")
 # Prefix of each prediction branch in output and metric names; "" is the fused (or only) output.
 BRANCHES = ("", "audio", "visual")
 

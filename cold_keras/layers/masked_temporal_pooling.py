@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-TASKS = ("regression", "classification")
+from cold_keras.names import TASKS
 
 
 @keras.saving.register_keras_serializable(package="cold_keras")

@@ -59,10 +59,12 @@ class ProjectedGRU(keras.layers.GRU):
     The hoisted path is taken when the GRU uses Keras' default gates (`activation="tanh"`,
     `recurrent_activation="sigmoid"`, `reset_after=True`), no input or recurrent dropout and no
     GPU is visible; otherwise (e.g. on a GPU, where cuDNN does the same and more) the call falls
-    back to `keras.layers.GRU` unchanged. With a right-padded mask (padding at the end of each
-    sequence) the loop runs unmasked on each sequence within its own length, as cuDNN does; the
-    outputs of the real frames are those of the masked loop and padded frames get zeros. The final
-    state is then not used by any caller in this package (`return_sequences=True`).
+    back to `keras.layers.GRU` unchanged. With a mask (and `return_sequences=True`) the loop runs
+    unmasked: the real frames of each sequence are moved to the front in their order (nothing moves
+    for a right-padded mask), each sequence runs within its own length, as cuDNN does, and the
+    outputs go back to their frames; the outputs of the real frames are those of Keras' masked loop
+    and masked frames get zeros, for any mask layout. The final state is then not used by any
+    caller in this package.
 
     Args: as `keras.layers.GRU`.
 
@@ -127,26 +129,26 @@ class ProjectedGRU(keras.layers.GRU):
 
         import tensorflow as tf
 
-        # A right-padded mask (the input pipeline's) needs no masking inside the loop: the forward
-        # direction reaches the padding only after the last real frame, and the backward direction
-        # runs on each sequence reversed within its own length (as cuDNN does), so the padding
-        # again comes last. Real frames get exactly the masked loop's outputs, padded frames zeros.
-        # Any other mask takes Keras' masked loop.
+        # The masked loop skips the masked frames: the state carries over them and they output
+        # zeros, so each sequence's real frames see the GRU run over those frames alone, in order.
+        # The same without masking inside the loop: the real frames are moved to the front in their
+        # order (a stable sort; nothing moves for a right-padded mask, the input pipeline's), the
+        # loop runs unmasked, the backward direction on each sequence reversed within its own length
+        # (as cuDNN does), so the padding comes last in both directions; the outputs go back to
+        # their frames and the masked frames get zeros. One graph for every mask layout (no branch
+        # on the layout, whose gradient graph would double the tracing time).
         mask = ops.cast(mask, "bool")
         lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
-        right_padded = ops.all(ops.equal(mask, tf.sequence_mask(lengths, ops.shape(mask)[1])))
-
-        def by_lengths():
-            values = projected
-            if self.go_backwards:
-                values = tf.reverse_sequence(values, lengths, seq_axis=1, batch_axis=0)
-            last, outputs, states = loop(values, None, False)
-            if self.go_backwards:
-                outputs = tf.reverse_sequence(outputs, lengths, seq_axis=1, batch_axis=0)
-            outputs = outputs * ops.cast(mask[..., None], outputs.dtype)
-            if self.go_backwards:
-                # Keras' backward layers return their outputs in reversed time order.
-                outputs = ops.flip(outputs, axis=1)
-            return last, outputs, states
-
-        return tf.cond(right_padded, by_lengths, lambda: loop(projected, mask, self.go_backwards))
+        order = tf.argsort(ops.cast(ops.logical_not(mask), "int32"), axis=1, stable=True)
+        values = tf.gather(projected, order, batch_dims=1)
+        if self.go_backwards:
+            values = tf.reverse_sequence(values, lengths, seq_axis=1, batch_axis=0)
+        last, outputs, states = loop(values, None, False)
+        if self.go_backwards:
+            outputs = tf.reverse_sequence(outputs, lengths, seq_axis=1, batch_axis=0)
+        outputs = tf.gather(outputs, tf.argsort(order, axis=1, stable=True), batch_dims=1)
+        outputs = outputs * ops.cast(mask[..., None], outputs.dtype)
+        if self.go_backwards:
+            # Keras' backward layers return their outputs in reversed time order.
+            outputs = ops.flip(outputs, axis=1)
+        return last, outputs, states

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-CONVENTIONS = ("informativeness", "uncertainty")
+from cold_keras.names import WEIGHT_CONVENTIONS
 
 
 def present_weights(audio_weight, visual_weight, audio_present, visual_present):
@@ -57,8 +57,8 @@ class VarianceNormFusion(keras.layers.Layer):
     def __init__(self, convention="informativeness", **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        if convention not in CONVENTIONS:
-            raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}.")
+        if convention not in WEIGHT_CONVENTIONS:
+            raise ValueError(f"convention must be one of {WEIGHT_CONVENTIONS}, got {convention!r}.")
         self.convention = convention
 
     def call(self, inputs, presence=None):

@@ -29,29 +29,21 @@ from cold_keras.layers.temporal_block import TemporalBlock
 from cold_keras.layers.variance_norm_fusion import VarianceNormFusion
 from cold_keras.models.emotion_model import EmotionModel
 
-AUDIO = "audio"
-VISUAL = "visual"
-MASK = "mask"
-AUDIO_PRESENT = "audio_present"
-VISUAL_PRESENT = "visual_present"
+from cold_keras.names import (
+    AUDIO,
+    AUDIO_PRESENT,
+    MASK,
+    MODEL_NAMES,
+    MODELS_WITH_UNIMODAL_BRANCHES,  # noqa: F401 (re-exported by cold_keras.models)
+    NUM_CLASSES,
+    TASKS,
+    VISUAL,
+    VISUAL_PRESENT,
+)
+
 FEATURE_KEYS = (AUDIO, VISUAL, MASK)
 # Optional inputs: per-frame presence flags (None or left out of `inference_model`'s call = present).
 PRESENCE_KEYS = (AUDIO_PRESENT, VISUAL_PRESENT)
-TASKS = ("regression", "classification")
-NUM_CLASSES = 3
-
-MODEL_NAMES = (
-    "audio",
-    "visual",
-    "feature_fusion",
-    "prediction_fusion",
-    "context_fusion",
-    "cold_fusion",
-    "transformer",
-)
-# Models that also predict from each modality alone (outputs "audio_valence", ..., metrics "audio_*").
-MODELS_WITH_UNIMODAL_BRANCHES = ("prediction_fusion", "context_fusion", "cold_fusion")
-
 # Training-only inputs of COLD fusion with `lambda_reliability` > 0: the frames a training-time
 # corruption damaged, targets of the supervised reliability loss (never inputs of `inference_model`).
 CORRUPTION_TARGET_KEYS = {AUDIO: "audio_corruption_target", VISUAL: "visual_corruption_target"}
