@@ -40,21 +40,31 @@ def make_corpus(num_recordings, frames, audio_dim, visual_dim, hop, seed=0):
                 walk = np.cumsum(rng.normal(size=(frames, 2)) * 0.02, axis=0)
                 labels = np.tanh(walk).astype(np.float32)
                 yield Recording(
-                    name=f"{partition.capitalize()}_{index:03d}", partition=partition, hop=hop,
+                    name=f"{partition.capitalize()}_{index:03d}",
+                    partition=partition,
+                    hop=hop,
                     audio=rng.standard_normal((frames, audio_dim), np.float32),
                     visual=rng.standard_normal((frames, visual_dim), np.float32),
-                    valence=labels[:, 0] if labelled else None, arousal=labels[:, 1] if labelled else None,
-                    timestamps=(np.arange(frames) * hop).astype(np.float32))
+                    valence=labels[:, 0] if labelled else None,
+                    arousal=labels[:, 1] if labelled else None,
+                    timestamps=(np.arange(frames) * hop).astype(np.float32),
+                )
 
-    return Corpus(dataset="synthetic", root="<in memory>", hop=hop,
-                  audio_feature_names=[f"a{i}" for i in range(audio_dim)],
-                  visual_feature_names=[f"v{i}" for i in range(visual_dim)],
-                  recordings=recordings, fingerprint=f"bench-{num_recordings}-{frames}-{audio_dim}-{visual_dim}-{seed}"), counts
+    return Corpus(
+        dataset="synthetic",
+        root="<in memory>",
+        hop=hop,
+        audio_feature_names=[f"a{i}" for i in range(audio_dim)],
+        visual_feature_names=[f"v{i}" for i in range(visual_dim)],
+        recordings=recordings,
+        fingerprint=f"bench-{num_recordings}-{frames}-{audio_dim}-{visual_dim}-{seed}",
+    ), counts
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.input_pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.input_pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--recordings", type=int, default=200)
     parser.add_argument("--frames", type=int, default=1768, help="frames per recording")
     parser.add_argument("--audio-dim", type=int, default=128)
@@ -75,17 +85,21 @@ def main(argv=None):
     out = Path(args.output_dir) if args.output_dir else Path(tempfile.mkdtemp(prefix="bench_input_"))
     try:
         corpus, counts = make_corpus(args.recordings, args.frames, args.audio_dim, args.visual_dim, args.hop)
-        print(f"corpus: {sum(counts.values())} recordings x {args.frames} frames ({counts}), "
-              f"audio {args.audio_dim}-d, visual {args.visual_dim}-d; TensorFlow {tf.__version__}, "
-              f"{tf.config.threading.get_inter_op_parallelism_threads() or 'default'} inter-op threads")
+        print(
+            f"corpus: {sum(counts.values())} recordings x {args.frames} frames ({counts}), "
+            f"audio {args.audio_dim}-d, visual {args.visual_dim}-d; TensorFlow {tf.__version__}, "
+            f"{tf.config.threading.get_inter_op_parallelism_threads() or 'default'} inter-op threads"
+        )
         started = time.perf_counter()
         manifest = example_gen.run(corpus, out, progress=False)
         seconds = time.perf_counter() - started
         frames = sum(p["num_frames"] for p in manifest["partitions"].values())
         size = sum(s["bytes"] for p in manifest["partitions"].values() for s in p["shards"])
         shards = sum(len(p["shards"]) for p in manifest["partitions"].values())
-        print(f"ExampleGen: {seconds:.1f} s ({frames / seconds:,.0f} frames/s, "
-              f"{sum(counts.values()) / seconds:.1f} recordings/s), {size / 2**20:,.0f} MiB in {shards} shards")
+        print(
+            f"ExampleGen: {seconds:.1f} s ({frames / seconds:,.0f} frames/s, "
+            f"{sum(counts.values()) / seconds:.1f} recordings/s), {size / 2**20:,.0f} MiB in {shards} shards"
+        )
         started = time.perf_counter()
         example_gen.run(corpus, out, progress=False)
         print(f"ExampleGen re-run (checksums verified, shards reused): {time.perf_counter() - started:.1f} s")
@@ -94,11 +108,26 @@ def main(argv=None):
         transform.run(out)
         print(f"Transform (one pass over train): {time.perf_counter() - started:.1f} s")
 
-        augment = None if args.no_augment else {"noise_std": 0.1, "time_mask_frames": 30,
-                                                "modality_dropout_prob": 0.3, "modality_dropout_frames": 100}
+        augment = (
+            None
+            if args.no_augment
+            else {
+                "noise_std": 0.1,
+                "time_mask_frames": 30,
+                "modality_dropout_prob": 0.3,
+                "modality_dropout_frames": 100,
+            }
+        )
         window_seconds = args.window_frames * args.hop
-        dataset = input_pipeline.make_dataset(out, "train", training=True, batch_size=args.batch_size,
-                                              window_seconds=window_seconds, augment=augment, seed=0).repeat()
+        dataset = input_pipeline.make_dataset(
+            out,
+            "train",
+            training=True,
+            batch_size=args.batch_size,
+            window_seconds=window_seconds,
+            augment=augment,
+            seed=0,
+        ).repeat()
         iterator = iter(dataset)
         started = time.perf_counter()
         for _ in range(args.warmup):
@@ -110,10 +139,12 @@ def main(argv=None):
             inputs, _ = next(iterator)
             real += float(tf.reduce_sum(inputs["mask"]))
         seconds = time.perf_counter() - started
-        print(f"training pipeline ({'augmented' if augment else 'no augmentation'}, batch {args.batch_size}, "
-              f"{args.window_frames}-frame windows, hop {args.window_frames // 2}): warm-up {args.warmup} batches "
-              f"{warmup:.2f} s; {args.batches} batches in {seconds:.2f} s = {args.batches / seconds:,.1f} batches/s, "
-              f"{real / seconds:,.0f} frames/s")
+        print(
+            f"training pipeline ({'augmented' if augment else 'no augmentation'}, batch {args.batch_size}, "
+            f"{args.window_frames}-frame windows, hop {args.window_frames // 2}): warm-up {args.warmup} batches "
+            f"{warmup:.2f} s; {args.batches} batches in {seconds:.2f} s = {args.batches / seconds:,.1f} batches/s, "
+            f"{real / seconds:,.0f} frames/s"
+        )
     finally:
         if not args.output_dir:
             shutil.rmtree(out, ignore_errors=True)

@@ -18,8 +18,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-CORPUS = {"seed": 0, "num_train": 8, "num_devel": 3, "num_test": 0, "duration_seconds": 60.0,
-          "audio_dim": 12, "visual_dim": 16, "corruption_fraction": 0.0, "smoothness_seconds": 1.0}
+CORPUS = {
+    "seed": 0,
+    "num_train": 8,
+    "num_devel": 3,
+    "num_test": 0,
+    "duration_seconds": 60.0,
+    "audio_dim": 12,
+    "visual_dim": 16,
+    "corruption_fraction": 0.0,
+    "smoothness_seconds": 1.0,
+}
 
 
 def probe_r2(corpus_dir, max_shift: int):
@@ -63,12 +72,19 @@ def main():
     out = Path(args.out) / f"label_delay_{args.true_delay:g}"
     os.environ["COLD_KERAS_CACHE"] = str(out / "cache")
     config = config_lib.load_file(config_lib.default_config_path("synthetic"))
-    config = config_lib.deep_update(config, {
-        "synthetic": {**CORPUS, "label_delay_seconds": args.true_delay},
-        "model": {"name": "cold_fusion", "gru_units": 16, "gru_layers": 1, "latent_dim": 8},
-        "training": {"epochs": args.epochs, "window_seconds": 10.0, "window_hop_seconds": 5.0,
-                     "mixed_precision": "off"},
-    })
+    config = config_lib.deep_update(
+        config,
+        {
+            "synthetic": {**CORPUS, "label_delay_seconds": args.true_delay},
+            "model": {"name": "cold_fusion", "gru_units": 16, "gru_layers": 1, "latent_dim": 8},
+            "training": {
+                "epochs": args.epochs,
+                "window_seconds": 10.0,
+                "window_hop_seconds": 5.0,
+                "mixed_precision": "off",
+            },
+        },
+    )
     config["dataset"] = "synthetic"
     config = config_lib.validate(config)
 
@@ -82,12 +98,21 @@ def main():
             print(f"  shift {k * hop:4.1f} s  R^2 {score:.4f}{'  <- best' if k == best_shift else ''}")
 
     choices = tune.parse_delay_choices(args.choices)
-    result = tune.run(config, out / "search", tuner="random", max_trials=len(choices), search=("label_delay",),
-                      label_delay_choices=args.choices, progress=False)
+    result = tune.run(
+        config,
+        out / "search",
+        tuner="random",
+        max_trials=len(choices),
+        search=("label_delay",),
+        label_delay_choices=args.choices,
+        progress=False,
+    )
     found = result["best"]["hyperparameters"][tune.LABEL_DELAY]
-    print(f"\ntrue delay {args.true_delay:g} s; NumPy probe peaks at {best_shift * hop:g} s; "
-          f"the search picked {found:g} s (val_ccc_mean {result['best']['score']:.4f})"
-          f" -> {'recovered' if abs(found - args.true_delay) < 1e-9 else 'NOT recovered'}")
+    print(
+        f"\ntrue delay {args.true_delay:g} s; NumPy probe peaks at {best_shift * hop:g} s; "
+        f"the search picked {found:g} s (val_ccc_mean {result['best']['score']:.4f})"
+        f" -> {'recovered' if abs(found - args.true_delay) < 1e-9 else 'NOT recovered'}"
+    )
 
 
 if __name__ == "__main__":

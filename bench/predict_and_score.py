@@ -50,8 +50,9 @@ def main():
     out = Path(args.out)
     common = ["--data-dir", args.data_dir, "--partition", args.partition, "--quiet"]
     predict.run(predict.parse_args(["--run-dir", args.run_dir, "--output-dir", str(out / "run"), *common]))
-    predict.run(predict.parse_args(["--saved-model", args.saved_model, "--output-dir", str(out / "saved_model"),
-                                    *common]))
+    predict.run(
+        predict.parse_args(["--saved-model", args.saved_model, "--output-dir", str(out / "saved_model"), *common])
+    )
     files = sorted(p.relative_to(out / "run") for p in (out / "run").rglob("*.csv"))
     worst = {"predictions": 0.0, "extra": 0.0}
     for name in files:
@@ -59,8 +60,10 @@ def main():
         assert a.shape == b.shape, name
         key = "extra" if name.parts[0] == "extra" else "predictions"
         worst[key] = max(worst[key], float(np.abs(a - b).max()))
-    print(f"{len(files)} files from each source; max |run - SavedModel|: predictions {worst['predictions']:.2e}, "
-          f"extra outputs {worst['extra']:.2e}")
+    print(
+        f"{len(files)} files from each source; max |run - SavedModel|: predictions {worst['predictions']:.2e}, "
+        f"extra outputs {worst['extra']:.2e}"
+    )
 
     rng = np.random.default_rng(0)
     diffs, with_nan = [], 0

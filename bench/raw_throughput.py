@@ -42,11 +42,17 @@ def measure(args) -> dict:
     face_shape, patch_shape = (args.face_size, args.face_size, 3), (args.patch_frames, args.mel_bins)
     batch = random_raw_batch(args.batch_size, args.frames, face_shape, patch_shape)
     model = build_raw_model(
-        args.model, face_shape=face_shape, patch_shape=patch_shape,
+        args.model,
+        face_shape=face_shape,
+        patch_shape=patch_shape,
         visual_backbone={"filters": _ints(args.face_filters), "batch_norm": True, "dense_units": args.dense_units},
         audio_backbone={"filters": _ints(args.audio_filters), "dense_units": args.dense_units},
-        gru_units=32, gru_layers=1, latent_dim=16,
-        visual_norm=([120.0] * 3, [3000.0] * 3), audio_norm=([0.0] * args.mel_bins, [1.0] * args.mel_bins))
+        gru_units=32,
+        gru_layers=1,
+        latent_dim=16,
+        visual_norm=([120.0] * 3, [3000.0] * 3),
+        audio_norm=([0.0] * args.mel_bins, [1.0] * args.mel_bins),
+    )
     model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-4))
 
     fps = training_frames_per_second(model, batch, args.steps, args.repeats)

@@ -32,11 +32,16 @@ def trained_briefly(args):
 
     keras.utils.set_random_seed(0)
     batch = random_batch(4, args.frames, args.audio_dim, args.visual_dim)
-    model = build_model(args.model, audio_dim=args.audio_dim, visual_dim=args.visual_dim, gru_units=args.units,
-                        gru_layers=args.layers, latent_dim=args.latent_dim)
+    model = build_model(
+        args.model,
+        audio_dim=args.audio_dim,
+        visual_dim=args.visual_dim,
+        gru_units=args.units,
+        gru_layers=args.layers,
+        latent_dim=args.latent_dim,
+    )
     model.compile(optimizer=keras.optimizers.AdamW(5e-3, weight_decay=1e-4))
-    model.fit(tf.data.Dataset.from_tensors((batch,)).repeat(), epochs=1, steps_per_epoch=args.train_steps,
-              verbose=0)
+    model.fit(tf.data.Dataset.from_tensors((batch,)).repeat(), epochs=1, steps_per_epoch=args.train_steps, verbose=0)
     return inference_model(model)
 
 
@@ -83,8 +88,10 @@ def main(argv=None):
         source = f"{config['model']['name']} from {args.run_dir}"
     else:
         model = trained_briefly(args)
-        source = (f"{args.model}, {args.layers}x{args.units} GRU units, latent {args.latent_dim}, "
-                  f"trained {args.train_steps} steps on random data")
+        source = (
+            f"{args.model}, {args.layers}x{args.units} GRU units, latent {args.latent_dim}, "
+            f"trained {args.train_steps} steps on random data"
+        )
     dims = export.feature_dims(model)
     rng = np.random.default_rng(1)
     audio = rng.standard_normal((1, args.frames, dims["audio"])).astype("float32")
@@ -103,12 +110,16 @@ def main(argv=None):
             "SavedModel serving_default": time_calls(lambda: serving(**tensors), args.repeats, args.warmup),
             "Keras predict_on_batch": time_calls(
                 lambda: model.predict_on_batch({"audio": audio, "visual": visual, "mask": mask}),
-                args.repeats, args.warmup),
+                args.repeats,
+                args.warmup,
+            ),
         }
 
     print(f"model: {source}; inputs audio {dims['audio']}-d, visual {dims['visual']}-d")
-    print(f"one sequence of {args.frames} frames per call, {args.repeats} calls after {args.warmup} warm-up; "
-          f"max |SavedModel - Keras| = {worst:.1e}; TensorFlow {tf.__version__}, {os.cpu_count()} CPUs")
+    print(
+        f"one sequence of {args.frames} frames per call, {args.repeats} calls after {args.warmup} warm-up; "
+        f"max |SavedModel - Keras| = {worst:.1e}; TensorFlow {tf.__version__}, {os.cpu_count()} CPUs"
+    )
     print(f"{'path':<28} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     for name, seconds in rows.items():
         p50, p99, mean = percentiles(seconds)

@@ -72,8 +72,13 @@ def main():
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--config", help="YAML over configs/synthetic.yaml (e.g. a corpus variant)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. model.gru_units=256 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. model.gru_units=256 (repeatable)",
+    )
     parser.add_argument("--out", default="bench_runs/stability.jsonl")
     args = parser.parse_args()
 
@@ -104,8 +109,10 @@ def main():
             print(f"done: {name} seed {seed}", flush=True)
 
     print(f"\nsetting: {setting}")
-    print(f"{'model':<18} {'seed':>4}  training CCC per epoch{'':<10} {'grad norm per epoch':<28} "
-          f"{'pred std (last)':>15} {'saturated (last)':>16} rises")
+    print(
+        f"{'model':<18} {'seed':>4}  training CCC per epoch{'':<10} {'grad norm per epoch':<28} "
+        f"{'pred std (last)':>15} {'saturated (last)':>16} rises"
+    )
     all_rise = True
     for name in models:
         for seed in seeds:
@@ -114,9 +121,11 @@ def main():
             norms = [r["grad_norm"] for r in row["records"]]
             rises = bool(cccs[-1] > cccs[0] and row["collapse"] is None)
             all_rise &= rises
-            print(f"{name:<18} {seed:>4}  {' '.join(f'{c:6.3f}' for c in cccs):<32} "
-                  f"{' '.join(f'{n:8.2f}' for n in norms):<28} {row['records'][-1]['pred_std']:>15.3f} "
-                  f"{row['records'][-1]['saturated']:>16.3f} {'yes' if rises else 'NO'}")
+            print(
+                f"{name:<18} {seed:>4}  {' '.join(f'{c:6.3f}' for c in cccs):<32} "
+                f"{' '.join(f'{n:8.2f}' for n in norms):<28} {row['records'][-1]['pred_std']:>15.3f} "
+                f"{row['records'][-1]['saturated']:>16.3f} {'yes' if rises else 'NO'}"
+            )
     print(f"\nevery model and seed rises: {'yes' if all_rise else 'NO'}")
     mean_last = {name: float(np.mean([done[(name, s)]["records"][-1]["ccc_mean"] for s in seeds])) for name in models}
     print("mean training CCC at the last epoch: " + ", ".join(f"{k} {v:.3f}" for k, v in mean_last.items()))

@@ -39,8 +39,11 @@ B, T, DA, DV, UNITS, LATENT = 4, 300, 128, 512, 256, 128
 def _bare(gru_cls, masked):
     import keras
 
-    inputs = {"audio": keras.Input((None, DA), name="audio"), "visual": keras.Input((None, DV), name="visual"),
-              "mask": keras.Input((None,), name="mask")}
+    inputs = {
+        "audio": keras.Input((None, DA), name="audio"),
+        "visual": keras.Input((None, DV), name="visual"),
+        "mask": keras.Input((None,), name="mask"),
+    }
     mask = keras.ops.greater(inputs["mask"], 0.5) if masked else None
     outputs = []
     for name in ("audio", "visual"):
@@ -48,7 +51,8 @@ def _bare(gru_cls, masked):
         for i in range(2):
             h = keras.layers.Bidirectional(
                 gru_cls(UNITS, return_sequences=True),
-                backward_layer=gru_cls(UNITS, return_sequences=True, go_backwards=True))(h, mask=mask)
+                backward_layer=gru_cls(UNITS, return_sequences=True, go_backwards=True),
+            )(h, mask=mask)
             if i == 0:
                 h = keras.layers.Dropout(0.5)(h)
         outputs.append(keras.layers.Dense(2)(h))
@@ -95,11 +99,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="training steps per timed round (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per variant, alternating (default 3)")
-    parser.add_argument("--variants", default="keras_gru,projected_gru,projected_nomask,context_fusion,"
-                                              "cold_fusion,cold_fusion_bf16",
-                        help="comma-separated variants (default: all)")
-    parser.add_argument("--inference", action="store_true",
-                        help="also frames/s of a 1,768-frame recording: predict_on_batch and SavedModel")
+    parser.add_argument(
+        "--variants",
+        default="keras_gru,projected_gru,projected_nomask,context_fusion,cold_fusion,cold_fusion_bf16",
+        help="comma-separated variants (default: all)",
+    )
+    parser.add_argument(
+        "--inference",
+        action="store_true",
+        help="also frames/s of a 1,768-frame recording: predict_on_batch and SavedModel",
+    )
     parser.add_argument("--trace", metavar="DIR", help="write a TensorBoard profiler trace of COLD fusion steps")
     args = parser.parse_args()
 
@@ -128,7 +137,9 @@ def main():
         overhead = np.median(times["cold_fusion"]) / np.median(times["context_fusion"]) - 1
         print(f"COLD machinery over context fusion: {overhead * 100:+.1f}% time per frame (target <= +5%)")
     if "cold_fusion_bf16" in times and "cold_fusion" in times:
-        print(f"mixed_bfloat16 / float32 speed: {np.median(times['cold_fusion']) / np.median(times['cold_fusion_bf16']):.2f}x")
+        print(
+            f"mixed_bfloat16 / float32 speed: {np.median(times['cold_fusion']) / np.median(times['cold_fusion_bf16']):.2f}x"
+        )
 
     if args.trace:
         model, dataset = models.get("cold_fusion") or (build("cold_fusion")[0], _dataset(False))
@@ -150,9 +161,11 @@ def main():
         infer = inference_model(model)
         rng = np.random.default_rng(0)
         n = 1768
-        inputs = {"audio": rng.standard_normal((1, n, DA)).astype("float32"),
-                  "visual": rng.standard_normal((1, n, DV)).astype("float32"),
-                  "mask": np.ones((1, n), "float32")}
+        inputs = {
+            "audio": rng.standard_normal((1, n, DA)).astype("float32"),
+            "visual": rng.standard_normal((1, n, DV)).astype("float32"),
+            "mask": np.ones((1, n), "float32"),
+        }
         with tempfile.TemporaryDirectory() as tmp:
             export.save_saved_model(infer, Path(tmp) / "1")
             serve = tf.saved_model.load(str(Path(tmp) / "1")).signatures["serving_default"]
@@ -169,8 +182,10 @@ def main():
                 start = time.perf_counter()
                 serve(**feeds)
                 served_s.append(time.perf_counter() - start)
-        print(f"inference, one {n}-frame recording (cold_fusion, float32): predict_on_batch "
-              f"{n / np.median(keras_s):.0f} frames/s, SavedModel serving_default {n / np.median(served_s):.0f} frames/s")
+        print(
+            f"inference, one {n}-frame recording (cold_fusion, float32): predict_on_batch "
+            f"{n / np.median(keras_s):.0f} frames/s, SavedModel serving_default {n / np.median(served_s):.0f} frames/s"
+        )
 
 
 if __name__ == "__main__":

@@ -75,8 +75,10 @@ def main():
         wc = [r["w_v_corrupt"] for r in rows if "w_v_corrupt" in r]
         wk = [r["w_v_clean"] for r in rows if "w_v_clean" in r]
         weights = f"{np.mean(wc):>12.3f} {np.mean(wk):>10.3f}" if wc else f"{'-':>12} {'-':>10}"
-        print(f"{name:<18} {clean.mean():>8.3f} ± {clean.std():.3f} {corrupted.mean():>8.3f} ± {corrupted.std():.3f} "
-              f"{weights}")
+        print(
+            f"{name:<18} {clean.mean():>8.3f} ± {clean.std():.3f} {corrupted.mean():>8.3f} ± {corrupted.std():.3f} "
+            f"{weights}"
+        )
 
 
 if __name__ == "__main__":

@@ -41,9 +41,11 @@ def training_variants() -> dict:
     """name -> config overrides of configs/synthetic.yaml for the trained models."""
     from pipelines import config as config_lib
 
-    return {"cold_paper": {"model": {"name": "cold_fusion"}},
-            "cold_reliable": config_lib.load_file(RELIABLE_CONFIG),
-            "context_fusion": {"model": {"name": "context_fusion"}}}
+    return {
+        "cold_paper": {"model": {"name": "cold_fusion"}},
+        "cold_reliable": config_lib.load_file(RELIABLE_CONFIG),
+        "context_fusion": {"model": {"name": "context_fusion"}},
+    }
 
 
 def run_dir_for(out: Path, name: str, overrides: dict, seed: int, epochs) -> Path:
@@ -66,8 +68,7 @@ def training_plan(seeds, out: Path, epochs) -> list:
             if (name, run_seed) in done:
                 continue
             done.add((name, run_seed))
-            plan.append((name, variants[name], run_seed,
-                         run_dir_for(out, name, variants[name], run_seed, epochs)))
+            plan.append((name, variants[name], run_seed, run_dir_for(out, name, variants[name], run_seed, epochs)))
     return plan
 
 
@@ -79,13 +80,22 @@ def train_all(seeds, out: Path, epochs):
         train_synthetic(overrides, seed, epochs, run_dir)
 
 
-
-COLUMNS = (("ccc", "CCC"), ("nll", "NLL"), ("picp_90", "PICP@90"), ("width_90", "width@90"),
-           ("miscalibration_area", "miscal. area"), ("ause", "AUSE"), ("ause_random", "AUSE random"),
-           ("reject_ccc_50", "CCC 50% kept"))
-METHODS = {"cold_paper": ("COLD (paper)", "native"), "cold_reliable": ("COLD (cold_reliable.yaml)", "native"),
-           "context_fusion_mc_dropout": ("context fusion + MC dropout", "mc_dropout"),
-           "context_fusion_ensemble": ("context fusion, 5-member ensemble", "ensemble")}
+COLUMNS = (
+    ("ccc", "CCC"),
+    ("nll", "NLL"),
+    ("picp_90", "PICP@90"),
+    ("width_90", "width@90"),
+    ("miscalibration_area", "miscal. area"),
+    ("ause", "AUSE"),
+    ("ause_random", "AUSE random"),
+    ("reject_ccc_50", "CCC 50% kept"),
+)
+METHODS = {
+    "cold_paper": ("COLD (paper)", "native"),
+    "cold_reliable": ("COLD (cold_reliable.yaml)", "native"),
+    "context_fusion_mc_dropout": ("context fusion + MC dropout", "mc_dropout"),
+    "context_fusion_ensemble": ("context fusion, 5-member ensemble", "ensemble"),
+}
 
 
 def members_of(method: str, seed: int, out: Path, epochs, ensemble_size: int) -> list:
@@ -96,8 +106,9 @@ def members_of(method: str, seed: int, out: Path, epochs, ensemble_size: int) ->
     return [run_dir_for(out, "context_fusion", variants["context_fusion"], seed + k, epochs) for k in range(count)]
 
 
-def evaluate_method(method: str, run_dirs: list, store: Path, partition: str, fraction: float, mode: str,
-                    passes: int, figures_dir=None) -> dict:
+def evaluate_method(
+    method: str, run_dirs: list, store: Path, partition: str, fraction: float, mode: str, passes: int, figures_dir=None
+) -> dict:
     """{condition: {column: fused-output figure averaged over valence and arousal}}; the calibration
     is fitted on the validation partition and saved to `store`."""
     import keras
@@ -123,14 +134,20 @@ def evaluate_method(method: str, run_dirs: list, store: Path, partition: str, fr
         predict = lambda recordings: evaluation.predict_recordings(models[0], recordings)  # noqa: E731
     validation = config["training"]["validation_partition"]
     convention = config["model"].get("weight_convention", "informativeness")
-    calibration = unc.fit_calibration(predict(list(input_pipeline.iter_recordings(artifact_dir, validation))),
-                                      method=kind, convention=convention, fitted_on=validation,
-                                      passes=passes if kind == "mc_dropout" else None,
-                                      members=[str(r) for r in run_dirs] if kind == "ensemble" else None)
+    calibration = unc.fit_calibration(
+        predict(list(input_pipeline.iter_recordings(artifact_dir, validation))),
+        method=kind,
+        convention=convention,
+        fitted_on=validation,
+        passes=passes if kind == "mc_dropout" else None,
+        members=[str(r) for r in run_dirs] if kind == "ensemble" else None,
+    )
     calibration.save(store)
     recordings = list(input_pipeline.iter_recordings(artifact_dir, partition))
-    conditions = {"clean": recordings,
-                  "corrupt": corrupt.corrupt_recordings(recordings, "visual", fraction, mode=mode, seed=0)}
+    conditions = {
+        "clean": recordings,
+        "corrupt": corrupt.corrupt_recordings(recordings, "visual", fraction, mode=mode, seed=0),
+    }
     result = {}
     for condition, inputs in conditions.items():
         section = unc.uncertainty_metrics(unc.attach_std(predict(inputs), calibration), calibration)
@@ -149,8 +166,14 @@ def format_table(table: dict, partition: str, fraction: float, mode: str, ensemb
     import numpy as np
 
     lines = []
-    for condition, title in (("clean", "clean"), ("corrupt", f"{fraction:.0%} of the visual frames corrupted ({mode})")):
-        lines += ["", f"{partition} partition, {title}; fused output, mean of valence and arousal; mean ± std over seeds"]
+    for condition, title in (
+        ("clean", "clean"),
+        ("corrupt", f"{fraction:.0%} of the visual frames corrupted ({mode})"),
+    ):
+        lines += [
+            "",
+            f"{partition} partition, {title}; fused output, mean of valence and arousal; mean ± std over seeds",
+        ]
         header = f"{'method':<36}{'seeds':>6}" + "".join(f"{t:>16}" for _, t in COLUMNS)
         lines += [header, "-" * len(header)]
         for method, rows in table.items():
@@ -174,8 +197,11 @@ def main():
     parser.add_argument("--mc-passes", type=int, default=20, help="stochastic passes of MC dropout")
     parser.add_argument("--ensemble-size", type=int, default=ENSEMBLE_SIZE, help="members of the ensemble")
     parser.add_argument("--train-only", action="store_true", help="train (or resume) the runs and stop")
-    parser.add_argument("--skip-missing", action="store_true",
-                        help="score only the (method, seed) pairs whose runs have finished, train nothing")
+    parser.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="score only the (method, seed) pairs whose runs have finished, train nothing",
+    )
     parser.add_argument("--figures", help="write the first seed's curves of every method and condition to this folder")
     parser.add_argument("--out", default="bench_runs/uncertainty_quality")
     parser.add_argument("--json", help="also write the per-seed figures to this JSON file")
@@ -206,17 +232,29 @@ def main():
                 store = out / f"ensemble{args.ensemble_size}_seed{seed}"
             store.mkdir(parents=True, exist_ok=True)
             figures_dir = args.figures if args.figures and seed == seeds[0] else None
-            cache = store / (f"bench_{method}_{args.partition}_{args.corrupt_mode}{args.fraction:g}"
-                             f"_passes{args.mc_passes}.json")
+            cache = store / (
+                f"bench_{method}_{args.partition}_{args.corrupt_mode}{args.fraction:g}_passes{args.mc_passes}.json"
+            )
             if cache.is_file() and not figures_dir:
                 row = json.loads(cache.read_text())
             else:
-                row = evaluate_method(method, run_dirs, store, args.partition, args.fraction, args.corrupt_mode,
-                                      args.mc_passes, figures_dir)
+                row = evaluate_method(
+                    method,
+                    run_dirs,
+                    store,
+                    args.partition,
+                    args.fraction,
+                    args.corrupt_mode,
+                    args.mc_passes,
+                    figures_dir,
+                )
                 cache.write_text(json.dumps(row, indent=2))
             rows.append({"seed": seed, **row})
-            print(f"{method} seed {seed}: " + "; ".join(
-                f"{c} " + ", ".join(f"{k} {v:.3f}" for k, v in row[c].items()) for c in row), flush=True)
+            print(
+                f"{method} seed {seed}: "
+                + "; ".join(f"{c} " + ", ".join(f"{k} {v:.3f}" for k, v in row[c].items()) for c in row),
+                flush=True,
+            )
         if rows:
             table[method] = rows
     print(format_table(table, args.partition, args.fraction, args.corrupt_mode, args.ensemble_size))

@@ -54,39 +54,56 @@ def variants() -> dict:
     """name -> config overrides. Non-COLD baselines first, then COLD from the paper outwards."""
     from pipelines import config as config_lib
 
-    out = {name: {"model": {"name": name}}
-           for name in ("audio", "feature_fusion", "prediction_fusion", "context_fusion")}
+    out = {
+        name: {"model": {"name": name}} for name in ("audio", "feature_fusion", "prediction_fusion", "context_fusion")
+    }
     out["cold_paper"] = _cold()
     out["cold_uncertainty"] = _cold(weight_convention="uncertainty")
-    out["cold_uncertainty_std"] = _cold(weight_convention="uncertainty", calibration_standardize=True,
-                                        lambda_co_visual=1.0, lambda_co_audio=1.0, lambda_co_cross=1.0)
+    out["cold_uncertainty_std"] = _cold(
+        weight_convention="uncertainty",
+        calibration_standardize=True,
+        lambda_co_visual=1.0,
+        lambda_co_audio=1.0,
+        lambda_co_cross=1.0,
+    )
     out["cold_weight_term"] = _cold(lambda_weight=1.0)
-    uncertainty_std = dict(weight_convention="uncertainty", calibration_standardize=True,
-                           lambda_co_visual=1.0, lambda_co_audio=1.0, lambda_co_cross=1.0)
+    uncertainty_std = dict(
+        weight_convention="uncertainty",
+        calibration_standardize=True,
+        lambda_co_visual=1.0,
+        lambda_co_audio=1.0,
+        lambda_co_cross=1.0,
+    )
     out["cold_uncertainty_std_augment"] = config_lib.deep_update(_cold(**uncertainty_std), _corrupt_augment())
     out["cold_uncertainty_std_weight_term10_augment"] = config_lib.deep_update(
-        _cold(**uncertainty_std, lambda_weight=10.0), _corrupt_augment())
+        _cold(**uncertainty_std, lambda_weight=10.0), _corrupt_augment()
+    )
     out["cold_paper_augment"] = config_lib.deep_update(_cold(), _corrupt_augment())
     out["cold_weight_term_augment"] = config_lib.deep_update(_cold(lambda_weight=1.0), _corrupt_augment())
     out["cold_weight_term10_augment"] = config_lib.deep_update(_cold(lambda_weight=10.0), _corrupt_augment())
     out["cold_uncertainty_weight_term_augment"] = config_lib.deep_update(
-        _cold(weight_convention="uncertainty", lambda_weight=1.0), _corrupt_augment())
+        _cold(weight_convention="uncertainty", lambda_weight=1.0), _corrupt_augment()
+    )
     out["cold_uncertainty_weight_term10_augment"] = config_lib.deep_update(
-        _cold(weight_convention="uncertainty", lambda_weight=10.0), _corrupt_augment())
+        _cold(weight_convention="uncertainty", lambda_weight=10.0), _corrupt_augment()
+    )
     out["cold_weight_term30_augment"] = config_lib.deep_update(_cold(lambda_weight=30.0), _corrupt_augment())
     out["cold_weight_term10_augment_dropout"] = config_lib.deep_update(
-        _cold(lambda_weight=10.0), {"training": {"augment": {"corrupt_prob": 0.5, "modality_dropout_prob": 0.25}}})
+        _cold(lambda_weight=10.0), {"training": {"augment": {"corrupt_prob": 0.5, "modality_dropout_prob": 0.25}}}
+    )
     out["cold_weight_term10_augment_p1"] = config_lib.deep_update(
-        _cold(lambda_weight=10.0), {"training": {"augment": {"corrupt_prob": 1.0}}})
-    out["prediction_fusion_augment"] = config_lib.deep_update({"model": {"name": "prediction_fusion"}},
-                                                              _corrupt_augment())
-    out["context_fusion_augment"] = config_lib.deep_update({"model": {"name": "context_fusion"}},
-                                                           _corrupt_augment())
+        _cold(lambda_weight=10.0), {"training": {"augment": {"corrupt_prob": 1.0}}}
+    )
+    out["prediction_fusion_augment"] = config_lib.deep_update(
+        {"model": {"name": "prediction_fusion"}}, _corrupt_augment()
+    )
+    out["context_fusion_augment"] = config_lib.deep_update({"model": {"name": "context_fusion"}}, _corrupt_augment())
     # The setting the README's table calls cold_reliable (lambda_weight 10 + corruption augmentation);
     # configs/cold_reliable.yaml now holds the setting chosen on the realistic corpus (`cold_recommended`).
     out["cold_reliable"] = config_lib.deep_update(_cold(lambda_weight=10.0), _corrupt_augment())
     out["cold_reliable_dropout"] = config_lib.deep_update(
-        out["cold_reliable"], {"training": {"augment": {"modality_dropout_prob": 0.25}}})
+        out["cold_reliable"], {"training": {"augment": {"modality_dropout_prob": 0.25}}}
+    )
     if RELIABLE_CONFIG.is_file():
         out["cold_recommended"] = config_lib.load_file(RELIABLE_CONFIG)
     return out
@@ -94,9 +111,20 @@ def variants() -> dict:
 
 # The README's table: the fusion baselines (with and without the corruption augmentation for the
 # strongest one) and the COLD variants from the paper's formulation to the recommended setting.
-DEFAULT_VARIANTS = ("audio", "feature_fusion", "prediction_fusion", "context_fusion", "prediction_fusion_augment",
-                    "cold_paper", "cold_uncertainty", "cold_uncertainty_std", "cold_weight_term",
-                    "cold_paper_augment", "cold_reliable", "cold_reliable_dropout")
+DEFAULT_VARIANTS = (
+    "audio",
+    "feature_fusion",
+    "prediction_fusion",
+    "context_fusion",
+    "prediction_fusion_augment",
+    "cold_paper",
+    "cold_uncertainty",
+    "cold_uncertainty_std",
+    "cold_weight_term",
+    "cold_paper_augment",
+    "cold_reliable",
+    "cold_reliable_dropout",
+)
 
 
 def run_dir_for(out: Path, name: str, overrides: dict, seed: int, epochs) -> Path:
@@ -130,8 +158,13 @@ def evaluate_run(run_dir: Path, partition: str, fraction: float, mode: str) -> d
     absent_recordings = []
     for recording in corrupted_recordings:
         flags = recording["visual_corrupted_eval"]
-        absent_recordings.append({**recording, "visual": np.where(flags[:, None], 0.0, recording["visual"]),
-                                  "visual_present": (~flags).astype(np.float32)})
+        absent_recordings.append(
+            {
+                **recording,
+                "visual": np.where(flags[:, None], 0.0, recording["visual"]),
+                "visual_present": (~flags).astype(np.float32),
+            }
+        )
     absent = evaluation.predict_recordings(infer, absent_recordings)
     result["absent"] = evaluation.score_partition(absent, task="regression")[0]["av"]["ccc_mean"]
     entry = evaluate.weight_diagnostics(corrupted).get("evaluator", {}).get("visual")
@@ -143,10 +176,17 @@ def evaluate_run(run_dir: Path, partition: str, fraction: float, mode: str) -> d
     return {key: float(value) for key, value in result.items() if np.isfinite(value)}
 
 
-COLUMNS = (("clean", "clean CCC"), ("corrupt", "50% visual"), ("oracle", "audio on corr."), ("absent", "50% V absent"),
-           ("auc_audio_corpus", "AUC A (corpus)"),
-           ("auc_visual_corpus", "AUC V (corpus)"), ("auc_visual_eval", "AUC V (eval)"),
-           ("w_v_corrupt", "w_V corrupt"), ("w_v_clean", "w_V clean"))
+COLUMNS = (
+    ("clean", "clean CCC"),
+    ("corrupt", "50% visual"),
+    ("oracle", "audio on corr."),
+    ("absent", "50% V absent"),
+    ("auc_audio_corpus", "AUC A (corpus)"),
+    ("auc_visual_corpus", "AUC V (corpus)"),
+    ("auc_visual_eval", "AUC V (eval)"),
+    ("w_v_corrupt", "w_V corrupt"),
+    ("w_v_clean", "w_V clean"),
+)
 
 
 def perfect_weighting(corrupted):
@@ -167,8 +207,10 @@ def perfect_weighting(corrupted):
 def format_table(table: dict, seeds, mode: str, partition: str) -> str:
     import numpy as np
 
-    lines = [f"{partition} partition, seeds {seeds}, mean ± std; visual corrupted 50% ({mode}); "
-             "AUC of (1 - w_m) as a detector of modality m's corrupted frames"]
+    lines = [
+        f"{partition} partition, seeds {seeds}, mean ± std; visual corrupted 50% ({mode}); "
+        "AUC of (1 - w_m) as a detector of modality m's corrupted frames"
+    ]
     header = f"{'variant':<26}" + "".join(f"{title:>17}" for _, title in COLUMNS)
     lines += [header, "-" * len(header)]
     for name, rows in table.items():
@@ -195,8 +237,7 @@ CORPORA = {
     "realistic": {"synthetic": {**_SIZE, "variant": "realistic", "audio_dim": 8, "visual_dim": 8, "noise_std": 0.5}},
 }
 _SMALL_MODEL = {"model": {"name": "cold_fusion", "gru_units": 32, "latent_dim": 16}}
-RELIABLE = {"lambda_reliability": 1.0, "reliability_novelty": True, "reliability_agreement": True,
-            "fusion_guard": True}
+RELIABLE = {"lambda_reliability": 1.0, "reliability_novelty": True, "reliability_agreement": True, "fusion_guard": True}
 
 
 def kind_settings() -> dict:
@@ -218,7 +259,8 @@ def kind_overrides(corpus: str, setting: str, train_kinds) -> dict:
     overrides = config_lib.deep_update(overrides, {"model": model})
     if augment:
         overrides = config_lib.deep_update(
-            overrides, {"training": {"augment": {"corrupt_prob": 0.5, "corrupt_kinds": list(train_kinds)}}})
+            overrides, {"training": {"augment": {"corrupt_prob": 0.5, "corrupt_kinds": list(train_kinds)}}}
+        )
     return overrides
 
 
@@ -236,17 +278,26 @@ def evaluate_kinds(run_dir: Path, partition: str, fraction: float, kinds) -> dic
         return evaluation.score_partition(predictions, task="regression")[0]
 
     clean = scores(evaluation.predict_recordings(infer, recordings))
-    result = {"clean": clean["av"]["ccc_mean"], "audio": clean["audio"]["ccc_mean"],
-              "visual": clean["visual"]["ccc_mean"], "kinds": {}}
+    result = {
+        "clean": clean["av"]["ccc_mean"],
+        "audio": clean["audio"]["ccc_mean"],
+        "visual": clean["visual"]["ccc_mean"],
+        "kinds": {},
+    }
     for kind in kinds:
         corrupted = evaluation.predict_recordings(
-            infer, corrupt.corrupt_recordings(recordings, "visual", fraction, mode=kind, seed=0, hop=hop))
+            infer, corrupt.corrupt_recordings(recordings, "visual", fraction, mode=kind, seed=0, hop=hop)
+        )
         table = scores(corrupted)
         oracle = perfect_weighting(corrupted)
         entry = evaluate.weight_diagnostics(corrupted).get("evaluator", {}).get("visual", {})
-        result["kinds"][kind] = {"fused": table["av"]["ccc_mean"], "ceiling": scores(oracle)["av"]["ccc_mean"],
-                                 "audio": table["audio"]["ccc_mean"], "visual": table["visual"]["ccc_mean"],
-                                 "auc": entry.get("auc", float("nan"))}
+        result["kinds"][kind] = {
+            "fused": table["av"]["ccc_mean"],
+            "ceiling": scores(oracle)["av"]["ccc_mean"],
+            "audio": table["audio"]["ccc_mean"],
+            "visual": table["visual"]["ccc_mean"],
+            "auc": entry.get("auc", float("nan")),
+        }
     keras.backend.clear_session()
     return result
 
@@ -259,24 +310,30 @@ def format_kinds_table(results: dict, seeds, partition: str) -> str:
         values = np.array([v for v in values if np.isfinite(v)])
         return f"{values.mean():.3f}±{values.std():.3f}" if values.size else "-"
 
-    lines = [f"{partition} partition, seeds {seeds}, mean±std; visual corrupted 50% in blocks by a kind held out "
-             f"of training (folds {' | '.join('+'.join(f) for f in FOLDS)}); AUC of (1 - w_V) as a detector of "
-             f"the corrupted frames; ceiling = fused output on clean frames, audio branch on corrupted ones"]
+    lines = [
+        f"{partition} partition, seeds {seeds}, mean±std; visual corrupted 50% in blocks by a kind held out "
+        f"of training (folds {' | '.join('+'.join(f) for f in FOLDS)}); AUC of (1 - w_V) as a detector of "
+        f"the corrupted frames; ceiling = fused output on clean frames, audio branch on corrupted ones"
+    ]
     for (corpus, setting), rows in results.items():
         lines.append("")
-        lines.append(f"[{corpus}] {setting}: clean CCC {cell([r['clean'] for r in rows])}, audio branch "
-                     f"{cell([r['audio'] for r in rows])}, visual branch {cell([r['visual'] for r in rows])}, "
-                     f"best unimodal {cell([max(r['audio'], r['visual']) for r in rows])}")
+        lines.append(
+            f"[{corpus}] {setting}: clean CCC {cell([r['clean'] for r in rows])}, audio branch "
+            f"{cell([r['audio'] for r in rows])}, visual branch {cell([r['visual'] for r in rows])}, "
+            f"best unimodal {cell([max(r['audio'], r['visual']) for r in rows])}"
+        )
         header = f"  {'kind':<9}{'AUC w_V':>14}{'fused CCC':>14}{'ceiling':>14}{'gap':>14}{'best branch':>14}"
         lines += [header, "  " + "-" * (len(header) - 2)]
         for kind in KINDS:
             got = [r["kinds"][kind] for r in rows if kind in r["kinds"]]
             if not got:
                 continue
-            lines.append(f"  {kind:<9}{cell([g['auc'] for g in got]):>14}{cell([g['fused'] for g in got]):>14}"
-                         f"{cell([g['ceiling'] for g in got]):>14}"
-                         f"{cell([g['ceiling'] - g['fused'] for g in got]):>14}"
-                         f"{cell([max(g['audio'], g['visual']) for g in got]):>14}")
+            lines.append(
+                f"  {kind:<9}{cell([g['auc'] for g in got]):>14}{cell([g['fused'] for g in got]):>14}"
+                f"{cell([g['ceiling'] for g in got]):>14}"
+                f"{cell([g['ceiling'] - g['fused'] for g in got]):>14}"
+                f"{cell([max(g['audio'], g['visual']) for g in got]):>14}"
+            )
     return "\n".join(lines)
 
 
@@ -288,7 +345,9 @@ def run_kinds(args) -> None:
     settings = args.settings.split(",")
     unknown = [c for c in corpora if c not in CORPORA] + [s for s in settings if s not in kind_settings()]
     if unknown:
-        raise SystemExit(f"unknown corpus or setting {unknown}; corpora {list(CORPORA)}, settings {list(kind_settings())}")
+        raise SystemExit(
+            f"unknown corpus or setting {unknown}; corpora {list(CORPORA)}, settings {list(kind_settings())}"
+        )
     results, cache = {}, Path(args.out) / "results"
     cache.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
@@ -318,9 +377,14 @@ def run_kinds(args) -> None:
                     for key in ("clean", "audio", "visual"):
                         merged.setdefault(f"_{key}", []).append(row[key])
                     merged["kinds"].update(row["kinds"])
-                    print(f"{name} seed {seed}: clean {row['clean']:.3f}; " + ", ".join(
-                        f"{k} AUC {v['auc']:.2f} CCC {v['fused']:.3f} (ceiling {v['ceiling']:.3f})"
-                        for k, v in row["kinds"].items()), flush=True)
+                    print(
+                        f"{name} seed {seed}: clean {row['clean']:.3f}; "
+                        + ", ".join(
+                            f"{k} AUC {v['auc']:.2f} CCC {v['fused']:.3f} (ceiling {v['ceiling']:.3f})"
+                            for k, v in row["kinds"].items()
+                        ),
+                        flush=True,
+                    )
                 if not merged["kinds"]:
                     continue
                 for key in ("clean", "audio", "visual"):
@@ -337,26 +401,42 @@ def main():
     from _common import train_synthetic
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                        help="comma-separated names of VARIANTS, or all (default: the table in the README)")
+    parser.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help="comma-separated names of VARIANTS, or all (default: the table in the README)",
+    )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="default: the synthetic config's")
     parser.add_argument("--partition", default="test")
-    parser.add_argument("--corrupt-mode", default="noise",
-                        choices=("noise", "zeros", "swap", "frozen", "drift", "desync", "dropout"))
+    parser.add_argument(
+        "--corrupt-mode", default="noise", choices=("noise", "zeros", "swap", "frozen", "drift", "desync", "dropout")
+    )
     parser.add_argument("--fraction", type=float, default=0.5)
     parser.add_argument("--out", default="bench_runs/weight_tracking")
     parser.add_argument("--json", help="also write the per-seed figures to this JSON file")
-    parser.add_argument("--held-out-kinds", action="store_true",
-                        help="the held-out corruption kinds benchmark instead: settings trained on some kinds "
-                             "(2 folds over noise, swap, frozen, drift, desync, dropout), evaluated on the others, "
-                             "on the simple and the realistic corpus")
-    parser.add_argument("--settings", default="paper,reliable",
-                        help="--held-out-kinds: comma-separated settings of kind_settings() (default paper,reliable)")
-    parser.add_argument("--cached-only", action="store_true",
-                        help="--held-out-kinds: print the table of the finished runs only, train nothing")
-    parser.add_argument("--corpora", default="realistic,simple",
-                        help="--held-out-kinds: comma-separated corpora (default realistic,simple)")
+    parser.add_argument(
+        "--held-out-kinds",
+        action="store_true",
+        help="the held-out corruption kinds benchmark instead: settings trained on some kinds "
+        "(2 folds over noise, swap, frozen, drift, desync, dropout), evaluated on the others, "
+        "on the simple and the realistic corpus",
+    )
+    parser.add_argument(
+        "--settings",
+        default="paper,reliable",
+        help="--held-out-kinds: comma-separated settings of kind_settings() (default paper,reliable)",
+    )
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="--held-out-kinds: print the table of the finished runs only, train nothing",
+    )
+    parser.add_argument(
+        "--corpora",
+        default="realistic,simple",
+        help="--held-out-kinds: comma-separated corpora (default realistic,simple)",
+    )
     args = parser.parse_args()
     if args.held_out_kinds:
         if args.out == "bench_runs/weight_tracking":

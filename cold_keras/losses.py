@@ -195,9 +195,7 @@ def weighted_cross_entropy(labels, logits, class_weights=None, mask=None):
     if class_weights is not None:
         class_weights = _float32(class_weights)
         static_classes = logits.shape[-1]
-        if len(class_weights.shape) != 1 or (
-            static_classes is not None and class_weights.shape[0] != static_classes
-        ):
+        if len(class_weights.shape) != 1 or (static_classes is not None and class_weights.shape[0] != static_classes):
             raise ValueError(
                 f"class_weights must hold one weight per class ({static_classes}), "
                 f"got shape {tuple(class_weights.shape)}."

@@ -178,9 +178,7 @@ class StreamingCCC(keras.metrics.Metric):
         if sample_weight is None:
             w = ops.ones_like(x)
         else:
-            w = ops.reshape(
-                ops.broadcast_to(ops.cast(sample_weight, "float64"), ops.shape(y_true)), (-1,)
-            )
+            w = ops.reshape(ops.broadcast_to(ops.cast(sample_weight, "float64"), ops.shape(y_true)), (-1,))
         # A padded frame may hold anything, NaN included; 0 * NaN would still be NaN.
         valid = w > 0
         x = ops.where(valid, x, 0.0)
@@ -253,9 +251,7 @@ def confusion_matrix(y_true, y_pred, num_classes=3):
     y_pred = np.asarray(y_pred)
     if y_pred.ndim == y_true.ndim + 1:
         if y_pred.shape[-1] != num_classes:
-            raise ValueError(
-                f"scores have {y_pred.shape[-1]} classes on the last axis, expected {num_classes}."
-            )
+            raise ValueError(f"scores have {y_pred.shape[-1]} classes on the last axis, expected {num_classes}.")
         y_pred = np.argmax(y_pred, axis=-1)
     if y_pred.shape != y_true.shape:
         raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} do not match.")
@@ -264,9 +260,7 @@ def confusion_matrix(y_true, y_pred, num_classes=3):
     for label, values in (("y_true", y_true), ("y_pred", y_pred)):
         bad = (values < 0) | (values >= num_classes)
         if bad.any():
-            raise ValueError(
-                f"{label} holds class id {values[bad][0]}, outside [0, {num_classes})."
-            )
+            raise ValueError(f"{label} holds class id {values[bad][0]}, outside [0, {num_classes}).")
     counts = np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes)
 
@@ -339,9 +333,7 @@ class StreamingMacroF1(keras.metrics.Metric):
         true_1h = ops.one_hot(labels, self.num_classes, dtype="float64")
         pred_1h = ops.one_hot(predicted, self.num_classes, dtype="float64")
         if sample_weight is not None:
-            w = ops.reshape(
-                ops.broadcast_to(ops.cast(sample_weight, "float64"), ops.shape(y_true)), (-1, 1)
-            )
+            w = ops.reshape(ops.broadcast_to(ops.cast(sample_weight, "float64"), ops.shape(y_true)), (-1, 1))
             true_1h = true_1h * w
         self.confusion.assign_add(ops.matmul(ops.transpose(true_1h), pred_1h))
 
@@ -395,9 +387,7 @@ def _top_label(probs, labels):
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
     if probs.ndim < 2 or probs.shape[:-1] != labels.shape:
-        raise ValueError(
-            f"probs must be [..., C] with the leading shape of labels {labels.shape}, got {probs.shape}."
-        )
+        raise ValueError(f"probs must be [..., C] with the leading shape of labels {labels.shape}, got {probs.shape}.")
     probs = probs.reshape(-1, probs.shape[-1])
     labels = labels.reshape(-1)
     if labels.size == 0:
@@ -504,10 +494,7 @@ def temperature_scale(logits_val, labels_val, *, num_draws=100, low=1e-2, high=1
     rng = np.random.default_rng(seed)
     draws = np.exp(rng.uniform(np.log(low), np.log(high), size=num_draws))
     candidates = np.concatenate([[1.0], draws])
-    errors = [
-        expected_calibration_error(softmax(apply_temperature(logits_val, t)), labels_val)
-        for t in candidates
-    ]
+    errors = [expected_calibration_error(softmax(apply_temperature(logits_val, t)), labels_val) for t in candidates]
     return float(candidates[int(np.argmin(errors))])
 
 
@@ -674,7 +661,7 @@ def expected_normalized_calibration_error(y_true, y_pred, std, num_bins=10):
 def _kept_after_removing(order, fraction):
     # The frames left when the first round(fraction * N) of `order` are removed.
     n = order.size
-    return order[int(round(fraction * n)):]
+    return order[int(round(fraction * n)) :]
 
 
 def sparsification_curve(y_true, y_pred, uncertainty, num_steps=20, error="rmse"):
@@ -706,7 +693,9 @@ def sparsification_curve(y_true, y_pred, uncertainty, num_steps=20, error="rmse"
     mu = np.asarray(y_pred, dtype=np.float64).reshape(-1)
     u = np.asarray(uncertainty, dtype=np.float64).reshape(-1)
     if not y.size == mu.size == u.size or y.size == 0:
-        raise ValueError(f"y_true, y_pred and uncertainty need the same non-zero size, got {y.size}, {mu.size}, {u.size}.")
+        raise ValueError(
+            f"y_true, y_pred and uncertainty need the same non-zero size, got {y.size}, {mu.size}, {u.size}."
+        )
     residual = np.abs(y - mu)
 
     def score(kept):
@@ -765,7 +754,9 @@ def reject_option_ccc(y_true, y_pred, uncertainty, fractions=REJECT_FRACTIONS):
     mu = np.asarray(y_pred, dtype=np.float64).reshape(-1)
     u = np.asarray(uncertainty, dtype=np.float64).reshape(-1)
     if not y.size == mu.size == u.size or y.size == 0:
-        raise ValueError(f"y_true, y_pred and uncertainty need the same non-zero size, got {y.size}, {mu.size}, {u.size}.")
+        raise ValueError(
+            f"y_true, y_pred and uncertainty need the same non-zero size, got {y.size}, {mu.size}, {u.size}."
+        )
     fractions = np.asarray(list(fractions), dtype=np.float64)
     if np.any(fractions < 0) or np.any(fractions >= 1):
         raise ValueError(f"fractions must lie in [0, 1), got {fractions.tolist()}.")

@@ -131,15 +131,20 @@ def _average(metrics_list, task) -> dict:
 def format_table(table) -> str:
     """Paper Table 8: one row per variant, the fused scores on devel and test."""
     columns = COLUMNS[table["task"]]
-    partitions = [p for p in (features.DEVEL, features.TEST)
-                  if any(p in v["scores"] for v in table["variants"].values())]
+    partitions = [
+        p for p in (features.DEVEL, features.TEST) if any(p in v["scores"] for v in table["variants"].values())
+    ]
     short = {key: key.split("_", 1)[1] for key in columns}
     header = f"{'variant':<16} " + "  ".join(
-        " ".join(f"{partition + ' ' + short[key]:>15}" for key in columns) for partition in partitions)
+        " ".join(f"{partition + ' ' + short[key]:>15}" for key in columns) for partition in partitions
+    )
     seeds = table["seeds"]
-    lines = [f"COLD fusion ablation ({'CCC' if table['task'] == 'regression' else 'macro F1'}, fused output; "
-             f"{'seed' if len(seeds) == 1 else 'mean ± std over seeds'} {', '.join(map(str, seeds))})",
-             header, "-" * len(header)]
+    lines = [
+        f"COLD fusion ablation ({'CCC' if table['task'] == 'regression' else 'macro F1'}, fused output; "
+        f"{'seed' if len(seeds) == 1 else 'mean ± std over seeds'} {', '.join(map(str, seeds))})",
+        header,
+        "-" * len(header),
+    ]
     for variant in table["variants"].values():
         cells = []
         for partition in partitions:
@@ -192,17 +197,24 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.ablate",
         description="Ablation of the COLD loss terms (paper Table 8). "
-                    "Example: python -m pipelines.ablate --dataset synthetic --seeds 0,1,2",
-        formatter_class=cli.HelpFormatter)
-    parser.add_argument("--dataset", required=True, choices=config_lib.DATASETS,
-                        help="corpus adapter; `synthetic` is generated on first use")
+        "Example: python -m pipelines.ablate --dataset synthetic --seeds 0,1,2",
+        formatter_class=cli.HelpFormatter,
+    )
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        choices=config_lib.DATASETS,
+        help="corpus adapter; `synthetic` is generated on first use",
+    )
     parser.add_argument("--data-dir", help="corpus folder (avec, iemocap)")
     parser.add_argument("--features-dir", help="IEMOCAP: folder of per-utterance feature files")
     parser.add_argument("--config", help="YAML file overriding configs/<dataset>.yaml")
-    parser.add_argument("--task", choices=config_lib.TASKS,
-                        help="regression (CCC) or 3-way classification (default from the config)")
-    parser.add_argument("--epochs", type=cli.positive_int, help="training epochs of every variant (default from the "
-                                                                  "config)")
+    parser.add_argument(
+        "--task", choices=config_lib.TASKS, help="regression (CCC) or 3-way classification (default from the config)"
+    )
+    parser.add_argument(
+        "--epochs", type=cli.positive_int, help="training epochs of every variant (default from the config)"
+    )
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; each variant is trained once per seed")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     parser.add_argument("--output-dir", help="default runs/ablation_<dataset>_<task>")

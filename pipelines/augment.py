@@ -54,8 +54,16 @@ try:  # Only tensorflow-io's pure-Python ops load on current TensorFlow; the pac
 except ImportError:  # pragma: no cover - depends on the environment
     _tfio_freq_mask = _tfio_time_mask = None
 
-KEYS = ("noise_std", "time_mask_frames", "modality_dropout_prob", "modality_dropout_frames",
-        "corrupt_prob", "corrupt_frames", "corrupt_scale", "corrupt_kinds")
+KEYS = (
+    "noise_std",
+    "time_mask_frames",
+    "modality_dropout_prob",
+    "modality_dropout_frames",
+    "corrupt_prob",
+    "corrupt_frames",
+    "corrupt_scale",
+    "corrupt_kinds",
+)
 DEFAULT_CORRUPT_SCALE = 3.0
 CORRUPT_KINDS = ("noise", "dropout", "zeros", "frozen", "drift", "desync", "swap")
 DEFAULT_CORRUPT_KINDS = ("noise", "dropout")
@@ -118,8 +126,10 @@ def validate_config(config, source="augment") -> dict:
         if isinstance(kinds, str):
             kinds = [kind.strip() for kind in kinds.split(",")]
         if not isinstance(kinds, (list, tuple)) or not kinds or any(kind not in CORRUPT_KINDS for kind in kinds):
-            raise ConfigError(f"{source}.corrupt_kinds must be a non-empty list of {', '.join(CORRUPT_KINDS)}, "
-                              f"got {out['corrupt_kinds']!r}")
+            raise ConfigError(
+                f"{source}.corrupt_kinds must be a non-empty list of {', '.join(CORRUPT_KINDS)}, "
+                f"got {out['corrupt_kinds']!r}"
+            )
         out["corrupt_kinds"] = list(dict.fromkeys(kinds))
     return out
 
@@ -281,12 +291,26 @@ def augment_window(inputs: dict, config: dict, scale=None, center=None, targets=
         for modality in features.MODALITIES:
             if config.get("corrupt_kinds"):
                 out[modality], corrupted = corrupt_window_kinds(
-                    out[modality], mask, config["corrupt_prob"], longest, noise_scale, config["corrupt_kinds"],
-                    None if scale is None else scale[modality], None if center is None else center[modality], hop)
+                    out[modality],
+                    mask,
+                    config["corrupt_prob"],
+                    longest,
+                    noise_scale,
+                    config["corrupt_kinds"],
+                    None if scale is None else scale[modality],
+                    None if center is None else center[modality],
+                    hop,
+                )
             else:
                 out[modality], corrupted = corrupt_window(
-                    out[modality], mask, config["corrupt_prob"], longest, noise_scale,
-                    None if scale is None else scale[modality], None if center is None else center[modality])
+                    out[modality],
+                    mask,
+                    config["corrupt_prob"],
+                    longest,
+                    noise_scale,
+                    None if scale is None else scale[modality],
+                    None if center is None else center[modality],
+                )
             if targets:
                 out[CORRUPTION_TARGET_KEYS[modality]] = corrupted
     if targets:

@@ -120,13 +120,14 @@ class EpochLine(keras.callbacks.Callback):
             from tqdm import tqdm
 
             total = None if self.steps_per_epoch is None else self.steps_per_epoch - self.step_offset
-            self._bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{self.epochs}", unit="step",
-                             file=sys.stderr, leave=False)
+            self._bar = tqdm(
+                total=total, desc=f"epoch {epoch + 1}/{self.epochs}", unit="step", file=sys.stderr, leave=False
+            )
 
     def on_train_batch_end(self, batch, logs=None):
         if self._bar is not None:
             logs = logs or {}
-            metric = self.monitor[len("val_"):] if self.monitor.startswith("val_") else self.monitor
+            metric = self.monitor[len("val_") :] if self.monitor.startswith("val_") else self.monitor
             shown = {key: f"{float(logs[key]):.4f}" for key in ("loss", metric) if key in logs}
             self._bar.set_postfix(shown, refresh=False)
             self._bar.update()
@@ -171,8 +172,19 @@ class EpochLine(keras.callbacks.Callback):
         self._print(" - ".join(parts))
 
 
-def fit_resuming(model, train_ds, *, epochs, steps_per_epoch, repeated, backup, callbacks, print_fn=print,
-                 epoch_line=None, **fit_kwargs):
+def fit_resuming(
+    model,
+    train_ds,
+    *,
+    epochs,
+    steps_per_epoch,
+    repeated,
+    backup,
+    callbacks,
+    print_fn=print,
+    epoch_line=None,
+    **fit_kwargs,
+):
     """`model.fit` that continues from `backup`'s folder, in-epoch backups included.
 
     A backup taken inside epoch e after s steps first trains the remaining `steps_per_epoch - s`
@@ -197,17 +209,29 @@ def fit_resuming(model, train_ds, *, epochs, steps_per_epoch, repeated, backup, 
         if epoch >= epochs:
             print_fn(f"resuming: the backup is at the end of epoch {epoch}; nothing left to train")
         elif step and step < steps_per_epoch:
-            backup.announce = (f"resuming epoch {epoch + 1}/{epochs} at step {step + 1}/{steps_per_epoch} from the "
-                               f"backup in {backup.backup_dir} (weights and optimiser state after step {step})")
+            backup.announce = (
+                f"resuming epoch {epoch + 1}/{epochs} at step {step + 1}/{steps_per_epoch} from the "
+                f"backup in {backup.backup_dir} (weights and optimiser state after step {step})"
+            )
             backup.step_offset = step
             if epoch_line is not None:
                 epoch_line.step_offset = step
-            model.fit(train_ds.skip(0 if repeated else step), epochs=epoch + 1, initial_epoch=epoch,
-                      steps_per_epoch=steps_per_epoch - step if repeated else None, callbacks=callbacks,
-                      **fit_kwargs)
+            model.fit(
+                train_ds.skip(0 if repeated else step),
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                steps_per_epoch=steps_per_epoch - step if repeated else None,
+                callbacks=callbacks,
+                **fit_kwargs,
+            )
             if getattr(model, "stop_training", False):
                 return
         elif epoch > 0:
             backup.announce = f"resuming after epoch {epoch}/{epochs} from the backup in {backup.backup_dir}"
-    model.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch if repeated else None,
-              callbacks=callbacks, **fit_kwargs)
+    model.fit(
+        train_ds,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch if repeated else None,
+        callbacks=callbacks,
+        **fit_kwargs,
+    )

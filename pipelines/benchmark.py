@@ -80,8 +80,7 @@ def _train(config, run_dir, progress):
     keras.backend.clear_session()
 
 
-def run(config: dict, output_dir, *, models, trials=3, seeds=(0, 1, 2), partition=features.TEST,
-        progress=True) -> dict:
+def run(config: dict, output_dir, *, models, trials=3, seeds=(0, 1, 2), partition=features.TEST, progress=True) -> dict:
     """Runs (or resumes) the protocol; returns the results written to `results.json`."""
     from tqdm import tqdm
 
@@ -89,7 +88,9 @@ def run(config: dict, output_dir, *, models, trials=3, seeds=(0, 1, 2), partitio
     models = list(dict.fromkeys(models))
     unknown = [m for m in models if m not in features.MODEL_NAMES]
     if unknown:
-        raise ConfigError(f"--models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(features.MODEL_NAMES)}")
+        raise ConfigError(
+            f"--models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(features.MODEL_NAMES)}"
+        )
     seeds = [int(s) for s in seeds]
     if int(trials) < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
@@ -97,14 +98,20 @@ def run(config: dict, output_dir, *, models, trials=3, seeds=(0, 1, 2), partitio
     monitor = train.monitor_name(task)
     metric = "ccc_mean" if task == "regression" else "f1_macro"
     output_dir.mkdir(parents=True, exist_ok=True)
-    settings = {"models": models, "trials": int(trials), "seeds": seeds, "partition": partition,
-                "config": config_lib.comparable_settings(config)}
+    settings = {
+        "models": models,
+        "trials": int(trials),
+        "seeds": seeds,
+        "partition": partition,
+        "config": config_lib.comparable_settings(config),
+    }
     saved = output_dir / "protocol.json"
     if saved.exists() and read_json(saved) != settings:
         old = read_json(saved)
         changed = config_lib.first_difference(old, settings)
-        raise ConfigError(f"holds a protocol with different settings ({changed}); pass another --output-dir",
-                          output_dir)
+        raise ConfigError(
+            f"holds a protocol with different settings ({changed}); pass another --output-dir", output_dir
+        )
     write_json_atomic(saved, settings)
 
     results = {"settings": settings, "metric": metric, "partition": partition, "models": {}}
@@ -117,8 +124,14 @@ def run(config: dict, output_dir, *, models, trials=3, seeds=(0, 1, 2), partitio
             _train(model_config(config, model, seed), run_dir, progress=False)
             bar.update(1)
         bar.set_postfix_str(f"{model} search")
-        search = tune.run(model_config(config, model, seeds[0]), output_dir / "tuning" / model, tuner="random",
-                          max_trials=int(trials), tune_learning_rate=True, progress=False)
+        search = tune.run(
+            model_config(config, model, seeds[0]),
+            output_dir / "tuning" / model,
+            tuner="random",
+            max_trials=int(trials),
+            tune_learning_rate=True,
+            progress=False,
+        )
         import keras
 
         keras.backend.clear_session()
@@ -162,8 +175,9 @@ def add_tests(results) -> None:
 
     reference = results["models"].get(REFERENCE)
     for model, entry in results["models"].items():
-        entry["test_vs_reference"] = (None if reference is None or model == REFERENCE
-                                      else paired_test(entry["best"], reference["best"]))
+        entry["test_vs_reference"] = (
+            None if reference is None or model == REFERENCE else paired_test(entry["best"], reference["best"])
+        )
 
 
 def _spread(values):
@@ -175,17 +189,25 @@ def _spread(values):
 def format_results(results) -> str:
     """The comparison table: default and best configuration per model, and the tests against COLD."""
     settings = results["settings"]
-    lines = [f"{results['metric']} on {results['partition']} over seeds {settings['seeds']} (mean ± std); "
-             f"{settings['trials']} random-search trials per model; paired t-tests over seeds against {REFERENCE}",
-             f"{'model':<18} {'default':>15} {'best config':>15} {'chosen':>8} {'mean(A-COLD)':>13} {'t':>8} "
-             f"{'p':>8}  tuned values"]
+    lines = [
+        f"{results['metric']} on {results['partition']} over seeds {settings['seeds']} (mean ± std); "
+        f"{settings['trials']} random-search trials per model; paired t-tests over seeds against {REFERENCE}",
+        f"{'model':<18} {'default':>15} {'best config':>15} {'chosen':>8} {'mean(A-COLD)':>13} {'t':>8} "
+        f"{'p':>8}  tuned values",
+    ]
     for model, entry in results["models"].items():
         test = entry.get("test_vs_reference") or {}
-        cells = [f"{test.get(k):>{w}.{d}f}" if isinstance(test.get(k), float) and math.isfinite(test.get(k))
-                 else f"{'-':>{w}}" for k, w, d in (("mean_difference", 13, 3), ("t", 8, 2), ("p", 8, 3))]
+        cells = [
+            f"{test.get(k):>{w}.{d}f}"
+            if isinstance(test.get(k), float) and math.isfinite(test.get(k))
+            else f"{'-':>{w}}"
+            for k, w, d in (("mean_difference", 13, 3), ("t", 8, 2), ("p", 8, 3))
+        ]
         values = ", ".join(f"{k}={v:.3g}" for k, v in entry["hparams"].items()) or "-"
-        lines.append(f"{model:<18} {_spread(entry['default']):>15} {_spread(entry['best']):>15} "
-                     f"{entry['chosen']:>8} {' '.join(cells)}  {values}")
+        lines.append(
+            f"{model:<18} {_spread(entry['default']):>15} {_spread(entry['best']):>15} "
+            f"{entry['chosen']:>8} {' '.join(cells)}  {values}"
+        )
     return "\n".join(lines)
 
 
@@ -202,8 +224,15 @@ def plot(results, path) -> None:
         values = [np.asarray(results["models"][n][key], np.float64) for n in names]
         means = [v.mean() for v in values]
         stds = [v.std(ddof=1) if v.size > 1 else 0.0 for v in values]
-        ax.bar(x + offset, means, 0.4, yerr=stds, capsize=3, color=color,
-               label="default config" if key == "default" else "best config (equal budget)")
+        ax.bar(
+            x + offset,
+            means,
+            0.4,
+            yerr=stds,
+            capsize=3,
+            color=color,
+            label="default config" if key == "default" else "best config (equal budget)",
+        )
     ax.set_xticks(x)
     ax.set_xticklabels([n.replace("_", "\n") for n in names], fontsize=8)
     ax.set_ylabel(f"{results['metric']} ({results['partition']})")
@@ -216,17 +245,26 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.benchmark",
         description="Equal-budget comparison of models: the same number of tuning trials per model, the best "
-                    "configuration of each trained with several seeds, paired t-tests against COLD fusion. "
-                    "Example: python -m pipelines.benchmark --dataset synthetic --models all --trials 3 --seeds 0,1,2",
-        formatter_class=cli.HelpFormatter)
+        "configuration of each trained with several seeds, paired t-tests against COLD fusion. "
+        "Example: python -m pipelines.benchmark --dataset synthetic --models all --trials 3 --seeds 0,1,2",
+        formatter_class=cli.HelpFormatter,
+    )
     train.add_common_arguments(parser)
     parser.add_argument("--models", default="all", help="comma-separated model names, or all")
-    parser.add_argument("--trials", type=cli.positive_int, default=3, help="random-search trials per model (the same for all)")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds each chosen configuration is "
-                                                         "trained with (the first one also runs the search)")
+    parser.add_argument(
+        "--trials", type=cli.positive_int, default=3, help="random-search trials per model (the same for all)"
+    )
+    parser.add_argument(
+        "--seeds",
+        default="0,1,2",
+        help="comma-separated seeds each chosen configuration is trained with (the first one also runs the search)",
+    )
     parser.add_argument("--partition", default=features.TEST, help="partition the table reports")
-    parser.add_argument("--output-dir", help="protocol directory (default benchmarks/<dataset>_<task>); the same "
-                                             "directory resumes an interrupted protocol")
+    parser.add_argument(
+        "--output-dir",
+        help="protocol directory (default benchmarks/<dataset>_<task>); the same "
+        "directory resumes an interrupted protocol",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     cli.finish_parser(parser)
     return parser.parse_args(argv)
@@ -243,10 +281,19 @@ def main(argv=None):
         seeds = [int(s) for s in parse_list(args.seeds, "--seeds")]
     except ValueError:
         raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-    output_dir = Path(args.output_dir) if args.output_dir else Path("benchmarks") / f"{config['dataset']}_{config['task']}"
+    output_dir = (
+        Path(args.output_dir) if args.output_dir else Path("benchmarks") / f"{config['dataset']}_{config['task']}"
+    )
     cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default protocol directory")
-    run(config, output_dir, models=models, trials=args.trials, seeds=seeds, partition=args.partition,
-        progress=not args.quiet)
+    run(
+        config,
+        output_dir,
+        models=models,
+        trials=args.trials,
+        seeds=seeds,
+        partition=args.partition,
+        progress=not args.quiet,
+    )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,10 @@ class NanGuard(keras.callbacks.Callback):
             return
         last = ", ".join(f"{name}={value:.4g}" for name, value in self._last_finite.items()) or "none recorded"
         now = ", ".join(f"{name}={value:.4g}" for name, value in terms.items())
-        self.failed = (f"loss became non-finite at epoch {self._epoch + 1}, batch {batch + 1} "
-                       f"({', '.join(bad)}); now {now}; last finite values: {last}")
+        self.failed = (
+            f"loss became non-finite at epoch {self._epoch + 1}, batch {batch + 1} "
+            f"({', '.join(bad)}); now {now}; last finite values: {last}"
+        )
         self.model.stop_training = True
 
 
@@ -89,8 +91,11 @@ def plot_recording(recording, outputs, hop):
         label = recording.get(dim)
         if label is not None:
             ax.plot(time, np.broadcast_to(np.asarray(label, np.float32), time.shape), "k", lw=1.5, label="label")
-        for key, style, name in ((f"audio_{dim}", "tab:blue", "audio"), (f"visual_{dim}", "tab:orange", "visual"),
-                                 (dim, "tab:green", "fused")):
+        for key, style, name in (
+            (f"audio_{dim}", "tab:blue", "audio"),
+            (f"visual_{dim}", "tab:orange", "visual"),
+            (dim, "tab:green", "fused"),
+        ):
             if key in outputs and np.ndim(outputs[key]) == 1:
                 ax.plot(time, outputs[key], color=style, lw=1, label=name)
         ax.set_ylabel(dim)
@@ -104,8 +109,16 @@ def plot_recording(recording, outputs, hop):
         for key, color in (("audio_corrupted", "tab:blue"), ("visual_corrupted", "tab:orange")):
             flags = recording.get(key)
             if flags is not None and len(flags) == len(time) and np.asarray(flags, bool).any():
-                ax.fill_between(time, 0, 1, where=np.asarray(flags, bool), color=color, alpha=0.12, lw=0,
-                                label=f"{key.split('_')[0]} corrupted (shaded)")
+                ax.fill_between(
+                    time,
+                    0,
+                    1,
+                    where=np.asarray(flags, bool),
+                    color=color,
+                    alpha=0.12,
+                    lw=0,
+                    label=f"{key.split('_')[0]} corrupted (shaded)",
+                )
                 shaded += 1
         ax.set_ylim(0, 1)
         ax.set_ylabel("fusion weight")
@@ -134,8 +147,14 @@ class TensorBoardExtras(keras.callbacks.Callback):
         super().__init__()
         self.inference_model = inference_model
         self.recording = dict(recording)
-        for key in (features.AUDIO, features.VISUAL, features.AUDIO_PRESENT, features.VISUAL_PRESENT,
-                    "audio_corrupted", "visual_corrupted"):
+        for key in (
+            features.AUDIO,
+            features.VISUAL,
+            features.AUDIO_PRESENT,
+            features.VISUAL_PRESENT,
+            "audio_corrupted",
+            "visual_corrupted",
+        ):
             if self.recording.get(key) is not None:
                 self.recording[key] = np.asarray(self.recording[key])[:max_frames]
         for key in features.LABEL_KEYS:
@@ -153,10 +172,13 @@ class TensorBoardExtras(keras.callbacks.Callback):
         audio = np.asarray(self.recording[features.AUDIO], np.float32)[None]
         visual = np.asarray(self.recording[features.VISUAL], np.float32)[None]
         mask = np.ones(audio.shape[:2], np.float32)
-        presence = [None if self.recording.get(key) is None else np.asarray(self.recording[key], np.float32)[None]
-                    for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)]
+        presence = [
+            None if self.recording.get(key) is None else np.asarray(self.recording[key], np.float32)[None]
+            for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)
+        ]
         outputs = self.inference_model.predict_on_batch(
-            evaluation.model_inputs(self.inference_model, audio, visual, mask, *presence))
+            evaluation.model_inputs(self.inference_model, audio, visual, mask, *presence)
+        )
         outputs = {key: np.asarray(value, np.float32)[0] for key, value in outputs.items()}
         if outputs[features.VALENCE].ndim == 2:  # classification: plot the expected bin value
             for key in list(outputs):

@@ -27,9 +27,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def finish_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Adds `-v/--verbose` (TensorFlow's start-up logging and the warnings `pipelines.quiet` filters)
     and makes a bad flag one line, `error: argument --flag: what is wrong (see --help)`, exit 2."""
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="also show TensorFlow's start-up logging and library warnings, which are "
-                             "filtered otherwise")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show TensorFlow's start-up logging and library warnings, which are filtered otherwise",
+    )
 
     def error(message):
         parser.exit(2, f"error: {message} (see {parser.prog} --help)\n")
@@ -88,6 +91,7 @@ def check_output_dir(path, flag: str = "--output-dir") -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
-        raise ConfigError(f"{flag} cannot be created or written ({error.strerror or error}); pass a "
-                          "writable folder", path) from None
+        raise ConfigError(
+            f"{flag} cannot be created or written ({error.strerror or error}); pass a writable folder", path
+        ) from None
     return path

@@ -50,8 +50,15 @@ def load_run(run_dir) -> dict:
         raise DataError(f"unreadable run files ({error})", run_dir) from None
     artifact_dir = export.artifact_dir_of(config, run_dir)
     manifest = read_json(artifact_dir / "manifest.json")
-    return {"run_dir": run_dir, "config": config, "metrics": metrics, "task": config["task"],
-            "artifact_dir": artifact_dir, "fingerprint": manifest.get("fingerprint"), "manifest": manifest}
+    return {
+        "run_dir": run_dir,
+        "config": config,
+        "metrics": metrics,
+        "task": config["task"],
+        "artifact_dir": artifact_dir,
+        "fingerprint": manifest.get("fingerprint"),
+        "manifest": manifest,
+    }
 
 
 def check_comparable(runs, partition):
@@ -59,14 +66,18 @@ def check_comparable(runs, partition):
     first = runs[0]
     for run in runs:
         if run["task"] != first["task"]:
-            raise ConfigError(f"cannot compare a {first['task']} run ({first['run_dir']}) with a {run['task']} run "
-                              f"({run['run_dir']})")
-        same_data = (run["artifact_dir"].resolve() == first["artifact_dir"].resolve()
-                     or (run["fingerprint"] is not None and run["fingerprint"] == first["fingerprint"]))
+            raise ConfigError(
+                f"cannot compare a {first['task']} run ({first['run_dir']}) with a {run['task']} run ({run['run_dir']})"
+            )
+        same_data = run["artifact_dir"].resolve() == first["artifact_dir"].resolve() or (
+            run["fingerprint"] is not None and run["fingerprint"] == first["fingerprint"]
+        )
         if not same_data:
-            raise ConfigError(f"{run['run_dir']} and {first['run_dir']} were trained on different data artefacts "
-                              f"({run['artifact_dir']} vs {first['artifact_dir']}); per-recording scores can only be "
-                              "paired on the same recordings")
+            raise ConfigError(
+                f"{run['run_dir']} and {first['run_dir']} were trained on different data artefacts "
+                f"({run['artifact_dir']} vs {first['artifact_dir']}); per-recording scores can only be "
+                "paired on the same recordings"
+            )
         if partition not in run["metrics"]:
             have = ", ".join(sorted(run["metrics"])) or "none"
             raise ConfigError(f"{run['run_dir']} has no scores for partition {partition!r} (it has {have})")
@@ -82,8 +93,7 @@ def read_prediction_csv(path: Path) -> dict:
         raise DataError(f"unreadable prediction file ({str(error).splitlines()[0]})", path) from None
     missing = [key for key in features.LABEL_KEYS if key not in table.columns]
     if missing:
-        raise DataError(f"prediction file has no column {missing[0]!r} (expected name;timestamp;arousal;valence)",
-                        path)
+        raise DataError(f"prediction file has no column {missing[0]!r} (expected name;timestamp;arousal;valence)", path)
     return {key: table[key].to_numpy(np.float64) for key in features.LABEL_KEYS}
 
 
@@ -94,8 +104,10 @@ def partition_labels(artifact_dir, partition) -> dict:
     labels = {}
     for recording in input_pipeline.iter_recordings(artifact_dir, partition):
         if recording["sequence_level"]:
-            raise DataError("paired tests need per-recording frame predictions; this corpus is utterance-level",
-                            Path(artifact_dir) / "manifest.json")
+            raise DataError(
+                "paired tests need per-recording frame predictions; this corpus is utterance-level",
+                Path(artifact_dir) / "manifest.json",
+            )
         if recording[features.VALENCE] is None:
             raise DataError(f"partition {partition!r} has no labels", Path(artifact_dir) / "manifest.json")
         labels[recording["name"]] = {key: np.asarray(recording[key], np.float64) for key in features.LABEL_KEYS}
@@ -131,8 +143,9 @@ def per_recording_scores(run_dir, partition, labels, task, metric) -> dict:
                 from pipelines import evaluation
 
                 predicted = np.rint(prediction[dim]).astype(np.int64) + 1
-                values.append(cmetrics.precision_recall_f1(evaluation.to_classes(label[dim]), predicted,
-                                                           features.NUM_CLASSES)[2])
+                values.append(
+                    cmetrics.precision_recall_f1(evaluation.to_classes(label[dim]), predicted, features.NUM_CLASSES)[2]
+                )
         scores[name] = float(np.mean(values))
     return scores
 
@@ -202,9 +215,15 @@ def run(run_dirs, partition=features.DEVEL, metric=None, *, branch="av", output=
     report = {"partition": partition, "task": task, "metric": metric, "branch": branch, "runs": [], "tests": []}
     for label, run in zip(_labels_of(runs), runs):
         scores = per_recording_scores(run["run_dir"], partition, labels, task, metric)
-        report["runs"].append({"label": label, "run_dir": str(run["run_dir"]), "model": run["config"]["model"]["name"],
-                               "figures": run["metrics"][partition].get(branch, {}),
-                               "per_recording": {name: scores[name] for name in names}})
+        report["runs"].append(
+            {
+                "label": label,
+                "run_dir": str(run["run_dir"]),
+                "model": run["config"]["model"]["name"],
+                "figures": run["metrics"][partition].get(branch, {}),
+                "per_recording": {name: scores[name] for name in names},
+            }
+        )
     for first, second in itertools.combinations(report["runs"], 2):
         a = [first["per_recording"][name] for name in names]
         b = [second["per_recording"][name] for name in names]
@@ -227,22 +246,31 @@ def format_comparison(report) -> str:
     columns = TABLE_COLUMNS[report["task"]]
     metric = report["metric"]
     width = max(12, *(len(run["label"]) for run in report["runs"]))
-    header = (f"{'run':<{width}} {'model':<17} " + " ".join(f"{c:>15}" for c in columns)
-              + f" {'per-rec ' + metric:>20}")
-    lines = [f"partition {report['partition']}, branch {report['branch']} (metrics.json); per-recording {metric} "
-             f"mean ± std over {len(report['runs'][0]['per_recording'])} recordings", header, "-" * len(header)]
+    header = f"{'run':<{width}} {'model':<17} " + " ".join(f"{c:>15}" for c in columns) + f" {'per-rec ' + metric:>20}"
+    lines = [
+        f"partition {report['partition']}, branch {report['branch']} (metrics.json); per-recording {metric} "
+        f"mean ± std over {len(report['runs'][0]['per_recording'])} recordings",
+        header,
+        "-" * len(header),
+    ]
     for run in report["runs"]:
         values = np.array(list(run["per_recording"].values()), np.float64)
         spread = f"{np.mean(values):.4f} ± {np.std(values, ddof=1) if values.size > 1 else 0.0:.4f}"
         cells = " ".join(_cell(run["figures"].get(c), 15) for c in columns)
         lines.append(f"{run['label']:<{width}} {run['model']:<17} {cells} {spread:>20}")
     header = f"{'A':<{width}} {'B':<{width}} {'n':>4} {'mean(A-B)':>10} {'t':>9} {'p':>9}"
-    lines += ["", f"paired t-tests over per-recording {metric} (scipy.stats.ttest_rel; * p < {ALPHA})",
-              header, "-" * len(header)]
+    lines += [
+        "",
+        f"paired t-tests over per-recording {metric} (scipy.stats.ttest_rel; * p < {ALPHA})",
+        header,
+        "-" * len(header),
+    ]
     for test in report["tests"]:
         mark = " *" if test["p"] is not None and math.isfinite(test["p"]) and test["p"] < ALPHA else ""
-        lines.append(f"{test['a']:<{width}} {test['b']:<{width}} {test['n']:>4} {_cell(test['mean_difference'], 10)} "
-                     f"{_cell(test['t'], 9, 3)} {_cell(test['p'], 9)}{mark}")
+        lines.append(
+            f"{test['a']:<{width}} {test['b']:<{width}} {test['n']:>4} {_cell(test['mean_difference'], 10)} "
+            f"{_cell(test['t'], 9, 3)} {_cell(test['p'], 9)}{mark}"
+        )
     return "\n".join(lines)
 
 
@@ -253,19 +281,25 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.compare",
         description="Compare finished runs side by side, with paired t-tests over per-recording scores. "
-                    "Example: python -m pipelines.compare runs/a runs/b --partition devel",
-        formatter_class=cli.HelpFormatter)
+        "Example: python -m pipelines.compare runs/a runs/b --partition devel",
+        formatter_class=cli.HelpFormatter,
+    )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN", help="run directories written by pipelines.train")
     parser.add_argument("--partition", default=features.DEVEL, help="partition of metrics.json compared")
     parser.add_argument("--metric", help="per-recording score of the t-tests (default ccc_mean or f1_macro)")
     parser.add_argument("--branch", default="av", help="branch of metrics.json shown in the table")
     parser.add_argument("--output", help="also write the comparison to this JSON file")
-    parser.add_argument("--uncertainty-plot", metavar="PNG",
-                        help="draw the runs' calibration, sparsification and reject-option CCC curves (fused output) "
-                             "on one figure, from their evaluation reports; accepts pipelines.ensemble folders too")
-    parser.add_argument("--evaluation", metavar="FOLDER",
-                        help="evaluation folder of --uncertainty-plot, e.g. test_corrupt-visual-0.5-noise "
-                             "(default: the partition)")
+    parser.add_argument(
+        "--uncertainty-plot",
+        metavar="PNG",
+        help="draw the runs' calibration, sparsification and reject-option CCC curves (fused output) "
+        "on one figure, from their evaluation reports; accepts pipelines.ensemble folders too",
+    )
+    parser.add_argument(
+        "--evaluation",
+        metavar="FOLDER",
+        help="evaluation folder of --uncertainty-plot, e.g. test_corrupt-visual-0.5-noise (default: the partition)",
+    )
     cli.finish_parser(parser)
     return parser.parse_args(argv)
 

@@ -129,14 +129,14 @@ def load_hparams(path) -> dict:
     for name, value in values.items():
         section = HPARAM_SECTIONS.get(name)
         if section is None:
-            raise ConfigError(
-                f"unknown hyperparameter {name!r}; known: {', '.join(sorted(HPARAM_SECTIONS))}", path)
+            raise ConfigError(f"unknown hyperparameter {name!r}; known: {', '.join(sorted(HPARAM_SECTIONS))}", path)
         overrides.setdefault(section, {})[name] = float(value)
     return overrides
 
 
 def validate(config: dict, source="config") -> dict:
     """Checks the values a run depends on; raises ConfigError naming the bad key."""
+
     def need(condition, message):
         if not condition:
             raise ConfigError(message, source)
@@ -146,22 +146,38 @@ def validate(config: dict, source="config") -> dict:
     need(config.get("dataset") in DATASETS, f"dataset must be one of {', '.join(DATASETS)}")
     need(config.get("task") in TASKS, f"task must be one of {', '.join(TASKS)}")
     model = config.get("model", {})
-    need(model.get("name") in features.MODEL_NAMES,
-         f"model.name {model.get('name')!r} is not one of {', '.join(features.MODEL_NAMES)}")
-    need(model.get("weight_convention", "informativeness") in WEIGHT_CONVENTIONS,
-         f"model.weight_convention must be one of {', '.join(WEIGHT_CONVENTIONS)}")
-    for key in ("lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambda_regu", "lambda_weight",
-                "lambda_reliability"):
+    need(
+        model.get("name") in features.MODEL_NAMES,
+        f"model.name {model.get('name')!r} is not one of {', '.join(features.MODEL_NAMES)}",
+    )
+    need(
+        model.get("weight_convention", "informativeness") in WEIGHT_CONVENTIONS,
+        f"model.weight_convention must be one of {', '.join(WEIGHT_CONVENTIONS)}",
+    )
+    for key in (
+        "lambda_co_visual",
+        "lambda_co_audio",
+        "lambda_co_cross",
+        "lambda_regu",
+        "lambda_weight",
+        "lambda_reliability",
+    ):
         value = model.get(key, 0.0)
-        need(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
-             f"model.{key} must be a number >= 0, got {value!r}")
+        need(
+            isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
+            f"model.{key} must be a number >= 0, got {value!r}",
+        )
     temperature = model.get("calibration_temperature", 1.0)
-    need(isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature > 0,
-         f"model.calibration_temperature must be a number > 0, got {temperature!r}")
+    need(
+        isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature > 0,
+        f"model.calibration_temperature must be a number > 0, got {temperature!r}",
+    )
     for key in ("reliability_novelty", "reliability_agreement", "fusion_guard"):
         need(isinstance(model.get(key, False), bool), f"model.{key} must be true or false, got {model.get(key)!r}")
-    need(isinstance(model.get("calibration_standardize", False), bool),
-         f"model.calibration_standardize must be true or false, got {model.get('calibration_standardize')!r}")
+    need(
+        isinstance(model.get("calibration_standardize", False), bool),
+        f"model.calibration_standardize must be true or false, got {model.get('calibration_standardize')!r}",
+    )
     training = config.get("training", {})
     for key in ("epochs", "batch_size"):
         value = training.get(key)
@@ -170,34 +186,44 @@ def validate(config: dict, source="config") -> dict:
         value = training.get(key)
         need(isinstance(value, (int, float)) and value > 0, f"training.{key} must be > 0, got {value!r}")
     delay = training.get("label_delay_seconds", 0.0)
-    need(isinstance(delay, (int, float)) and not isinstance(delay, bool) and 0 <= delay < float("inf"),
-         f"training.label_delay_seconds must be a number of seconds >= 0, got {delay!r}")
+    need(
+        isinstance(delay, (int, float)) and not isinstance(delay, bool) and 0 <= delay < float("inf"),
+        f"training.label_delay_seconds must be a number of seconds >= 0, got {delay!r}",
+    )
     clipnorm = training.get("clipnorm")
-    need(clipnorm is None or (isinstance(clipnorm, (int, float)) and not isinstance(clipnorm, bool) and clipnorm >= 0),
-         f"training.clipnorm must be a number >= 0 (0 or null: no clipping), got {clipnorm!r}")
-    need(training.get("mixed_precision") in MIXED_PRECISION,
-         f"training.mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
-    need(training.get("distribute") in DISTRIBUTE,
-         f"training.distribute must be one of {', '.join(DISTRIBUTE)}")
-    need(training.get("validation_partition") in features.PARTITIONS,
-         f"training.validation_partition must be one of {', '.join(features.PARTITIONS)}")
+    need(
+        clipnorm is None or (isinstance(clipnorm, (int, float)) and not isinstance(clipnorm, bool) and clipnorm >= 0),
+        f"training.clipnorm must be a number >= 0 (0 or null: no clipping), got {clipnorm!r}",
+    )
+    need(
+        training.get("mixed_precision") in MIXED_PRECISION,
+        f"training.mixed_precision must be one of {', '.join(MIXED_PRECISION)}",
+    )
+    need(training.get("distribute") in DISTRIBUTE, f"training.distribute must be one of {', '.join(DISTRIBUTE)}")
+    need(
+        training.get("validation_partition") in features.PARTITIONS,
+        f"training.validation_partition must be one of {', '.join(features.PARTITIONS)}",
+    )
     mode = mode_of(config)
     need(mode in MODES, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "raw":
-        need(config["dataset"] in RAW_DATASETS,
-             f"mode raw needs a corpus of face crops and waveforms; of the built-in adapters only "
-             f"{', '.join(RAW_DATASETS)} provides one (not {config['dataset']})")
+        need(
+            config["dataset"] in RAW_DATASETS,
+            f"mode raw needs a corpus of face crops and waveforms; of the built-in adapters only "
+            f"{', '.join(RAW_DATASETS)} provides one (not {config['dataset']})",
+        )
         raw = config.get("raw") or {}
         need(isinstance(raw, dict), "raw must be a mapping")
         for key in ("logmel", "visual_backbone", "audio_backbone", "augment"):
-            need(raw.get(key) is None or isinstance(raw.get(key), dict),
-                 f"raw.{key} must be a mapping or null, got {raw.get(key)!r}")
+            need(
+                raw.get(key) is None or isinstance(raw.get(key), dict),
+                f"raw.{key} must be a mapping or null, got {raw.get(key)!r}",
+            )
         for key in RAW_WEIGHT_KEYS:
             path = raw.get(key)
             if path is not None and not Path(path).expanduser().is_file():
                 flag = "--" + key.replace("_", "-")
-                raise ConfigError(f"{key.split('_')[0]} backbone weight file does not exist (raw.{key} / {flag})",
-                                  path)
+                raise ConfigError(f"{key.split('_')[0]} backbone weight file does not exist (raw.{key} / {flag})", path)
     return config
 
 
@@ -245,8 +271,14 @@ OPTIONAL_KEYS = {
     ("training", "backup_every_steps"): ("int", "str"),
     ("training", "backup_every_seconds"): ("float",),
 }
-_KIND_NAMES = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
-               "list": "a list", "mapping": "a mapping"}
+_KIND_NAMES = {
+    "bool": "true or false",
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "list": "a list",
+    "mapping": "a mapping",
+}
 _schema_cache = {}
 
 

@@ -57,12 +57,20 @@ def block_mask(num_frames: int, fraction: float, rng: np.random.Generator, num_b
         length = end - start
         share = min(share, length)
         offset = start + int(rng.integers(0, length - share + 1))
-        mask[offset:offset + share] = True
+        mask[offset : offset + share] = True
     return mask
 
 
-def corrupt_recordings(recordings, modality: str, fraction: float, *, mode: str = "noise", seed: int = 0,
-                       noise_scale: float = 3.0, hop: float = 0.1):
+def corrupt_recordings(
+    recordings,
+    modality: str,
+    fraction: float,
+    *,
+    mode: str = "noise",
+    seed: int = 0,
+    noise_scale: float = 3.0,
+    hop: float = 0.1,
+):
     """Returns copies of `recordings` with `fraction` of `modality`'s frames corrupted.
 
     Args:
@@ -126,8 +134,9 @@ def _runs(mask: np.ndarray):
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
-def corrupt_in_range(values: np.ndarray, mask: np.ndarray, mode: str, rng: np.random.Generator,
-                     hop: float = 0.1) -> np.ndarray:
+def corrupt_in_range(
+    values: np.ndarray, mask: np.ndarray, mode: str, rng: np.random.Generator, hop: float = 0.1
+) -> np.ndarray:
     """`values` [N, D] with every run of `mask` corrupted by one of `IN_RANGE_MODES` (see
     `corrupt_recordings`); the statistics come from the uncorrupted input. Returns a new array."""
     clean = np.asarray(values, np.float32)

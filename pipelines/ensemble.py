@@ -44,13 +44,16 @@ def open_members(run_dirs):
         manifest = manifest or manifest_of
     if len(set(artifact_dirs)) != 1:
         other = next(a for a in artifact_dirs if a != artifact_dirs[0])
-        raise DataError(f"the members were trained on different data artefacts ({artifact_dirs[0]} and {other})",
-                        Path(run_dirs[-1]) / "config.json")
+        raise DataError(
+            f"the members were trained on different data artefacts ({artifact_dirs[0]} and {other})",
+            Path(run_dirs[-1]) / "config.json",
+        )
     return configs, artifact_dirs[0], manifest
 
 
-def run(run_dirs, output_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, seed=0,
-        verbose=True) -> dict:
+def run(
+    run_dirs, output_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, seed=0, verbose=True
+) -> dict:
     """Evaluates the ensemble of `run_dirs` on one partition; returns the report (also in report.json)."""
     from pipelines import evaluate, export
     from pipelines import uncertainty as uncertainty_lib
@@ -83,8 +86,9 @@ def run(run_dirs, output_dir, partition=features.DEVEL, corrupt=None, corrupt_mo
     if calibration is None:
         val_recordings = list(input_pipeline.iter_recordings(artifact_dir, validation))
         val_predictions = uncertainty_lib.predict_ensemble(models, val_recordings)
-        calibration = uncertainty_lib.fit_calibration(val_predictions, method="ensemble", fitted_on=validation,
-                                                      members=members)
+        calibration = uncertainty_lib.fit_calibration(
+            val_predictions, method="ensemble", fitted_on=validation, members=members
+        )
         write_json_atomic(output_dir / "ensemble.json", {"members": members, "artifact_dir": str(artifact_dir)})
         calibration.save(output_dir)
 
@@ -94,25 +98,41 @@ def run(run_dirs, output_dir, partition=features.DEVEL, corrupt=None, corrupt_mo
     if corruption:
         modality, fraction, mode = corruption
         evaluated = uncertainty_lib.predict_ensemble(
-            models, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed))
+            models, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed)
+        )
     scores, _ = evaluation.score_partition(evaluated, task="regression")
     clean_scores = scores if corruption is None else evaluation.score_partition(clean, task="regression")[0]
     out_dir = output_dir / "evaluation" / evaluate.output_folder_name(partition, corruption)
     calibrated = uncertainty_lib.attach_std(evaluated, calibration)
     section = uncertainty_lib.uncertainty_metrics(calibrated, calibration)
     report = {
-        "run_dir": str(output_dir), "model": f"ensemble of {len(models)} {configs[0]['model']['name']}",
-        "members": members, "task": "regression", "partition": partition, "sequence_level": False,
+        "run_dir": str(output_dir),
+        "model": f"ensemble of {len(models)} {configs[0]['model']['name']}",
+        "members": members,
+        "task": "regression",
+        "partition": partition,
+        "sequence_level": False,
         "num_recordings": len(evaluated),
         "num_frames": int(sum(len(r["outputs"][features.VALENCE]) for r in evaluated)),
-        "corruption": None if corruption is None else {
-            "modality": corruption[0], "fraction": corruption[1], "mode": corruption[2], "seed": seed,
-            "num_frames_corrupted": int(sum(r[f"{corruption[0]}_corrupted_eval"].sum() for r in evaluated))},
-        "scores": scores, "scores_clean": clean_scores,
-        "predictive_uncertainty": {"method": "ensemble", "score": calibration.score,
-                                   "fitted_on": calibration.fitted_on, "passes": None,
-                                   "calibration_file": uncertainty_lib.CALIBRATION_FILES["ensemble"],
-                                   "metrics": section},
+        "corruption": None
+        if corruption is None
+        else {
+            "modality": corruption[0],
+            "fraction": corruption[1],
+            "mode": corruption[2],
+            "seed": seed,
+            "num_frames_corrupted": int(sum(r[f"{corruption[0]}_corrupted_eval"].sum() for r in evaluated)),
+        },
+        "scores": scores,
+        "scores_clean": clean_scores,
+        "predictive_uncertainty": {
+            "method": "ensemble",
+            "score": calibration.score,
+            "fitted_on": calibration.fitted_on,
+            "passes": None,
+            "calibration_file": uncertainty_lib.CALIBRATION_FILES["ensemble"],
+            "metrics": section,
+        },
         "output_dir": str(out_dir),
     }
     files = []
@@ -138,11 +158,17 @@ def format_report(report) -> str:
     from pipelines import uncertainty as uncertainty_lib
 
     corruption = report["corruption"]
-    condition = "clean" if corruption is None else (
-        f"{corruption['modality']} {corruption['fraction']:.0%} corrupted ({corruption['mode']})")
-    lines = [f"{report['model']} on {report['partition']}, {condition}: {report['num_recordings']} recordings, "
-             f"{report['num_frames']} frames", "", evaluation.format_table({report["partition"]: report["scores"]},
-                                                                          "regression")]
+    condition = (
+        "clean"
+        if corruption is None
+        else (f"{corruption['modality']} {corruption['fraction']:.0%} corrupted ({corruption['mode']})")
+    )
+    lines = [
+        f"{report['model']} on {report['partition']}, {condition}: {report['num_recordings']} recordings, "
+        f"{report['num_frames']} frames",
+        "",
+        evaluation.format_table({report["partition"]: report["scores"]}, "regression"),
+    ]
     if corruption is not None:
         lines += ["", evaluate.robustness_table(report["scores_clean"], report["scores"], "regression")]
     lines += ["", uncertainty_lib.format_section(report["predictive_uncertainty"])]
@@ -153,17 +179,29 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.ensemble",
         description="Evaluate several runs as a deep ensemble (mean prediction, std of the members as the "
-                    "uncertainty, calibrated on the validation partition). Example: python -m pipelines.ensemble "
-                    "--runs runs/cf_seed0,runs/cf_seed1,runs/cf_seed2 --output-dir runs/cf_ensemble --partition test",
-        formatter_class=cli.HelpFormatter)
-    parser.add_argument("--runs", required=True, metavar="RUN1,RUN2,...",
-                        help="comma-separated run directories of pipelines.train, trained on the same data")
+        "uncertainty, calibrated on the validation partition). Example: python -m pipelines.ensemble "
+        "--runs runs/cf_seed0,runs/cf_seed1,runs/cf_seed2 --output-dir runs/cf_ensemble --partition test",
+        formatter_class=cli.HelpFormatter,
+    )
+    parser.add_argument(
+        "--runs",
+        required=True,
+        metavar="RUN1,RUN2,...",
+        help="comma-separated run directories of pipelines.train, trained on the same data",
+    )
     parser.add_argument("--output-dir", required=True, help="folder of the ensemble's calibration and evaluations")
     parser.add_argument("--partition", default=features.DEVEL, help="labelled partition to evaluate")
-    parser.add_argument("--corrupt", metavar="MODALITY:FRACTION",
-                        help="corrupt this share of a modality's frames in consecutive blocks, e.g. visual:0.5")
-    parser.add_argument("--corrupt-mode", default=None, choices=corrupt_lib.MODES,
-                        help="how corrupted frames look (see pipelines.evaluate); default noise")
+    parser.add_argument(
+        "--corrupt",
+        metavar="MODALITY:FRACTION",
+        help="corrupt this share of a modality's frames in consecutive blocks, e.g. visual:0.5",
+    )
+    parser.add_argument(
+        "--corrupt-mode",
+        default=None,
+        choices=corrupt_lib.MODES,
+        help="how corrupted frames look (see pipelines.evaluate); default noise",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the corruption")
     cli.finish_parser(parser)
     return parser.parse_args(argv)

@@ -79,8 +79,9 @@ def cli_main(fn):
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
-            print("interrupted: everything written so far is kept; run the same command again to resume",
-                  file=sys.stderr)
+            print(
+                "interrupted: everything written so far is kept; run the same command again to resume", file=sys.stderr
+            )
             sys.exit(130)
 
     return wrapper

@@ -160,7 +160,8 @@ def per_recording_scores(predictions, task) -> list:
                     value = cmetrics.ccc(labels, prediction)
                 else:
                     value = cmetrics.precision_recall_f1(
-                        evaluation.to_classes(labels), prediction.argmax(axis=-1), features.NUM_CLASSES)[2]
+                        evaluation.to_classes(labels), prediction.argmax(axis=-1), features.NUM_CLASSES
+                    )[2]
                 row[f"{branch}_{metric}_{dim}"] = float(value)
                 values.append(value)
             row[f"{branch}_{'ccc_mean' if task == 'regression' else 'f1_macro'}"] = float(np.mean(values))
@@ -187,9 +188,13 @@ def uncertainty_diagnostics(predictions, task, convention="informativeness") -> 
         inverse = np.concatenate([1.0 / np.asarray(r["outputs"][sigma_key], np.float64) for r in predictions])
         errors = np.concatenate([frame_errors(r, modality, task) for r in predictions])
         rho, p_value = spearman(inverse, errors)
-        entry = {"spearman_inverse_sigma_vs_error": rho, "p_value": p_value, "num_frames": int(errors.size),
-                 "error": "squared error" if task == "regression" else "cross-entropy",
-                 "meaning": _sign_meaning(rho, expected, convention)}
+        entry = {
+            "spearman_inverse_sigma_vs_error": rho,
+            "p_value": p_value,
+            "num_frames": int(errors.size),
+            "error": "squared error" if task == "regression" else "cross-entropy",
+            "meaning": _sign_meaning(rho, expected, convention),
+        }
         if weight_key in outputs:
             weights = np.concatenate([np.asarray(r["outputs"][weight_key], np.float64) for r in predictions])
             entry["spearman_weight_vs_error"], entry["p_value_weight"] = spearman(weights, errors)
@@ -200,13 +205,18 @@ def uncertainty_diagnostics(predictions, task, convention="informativeness") -> 
 def _sign_meaning(rho, expected, convention):
     if not math.isfinite(rho):
         return "undefined (constant values or fewer than 3 frames)"
-    direction = ("positive: frames with a larger 1/||sigma|| have larger errors" if rho > 0 else
-                 "negative: frames with a larger 1/||sigma|| have smaller errors (||sigma|| grows with the error)"
-                 if rho < 0 else "zero: no monotonic relation")
+    direction = (
+        "positive: frames with a larger 1/||sigma|| have larger errors"
+        if rho > 0
+        else "negative: frames with a larger 1/||sigma|| have smaller errors (||sigma|| grows with the error)"
+        if rho < 0
+        else "zero: no monotonic relation"
+    )
     trained = "rise" if expected > 0 else "fall"
     verdict = "as" if rho * expected > 0 else "unlike what"
-    return (f"{direction}; {verdict} the {convention} convention trains for "
-            f"(1/||sigma|| should {trained} with the error)")
+    return (
+        f"{direction}; {verdict} the {convention} convention trains for (1/||sigma|| should {trained} with the error)"
+    )
 
 
 def _concat_flags(predictions, key):
@@ -233,8 +243,10 @@ def weight_diagnostics(predictions) -> dict:
         if weight_key not in predictions[0]["outputs"]:
             continue
         weights = np.concatenate([np.asarray(r["outputs"][weight_key], np.float64) for r in predictions])
-        sources = {"corpus": _concat_flags(predictions, f"{modality}_corrupted"),
-                   "evaluator": _concat_flags(predictions, f"{modality}_corrupted_eval")}
+        sources = {
+            "corpus": _concat_flags(predictions, f"{modality}_corrupted"),
+            "evaluator": _concat_flags(predictions, f"{modality}_corrupted_eval"),
+        }
         for source, flags in sources.items():
             if flags is None:
                 continue
@@ -272,9 +284,12 @@ def reliability(predictions, temperatures, sequence_level, num_bins=NUM_BINS) ->
             for name, scaled in (("before", logits), ("after", cmetrics.apply_temperature(logits, temperature))):
                 probs = np.exp(_log_softmax(scaled))
                 bins = cmetrics.reliability_bins(probs, labels, num_bins)
-                entry[name] = {"confidence": bins.confidence.tolist(), "accuracy": bins.accuracy.tolist(),
-                               "count": bins.count.tolist(),
-                               "ece": cmetrics.expected_calibration_error(probs, labels, num_bins)}
+                entry[name] = {
+                    "confidence": bins.confidence.tolist(),
+                    "accuracy": bins.accuracy.tolist(),
+                    "count": bins.count.tolist(),
+                    "ece": cmetrics.expected_calibration_error(probs, labels, num_bins),
+                }
             report[f"{branch}_{dim}"] = entry
     return report
 
@@ -302,11 +317,29 @@ def plot_reliability(entry, title) -> bytes:
         accuracy = np.nan_to_num(np.asarray(bins["accuracy"], np.float64))
         confidence = np.asarray(bins["confidence"], np.float64)
         filled = np.asarray(bins["count"]) > 0
-        ax.bar(edges[:-1], accuracy, width=1.0 / num_bins, align="edge", color="tab:blue",
-               edgecolor="black", lw=0.5, label="accuracy")
+        ax.bar(
+            edges[:-1],
+            accuracy,
+            width=1.0 / num_bins,
+            align="edge",
+            color="tab:blue",
+            edgecolor="black",
+            lw=0.5,
+            label="accuracy",
+        )
         gap = np.where(filled, confidence - accuracy, 0.0)
-        ax.bar(edges[:-1], gap, bottom=accuracy, width=1.0 / num_bins, align="edge", color="tab:red",
-               alpha=0.3, edgecolor="tab:red", lw=0.5, label="gap to confidence")
+        ax.bar(
+            edges[:-1],
+            gap,
+            bottom=accuracy,
+            width=1.0 / num_bins,
+            align="edge",
+            color="tab:red",
+            alpha=0.3,
+            edgecolor="tab:red",
+            lw=0.5,
+            label="gap to confidence",
+        )
         ax.plot([0, 1], [0, 1], "k--", lw=1)
         label = "no scaling" if name == "before" else f"T = {entry['temperature']:.3g}"
         ax.set_title(f"{label}: ECE {bins['ece']:.3f}", fontsize=9)
@@ -336,8 +369,11 @@ def plot_timeline(recording) -> bytes:
         outputs[key] = value
     shown = dict(recording)
     for modality in features.MODALITIES:
-        flags = [np.asarray(recording[key], bool) for key in (f"{modality}_corrupted", f"{modality}_corrupted_eval")
-                 if recording.get(key) is not None]
+        flags = [
+            np.asarray(recording[key], bool)
+            for key in (f"{modality}_corrupted", f"{modality}_corrupted_eval")
+            if recording.get(key) is not None
+        ]
         if flags:
             shown[f"{modality}_corrupted"] = np.logical_or.reduce(flags)
     return plot_recording(shown, outputs, float(recording.get("hop", 0.1)))
@@ -357,11 +393,14 @@ def open_run(run_dir):
         raise DataError("run directory not found", run_dir)
     config_path = run_dir / "config.json"
     if not config_path.is_file():
-        raise DataError("not a run directory (no config.json); train one with "
-                        "python -m pipelines.train ... --output-dir RUN", run_dir)
+        raise DataError(
+            "not a run directory (no config.json); train one with python -m pipelines.train ... --output-dir RUN",
+            run_dir,
+        )
     if not (run_dir / "model.keras").is_file():
-        raise DataError("the run has not finished (no model.keras yet); run the same training command "
-                        "again to resume it", run_dir)
+        raise DataError(
+            "the run has not finished (no model.keras yet); run the same training command again to resume it", run_dir
+        )
     try:
         config = read_json(config_path)
     except ValueError as error:
@@ -376,8 +415,9 @@ def check_partition(manifest, partition, artifact_dir):
     if partition not in partitions:
         raise ConfigError(f"unknown partition {partition!r}; the run's data has {', '.join(sorted(partitions))}")
     if not partitions[partition].get("labelled", True):
-        raise DataError(f"partition {partition!r} has no labels, so it cannot be scored",
-                        Path(artifact_dir) / "manifest.json")
+        raise DataError(
+            f"partition {partition!r} has no labels, so it cannot be scored", Path(artifact_dir) / "manifest.json"
+        )
 
 
 def output_folder_name(partition, corruption=None) -> str:
@@ -390,8 +430,11 @@ def output_folder_name(partition, corruption=None) -> str:
 
 def _select_plots(names, plot_recordings, plot_first):
     if plot_recordings:
-        wanted = [name.strip() for name in plot_recordings.split(",") if name.strip()] \
-            if isinstance(plot_recordings, str) else list(plot_recordings)
+        wanted = (
+            [name.strip() for name in plot_recordings.split(",") if name.strip()]
+            if isinstance(plot_recordings, str)
+            else list(plot_recordings)
+        )
         unknown = [name for name in wanted if name not in names]
         if unknown:
             shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
@@ -403,9 +446,21 @@ def _select_plots(names, plot_recordings, plot_first):
 # --------------------------------------------------------------------------- the evaluation
 
 
-def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, plot_recordings=None,
-        plot_first=1, output_dir=None, seed=0, num_bins=NUM_BINS, verbose=True, uncertainty="native",
-        mc_passes=20) -> dict:
+def run(
+    run_dir,
+    partition=features.DEVEL,
+    corrupt=None,
+    corrupt_mode=None,
+    *,
+    plot_recordings=None,
+    plot_first=1,
+    output_dir=None,
+    seed=0,
+    num_bins=NUM_BINS,
+    verbose=True,
+    uncertainty="native",
+    mc_passes=20,
+) -> dict:
     """Evaluates a finished run on one partition; returns the report written to `report.json`.
 
     Args:
@@ -470,28 +525,55 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     from pipelines.train import training_delay_frames
 
     delay = training_delay_frames(config, artifact_dir)  # outputs go back onto the labels' timeline
-    clean = list(label_delay.shift_predictions(
-        predict(infer, recordings, progress=f"predict {partition}", total=len(recordings)), delay))
+    clean = list(
+        label_delay.shift_predictions(
+            predict(infer, recordings, progress=f"predict {partition}", total=len(recordings)), delay
+        )
+    )
     evaluated = clean
     if corruption:
         modality, fraction, mode = corruption
-        evaluated = list(label_delay.shift_predictions(predict(
-            infer, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed,
-                                                  hop=float(manifest.get("hop") or 0.1)),
-            progress=f"predict {partition} ({modality} corrupted)", total=len(recordings)), delay))
+        evaluated = list(
+            label_delay.shift_predictions(
+                predict(
+                    infer,
+                    corrupt_lib.corrupt_recordings(
+                        recordings, modality, fraction, mode=mode, seed=seed, hop=float(manifest.get("hop") or 0.1)
+                    ),
+                    progress=f"predict {partition} ({modality} corrupted)",
+                    total=len(recordings),
+                ),
+                delay,
+            )
+        )
 
     temperatures = None
     if task == "classification":
         check_partition(manifest, validation, artifact_dir)
-        val_predictions = clean if validation == partition else list(label_delay.shift_predictions(
-            evaluation.predict_recordings(infer, input_pipeline.iter_recordings(artifact_dir, validation),
-                                          progress=f"predict {validation}"), delay))
+        val_predictions = (
+            clean
+            if validation == partition
+            else list(
+                label_delay.shift_predictions(
+                    evaluation.predict_recordings(
+                        infer,
+                        input_pipeline.iter_recordings(artifact_dir, validation),
+                        progress=f"predict {validation}",
+                    ),
+                    delay,
+                )
+            )
+        )
         val_sequence_level = bool(manifest["partitions"][validation].get("sequence_level", False))
         _, temperatures = evaluation.score_partition(val_predictions, task=task, sequence_level=val_sequence_level)
-    scores, _ = evaluation.score_partition(evaluated, task=task, sequence_level=sequence_level,
-                                           temperatures=temperatures)
-    clean_scores = scores if corruption is None else evaluation.score_partition(
-        clean, task=task, sequence_level=sequence_level, temperatures=temperatures)[0]
+    scores, _ = evaluation.score_partition(
+        evaluated, task=task, sequence_level=sequence_level, temperatures=temperatures
+    )
+    clean_scores = (
+        scores
+        if corruption is None
+        else evaluation.score_partition(clean, task=task, sequence_level=sequence_level, temperatures=temperatures)[0]
+    )
 
     convention = config.get("model", {}).get("weight_convention", "informativeness")
     report = {
@@ -502,9 +584,15 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
         "sequence_level": sequence_level,
         "num_recordings": len(evaluated),
         "num_frames": int(sum(len(r["outputs"][features.VALENCE]) for r in evaluated)),
-        "corruption": None if corruption is None else {
-            "modality": corruption[0], "fraction": corruption[1], "mode": corruption[2], "seed": seed,
-            "num_frames_corrupted": int(sum(r[f"{corruption[0]}_corrupted_eval"].sum() for r in evaluated))},
+        "corruption": None
+        if corruption is None
+        else {
+            "modality": corruption[0],
+            "fraction": corruption[1],
+            "mode": corruption[2],
+            "seed": seed,
+            "num_frames_corrupted": int(sum(r[f"{corruption[0]}_corrupted_eval"].sum() for r in evaluated)),
+        },
         "scores": scores,
         "scores_clean": clean_scores,
         "weight_convention": convention,
@@ -519,12 +607,24 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
 
     report["fused_below_branch"] = [
         {"dimension": dim, "branch": branch, "fused": fused, "branch_score": value}
-        for dim, branch, fused, value in reliability_lib.fused_losses(scores, task)]
+        for dim, branch, fused, value in reliability_lib.fused_losses(scores, task)
+    ]
 
     files = report["files"]
     if task == "regression" and not sequence_level:
-        files += uncertainty_lib.evaluate_section(report, run_dir, infer, config, artifact_dir, evaluated, out_dir,
-                                                  uncertainty, passes=mc_passes, seed=seed, verbose=verbose)
+        files += uncertainty_lib.evaluate_section(
+            report,
+            run_dir,
+            infer,
+            config,
+            artifact_dir,
+            evaluated,
+            out_dir,
+            uncertainty,
+            passes=mc_passes,
+            seed=seed,
+            verbose=verbose,
+        )
     if not sequence_level:
         rows = per_recording_scores(evaluated, task)
         report["per_recording"] = rows
@@ -556,8 +656,6 @@ def run(run_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, p
     return report
 
 
-
-
 # --------------------------------------------------------------------------- text
 
 
@@ -569,8 +667,11 @@ def _cell(value, width=12, digits=4):
 
 def robustness_table(clean, corrupted, task) -> str:
     """Clean vs corrupted scores per branch (paper Table 7 style)."""
-    keys = ([f"ccc_{d}" for d in features.LABEL_KEYS] + ["ccc_mean"] if task == "regression"
-            else [f"f1_{d}" for d in features.LABEL_KEYS] + ["f1_macro"])
+    keys = (
+        [f"ccc_{d}" for d in features.LABEL_KEYS] + ["ccc_mean"]
+        if task == "regression"
+        else [f"f1_{d}" for d in features.LABEL_KEYS] + ["f1_macro"]
+    )
     header = f"{'branch':<7} {'metric':<12} {'clean':>10} {'corrupted':>10} {'change':>10}"
     lines = [header, "-" * len(header)]
     for branch, row in corrupted.items():
@@ -587,11 +688,19 @@ def format_report(report) -> str:
 
     task = report["task"]
     corruption = report["corruption"]
-    condition = "clean" if corruption is None else (
-        f"{corruption['modality']} {corruption['fraction']:.0%} corrupted ({corruption['mode']}, "
-        f"{corruption['num_frames_corrupted']} frames)")
-    lines = [f"{report['model']} ({task}) on {report['partition']}, {condition}: "
-             f"{report['num_recordings']} recordings, {report['num_frames']} frames", ""]
+    condition = (
+        "clean"
+        if corruption is None
+        else (
+            f"{corruption['modality']} {corruption['fraction']:.0%} corrupted ({corruption['mode']}, "
+            f"{corruption['num_frames_corrupted']} frames)"
+        )
+    )
+    lines = [
+        f"{report['model']} ({task}) on {report['partition']}, {condition}: "
+        f"{report['num_recordings']} recordings, {report['num_frames']} frames",
+        "",
+    ]
     label = report["partition"] if corruption is None else f"{report['partition']}*"
     lines.append(evaluation.format_table({label: report["scores"]}, task))
     if corruption is not None:
@@ -599,8 +708,10 @@ def format_report(report) -> str:
     if corruption is not None:
         lines += ["", f"robustness: {condition}", robustness_table(report["scores_clean"], report["scores"], task)]
     for entry in report.get("fused_below_branch") or []:
-        lines.append(f"warning: the fused output loses to the {entry['branch']} branch on {entry['dimension']} "
-                     f"({entry['fused']:.3f} vs {entry['branch_score']:.3f})")
+        lines.append(
+            f"warning: the fused output loses to the {entry['branch']} branch on {entry['dimension']} "
+            f"({entry['fused']:.3f} vs {entry['branch_score']:.3f})"
+        )
     if "temperatures" in report:
         temps = ", ".join(f"{k} {v:.3g}" for k, v in report["temperatures"].items() if k != "fitted_on")
         lines += ["", f"temperature scaling fitted on {report['temperatures']['fitted_on']}: {temps}"]
@@ -608,28 +719,44 @@ def format_report(report) -> str:
         convention = report["weight_convention"]
         trained = "rise" if EXPECTED_SIGN.get(convention, 1.0) > 0 else "fall"
         header = f"{'modality':<8} {'rho(1/|sigma|, err)':>20} {'p':>10} {'rho(w, err)':>12}  sign"
-        lines += ["", f"uncertainty vs per-frame error (Spearman over frames; the {convention} convention trains "
-                      f"1/||sigma|| to {trained} with the error, and a weight should fall with it)",
-                  header, "-" * len(header)]
+        lines += [
+            "",
+            f"uncertainty vs per-frame error (Spearman over frames; the {convention} convention trains "
+            f"1/||sigma|| to {trained} with the error, and a weight should fall with it)",
+            header,
+            "-" * len(header),
+        ]
         for modality, entry in report["uncertainty"].items():
             rho = entry["spearman_inverse_sigma_vs_error"]
-            sign = ("undefined" if rho is None or not math.isfinite(rho) else
-                    "as trained" if rho * EXPECTED_SIGN.get(convention, 1.0) > 0 else "opposite to training")
-            lines.append(f"{modality:<8} {_cell(rho, 20)} {_cell(entry['p_value'], 10, 3)} "
-                         f"{_cell(entry.get('spearman_weight_vs_error'))}  {sign}")
+            sign = (
+                "undefined"
+                if rho is None or not math.isfinite(rho)
+                else "as trained"
+                if rho * EXPECTED_SIGN.get(convention, 1.0) > 0
+                else "opposite to training"
+            )
+            lines.append(
+                f"{modality:<8} {_cell(rho, 20)} {_cell(entry['p_value'], 10, 3)} "
+                f"{_cell(entry.get('spearman_weight_vs_error'))}  {sign}"
+            )
     if report["fusion_weights"]:
-        header = (f"{'corrupted by':<12} {'modality':<8} {'w corrupted':>12} {'w clean':>10} "
-                  f"{'AUC(1-w)':>10} {'frames':>14}")
+        header = (
+            f"{'corrupted by':<12} {'modality':<8} {'w corrupted':>12} {'w clean':>10} {'AUC(1-w)':>10} {'frames':>14}"
+        )
         lines += ["", "fusion weight of a modality on its corrupted vs clean frames", header, "-" * len(header)]
         for source, by_modality in report["fusion_weights"].items():
             for modality, entry in by_modality.items():
                 frames = f"{entry['num_corrupted']}/{entry['num_corrupted'] + entry['num_clean']}"
-                lines.append(f"{source:<12} {modality:<8} {_cell(entry['mean_weight_corrupted'])} "
-                             f"{_cell(entry['mean_weight_clean'], 10)} {_cell(entry['auc'], 10)} {frames:>14}")
-        lines += ["  w corrupted, w clean: mean fusion weight of the modality on its corrupted / clean frames; "
-                  "AUC(1-w): area under the ROC curve of 1 - w as a detector of corrupted frames (0.5 = chance); "
-                  "frames a/b: a corrupted frames of b frames; corrupted by: corpus = the corrupted frames the "
-                  "synthetic corpus records, evaluator = those of --corrupt"]
+                lines.append(
+                    f"{source:<12} {modality:<8} {_cell(entry['mean_weight_corrupted'])} "
+                    f"{_cell(entry['mean_weight_clean'], 10)} {_cell(entry['auc'], 10)} {frames:>14}"
+                )
+        lines += [
+            "  w corrupted, w clean: mean fusion weight of the modality on its corrupted / clean frames; "
+            "AUC(1-w): area under the ROC curve of 1 - w as a detector of corrupted frames (0.5 = chance); "
+            "frames a/b: a corrupted frames of b frames; corrupted by: corpus = the corrupted frames the "
+            "synthetic corpus records, evaluator = those of --corrupt"
+        ]
     if report.get("predictive_uncertainty"):
         from pipelines import uncertainty as uncertainty_lib
 
@@ -652,29 +779,41 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.evaluate",
         description="Evaluate a trained run on one partition: scores, calibration, robustness to a corrupted "
-                    "modality, uncertainty diagnostics and figures. Example: python -m pipelines.evaluate "
-                    "--run-dir runs/synthetic_cold_fusion_regression --corrupt visual:0.5",
-        formatter_class=cli.HelpFormatter)
+        "modality, uncertainty diagnostics and figures. Example: python -m pipelines.evaluate "
+        "--run-dir runs/synthetic_cold_fusion_regression --corrupt visual:0.5",
+        formatter_class=cli.HelpFormatter,
+    )
     parser.add_argument("--run-dir", required=True, help="run directory written by pipelines.train")
     parser.add_argument("--partition", default=features.DEVEL, help="labelled partition to evaluate")
-    parser.add_argument("--corrupt", metavar="MODALITY:FRACTION",
-                        help="corrupt this share of a modality's frames in consecutive blocks, e.g. visual:0.5")
-    parser.add_argument("--corrupt-mode", default=None, choices=corrupt_lib.MODES,
-                        help="noise: Gaussian noise; zeros: zeroed frames; swap: frames of another recording; "
-                             "face_mask: a mask over the lower half of the face (raw-mode runs); in-range "
-                             "corruptions of features: frozen (first frame held), drift (a slow offset), desync "
-                             "(frames 2-5 s earlier), dropout (the recording's mean frame). Default: "
-                             "face_mask for visual in a raw-mode run, noise otherwise")
+    parser.add_argument(
+        "--corrupt",
+        metavar="MODALITY:FRACTION",
+        help="corrupt this share of a modality's frames in consecutive blocks, e.g. visual:0.5",
+    )
+    parser.add_argument(
+        "--corrupt-mode",
+        default=None,
+        choices=corrupt_lib.MODES,
+        help="noise: Gaussian noise; zeros: zeroed frames; swap: frames of another recording; "
+        "face_mask: a mask over the lower half of the face (raw-mode runs); in-range "
+        "corruptions of features: frozen (first frame held), drift (a slow offset), desync "
+        "(frames 2-5 s earlier), dropout (the recording's mean frame). Default: "
+        "face_mask for visual in a raw-mode run, noise otherwise",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the corruption")
     plots = parser.add_mutually_exclusive_group()
     plots.add_argument("--plot-recordings", metavar="NAME1,NAME2", help="draw timelines of these recordings")
     plots.add_argument("--plot-first", type=int, default=1, metavar="N", help="draw timelines of the first N")
     parser.add_argument("--bins", type=int, default=NUM_BINS, help="calibration bins")
     parser.add_argument("--output-dir", help="parent folder of the evaluation folders (default RUN/evaluation)")
-    parser.add_argument("--uncertainty", default="native", choices=("native", "mc_dropout"),
-                        help="per-frame std of a regression run: native = the model's own score (COLD's sigma, "
-                             "constant for other models), mc_dropout = std over --mc-passes stochastic passes "
-                             "with dropout on; either calibrated on the validation partition")
+    parser.add_argument(
+        "--uncertainty",
+        default="native",
+        choices=("native", "mc_dropout"),
+        help="per-frame std of a regression run: native = the model's own score (COLD's sigma, "
+        "constant for other models), mc_dropout = std over --mc-passes stochastic passes "
+        "with dropout on; either calibrated on the validation partition",
+    )
     parser.add_argument("--mc-passes", type=int, default=20, help="stochastic passes of --uncertainty mc_dropout")
     cli.finish_parser(parser)
     return parser.parse_args(argv)
@@ -688,9 +827,19 @@ def main(argv=None):
         cli.check_output_dir(args.output_dir)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
-        run(args.run_dir, args.partition, args.corrupt, args.corrupt_mode, plot_recordings=args.plot_recordings,
-            plot_first=args.plot_first, output_dir=args.output_dir, seed=args.seed, num_bins=args.bins,
-            uncertainty=args.uncertainty, mc_passes=args.mc_passes)
+        run(
+            args.run_dir,
+            args.partition,
+            args.corrupt,
+            args.corrupt_mode,
+            plot_recordings=args.plot_recordings,
+            plot_first=args.plot_first,
+            output_dir=args.output_dir,
+            seed=args.seed,
+            num_bins=args.bins,
+            uncertainty=args.uncertainty,
+            mc_passes=args.mc_passes,
+        )
 
 
 if __name__ == "__main__":

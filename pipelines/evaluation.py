@@ -22,8 +22,11 @@ BRANCH_PREFIXES = {"av": "", "audio": "audio_", "visual": "visual_"}
 def branches_of(output_names) -> list:
     """The branches a model reports: `av` (its main output) and any unimodal branches."""
     names = set(output_names)
-    return [branch for branch, prefix in BRANCH_PREFIXES.items()
-            if f"{prefix}{features.VALENCE}" in names and f"{prefix}{features.AROUSAL}" in names]
+    return [
+        branch
+        for branch, prefix in BRANCH_PREFIXES.items()
+        if f"{prefix}{features.VALENCE}" in names and f"{prefix}{features.AROUSAL}" in names
+    ]
 
 
 def has_presence_inputs(model) -> bool:
@@ -67,8 +70,10 @@ def predict_recordings(inference_model, recordings, *, max_frames_per_call=None,
         audio = np.asarray(recording[features.AUDIO], np.float32)[None]
         visual = np.asarray(recording[features.VISUAL], np.float32)[None]
         mask = np.ones(audio.shape[:2], np.float32)
-        presence = [None if recording.get(key) is None else np.asarray(recording[key], np.float32)[None]
-                    for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)]
+        presence = [
+            None if recording.get(key) is None else np.asarray(recording[key], np.float32)[None]
+            for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)
+        ]
         # predict_on_batch runs a compiled function (eager RNN calls are ~100x slower).
         outputs = inference_model.predict_on_batch(model_inputs(inference_model, audio, visual, mask, *presence))
         outputs = {name: np.asarray(value, np.float32)[0] for name, value in outputs.items()}
@@ -154,7 +159,9 @@ def score_partition(predictions, *, task, sequence_level=False, temperatures=Non
         elif row:
             for stat in ("precision", "recall", "f1", "ece", "ece_ts"):
                 values = [row[f"{stat}_{d}"] for d in features.LABEL_KEYS if f"{stat}_{d}" in row]
-                row[f"{stat}_macro" if stat in ("precision", "recall", "f1") else f"{stat}_mean"] = float(np.mean(values))
+                row[f"{stat}_macro" if stat in ("precision", "recall", "f1") else f"{stat}_mean"] = float(
+                    np.mean(values)
+                )
         scores[branch] = row
     return scores, fitted
 
@@ -186,9 +193,14 @@ def write_prediction_csvs(predictions, out_dir, *, task, sequence_level=False):
         rows = []
         for recording in predictions:
             outputs = recording["outputs"]
-            rows.append((recording["name"], 0.0,
-                         value_of(outputs[f"{features.AROUSAL}_utterance"]).item(),
-                         value_of(outputs[f"{features.VALENCE}_utterance"]).item()))
+            rows.append(
+                (
+                    recording["name"],
+                    0.0,
+                    value_of(outputs[f"{features.AROUSAL}_utterance"]).item(),
+                    value_of(outputs[f"{features.VALENCE}_utterance"]).item(),
+                )
+            )
         write_text_atomic(out_dir / "utterances.csv", render(rows))
         return
     for recording in predictions:
@@ -198,17 +210,20 @@ def write_prediction_csvs(predictions, out_dir, *, task, sequence_level=False):
         timestamps = recording.get("timestamps")
         if timestamps is None or len(timestamps) != len(arousal):
             timestamps = np.arange(len(arousal)) * float(recording.get("hop", 0.1))
-        rows = [(recording["name"], float(t), a.item(), v.item())
-                for t, a, v in zip(timestamps, arousal, valence)]
+        rows = [(recording["name"], float(t), a.item(), v.item()) for t, a, v in zip(timestamps, arousal, valence)]
         write_text_atomic(out_dir / f"{recording['name']}.csv", render(rows))
 
 
 TABLE_LEGENDS = {
-    "regression": ("ccc_valence, ccc_arousal: concordance correlation coefficient (CCC) of each dimension; "
-                   "ccc_mean: CCC mean of valence and arousal"),
-    "classification": ("precision_macro, recall_macro, f1_macro: macro average over the 3 classes, mean of "
-                       "valence and arousal; ece_mean: expected calibration error; ece_ts_mean: ECE after "
-                       "temperature scaling fitted on the validation partition"),
+    "regression": (
+        "ccc_valence, ccc_arousal: concordance correlation coefficient (CCC) of each dimension; "
+        "ccc_mean: CCC mean of valence and arousal"
+    ),
+    "classification": (
+        "precision_macro, recall_macro, f1_macro: macro average over the 3 classes, mean of "
+        "valence and arousal; ece_mean: expected calibration error; ece_ts_mean: ECE after "
+        "temperature scaling fitted on the validation partition"
+    ),
 }
 BRANCH_LEGEND = "branch av: the fused (audio + visual) output; audio, visual: the unimodal branches"
 

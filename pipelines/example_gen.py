@@ -90,8 +90,9 @@ def load_manifest(artifact_dir) -> dict:
     """Reads `manifest.json` of an artefact folder; a DataError if it is missing or unreadable."""
     path = Path(artifact_dir) / MANIFEST
     if not path.is_file():
-        raise DataError("no manifest.json: run `python -m pipelines.example_gen ... --output-dir "
-                        f"{artifact_dir}` first", path)
+        raise DataError(
+            f"no manifest.json: run `python -m pipelines.example_gen ... --output-dir {artifact_dir}` first", path
+        )
     try:
         manifest = read_json(path)
     except (OSError, ValueError) as error:
@@ -105,28 +106,38 @@ def partition_info(artifact_dir, partition: str) -> dict:
     """The manifest entry of one partition; a DataError naming the ones there are otherwise."""
     manifest = load_manifest(artifact_dir)
     if partition not in manifest["partitions"]:
-        raise DataError(f"no partition {partition!r} in this corpus (there are: "
-                        f"{', '.join(manifest['partitions']) or 'none'})", Path(artifact_dir) / MANIFEST)
+        raise DataError(
+            f"no partition {partition!r} in this corpus (there are: {', '.join(manifest['partitions']) or 'none'})",
+            Path(artifact_dir) / MANIFEST,
+        )
     return manifest["partitions"][partition]
 
 
 # ---------------------------------------------------------------------------------------------
 # Serialisation
 
+
 def _floats(rows):
     import tensorflow as tf
 
     # `tolist()` first: building a FloatList from Python floats is several times faster than from
     # numpy rows.
-    return tf.train.FeatureList(feature=[tf.train.Feature(float_list=tf.train.FloatList(value=row))
-                                         for row in np.asarray(rows, np.float32).reshape(len(rows), -1).tolist()])
+    return tf.train.FeatureList(
+        feature=[
+            tf.train.Feature(float_list=tf.train.FloatList(value=row))
+            for row in np.asarray(rows, np.float32).reshape(len(rows), -1).tolist()
+        ]
+    )
 
 
 def _ints(values):
     import tensorflow as tf
 
-    return tf.train.FeatureList(feature=[tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
-                                         for v in np.asarray(values, np.int64).tolist()])
+    return tf.train.FeatureList(
+        feature=[
+            tf.train.Feature(int64_list=tf.train.Int64List(value=[v])) for v in np.asarray(values, np.int64).tolist()
+        ]
+    )
 
 
 def serialize_recording(recording, logmel=None) -> bytes:
@@ -167,16 +178,21 @@ def serialize_recording(recording, logmel=None) -> bytes:
         spectrogram = raw_inputs.compute_logmel(recording.waveform, recording.sample_rate, logmel)
         lists = {
             features.AUDIO: _floats(spectrogram),
-            features.VISUAL: tf.train.FeatureList(feature=[
-                tf.train.Feature(bytes_list=tf.train.BytesList(value=[png]))
-                for png in raw_inputs.encode_faces(recording.faces)]),
+            features.VISUAL: tf.train.FeatureList(
+                feature=[
+                    tf.train.Feature(bytes_list=tf.train.BytesList(value=[png]))
+                    for png in raw_inputs.encode_faces(recording.faces)
+                ]
+            ),
         }
     else:
         lists = {features.AUDIO: _floats(recording.audio), features.VISUAL: _floats(recording.visual)}
-    lists.update({
-        # Whole microseconds: exact for the corpora's timestamps, unlike a float32 FloatList.
-        TIMESTAMPS: _ints(np.round(np.asarray(timestamps, np.float64) * 1e6)),
-    })
+    lists.update(
+        {
+            # Whole microseconds: exact for the corpora's timestamps, unlike a float32 FloatList.
+            TIMESTAMPS: _ints(np.round(np.asarray(timestamps, np.float64) * 1e6)),
+        }
+    )
     for modality, key in PRESENT_KEYS.items():
         present = getattr(recording, key)
         lists[key] = _floats((np.ones(n, np.float32) if present is None else present).reshape(n, 1))
@@ -191,13 +207,15 @@ def serialize_recording(recording, logmel=None) -> bytes:
         for modality, key in CORRUPTED_KEYS.items():
             flags = getattr(recording, key)
             lists[key] = _ints(np.zeros(n, np.int64) if flags is None else np.asarray(flags, bool))
-    example = tf.train.SequenceExample(context=tf.train.Features(feature=context),
-                                       feature_lists=tf.train.FeatureLists(feature_list=lists))
+    example = tf.train.SequenceExample(
+        context=tf.train.Features(feature=context), feature_lists=tf.train.FeatureLists(feature_list=lists)
+    )
     return example.SerializeToString()
 
 
 # ---------------------------------------------------------------------------------------------
 # Validation while converting
+
 
 class _Checker:
     """Checks each recording against the corpus and the recordings before it."""
@@ -205,8 +223,10 @@ class _Checker:
     def __init__(self, corpus, mel_bins=None):
         self.corpus = corpus
         self.raw = corpus.mode == RAW
-        self.dims = {features.AUDIO: len(corpus.audio_feature_names) or None,
-                     features.VISUAL: len(corpus.visual_feature_names) or None}
+        self.dims = {
+            features.AUDIO: len(corpus.audio_feature_names) or None,
+            features.VISUAL: len(corpus.visual_feature_names) or None,
+        }
         if self.raw:
             self.dims = {features.AUDIO: mel_bins, features.VISUAL: 3}
         self.face_shape = None
@@ -247,8 +267,11 @@ class _Checker:
         key = digest.hexdigest()
         if key in self.contents:
             name, partition = self.contents[key]
-            self.fail(rec, f"has the same audio and visual features as recording {name!r} ({partition}) "
-                           f"(expected every recording once in the corpus)")
+            self.fail(
+                rec,
+                f"has the same audio and visual features as recording {name!r} ({partition}) "
+                f"(expected every recording once in the corpus)",
+            )
         self.contents[key] = (rec.name, rec.partition)
 
     def check(self, rec):
@@ -260,8 +283,12 @@ class _Checker:
         if not math.isclose(float(rec.hop), float(self.corpus.hop), rel_tol=1e-6, abs_tol=1e-9):
             self.fail(rec, f"hop {rec.hop} s differs from the corpus hop {self.corpus.hop} s")
         if self.raw != rec.raw:
-            self.fail(rec, "is a raw recording in a feature corpus" if rec.raw
-                      else "has features, but the corpus is a raw one (face crops and waveforms)")
+            self.fail(
+                rec,
+                "is a raw recording in a feature corpus"
+                if rec.raw
+                else "has features, but the corpus is a raw one (face crops and waveforms)",
+            )
         n = self._check_raw(rec) if self.raw else None
         for modality in () if self.raw else features.MODALITIES:
             values = np.asarray(getattr(rec, modality))
@@ -275,8 +302,11 @@ class _Checker:
             if expected is None:
                 self.dims[modality], self.first[modality] = values.shape[1], rec.name
             elif values.shape[1] != expected:
-                origin = (f"as in recording {self.first[modality]!r}" if modality in self.first
-                          else "as the corpus's feature names say")
+                origin = (
+                    f"as in recording {self.first[modality]!r}"
+                    if modality in self.first
+                    else "as the corpus's feature names say"
+                )
                 self.fail(rec, f"{values.shape[1]} {modality} features per frame, expected {expected} {origin}")
         if n == 0:
             self.fail(rec, "no frames")
@@ -298,14 +328,20 @@ class _Checker:
         kind = (rec.labelled, rec.sequence_level)
         before = self.kind.setdefault(rec.partition, (kind, rec.name))
         if before[0] != kind:
+
             def describe(k):
                 return "unlabelled" if not k[0] else ("sequence-level" if k[1] else "frame-level")
-            self.fail(rec, f"is {describe(kind)} but recording {before[1]!r} of the same partition is "
-                           f"{describe(before[0])}; a partition must be labelled the same way throughout")
+
+            self.fail(
+                rec,
+                f"is {describe(kind)} but recording {before[1]!r} of the same partition is "
+                f"{describe(before[0])}; a partition must be labelled the same way throughout",
+            )
 
 
 # ---------------------------------------------------------------------------------------------
 # Shard writing
+
 
 class _PartitionWriter:
     """Writes one partition's shards under temporary names; `finish` renames them into place."""
@@ -367,8 +403,14 @@ class _PartitionWriter:
         for i, temp in enumerate(self.temp_paths):
             final = self.directory / f"{self.partition}-{i:05d}-of-{total:05d}{SHARD_SUFFIX}"
             os.replace(temp, final)
-            shards.append({"file": final.relative_to(root).as_posix(), "num_recordings": self.counts[i],
-                           "bytes": final.stat().st_size, "sha256": sha256_file(final)})
+            shards.append(
+                {
+                    "file": final.relative_to(root).as_posix(),
+                    "num_recordings": self.counts[i],
+                    "bytes": final.stat().st_size,
+                    "sha256": sha256_file(final),
+                }
+            )
         keep = {self.directory / Path(s["file"]).name for s in shards}
         for old in self.directory.glob(f"*{SHARD_SUFFIX}"):
             if old not in keep:
@@ -437,16 +479,21 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
     except (OSError, ValueError):
         old = None
     redo = None  # None: every partition
-    if (old and old.get("format_version") == FORMAT_VERSION and old.get("fingerprint") == corpus.fingerprint
-            and old.get("settings") == settings):
+    if (
+        old
+        and old.get("format_version") == FORMAT_VERSION
+        and old.get("fingerprint") == corpus.fingerprint
+        and old.get("settings") == settings
+    ):
         redo = _bad_partitions(root, old)
         if not redo:
             if progress:
                 print(f"example_gen: {root} is up to date (fingerprint {corpus.fingerprint[:12]})", file=sys.stderr)
             return {**old, "reused": sorted(old["partitions"])}
         if progress:
-            print(f"example_gen: missing or corrupt shards in {', '.join(redo)}; converting them again",
-                  file=sys.stderr)
+            print(
+                f"example_gen: missing or corrupt shards in {', '.join(redo)}; converting them again", file=sys.stderr
+            )
     # No manifest while shards change: an interrupted run never looks complete.
     manifest_path.unlink(missing_ok=True)
 
@@ -457,15 +504,17 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
     writers = {}
     examples = root / EXAMPLES_DIR
     try:
-        for recording in tqdm(corpus.recordings(), desc=f"example_gen {corpus.dataset}", unit="rec",
-                              disable=not progress, file=sys.stderr):
+        for recording in tqdm(
+            corpus.recordings(), desc=f"example_gen {corpus.dataset}", unit="rec", disable=not progress, file=sys.stderr
+        ):
             checker.check(recording)
             if redo is not None and recording.partition not in redo:
                 continue
             writer = writers.get(recording.partition)
             if writer is None:
                 writer = writers[recording.partition] = _PartitionWriter(
-                    examples / recording.partition, recording.partition, num_shards, shard_bytes)
+                    examples / recording.partition, recording.partition, num_shards, shard_bytes
+                )
             writer.write(recording, serialize_recording(recording, logmel))
             pause_point("example_gen.shard")
     except BaseException:
@@ -479,12 +528,18 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
     names = {features.AUDIO: list(corpus.audio_feature_names), features.VISUAL: list(corpus.visual_feature_names)}
     raw_entry = {}
     if raw:
-        names = {features.AUDIO: [f"mel_{i}" for i in range(logmel["mel_bins"])],
-                 features.VISUAL: list(raw_inputs.FACE_CHANNELS)}
+        names = {
+            features.AUDIO: [f"mel_{i}" for i in range(logmel["mel_bins"])],
+            features.VISUAL: list(raw_inputs.FACE_CHANNELS),
+        }
         face_shape = checker.face_shape or tuple((old or {}).get("visual_shape", ()))
-        raw_entry = {"mode": RAW, "visual_shape": list(face_shape),
-                     "audio_shape": [raw_inputs.patch_frames(logmel), logmel["mel_bins"]],
-                     "logmel": logmel, SAMPLE_RATE: checker.sample_rate or (old or {}).get(SAMPLE_RATE)}
+        raw_entry = {
+            "mode": RAW,
+            "visual_shape": list(face_shape),
+            "audio_shape": [raw_inputs.patch_frames(logmel), logmel["mel_bins"]],
+            "logmel": logmel,
+            SAMPLE_RATE: checker.sample_rate or (old or {}).get(SAMPLE_RATE),
+        }
     for name, writer in writers.items():
         labelled, sequence_level = writer.kind
         partitions[name] = {
@@ -527,8 +582,9 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
     write_json_atomic(manifest_path, manifest)
     reused = sorted(set(order) - set(writers))
     if progress:
-        summary = ", ".join(f"{p}: {partitions[p]['num_recordings']} rec / {partitions[p]['num_frames']} frames"
-                            for p in order)
+        summary = ", ".join(
+            f"{p}: {partitions[p]['num_recordings']} rec / {partitions[p]['num_frames']} frames" for p in order
+        )
         print(f"example_gen: wrote {root} ({summary})", file=sys.stderr)
     return {**manifest, "reused": reused}
 
@@ -541,28 +597,50 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.example_gen",
         description="Convert a corpus into sharded TFRecord SequenceExamples plus manifest.json. "
-                    "Re-running with unchanged corpus files reuses the shards (checksums are verified).")
+        "Re-running with unchanged corpus files reuses the shards (checksums are verified).",
+    )
     parser.add_argument("--dataset", required=True, choices=("avec", "iemocap", "synthetic"), help="corpus adapter")
-    parser.add_argument("--data-dir", required=True,
-                        help="corpus folder (AVEC/synthetic: holds labels/ and the feature folders; "
-                             "IEMOCAP: holds Session1..Session5)")
-    parser.add_argument("--audio-features", default=None,
-                        help="comma-separated audio feature folders, concatenated per frame "
-                             "(IEMOCAP: the audio modality folder under --features-dir)")
+    parser.add_argument(
+        "--data-dir",
+        required=True,
+        help="corpus folder (AVEC/synthetic: holds labels/ and the feature folders; IEMOCAP: holds Session1..Session5)",
+    )
+    parser.add_argument(
+        "--audio-features",
+        default=None,
+        help="comma-separated audio feature folders, concatenated per frame "
+        "(IEMOCAP: the audio modality folder under --features-dir)",
+    )
     parser.add_argument("--visual-features", default=None, help="comma-separated visual feature folders")
-    parser.add_argument("--features-dir", default=None,
-                        help="IEMOCAP only: folder of per-utterance feature files <modality>/<utterance id>")
-    parser.add_argument("--validation-speaker", default=None, choices=("F", "M"),
-                        help="IEMOCAP only: the session-5 speaker used for validation (the other one is test)")
-    parser.add_argument("--allow-missing-modality", action="store_true",
-                        help="IEMOCAP only: keep utterances with one modality missing (zero-filled, flagged)")
+    parser.add_argument(
+        "--features-dir",
+        default=None,
+        help="IEMOCAP only: folder of per-utterance feature files <modality>/<utterance id>",
+    )
+    parser.add_argument(
+        "--validation-speaker",
+        default=None,
+        choices=("F", "M"),
+        help="IEMOCAP only: the session-5 speaker used for validation (the other one is test)",
+    )
+    parser.add_argument(
+        "--allow-missing-modality",
+        action="store_true",
+        help="IEMOCAP only: keep utterances with one modality missing (zero-filled, flagged)",
+    )
     parser.add_argument("--output-dir", required=True, help="artefact folder to write")
-    parser.add_argument("--num-shards", type=int, default=None,
-                        help="shards per partition (default: a new shard every 64 MiB)")
-    parser.add_argument("--mel-bins", type=int, default=None,
-                        help="raw corpora: mel bins of the log-mel spectrogram (default 64)")
-    parser.add_argument("--mel-hop-seconds", type=float, default=None,
-                        help="raw corpora: hop of the log-mel spectrogram in seconds (default 0.01)")
+    parser.add_argument(
+        "--num-shards", type=int, default=None, help="shards per partition (default: a new shard every 64 MiB)"
+    )
+    parser.add_argument(
+        "--mel-bins", type=int, default=None, help="raw corpora: mel bins of the log-mel spectrogram (default 64)"
+    )
+    parser.add_argument(
+        "--mel-hop-seconds",
+        type=float,
+        default=None,
+        help="raw corpora: hop of the log-mel spectrogram in seconds (default 0.01)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_strictness_arguments(parser)
     cli.finish_parser(parser)
@@ -572,13 +650,23 @@ def build_parser():
 def add_strictness_arguments(parser) -> None:
     """`--strict` (the default) / `--lenient`, stored as `strict` (absent when neither is given)."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--strict", dest="strict", action="store_true", default=argparse.SUPPRESS,
-                       help="AVEC/IEMOCAP: every field must be exactly what it must be (the default)")
-    group.add_argument("--lenient", dest="strict", action="store_false", default=argparse.SUPPRESS,
-                       help="AVEC/IEMOCAP: accept, with a warning naming the file, feature timestamps that drift "
-                            "from the labels' by less than half a hop, a name column that differs from the "
-                            "recording only in its quoting, a last line without a line break, IEMOCAP ids not "
-                            "of their dialog; Train/Devel features without a label file are skipped")
+    group.add_argument(
+        "--strict",
+        dest="strict",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="AVEC/IEMOCAP: every field must be exactly what it must be (the default)",
+    )
+    group.add_argument(
+        "--lenient",
+        dest="strict",
+        action="store_false",
+        default=argparse.SUPPRESS,
+        help="AVEC/IEMOCAP: accept, with a warning naming the file, feature timestamps that drift "
+        "from the labels' by less than half a hop, a name column that differs from the "
+        "recording only in its quoting, a last line without a line break, IEMOCAP ids not "
+        "of their dialog; Train/Devel features without a label file are skipped",
+    )
 
 
 def strictness_option(dataset: str, strict) -> dict:
@@ -622,8 +710,11 @@ def main(argv=None):
     from pipelines.datasets import open_corpus
 
     corpus = open_corpus(args.dataset, args.data_dir, **options)
-    logmel = {key: value for key, value in (("mel_bins", args.mel_bins), ("hop_seconds", args.mel_hop_seconds))
-              if value is not None}
+    logmel = {
+        key: value
+        for key, value in (("mel_bins", args.mel_bins), ("hop_seconds", args.mel_hop_seconds))
+        if value is not None
+    }
     run(corpus, args.output_dir, num_shards=args.num_shards, progress=not args.no_progress, logmel=logmel)
 
 

@@ -84,8 +84,11 @@ def load_inference_model(run_dir):
         raise DataError("run directory not found", run_dir)
     for path in (config_path, model_path):
         if not path.is_file():
-            raise DataError("not found: train a model into this run directory first "
-                            "(python -m pipelines.train ... --output-dir RUN)", path)
+            raise DataError(
+                "not found: train a model into this run directory first "
+                "(python -m pipelines.train ... --output-dir RUN)",
+                path,
+            )
     try:
         config = read_json(config_path)
     except json.JSONDecodeError as error:
@@ -110,8 +113,11 @@ def artifact_dir_of(config: dict, run_dir) -> Path:
         from pipelines import prepare
 
         if not path:
-            raise DataError("records no data artefact folder (runtime.artifact_dir); rebuild it with "
-                            f"{prepare.rebuild_command(run_dir)}", Path(run_dir) / "config.json")
+            raise DataError(
+                "records no data artefact folder (runtime.artifact_dir); rebuild it with "
+                f"{prepare.rebuild_command(run_dir)}",
+                Path(run_dir) / "config.json",
+            )
         print(f"the run's data artefacts ({path}) are missing", file=sys.stderr)
         return prepare.rebuild_run_artifacts(run_dir)
     return Path(path)
@@ -188,14 +194,22 @@ def _servable(model):
     empty = tf.zeros([0, 0], tf.float32)
 
     if has_presence:
-        flag_specs = [tf.TensorSpec([None, None], tf.float32, name=key)
-                      for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)]
+        flag_specs = [
+            tf.TensorSpec([None, None], tf.float32, name=key)
+            for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)
+        ]
 
         @tf.function(input_signature=[audio_spec, visual_spec, mask_spec] + flag_specs)
         def serve(audio, visual, mask=empty, audio_present=empty, visual_present=empty):
-            return predict(audio, visual, or_all_frames(mask, audio), or_all_frames(audio_present, audio),
-                           or_all_frames(visual_present, audio))
+            return predict(
+                audio,
+                visual,
+                or_all_frames(mask, audio),
+                or_all_frames(audio_present, audio),
+                or_all_frames(visual_present, audio),
+            )
     else:
+
         @tf.function(input_signature=[audio_spec, visual_spec, mask_spec])
         def serve(audio, visual, mask=empty):
             return predict(audio, visual, or_all_frames(mask, audio))
@@ -214,8 +228,9 @@ def save_saved_model(model, path) -> None:
     import tensorflow as tf
 
     module = _servable(model)
-    tf.saved_model.save(module, str(path), signatures={SERVING_DEFAULT: module.serve,
-                                                       WITHOUT_MASK: module.serve_without_mask})
+    tf.saved_model.save(
+        module, str(path), signatures={SERVING_DEFAULT: module.serve, WITHOUT_MASK: module.serve_without_mask}
+    )
 
 
 def keras_outputs(model, audio, visual, mask, audio_present=None, visual_present=None) -> dict:
@@ -229,8 +244,17 @@ def keras_outputs(model, audio, visual, mask, audio_present=None, visual_present
 # --------------------------------------------------------------------------- requests
 
 
-def predict_request(model_name, audio, visual, mask=None, *, signature=SERVING_DEFAULT, version=None,
-                    audio_present=None, visual_present=None):
+def predict_request(
+    model_name,
+    audio,
+    visual,
+    mask=None,
+    *,
+    signature=SERVING_DEFAULT,
+    version=None,
+    audio_present=None,
+    visual_present=None,
+):
     """A TF Serving `PredictRequest` for one batch.
 
     Args:
@@ -289,8 +313,7 @@ def write_warmup_requests(path, model_name, recordings) -> int:
                 predict_request(model_name, audio, visual, signature=WITHOUT_MASK),
             )
             for request in requests:
-                log = prediction_log_pb2.PredictionLog(
-                    predict_log=prediction_log_pb2.PredictLog(request=request))
+                log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
                 writer.write(log.SerializeToString())
                 count += 1
     return count
@@ -363,8 +386,15 @@ def _clean_env() -> dict:
 
 def show_signature(export_dir, signature=SERVING_DEFAULT, timeout=300) -> str:
     """The output of `saved_model_cli show --dir ... --tag_set serve --signature_def <signature>`."""
-    command = saved_model_cli_command() + ["show", "--dir", str(export_dir), "--tag_set", "serve",
-                                           "--signature_def", signature]
+    command = saved_model_cli_command() + [
+        "show",
+        "--dir",
+        str(export_dir),
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        signature,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_clean_env())
     if result.returncode != 0:
         raise ColdKerasError(f"saved_model_cli failed: {result.stderr.strip().splitlines()[-1:]}", export_dir)
@@ -384,7 +414,7 @@ def verification_cases(recordings, max_cases: int = 3) -> dict:
         if i == 0:
             absent = ones.copy()
             t = absent.shape[1]
-            absent[:, t // 3: 2 * t // 3] = 0.0
+            absent[:, t // 3 : 2 * t // 3] = 0.0
             cases["visual_absent"] = (audio, visual, ones, ones, absent)
     if len(recordings) >= 2:
         first, second = recordings[0], recordings[1]
@@ -421,12 +451,19 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
     with tempfile.TemporaryDirectory(prefix="cold-keras-verify-") as tmp:
         inputs_path, outputs_path = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
         keys = (features.AUDIO, features.VISUAL, features.MASK, features.AUDIO_PRESENT, features.VISUAL_PRESENT)
-        np.savez(inputs_path, **{f"{case}/{key}": array for case, arrays in cases.items()
-                                 for key, array in zip(keys, arrays)})
+        np.savez(
+            inputs_path,
+            **{f"{case}/{key}": array for case, arrays in cases.items() for key, array in zip(keys, arrays)},
+        )
         # cwd is the temporary folder so that nothing of this repository is importable by accident.
-        result = subprocess.run([sys.executable, "-c", _VERIFY_SCRIPT, str(export_dir.resolve()),
-                                 str(inputs_path), str(outputs_path)],
-                                cwd=tmp, capture_output=True, text=True, timeout=timeout, env=_clean_env())
+        result = subprocess.run(
+            [sys.executable, "-c", _VERIFY_SCRIPT, str(export_dir.resolve()), str(inputs_path), str(outputs_path)],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_clean_env(),
+        )
         if result.returncode != 0:
             tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise ColdKerasError(f"the exported model failed to run in plain TensorFlow: {tail}", export_dir)
@@ -448,20 +485,31 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
                 if key not in served:
                     raise ColdKerasError(f"the exported model has no output {name!r} in {run}", export_dir)
                 if served[key].shape != value.shape:
-                    raise ColdKerasError(f"{run} output {name!r} has shape {served[key].shape}, the Keras "
-                                         f"model gives {value.shape}", export_dir)
+                    raise ColdKerasError(
+                        f"{run} output {name!r} has shape {served[key].shape}, the Keras model gives {value.shape}",
+                        export_dir,
+                    )
                 diff = float(np.max(np.abs(served[key] - value))) if value.size else 0.0
                 if not diff <= tolerance:
-                    raise ColdKerasError(f"{run} output {name!r} differs from the Keras model by {diff:.3g} "
-                                         f"(tolerance {tolerance:g}) on {case}", export_dir)
+                    raise ColdKerasError(
+                        f"{run} output {name!r} differs from the Keras model by {diff:.3g} "
+                        f"(tolerance {tolerance:g}) on {case}",
+                        export_dir,
+                    )
                 worst = max(worst, diff)
     listing = show_signature(export_dir)
     expected_inputs = features.INPUT_KEYS if has_presence else features.FEATURE_KEYS
     for key in expected_inputs:
         if f"inputs['{key}']" not in listing:
             raise ColdKerasError(f"saved_model_cli does not list input {key!r} of serving_default", export_dir)
-    return {"max_abs_diff": worst, "outputs": names, "cases": len(cases), "inputs": list(expected_inputs),
-            "subprocess": result.stdout.strip().splitlines()[-1], "signature": listing}
+    return {
+        "max_abs_diff": worst,
+        "outputs": names,
+        "cases": len(cases),
+        "inputs": list(expected_inputs),
+        "subprocess": result.stdout.strip().splitlines()[-1],
+        "signature": listing,
+    }
 
 
 # --------------------------------------------------------------------------- versions
@@ -504,7 +552,7 @@ def clean_stale_temporaries(model_root, max_age_seconds: float = 3600.0) -> list
     if not root.is_dir():
         return removed
     for path in root.glob(f"{_TMP_PREFIX}*"):
-        parts = path.name[len(_TMP_PREFIX):].split("-")
+        parts = path.name[len(_TMP_PREFIX) :].split("-")
         pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
         if pid is not None and pid != os.getpid():
             if _process_runs(pid):
@@ -520,12 +568,14 @@ def clean_stale_temporaries(model_root, max_age_seconds: float = 3600.0) -> list
 
 def _check_name(name: str) -> None:
     if not _NAME.match(name or ""):
-        raise ConfigError(f"model name {name!r}: use letters, digits, '_', '-' and '.' (no '/'), "
-                          "starting with a letter or digit")
+        raise ConfigError(
+            f"model name {name!r}: use letters, digits, '_', '-' and '.' (no '/'), starting with a letter or digit"
+        )
 
 
-def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordings=3, verify=True,
-        progress=True) -> Path:
+def run(
+    run_dir, name, version=None, base_dir="saved_models", *, warmup_recordings=3, verify=True, progress=True
+) -> Path:
     """Exports the model of a run directory to `<base_dir>/<name>/<version>/`.
 
     Args:
@@ -551,16 +601,22 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
     _check_name(name)
     config_path = Path(run_dir) / "config.json"
     if config_path.is_file() and read_json(config_path).get("mode") == "raw":
-        raise ConfigError("this is a raw-mode run; the export's serving signature takes per-frame features, "
-                          "so raw-mode runs cannot be exported yet", run_dir)
+        raise ConfigError(
+            "this is a raw-mode run; the export's serving signature takes per-frame features, "
+            "so raw-mode runs cannot be exported yet",
+            run_dir,
+        )
     model_root = Path(base_dir) / name
     if version is not None:
         if int(version) < 1:
             raise ConfigError(f"--version must be a positive integer, got {version}")
         version = int(version)
         if (model_root / str(version)).exists():
-            raise ConfigError(f"version {version} already exists; pass another --version or leave it out to "
-                              f"use {next_version(model_root)}", model_root / str(version))
+            raise ConfigError(
+                f"version {version} already exists; pass another --version or leave it out to "
+                f"use {next_version(model_root)}",
+                model_root / str(version),
+            )
     model, config = load_inference_model(run_dir)
     artifact_dir = artifact_dir_of(config, run_dir)
     from pipelines import uncertainty
@@ -574,6 +630,7 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
     for stale in clean_stale_temporaries(model_root):
         print(f"removed {stale}, the temporary folder of an export that did not finish")
     tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-{os.getpid()}-", dir=model_root))
+
     def save():
         save_saved_model(model, tmp)
         pause_point("export.saved")
@@ -622,8 +679,10 @@ def run(run_dir, name, version=None, base_dir="saved_models", *, warmup_recordin
     print(f"  TF Serving config: {model_root / MODELS_CONFIG}")
     if report is not None:
         print(f"  check: {report['subprocess']}")
-        print(f"  check: {len(report['outputs'])} outputs x {report['cases']} cases match Keras, max |diff| "
-              f"{report['max_abs_diff']:.2e} (tolerance {TOLERANCE:g})")
+        print(
+            f"  check: {len(report['outputs'])} outputs x {report['cases']} cases match Keras, max |diff| "
+            f"{report['max_abs_diff']:.2e} (tolerance {TOLERANCE:g})"
+        )
         print(f"  check: saved_model_cli lists serving_default inputs {', '.join(report['inputs'])}")
     return final
 
@@ -635,15 +694,17 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.export",
         description="Export a trained run as a TF Serving SavedModel with warmup requests and a models.config. "
-                    "Example: python -m pipelines.export --run-dir runs/synthetic_cold_fusion_regression "
-                    "--name cold_fusion",
-        formatter_class=cli.HelpFormatter)
+        "Example: python -m pipelines.export --run-dir runs/synthetic_cold_fusion_regression "
+        "--name cold_fusion",
+        formatter_class=cli.HelpFormatter,
+    )
     parser.add_argument("--run-dir", required=True, help="run directory written by pipelines.train")
     parser.add_argument("--name", required=True, help="model name on the server (folder under --base-dir)")
     parser.add_argument("--version", type=int, help="version number (default: next free)")
     parser.add_argument("--base-dir", default="saved_models", help="export root")
-    parser.add_argument("--warmup-recordings", type=int, default=3,
-                        help="recordings whose requests make the warmup file")
+    parser.add_argument(
+        "--warmup-recordings", type=int, default=3, help="recordings whose requests make the warmup file"
+    )
     cli.finish_parser(parser)
     return parser.parse_args(argv)
 
@@ -651,8 +712,7 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    run(args.run_dir, args.name, version=args.version, base_dir=args.base_dir,
-        warmup_recordings=args.warmup_recordings)
+    run(args.run_dir, args.name, version=args.version, base_dir=args.base_dir, warmup_recordings=args.warmup_recordings)
 
 
 if __name__ == "__main__":

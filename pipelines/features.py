@@ -32,4 +32,3 @@ PARTITIONS = (TRAIN, DEVEL, TEST)
 # Three-way classification bins (paper section 5.1): < -0.05, [-0.05, 0.05], > 0.05.
 CLASS_THRESHOLD = 0.05
 CLASS_NAMES = ("negative", "neutral", "positive")
-

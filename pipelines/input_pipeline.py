@@ -46,6 +46,7 @@ OVERSAMPLE_MODES = ("joint", features.VALENCE, features.AROUSAL)
 # ---------------------------------------------------------------------------------------------
 # Classes
 
+
 def to_classes(values):
     """Three-way bins (paper section 5.1): 0 if v < -0.05, 1 if -0.05 <= v <= 0.05, 2 if v > 0.05.
 
@@ -54,16 +55,17 @@ def to_classes(values):
     """
     if isinstance(values, (tf.Tensor, tf.Variable)):
         threshold = tf.cast(features.CLASS_THRESHOLD, values.dtype)
-        return (tf.cast(values >= -threshold, tf.int32) + tf.cast(values > threshold, tf.int32))
+        return tf.cast(values >= -threshold, tf.int32) + tf.cast(values > threshold, tf.int32)
     values = np.asarray(values)
     if not np.issubdtype(values.dtype, np.floating):
         values = values.astype(np.float32)
     threshold = values.dtype.type(features.CLASS_THRESHOLD)
-    return ((values >= -threshold).astype(np.int32) + (values > threshold).astype(np.int32))
+    return (values >= -threshold).astype(np.int32) + (values > threshold).astype(np.int32)
 
 
 # ---------------------------------------------------------------------------------------------
 # Parsing
+
 
 def _shard_paths(artifact_dir, partition):
     info = eg.partition_info(artifact_dir, partition)
@@ -83,16 +85,17 @@ def parse_spec(info: dict, ragged=False, labels_only=False):
             the validator) instead of fixed [N, D].
         labels_only: parse only what the labels need (cheap passes over the train split).
     """
-    context = {eg.NAME: tf.io.FixedLenFeature([], tf.string),
-               eg.NUM_FRAMES: tf.io.FixedLenFeature([], tf.int64)}
+    context = {eg.NAME: tf.io.FixedLenFeature([], tf.string), eg.NUM_FRAMES: tf.io.FixedLenFeature([], tf.int64)}
     sequence = {}
     if not labels_only:
-        context.update({
-            eg.PARTITION: tf.io.FixedLenFeature([], tf.string),
-            eg.HOP: tf.io.FixedLenFeature([], tf.float32),
-            eg.METADATA: tf.io.FixedLenFeature([], tf.string),
-            eg.HAS_CORRUPTION: tf.io.FixedLenFeature([], tf.int64),
-        })
+        context.update(
+            {
+                eg.PARTITION: tf.io.FixedLenFeature([], tf.string),
+                eg.HOP: tf.io.FixedLenFeature([], tf.float32),
+                eg.METADATA: tf.io.FixedLenFeature([], tf.string),
+                eg.HAS_CORRUPTION: tf.io.FixedLenFeature([], tf.int64),
+            }
+        )
         if is_raw(info):
             if ragged:
                 raise ValueError("raw partitions have no ragged form; read them with iter_recordings")
@@ -100,8 +103,11 @@ def parse_spec(info: dict, ragged=False, labels_only=False):
             sequence[features.AUDIO] = tf.io.FixedLenSequenceFeature([info["audio_dim"]], tf.float32)
             sequence[features.VISUAL] = tf.io.FixedLenSequenceFeature([], tf.string)
         for modality in () if is_raw(info) else features.MODALITIES:
-            sequence[modality] = (tf.io.RaggedFeature(tf.float32) if ragged
-                                  else tf.io.FixedLenSequenceFeature([info[f"{modality}_dim"]], tf.float32))
+            sequence[modality] = (
+                tf.io.RaggedFeature(tf.float32)
+                if ragged
+                else tf.io.FixedLenSequenceFeature([info[f"{modality}_dim"]], tf.float32)
+            )
         sequence[eg.TIMESTAMPS] = tf.io.FixedLenSequenceFeature([], tf.int64)
         for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT):
             sequence[key] = tf.io.FixedLenSequenceFeature([], tf.float32)
@@ -133,7 +139,8 @@ def _parser(info, ragged=False, labels_only=False):
             from pipelines import raw_inputs
 
             out[features.AUDIO] = raw_inputs.logmel_patches(
-                out[features.AUDIO], context[eg.NUM_FRAMES], float(info["hop"]), info["logmel"])
+                out[features.AUDIO], context[eg.NUM_FRAMES], float(info["hop"]), info["logmel"]
+            )
         if info["labelled"] and info["sequence_level"]:
             n = tf.cast(context[eg.NUM_FRAMES], tf.int32)
             for key in features.LABEL_KEYS:
@@ -149,8 +156,12 @@ def _records(paths, *, training, seed):
     if training:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     return files.interleave(
-        tf.data.TFRecordDataset, cycle_length=max(1, min(len(paths), 8)), block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training or seed is not None)
+        tf.data.TFRecordDataset,
+        cycle_length=max(1, min(len(paths), 8)),
+        block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not training or seed is not None,
+    )
 
 
 def iter_recordings(artifact_dir, partition):
@@ -198,8 +209,11 @@ def iter_recordings(artifact_dir, partition):
                     out[key] = example[key].astype(bool)
             yield out
     except tf.errors.InvalidArgumentError as error:
-        raise DataError(f"partition {partition!r} does not match its manifest entry "
-                        f"({error.message.splitlines()[0]}); run the example validator", paths[0]) from error
+        raise DataError(
+            f"partition {partition!r} does not match its manifest entry "
+            f"({error.message.splitlines()[0]}); run the example validator",
+            paths[0],
+        ) from error
 
 
 def label_arrays(artifact_dir, partition):
@@ -247,6 +261,7 @@ def class_weights(artifact_dir):
 
 # ---------------------------------------------------------------------------------------------
 # Windows
+
 
 def window_frames(info, window_seconds, window_hop_seconds):
     """(window length, window hop) in frames for a partition's hop."""
@@ -331,14 +346,16 @@ def window_strata(artifact_dir, partition, window, step, mode, label_delay_frame
     from pipelines import label_delay
 
     strata = []
-    for valence, arousal in label_delay.delayed_label_arrays(label_arrays(artifact_dir, partition),
-                                                             label_delay_frames):
+    for valence, arousal in label_delay.delayed_label_arrays(label_arrays(artifact_dir, partition), label_delay_frames):
         info_n = len(valence)
         for start in window_starts(info_n, window, step):
             stop = min(start + window, info_n)
             mask = np.ones(stop - start)
-            strata.append(_stratum(_dominant_class_np(valence[start:stop], mask),
-                                   _dominant_class_np(arousal[start:stop], mask), mode))
+            strata.append(
+                _stratum(
+                    _dominant_class_np(valence[start:stop], mask), _dominant_class_np(arousal[start:stop], mask), mode
+                )
+            )
     return np.asarray(strata, np.int64)
 
 
@@ -352,8 +369,16 @@ def _oversample_mode(oversample):
     raise ConfigError(f"oversample must be False, True or one of {', '.join(OVERSAMPLE_MODES)}, got {oversample!r}")
 
 
-def count_batches(artifact_dir, partition, *, batch_size=4, window_seconds=30.0, window_hop_seconds=None,
-                  training=True, label_delay_frames=0):
+def count_batches(
+    artifact_dir,
+    partition,
+    *,
+    batch_size=4,
+    window_seconds=30.0,
+    window_hop_seconds=None,
+    training=True,
+    label_delay_frames=0,
+):
     """Batches per pass of `make_dataset` with the same arguments (from the manifest, no reading)."""
     info = eg.partition_info(artifact_dir, partition)
     lengths = [n - label_delay_frames for _, n in info["recordings"] if n > label_delay_frames]
@@ -367,6 +392,7 @@ def count_batches(artifact_dir, partition, *, batch_size=4, window_seconds=30.0,
 # ---------------------------------------------------------------------------------------------
 # Datasets
 
+
 def _split(element, task, labelled):
     inputs = {key: element[key] for key in features.INPUT_KEYS}
     if not labelled:
@@ -377,10 +403,23 @@ def _split(element, task, labelled):
     return inputs, targets
 
 
-def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seconds=30.0,
-                 window_hop_seconds=None, task="regression", augment=None, oversample=False,
-                 shuffle_buffer=128, seed=None, raw_augment=None, label_delay_frames=0,
-                 corruption_targets=False):
+def make_dataset(
+    artifact_dir,
+    partition,
+    *,
+    training,
+    batch_size=4,
+    window_seconds=30.0,
+    window_hop_seconds=None,
+    task="regression",
+    augment=None,
+    oversample=False,
+    shuffle_buffer=128,
+    seed=None,
+    raw_augment=None,
+    label_delay_frames=0,
+    corruption_targets=False,
+):
     """A tf.data pipeline over one partition (module docstring).
 
     Args:
@@ -430,19 +469,24 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
         if label_delay_frames:
             dataset = dataset.filter(lambda e: tf.shape(e[features.AUDIO])[0] > 0)
         if raw:
-            dataset = dataset.map(lambda e: {**e, features.VISUAL: tf.cast(_decode_faces(e[features.VISUAL], info),
-                                                                           tf.float32)},
-                                  num_parallel_calls=tf.data.AUTOTUNE)
-        dataset = dataset.map(lambda e: _split({**e, features.MASK: tf.ones(tf.shape(e[features.AUDIO])[:1])},
-                                               task, labelled), num_parallel_calls=tf.data.AUTOTUNE)
+            dataset = dataset.map(
+                lambda e: {**e, features.VISUAL: tf.cast(_decode_faces(e[features.VISUAL], info), tf.float32)},
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        dataset = dataset.map(
+            lambda e: _split({**e, features.MASK: tf.ones(tf.shape(e[features.AUDIO])[:1])}, task, labelled),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     if not labelled:
         raise DataError(f"cannot train on partition {partition!r}: it has no labels", Path(artifact_dir) / eg.MANIFEST)
     config = augment_lib.validate_config(augment)
     if raw and augment_lib.is_active(config):
-        raise ConfigError("training.augment (feature noise, time masks, modality dropout) applies to feature "
-                          "corpora; raw mode augments with raw.augment (pipelines.raw_augment)")
+        raise ConfigError(
+            "training.augment (feature noise, time masks, modality dropout) applies to feature "
+            "corpora; raw mode augments with raw.augment (pipelines.raw_augment)"
+        )
     if raw:
         shuffle_buffer = min(shuffle_buffer, 32)
     mode = _oversample_mode(oversample)
@@ -461,7 +505,8 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
 
     def window_stream(stream_seed):
         stream = _records(paths, training=True, seed=stream_seed).map(
-            lambda e: keep(parse(e)), num_parallel_calls=tf.data.AUTOTUNE)
+            lambda e: keep(parse(e)), num_parallel_calls=tf.data.AUTOTUNE
+        )
         if label_delay_frames:
             stream = stream.filter(lambda e: tf.shape(e[features.AUDIO])[0] > 0)
         return stream.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(windows_of(e, window, step)))
@@ -486,20 +531,30 @@ def make_dataset(artifact_dir, partition, *, training, batch_size=4, window_seco
             stream = stream.shuffle(max(1, shuffle_buffer // len(present)), seed=stream_seed).repeat()
             streams.append(stream)
         dataset = tf.data.Dataset.sample_from_datasets(
-            streams, weights=[1.0 / len(streams)] * len(streams), seed=seed).take(len(strata))
+            streams, weights=[1.0 / len(streams)] * len(streams), seed=seed
+        ).take(len(strata))
 
     if corruption_targets and raw:
-        raise ConfigError("model.lambda_reliability needs the feature corruption augmentation (training.augment); "
-                          "raw corpora do not have it")
+        raise ConfigError(
+            "model.lambda_reliability needs the feature corruption augmentation (training.augment); "
+            "raw corpora do not have it"
+        )
     if augment_lib.is_active(config) or corruption_targets:
+
         def apply(element):
             inputs = augment_lib.augment_window(
-                {key: element[key] for key in features.INPUT_KEYS}, config, scale, center,
-                targets=corruption_targets, hop=float(info["hop"]))
+                {key: element[key] for key in features.INPUT_KEYS},
+                config,
+                scale,
+                center,
+                targets=corruption_targets,
+                hop=float(info["hop"]),
+            )
             return {**element, **inputs}
 
         dataset = dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
     if corruption_targets:
+
         def split_with_targets(element):
             inputs, targets = _split(element, task, True)
             flags = {key: tf.cast(element[key], tf.float32) for key in augment_lib.CORRUPTION_TARGET_KEYS.values()}
@@ -520,8 +575,10 @@ def _delayed_parser(parse, info, frames, artifact_dir):
     if frames < 0:
         raise ConfigError(f"the label delay must be >= 0 frames, got {frames}")
     if info["labelled"] and info["sequence_level"]:
-        raise ConfigError("a label delay applies to per-frame labels; this corpus has one label per utterance",
-                          Path(artifact_dir) / eg.MANIFEST)
+        raise ConfigError(
+            "a label delay applies to per-frame labels; this corpus has one label per utterance",
+            Path(artifact_dir) / eg.MANIFEST,
+        )
 
     def delayed(serialized):
         return label_delay.delay_example(parse(serialized), frames)

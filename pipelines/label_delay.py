@@ -54,15 +54,17 @@ def shift_back(values, frames: int) -> np.ndarray:
     if frames <= 0 or values.ndim == 0 or values.shape[0] == 0:
         return values
     head = np.repeat(values[:1], min(frames, values.shape[0]), axis=0)
-    return np.concatenate([head, values[:max(values.shape[0] - frames, 0)]], axis=0)
+    return np.concatenate([head, values[: max(values.shape[0] - frames, 0)]], axis=0)
 
 
 def shift_outputs(outputs: dict, frames: int) -> dict:
     """Every per-frame output of one recording shifted back; utterance outputs stay as they are."""
     if frames <= 0:
         return outputs
-    return {name: value if name.endswith("_utterance") or np.ndim(value) == 0 else shift_back(value, frames)
-            for name, value in outputs.items()}
+    return {
+        name: value if name.endswith("_utterance") or np.ndim(value) == 0 else shift_back(value, frames)
+        for name, value in outputs.items()
+    }
 
 
 def shift_predictions(predictions, frames: int):
@@ -86,14 +88,18 @@ def delay_example(example: dict, frames: int) -> dict:
     out = dict(example)
     n = tf.shape(example[features.AUDIO])[0]
     keep = tf.maximum(n - frames, 0)  # a recording of at most D frames comes out empty
-    front = (features.MODALITIES + tuple(features.PRESENT_KEYS.values()) + (eg.TIMESTAMPS,)
-             + tuple(eg.CORRUPTED_KEYS.values()))
+    front = (
+        features.MODALITIES
+        + tuple(features.PRESENT_KEYS.values())
+        + (eg.TIMESTAMPS,)
+        + tuple(eg.CORRUPTED_KEYS.values())
+    )
     for key in front:
         if key in out:
             out[key] = out[key][:keep]
     for key in features.LABEL_KEYS:
         if key in out:
-            out[key] = out[key][tf.minimum(frames, n):]
+            out[key] = out[key][tf.minimum(frames, n) :]
     if eg.NUM_FRAMES in out:
         out[eg.NUM_FRAMES] = tf.cast(keep, out[eg.NUM_FRAMES].dtype)
     return out

@@ -89,8 +89,9 @@ def plot(rates, losses, suggested, path):
     save_figure_atomic(fig, path, dpi=90)
 
 
-def run(config: dict, output_dir, *, min_lr=DEFAULT_MIN_LR, max_lr=DEFAULT_MAX_LR, steps=DEFAULT_STEPS,
-        progress=True) -> dict:
+def run(
+    config: dict, output_dir, *, min_lr=DEFAULT_MIN_LR, max_lr=DEFAULT_MAX_LR, steps=DEFAULT_STEPS, progress=True
+) -> dict:
     """Runs the range test for the run configured by `config`; returns the record of lr_find.json."""
     min_lr, max_lr, steps = float(min_lr), float(max_lr), int(steps)
     _check(min_lr, max_lr, steps)
@@ -131,7 +132,7 @@ def run(config: dict, output_dir, *, min_lr=DEFAULT_MIN_LR, max_lr=DEFAULT_MAX_L
     bar.close()
     keras.backend.clear_session()
 
-    rates = rates[:len(losses)]
+    rates = rates[: len(losses)]
     losses = np.asarray(losses, np.float64)
     suggested, at_minimum = suggest(rates, losses)
     folder = Path(output_dir) / "lr_find"
@@ -140,16 +141,28 @@ def run(config: dict, output_dir, *, min_lr=DEFAULT_MIN_LR, max_lr=DEFAULT_MAX_L
     usable = int(np.argmin(np.isfinite(losses))) if not np.isfinite(losses).all() else len(losses)
     smoothed[:usable] = smooth(losses[:usable])
     lines = ["step,learning_rate,loss,smoothed_loss"] + [
-        f"{i + 1},{rates[i]:.6g},{losses[i]:.6g},{smoothed[i]:.6g}" for i in range(len(losses))]
+        f"{i + 1},{rates[i]:.6g},{losses[i]:.6g},{smoothed[i]:.6g}" for i in range(len(losses))
+    ]
     write_text_atomic(folder / "lr_find.csv", "\n".join(lines) + "\n")
     plot(rates, losses, suggested, folder / "lr_find.png")
-    record = {"suggested_learning_rate": suggested, "minimum_loss_learning_rate": at_minimum,
-              "steps_run": len(losses), "min_lr": min_lr, "max_lr": max_lr, "steps": steps,
-              "model": config["model"]["name"], "configured_learning_rate": float(config["training"]["learning_rate"])}
+    record = {
+        "suggested_learning_rate": suggested,
+        "minimum_loss_learning_rate": at_minimum,
+        "steps_run": len(losses),
+        "min_lr": min_lr,
+        "max_lr": max_lr,
+        "steps": steps,
+        "model": config["model"]["name"],
+        "configured_learning_rate": float(config["training"]["learning_rate"]),
+    }
     write_json_atomic(folder / "lr_find.json", record)
-    print(f"learning-rate sweep over {len(losses)} steps ({min_lr:.2g} .. {rates[-1]:.2g}): smoothed loss lowest "
-          f"at {at_minimum:.3g}; suggested learning rate {suggested:.3g} (configured: "
-          f"{record['configured_learning_rate']:.3g}). Plot: {folder / 'lr_find.png'}")
-    print(f"use it: python -m pipelines.train --dataset {config['dataset']} --model {config['model']['name']} "
-          f"--learning-rate {suggested:.2g}")
+    print(
+        f"learning-rate sweep over {len(losses)} steps ({min_lr:.2g} .. {rates[-1]:.2g}): smoothed loss lowest "
+        f"at {at_minimum:.3g}; suggested learning rate {suggested:.3g} (configured: "
+        f"{record['configured_learning_rate']:.3g}). Plot: {folder / 'lr_find.png'}"
+    )
+    print(
+        f"use it: python -m pipelines.train --dataset {config['dataset']} --model {config['model']['name']} "
+        f"--learning-rate {suggested:.2g}"
+    )
     return record

@@ -149,8 +149,9 @@ class SavedModelPredictor:
             raise DataError(f"cannot load the SavedModel ({str(error).splitlines()[0]})", path) from None
         signatures = getattr(loaded, "signatures", {})
         if "serving_default" not in signatures:
-            raise DataError("the SavedModel has no serving_default signature; export it with "
-                            "python -m pipelines.export", path)
+            raise DataError(
+                "the SavedModel has no serving_default signature; export it with python -m pipelines.export", path
+            )
         self._loaded = loaded  # keeps the variables alive
         self.signature = signatures["serving_default"]
         specs = self.signature.structured_input_signature[1]
@@ -189,10 +190,15 @@ def reading_config(run_dir=None, saved_model=None) -> tuple:
         path = Path(saved_model) / SAVED_MODEL_CONFIG
     if not path.is_file():
         if run_dir is not None:
-            raise DataError("not a run directory (no config.json); train one with python -m pipelines.train "
-                            "... --output-dir RUN", run_dir)
-        raise DataError("no assets.extra/config.json next to the SavedModel (exports made before it was "
-                        "written there); pass the run directory it came from with --run-dir", saved_model)
+            raise DataError(
+                "not a run directory (no config.json); train one with python -m pipelines.train ... --output-dir RUN",
+                run_dir,
+            )
+        raise DataError(
+            "no assets.extra/config.json next to the SavedModel (exports made before it was "
+            "written there); pass the run directory it came from with --run-dir",
+            saved_model,
+        )
     try:
         return read_json(path), path
     except ValueError as error:
@@ -228,10 +234,15 @@ def open_for_prediction(dataset, data_dir, options, select):
         return open_corpus(dataset, data_dir, **options)
     from pipelines.datasets.avec import open_layout
 
-    return open_layout(data_dir, audio_features=options.get("audio_features") or [features.AUDIO],
-                       visual_features=options.get("visual_features") or [features.VISUAL],
-                       allow_missing_modality=bool(options.get("allow_missing_modality")), dataset=dataset,
-                       labels_optional=True, select=select)
+    return open_layout(
+        data_dir,
+        audio_features=options.get("audio_features") or [features.AUDIO],
+        visual_features=options.get("visual_features") or [features.VISUAL],
+        allow_missing_modality=bool(options.get("allow_missing_modality")),
+        dataset=dataset,
+        labels_optional=True,
+        select=select,
+    )
 
 
 def _feature_files(dataset, data_dir, options, modality, name) -> str:
@@ -252,16 +263,25 @@ def _as_dict(recording) -> dict:
 
 
 def _summary_settings(args, config_source, dataset, options, delay_seconds) -> dict:
-    model = ({"saved_model": str(Path(args.saved_model).resolve())} if args.saved_model
-             else {"run_dir": str(Path(args.run_dir).resolve())})
+    model = (
+        {"saved_model": str(Path(args.saved_model).resolve())}
+        if args.saved_model
+        else {"run_dir": str(Path(args.run_dir).resolve())}
+    )
     model_file = Path(args.saved_model) / "saved_model.pb" if args.saved_model else Path(args.run_dir) / "model.keras"
     if model_file.is_file():
         stat = model_file.stat()
         model["file"] = [str(model_file.resolve()), stat.st_size, stat.st_mtime_ns]
-    return {"format_version": FORMAT_VERSION, "model": model, "config": str(config_source),
-            "data_dir": str(Path(args.data_dir).resolve()), "dataset": dataset,
-            "options": {key: value for key, value in sorted(options.items())},
-            "partition": args.partition, "label_delay_seconds": delay_seconds}
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": model,
+        "config": str(config_source),
+        "data_dir": str(Path(args.data_dir).resolve()),
+        "dataset": dataset,
+        "options": {key: value for key, value in sorted(options.items())},
+        "partition": args.partition,
+        "label_delay_seconds": delay_seconds,
+    }
 
 
 def _check_output_dir(out_dir: Path, settings: dict, overwrite: bool) -> None:
@@ -283,8 +303,11 @@ def _check_output_dir(out_dir: Path, settings: dict, overwrite: bool) -> None:
         return
     if old.get("settings") != settings:
         changed = config_lib.first_difference(old.get("settings") or {}, settings) or "an older format"
-        raise ConfigError(f"holds predictions made with other settings ({changed}); pass another --output-dir, "
-                          "or --overwrite to replace them", out_dir)
+        raise ConfigError(
+            f"holds predictions made with other settings ({changed}); pass another --output-dir, "
+            "or --overwrite to replace them",
+            out_dir,
+        )
 
 
 def run(args) -> dict:
@@ -297,17 +320,21 @@ def run(args) -> dict:
     if not data_dir.is_dir():
         raise ConfigError("data folder does not exist (--data-dir)", data_dir)
     if args.saved_model and not (Path(args.saved_model) / "saved_model.pb").is_file():
-        raise DataError("not a SavedModel folder (no saved_model.pb); pass a version folder such as "
-                        "saved_models/NAME/1", args.saved_model)
+        raise DataError(
+            "not a SavedModel folder (no saved_model.pb); pass a version folder such as saved_models/NAME/1",
+            args.saved_model,
+        )
     if args.partition != ALL and args.partition not in features.PARTITIONS:
-        raise ConfigError(f"--partition must be one of {', '.join(features.PARTITIONS)} or {ALL}, "
-                          f"got {args.partition!r}")
+        raise ConfigError(
+            f"--partition must be one of {', '.join(features.PARTITIONS)} or {ALL}, got {args.partition!r}"
+        )
     config, config_source = reading_config(args.run_dir, args.saved_model)
     if config.get("mode") == "raw":
         raise ConfigError("this is a raw-mode run; predict takes per-frame feature corpora", config_source)
     task = config.get("task", "regression")
     delay_seconds = delay_lib.check(
-        delay_lib.seconds_of(config) if args.label_delay is None else args.label_delay, "--label-delay")
+        delay_lib.seconds_of(config) if args.label_delay is None else args.label_delay, "--label-delay"
+    )
     dataset, options = corpus_settings(config, args)
     out_dir = Path(args.output_dir)
     settings = _summary_settings(args, config_source, dataset, options, delay_seconds)
@@ -335,8 +362,14 @@ def run(args) -> dict:
     from tqdm import tqdm
 
     written, skipped = 0, 0
-    progress = tqdm(corpus.recordings(), total=corpus.report.get("selected"), desc="predict", unit="rec",
-                    file=sys.stderr, disable=args.quiet)
+    progress = tqdm(
+        corpus.recordings(),
+        total=corpus.report.get("selected"),
+        desc="predict",
+        unit="rec",
+        file=sys.stderr,
+        disable=args.quiet,
+    )
     try:
         for item in progress:
             if dataset == "iemocap" and not select(item.name, item.partition):
@@ -347,13 +380,18 @@ def run(args) -> dict:
             for modality in features.MODALITIES:
                 dim = int(np.shape(recording[modality])[-1])
                 if dim != predictor.dims[modality]:
-                    raise DataError(f"{dim} {modality} features per frame, but the model takes "
-                                    f"{predictor.dims[modality]} (recording {name})",
-                                    _feature_files(dataset, data_dir, options, modality, name))
+                    raise DataError(
+                        f"{dim} {modality} features per frame, but the model takes "
+                        f"{predictor.dims[modality]} (recording {name})",
+                        _feature_files(dataset, data_dir, options, modality, name),
+                    )
             outputs = delay_lib.shift_outputs(predictor(recording), frames)
             if sequence_level and f"{features.VALENCE}_utterance" not in outputs:
-                raise ConfigError("the model gives no utterance-level outputs, so it cannot predict an IEMOCAP-style "
-                                  "corpus; train it on one first", args.saved_model or args.run_dir)
+                raise ConfigError(
+                    "the model gives no utterance-level outputs, so it cannot predict an IEMOCAP-style "
+                    "corpus; train it on one first",
+                    args.saved_model or args.run_dir,
+                )
             _write_recording(recording, outputs, out_dir, task, sequence_level)
             written += 1
             pause_point("predict.recording")
@@ -364,11 +402,22 @@ def run(args) -> dict:
     if not seen:
         counts = corpus.report.get("recordings") or {}
         which = "any partition" if args.partition == ALL else f"partition {args.partition!r}"
-        raise DataError(f"no recordings of {which} in this corpus (found: "
-                        f"{', '.join(f'{k} {v}' for k, v in counts.items() if v) or 'none'})", data_dir)
+        raise DataError(
+            f"no recordings of {which} in this corpus (found: "
+            f"{', '.join(f'{k} {v}' for k, v in counts.items() if v) or 'none'})",
+            data_dir,
+        )
     files = _assemble_utterances(out_dir, seen) if sequence_level else [f"{name}.csv" for name in seen]
-    summary.update({"complete": True, "recordings": len(seen), "written": written, "skipped": skipped,
-                    "label_delay_frames": frames, "files": files})
+    summary.update(
+        {
+            "complete": True,
+            "recordings": len(seen),
+            "written": written,
+            "skipped": skipped,
+            "label_delay_frames": frames,
+            "files": files,
+        }
+    )
     write_json_atomic(out_dir / SUMMARY_FILE, summary)
     print(f"predicted {len(seen)} recordings ({written} written, {skipped} already done) into {out_dir}")
     return summary
@@ -392,8 +441,9 @@ def _main_values(outputs, task, key):
 def _write_recording(recording, outputs, out_dir: Path, task, sequence_level) -> None:
     name = recording["name"]
     if sequence_level:
-        row = {key: np.atleast_1d(_main_values(outputs, task, f"{key}_utterance")).reshape(-1)[:1]
-               for key in PREDICTIONS}
+        row = {
+            key: np.atleast_1d(_main_values(outputs, task, f"{key}_utterance")).reshape(-1)[:1] for key in PREDICTIONS
+        }
         row.update(utterance_extra(outputs))
         write_text_atomic(out_dir / PARTS_FOLDER / f"{name}.csv", _table(name, [0.0], row))
         return
@@ -426,29 +476,45 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.predict",
         description="Predict valence and arousal for every recording of a corpus folder, labelled or not, and "
-                    "write AVEC-format files (one CSV per recording, plus the fusion weights, sigma norms and "
-                    "uncertainty in extra/). Example: python -m pipelines.predict --run-dir runs/avec_cold_fusion_"
-                    "regression --data-dir AVEC2019_CES --partition test --output-dir submission",
-        formatter_class=cli.HelpFormatter)
-    parser.add_argument("--run-dir", help="run directory written by pipelines.train (its model.keras, unless "
-                                          "--saved-model is given, and its config.json)")
-    parser.add_argument("--saved-model", metavar="DIR",
-                        help="an exported SavedModel version folder (saved_models/NAME/VERSION), run with plain "
-                             "TensorFlow; the reading settings come from its assets.extra/config.json or --run-dir")
+        "write AVEC-format files (one CSV per recording, plus the fusion weights, sigma norms and "
+        "uncertainty in extra/). Example: python -m pipelines.predict --run-dir runs/avec_cold_fusion_"
+        "regression --data-dir AVEC2019_CES --partition test --output-dir submission",
+        formatter_class=cli.HelpFormatter,
+    )
+    parser.add_argument(
+        "--run-dir",
+        help="run directory written by pipelines.train (its model.keras, unless "
+        "--saved-model is given, and its config.json)",
+    )
+    parser.add_argument(
+        "--saved-model",
+        metavar="DIR",
+        help="an exported SavedModel version folder (saved_models/NAME/VERSION), run with plain "
+        "TensorFlow; the reading settings come from its assets.extra/config.json or --run-dir",
+    )
     parser.add_argument("--data-dir", help="corpus folder to predict on, in the layout of --dataset")
-    parser.add_argument("--dataset", choices=("avec", "iemocap", "synthetic"),
-                        help="layout of --data-dir (default: the run's dataset)")
-    parser.add_argument("--partition", default=features.TEST,
-                        help=f"partition to predict: {', '.join(features.PARTITIONS)} or {ALL}")
+    parser.add_argument(
+        "--dataset", choices=("avec", "iemocap", "synthetic"), help="layout of --data-dir (default: the run's dataset)"
+    )
+    parser.add_argument(
+        "--partition", default=features.TEST, help=f"partition to predict: {', '.join(features.PARTITIONS)} or {ALL}"
+    )
     parser.add_argument("--output-dir", required=True, help="folder for the prediction files (the submission)")
     parser.add_argument("--audio-features", help="comma-separated audio feature folders (default: the run's)")
     parser.add_argument("--visual-features", help="comma-separated visual feature folders (default: the run's)")
     parser.add_argument("--features-dir", help="IEMOCAP: folder of per-utterance feature files (default: the run's)")
-    parser.add_argument("--allow-missing-modality", action="store_true",
-                        help="zero-fill a modality whose feature file is missing (presence 0) instead of failing")
-    parser.add_argument("--label-delay", type=cli.non_negative_float, metavar="SECONDS",
-                        help="annotation delay the model was trained with (default: the run's "
-                             "training.label_delay_seconds); outputs are shifted back by it")
+    parser.add_argument(
+        "--allow-missing-modality",
+        action="store_true",
+        help="zero-fill a modality whose feature file is missing (presence 0) instead of failing",
+    )
+    parser.add_argument(
+        "--label-delay",
+        type=cli.non_negative_float,
+        metavar="SECONDS",
+        help="annotation delay the model was trained with (default: the run's "
+        "training.label_delay_seconds); outputs are shifted back by it",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace predictions made with other settings")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     cli.finish_parser(parser)

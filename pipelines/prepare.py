@@ -30,8 +30,10 @@ def corpus_options(config: dict) -> dict:
             options["visual_features"] = list(feats["visual"])
     if dataset == "iemocap":
         if not config.get("features_dir"):
-            raise ConfigError("IEMOCAP needs --features-dir (or features_dir in the config): the folder of "
-                              "per-utterance feature files <features_dir>/<modality>/<utterance id>.npy|.csv")
+            raise ConfigError(
+                "IEMOCAP needs --features-dir (or features_dir in the config): the folder of "
+                "per-utterance feature files <features_dir>/<modality>/<utterance id>.npy|.csv"
+            )
         options["features_dir"] = str(Path(config["features_dir"]).expanduser().resolve())
         options["audio_features"] = (feats.get("audio") or ["audio"])[0]
         options["visual_features"] = (feats.get("visual") or ["visual"])[0]
@@ -55,8 +57,9 @@ def check_inputs(config: dict) -> None:
 def _given_data_dir(config: dict) -> Path:
     dataset = config["dataset"]
     if not config.get("data_dir"):
-        raise ConfigError(f"--data-dir is required for --dataset {dataset}: pass the corpus folder "
-                          f"(or set data_dir in the config)")
+        raise ConfigError(
+            f"--data-dir is required for --dataset {dataset}: pass the corpus folder (or set data_dir in the config)"
+        )
     root = Path(config["data_dir"]).expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise ConfigError("--data-dir (data_dir) is a file; pass the corpus folder that holds it", root)
@@ -82,8 +85,7 @@ def resolve_data_dir(config: dict, progress=True) -> Path:
         accepted = set(inspect.signature(synthetic.generate).parameters) - {"output_dir", "progress"}
         unknown = sorted(set(params) - accepted)
         if unknown:
-            raise ConfigError(f"unknown synthetic option(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(accepted))}")
+            raise ConfigError(f"unknown synthetic option(s) {', '.join(unknown)}; known: {', '.join(sorted(accepted))}")
         key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
         root = config_lib.cache_dir() / "synthetic" / key
         synthetic.generate(root, progress=progress, **params)
@@ -119,8 +121,11 @@ def prepare_artifacts(config: dict, progress=True, artifact_dir=None) -> Path:
     corpus = open_corpus(config["dataset"], data_dir, **corpus_options(config))
     mode = config_lib.mode_of(config)
     if corpus.mode != mode:
-        raise ConfigError(f"holds a {corpus.mode} corpus, but the run is in {mode} mode; "
-                          f"pass --mode {corpus.mode} or another --data-dir", data_dir)
+        raise ConfigError(
+            f"holds a {corpus.mode} corpus, but the run is in {mode} mode; "
+            f"pass --mode {corpus.mode} or another --data-dir",
+            data_dir,
+        )
     example_gen.run(corpus, out, progress=progress, logmel=logmel_settings(config))
     statistics_gen.run(out, bar=progress)
     statistics_gen.check_anomalies(out)
@@ -162,21 +167,30 @@ def rebuild_run_artifacts(run_dir, progress=True) -> Path:
     runtime = config.pop("runtime", {}) or {}
     target = runtime.get("artifact_dir")
     if config.get("dataset") not in config_lib.DATASETS:
-        raise DataError(f"cannot rebuild the run's data artefacts ({target}): config.json names no known dataset",
-                        config_path)
+        raise DataError(
+            f"cannot rebuild the run's data artefacts ({target}): config.json names no known dataset", config_path
+        )
     try:
         check_inputs(config)
     except ConfigError as error:
-        raise DataError(f"cannot rebuild the run's data artefacts: {error}; restore the corpus, then run "
-                        f"{rebuild_command(run_dir)}", config_path) from None
-    print(f"rebuilding the data artefacts of {run_dir} from its corpus ({config['dataset']}, "
-          f"{config.get('data_dir') or 'synthetic corpus in the cache'})")
+        raise DataError(
+            f"cannot rebuild the run's data artefacts: {error}; restore the corpus, then run "
+            f"{rebuild_command(run_dir)}",
+            config_path,
+        ) from None
+    print(
+        f"rebuilding the data artefacts of {run_dir} from its corpus ({config['dataset']}, "
+        f"{config.get('data_dir') or 'synthetic corpus in the cache'})"
+    )
     out = prepare_artifacts(config, progress=progress, artifact_dir=target)
     expected, found = runtime.get("corpus_fingerprint"), corpus_fingerprint(out)
     if expected and found != expected:
         shutil.rmtree(out, ignore_errors=True)
-        raise DataError(f"the corpus changed since this run was trained (fingerprint {str(found)[:12]}, the run "
-                        f"used {str(expected)[:12]}); its artefacts cannot be rebuilt from it", config_path)
+        raise DataError(
+            f"the corpus changed since this run was trained (fingerprint {str(found)[:12]}, the run "
+            f"used {str(expected)[:12]}); its artefacts cannot be rebuilt from it",
+            config_path,
+        )
     return out
 
 
@@ -188,12 +202,16 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.prepare",
         description="Run (or reuse) the data components for a configuration: ExampleGen, statistics, schema "
-                    "validation and transform, into the cache. With --run-dir, rebuild the data artefacts a "
-                    "trained run refers to. Examples: python -m pipelines.prepare --dataset synthetic; "
-                    "python -m pipelines.prepare --run-dir runs/synthetic_cold_fusion_regression",
-        formatter_class=cli.HelpFormatter)
-    parser.add_argument("--run-dir", help="run directory written by pipelines.train: rebuild its data artefacts "
-                                          "from the corpus recorded in its config.json (instead of --dataset)")
+        "validation and transform, into the cache. With --run-dir, rebuild the data artefacts a "
+        "trained run refers to. Examples: python -m pipelines.prepare --dataset synthetic; "
+        "python -m pipelines.prepare --run-dir runs/synthetic_cold_fusion_regression",
+        formatter_class=cli.HelpFormatter,
+    )
+    parser.add_argument(
+        "--run-dir",
+        help="run directory written by pipelines.train: rebuild its data artefacts "
+        "from the corpus recorded in its config.json (instead of --dataset)",
+    )
     train.add_common_arguments(parser)
     for action in parser._actions:
         if action.dest == "dataset":

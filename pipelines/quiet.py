@@ -45,7 +45,8 @@ STARTUP_NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IW]\d{4} \S+\s+\d+ \S+:\d+\] "
     r"|E\d{4} \S+\s+\d+ \S+:\d+\] .*(cuInit|CUDA|cuda|cuDNN|cuFFT|cuBLAS)"
-    r"|To enable the following instructions: .*rebuild TensorFlow)")
+    r"|To enable the following instructions: .*rebuild TensorFlow)"
+)
 
 _installed = {"quiet": None}
 

@@ -22,8 +22,14 @@ import numpy as np
 
 from pipelines.errors import ConfigError
 
-DEFAULT_LOGMEL = {"mel_bins": 64, "window_seconds": 0.025, "hop_seconds": 0.010, "patch_seconds": 1.0,
-                  "fmin": 125.0, "fmax": 7500.0}
+DEFAULT_LOGMEL = {
+    "mel_bins": 64,
+    "window_seconds": 0.025,
+    "hop_seconds": 0.010,
+    "patch_seconds": 1.0,
+    "fmin": 125.0,
+    "fmax": 7500.0,
+}
 LOG_OFFSET = 0.01  # VGGish's log(mel + 0.01); log(0.01) is the value of silence
 FACE_CHANNELS = ("red", "green", "blue")
 # Colour of the surgical-style mask drawn over the lower half of a face.
@@ -43,8 +49,12 @@ def validate_logmel(settings, frame_hop, source="raw.logmel") -> dict:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_LOGMEL)}")
     out = {**DEFAULT_LOGMEL, **settings}
     for key, value in out.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-                key != "fmin" and value == 0):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or value < 0
+            or (key != "fmin" and value == 0)
+        ):
             raise ConfigError(f"{source}.{key} must be a positive number, got {value!r}")
     if int(out["mel_bins"]) != out["mel_bins"]:
         raise ConfigError(f"{source}.mel_bins must be an integer, got {out['mel_bins']!r}")
@@ -52,8 +62,10 @@ def validate_logmel(settings, frame_hop, source="raw.logmel") -> dict:
     out = {key: (value if key == "mel_bins" else float(value)) for key, value in out.items()}
     ratio = float(frame_hop) / out["hop_seconds"]
     if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
-        raise ConfigError(f"{source}.hop_seconds ({out['hop_seconds']:g} s) must divide the frame hop "
-                          f"({float(frame_hop):g} s) a whole number of times")
+        raise ConfigError(
+            f"{source}.hop_seconds ({out['hop_seconds']:g} s) must divide the frame hop "
+            f"({float(frame_hop):g} s) a whole number of times"
+        )
     if out["fmin"] >= out["fmax"]:
         raise ConfigError(f"{source}.fmin ({out['fmin']:g}) must be below fmax ({out['fmax']:g})")
     return out
@@ -78,12 +90,17 @@ def compute_logmel(waveform, sample_rate, settings) -> np.ndarray:
     signal = np.asarray(waveform, np.float32).reshape(-1)
     if len(signal) < window:
         signal = np.pad(signal, (0, window - len(signal)))
-    stft = tf.signal.stft(signal, frame_length=window, frame_step=hop, fft_length=fft_length,
-                          window_fn=tf.signal.hann_window)
+    stft = tf.signal.stft(
+        signal, frame_length=window, frame_step=hop, fft_length=fft_length, window_fn=tf.signal.hann_window
+    )
     fmax = min(settings["fmax"], sample_rate / 2.0)
     weights = tf.signal.linear_to_mel_weight_matrix(
-        num_mel_bins=settings["mel_bins"], num_spectrogram_bins=fft_length // 2 + 1, sample_rate=sample_rate,
-        lower_edge_hertz=min(settings["fmin"], fmax / 2), upper_edge_hertz=fmax)
+        num_mel_bins=settings["mel_bins"],
+        num_spectrogram_bins=fft_length // 2 + 1,
+        sample_rate=sample_rate,
+        lower_edge_hertz=min(settings["fmin"], fmax / 2),
+        upper_edge_hertz=fmax,
+    )
     mel = tf.matmul(tf.abs(stft), weights)
     return np.log(mel.numpy() + LOG_OFFSET).astype(np.float32)
 
@@ -101,8 +118,11 @@ def logmel_patches(logmel, num_frames, frame_hop, settings):
     step = int(round(frame_hop / settings["hop_seconds"]))
     # Spectrogram frame j is centred at j * hop + window / 2: the patch of video frame i starts at
     # the frame whose centre is half a patch before the video frame's centre.
-    offset = int(round((frame_hop / 2 - settings["patch_seconds"] / 2 - settings["window_seconds"] / 2)
-                       / settings["hop_seconds"]))
+    offset = int(
+        round(
+            (frame_hop / 2 - settings["patch_seconds"] / 2 - settings["window_seconds"] / 2) / settings["hop_seconds"]
+        )
+    )
     logmel = tf.convert_to_tensor(logmel, tf.float32)
     num_frames = tf.cast(num_frames, tf.int32)
     before = max(0, -offset)
@@ -158,6 +178,6 @@ def mask_lower_face(faces, flags) -> np.ndarray:
     left, right = int(round(0.1 * width)), int(round(0.9 * width))
     patch = np.empty((height - top, right - left, 3), np.float32)
     patch[:] = MASK_COLOUR
-    patch[::max(2, height // 12)] -= 25.0  # pleats
+    patch[:: max(2, height // 12)] -= 25.0  # pleats
     faces[flags, top:, left:right] = patch.astype(faces.dtype)
     return faces

@@ -49,14 +49,20 @@ def apply_fusion_guard(model, infer, recordings, task: str, sequence_level: bool
     scores, _ = evaluation.score_partition(predictions, task=task, sequence_level=sequence_level)
     choice = {dim: "fused" for dim in features.LABEL_KEYS}
     for dim, branch, fused, value in fused_losses(scores, task, GUARD_MARGIN):
-        best = max((b for b in (features.AUDIO, features.VISUAL)),
-                   key=lambda b: (scores.get(b) or {}).get(_score_key(task, dim), float("-inf")))
+        best = max(
+            (b for b in (features.AUDIO, features.VISUAL)),
+            key=lambda b: (scores.get(b) or {}).get(_score_key(task, dim), float("-inf")),
+        )
         choice[dim] = best
     guard.choose([choice[dim] for dim in features.LABEL_KEYS])
-    report = {"margin": GUARD_MARGIN, "choice": choice,
-              "validation_scores": {branch: {key: value for key, value in row.items()
-                                             if key.startswith(("ccc_", "f1_"))}
-                                    for branch, row in scores.items()}}
+    report = {
+        "margin": GUARD_MARGIN,
+        "choice": choice,
+        "validation_scores": {
+            branch: {key: value for key, value in row.items() if key.startswith(("ccc_", "f1_"))}
+            for branch, row in scores.items()
+        },
+    }
     write_json_atomic(Path(run_dir) / GUARD_FILE, report)
     fallbacks = [f"{dim} -> {branch}" for dim, branch in choice.items() if branch != "fused"]
     print("fusion guard: " + (", ".join(fallbacks) if fallbacks else "the fused output kept for every dimension"))

@@ -53,14 +53,18 @@ def read_recording_csv(path) -> dict:
     table = read_table(path, text_columns=1, header=True, min_numeric_columns=3)
     columns = table.header[1:]
     if len(columns) != table.values.shape[1]:
-        raise DataError(f"the header has {len(columns) + 1} columns, the rows {table.values.shape[1] + 1}",
-                        path, 1)
-    picks = {key: [i for i, c in enumerate(columns) if i > 0 and c.lower().startswith(key)]
-             for key in features.MODALITIES}
+        raise DataError(f"the header has {len(columns) + 1} columns, the rows {table.values.shape[1] + 1}", path, 1)
+    picks = {
+        key: [i for i, c in enumerate(columns) if i > 0 and c.lower().startswith(key)] for key in features.MODALITIES
+    }
     for key, idx in picks.items():
         if not idx:
-            raise DataError(f"no {key} feature columns: the header needs columns named {key}_1, {key}_2, ... "
-                            f"after `name` and `timestamp`", path, 1)
+            raise DataError(
+                f"no {key} feature columns: the header needs columns named {key}_1, {key}_2, ... "
+                f"after `name` and `timestamp`",
+                path,
+                1,
+            )
     names = {str(v).strip().strip("'\"") for v in table.text[0]}
     return {
         "name": names.pop() if len(names) == 1 else path.stem,
@@ -79,14 +83,18 @@ def write_recording_csv(recording: dict, path) -> Path:
     timestamps = recording.get("timestamps")
     if timestamps is None:
         timestamps = np.arange(len(audio)) * float(recording.get("hop", 0.1))
-    header = (["name", "timestamp"] + [f"audio_{i + 1}" for i in range(audio.shape[1])]
-              + [f"visual_{i + 1}" for i in range(visual.shape[1])])
+    header = (
+        ["name", "timestamp"]
+        + [f"audio_{i + 1}" for i in range(audio.shape[1])]
+        + [f"visual_{i + 1}" for i in range(visual.shape[1])]
+    )
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle, delimiter=";")
         writer.writerow(header)
         for t, a, v in zip(timestamps, audio, visual):
-            writer.writerow([recording["name"], repr(float(t))] + [repr(float(x)) for x in a]
-                            + [repr(float(x)) for x in v])
+            writer.writerow(
+                [recording["name"], repr(float(t))] + [repr(float(x)) for x in a] + [repr(float(x)) for x in v]
+            )
     return path
 
 
@@ -98,13 +106,17 @@ def build_request(model_name, recording, *, signature=SERVING_DEFAULT, version=N
     audio = np.asarray(recording[features.AUDIO], np.float32)
     visual = np.asarray(recording[features.VISUAL], np.float32)
     if len(audio) != len(visual):
-        raise DataError(f"recording {recording.get('name')!r}: {len(audio)} audio frames but {len(visual)} "
-                        "visual frames")
+        raise DataError(
+            f"recording {recording.get('name')!r}: {len(audio)} audio frames but {len(visual)} visual frames"
+        )
     mask = np.ones(len(audio), np.float32) if with_mask and signature == SERVING_DEFAULT else None
     flags = {}
     if signature == SERVING_DEFAULT:  # the corpus's presence flags, when the recording has them
-        flags = {key: np.asarray(recording[key], np.float32) for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)
-                 if recording.get(key) is not None}
+        flags = {
+            key: np.asarray(recording[key], np.float32)
+            for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)
+            if recording.get(key) is not None
+        }
     return predict_request(model_name, audio, visual, mask, signature=signature, version=version, **flags)
 
 
@@ -158,8 +170,9 @@ def write_outputs_csv(path, recording, outputs) -> None:
         writer = csv.writer(handle, delimiter=";")
         writer.writerow(["name", "timestamp"] + names)
         for i in range(n):
-            writer.writerow([recording["name"], f"{float(timestamps[i]):.6f}"]
-                            + [f"{float(outputs[k][i]):.6f}" for k in names])
+            writer.writerow(
+                [recording["name"], f"{float(timestamps[i]):.6f}"] + [f"{float(outputs[k][i]):.6f}" for k in names]
+            )
 
 
 def run(args) -> list:
@@ -179,11 +192,15 @@ def run(args) -> list:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
     print(f"{'recording':<24} {'frames':>7} {'valence':>8} {'arousal':>8} {'w_audio':>8} {'w_visual':>8}")
     for recording, outputs in results:
+
         def mean(key):
             value = outputs.get(key)
             return f"{float(np.mean(value)):8.3f}" if value is not None and np.ndim(value) == 1 else f"{'-':>8}"
-        print(f"{recording['name']:<24} {len(recording[features.AUDIO]):>7} {mean(features.VALENCE)} "
-              f"{mean(features.AROUSAL)} {mean('audio_weight')} {mean('visual_weight')}")
+
+        print(
+            f"{recording['name']:<24} {len(recording[features.AUDIO]):>7} {mean(features.VALENCE)} "
+            f"{mean(features.AROUSAL)} {mean('audio_weight')} {mean('visual_weight')}"
+        )
         if args.output_dir:
             write_outputs_csv(Path(args.output_dir) / f"{recording['name']}.csv", recording, outputs)
     return results
@@ -193,18 +210,17 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.serve_client",
         description="Predict recordings through TF Serving's gRPC API (port 8500 by default). Example: "
-                    "python -m pipelines.serve_client --model cold_fusion --run-dir RUN --partition devel",
-        formatter_class=cli.HelpFormatter)
+        "python -m pipelines.serve_client --model cold_fusion --run-dir RUN --partition devel",
+        formatter_class=cli.HelpFormatter,
+    )
     parser.add_argument("--server", default="localhost:8500", help="host:port of the gRPC endpoint")
     parser.add_argument("--model", required=True, help="model name on the server")
     parser.add_argument("--version", type=int, help="model version (default: the newest the server has)")
-    parser.add_argument("--signature", default=SERVING_DEFAULT, choices=SIGNATURES,
-                        help="serving signature to call")
+    parser.add_argument("--signature", default=SERVING_DEFAULT, choices=SIGNATURES, help="serving signature to call")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--recording", nargs="+", help="per-frame feature CSV file(s)")
     source.add_argument("--run-dir", help="run directory: predict recordings of its data artefacts")
-    parser.add_argument("--partition", default=features.DEVEL, choices=features.PARTITIONS,
-                        help="with --run-dir")
+    parser.add_argument("--partition", default=features.DEVEL, choices=features.PARTITIONS, help="with --run-dir")
     parser.add_argument("--max-recordings", type=int, default=0, help="with --run-dir: at most this many (0 = all)")
     parser.add_argument("--output-dir", help="write every per-frame output to <output-dir>/<name>.csv")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")

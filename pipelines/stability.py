@@ -43,13 +43,17 @@ def collapse_message(history, constant_predictions=False):
     falling = best is not None and best - last >= COLLAPSE_DROP
     if not (falling or constant_predictions):
         return None
-    what = (f"training CCC fell from {best:.3f} (epoch {earlier.index(best) + 1}) to {last:.3f} "
-            f"(epoch {len(values)})" if falling else
-            f"training CCC is {last:.3f} at epoch {len(values)}")
+    what = (
+        f"training CCC fell from {best:.3f} (epoch {earlier.index(best) + 1}) to {last:.3f} (epoch {len(values)})"
+        if falling
+        else f"training CCC is {last:.3f} at epoch {len(values)}"
+    )
     if constant_predictions:
         what += " and the predictions are constant"
-    return (f"warning: the model has collapsed: {what}; try a lower --learning-rate (python -m pipelines.train "
-            "... --find-lr suggests one) or a smaller training.clipnorm")
+    return (
+        f"warning: the model has collapsed: {what}; try a lower --learning-rate (python -m pipelines.train "
+        "... --find-lr suggests one) or a smaller training.clipnorm"
+    )
 
 
 def prediction_stats(values, mask=None):
@@ -130,7 +134,8 @@ class GradientDiagnostics(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        self.records.append({"epoch": epoch + 1, "ccc_mean": float(logs.get("ccc_mean", float("nan"))),
-                             **self.measure()})
+        self.records.append(
+            {"epoch": epoch + 1, "ccc_mean": float(logs.get("ccc_mean", float("nan"))), **self.measure()}
+        )
         if self._print is not None:
             self._print(" ".join(f"{key} {value:.4g}" for key, value in self.records[-1].items()))

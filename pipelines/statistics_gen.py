@@ -94,7 +94,7 @@ class MomentAccumulator:
         safe_n = np.maximum(n, 1)
         delta = mean_b - self.mean
         self.mean = self.mean + delta * n_b / safe_n
-        self.m2 = self.m2 + m2_b + delta ** 2 * self.count * n_b / safe_n
+        self.m2 = self.m2 + m2_b + delta**2 * self.count * n_b / safe_n
         self.count = n
         self.min = np.minimum(self.min, np.where(finite, x, np.inf).min(axis=0))
         self.max = np.maximum(self.max, np.where(finite, x, -np.inf).max(axis=0))
@@ -121,14 +121,18 @@ class MomentAccumulator:
 # ---------------------------------------------------------------------------------------------
 # Reading that tolerates a wrong feature dimension
 
+
 def _raw_examples(artifact_dir, partition, info):
     """A raw partition's recordings in the form of `_tolerant_examples`: values per frame of a raw
     input are its log-mel patch (rows of mel bins) or its face crop (rows of colour channels)."""
     from pipelines import input_pipeline
 
     for recording in input_pipeline.iter_recordings(artifact_dir, partition):
-        example = {eg.NAME: recording["name"].encode("utf-8"), eg.NUM_FRAMES: recording["num_frames"],
-                   eg.HOP: recording["hop"]}
+        example = {
+            eg.NAME: recording["name"].encode("utf-8"),
+            eg.NUM_FRAMES: recording["num_frames"],
+            eg.HOP: recording["hop"],
+        }
         for modality in features.MODALITIES:
             values = recording[modality]
             rows = values.reshape(-1, info[f"{modality}_dim"])
@@ -164,8 +168,9 @@ def _tolerant_examples(artifact_dir, partition):
     try:
         yield from tf.data.TFRecordDataset(paths).map(flatten).as_numpy_iterator()
     except tf.errors.InvalidArgumentError as error:
-        raise DataError(f"unreadable records in partition {partition!r}: {error.message.splitlines()[0]}",
-                        paths[0]) from error
+        raise DataError(
+            f"unreadable records in partition {partition!r}: {error.message.splitlines()[0]}", paths[0]
+        ) from error
 
 
 def partition_statistics(artifact_dir, partition, info, bar=False) -> dict:
@@ -181,8 +186,12 @@ def partition_statistics(artifact_dir, partition, info, bar=False) -> dict:
     mismatched = {m: [] for m in features.MODALITIES}
     absent = {m: 0 for m in features.MODALITIES}
     hops, recordings, frames = set(), 0, 0
-    examples = cli.progress_bar(_tolerant_examples(artifact_dir, partition), f"statistics {partition}",
-                                total=info.get("num_recordings"), enabled=bar)
+    examples = cli.progress_bar(
+        _tolerant_examples(artifact_dir, partition),
+        f"statistics {partition}",
+        total=info.get("num_recordings"),
+        enabled=bar,
+    )
     for example in examples:
         recordings += 1
         name = example[eg.NAME].decode("utf-8")
@@ -242,8 +251,13 @@ def compute_statistics(artifact_dir, bar=False) -> dict:
     old = read_current_json(path, key, FORMAT_VERSION)
     if old is not None:
         return old
-    stats = {"format_version": FORMAT_VERSION, "data_key": key, "fingerprint": manifest["fingerprint"],
-             "std_ddof": 0, "partitions": {}}
+    stats = {
+        "format_version": FORMAT_VERSION,
+        "data_key": key,
+        "fingerprint": manifest["fingerprint"],
+        "std_ddof": 0,
+        "partitions": {},
+    }
     for partition, info in manifest["partitions"].items():
         stats["partitions"][partition] = partition_statistics(artifact_dir, partition, info, bar=bar)
     write_json_atomic(path, stats)
@@ -259,21 +273,26 @@ def format_statistics(stats: dict) -> str:
             entry = part[modality]
             means = [m for m in entry["mean"] if m is not None]
             stds = [s for s in entry["std"] if s is not None]
-            lines.append(f"  {modality}: dims {entry['dims_seen']}, {entry['absent_frames']} absent frames, "
-                         f"mean of means {np.mean(means) if means else float('nan'):.4g}, "
-                         f"mean std {np.mean(stds) if stds else float('nan'):.4g}, "
-                         f"NaN {sum(entry['nan_count'])}, Inf {sum(entry['inf_count'])}")
+            lines.append(
+                f"  {modality}: dims {entry['dims_seen']}, {entry['absent_frames']} absent frames, "
+                f"mean of means {np.mean(means) if means else float('nan'):.4g}, "
+                f"mean std {np.mean(stds) if stds else float('nan'):.4g}, "
+                f"NaN {sum(entry['nan_count'])}, Inf {sum(entry['inf_count'])}"
+            )
         for key, entry in part.get("labels", {}).items():
             mean = "n/a" if entry["mean"] is None else f"{entry['mean']:.4f}"
             std = "n/a" if entry["std"] is None else f"{entry['std']:.4f}"
-            lines.append(f"  {key} ({entry['unit']}s): n={entry['count']} mean {mean} std {std} "
-                         f"bins neg/neu/pos {entry['class_counts']}")
+            lines.append(
+                f"  {key} ({entry['unit']}s): n={entry['count']} mean {mean} std {std} "
+                f"bins neg/neu/pos {entry['class_counts']}"
+            )
         lines.append("")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
 # SchemaGen
+
 
 def infer_schema(artifact_dir) -> dict:
     """SchemaGen: the expected form of every partition, from the manifest and the train split."""
@@ -296,14 +315,16 @@ def infer_schema(artifact_dir) -> dict:
 # ---------------------------------------------------------------------------------------------
 # ExampleValidator
 
+
 def _names(names, indices):
     listed = [names[i] if i < len(names) else f"#{i}" for i in indices[:MAX_LISTED]]
     more = len(indices) - len(listed)
     return listed, (", ".join(listed) + (f" and {more} more" if more > 0 else ""))
 
 
-def validate(statistics: dict, schema: dict, *, shift_threshold=DEFAULT_SHIFT_THRESHOLD,
-             shift_fraction=DEFAULT_SHIFT_FRACTION) -> list:
+def validate(
+    statistics: dict, schema: dict, *, shift_threshold=DEFAULT_SHIFT_THRESHOLD, shift_fraction=DEFAULT_SHIFT_FRACTION
+) -> list:
     """ExampleValidator: the anomalies of every partition (list of dicts, blocking ones first)."""
     anomalies = []
 
@@ -313,34 +334,60 @@ def validate(statistics: dict, schema: dict, *, shift_threshold=DEFAULT_SHIFT_TH
     partitions = statistics["partitions"]
     train = partitions.get(features.TRAIN)
     if train is None or not train["labelled"]:
-        add(features.TRAIN, "missing_train", BLOCKING,
-            "train: no labelled train partition, so nothing to train or normalise on")
+        add(
+            features.TRAIN,
+            "missing_train",
+            BLOCKING,
+            "train: no labelled train partition, so nothing to train or normalise on",
+        )
     for partition, part in partitions.items():
         if any(abs(h - schema["hop"]) > 1e-6 for h in part["hops"]):
-            add(partition, "hop_mismatch", BLOCKING,
-                f"{partition}: frame hops {part['hops']} s differ from the schema's {schema['hop']} s")
+            add(
+                partition,
+                "hop_mismatch",
+                BLOCKING,
+                f"{partition}: frame hops {part['hops']} s differ from the schema's {schema['hop']} s",
+            )
         for modality in features.MODALITIES:
             entry, expected = part[modality], schema[modality]["dim"]
             if entry["dims_seen"] and entry["dims_seen"] != [expected]:
                 wrong = entry["recordings_with_wrong_dim"]
-                add(partition, "dimension_mismatch", BLOCKING,
+                add(
+                    partition,
+                    "dimension_mismatch",
+                    BLOCKING,
                     f"{partition}: {modality} frames have {entry['dims_seen']} features, the schema says "
                     f"{expected} (recordings {', '.join(wrong[:MAX_LISTED])})",
-                    modality=modality, recordings=wrong[:MAX_LISTED], count=len(wrong))
+                    modality=modality,
+                    recordings=wrong[:MAX_LISTED],
+                    count=len(wrong),
+                )
             names = schema[modality]["names"]
             bad = [i for i, (n, f) in enumerate(zip(entry["nan_count"], entry["inf_count"])) if n or f]
             if bad:
                 listed, text = _names(names, bad)
-                add(partition, "non_finite_features", BLOCKING,
+                add(
+                    partition,
+                    "non_finite_features",
+                    BLOCKING,
                     f"{partition}: {modality} features with NaN/Inf values "
                     f"({sum(entry['nan_count'])} NaN, {sum(entry['inf_count'])} Inf): {text}",
-                    modality=modality, features=listed, count=len(bad))
+                    modality=modality,
+                    features=listed,
+                    count=len(bad),
+                )
             constant = [i for i, (c, s) in enumerate(zip(entry["count"], entry["std"])) if c > 1 and s == 0.0]
             if constant:
                 listed, text = _names(names, constant)
-                add(partition, "constant_features", WARNING,
+                add(
+                    partition,
+                    "constant_features",
+                    WARNING,
                     f"{partition}: {len(constant)} constant {modality} feature(s): {text}",
-                    modality=modality, features=listed, count=len(constant))
+                    modality=modality,
+                    features=listed,
+                    count=len(constant),
+                )
             if train is not None and partition != features.TRAIN:
                 reference = train[modality]
                 shifted, checked = [], 0
@@ -352,20 +399,37 @@ def validate(statistics: dict, schema: dict, *, shift_threshold=DEFAULT_SHIFT_TH
                         shifted.append(i)
                 if checked and len(shifted) > shift_fraction * checked:
                     listed, text = _names(names, shifted)
-                    add(partition, "distribution_shift", WARNING,
+                    add(
+                        partition,
+                        "distribution_shift",
+                        WARNING,
                         f"{partition}: {len(shifted)} of {checked} {modality} features have a mean more than "
                         f"{shift_threshold:g} train standard deviations from the train mean: {text}",
-                        modality=modality, features=listed, count=len(shifted))
+                        modality=modality,
+                        features=listed,
+                        count=len(shifted),
+                    )
         for key, entry in part.get("labels", {}).items():
             if entry["nan_count"] or entry["inf_count"]:
-                add(partition, "non_finite_labels", BLOCKING,
+                add(
+                    partition,
+                    "non_finite_labels",
+                    BLOCKING,
                     f"{partition}: {key} has {entry['nan_count']} NaN and {entry['inf_count']} Inf values",
-                    label=key, count=entry["nan_count"] + entry["inf_count"])
+                    label=key,
+                    count=entry["nan_count"] + entry["inf_count"],
+                )
             if entry["out_of_range"]:
                 low, high = schema["labels"][key]["min"], schema["labels"][key]["max"]
-                add(partition, "label_out_of_range", BLOCKING,
+                add(
+                    partition,
+                    "label_out_of_range",
+                    BLOCKING,
                     f"{partition}: {entry['out_of_range']} {key} value(s) outside [{low:g}, {high:g}] "
-                    f"(min {entry['min']}, max {entry['max']})", label=key, count=entry["out_of_range"])
+                    f"(min {entry['min']}, max {entry['max']})",
+                    label=key,
+                    count=entry["out_of_range"],
+                )
     anomalies.sort(key=lambda a: a["severity"] != BLOCKING)
     return anomalies
 
@@ -378,8 +442,14 @@ def format_anomalies(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(artifact_dir, *, shift_threshold=DEFAULT_SHIFT_THRESHOLD, shift_fraction=DEFAULT_SHIFT_FRACTION,
-        progress=False, bar=None) -> dict:
+def run(
+    artifact_dir,
+    *,
+    shift_threshold=DEFAULT_SHIFT_THRESHOLD,
+    shift_fraction=DEFAULT_SHIFT_FRACTION,
+    progress=False,
+    bar=None,
+) -> dict:
     """Runs StatisticsGen, SchemaGen and ExampleValidator; returns the anomaly report.
 
     Args:
@@ -395,8 +465,9 @@ def run(artifact_dir, *, shift_threshold=DEFAULT_SHIFT_THRESHOLD, shift_fraction
         dict: the content of `anomalies.json`.
     """
     if not shift_threshold > 0 or not 0 <= shift_fraction <= 1:
-        raise ConfigError(f"shift_threshold must be > 0 and shift_fraction in [0, 1], got "
-                          f"{shift_threshold!r} and {shift_fraction!r}")
+        raise ConfigError(
+            f"shift_threshold must be > 0 and shift_fraction in [0, 1], got {shift_threshold!r} and {shift_fraction!r}"
+        )
     statistics = compute_statistics(artifact_dir, bar=progress if bar is None else bar)
     pause_point("statistics.computed")
     schema = infer_schema(artifact_dir)
@@ -422,8 +493,9 @@ def check_anomalies(artifact_dir) -> dict:
     """Raises a one-line DataError if `anomalies.json` lists anything blocking; returns the report."""
     path = Path(artifact_dir) / ANOMALIES
     if not path.is_file():
-        raise DataError(f"no anomalies.json: run `python -m pipelines.statistics_gen --artifact-dir {artifact_dir}`",
-                        path)
+        raise DataError(
+            f"no anomalies.json: run `python -m pipelines.statistics_gen --artifact-dir {artifact_dir}`", path
+        )
     try:
         report = read_json(path)
         blocking = [a for a in report["anomalies"] if a["severity"] == BLOCKING]
@@ -431,8 +503,9 @@ def check_anomalies(artifact_dir) -> dict:
         raise DataError(f"unreadable anomaly report ({error})", path) from error
     if blocking:
         more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
-        raise DataError(f"blocking data anomaly: {blocking[0]['message']}{more}; see "
-                        f"{path.with_suffix('.txt').name}", path)
+        raise DataError(
+            f"blocking data anomaly: {blocking[0]['message']}{more}; see {path.with_suffix('.txt').name}", path
+        )
     return report
 
 
@@ -441,13 +514,22 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.statistics_gen",
         description="Compute data statistics, infer the schema and validate every partition against it "
-                    "(statistics.json, schema.json, anomalies.json and .txt summaries). Exits 2 on a "
-                    "blocking anomaly.")
+        "(statistics.json, schema.json, anomalies.json and .txt summaries). Exits 2 on a "
+        "blocking anomaly.",
+    )
     parser.add_argument("--artifact-dir", required=True, help="ExampleGen's output folder")
-    parser.add_argument("--shift-threshold", type=float, default=DEFAULT_SHIFT_THRESHOLD,
-                        help="mean shift in train standard deviations that counts as shifted (default 1)")
-    parser.add_argument("--shift-fraction", type=float, default=DEFAULT_SHIFT_FRACTION,
-                        help="share of shifted features that makes a distribution-shift warning (default 0.25)")
+    parser.add_argument(
+        "--shift-threshold",
+        type=float,
+        default=DEFAULT_SHIFT_THRESHOLD,
+        help="mean shift in train standard deviations that counts as shifted (default 1)",
+    )
+    parser.add_argument(
+        "--shift-fraction",
+        type=float,
+        default=DEFAULT_SHIFT_FRACTION,
+        help="share of shifted features that makes a distribution-shift warning (default 0.25)",
+    )
     cli.finish_parser(parser)
     args = parser.parse_args(argv)
     run(args.artifact_dir, shift_threshold=args.shift_threshold, shift_fraction=args.shift_fraction, progress=True)

@@ -129,10 +129,13 @@ def setup_devices(distribute: str):
             if len(tf.config.get_logical_device_configuration(cpu) or []) < 2:
                 try:
                     tf.config.set_logical_device_configuration(
-                        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+                        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+                    )
                 except RuntimeError as error:
-                    raise ConfigError("--distribute mirrored without a GPU needs two logical CPU devices, "
-                                      f"which can only be set up before TensorFlow starts ({error})") from None
+                    raise ConfigError(
+                        "--distribute mirrored without a GPU needs two logical CPU devices, "
+                        f"which can only be set up before TensorFlow starts ({error})"
+                    ) from None
             devices = [device.name for device in tf.config.list_logical_devices("CPU")]
             return tf.distribute.MirroredStrategy(devices=devices)
         return tf.distribute.MirroredStrategy()
@@ -159,8 +162,9 @@ def setup_precision(mode: str) -> str:
 def is_chief() -> bool:
     tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
     task = tf_config.get("task", {})
-    return task.get("type", "chief") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
-                                                     and "chief" not in tf_config.get("cluster", {}))
+    return task.get("type", "chief") == "chief" or (
+        task.get("type") == "worker" and task.get("index", 0) == 0 and "chief" not in tf_config.get("cluster", {})
+    )
 
 
 # --------------------------------------------------------------------------- the run
@@ -185,7 +189,9 @@ def _check_run_dir(run_dir: Path, config: dict, overwrite: bool) -> bool:
         changed = config_lib.first_difference(saved, config_lib.comparable_settings(config))
         raise ConfigError(
             f"holds a run with different settings ({changed}); pass another --output-dir, or --overwrite "
-            "to start this one afresh", run_dir)
+            "to start this one afresh",
+            run_dir,
+        )
     return (run_dir / "metrics.json").exists()
 
 
@@ -199,9 +205,11 @@ def _continue_for_more_epochs(run_dir: Path, saved: dict, config: dict) -> bool:
     old, new = extension
     if (run_dir / "metrics.json").exists():
         if resume_point_of(run_dir / "backup") is None:
-            raise ConfigError(f"holds a finished {old}-epoch run without its last-epoch backup (backup/), so it "
-                              f"cannot be continued to {new} epochs; pass --overwrite to train {new} epochs afresh",
-                              run_dir)
+            raise ConfigError(
+                f"holds a finished {old}-epoch run without its last-epoch backup (backup/), so it "
+                f"cannot be continued to {new} epochs; pass --overwrite to train {new} epochs afresh",
+                run_dir,
+            )
         (run_dir / "metrics.json").unlink()
     print(f"continuing the {old}-epoch run in {run_dir} to {new} epochs (--epochs {new})")
     return True
@@ -251,28 +259,41 @@ def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
     sequence_level = bool(manifest["partitions"][features.TRAIN].get("sequence_level", False))
     validation = training["validation_partition"]
     if validation not in manifest["partitions"] or not manifest["partitions"][validation].get("labelled", True):
-        raise ConfigError(f"the validation partition {validation!r} is missing or unlabelled in this corpus",
-                          Path(artifact_dir) / "manifest.json")
+        raise ConfigError(
+            f"the validation partition {validation!r} is missing or unlabelled in this corpus",
+            Path(artifact_dir) / "manifest.json",
+        )
 
-    window = dict(window_seconds=float(training["window_seconds"]),
-                  window_hop_seconds=training.get("window_hop_seconds"))
+    window = dict(
+        window_seconds=float(training["window_seconds"]), window_hop_seconds=training.get("window_hop_seconds")
+    )
     delay = training_delay_frames(config, artifact_dir)
     batch_size = int(training["batch_size"])
     raw_augment = (config.get("raw") or {}).get("augment") if config_lib.mode_of(config) == "raw" else None
     train_ds = input_pipeline.make_dataset(
-        artifact_dir, features.TRAIN, training=True, batch_size=batch_size, task=task,
-        augment=training.get("augment"), oversample=bool(training.get("oversample")),
-        seed=int(training["seed"]), raw_augment=raw_augment, label_delay_frames=delay,
-        corruption_targets=bool(config["model"].get("lambda_reliability")), **window)
+        artifact_dir,
+        features.TRAIN,
+        training=True,
+        batch_size=batch_size,
+        task=task,
+        augment=training.get("augment"),
+        oversample=bool(training.get("oversample")),
+        seed=int(training["seed"]),
+        raw_augment=raw_augment,
+        label_delay_frames=delay,
+        corruption_targets=bool(config["model"].get("lambda_reliability")),
+        **window,
+    )
     steps_per_epoch = input_pipeline.count_batches(
-        artifact_dir, features.TRAIN, batch_size=batch_size, label_delay_frames=delay, **window)
+        artifact_dir, features.TRAIN, batch_size=batch_size, label_delay_frames=delay, **window
+    )
     if bool(training.get("oversample")):
         train_ds = train_ds.repeat()
     val_ds = input_pipeline.make_dataset(
-        artifact_dir, validation, training=False, batch_size=batch_size, task=task, label_delay_frames=delay)
+        artifact_dir, validation, training=False, batch_size=batch_size, task=task, label_delay_frames=delay
+    )
     merge = lambda x, y: ({**x, **y},)  # noqa: E731 - targets are inputs of the training graph
-    return TrainingInputs(train_ds.map(merge), val_ds.map(merge), steps_per_epoch, manifest, validation,
-                          sequence_level)
+    return TrainingInputs(train_ds.map(merge), val_ds.map(merge), steps_per_epoch, manifest, validation, sequence_level)
 
 
 def training_delay_frames(config: dict, artifact_dir) -> int:
@@ -321,12 +342,18 @@ def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_e
             model = _build_raw(config, manifest, task, sequence_level, hp)
         else:
             model = build_model(
-                config["model"]["name"], audio_dim=manifest["audio_dim"], visual_dim=manifest["visual_dim"],
-                task=task, sequence_level=sequence_level, **hp)
+                config["model"]["name"],
+                audio_dim=manifest["audio_dim"],
+                visual_dim=manifest["visual_dim"],
+                task=task,
+                sequence_level=sequence_level,
+                **hp,
+            )
         schedule = keras.optimizers.schedules.CosineDecayRestarts(
             initial_learning_rate=float(training["learning_rate"]),
             first_decay_steps=max(1, int(round(float(training.get("restart_period_epochs", 1)) * steps_per_epoch))),
-            t_mul=float(training.get("restart_period_mul", 2.0)))
+            t_mul=float(training.get("restart_period_mul", 2.0)),
+        )
         optimizer = keras.optimizers.AdamW(learning_rate=schedule, **optimizer_options(training))
         model.compile(optimizer=optimizer)
         # BackupAndRestore restores optimizer state only into built variables.
@@ -357,10 +384,17 @@ def _build_raw(config, manifest, task, sequence_level, hp):
     raw = config.get("raw") or {}
     try:
         return build_raw_model(
-            config["model"]["name"], face_shape=manifest["visual_shape"], patch_shape=manifest["audio_shape"],
-            task=task, sequence_level=sequence_level, visual_backbone=raw.get("visual_backbone"),
-            audio_backbone=raw.get("audio_backbone"), visual_backbone_weights=raw.get("visual_backbone_weights"),
-            audio_backbone_weights=raw.get("audio_backbone_weights"), **hp)
+            config["model"]["name"],
+            face_shape=manifest["visual_shape"],
+            patch_shape=manifest["audio_shape"],
+            task=task,
+            sequence_level=sequence_level,
+            visual_backbone=raw.get("visual_backbone"),
+            audio_backbone=raw.get("audio_backbone"),
+            visual_backbone_weights=raw.get("visual_backbone_weights"),
+            audio_backbone_weights=raw.get("audio_backbone_weights"),
+            **hp,
+        )
     except BackboneWeightsError as error:
         raise ConfigError(error.reason, error.path) from None
 
@@ -397,10 +431,15 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
     run_dir.mkdir(parents=True, exist_ok=True)
     chief = is_chief()
-    config_out = {**config_lib.comparable_settings(config),
-                  "runtime": {"artifact_dir": str(artifact_dir), "policy": policy,
-                              "replicas": strategy.num_replicas_in_sync,
-                              "corpus_fingerprint": prepare.corpus_fingerprint(artifact_dir)}}
+    config_out = {
+        **config_lib.comparable_settings(config),
+        "runtime": {
+            "artifact_dir": str(artifact_dir),
+            "policy": policy,
+            "replicas": strategy.num_replicas_in_sync,
+            "corpus_fingerprint": prepare.corpus_fingerprint(artifact_dir),
+        },
+    }
     if chief:
         write_json_atomic(run_dir / "config.json", config_out)
 
@@ -419,8 +458,13 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     callbacks = [
         StepBackup(run_dir / "backup", *backup_every),
         keras.callbacks.ModelCheckpoint(
-            str(best_path), monitor=monitor, mode="max", save_best_only=True, save_weights_only=True,
-            initial_value_threshold=_best_so_far(run_dir / "history.csv", monitor)),
+            str(best_path),
+            monitor=monitor,
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=_best_so_far(run_dir / "history.csv", monitor),
+        ),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), separator=",", append=True),
         nan_guard,
         CollapseGuard(),
@@ -431,18 +475,28 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     figure_recording = next(iter(input_pipeline.iter_recordings(artifact_dir, validation)), None)
     infer = inference_model(model)
     if figure_recording is not None and chief:
-        callbacks.append(TensorBoardExtras(run_dir / "tensorboard" / "validation" / "extras", infer,
-                                           figure_recording))
+        callbacks.append(TensorBoardExtras(run_dir / "tensorboard" / "validation" / "extras", infer, figure_recording))
 
     epoch_line = EpochLine(monitor, int(training["epochs"]), steps_per_epoch, bar=progress)
     callbacks.append(epoch_line)
     started = time.time()
-    fit_resuming(model, train_ds, validation_data=val_ds, epochs=int(training["epochs"]),
-                 steps_per_epoch=steps_per_epoch, repeated=bool(training.get("oversample")), backup=callbacks[0],
-                 callbacks=callbacks, epoch_line=epoch_line, verbose=0)
+    fit_resuming(
+        model,
+        train_ds,
+        validation_data=val_ds,
+        epochs=int(training["epochs"]),
+        steps_per_epoch=steps_per_epoch,
+        repeated=bool(training.get("oversample")),
+        backup=callbacks[0],
+        callbacks=callbacks,
+        epoch_line=epoch_line,
+        verbose=0,
+    )
     if nan_guard.failed:
-        raise ColdKerasError(f"training stopped: {nan_guard.failed}. The last good epoch is kept in "
-                             f"{run_dir / 'backup'}; lower the learning rate or the lambdas and run again")
+        raise ColdKerasError(
+            f"training stopped: {nan_guard.failed}. The last good epoch is kept in "
+            f"{run_dir / 'backup'}; lower the learning rate or the lambdas and run again"
+        )
     train_seconds = time.time() - started
 
     if best_path.exists():
@@ -450,28 +504,35 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     if config["model"].get("fusion_guard"):
         from pipelines import reliability
 
-        reliability.apply_fusion_guard(model, infer, list(input_pipeline.iter_recordings(artifact_dir, validation)),
-                                       task, sequence_level, run_dir)
+        reliability.apply_fusion_guard(
+            model, infer, list(input_pipeline.iter_recordings(artifact_dir, validation)), task, sequence_level, run_dir
+        )
     if chief:
         tmp = run_dir / ".model.keras.tmp.keras"
         model.save(str(tmp))
         os.replace(tmp, run_dir / "model.keras")
 
     metrics, temperatures = {}, None
-    partitions = [p for p in (validation, features.DEVEL, features.TEST)
-                  if p in manifest["partitions"] and p != features.TRAIN and manifest["partitions"][p].get("labelled")]
+    partitions = [
+        p
+        for p in (validation, features.DEVEL, features.TEST)
+        if p in manifest["partitions"] and p != features.TRAIN and manifest["partitions"][p].get("labelled")
+    ]
     for partition in dict.fromkeys(partitions):
-        predictions = evaluation.predict_recordings(infer, input_pipeline.iter_recordings(artifact_dir, partition),
-                                                    progress=progress and f"predict {partition}")
+        predictions = evaluation.predict_recordings(
+            infer, input_pipeline.iter_recordings(artifact_dir, partition), progress=progress and f"predict {partition}"
+        )
         predictions = list(label_delay.shift_predictions(predictions, training_delay_frames(config, artifact_dir)))
         scores, fitted = evaluation.score_partition(
-            predictions, task=task, sequence_level=sequence_level, temperatures=temperatures)
+            predictions, task=task, sequence_level=sequence_level, temperatures=temperatures
+        )
         if partition == validation:
             temperatures = fitted  # temperature scaling is fitted on the validation partition only
         metrics[partition] = scores
         if chief:
-            evaluation.write_prediction_csvs(predictions, run_dir / "predictions" / partition,
-                                             task=task, sequence_level=sequence_level)
+            evaluation.write_prediction_csvs(
+                predictions, run_dir / "predictions" / partition, task=task, sequence_level=sequence_level
+            )
     if chief:
         write_json_atomic(run_dir / "metrics.json", metrics)  # backup/ stays: --epochs N continues from it
     print(f"\ntrained {config['model']['name']} ({task}) in {train_seconds:.0f} s; run directory: {run_dir}")
@@ -484,80 +545,133 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by the trainer and the tuner."""
-    parser.add_argument("--dataset", required=True, choices=config_lib.DATASETS,
-                        help="corpus adapter; `synthetic` is generated on first use")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        choices=config_lib.DATASETS,
+        help="corpus adapter; `synthetic` is generated on first use",
+    )
     parser.add_argument("--data-dir", help="corpus folder (required for avec and iemocap unless set in the config)")
     parser.add_argument("--features-dir", help="IEMOCAP: folder of per-utterance feature files")
-    parser.add_argument("--config", help="YAML file overriding configs/<dataset>.yaml "
-                                         "(e.g. configs/cold_reliable.yaml)")
-    parser.add_argument("--allow-missing-modality", action="store_true",
-                        help="mark recordings/frames/utterances without a modality's features as absent "
-                             "(presence flag 0, fusion weight 0) instead of failing")
+    parser.add_argument(
+        "--config", help="YAML file overriding configs/<dataset>.yaml (e.g. configs/cold_reliable.yaml)"
+    )
+    parser.add_argument(
+        "--allow-missing-modality",
+        action="store_true",
+        help="mark recordings/frames/utterances without a modality's features as absent "
+        "(presence flag 0, fusion weight 0) instead of failing",
+    )
     example_gen.add_strictness_arguments(parser)
     parser.add_argument("--model", choices=features.MODEL_NAMES, help="model to train (default from the config)")
     parser.add_argument("--task", choices=config_lib.TASKS, help="regression (CCC) or 3-way classification")
     parser.add_argument("--audio-features", help="comma-separated audio feature folders (AVEC)")
     parser.add_argument("--visual-features", help="comma-separated visual feature folders (AVEC)")
-    parser.add_argument("--epochs", type=cli.positive_int,
-                        help="training epochs (default from the config); on a finished or interrupted run, a "
-                             "larger value continues it for the extra epochs")
+    parser.add_argument(
+        "--epochs",
+        type=cli.positive_int,
+        help="training epochs (default from the config); on a finished or interrupted run, a "
+        "larger value continues it for the extra epochs",
+    )
     parser.add_argument("--batch-size", type=cli.positive_int, help="windows per batch (default from the config)")
-    parser.add_argument("--learning-rate", type=cli.positive_float,
-                        help="peak learning rate of AdamW's cosine schedule (default from the config)")
+    parser.add_argument(
+        "--learning-rate",
+        type=cli.positive_float,
+        help="peak learning rate of AdamW's cosine schedule (default from the config)",
+    )
     parser.add_argument("--window-seconds", type=cli.positive_float, help="training window length (default 30 s)")
-    parser.add_argument("--label-delay", type=cli.non_negative_float, metavar="SECONDS",
-                        help="annotation delay: pair the features at t with the labels at t + SECONDS; "
-                             "predictions and scores are shifted back onto the labels' timeline (default 0)")
-    parser.add_argument("--lambda-co-visual", type=cli.non_negative_float,
-                        help="weight of the visual intramodal calibration term")
-    parser.add_argument("--lambda-co-audio", type=cli.non_negative_float,
-                        help="weight of the audio intramodal calibration term")
-    parser.add_argument("--lambda-co-cross", type=cli.non_negative_float,
-                        help="weight of the crossmodal calibration term")
+    parser.add_argument(
+        "--label-delay",
+        type=cli.non_negative_float,
+        metavar="SECONDS",
+        help="annotation delay: pair the features at t with the labels at t + SECONDS; "
+        "predictions and scores are shifted back onto the labels' timeline (default 0)",
+    )
+    parser.add_argument(
+        "--lambda-co-visual", type=cli.non_negative_float, help="weight of the visual intramodal calibration term"
+    )
+    parser.add_argument(
+        "--lambda-co-audio", type=cli.non_negative_float, help="weight of the audio intramodal calibration term"
+    )
+    parser.add_argument(
+        "--lambda-co-cross", type=cli.non_negative_float, help="weight of the crossmodal calibration term"
+    )
     parser.add_argument("--lambda-regu", type=cli.non_negative_float, help="weight of the KL regulariser")
-    parser.add_argument("--weight-convention", choices=config_lib.WEIGHT_CONVENTIONS,
-                        help="COLD fusion weights: informativeness (paper) or uncertainty")
-    parser.add_argument("--lambda-weight", type=cli.non_negative_float,
-                        help="weight of the fused-weight calibration term (0 = the paper's objective)")
-    parser.add_argument("--mixed-precision", choices=config_lib.MIXED_PRECISION,
-                        type=config_lib.mixed_precision_choice,
-                        help="auto = mixed_float16 on a GPU, float32 on CPU; bfloat16 = mixed_bfloat16 "
-                             "(Keras's policy names are accepted too)")
-    parser.add_argument("--distribute", choices=config_lib.DISTRIBUTE,
-                        help="mirrored: all GPUs (2 logical CPUs without one); multiworker: TF_CONFIG")
-    parser.add_argument("--seed", type=int, help="seed of weights, shuffling and augmentation (default from the "
-                                                 "config)")
+    parser.add_argument(
+        "--weight-convention",
+        choices=config_lib.WEIGHT_CONVENTIONS,
+        help="COLD fusion weights: informativeness (paper) or uncertainty",
+    )
+    parser.add_argument(
+        "--lambda-weight",
+        type=cli.non_negative_float,
+        help="weight of the fused-weight calibration term (0 = the paper's objective)",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=config_lib.MIXED_PRECISION,
+        type=config_lib.mixed_precision_choice,
+        help="auto = mixed_float16 on a GPU, float32 on CPU; bfloat16 = mixed_bfloat16 "
+        "(Keras's policy names are accepted too)",
+    )
+    parser.add_argument(
+        "--distribute",
+        choices=config_lib.DISTRIBUTE,
+        help="mirrored: all GPUs (2 logical CPUs without one); multiworker: TF_CONFIG",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="seed of weights, shuffling and augmentation (default from the config)"
+    )
     parser.add_argument("--hparams", help="JSON of tuned hyperparameters from `pipelines.tune`")
-    parser.add_argument("--mode", choices=config_lib.MODES,
-                        help="features: per-frame feature vectors (default); raw: end to end from face crops "
-                             "and audio through CNN backbones (synthetic corpus; configs/<dataset>_raw.yaml)")
-    parser.add_argument("--visual-backbone-weights", metavar="FILE.npz",
-                        help="raw mode: pretrained face-CNN weights (.npz, see README); only its last two dense "
-                             "layers are then trained. Default: train from scratch")
-    parser.add_argument("--audio-backbone-weights", metavar="FILE.npz",
-                        help="raw mode: pretrained VGGish weights (.npz); only its last two dense layers are "
-                             "then trained. Default: train from scratch")
+    parser.add_argument(
+        "--mode",
+        choices=config_lib.MODES,
+        help="features: per-frame feature vectors (default); raw: end to end from face crops "
+        "and audio through CNN backbones (synthetic corpus; configs/<dataset>_raw.yaml)",
+    )
+    parser.add_argument(
+        "--visual-backbone-weights",
+        metavar="FILE.npz",
+        help="raw mode: pretrained face-CNN weights (.npz, see README); only its last two dense "
+        "layers are then trained. Default: train from scratch",
+    )
+    parser.add_argument(
+        "--audio-backbone-weights",
+        metavar="FILE.npz",
+        help="raw mode: pretrained VGGish weights (.npz); only its last two dense layers are "
+        "then trained. Default: train from scratch",
+    )
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.train",
         description="Train a COLD fusion (or baseline) model and evaluate it. "
-                    "Example: python -m pipelines.train --dataset synthetic",
-        formatter_class=cli.HelpFormatter)
+        "Example: python -m pipelines.train --dataset synthetic",
+        formatter_class=cli.HelpFormatter,
+    )
     add_common_arguments(parser)
-    parser.add_argument("--output-dir", help="run directory (default runs/<dataset>_<model>_<task>); "
-                                             "the same directory resumes an interrupted run")
+    parser.add_argument(
+        "--output-dir",
+        help="run directory (default runs/<dataset>_<model>_<task>); the same directory resumes an interrupted run",
+    )
     parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --output-dir")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
-    parser.add_argument("--find-lr", action="store_true",
-                        help="instead of training: learning-rate range test (exponential sweep, one rate per step) "
-                             "writing <output-dir>/lr_find/lr_find.png and printing a suggested --learning-rate; "
-                             "the run itself is not touched")
+    parser.add_argument(
+        "--find-lr",
+        action="store_true",
+        help="instead of training: learning-rate range test (exponential sweep, one rate per step) "
+        "writing <output-dir>/lr_find/lr_find.png and printing a suggested --learning-rate; "
+        "the run itself is not touched",
+    )
     parser.add_argument("--find-lr-min", type=float, default=1e-5, help="first learning rate of the sweep")
     parser.add_argument("--find-lr-max", type=float, default=1.0, help="last learning rate of the sweep")
-    parser.add_argument("--find-lr-steps", type=int, default=200,
-                        help="training steps of the sweep (it stops early once the loss diverges)")
+    parser.add_argument(
+        "--find-lr-steps",
+        type=int,
+        default=200,
+        help="training steps of the sweep (it stops early once the loss diverges)",
+    )
     cli.finish_parser(parser)
     return parser.parse_args(argv)
 
@@ -572,8 +686,14 @@ def main(argv=None):
     if args.find_lr:
         from pipelines import lr_finder
 
-        lr_finder.run(config, output_dir, min_lr=args.find_lr_min, max_lr=args.find_lr_max,
-                      steps=args.find_lr_steps, progress=not args.quiet)
+        lr_finder.run(
+            config,
+            output_dir,
+            min_lr=args.find_lr_min,
+            max_lr=args.find_lr_max,
+            steps=args.find_lr_steps,
+            progress=not args.quiet,
+        )
         return
     run(config, output_dir, overwrite=args.overwrite, progress=not args.quiet)
 

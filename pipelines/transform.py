@@ -36,8 +36,12 @@ def fit_normalization(artifact_dir, partition=features.TRAIN, bar=False) -> dict
 
     info = eg.partition_info(artifact_dir, partition)
     moments = {m: MomentAccumulator(info[f"{m}_dim"]) for m in features.MODALITIES}
-    recordings = cli.progress_bar(iter_recordings(artifact_dir, partition), f"transform {partition}",
-                                  total=info.get("num_recordings"), enabled=bar)
+    recordings = cli.progress_bar(
+        iter_recordings(artifact_dir, partition),
+        f"transform {partition}",
+        total=info.get("num_recordings"),
+        enabled=bar,
+    )
     for recording in recordings:
         for modality in features.MODALITIES:
             present = recording[eg.PRESENT_KEYS[modality]] > 0
@@ -45,8 +49,11 @@ def fit_normalization(artifact_dir, partition=features.TRAIN, bar=False) -> dict
     for modality, acc in moments.items():
         bad = int(acc.nan_count.sum() + acc.inf_count.sum())
         if bad:
-            raise DataError(f"{bad} NaN/Inf {modality} values in the {partition} partition; see anomalies.txt "
-                            f"(python -m pipelines.statistics_gen)", Path(artifact_dir) / eg.MANIFEST)
+            raise DataError(
+                f"{bad} NaN/Inf {modality} values in the {partition} partition; see anomalies.txt "
+                f"(python -m pipelines.statistics_gen)",
+                Path(artifact_dir) / eg.MANIFEST,
+            )
     return moments
 
 
@@ -95,19 +102,25 @@ def load_normalization(artifact_dir) -> dict:
         raise DataError(f"no transform.json: run `python -m pipelines.transform --artifact-dir {artifact_dir}`", path)
     try:
         data = read_json(path)
-        norms = {m: (np.asarray(data[m]["mean"], np.float32), np.asarray(data[m]["variance"], np.float32))
-                 for m in features.MODALITIES}
+        norms = {
+            m: (np.asarray(data[m]["mean"], np.float32), np.asarray(data[m]["variance"], np.float32))
+            for m in features.MODALITIES
+        }
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"unreadable transform file ({error})", path) from error
     manifest = eg.load_manifest(artifact_dir)
     if data.get("data_key") != data_key(manifest):
-        raise DataError("transform.json was fitted on other shards than manifest.json lists; run "
-                        f"`python -m pipelines.transform --artifact-dir {artifact_dir}` again", path)
+        raise DataError(
+            "transform.json was fitted on other shards than manifest.json lists; run "
+            f"`python -m pipelines.transform --artifact-dir {artifact_dir}` again",
+            path,
+        )
     for modality in features.MODALITIES:
         mean, variance = norms[modality]
         if mean.shape != (manifest[f"{modality}_dim"],) or variance.shape != mean.shape:
-            raise DataError(f"{modality} normalisation has {mean.shape[0]} features, the data "
-                            f"{manifest[f'{modality}_dim']}", path)
+            raise DataError(
+                f"{modality} normalisation has {mean.shape[0]} features, the data {manifest[f'{modality}_dim']}", path
+            )
     return norms
 
 
@@ -115,7 +128,8 @@ def load_normalization(artifact_dir) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.transform",
-        description="Fit per-feature z-normalisation (mean, variance) on the train partition; writes transform.json.")
+        description="Fit per-feature z-normalisation (mean, variance) on the train partition; writes transform.json.",
+    )
     parser.add_argument("--artifact-dir", required=True, help="ExampleGen's output folder")
     cli.finish_parser(parser)
     args = parser.parse_args(argv)

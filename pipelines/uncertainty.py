@@ -44,9 +44,11 @@ from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_bytes_atomic, write_json_atomic
 
 METHODS = ("native", "mc_dropout", "ensemble")
-CALIBRATION_FILES = {"native": "uncertainty_calibration.json",
-                     "mc_dropout": "uncertainty_calibration_mc_dropout.json",
-                     "ensemble": "uncertainty_calibration_ensemble.json"}
+CALIBRATION_FILES = {
+    "native": "uncertainty_calibration.json",
+    "mc_dropout": "uncertainty_calibration_mc_dropout.json",
+    "ensemble": "uncertainty_calibration_ensemble.json",
+}
 FORMAT_VERSION = 1
 NUM_KNOTS = 64
 LEVEL = 0.9
@@ -55,8 +57,20 @@ SPREAD_SUFFIX = "_spread"
 STD_SUFFIX = "_std"
 BRANCH_PREFIXES = {"av": "", "audio": "audio_", "visual": "visual_"}
 # The figures (snake_case) of one branch and dimension, in table order.
-METRIC_KEYS = ("nll", "picp_50", "width_50", "picp_90", "width_90", "picp_95", "width_95",
-               "miscalibration_area", "ence", "ause", "ause_random", "reject_ccc_50")
+METRIC_KEYS = (
+    "nll",
+    "picp_50",
+    "width_50",
+    "picp_90",
+    "width_90",
+    "picp_95",
+    "width_95",
+    "miscalibration_area",
+    "ence",
+    "ause",
+    "ause_random",
+    "reject_ccc_50",
+)
 
 
 def _z(level):
@@ -69,8 +83,11 @@ def _z(level):
 
 
 def branches_in(outputs) -> list:
-    return [branch for branch, prefix in BRANCH_PREFIXES.items()
-            if all(f"{prefix}{dim}" in outputs for dim in features.LABEL_KEYS)]
+    return [
+        branch
+        for branch, prefix in BRANCH_PREFIXES.items()
+        if all(f"{prefix}{dim}" in outputs for dim in features.LABEL_KEYS)
+    ]
 
 
 def uncertainty_scores(outputs, method="native", convention="informativeness") -> dict:
@@ -82,8 +99,10 @@ def uncertainty_scores(outputs, method="native", convention="informativeness") -
             for dim in features.LABEL_KEYS:
                 key = f"{BRANCH_PREFIXES[branch]}{dim}{SPREAD_SUFFIX}"
                 if key not in outputs:
-                    raise ConfigError(f"{method} uncertainty needs the output {key!r} (predict with "
-                                      f"pipelines.uncertainty.predict_{method})")
+                    raise ConfigError(
+                        f"{method} uncertainty needs the output {key!r} (predict with "
+                        f"pipelines.uncertainty.predict_{method})"
+                    )
                 scores[f"{branch}_{dim}"] = np.asarray(outputs[key], np.float64).reshape(-1)
         return scores
     per_branch = {}
@@ -94,8 +113,9 @@ def uncertainty_scores(outputs, method="native", convention="informativeness") -
             per_branch[m] = 1.0 / norm if convention == "informativeness" else norm
         weights = [outputs.get(f"{m}_weight") for m in features.MODALITIES]
         if all(w is not None for w in weights):
-            per_branch["av"] = sum(np.asarray(w, np.float64).reshape(-1) * per_branch[m]
-                                   for w, m in zip(weights, features.MODALITIES))
+            per_branch["av"] = sum(
+                np.asarray(w, np.float64).reshape(-1) * per_branch[m] for w, m in zip(weights, features.MODALITIES)
+            )
         else:
             per_branch["av"] = (per_branch[features.AUDIO] + per_branch[features.VISUAL]) / 2.0
     for branch in branches_in(outputs):
@@ -142,10 +162,13 @@ def _fit_map(score, abs_error, num_knots=NUM_KNOTS, level=LEVEL) -> dict:
     knots_y = np.maximum(unique_y, floor)
     g = np.interp(score, unique_x, knots_y)
     ratio = abs_error / g
-    return {"x": unique_x.tolist(), "y": knots_y.tolist(),
-            "scale": float(np.quantile(ratio, level) / _z(level)),
-            "scale_gaussian": float(math.sqrt(math.pi / 2.0)),
-            "num_frames": int(score.size)}
+    return {
+        "x": unique_x.tolist(),
+        "y": knots_y.tolist(),
+        "scale": float(np.quantile(ratio, level) / _z(level)),
+        "scale_gaussian": float(math.sqrt(math.pi / 2.0)),
+        "num_frames": int(score.size),
+    }
 
 
 @dataclasses.dataclass
@@ -197,16 +220,21 @@ class Calibration:
     def load(cls, directory, method="native") -> "Calibration":
         path = Path(directory) / CALIBRATION_FILES[method]
         if not path.is_file():
-            raise DataError(f"no uncertainty calibration; fit one with python -m pipelines.uncertainty "
-                            f"--run-dir {directory}" + ("" if method == "native" else f" --uncertainty {method}"),
-                            path)
+            raise DataError(
+                f"no uncertainty calibration; fit one with python -m pipelines.uncertainty "
+                f"--run-dir {directory}" + ("" if method == "native" else f" --uncertainty {method}"),
+                path,
+            )
         try:
             data = read_json(path)
         except ValueError as error:
             raise DataError(f"not valid JSON ({error})", path) from None
         if data.get("format_version") != FORMAT_VERSION or data.get("method") != method:
-            raise DataError(f"unexpected calibration file (format_version {data.get('format_version')!r}, "
-                            f"method {data.get('method')!r}); fit it again", path)
+            raise DataError(
+                f"unexpected calibration file (format_version {data.get('format_version')!r}, "
+                f"method {data.get('method')!r}); fit it again",
+                path,
+            )
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in fields})
 
@@ -226,8 +254,16 @@ def abs_errors(predictions, key) -> tuple:
     return np.abs(y - p), y, p
 
 
-def fit_calibration(predictions, *, method="native", convention="informativeness", fitted_on="devel",
-                    passes=None, members=None, level=LEVEL) -> Calibration:
+def fit_calibration(
+    predictions,
+    *,
+    method="native",
+    convention="informativeness",
+    fitted_on="devel",
+    passes=None,
+    members=None,
+    level=LEVEL,
+) -> Calibration:
     """Fits the score -> std maps on a (validation) partition's predictions.
 
     Args:
@@ -256,9 +292,16 @@ def fit_calibration(predictions, *, method="native", convention="informativeness
             continue
         maps[key] = _fit_map(np.concatenate(parts), errors, level=level)
     has_sigma = f"{features.AUDIO}_sigma_norm" in predictions[0]["outputs"]
-    return Calibration(method=method, convention=convention, fitted_on=fitted_on, maps=maps,
-                       score=score_description(method, convention, has_sigma), passes=passes,
-                       members=members, level=level)
+    return Calibration(
+        method=method,
+        convention=convention,
+        fitted_on=fitted_on,
+        maps=maps,
+        score=score_description(method, convention, has_sigma),
+        passes=passes,
+        members=members,
+        level=level,
+    )
 
 
 def attach_std(predictions, calibration) -> list:
@@ -308,12 +351,21 @@ def predict_mc_dropout(inference_model, recordings, passes=DEFAULT_PASSES, seed=
         audio = np.repeat(np.asarray(recording[features.AUDIO], np.float32)[None], passes, axis=0)
         visual = np.repeat(np.asarray(recording[features.VISUAL], np.float32)[None], passes, axis=0)
         mask = np.ones(audio.shape[:2], np.float32)
-        presence = [None if recording.get(key) is None else
-                    np.repeat(np.asarray(recording[key], np.float32)[None], passes, axis=0)
-                    for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)]
+        presence = [
+            None
+            if recording.get(key) is None
+            else np.repeat(np.asarray(recording[key], np.float32)[None], passes, axis=0)
+            for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT)
+        ]
         outputs = stochastic(evaluation.model_inputs(inference_model, audio, visual, mask, *presence))
-        samples = [{name: np.asarray(value, np.float32)[i] for name, value in outputs.items()
-                    if not name.endswith("_utterance")} for i in range(passes)]
+        samples = [
+            {
+                name: np.asarray(value, np.float32)[i]
+                for name, value in outputs.items()
+                if not name.endswith("_utterance")
+            }
+            for i in range(passes)
+        ]
         results.append({**recording, "outputs": _combine(samples)})
     return results
 
@@ -341,8 +393,10 @@ def predictor(method, *, passes=DEFAULT_PASSES, seed=0):
         return lambda model, recordings, **progress: predict_mc_dropout(model, recordings, passes, seed)
     if method == "native":
         return evaluation.predict_recordings
-    raise ConfigError(f"--uncertainty must be native or mc_dropout for one run (ensembles: python -m "
-                      f"pipelines.ensemble), got {method!r}")
+    raise ConfigError(
+        f"--uncertainty must be native or mc_dropout for one run (ensembles: python -m "
+        f"pipelines.ensemble), got {method!r}"
+    )
 
 
 # --------------------------------------------------------------------------- scoring
@@ -392,20 +446,33 @@ def uncertainty_metrics(predictions, calibration, *, num_steps=20) -> dict:
         rejected, kept_ccc = cmetrics.reject_option_ccc(y, mu, score)
         row["reject_ccc_50"] = float(kept_ccc[np.argmin(np.abs(rejected - 0.5))])
         row["ccc"] = float(cmetrics.ccc(y, mu))
-        row["curves"] = {"calibration": {"expected": expected.tolist(), "observed": observed.tolist()},
-                         "sparsification": {"fraction_removed": fractions.tolist(), "model": model_curve.tolist(),
-                                            "oracle": oracle.tolist()},
-                         "reject_ccc": {"fraction_rejected": [0.0] + rejected.tolist(),
-                                        "ccc": [row["ccc"]] + kept_ccc.tolist()}}
+        row["curves"] = {
+            "calibration": {"expected": expected.tolist(), "observed": observed.tolist()},
+            "sparsification": {
+                "fraction_removed": fractions.tolist(),
+                "model": model_curve.tolist(),
+                "oracle": oracle.tolist(),
+            },
+            "reject_ccc": {"fraction_rejected": [0.0] + rejected.tolist(), "ccc": [row["ccc"]] + kept_ccc.tolist()},
+        }
         report[key] = row
     return report
 
 
 def format_metrics(section) -> str:
     """Text table of `uncertainty_metrics` (one row per branch and dimension)."""
-    titles = {"nll": "NLL", "picp_50": "PICP50", "picp_90": "PICP90", "width_90": "width90", "picp_95": "PICP95",
-              "miscalibration_area": "miscal", "ence": "ENCE", "ause": "AUSE", "ause_random": "AUSE rnd",
-              "reject_ccc_50": "CCC@50%"}
+    titles = {
+        "nll": "NLL",
+        "picp_50": "PICP50",
+        "picp_90": "PICP90",
+        "width_90": "width90",
+        "picp_95": "PICP95",
+        "miscalibration_area": "miscal",
+        "ence": "ENCE",
+        "ause": "AUSE",
+        "ause_random": "AUSE rnd",
+        "reject_ccc_50": "CCC@50%",
+    }
     width = max([16] + [len(key) for key in section])
     header = f"{'output':<{width}} {'CCC':>8} " + " ".join(f"{t:>9}" for t in titles.values())
     lines = [header, "-" * len(header)]
@@ -444,14 +511,24 @@ def _draw(ax, kind, rows_by_label, dim):
         color = f"C{index % 10}"
         curves = row["curves"][kind]
         if kind == "calibration":
-            ax.plot(curves["expected"], curves["observed"], color=color,
-                    label=f"{label} (area {row['miscalibration_area']:.3f})")
+            ax.plot(
+                curves["expected"],
+                curves["observed"],
+                color=color,
+                label=f"{label} (area {row['miscalibration_area']:.3f})",
+            )
         elif kind == "sparsification":
             ax.plot(curves["fraction_removed"], curves["model"], color=color, label=f"{label} (AUSE {row['ause']:.3f})")
             ax.plot(curves["fraction_removed"], curves["oracle"], color=color, ls="--", lw=0.8)
         else:
-            ax.plot(curves["fraction_rejected"], curves["ccc"], color=color, marker="o", ms=3,
-                    label=f"{label} ({row['reject_ccc_50']:.3f} at 50%)")
+            ax.plot(
+                curves["fraction_rejected"],
+                curves["ccc"],
+                color=color,
+                marker="o",
+                ms=3,
+                label=f"{label} ({row['reject_ccc_50']:.3f} at 50%)",
+            )
     if kind == "calibration":
         ax.plot([0, 1], [0, 1], "k:", lw=1)
         ax.set_xlabel("expected coverage")
@@ -505,30 +582,43 @@ def compare_runs(run_dirs, folder, output_png, branch="av", verbose=True) -> dic
     for run_dir, name in zip(run_dirs, names):
         path = Path(run_dir) / "evaluation" / folder / "report.json"
         if not path.is_file():
-            raise DataError(f"no evaluation {folder!r}; run python -m pipelines.evaluate --run-dir {run_dir} "
-                            f"(or pipelines.ensemble) for it first", path)
+            raise DataError(
+                f"no evaluation {folder!r}; run python -m pipelines.evaluate --run-dir {run_dir} "
+                f"(or pipelines.ensemble) for it first",
+                path,
+            )
         try:
             report = read_json(path)
         except ValueError as error:
             raise DataError(f"not valid JSON ({error})", path) from None
         section = (report.get("predictive_uncertainty") or {}).get("metrics")
         if not section:
-            raise DataError("the evaluation holds no predictive-uncertainty figures (a regression run evaluated "
-                            "by this version of pipelines.evaluate has them)", path)
+            raise DataError(
+                "the evaluation holds no predictive-uncertainty figures (a regression run evaluated "
+                "by this version of pipelines.evaluate has them)",
+                path,
+            )
         label = name if names.count(name) == 1 else f"{Path(run_dir).parent.name}/{name}"
         label = f"{label} [{report['predictive_uncertainty']['method']}]"
-        rows_by_label[label] = {dim: section[f"{branch}_{dim}"] for dim in features.LABEL_KEYS
-                                if f"{branch}_{dim}" in section}
+        rows_by_label[label] = {
+            dim: section[f"{branch}_{dim}"] for dim in features.LABEL_KEYS if f"{branch}_{dim}" in section
+        }
     write_bytes_atomic(Path(output_png), plot_comparison(rows_by_label, f"{folder}, branch {branch}"))
     if verbose:
-        print(format_metrics({f"{label[:40]} {dim}": row for label, rows in rows_by_label.items()
-                              for dim, row in rows.items()}))
+        print(
+            format_metrics(
+                {f"{label[:40]} {dim}": row for label, rows in rows_by_label.items() for dim, row in rows.items()}
+            )
+        )
         print(f"\nwritten: {output_png}")
     return rows_by_label
 
 
-FIGURES = {"calibration": "uncertainty_calibration_curve.png", "sparsification": "uncertainty_sparsification.png",
-           "reject_ccc": "uncertainty_reject_ccc.png"}
+FIGURES = {
+    "calibration": "uncertainty_calibration_curve.png",
+    "sparsification": "uncertainty_sparsification.png",
+    "reject_ccc": "uncertainty_reject_ccc.png",
+}
 
 
 def figures(section, title) -> dict:
@@ -543,8 +633,18 @@ def figures(section, title) -> dict:
 # --------------------------------------------------------------------------- one run
 
 
-def calibration_for(run_dir, inference_model, config, artifact_dir, method="native", *, passes=DEFAULT_PASSES,
-                    seed=0, refit=False, verbose=True) -> Calibration:
+def calibration_for(
+    run_dir,
+    inference_model,
+    config,
+    artifact_dir,
+    method="native",
+    *,
+    passes=DEFAULT_PASSES,
+    seed=0,
+    refit=False,
+    verbose=True,
+) -> Calibration:
     """The run's calibration for `method`: read from the run directory, or fitted on the run's
     validation partition (clean) and written there first."""
     path = Path(run_dir) / CALIBRATION_FILES[method]
@@ -558,8 +658,13 @@ def calibration_for(run_dir, inference_model, config, artifact_dir, method="nati
     recordings = list(input_pipeline.iter_recordings(artifact_dir, validation))
     predictions = predictor(method, passes=passes, seed=seed)(inference_model, recordings)
     convention = config.get("model", {}).get("weight_convention", "informativeness")
-    calibration = fit_calibration(predictions, method=method, convention=convention, fitted_on=validation,
-                                  passes=passes if method == "mc_dropout" else None)
+    calibration = fit_calibration(
+        predictions,
+        method=method,
+        convention=convention,
+        fitted_on=validation,
+        passes=passes if method == "mc_dropout" else None,
+    )
     calibration.save(run_dir)
     if verbose:
         print(f"uncertainty calibration ({method}) fitted on {validation}: {path}")
@@ -573,8 +678,10 @@ def with_std_outputs(model, calibration):
     import keras
 
     if calibration.method != "native":
-        raise ConfigError("only the native uncertainty can be part of a model (MC dropout and ensembles "
-                          "need several passes or models)")
+        raise ConfigError(
+            "only the native uncertainty can be part of a model (MC dropout and ensembles "
+            "need several passes or models)"
+        )
     inputs = {}
     for layer in model.layers:
         if layer.name in features.INPUT_KEYS and isinstance(layer, keras.layers.InputLayer):
@@ -665,8 +772,12 @@ def write_frame_csvs(predictions, out_dir) -> list:
     written = []
     for recording in predictions:
         outputs = recording["outputs"]
-        columns = [features.AROUSAL, features.VALENCE, f"{features.AROUSAL}{STD_SUFFIX}",
-                   f"{features.VALENCE}{STD_SUFFIX}"]
+        columns = [
+            features.AROUSAL,
+            features.VALENCE,
+            f"{features.AROUSAL}{STD_SUFFIX}",
+            f"{features.VALENCE}{STD_SUFFIX}",
+        ]
         values = [np.asarray(outputs[c], np.float64).reshape(-1) for c in columns]
         timestamps = recording.get("timestamps")
         if timestamps is None or len(timestamps) != len(values[0]):
@@ -680,18 +791,36 @@ def write_frame_csvs(predictions, out_dir) -> list:
     return written
 
 
-def evaluate_section(report, run_dir, inference_model, config, artifact_dir, predictions, out_dir, method="native",
-                     *, passes=DEFAULT_PASSES, seed=0, verbose=True) -> list:
+def evaluate_section(
+    report,
+    run_dir,
+    inference_model,
+    config,
+    artifact_dir,
+    predictions,
+    out_dir,
+    method="native",
+    *,
+    passes=DEFAULT_PASSES,
+    seed=0,
+    verbose=True,
+) -> list:
     """The evaluator's predictive-uncertainty part: calibration (read or fitted on the validation
     partition), figures of `uncertainty_metrics`, per-frame CSVs with the std; fills
     `report["predictive_uncertainty"]` and returns the files written (relative to `out_dir`)."""
-    calibration = calibration_for(run_dir, inference_model, config, artifact_dir, method, passes=passes, seed=seed,
-                                  verbose=verbose)
+    calibration = calibration_for(
+        run_dir, inference_model, config, artifact_dir, method, passes=passes, seed=seed, verbose=verbose
+    )
     calibrated = attach_std(predictions, calibration)
     section = uncertainty_metrics(calibrated, calibration)
-    report["predictive_uncertainty"] = {"method": method, "score": calibration.score,
-                                        "fitted_on": calibration.fitted_on, "passes": calibration.passes,
-                                        "calibration_file": CALIBRATION_FILES[method], "metrics": section}
+    report["predictive_uncertainty"] = {
+        "method": method,
+        "score": calibration.score,
+        "fitted_on": calibration.fitted_on,
+        "passes": calibration.passes,
+        "calibration_file": CALIBRATION_FILES[method],
+        "metrics": section,
+    }
     files = []
     title = f"{report['model']} {report['partition']}" + ("" if report.get("corruption") is None else " (corrupted)")
     for name, data in figures(section, f"{title}, {method}").items():
@@ -703,9 +832,13 @@ def evaluate_section(report, run_dir, inference_model, config, artifact_dir, pre
 
 def format_section(section) -> str:
     passes = f", {section['passes']} passes" if section.get("passes") else ""
-    return "\n".join([f"predictive uncertainty ({section['method']}{passes}; score: {section['score']}), "
-                      f"std calibrated on {section['fitted_on']}; ranking figures rank frames by the score",
-                      format_metrics(section["metrics"])])
+    return "\n".join(
+        [
+            f"predictive uncertainty ({section['method']}{passes}; score: {section['score']}), "
+            f"std calibrated on {section['fitted_on']}; ranking figures rank frames by the score",
+            format_metrics(section["metrics"]),
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- command line
@@ -715,13 +848,18 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.uncertainty",
         description="Fit the per-frame uncertainty calibration of a run on its validation partition and write "
-                    "it to the run directory (uncertainty_calibration*.json). Example: python -m "
-                    "pipelines.uncertainty --run-dir runs/synthetic_cold_fusion_regression",
-        formatter_class=cli.HelpFormatter)
+        "it to the run directory (uncertainty_calibration*.json). Example: python -m "
+        "pipelines.uncertainty --run-dir runs/synthetic_cold_fusion_regression",
+        formatter_class=cli.HelpFormatter,
+    )
     parser.add_argument("--run-dir", required=True, help="run directory written by pipelines.train")
-    parser.add_argument("--uncertainty", default="native", choices=("native", "mc_dropout"),
-                        help="native: the model's own score (COLD's sigma; constant for other models); "
-                             "mc_dropout: std over --mc-passes stochastic passes with dropout on")
+    parser.add_argument(
+        "--uncertainty",
+        default="native",
+        choices=("native", "mc_dropout"),
+        help="native: the model's own score (COLD's sigma; constant for other models); "
+        "mc_dropout: std over --mc-passes stochastic passes with dropout on",
+    )
     parser.add_argument("--mc-passes", type=int, default=DEFAULT_PASSES, help="passes of --uncertainty mc_dropout")
     parser.add_argument("--seed", type=int, default=0, help="Keras random seed set before the stochastic passes")
     cli.finish_parser(parser)
@@ -737,18 +875,26 @@ def main(argv=None):
 
     config, artifact_dir, manifest = evaluate.open_run(args.run_dir)
     if any(p.get("sequence_level", False) for p in manifest["partitions"].values()):
-        raise ConfigError("uncertainty calibration applies to frame-level corpora (this run's labels are "
-                          "per utterance)", Path(args.run_dir) / "config.json")
+        raise ConfigError(
+            "uncertainty calibration applies to frame-level corpora (this run's labels are per utterance)",
+            Path(args.run_dir) / "config.json",
+        )
     if config["task"] != "regression":
-        raise ConfigError("uncertainty calibration applies to regression runs (classification: temperature "
-                          "scaling in pipelines.evaluate)", Path(args.run_dir) / "config.json")
+        raise ConfigError(
+            "uncertainty calibration applies to regression runs (classification: temperature "
+            "scaling in pipelines.evaluate)",
+            Path(args.run_dir) / "config.json",
+        )
     infer, _ = export.load_inference_model(args.run_dir)
-    calibration = calibration_for(args.run_dir, infer, config, artifact_dir, args.uncertainty,
-                                  passes=args.mc_passes, seed=args.seed, refit=True)
+    calibration = calibration_for(
+        args.run_dir, infer, config, artifact_dir, args.uncertainty, passes=args.mc_passes, seed=args.seed, refit=True
+    )
     print(f"score: {calibration.score}")
     for key, entry in calibration.maps.items():
-        print(f"  {key:<16} {len(entry['x']):>3} knots, E|e| {entry['y'][0]:.4f} .. {entry['y'][-1]:.4f}, "
-              f"scale {entry['scale']:.3f} (Gaussian link {entry['scale_gaussian']:.3f})")
+        print(
+            f"  {key:<16} {len(entry['x']):>3} knots, E|e| {entry['y'][0]:.4f} .. {entry['y'][-1]:.4f}, "
+            f"scale {entry['scale']:.3f} (Gaussian link {entry['scale_gaussian']:.3f})"
+        )
 
 
 if __name__ == "__main__":

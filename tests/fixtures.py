@@ -18,9 +18,21 @@ def _quote(name: str, quote: str) -> str:
     return f"{quote}{name}{quote}"
 
 
-def write_avec_fixture(root, *, recordings=DEFAULT_AVEC_RECORDINGS, num_frames=12, hop=0.1,
-                       audio_folders=(("egemaps", 3),), visual_folders=(("au", 2),), sep=";", header=True,
-                       quote="'", feature_frames=None, test_labels="labels", seed=0) -> dict:
+def write_avec_fixture(
+    root,
+    *,
+    recordings=DEFAULT_AVEC_RECORDINGS,
+    num_frames=12,
+    hop=0.1,
+    audio_folders=(("egemaps", 3),),
+    visual_folders=(("au", 2),),
+    sep=";",
+    header=True,
+    quote="'",
+    feature_frames=None,
+    test_labels="labels",
+    seed=0,
+) -> dict:
     """Writes a tiny AVEC 2019 CES corpus under `root`.
 
     Args:
@@ -58,8 +70,9 @@ def write_avec_fixture(root, *, recordings=DEFAULT_AVEC_RECORDINGS, num_frames=1
         quoted = _quote(name, quote)
         if mode == "labels":
             lines = ["name;timestamp;arousal;valence;liking"]
-            lines += [f"{quoted};{t:.2f};{a:.6f};{v:.6f};{l:.6f}"
-                      for t, a, v, l in zip(timestamps, arousal, valence, liking)]
+            lines += [
+                f"{quoted};{t:.2f};{a:.6f};{v:.6f};{l:.6f}" for t, a, v, l in zip(timestamps, arousal, valence, liking)
+            ]
             truth["labels"][name] = {"timestamp": timestamps, "arousal": arousal, "valence": valence}
         else:
             lines = ["name;timestamp"] + [f"{quoted};{t:.2f}" for t in timestamps]
@@ -89,9 +102,23 @@ EMO_HEADER = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
 RATINGS = np.arange(1.0, 5.01, 0.5)
 
 
-def write_iemocap_fixture(root, features_root, *, sessions=(1, 2, 3, 4, 5), utterances_per_speaker=2,
-                          audio_dim=3, visual_dim=2, audio_rate=20.0, visual_rate=7.0, feature_format="npy",
-                          csv_header=False, missing=(), audio_folder="audio", visual_folder="visual", seed=0) -> dict:
+def write_iemocap_fixture(
+    root,
+    features_root,
+    *,
+    sessions=(1, 2, 3, 4, 5),
+    utterances_per_speaker=2,
+    audio_dim=3,
+    visual_dim=2,
+    audio_rate=20.0,
+    visual_rate=7.0,
+    feature_format="npy",
+    csv_header=False,
+    missing=(),
+    audio_folder="audio",
+    visual_folder="visual",
+    seed=0,
+) -> dict:
     """Writes a tiny IEMOCAP: one improvised dialog per session, both speakers.
 
     EmoEvaluation files follow the real format: the `%` header, utterance lines
@@ -115,8 +142,10 @@ def write_iemocap_fixture(root, features_root, *, sessions=(1, 2, 3, 4, 5), utte
     """
     root, features_root = Path(root), Path(features_root)
     rng = np.random.default_rng(seed)
-    folders = {"audio": (features_root / audio_folder, audio_dim, audio_rate),
-               "visual": (features_root / visual_folder, visual_dim, visual_rate)}
+    folders = {
+        "audio": (features_root / audio_folder, audio_dim, audio_rate),
+        "visual": (features_root / visual_folder, visual_dim, visual_rate),
+    }
     for folder, _, _ in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     missing = set(missing)
@@ -137,8 +166,16 @@ def write_iemocap_fixture(root, features_root, *, sessions=(1, 2, 3, 4, 5), utte
             lines.append(f"[{start:.4f} - {end:.4f}]\t{utterance}\t{category}\t[{v:.4f}, {a:.4f}, {d:.4f}]\n")
             lines.append("C-E2:\tNeutral;\t()\nC-F1:\tNeutral;\t(curious)\n")
             lines.append(f"A-E3:\tval {int(v)}; act {int(a)}; dom  {int(d)};\t()\n\n")
-            record = {"session": session, "gender": utterance[-4], "dialog": dialog, "category": category,
-                      "start": start, "end": end, "valence_raw": float(v), "arousal_raw": float(a)}
+            record = {
+                "session": session,
+                "gender": utterance[-4],
+                "dialog": dialog,
+                "category": category,
+                "start": start,
+                "end": end,
+                "valence_raw": float(v),
+                "arousal_raw": float(a),
+            }
             for modality, (folder, dim, rate) in folders.items():
                 if (utterance, modality) in missing:
                     record[modality] = None

@@ -39,9 +39,7 @@ def _shapes(value):
 
 def _expected_shapes(expected):
     """Flat list of shape tuples from one shape or a nested structure of shapes."""
-    if isinstance(expected, (tuple, list)) and all(
-        d is None or isinstance(d, int) for d in expected
-    ):
+    if isinstance(expected, (tuple, list)) and all(d is None or isinstance(d, int) for d in expected):
         return [tuple(expected)]
     shapes = []
     for item in expected.values() if isinstance(expected, dict) else expected:
@@ -93,9 +91,7 @@ def run_layer_test(
 
     # Symbolic call (functional model) with the same shapes once the batch axis is filled in.
     symbolic_inputs = _symbolic(input_data)
-    symbolic_kwargs = {
-        k: _symbolic(v) if isinstance(v, np.ndarray) else v for k, v in call_kwargs.items()
-    }
+    symbolic_kwargs = {k: _symbolic(v) if isinstance(v, np.ndarray) else v for k, v in call_kwargs.items()}
     symbolic_layer = layer_cls.from_config(config)
     symbolic_outputs = symbolic_layer(symbolic_inputs, **symbolic_kwargs)
     tensor_kwargs = {k: v for k, v in symbolic_kwargs.items() if isinstance(v, keras.KerasTensor)}
@@ -103,9 +99,7 @@ def run_layer_test(
         inputs=tree.flatten(symbolic_inputs) + list(tensor_kwargs.values()),
         outputs=symbolic_outputs,
     )
-    model_outputs = model(
-        tree.flatten(input_data) + [call_kwargs[k] for k in tensor_kwargs], training=False
-    )
+    model_outputs = model(tree.flatten(input_data) + [call_kwargs[k] for k in tensor_kwargs], training=False)
     assert _shapes(model_outputs) == _shapes(outputs)
     for x in tree.flatten(symbolic_outputs):
         assert x.shape[0] is None
@@ -116,9 +110,7 @@ def run_layer_test(
         with tf.GradientTape() as tape:
             out = train_layer(input_data, training=True, **call_kwargs)
             loss = sum(
-                tf.reduce_mean(tf.square(tf.cast(x, "float32")))
-                for x in tree.flatten(out)
-                if x.dtype.is_floating
+                tf.reduce_mean(tf.square(tf.cast(x, "float32"))) for x in tree.flatten(out) if x.dtype.is_floating
             )
         weights = train_layer.trainable_weights
         grads = tape.gradient(loss, [w.value for w in weights])
@@ -132,14 +124,10 @@ def run_layer_test(
     # Mixed precision: the layer picks up the global policy (or keeps float32 where it must).
     if mixed_precision_output_dtype is not None:
         with dtype_policy("mixed_bfloat16"):
-            mp_layer = layer_cls.from_config(
-                {k: v for k, v in config.items() if k != "dtype"}
-            )
+            mp_layer = layer_cls.from_config({k: v for k, v in config.items() if k != "dtype"})
             mp_outputs = mp_layer(input_data, **call_kwargs)
             expected = (
-                mp_layer.compute_dtype
-                if mixed_precision_output_dtype == "compute"
-                else mixed_precision_output_dtype
+                mp_layer.compute_dtype if mixed_precision_output_dtype == "compute" else mixed_precision_output_dtype
             )
             for x in tree.flatten(mp_outputs):
                 if x.dtype.is_floating:

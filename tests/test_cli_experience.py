@@ -17,25 +17,49 @@ from unittest import mock
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ("train", "tune", "evaluate", "export", "prepare", "compare", "ablate", "serve_client", "example_gen",
-            "predict", "ensemble", "uncertainty", "benchmark",
-            "statistics_gen", "transform")
+COMMANDS = (
+    "train",
+    "tune",
+    "evaluate",
+    "export",
+    "prepare",
+    "compare",
+    "ablate",
+    "serve_client",
+    "example_gen",
+    "predict",
+    "ensemble",
+    "uncertainty",
+    "benchmark",
+    "statistics_gen",
+    "transform",
+)
 # What TensorFlow, absl, oneDNN, CUDA, tensorflow-io and Keras print at start-up or around `fit`.
-NOISE = re.compile(r"(^[IWE]\d{4} |absl::InitializeLog|oneDNN|cuda|cpu_feature_guard|libtensorflow_io|"
-                   r"undefined symbol|file system plugins|shuffle=True|ran out of data|Traceback)", re.M | re.I)
+NOISE = re.compile(
+    r"(^[IWE]\d{4} |absl::InitializeLog|oneDNN|cuda|cpu_feature_guard|libtensorflow_io|"
+    r"undefined symbol|file system plugins|shuffle=True|ran out of data|Traceback)",
+    re.M | re.I,
+)
 
 
 def _env(cache):
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("TF_CPP_MIN_LOG_LEVEL", "COLD_KERAS_VERBOSE")}  # the commands' own defaults
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "COLD_KERAS_VERBOSE")
+    }  # the commands' own defaults
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
     env["COLD_KERAS_CACHE"] = str(cache)
     return env
 
 
 def start(command, args, cache, cwd=REPO):
-    return subprocess.Popen([sys.executable, "-m", f"pipelines.{command}", *args], cwd=cwd, env=_env(cache),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", f"pipelines.{command}", *args],
+        cwd=cwd,
+        env=_env(cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(process, timeout=300):
@@ -111,23 +135,27 @@ def test_bad_invocations_blame_the_flag_file_or_key(cache, tmp_path):
     bad_key.write_text("training:\n  backup_every_steps: 0\n")
     cases = {
         "proc": (["--dataset", "synthetic", "--output-dir", "/proc/x"], ["--output-dir", "/proc/x"]),
-        "file as output": (["--dataset", "synthetic", "--output-dir", str(a_file)], ["--output-dir", str(a_file),
-                                                                                      "is a file"]),
+        "file as output": (
+            ["--dataset", "synthetic", "--output-dir", str(a_file)],
+            ["--output-dir", str(a_file), "is a file"],
+        ),
         "epochs": (["--dataset", "synthetic", "--epochs", "-1"], ["argument --epochs", "positive integer", "-1"]),
         "batch size": (["--dataset", "synthetic", "--batch-size", "x"], ["argument --batch-size"]),
-        "data dir file": (["--dataset", "avec", "--data-dir", str(a_file)], ["--data-dir", str(a_file),
-                                                                             "is a file"]),
+        "data dir file": (["--dataset", "avec", "--data-dir", str(a_file)], ["--data-dir", str(a_file), "is a file"]),
         # An empty --config means no overrides: the error is then about the next bad flag.
-        "empty config": (["--dataset", "synthetic", "--config", str(empty), "--output-dir", str(a_file)],
-                         ["--output-dir", str(a_file)]),
-        "backup key": (["--dataset", "synthetic", "--config", str(bad_key), "--output-dir", str(tmp_path / "r")],
-                       ["training.backup_every_steps", str(bad_key)]),
+        "empty config": (
+            ["--dataset", "synthetic", "--config", str(empty), "--output-dir", str(a_file)],
+            ["--output-dir", str(a_file)],
+        ),
+        "backup key": (
+            ["--dataset", "synthetic", "--config", str(bad_key), "--output-dir", str(tmp_path / "r")],
+            ["training.backup_every_steps", str(bad_key)],
+        ),
     }
     processes = {name: start("train", args, cache) for name, (args, _) in cases.items()}
     processes["evaluate output"] = start("evaluate", ["--run-dir", str(tmp_path), "--output-dir", str(a_file)], cache)
     processes["prepare"] = start("prepare", [], cache)
-    processes["export version"] = start("export", ["--run-dir", str(tmp_path), "--name", "m", "--version", "0"],
-                                        cache)
+    processes["export version"] = start("export", ["--run-dir", str(tmp_path), "--name", "m", "--version", "0"], cache)
     expected = {name: words for name, (_, words) in cases.items()}
     expected["evaluate output"] = ["--output-dir", str(a_file), "is a file"]
     expected["prepare"] = ["--dataset", "--run-dir"]
@@ -158,13 +186,16 @@ def test_tensorflow_starts_quietly_and_verbose_shows_it(cache, tmp_path):
 def test_startup_noise_filter_keeps_other_lines():
     from pipelines import quiet
 
-    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
-            "I0000 00:00:1796181503.436119    5462 port.cc:153] oneDNN custom operations are on.\n"
-            "E0000 00:00:1796181512.714452    5462 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
-            "E0000 00:00:1796181512.714452    5462 other.cc:52] a real error\n"
-            "a line of the program\n")
-    assert quiet.filter_startup_noise(text) == ("E0000 00:00:1796181512.714452    5462 other.cc:52] a real error\n"
-                                                "a line of the program\n")
+    text = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796181503.436119    5462 port.cc:153] oneDNN custom operations are on.\n"
+        "E0000 00:00:1796181512.714452    5462 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
+        "E0000 00:00:1796181512.714452    5462 other.cc:52] a real error\n"
+        "a line of the program\n"
+    )
+    assert quiet.filter_startup_noise(text) == (
+        "E0000 00:00:1796181512.714452    5462 other.cc:52] a real error\na line of the program\n"
+    )
     assert quiet.verbose_requested(["--epochs", "2", "-v"]) and not quiet.verbose_requested(["--epochs", "2"])
 
 
@@ -235,7 +266,8 @@ def test_missing_corpus_names_the_command_that_rebuilds(tmp_path):
     run_dir.mkdir()
     (run_dir / "config.json").write_text(
         '{"dataset": "avec", "data_dir": "%s", "task": "regression", '
-        '"runtime": {"artifact_dir": "%s"}}\n' % (tmp_path / "gone", tmp_path / "artifacts"))
+        '"runtime": {"artifact_dir": "%s"}}\n' % (tmp_path / "gone", tmp_path / "artifacts")
+    )
     with pytest.raises(DataError) as caught:
         prepare.rebuild_run_artifacts(run_dir)
     message = str(caught.value)

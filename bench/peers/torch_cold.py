@@ -39,8 +39,7 @@ from torch.nn import functional as F
 class BiGRUBlock(nn.Module):
     def __init__(self, input_dim, units, layers, dropout):
         super().__init__()
-        self.gru = nn.GRU(input_dim, units, num_layers=layers, batch_first=True, bidirectional=True,
-                          dropout=dropout)
+        self.gru = nn.GRU(input_dim, units, num_layers=layers, batch_first=True, bidirectional=True, dropout=dropout)
 
     def forward(self, x):
         return self.gru(x)[0]
@@ -66,8 +65,7 @@ class ColdFusion(nn.Module):
 
     def forward(self, audio, visual):
         h_a, mu_a, sigma_a = self.gaussian(self.audio_block(audio), self.audio_mu, self.audio_sigma, self.training)
-        h_v, mu_v, sigma_v = self.gaussian(self.visual_block(visual), self.visual_mu, self.visual_sigma,
-                                           self.training)
+        h_v, mu_v, sigma_v = self.gaussian(self.visual_block(visual), self.visual_mu, self.visual_sigma, self.training)
         norm_a = sigma_a.norm(dim=-1)
         norm_v = sigma_v.norm(dim=-1)
         w_v = (norm_v / (norm_v + norm_a)).unsqueeze(-1)
@@ -102,11 +100,14 @@ def objective(outputs, audio_latent, visual_latent, valence, arousal):
     d_v = ((outputs["visual"] - target) ** 2).mean(dim=-1).detach()
     (mu_a, sigma_a, norm_a), (mu_v, sigma_v, norm_v) = audio_latent, visual_latent
     s_a, s_v = 1.0 / norm_a, 1.0 / norm_v
-    calibration = (symmetric_kl(d_v, s_v) + symmetric_kl(d_a, s_a)
-                   + symmetric_kl(torch.cat([d_a, d_v], dim=1), torch.cat([s_a, s_v], dim=1)))
+    calibration = (
+        symmetric_kl(d_v, s_v)
+        + symmetric_kl(d_a, s_a)
+        + symmetric_kl(torch.cat([d_a, d_v], dim=1), torch.cat([s_a, s_v], dim=1))
+    )
     mu = torch.cat([mu_a, mu_v], dim=1)
     sigma = torch.cat([sigma_a, sigma_v], dim=1)
-    kl = -0.5 * (1.0 + 2.0 * torch.log(sigma) - mu ** 2 - sigma ** 2).sum(dim=-1).mean()
+    kl = -0.5 * (1.0 + 2.0 * torch.log(sigma) - mu**2 - sigma**2).sum(dim=-1).mean()
     return loss + 1e-3 * calibration + 1e-4 * kl
 
 
@@ -120,8 +121,9 @@ def main():
     parser.add_argument("--visual-dim", type=int, default=512, help="visual features per frame (default 512)")
     parser.add_argument("--units", type=int, default=256, help="GRU units per direction (default 256)")
     parser.add_argument("--latent-dim", type=int, default=128, help="latent size (default 128)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch.set_num_threads (default 0: PyTorch's own choice)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch.set_num_threads (default 0: PyTorch's own choice)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of text")
     args = parser.parse_args()
 
@@ -162,8 +164,10 @@ def main():
     if args.json:
         print(json.dumps({"frames_per_second": median, "repeats": rates, "threads": torch.get_num_threads()}))
     else:
-        print(f"torch cold_fusion: {median:.0f} frames/s (repeats {', '.join(f'{r:.0f}' for r in rates)}; "
-              f"{torch.get_num_threads()} threads)")
+        print(
+            f"torch cold_fusion: {median:.0f} frames/s (repeats {', '.join(f'{r:.0f}' for r in rates)}; "
+            f"{torch.get_num_threads()} threads)"
+        )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,18 @@ class Backbone(keras.layers.Layer):
     Input shape: `[..., *frame]` with the frame shape known. Output shape: `[..., embedding_dim]`.
     """
 
-    def __init__(self, frame_rank, embedding_dim, filters, convs_per_block=1, dense_units=512,
-                 pooling="average", batch_norm=False, freeze_trunk=False, **kwargs):
+    def __init__(
+        self,
+        frame_rank,
+        embedding_dim,
+        filters,
+        convs_per_block=1,
+        dense_units=512,
+        pooling="average",
+        batch_norm=False,
+        freeze_trunk=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if frame_rank not in (2, 3):
             raise ValueError(f"frame_rank must be 2 (spectrogram patch) or 3 (image), got {frame_rank!r}.")
@@ -80,7 +90,9 @@ class Backbone(keras.layers.Layer):
         if len(convs) == 1:
             convs = convs * len(self.filters)
         if len(convs) != len(self.filters):
-            raise ValueError(f"convs_per_block needs one value per block ({len(self.filters)}), got {convs_per_block!r}.")
+            raise ValueError(
+                f"convs_per_block needs one value per block ({len(self.filters)}), got {convs_per_block!r}."
+            )
         self.convs_per_block = convs
         self.dense_units = _int_tuple("dense_units", dense_units)[0]
         self.pooling = pooling
@@ -90,14 +102,23 @@ class Backbone(keras.layers.Layer):
         self.trunk = []
         for block, (width, count) in enumerate(zip(self.filters, self.convs_per_block), start=1):
             for i in range(1, count + 1):
-                self.trunk.append(keras.layers.Conv2D(
-                    width, 3, padding="same", activation=None if self.batch_norm else "relu",
-                    use_bias=not self.batch_norm, dtype=self.dtype_policy, name=f"conv_{block}_{i}"))
+                self.trunk.append(
+                    keras.layers.Conv2D(
+                        width,
+                        3,
+                        padding="same",
+                        activation=None if self.batch_norm else "relu",
+                        use_bias=not self.batch_norm,
+                        dtype=self.dtype_policy,
+                        name=f"conv_{block}_{i}",
+                    )
+                )
                 if self.batch_norm:
                     self.trunk.append(keras.layers.BatchNormalization(dtype=self.dtype_policy, name=f"bn_{block}_{i}"))
                     self.trunk.append(keras.layers.ReLU(dtype=self.dtype_policy, name=f"relu_{block}_{i}"))
-            self.trunk.append(keras.layers.MaxPooling2D(2, padding="same", dtype=self.dtype_policy,
-                                                        name=f"pool_{block}"))
+            self.trunk.append(
+                keras.layers.MaxPooling2D(2, padding="same", dtype=self.dtype_policy, name=f"pool_{block}")
+            )
         if pooling == "average":
             self.pool = keras.layers.GlobalAveragePooling2D(dtype=self.dtype_policy, name="global_pool")
         else:
@@ -111,9 +132,11 @@ class Backbone(keras.layers.Layer):
     @property
     def weighted_layers(self):
         """The sublayers holding weights, in order (convolutions and batch norms, fc_1, fc_2, embedding)."""
-        return [layer for layer in self.trunk if layer.weights or isinstance(
-            layer, (keras.layers.Conv2D, keras.layers.BatchNormalization))] + [
-            self.fc_1, self.fc_2, self.embedding]
+        return [
+            layer
+            for layer in self.trunk
+            if layer.weights or isinstance(layer, (keras.layers.Conv2D, keras.layers.BatchNormalization))
+        ] + [self.fc_1, self.fc_2, self.embedding]
 
     def _freeze(self):
         for layer in self.weighted_layers[:-2]:
@@ -121,10 +144,12 @@ class Backbone(keras.layers.Layer):
         self.freeze_trunk = True
 
     def _frame_shape(self, input_shape):
-        frame = tuple(input_shape[-self.frame_rank:])
+        frame = tuple(input_shape[-self.frame_rank :])
         if len(input_shape) < self.frame_rank + 1 or any(d is None for d in frame):
-            raise ValueError(f"{self.name} needs inputs [..., *frame] with a known frame shape of rank "
-                             f"{self.frame_rank}, got {tuple(input_shape)}.")
+            raise ValueError(
+                f"{self.name} needs inputs [..., *frame] with a known frame shape of rank "
+                f"{self.frame_rank}, got {tuple(input_shape)}."
+            )
         return frame + (1,) if self.frame_rank == 2 else frame
 
     def build(self, input_shape):
@@ -170,8 +195,9 @@ class Backbone(keras.layers.Layer):
     # Weight files ------------------------------------------------------------------------
 
     def _variables_by_key(self):
-        return {f"{layer.name}/{variable.name}": variable
-                for layer in self.weighted_layers for variable in layer.weights}
+        return {
+            f"{layer.name}/{variable.name}": variable for layer in self.weighted_layers for variable in layer.weights
+        }
 
     def save_weights_file(self, path):
         """Writes every weight to a `.npz` archive (format in the class docstring)."""
@@ -179,8 +205,10 @@ class Backbone(keras.layers.Layer):
             raise ValueError(f"{self.name} has no weights yet; call it on a frame batch first.")
         path = Path(path)
         with open(path, "wb") as handle:  # np.savez would append ".npz" to another suffix
-            np.savez(handle, **{key: np.asarray(keras.ops.convert_to_numpy(v))
-                                for key, v in self._variables_by_key().items()})
+            np.savez(
+                handle,
+                **{key: np.asarray(keras.ops.convert_to_numpy(v)) for key, v in self._variables_by_key().items()},
+            )
         return path
 
     def load_weights_file(self, path, freeze=True):
@@ -218,8 +246,10 @@ class Backbone(keras.layers.Layer):
         for key, variable in variables.items():
             if tuple(arrays[key].shape) != tuple(variable.shape):
                 raise BackboneWeightsError(
-                    path, f"{key} has shape {tuple(arrays[key].shape)}, the {self.name} needs "
-                          f"{tuple(variable.shape)} (crop size, mel bins, filters or dense units differ)")
+                    path,
+                    f"{key} has shape {tuple(arrays[key].shape)}, the {self.name} needs "
+                    f"{tuple(variable.shape)} (crop size, mel bins, filters or dense units differ)",
+                )
         for key, variable in variables.items():
             variable.assign(arrays[key].astype(keras.backend.standardize_dtype(variable.dtype)))
         if freeze:

@@ -31,8 +31,24 @@ class FaceCNN(Backbone):
 
     FIXED_ARGUMENTS = ("frame_rank", "pooling")
 
-    def __init__(self, embedding_dim=512, filters=(32, 64, 128, 256), convs_per_block=1, dense_units=512,
-                 batch_norm=True, freeze_trunk=False, **kwargs):
-        super().__init__(3, embedding_dim, filters, convs_per_block=convs_per_block, dense_units=dense_units,
-                         pooling="average", batch_norm=batch_norm, freeze_trunk=freeze_trunk,
-                         **kwargs)
+    def __init__(
+        self,
+        embedding_dim=512,
+        filters=(32, 64, 128, 256),
+        convs_per_block=1,
+        dense_units=512,
+        batch_norm=True,
+        freeze_trunk=False,
+        **kwargs,
+    ):
+        super().__init__(
+            3,
+            embedding_dim,
+            filters,
+            convs_per_block=convs_per_block,
+            dense_units=dense_units,
+            pooling="average",
+            batch_norm=batch_norm,
+            freeze_trunk=freeze_trunk,
+            **kwargs,
+        )

@@ -33,10 +33,26 @@ class VGGish(Backbone):
 
     FIXED_ARGUMENTS = ("frame_rank", "pooling")
 
-    def __init__(self, embedding_dim=128, filters=(64, 128, 256, 512), convs_per_block=None,
-                 dense_units=4096, batch_norm=False, freeze_trunk=False, **kwargs):
+    def __init__(
+        self,
+        embedding_dim=128,
+        filters=(64, 128, 256, 512),
+        convs_per_block=None,
+        dense_units=4096,
+        batch_norm=False,
+        freeze_trunk=False,
+        **kwargs,
+    ):
         if convs_per_block is None:  # VGGish's own layout for four blocks, one conv per block otherwise
             convs_per_block = (1, 1, 2, 2) if len(tuple(filters)) == 4 else 1
-        super().__init__(2, embedding_dim, filters, convs_per_block=convs_per_block, dense_units=dense_units,
-                         pooling="flatten", batch_norm=batch_norm, freeze_trunk=freeze_trunk,
-                         **kwargs)
+        super().__init__(
+            2,
+            embedding_dim,
+            filters,
+            convs_per_block=convs_per_block,
+            dense_units=dense_units,
+            pooling="flatten",
+            batch_norm=batch_norm,
+            freeze_trunk=freeze_trunk,
+            **kwargs,
+        )

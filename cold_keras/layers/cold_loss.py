@@ -85,9 +85,7 @@ class ColdLoss(EmotionLoss):
             **kwargs,
         )
         if "audio" not in self.branches or "visual" not in self.branches:
-            raise ValueError(
-                f"ColdLoss needs the unimodal branches 'audio' and 'visual', got {self.branches!r}."
-            )
+            raise ValueError(f"ColdLoss needs the unimodal branches 'audio' and 'visual', got {self.branches!r}.")
         lambdas = {
             "lambda_co_visual": lambda_co_visual,
             "lambda_co_audio": lambda_co_audio,
@@ -100,9 +98,7 @@ class ColdLoss(EmotionLoss):
             if not float(value) >= 0.0:
                 raise ValueError(f"{key} must be a non-negative number, got {value!r}.")
         if weight_convention not in WEIGHT_CONVENTIONS:
-            raise ValueError(
-                f"weight_convention must be one of {WEIGHT_CONVENTIONS}, got {weight_convention!r}."
-            )
+            raise ValueError(f"weight_convention must be one of {WEIGHT_CONVENTIONS}, got {weight_convention!r}.")
         if not float(temperature) > 0.0:
             raise ValueError(f"temperature must be positive, got {temperature!r}.")
         self.lambda_co_visual = float(lambda_co_visual)
@@ -125,9 +121,7 @@ class ColdLoss(EmotionLoss):
     def distances(self, targets, outputs, modality):
         """Per-frame distances d_m `[B, T]` of one modality's predictions (no gradient)."""
         per_dimension = [
-            cold_losses.per_frame_distances(
-                targets[dimension], outputs[output_name(modality, dimension)], self.task
-            )
+            cold_losses.per_frame_distances(targets[dimension], outputs[output_name(modality, dimension)], self.task)
             for dimension in DIMENSIONS
         ]
         return ops.mean(ops.stack(per_dimension, axis=0), axis=0)
@@ -179,9 +173,7 @@ class ColdLoss(EmotionLoss):
         mask = ops.cast(mask, "float32")
         presence = inputs.get("presence")
         loss_emo = self.emotion_loss(targets, outputs, mask, presence)
-        co_visual, co_audio, co_cross, regu, weight = self.cold_terms(
-            targets, outputs, latents, mask, presence
-        )
+        co_visual, co_audio, co_cross, regu, weight = self.cold_terms(targets, outputs, latents, mask, presence)
         total = (
             loss_emo
             + self.lambda_co_visual * co_visual
@@ -195,7 +187,8 @@ class ColdLoss(EmotionLoss):
         if self.lambda_reliability and corruption.get("audio") is not None and corruption.get("visual") is not None:
             both = self.branch_mask("audio", mask, presence) * self.branch_mask("visual", mask, presence)
             reliability = reliability_supervision_loss(
-                outputs["visual_weight"], corruption["audio"], corruption["visual"], both)
+                outputs["visual_weight"], corruption["audio"], corruption["visual"], both
+            )
             total = total + self.lambda_reliability * reliability
             self.loss_reliability_tracker.update_state(reliability)
         self.add_loss(total)

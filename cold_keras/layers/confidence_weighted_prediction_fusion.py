@@ -60,12 +60,8 @@ class ConfidenceWeightedPredictionFusion(keras.layers.Layer):
         self.task = task
         self.epsilon = float(epsilon)
         if task == "regression":
-            self.audio_confidence = keras.layers.Dense(
-                1, dtype=self.dtype_policy, name="audio_confidence"
-            )
-            self.visual_confidence = keras.layers.Dense(
-                1, dtype=self.dtype_policy, name="visual_confidence"
-            )
+            self.audio_confidence = keras.layers.Dense(1, dtype=self.dtype_policy, name="audio_confidence")
+            self.visual_confidence = keras.layers.Dense(1, dtype=self.dtype_policy, name="visual_confidence")
 
     def build(self, input_shape):
         if self.task == "regression":
@@ -88,9 +84,7 @@ class ConfidenceWeightedPredictionFusion(keras.layers.Layer):
             return confidence(audio_predictions), confidence(visual_predictions)
         audio_features, visual_features = inputs[2], inputs[3]
         c_audio = ops.softplus(ops.squeeze(self.audio_confidence(audio_features), -1)) + self.epsilon
-        c_visual = (
-            ops.softplus(ops.squeeze(self.visual_confidence(visual_features), -1)) + self.epsilon
-        )
+        c_visual = ops.softplus(ops.squeeze(self.visual_confidence(visual_features), -1)) + self.epsilon
         return c_audio, c_visual
 
     def call(self, inputs, presence=None):
@@ -108,10 +102,8 @@ class ConfidenceWeightedPredictionFusion(keras.layers.Layer):
                 log_mixture = ops.logsumexp(
                     ops.stack(
                         [
-                            _safe_log(ops.expand_dims(audio_weight, -1))
-                            + ops.log_softmax(y_audio, axis=-1),
-                            _safe_log(ops.expand_dims(visual_weight, -1))
-                            + ops.log_softmax(y_visual, axis=-1),
+                            _safe_log(ops.expand_dims(audio_weight, -1)) + ops.log_softmax(y_audio, axis=-1),
+                            _safe_log(ops.expand_dims(visual_weight, -1)) + ops.log_softmax(y_visual, axis=-1),
                         ],
                         axis=0,
                     ),

@@ -66,12 +66,8 @@ class CrossmodalTransformerBlock(keras.layers.Layer):
             key_dim = model_dim // self.num_heads
         ff_dim = self.ff_dim or 4 * model_dim
         policy = self.dtype_policy
-        self.target_norm = keras.layers.LayerNormalization(
-            epsilon=1e-5, dtype=policy, name="target_norm"
-        )
-        self.source_norm = keras.layers.LayerNormalization(
-            epsilon=1e-5, dtype=policy, name="source_norm"
-        )
+        self.target_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="target_norm")
+        self.source_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="source_norm")
         self.attention = keras.layers.MultiHeadAttention(
             num_heads=self.num_heads,
             key_dim=key_dim,
@@ -79,9 +75,7 @@ class CrossmodalTransformerBlock(keras.layers.Layer):
             dtype=policy,
             name="crossmodal_attention",
         )
-        self.attention_dropout = keras.layers.Dropout(
-            self.dropout, dtype=policy, name="attention_dropout"
-        )
+        self.attention_dropout = keras.layers.Dropout(self.dropout, dtype=policy, name="attention_dropout")
         self.ffn_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="ffn_norm")
         self.ffn_hidden = keras.layers.Dense(ff_dim, activation="relu", dtype=policy, name="ffn_hidden")
         self.ffn_output = keras.layers.Dense(model_dim, dtype=policy, name="ffn_output")

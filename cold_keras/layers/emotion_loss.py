@@ -21,9 +21,7 @@ def utterance_targets(targets, mask, task):
     if task == "classification":
         return targets[:, 0]
     weights = ops.cast(mask, "float32")
-    return ops.divide_no_nan(
-        ops.sum(weights * ops.cast(targets, "float32"), axis=1), ops.sum(weights, axis=1)
-    )
+    return ops.divide_no_nan(ops.sum(weights * ops.cast(targets, "float32"), axis=1), ops.sum(weights, axis=1))
 
 
 class MeanOfMetrics(keras.metrics.Metric):
@@ -137,10 +135,7 @@ class EmotionLoss(keras.layers.Layer):
 
     def compute_output_spec(self, inputs):
         # Fresh tensors: returning the input KerasTensors would make the functional graph cyclic.
-        return {
-            key: keras.KerasTensor(value.shape, dtype=value.dtype)
-            for key, value in inputs["outputs"].items()
-        }
+        return {key: keras.KerasTensor(value.shape, dtype=value.dtype) for key, value in inputs["outputs"].items()}
 
     @staticmethod
     def branch_mask(branch, mask, presence=None):
@@ -177,9 +172,7 @@ class EmotionLoss(keras.layers.Layer):
                 y_true = targets[dimension]
                 if self.sequence_level:
                     y_true = utterance_targets(y_true, mask, self.task)
-                    self.emotion_metrics[key].update_state(
-                        y_true, outputs[f"{key}_utterance"], sample_weight=weight
-                    )
+                    self.emotion_metrics[key].update_state(y_true, outputs[f"{key}_utterance"], sample_weight=weight)
                 else:
                     self.emotion_metrics[key].update_state(y_true, outputs[key], sample_weight=mask)
 

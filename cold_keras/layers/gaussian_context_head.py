@@ -49,9 +49,7 @@ class GaussianContextHead(keras.layers.Layer):
         self.epsilon = float(epsilon)
         self.seed = seed
         self.mu_dense = keras.layers.Dense(self.latent_dim, dtype=self.dtype_policy, name="mu_dense")
-        self.sigma_dense = keras.layers.Dense(
-            self.latent_dim, dtype=self.dtype_policy, name="sigma_dense"
-        )
+        self.sigma_dense = keras.layers.Dense(self.latent_dim, dtype=self.dtype_policy, name="sigma_dense")
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
 
     def build(self, input_shape):

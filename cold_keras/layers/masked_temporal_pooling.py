@@ -46,9 +46,7 @@ class MaskedTemporalPooling(keras.layers.Layer):
         if self.task == "regression":
             return ops.sum(weights * inputs, axis=1) / total
         probabilities = ops.softmax(inputs, axis=-1)
-        mean = ops.sum(ops.expand_dims(weights, -1) * probabilities, axis=1) / ops.expand_dims(
-            total, -1
-        )
+        mean = ops.sum(ops.expand_dims(weights, -1) * probabilities, axis=1) / ops.expand_dims(total, -1)
         return ops.log(ops.maximum(mean, 1e-12))
 
     def compute_mask(self, inputs, mask=None):

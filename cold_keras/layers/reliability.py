@@ -188,8 +188,11 @@ class FusionGuard(keras.layers.Layer):
     def build(self, input_shape):
         initial = [[1.0, 0.0, 0.0]] * self.num_dimensions
         self.choice = self.add_weight(
-            name="choice", shape=(self.num_dimensions, 3),
-            initializer=keras.initializers.Constant(initial), trainable=False)
+            name="choice",
+            shape=(self.num_dimensions, 3),
+            initializer=keras.initializers.Constant(initial),
+            trainable=False,
+        )
         self.built = True
 
     def choose(self, branches):

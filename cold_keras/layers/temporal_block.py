@@ -59,9 +59,7 @@ class TemporalBlock(keras.layers.Layer):
     (2, 5, 4)
     """
 
-    def __init__(
-        self, output_dim, units=256, num_layers=2, dropout=0.5, output_activation=None, **kwargs
-    ):
+    def __init__(self, output_dim, units=256, num_layers=2, dropout=0.5, output_activation=None, **kwargs):
         super().__init__(**kwargs)
         if output_dim is not None and int(output_dim) < 1:
             raise ValueError(f"output_dim must be a positive integer or None, got {output_dim!r}.")
@@ -86,7 +84,8 @@ class TemporalBlock(keras.layers.Layer):
                     # the forward GRU a second time, and on reload that copy could come back with
                     # go_backwards=True for both directions.
                     backward_layer=ProjectedGRU(
-                        self.units, return_sequences=True, go_backwards=True, dtype=self.dtype_policy),
+                        self.units, return_sequences=True, go_backwards=True, dtype=self.dtype_policy
+                    ),
                     merge_mode="concat",
                     dtype=self.dtype_policy,
                     name=f"bigru_{i + 1}",
@@ -111,8 +110,10 @@ class TemporalBlock(keras.layers.Layer):
                 for layer in (gru.forward_layer, gru.backward_layer):
                     blockers = cudnn_blockers(layer)
                     if blockers:
-                        warnings.warn(f"{self.name}/{layer.name}: this GRU cannot use the cuDNN kernel: "
-                                      + ", ".join(blockers), stacklevel=2)
+                        warnings.warn(
+                            f"{self.name}/{layer.name}: this GRU cannot use the cuDNN kernel: " + ", ".join(blockers),
+                            stacklevel=2,
+                        )
         shape = tuple(input_shape)
         for i, gru in enumerate(self.grus):
             gru.build(shape)

@@ -73,10 +73,7 @@ class VarianceNormFusion(keras.layers.Layer):
         audio_weight = 1.0 - visual_weight
         if presence is not None:
             audio_weight, visual_weight = present_weights(audio_weight, visual_weight, *presence)
-        fused = (
-            ops.expand_dims(visual_weight, -1) * h_visual
-            + ops.expand_dims(audio_weight, -1) * h_audio
-        )
+        fused = ops.expand_dims(visual_weight, -1) * h_visual + ops.expand_dims(audio_weight, -1) * h_audio
         return fused, audio_weight, visual_weight, norm_audio, norm_visual
 
     def compute_mask(self, inputs, presence=None, mask=None):

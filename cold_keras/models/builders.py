@@ -89,9 +89,7 @@ def resolve_hyperparameters(**hp):
     """Defaults of `build_model` updated with `hp`; raises ValueError naming an unknown key."""
     unknown = sorted(set(hp) - set(DEFAULT_HYPERPARAMETERS))
     if unknown:
-        raise ValueError(
-            f"Unknown model hyperparameter(s) {unknown}; known: {sorted(DEFAULT_HYPERPARAMETERS)}."
-        )
+        raise ValueError(f"Unknown model hyperparameter(s) {unknown}; known: {sorted(DEFAULT_HYPERPARAMETERS)}.")
     return {**DEFAULT_HYPERPARAMETERS, **hp}
 
 
@@ -245,17 +243,28 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
             modality: keras.Input((None,), dtype="float32", name=key, optional=True)
             for modality, key in CORRUPTION_TARGET_KEYS.items()
         }
-    model_outputs = _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, presence,
-                                  corruption=corruption)
+    model_outputs = _fusion_graph(
+        name, task, sequence_level, hp, audio, visual, mask, targets, presence, corruption=corruption
+    )
 
     # Config: the model's name is the model name; inputs and outputs are dicts keyed by name.
     extra = {CORRUPTION_TARGET_KEYS[m]: tensor for m, tensor in (corruption or {}).items()}
     return EmotionModel(inputs={**inputs, **targets, **extra}, outputs=model_outputs, name=name)
 
 
-def build_raw_model(name, *, face_shape, patch_shape, task="regression", sequence_level=False,
-                    visual_backbone=None, audio_backbone=None, visual_backbone_weights=None,
-                    audio_backbone_weights=None, **hp):
+def build_raw_model(
+    name,
+    *,
+    face_shape,
+    patch_shape,
+    task="regression",
+    sequence_level=False,
+    visual_backbone=None,
+    audio_backbone=None,
+    visual_backbone_weights=None,
+    audio_backbone_weights=None,
+    **hp,
+):
     """Training model of one model name on raw inputs: face crops and log-mel patches per frame.
 
     A `FaceCNN` embeds every face crop (512-d by default) and a `VGGish` every log-mel patch
@@ -343,8 +352,9 @@ def build_raw_model(name, *, face_shape, patch_shape, task="regression", sequenc
         vggish.load_weights_file(audio_backbone_weights)
     audio, audio_present = PresenceGate(name="audio_presence")(audio, inputs[AUDIO_PRESENT])
     visual, visual_present = PresenceGate(name="visual_presence")(visual, inputs[VISUAL_PRESENT])
-    model_outputs = _fusion_graph(name, task, sequence_level, hp, audio, visual, inputs[MASK], targets,
-                                  [audio_present, visual_present])
+    model_outputs = _fusion_graph(
+        name, task, sequence_level, hp, audio, visual, inputs[MASK], targets, [audio_present, visual_present]
+    )
 
     # Config: as `build_model`.
     return EmotionModel(inputs={**inputs, **targets}, outputs=model_outputs, name=name)
@@ -393,9 +403,9 @@ def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, 
         fusion_inputs = [list(y_audio), list(y_visual)]
         if task == "regression":
             fusion_inputs += [z_audio, z_visual]
-        fused, w_audio, w_visual = ConfidenceWeightedPredictionFusion(
-            task, name="prediction_fusion"
-        )(fusion_inputs, presence=presence)
+        fused, w_audio, w_visual = ConfidenceWeightedPredictionFusion(task, name="prediction_fusion")(
+            fusion_inputs, presence=presence
+        )
         outputs.update(_predictions("", fused))
         outputs.update(_predictions(AUDIO, y_audio))
         outputs.update(_predictions(VISUAL, y_visual))
@@ -410,9 +420,11 @@ def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, 
         # the head's pre-activation K times faster than one input would.
         context_scale = 1.0 / math.sqrt(latent_dim)
         h_audio = keras.layers.LayerNormalization(epsilon=1e-5, name="audio_context_norm")(
-            temporal(AUDIO, audio, latent_dim))
+            temporal(AUDIO, audio, latent_dim)
+        )
         h_visual = keras.layers.LayerNormalization(epsilon=1e-5, name="visual_context_norm")(
-            temporal(VISUAL, visual, latent_dim))
+            temporal(VISUAL, visual, latent_dim)
+        )
         h_audio = keras.layers.Rescaling(context_scale, name="audio_context_scale")(h_audio)
         h_visual = keras.layers.Rescaling(context_scale, name="visual_context_scale")(h_visual)
         h_av = EqualWeightFusion(name="context_fusion")([h_audio, h_visual], presence=presence)
@@ -422,13 +434,13 @@ def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, 
         outputs.update(_predictions(VISUAL, predictor(h_visual)))
     elif name == "cold_fusion":
         branches = ("", AUDIO, VISUAL)
-        h_audio, mu_audio, sigma_audio = GaussianContextHead(
-            latent_dim, seed=hp["seed"], name="audio_gaussian"
-        )(temporal(AUDIO, audio))
+        h_audio, mu_audio, sigma_audio = GaussianContextHead(latent_dim, seed=hp["seed"], name="audio_gaussian")(
+            temporal(AUDIO, audio)
+        )
         visual_seed = None if hp["seed"] is None else int(hp["seed"]) + 1
-        h_visual, mu_visual, sigma_visual = GaussianContextHead(
-            latent_dim, seed=visual_seed, name="visual_gaussian"
-        )(temporal(VISUAL, visual))
+        h_visual, mu_visual, sigma_visual = GaussianContextHead(latent_dim, seed=visual_seed, name="visual_gaussian")(
+            temporal(VISUAL, visual)
+        )
         h_av, w_audio, w_visual, n_audio, n_visual = VarianceNormFusion(
             hp["weight_convention"], name="variance_norm_fusion"
         )([h_audio, h_visual, sigma_audio, sigma_visual], presence=presence)
@@ -441,16 +453,21 @@ def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, 
                 columns.append(NoveltyScore(name="visual_novelty")(visual, mask))
             if hp["reliability_agreement"]:
                 columns.append(PredictionAgreement(name="prediction_agreement")(list(y_audio), list(y_visual), mask))
-            signals = columns[0] if len(columns) == 1 else keras.layers.Concatenate(
-                axis=-1, name="reliability_signals")(columns)
+            signals = (
+                columns[0]
+                if len(columns) == 1
+                else keras.layers.Concatenate(axis=-1, name="reliability_signals")(columns)
+            )
             h_av, w_audio, w_visual = ReliabilityWeighting(name="reliability_weighting")(
-                [h_audio, h_visual, w_visual, signals], frame_mask=mask, presence=presence)
+                [h_audio, h_visual, w_visual, signals], frame_mask=mask, presence=presence
+            )
             y_fused = predictor(h_av)
         else:
             y_fused, y_audio, y_visual = predictor(h_av), predictor(h_audio), predictor(h_visual)
         if hp["fusion_guard"]:
             y_fused = FusionGuard(len(DIMENSIONS), name="fusion_guard")(
-                [[f, a, v] for f, a, v in zip(y_fused, y_audio, y_visual)])
+                [[f, a, v] for f, a, v in zip(y_fused, y_audio, y_visual)]
+            )
         outputs.update(_predictions("", y_fused))
         outputs.update(_predictions(AUDIO, y_audio))
         outputs.update(_predictions(VISUAL, y_visual))
@@ -469,9 +486,7 @@ def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, 
         model_dim = _positive_int("transformer_dim", hp["transformer_dim"])
         num_layers = _positive_int("num_transformer_layers", hp["num_transformer_layers"])
         if model_dim % num_heads:
-            raise ValueError(
-                f"transformer_dim={model_dim} must be divisible by num_heads={num_heads}."
-            )
+            raise ValueError(f"transformer_dim={model_dim} must be divisible by num_heads={num_heads}.")
         streams = {}
         for modality, x in ((AUDIO, audio), (VISUAL, visual)):
             x = keras.layers.Dense(model_dim, name=f"{modality}_projection")(x)
@@ -489,9 +504,7 @@ def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, 
             # Every layer attends to the source's low-level (projected) stream, as in Tsai et al.
             visual_stream = block("audio_to_visual")([visual_stream, streams[AUDIO]], mask=mask)
             audio_stream = block("visual_to_audio")([audio_stream, streams[VISUAL]], mask=mask)
-        joint = keras.layers.Concatenate(axis=-1, name="crossmodal_concat")(
-            [visual_stream, audio_stream]
-        )
+        joint = keras.layers.Concatenate(axis=-1, name="crossmodal_concat")([visual_stream, audio_stream])
         joint = keras.layers.LayerNormalization(epsilon=1e-5, name="crossmodal_norm")(joint)
         head = EmotionHead(task, num_classes=NUM_CLASSES, name="av_head")
         outputs.update(_predictions("", head(joint)))
@@ -500,9 +513,7 @@ def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, 
         for branch in branches:
             for dimension in DIMENSIONS:
                 key = output_name(branch, dimension)
-                pooled = MaskedTemporalPooling(task, name=key + UTTERANCE_SUFFIX + "_pooling")(
-                    outputs[key], mask=mask
-                )
+                pooled = MaskedTemporalPooling(task, name=key + UTTERANCE_SUFFIX + "_pooling")(outputs[key], mask=mask)
                 outputs[key + UTTERANCE_SUFFIX] = _named(key + UTTERANCE_SUFFIX, pooled)
 
     loss_inputs = {"targets": targets, "mask": mask, "outputs": outputs}
@@ -558,9 +569,7 @@ def inference_model(training_model):
     layer_names = {layer.name for layer in training_model.layers}
     missing = [key for key in FEATURE_KEYS if key not in layer_names]
     if missing:
-        raise ValueError(
-            f"Model {training_model.name!r} has no input layer(s) {missing}; build it with build_model."
-        )
+        raise ValueError(f"Model {training_model.name!r} has no input layer(s) {missing}; build it with build_model.")
     inputs = {key: training_model.get_layer(key).output for key in FEATURE_KEYS}
     inputs.update({key: training_model.get_layer(key).output for key in PRESENCE_KEYS if key in layer_names})
     outputs = {}

@@ -50,8 +50,9 @@ def open_corpus(dataset: str, data_dir, **options) -> Corpus:
     accepted = [name for name, p in inspect.signature(adapter).parameters.items() if p.kind is p.KEYWORD_ONLY]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ConfigError(f"dataset {dataset!r} does not take the option(s) {', '.join(unknown)}; "
-                          f"it takes {', '.join(accepted)}")
+        raise ConfigError(
+            f"dataset {dataset!r} does not take the option(s) {', '.join(unknown)}; it takes {', '.join(accepted)}"
+        )
     return adapter(data_dir, **options)
 
 

@@ -79,8 +79,15 @@ class _Entry:
     present: dict  # modality -> bool (every folder of the modality has the file)
 
 
-def open_avec(data_dir, *, audio_features=None, visual_features=None, allow_missing_modality=False,
-              labels_optional=False, strict=True) -> Corpus:
+def open_avec(
+    data_dir,
+    *,
+    audio_features=None,
+    visual_features=None,
+    allow_missing_modality=False,
+    labels_optional=False,
+    strict=True,
+) -> Corpus:
     """Opens an AVEC 2019 CES corpus folder.
 
     Args:
@@ -107,14 +114,30 @@ def open_avec(data_dir, *, audio_features=None, visual_features=None, allow_miss
     >>> next(corpus.recordings()).audio.shape  # doctest: +SKIP
     (1748, 88)
     """
-    return open_layout(data_dir, audio_features=audio_features, visual_features=visual_features,
-                       allow_missing_modality=allow_missing_modality, dataset="avec",
-                       labels_optional=labels_optional, strict=strict)
+    return open_layout(
+        data_dir,
+        audio_features=audio_features,
+        visual_features=visual_features,
+        allow_missing_modality=allow_missing_modality,
+        dataset="avec",
+        labels_optional=labels_optional,
+        strict=strict,
+    )
 
 
-def open_layout(data_dir, *, audio_features, visual_features, allow_missing_modality, dataset,
-                extra_files=(), decorate: Optional[Callable[[Recording], Recording]] = None,
-                labels_optional=False, select: Optional[Callable[[str, str], bool]] = None, strict=True) -> Corpus:
+def open_layout(
+    data_dir,
+    *,
+    audio_features,
+    visual_features,
+    allow_missing_modality,
+    dataset,
+    extra_files=(),
+    decorate: Optional[Callable[[Recording], Recording]] = None,
+    labels_optional=False,
+    select: Optional[Callable[[str, str], bool]] = None,
+    strict=True,
+) -> Corpus:
     """The AVEC-layout reader shared by `avec` and `synthetic`.
 
     Args:
@@ -129,22 +152,32 @@ def open_layout(data_dir, *, audio_features, visual_features, allow_missing_moda
         raise DataError("corpus folder does not exist", root)
     labels_dir = root / LABELS_FOLDER
     if not labels_dir.is_dir() and not labels_optional:
-        raise DataError("no labels folder: expected label files labels/<Partition>_<Culture>_<NN>.csv "
-                        f"under {root}", labels_dir)
+        raise DataError(
+            f"no labels folder: expected label files labels/<Partition>_<Culture>_<NN>.csv under {root}", labels_dir
+        )
     modalities = {
         features.AUDIO: _resolve_folders(root, features.AUDIO, audio_features),
         features.VISUAL: _resolve_folders(root, features.VISUAL, visual_features),
     }
-    report = {"ignored_files": [], "missing_audio": [], "missing_visual": [], "skipped_without_features": [],
-              "unlabelled": [], "padded_files": []}
+    report = {
+        "ignored_files": [],
+        "missing_audio": [],
+        "missing_visual": [],
+        "skipped_without_features": [],
+        "unlabelled": [],
+        "padded_files": [],
+    }
     label_files = _list_csv(labels_dir) if labels_dir.is_dir() else {}
     entries = {}
     for file_name in sorted(label_files):
         match = FILE_PATTERN.match(file_name)
         if not match:
             report["ignored_files"].append(str(labels_dir / file_name))
-            warnings.warn(f"{labels_dir / file_name}: ignored, label files are named "
-                          f"<Partition>_<Culture>_<NN>.csv with Partition Train, Devel or Test", stacklevel=3)
+            warnings.warn(
+                f"{labels_dir / file_name}: ignored, label files are named "
+                f"<Partition>_<Culture>_<NN>.csv with Partition Train, Devel or Test",
+                stacklevel=3,
+            )
             continue
         entries[file_name] = _entry(match, labels_dir / file_name)
     # Test labels are not public: test recordings are also found in the feature folders.
@@ -157,16 +190,19 @@ def open_layout(data_dir, *, audio_features, visual_features, allow_missing_moda
                 elif match and file_name not in entries and file_name not in label_files:
                     _missing_labels(labels_dir / file_name, folder.path / file_name, strict, report)
     if not entries:
-        raise DataError("no label files named <Partition>_<Culture>_<NN>.csv (Partition: Train, Devel, Test)",
-                        labels_dir)
+        raise DataError(
+            "no label files named <Partition>_<Culture>_<NN>.csv (Partition: Train, Devel, Test)", labels_dir
+        )
     for file_name, entry in list(entries.items()):
         for modality, folders in modalities.items():
             missing = [folder for folder in folders if file_name not in folder.files]
             if missing and not allow_missing_modality:
                 source = f"label file {entry.label_path}" if entry.label_path else "other feature folders"
-                raise DataError(f"no {modality} feature file for recording {entry.name} (it is in the {source}); "
-                                f"pass allow_missing_modality=True (--allow-missing-modality) to zero-fill it",
-                                missing[0].path / file_name)
+                raise DataError(
+                    f"no {modality} feature file for recording {entry.name} (it is in the {source}); "
+                    f"pass allow_missing_modality=True (--allow-missing-modality) to zero-fill it",
+                    missing[0].path / file_name,
+                )
             entry.present[modality] = not missing
             if missing:
                 report[f"missing_{modality}"].append(entry.name)
@@ -187,11 +223,19 @@ def open_layout(data_dir, *, audio_features, visual_features, allow_missing_moda
         counts[entry.partition] += 1
     report["recordings"] = counts
 
-    fingerprint = _fingerprint(dataset, root, entries, modalities, label_files, extra_files, {
-        "audio_features": [f.name for f in modalities[features.AUDIO]],
-        "visual_features": [f.name for f in modalities[features.VISUAL]],
-        "allow_missing_modality": bool(allow_missing_modality),
-    })
+    fingerprint = _fingerprint(
+        dataset,
+        root,
+        entries,
+        modalities,
+        label_files,
+        extra_files,
+        {
+            "audio_features": [f.name for f in modalities[features.AUDIO]],
+            "visual_features": [f.name for f in modalities[features.VISUAL]],
+            "allow_missing_modality": bool(allow_missing_modality),
+        },
+    )
     ordered = [entries[name] for name in sorted(entries, key=_sort_key)]
     if select is not None:
         ordered = [entry for entry in ordered if select(entry.name, entry.partition)]
@@ -207,20 +251,31 @@ def open_layout(data_dir, *, audio_features, visual_features, allow_missing_moda
                 recording = decorate(recording)
             yield recording
 
-    return Corpus(dataset=dataset, root=str(root), hop=hop, audio_feature_names=names[features.AUDIO],
-                  visual_feature_names=names[features.VISUAL], recordings=recordings,
-                  fingerprint=fingerprint, report=report)
+    return Corpus(
+        dataset=dataset,
+        root=str(root),
+        hop=hop,
+        audio_feature_names=names[features.AUDIO],
+        visual_feature_names=names[features.VISUAL],
+        recordings=recordings,
+        fingerprint=fingerprint,
+        report=report,
+    )
 
 
 def _missing_labels(label_path: Path, feature_path: Path, strict: bool, report: dict) -> None:
     """A training or development recording with features but no label file (lenient: skipped with a warning)."""
     if strict:
-        raise DataError(f"no label file, but {feature_path} holds features of this recording (expected a label "
-                        f"file for every Train and Devel recording; --lenient skips the recording)", label_path)
+        raise DataError(
+            f"no label file, but {feature_path} holds features of this recording (expected a label "
+            f"file for every Train and Devel recording; --lenient skips the recording)",
+            label_path,
+        )
     if str(label_path) not in report.setdefault("skipped_without_labels", []):
         report["skipped_without_labels"].append(str(label_path))
-        warnings.warn(f"{label_path}: no label file for the features in {feature_path}; recording skipped "
-                      f"(lenient)", stacklevel=3)
+        warnings.warn(
+            f"{label_path}: no label file for the features in {feature_path}; recording skipped (lenient)", stacklevel=3
+        )
 
 
 def check_line_break(path: Path, strict=True) -> None:
@@ -243,8 +298,14 @@ def check_line_break(path: Path, strict=True) -> None:
 
 def _entry(match, label_path) -> _Entry:
     partition, culture, number = match.groups()
-    return _Entry(name=f"{partition}_{culture}_{number}", partition=PARTITION_NAMES[partition], culture=culture,
-                  number=number, label_path=label_path, present={})
+    return _Entry(
+        name=f"{partition}_{culture}_{number}",
+        partition=PARTITION_NAMES[partition],
+        culture=culture,
+        number=number,
+        label_path=label_path,
+        present={},
+    )
 
 
 def _sort_key(file_name: str):
@@ -266,8 +327,9 @@ def _list_csv(folder: Path) -> dict:
 
 
 def _existing_folders(root: Path) -> list:
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != LABELS_FOLDER
-                  and not p.name.startswith("."))
+    return sorted(
+        p.name for p in root.iterdir() if p.is_dir() and p.name != LABELS_FOLDER and not p.name.startswith(".")
+    )
 
 
 def _resolve_folders(root: Path, modality: str, names) -> list:
@@ -276,16 +338,17 @@ def _resolve_folders(root: Path, modality: str, names) -> list:
     names = [str(name) for name in (names or [])]
     existing = ", ".join(_existing_folders(root)) or "none"
     if not names:
-        raise ConfigError(f"choose the {modality} feature folders ({modality}_features, or "
-                          f"--{modality}-features a,b); folders in {root}: {existing}")
+        raise ConfigError(
+            f"choose the {modality} feature folders ({modality}_features, or "
+            f"--{modality}-features a,b); folders in {root}: {existing}"
+        )
     if len(set(names)) != len(names):
         raise ConfigError(f"{modality} feature folders repeat a folder: {', '.join(names)}")
     folders = []
     for name in names:
         path = root / name
         if name == LABELS_FOLDER or Path(name).name != name or not path.is_dir():
-            raise ConfigError(f"{modality} feature folder {name!r} does not exist; folders in {root}: {existing}",
-                              path)
+            raise ConfigError(f"{modality} feature folder {name!r} does not exist; folders in {root}: {existing}", path)
         folders.append(_Folder(name=name, path=path, files=_list_csv(path)))
     return folders
 
@@ -298,8 +361,11 @@ def _describe_folder(folder: _Folder, used: list) -> None:
     line = first_line(path)
     cells = split_line(line, sniff_separator(path, line))
     if len(cells) < 3:
-        raise DataError(f"a feature file needs a name, a timestamp and at least one feature column; "
-                        f"found {len(cells)} columns", path, 1)
+        raise DataError(
+            f"a feature file needs a name, a timestamp and at least one feature column; found {len(cells)} columns",
+            path,
+            1,
+        )
     folder.dim = len(cells) - 2
     folder.first_file = path
     if detect_header(cells, 1):
@@ -339,12 +405,16 @@ def _label_columns(table):
     """(timestamp, arousal, valence) numeric column indices; arousal/valence None when absent."""
     header = [name.lower() for name in table.header]
     if "timestamp" not in header:
-        raise DataError("the label file header has no 'timestamp' column (expected "
-                        "name;timestamp;arousal;valence;liking)", table.path, 1)
+        raise DataError(
+            "the label file header has no 'timestamp' column (expected name;timestamp;arousal;valence;liking)",
+            table.path,
+            1,
+        )
     index = {name: header.index(name) - 1 for name in ("timestamp", "arousal", "valence") if name in header}
     if ("arousal" in index) != ("valence" in index):
-        raise DataError("the label file has an arousal column but no valence column, or the other way round",
-                        table.path, 1)
+        raise DataError(
+            "the label file has an arousal column but no valence column, or the other way round", table.path, 1
+        )
     if min(index.values()) < 0:
         raise DataError("the first column of a label file is the name", table.path, 1)
     return index["timestamp"], index.get("arousal"), index.get("valence")
@@ -366,8 +436,12 @@ def _read_labels(path: Path, hop: float, name=None, strict=True):
     bad = np.abs(steps - hop) > HOP_TOLERANCE * hop
     if bad.any():
         i = int(np.argmax(bad)) + 1
-        raise DataError(f"timestamp step of {steps[i - 1]:.6g} s, but the corpus hop is {hop:.6g} s",
-                        path, int(table.lines[i]), table.column_number(t_col))
+        raise DataError(
+            f"timestamp step of {steps[i - 1]:.6g} s, but the corpus hop is {hop:.6g} s",
+            path,
+            int(table.lines[i]),
+            table.column_number(t_col),
+        )
     if a_col is None or (np.isnan(table.values[:, a_col]).all() and np.isnan(table.values[:, v_col]).all()):
         return timestamps, None, None
     labels = []
@@ -377,8 +451,9 @@ def _read_labels(path: Path, hop: float, name=None, strict=True):
         outside = np.abs(values) > 1.0
         if outside.any():
             i = int(np.argmax(outside))
-            raise DataError(f"{name} {values[i]:.6g} is outside [-1, 1]", path, int(table.lines[i]),
-                            table.column_number(column))
+            raise DataError(
+                f"{name} {values[i]:.6g} is outside [-1, 1]", path, int(table.lines[i]), table.column_number(column)
+            )
         labels.append(values.astype(np.float32))
     return timestamps, labels[0], labels[1]
 
@@ -394,8 +469,7 @@ def _read_features(path: Path, folder: _Folder, name=None, strict=True, lines=No
     table = read_table(path, text_columns=1, min_numeric_columns=2)
     dim = table.values.shape[1] - 1
     if dim != folder.dim:
-        raise DataError(f"{dim} feature columns, but {folder.first_file} has {folder.dim}", path,
-                        int(table.lines[0]))
+        raise DataError(f"{dim} feature columns, but {folder.first_file} has {folder.dim}", path, int(table.lines[0]))
     if name is not None:
         check_line_break(path, strict)
         check_names(table, name, strict)
@@ -420,18 +494,37 @@ def check_names(table, expected: str, strict=True) -> None:
     if wrong.any():
         i = int(np.argmax(wrong))
         found = "an empty name" if not cleaned[i] else f"name {cells[i]!r}"
-        raise DataError(f"{found} in a file of recording {expected} (expected {expected!r} on every row)",
-                        table.path, int(table.lines[i]), 1)
+        raise DataError(
+            f"{found} in a file of recording {expected} (expected {expected!r} on every row)",
+            table.path,
+            int(table.lines[i]),
+            1,
+        )
     i = int(np.argmax(~exact))
     if strict:
-        raise DataError(f"name {cells[i]!r} differs from {expected!r} in its quoting (expected {expected!r} or "
-                        f"'{expected}'; --lenient accepts it)", table.path, int(table.lines[i]), 1)
-    warnings.warn(f"{table.path}: the name column differs from {expected!r} in its quoting from line "
-                  f"{int(table.lines[i])} on; accepted (lenient)", stacklevel=2)
+        raise DataError(
+            f"name {cells[i]!r} differs from {expected!r} in its quoting (expected {expected!r} or "
+            f"'{expected}'; --lenient accepts it)",
+            table.path,
+            int(table.lines[i]),
+            1,
+        )
+    warnings.warn(
+        f"{table.path}: the name column differs from {expected!r} in its quoting from line "
+        f"{int(table.lines[i])} on; accepted (lenient)",
+        stacklevel=2,
+    )
 
 
-def check_alignment(path: Path, stamps: np.ndarray, lines: np.ndarray, reference: np.ndarray, hop: float,
-                    strict=True, against="the label row it is paired with") -> None:
+def check_alignment(
+    path: Path,
+    stamps: np.ndarray,
+    lines: np.ndarray,
+    reference: np.ndarray,
+    hop: float,
+    strict=True,
+    against="the label row it is paired with",
+) -> None:
     """Each row's timestamp (column 2 of `path`) against the reference row it is paired with.
 
     A file whose own hop differs from `hop` is an error naming both hops. Otherwise a row may differ
@@ -440,8 +533,13 @@ def check_alignment(path: Path, stamps: np.ndarray, lines: np.ndarray, reference
     if len(stamps) >= 2:
         own = float(np.median(np.diff(stamps)))
         if not abs(own - hop) <= HOP_TOLERANCE * hop:
-            raise DataError(f"the timestamps advance by {own:.6g} s per row, but the hop of the labels is "
-                            f"{hop:.6g} s (expected rows {hop:.6g} s apart)", path, int(lines[1]), 2)
+            raise DataError(
+                f"the timestamps advance by {own:.6g} s per row, but the hop of the labels is "
+                f"{hop:.6g} s (expected rows {hop:.6g} s apart)",
+                path,
+                int(lines[1]),
+                2,
+            )
     m = min(len(stamps), len(reference))
     drift = np.abs(stamps[:m] - reference[:m])
     limit = LENIENT_ALIGN * hop if not strict else ALIGN_TOLERANCE * hop
@@ -450,17 +548,24 @@ def check_alignment(path: Path, stamps: np.ndarray, lines: np.ndarray, reference
         i = int(np.argmax(bad))
         hint = "" if not strict or drift[i] >= LENIENT_ALIGN * hop else "; --lenient accepts less than half a hop"
         at = "" if against.endswith(" at") else " is at"
-        raise DataError(f"timestamp {stamps[i]:.6g} s, but {against}{at} {reference[i]:.6g} s (expected within "
-                        f"{limit:.3g} s{hint})", path, int(lines[i]), 2)
+        raise DataError(
+            f"timestamp {stamps[i]:.6g} s, but {against}{at} {reference[i]:.6g} s (expected within "
+            f"{limit:.3g} s{hint})",
+            path,
+            int(lines[i]),
+            2,
+        )
     off = ~(drift <= ALIGN_TOLERANCE * hop)
     if off.any():
         i = int(np.argmax(off))
-        warnings.warn(f"{path}: timestamps drift up to {float(drift.max()):.3g} s from the labels' (first on line "
-                      f"{int(lines[i])}); accepted, less than half the {hop:.6g} s hop (lenient)", stacklevel=2)
+        warnings.warn(
+            f"{path}: timestamps drift up to {float(drift.max()):.3g} s from the labels' (first on line "
+            f"{int(lines[i])}); accepted, less than half the {hop:.6g} s hop (lenient)",
+            stacklevel=2,
+        )
 
 
-def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict, strict=True,
-                    seen=None) -> Recording:
+def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict, strict=True, seen=None) -> Recording:
     file_name = f"{entry.name}.csv"
     timestamps = valence = arousal = None
     if entry.label_path is not None:
@@ -470,9 +575,10 @@ def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict, s
     raw, lines = {}, {}
     for modality, folders in modalities.items():
         if entry.present[modality]:
-            raw[modality] = [(folder.path / file_name,
-                              *_read_features(folder.path / file_name, folder, entry.name, strict, lines))
-                             for folder in folders]
+            raw[modality] = [
+                (folder.path / file_name, *_read_features(folder.path / file_name, folder, entry.name, strict, lines))
+                for folder in folders
+            ]
     reference, against = timestamps, "the label row it is paired with"
     if timestamps is None:
         path, stamps, _ = min((item for items in raw.values() for item in items), key=lambda item: len(item[1]))
@@ -486,8 +592,11 @@ def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict, s
         if seen is not None:
             digest = hashlib.sha1(np.ascontiguousarray(values).tobytes()).hexdigest()
             if digest in seen:
-                raise DataError(f"the same feature values as {seen[digest]} (expected each recording and "
-                                f"folder to have its own features)", path)
+                raise DataError(
+                    f"the same feature values as {seen[digest]} (expected each recording and "
+                    f"folder to have its own features)",
+                    path,
+                )
             seen[digest] = path
     n = len(timestamps)
     arrays, presence = {}, {}
@@ -501,8 +610,11 @@ def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict, s
         for path, _, values in raw[modality]:
             rows = values.shape[0]
             if rows < n:
-                warnings.warn(f"{path}: {rows} feature rows for {n} label rows; the last row is repeated "
-                              f"and the {n - rows} padded frames are marked absent", stacklevel=3)
+                warnings.warn(
+                    f"{path}: {rows} feature rows for {n} label rows; the last row is repeated "
+                    f"and the {n - rows} padded frames are marked absent",
+                    stacklevel=3,
+                )
                 report["padded_files"].append(str(path))
                 values = np.concatenate([values, np.repeat(values[-1:], n - rows, axis=0)])
                 present[rows:] = 0.0
@@ -510,10 +622,16 @@ def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict, s
         arrays[modality] = np.concatenate(parts, axis=1).astype(np.float32)
         presence[modality] = present
     return Recording(
-        name=entry.name, partition=entry.partition, hop=hop,
-        audio=arrays[features.AUDIO], visual=arrays[features.VISUAL],
-        valence=valence, arousal=arousal, timestamps=np.asarray(timestamps, np.float64),
-        audio_present=presence[features.AUDIO], visual_present=presence[features.VISUAL],
+        name=entry.name,
+        partition=entry.partition,
+        hop=hop,
+        audio=arrays[features.AUDIO],
+        visual=arrays[features.VISUAL],
+        valence=valence,
+        arousal=arousal,
+        timestamps=np.asarray(timestamps, np.float64),
+        audio_present=presence[features.AUDIO],
+        visual_present=presence[features.VISUAL],
         metadata={"culture": entry.culture, "number": entry.number},
     )
 

@@ -39,7 +39,15 @@ import numpy as np
 
 from pipelines import features
 from pipelines.datasets.base import Corpus, Recording
-from pipelines.datasets.tables import check_float32, clean_name, detect_header, first_line, read_table, sniff_separator, split_line
+from pipelines.datasets.tables import (
+    check_float32,
+    clean_name,
+    detect_header,
+    first_line,
+    read_table,
+    sniff_separator,
+    split_line,
+)
 from pipelines.errors import ConfigError, DataError
 
 SESSIONS = (1, 2, 3, 4, 5)
@@ -47,7 +55,8 @@ TEST_SESSION = 5
 DEFAULT_HOP = 0.1
 UTTERANCE_LINE = re.compile(
     r"^\[\s*(?P<start>[^\s\]-]+)\s*-\s*(?P<end>[^\s\]]+)\s*\]\s+(?P<id>\S+)\s+(?P<category>\S+)\s+"
-    r"\[(?P<vad>[^\]]*)\]\s*$")
+    r"\[(?P<vad>[^\]]*)\]\s*$"
+)
 GENDER = re.compile(r"([A-Za-z])(\d+)$")
 READER_VERSION = 1
 _SUFFIXES = (".npy", ".csv")  # .npy wins when both exist
@@ -92,15 +101,24 @@ def parse_emo_evaluation(path, session: int, strict=True) -> list:
             continue
         match = UTTERANCE_LINE.match(line.strip())
         if not match:
-            raise DataError("cannot parse the utterance line (expected "
-                            "'[start - end]<TAB>utterance id<TAB>category<TAB>[V, A, D]')", path, number)
+            raise DataError(
+                "cannot parse the utterance line (expected "
+                "'[start - end]<TAB>utterance id<TAB>category<TAB>[V, A, D]')",
+                path,
+                number,
+            )
         try:
             start, end = float(match["start"]), float(match["end"])
         except ValueError:
             start = end = float("nan")
         if not (np.isfinite(start) and np.isfinite(end) and start >= 0):
-            raise DataError(f"bad time span [{match['start']} - {match['end']}] (expected two finite times in "
-                            f"seconds, the start >= 0)", path, number, 1)
+            raise DataError(
+                f"bad time span [{match['start']} - {match['end']}] (expected two finite times in "
+                f"seconds, the start >= 0)",
+                path,
+                number,
+                1,
+            )
         try:
             vad = [float(part) for part in match["vad"].split(",")]
         except ValueError:
@@ -108,21 +126,40 @@ def parse_emo_evaluation(path, session: int, strict=True) -> list:
         if len(vad) != 3 or not all(np.isfinite(vad)):
             raise DataError(f"expected three numbers [V, A, D], found [{match['vad']}]", path, number, 4)
         if not end > start:
-            raise DataError(f"the utterance ends ({end}) before it starts ({start}) (expected end > start)",
-                            path, number, 1)
+            raise DataError(
+                f"the utterance ends ({end}) before it starts ({start}) (expected end > start)", path, number, 1
+            )
         gender = GENDER.search(match["id"])
         if gender is None or gender.group(1).upper() not in ("F", "M"):
-            raise DataError(f"utterance id {match['id']!r} does not end in F or M and a number "
-                            f"(expected e.g. {path.stem}_F000)", path, number, 2)
+            raise DataError(
+                f"utterance id {match['id']!r} does not end in F or M and a number (expected e.g. {path.stem}_F000)",
+                path,
+                number,
+                2,
+            )
         if not match["id"].startswith(f"{path.stem}_"):
-            message = f"utterance id {match['id']!r} is not of dialog {path.stem} (expected '{path.stem}_<speaker><NNN>')"
+            message = (
+                f"utterance id {match['id']!r} is not of dialog {path.stem} (expected '{path.stem}_<speaker><NNN>')"
+            )
             if strict:
                 raise DataError(message + "; --lenient accepts it with a warning", path, number, 2)
             warnings.warn(f"{path}:{number}:2: {message}; accepted (lenient)", stacklevel=2)
-        utterances.append(Utterance(
-            id=match["id"], session=session, gender=gender.group(1).upper(), dialog=path.stem,
-            category=match["category"], start=start, end=end, valence=vad[0], arousal=vad[1], dominance=vad[2],
-            path=path, line=number))
+        utterances.append(
+            Utterance(
+                id=match["id"],
+                session=session,
+                gender=gender.group(1).upper(),
+                dialog=path.stem,
+                category=match["category"],
+                start=start,
+                end=end,
+                valence=vad[0],
+                arousal=vad[1],
+                dominance=vad[2],
+                path=path,
+                line=number,
+            )
+        )
     return utterances
 
 
@@ -162,8 +199,17 @@ class _Folder:
     first_file: Path = None
 
 
-def open_iemocap(data_dir, *, features_dir=None, audio_features="audio", visual_features="visual",
-                 validation_speaker="F", hop=DEFAULT_HOP, allow_missing_modality=False, strict=True) -> Corpus:
+def open_iemocap(
+    data_dir,
+    *,
+    features_dir=None,
+    audio_features="audio",
+    visual_features="visual",
+    validation_speaker="F",
+    hop=DEFAULT_HOP,
+    allow_missing_modality=False,
+    strict=True,
+) -> Corpus:
     """Opens IEMOCAP with per-utterance features.
 
     Args:
@@ -189,8 +235,10 @@ def open_iemocap(data_dir, *, features_dir=None, audio_features="audio", visual_
         DataError: no EmoEvaluation files, an unparseable utterance line, bad feature files.
     """
     if features_dir is None:
-        raise ConfigError("IEMOCAP needs features_dir (--features-dir): the folder of per-utterance feature "
-                          "files <features_dir>/<modality>/<utterance id>.npy or .csv")
+        raise ConfigError(
+            "IEMOCAP needs features_dir (--features-dir): the folder of per-utterance feature "
+            "files <features_dir>/<modality>/<utterance id>.npy or .csv"
+        )
     speaker = str(validation_speaker).upper()
     if speaker not in ("F", "M"):
         raise ConfigError(f"validation_speaker must be 'F' or 'M', got {validation_speaker!r}")
@@ -223,12 +271,20 @@ def open_iemocap(data_dir, *, features_dir=None, audio_features="audio", visual_
             seen[utterance.id] = utterance
             utterances.append(utterance)
 
-    report = {"utterances": len(utterances), "skipped_without_features": 0, "skipped_ids": [],
-              "missing_audio": 0, "missing_visual": 0, "clipped_labels": 0}
+    report = {
+        "utterances": len(utterances),
+        "skipped_without_features": 0,
+        "skipped_ids": [],
+        "missing_audio": 0,
+        "missing_visual": 0,
+        "clipped_labels": 0,
+    }
     used = []
     for utterance in utterances:
-        present = {modality: all(utterance.id in folder.files for folder in folders)
-                   for modality, folders in modalities.items()}
+        present = {
+            modality: all(utterance.id in folder.files for folder in folders)
+            for modality, folders in modalities.items()
+        }
         if not all(present.values()) and (not allow_missing_modality or not any(present.values())):
             report["skipped_without_features"] += 1
             report["skipped_ids"].append(utterance.id)
@@ -237,9 +293,11 @@ def open_iemocap(data_dir, *, features_dir=None, audio_features="audio", visual_
             report[f"missing_{modality}"] += int(not ok)
         used.append((utterance, present))
     if not used:
-        raise DataError(f"no utterance of the {len(utterances)} in the EmoEvaluation files has feature files "
-                        f"in {', '.join(str(f.path) for folders in modalities.values() for f in folders)}",
-                        features_root)
+        raise DataError(
+            f"no utterance of the {len(utterances)} in the EmoEvaluation files has feature files "
+            f"in {', '.join(str(f.path) for folders in modalities.values() for f in folders)}",
+            features_root,
+        )
     for folders in modalities.values():
         for folder in folders:
             _describe_folder(folder, [u.id for u, _ in used if u.id in folder.files])
@@ -248,8 +306,7 @@ def open_iemocap(data_dir, *, features_dir=None, audio_features="audio", visual_
             raw = getattr(utterance, name)
             if not 1.0 <= raw <= 5.0:
                 report["clipped_labels"] += 1
-                warnings.warn(f"{utterance.path}:{utterance.line}: {name} {raw} is outside 1..5; clipped",
-                              stacklevel=2)
+                warnings.warn(f"{utterance.path}:{utterance.line}: {name} {raw} is outside 1..5; clipped", stacklevel=2)
 
     def partition(utterance):
         if utterance.session != TEST_SESSION:
@@ -268,9 +325,13 @@ def open_iemocap(data_dir, *, features_dir=None, audio_features="audio", visual_
                 if utterance.id in folder.files:
                     path, stat = folder.files[utterance.id]
                     files.append([f"{folder.name}/{path.name}", stat.st_size, stat.st_mtime_ns])
-    options = {"audio_features": [f.name for f in modalities[features.AUDIO]],
-               "visual_features": [f.name for f in modalities[features.VISUAL]],
-               "validation_speaker": speaker, "hop": hop, "allow_missing_modality": bool(allow_missing_modality)}
+    options = {
+        "audio_features": [f.name for f in modalities[features.AUDIO]],
+        "visual_features": [f.name for f in modalities[features.VISUAL]],
+        "validation_speaker": speaker,
+        "hop": hop,
+        "allow_missing_modality": bool(allow_missing_modality),
+    }
     key = {"dataset": "iemocap", "reader_version": READER_VERSION, "options": options, "files": files}
     fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
@@ -278,12 +339,24 @@ def open_iemocap(data_dir, *, features_dir=None, audio_features="audio", visual_
         for utterance, present in used:
             yield _read_utterance(utterance, present, modalities, hop, partition(utterance))
 
-    names = {modality: [n for folder in folders for n in
-                        (folder.names if len(folders) == 1 else [f"{folder.name}/{x}" for x in folder.names])]
-             for modality, folders in modalities.items()}
-    return Corpus(dataset="iemocap", root=str(root), hop=hop, audio_feature_names=names[features.AUDIO],
-                  visual_feature_names=names[features.VISUAL], recordings=recordings, fingerprint=fingerprint,
-                  report=report)
+    names = {
+        modality: [
+            n
+            for folder in folders
+            for n in (folder.names if len(folders) == 1 else [f"{folder.name}/{x}" for x in folder.names])
+        ]
+        for modality, folders in modalities.items()
+    }
+    return Corpus(
+        dataset="iemocap",
+        root=str(root),
+        hop=hop,
+        audio_feature_names=names[features.AUDIO],
+        visual_feature_names=names[features.VISUAL],
+        recordings=recordings,
+        fingerprint=fingerprint,
+        report=report,
+    )
 
 
 def _resolve_folders(features_root: Path, modality: str, names) -> list:
@@ -292,16 +365,19 @@ def _resolve_folders(features_root: Path, modality: str, names) -> list:
     names = [str(name) for name in (names or [])]
     existing = ", ".join(sorted(p.name for p in features_root.iterdir() if p.is_dir())) or "none"
     if not names:
-        raise ConfigError(f"choose the {modality} feature folder under {features_root} ({modality}_features); "
-                          f"folders there: {existing}")
+        raise ConfigError(
+            f"choose the {modality} feature folder under {features_root} ({modality}_features); "
+            f"folders there: {existing}"
+        )
     if len(set(names)) != len(names):
         raise ConfigError(f"{modality} feature folders repeat a folder: {', '.join(names)}")
     folders = []
     for name in names:
         path = features_root / name
         if Path(name).name != name or not path.is_dir():
-            raise ConfigError(f"{modality} feature folder {name!r} does not exist; folders in {features_root}: "
-                              f"{existing}", path)
+            raise ConfigError(
+                f"{modality} feature folder {name!r} does not exist; folders in {features_root}: {existing}", path
+            )
         files = {}
         with os.scandir(path) as scan:
             for item in sorted(scan, key=lambda item: item.name):
@@ -338,21 +414,26 @@ def _load_npy(path: Path, mmap=False) -> np.ndarray:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         if "object" in str(error).lower() or "pickle" in str(error).lower():
-            raise DataError("an array of Python objects (expected a numeric .npy array; pickled data is never "
-                            "loaded)", path) from None
-        raise DataError(f"cannot read the .npy file ({error}) (expected a numeric array saved with numpy.save)",
-                        path) from None
+            raise DataError(
+                "an array of Python objects (expected a numeric .npy array; pickled data is never loaded)", path
+            ) from None
+        raise DataError(
+            f"cannot read the .npy file ({error}) (expected a numeric array saved with numpy.save)", path
+        ) from None
     if not isinstance(array, np.ndarray):
         raise DataError("not a .npy array file (expected one numeric array saved with numpy.save)", path)
     if array.ndim != 2:
-        raise DataError(f"a {array.ndim}-D array of shape {tuple(array.shape)} (expected a 2-D array "
-                        f"[frames, features])", path)
-    if (not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating)
-            or array.dtype.names is not None):
+        raise DataError(
+            f"a {array.ndim}-D array of shape {tuple(array.shape)} (expected a 2-D array [frames, features])", path
+        )
+    if (
+        not np.issubdtype(array.dtype, np.number)
+        or np.issubdtype(array.dtype, np.complexfloating)
+        or array.dtype.names is not None
+    ):
         raise DataError(f"dtype {array.dtype} (expected real numbers: a float or integer dtype)", path)
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise DataError(f"empty array of shape {tuple(array.shape)} (expected at least one frame and feature)",
-                        path)
+        raise DataError(f"empty array of shape {tuple(array.shape)} (expected at least one frame and feature)", path)
     return array
 
 
@@ -362,8 +443,9 @@ def _read_features(path: Path, folder: _Folder) -> np.ndarray:
         bad = ~np.isfinite(values)
         if bad.any():
             row, column = (int(i) for i in np.argwhere(bad)[0])
-            raise DataError(f"{values[row, column]} at frame {row} (0-based), feature {column} (expected finite "
-                            f"numbers)", path)
+            raise DataError(
+                f"{values[row, column]} at frame {row} (0-based), feature {column} (expected finite numbers)", path
+            )
         check_float32(values, path)
         first_row = 0
     else:
@@ -371,8 +453,9 @@ def _read_features(path: Path, folder: _Folder) -> np.ndarray:
         values = table.values
         first_row = int(table.lines[0])
     if values.shape[1] != folder.dim:
-        raise DataError(f"{values.shape[1]} feature columns, but {folder.first_file} has {folder.dim}", path,
-                        first_row or None)
+        raise DataError(
+            f"{values.shape[1]} feature columns, but {folder.first_file} has {folder.dim}", path, first_row or None
+        )
     return values
 
 
@@ -388,14 +471,23 @@ def _read_utterance(utterance: Utterance, present: dict, modalities: dict, hop: 
             arrays[modality] = np.zeros((n, sum(folder.dim for folder in folders)), np.float32)
             presence[modality] = np.zeros(n, np.float32)
     return Recording(
-        name=utterance.id, partition=partition, hop=hop,
-        audio=arrays[features.AUDIO], visual=arrays[features.VISUAL],
-        valence=_scale(utterance.valence), arousal=_scale(utterance.arousal),
+        name=utterance.id,
+        partition=partition,
+        hop=hop,
+        audio=arrays[features.AUDIO],
+        visual=arrays[features.VISUAL],
+        valence=_scale(utterance.valence),
+        arousal=_scale(utterance.arousal),
         timestamps=utterance.start + np.arange(n) * hop,
-        audio_present=presence[features.AUDIO], visual_present=presence[features.VISUAL],
-        metadata={"session": str(utterance.session), "gender": utterance.gender,
-                  "speaker": f"Ses{utterance.session:02d}{utterance.gender}", "dialog": utterance.dialog,
-                  "category": utterance.category},
+        audio_present=presence[features.AUDIO],
+        visual_present=presence[features.VISUAL],
+        metadata={
+            "session": str(utterance.session),
+            "gender": utterance.gender,
+            "speaker": f"Ses{utterance.session:02d}{utterance.gender}",
+            "dialog": utterance.dialog,
+            "category": utterance.category,
+        },
     )
 
 

@@ -65,13 +65,30 @@ CORRUPTION_KINDS = {features.AUDIO: ("noise", "silence"), features.VISUAL: ("noi
 HIDDEN_UNITS = 32
 SEGMENT_SECONDS = (2.0, 8.0)
 MAX_SHARED = 0.2  # largest fraction of a visual stretch that may overlap corrupted audio
-_OWN_FILE = re.compile(rf"^(\.(Train|Devel|Test)_{CULTURE}_\d+\.(csv|npz|wav)\..*\.tmp|"
-                       rf"(Train|Devel|Test)_{CULTURE}_\d+\.(csv|npz|wav))$")
+_OWN_FILE = re.compile(
+    rf"^(\.(Train|Devel|Test)_{CULTURE}_\d+\.(csv|npz|wav)\..*\.tmp|"
+    rf"(Train|Devel|Test)_{CULTURE}_\d+\.(csv|npz|wav))$"
+)
 
 
-def _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, audio_dim, visual_dim,
-                corruption_fraction, noise_std, smoothness_seconds, raw=False, face_size=48,
-                sample_rate=16000, label_delay_seconds=0.0, variant="simple") -> dict:
+def _parameters(
+    seed,
+    num_train,
+    num_devel,
+    num_test,
+    duration_seconds,
+    hop,
+    audio_dim,
+    visual_dim,
+    corruption_fraction,
+    noise_std,
+    smoothness_seconds,
+    raw=False,
+    face_size=48,
+    sample_rate=16000,
+    label_delay_seconds=0.0,
+    variant="simple",
+) -> dict:
     def integer(name, value, low):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"synthetic {name} must be an integer >= {low}, got {value!r}")
@@ -102,8 +119,9 @@ def _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, aud
     if not isinstance(raw, bool):
         raise ConfigError(f"synthetic raw must be true or false, got {raw!r}")
     if variant not in synthetic_realistic.VARIANTS:
-        raise ConfigError(f"synthetic variant must be one of {', '.join(synthetic_realistic.VARIANTS)}, "
-                          f"got {variant!r}")
+        raise ConfigError(
+            f"synthetic variant must be one of {', '.join(synthetic_realistic.VARIANTS)}, got {variant!r}"
+        )
     if variant != "simple":
         if raw:
             raise ConfigError(f"synthetic variant {variant} writes features only; it does not combine with raw")
@@ -121,16 +139,21 @@ def _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, aud
             raise ConfigError("synthetic label_delay_seconds applies to the feature corpus, not the raw one")
         params["label_delay_seconds"] = delay
     if round(params["duration_seconds"] / params["hop"]) < 10:
-        raise ConfigError(f"synthetic duration_seconds / hop must give at least 10 frames, got "
-                          f"{params['duration_seconds']} / {params['hop']}")
+        raise ConfigError(
+            f"synthetic duration_seconds / hop must give at least 10 frames, got "
+            f"{params['duration_seconds']} / {params['hop']}"
+        )
     return params
 
 
 def recording_names(params: dict) -> list:
     """(partition, name) of every recording, in order."""
     names = []
-    for partition, count in (("Train", params["num_train"]), ("Devel", params["num_devel"]),
-                             ("Test", params["num_test"])):
+    for partition, count in (
+        ("Train", params["num_train"]),
+        ("Devel", params["num_devel"]),
+        ("Test", params["num_test"]),
+    ):
         names += [(partition, f"{partition}_{CULTURE}_{i:02d}") for i in range(1, count + 1)]
     return names
 
@@ -155,15 +178,38 @@ def _data_files(params: dict) -> list:
 
 
 def _is_complete(root: Path, params: dict) -> bool:
-    return load_parameters(root) == params and (root / CORRUPTION_FILE).is_file() and all(
-        (root / folder / f"{name}{suffix}").is_file()
-        for folder, suffix in [(LABELS_FOLDER, ".csv")] + _data_files(params) for _, name in recording_names(params))
+    return (
+        load_parameters(root) == params
+        and (root / CORRUPTION_FILE).is_file()
+        and all(
+            (root / folder / f"{name}{suffix}").is_file()
+            for folder, suffix in [(LABELS_FOLDER, ".csv")] + _data_files(params)
+            for _, name in recording_names(params)
+        )
+    )
 
 
-def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, duration_seconds=90.0, hop=0.1,
-             audio_dim=24, visual_dim=48, corruption_fraction=0.3, noise_std=0.3, smoothness_seconds=3.0,
-             raw=False, face_size=48, sample_rate=16000, label_delay_seconds=0.0, variant="simple",
-             progress=False) -> Path:
+def generate(
+    output_dir,
+    *,
+    seed=0,
+    num_train=12,
+    num_devel=4,
+    num_test=4,
+    duration_seconds=90.0,
+    hop=0.1,
+    audio_dim=24,
+    visual_dim=48,
+    corruption_fraction=0.3,
+    noise_std=0.3,
+    smoothness_seconds=3.0,
+    raw=False,
+    face_size=48,
+    sample_rate=16000,
+    label_delay_seconds=0.0,
+    variant="simple",
+    progress=False,
+) -> Path:
     """Writes the synthetic corpus into `output_dir` (or reuses it when it is already there).
 
     The defaults give 12 + 4 + 4 recordings of 900 frames (10,800 training frames): a small model
@@ -203,9 +249,24 @@ def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, durat
 
     >>> root = generate("/tmp/synthetic", seed=1, num_train=2, num_devel=1, num_test=1)  # doctest: +SKIP
     """
-    params = _parameters(seed, num_train, num_devel, num_test, duration_seconds, hop, audio_dim, visual_dim,
-                         corruption_fraction, noise_std, smoothness_seconds, raw, face_size, sample_rate,
-                         label_delay_seconds, variant)
+    params = _parameters(
+        seed,
+        num_train,
+        num_devel,
+        num_test,
+        duration_seconds,
+        hop,
+        audio_dim,
+        visual_dim,
+        corruption_fraction,
+        noise_std,
+        smoothness_seconds,
+        raw,
+        face_size,
+        sample_rate,
+        label_delay_seconds,
+        variant,
+    )
     root = Path(output_dir)
     names = recording_names(params)
     if _is_complete(root, params):
@@ -230,8 +291,11 @@ def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, durat
     rows = []
     corrupted = {features.AUDIO: 0, features.VISUAL: 0, "both": 0}
     children = recordings_seed.spawn(len(names))
-    realistic = synthetic_realistic.recordings(recordings_seed, params, names, n) \
-        if params.get("variant") == "realistic" else None
+    realistic = (
+        synthetic_realistic.recordings(recordings_seed, params, names, n)
+        if params.get("variant") == "realistic"
+        else None
+    )
     iterator = zip(names, children, realistic or [None] * len(names))
     if progress:
         from tqdm import tqdm
@@ -243,17 +307,21 @@ def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, durat
             data = _raw_recording(rng, params, n) if params.get("raw") else _recording(rng, params, mappings, n)
         timestamps = np.arange(n) * params["hop"]
         labels = np.stack([timestamps, data["arousal"], data["valence"], np.zeros(n)], axis=1)
-        _write_table(root / LABELS_FOLDER / f"{name}.csv", name, ["timestamp", "arousal", "valence", "liking"],
-                     labels)
+        _write_table(root / LABELS_FOLDER / f"{name}.csv", name, ["timestamp", "arousal", "valence", "liking"], labels)
         if params.get("raw"):
             synthetic_raw.write_faces(root / synthetic_raw.FACES_FOLDER / f"{name}.npz", data["faces"])
-            synthetic_raw.write_wav(root / synthetic_raw.AUDIO_FOLDER / f"{name}.wav", data["waveform"],
-                                    params["sample_rate"])
+            synthetic_raw.write_wav(
+                root / synthetic_raw.AUDIO_FOLDER / f"{name}.wav", data["waveform"], params["sample_rate"]
+            )
         for modality in features.MODALITIES:
             if not params.get("raw"):
                 columns = ["timestamp"] + [f"{modality}_{i}" for i in range(data[modality].shape[1])]
-                _write_table(root / modality / f"{name}.csv", name, columns,
-                             np.concatenate([timestamps[:, None], data[modality]], axis=1))
+                _write_table(
+                    root / modality / f"{name}.csv",
+                    name,
+                    columns,
+                    np.concatenate([timestamps[:, None], data[modality]], axis=1),
+                )
             rows += [[name, modality, start, end, kind] for start, end, kind in data[f"{modality}_segments"]]
             corrupted[modality] += int(data[f"{modality}_flags"].sum())
         corrupted["both"] += int((data["audio_flags"] & data["visual_flags"]).sum())
@@ -263,12 +331,19 @@ def generate(output_dir, *, seed=0, num_train=12, num_devel=4, num_test=4, durat
     writer.writerows(rows)
     _write_atomic(root / CORRUPTION_FILE, buffer.getvalue())
     total = n * len(names)
-    summary = {"frames_per_recording": n, "recordings": {features.TRAIN: params["num_train"],
-                                                          features.DEVEL: params["num_devel"],
-                                                          features.TEST: params["num_test"]},
-               "corrupted_fraction": {key: round(value / total, 4) for key, value in corrupted.items()}}
-    _write_atomic(root / PARAMETERS_FILE, json.dumps({"format_version": FORMAT_VERSION, "parameters": params,
-                                                      "summary": summary}, indent=2) + "\n")
+    summary = {
+        "frames_per_recording": n,
+        "recordings": {
+            features.TRAIN: params["num_train"],
+            features.DEVEL: params["num_devel"],
+            features.TEST: params["num_test"],
+        },
+        "corrupted_fraction": {key: round(value / total, 4) for key, value in corrupted.items()},
+    }
+    _write_atomic(
+        root / PARAMETERS_FILE,
+        json.dumps({"format_version": FORMAT_VERSION, "parameters": params, "summary": summary}, indent=2) + "\n",
+    )
     return root
 
 
@@ -306,7 +381,7 @@ def _segments(rng, n: int, target: int, min_len: int, max_len: int, kinds, avoid
         length = int(min(rng.integers(min_len, max_len + 1), target - covered))
         start = int(rng.integers(0, n - length + 1))
         end = start + length
-        if flags[max(start - 1, 0):min(end + 1, n)].any():
+        if flags[max(start - 1, 0) : min(end + 1, n)].any():
             continue
         if avoid is not None and avoid[start:end].mean() > MAX_SHARED:
             continue
@@ -422,8 +497,9 @@ def read_corruption(path) -> dict:
     return segments
 
 
-def open_synthetic(data_dir, *, audio_features=(features.AUDIO,), visual_features=(features.VISUAL,),
-                   allow_missing_modality=False) -> Corpus:
+def open_synthetic(
+    data_dir, *, audio_features=(features.AUDIO,), visual_features=(features.VISUAL,), allow_missing_modality=False
+) -> Corpus:
     """Opens a generated synthetic corpus: the AVEC reader plus the corruption ground truth.
 
     Args:
@@ -444,8 +520,11 @@ def open_synthetic(data_dir, *, audio_features=(features.AUDIO,), visual_feature
     root = Path(data_dir)
     params = load_parameters(root)
     if params is None:
-        raise DataError(f"not a complete synthetic corpus (no readable {PARAMETERS_FILE}); write one with "
-                        f"python -m pipelines.datasets.synthetic --output-dir {root}", root)
+        raise DataError(
+            f"not a complete synthetic corpus (no readable {PARAMETERS_FILE}); write one with "
+            f"python -m pipelines.datasets.synthetic --output-dir {root}",
+            root,
+        )
     corruption_path = root / CORRUPTION_FILE
     segments = read_corruption(corruption_path)
     if params.get("raw"):
@@ -457,22 +536,30 @@ def open_synthetic(data_dir, *, audio_features=(features.AUDIO,), visual_feature
             flags = np.zeros(n, bool)
             for start, end, line in segments.get(recording.name, {}).get(modality, []):
                 if end > n:
-                    raise DataError(f"end_frame {end} is past the end of {recording.name} ({n} frames)",
-                                    corruption_path, line, 4)
+                    raise DataError(
+                        f"end_frame {end} is past the end of {recording.name} ({n} frames)", corruption_path, line, 4
+                    )
                 flags[start:end] = True
             setattr(recording, f"{modality}_corrupted", flags)
         return recording
 
-    return open_layout(root, audio_features=audio_features, visual_features=visual_features,
-                       allow_missing_modality=allow_missing_modality, dataset="synthetic",
-                       extra_files=[root / PARAMETERS_FILE, corruption_path], decorate=decorate)
+    return open_layout(
+        root,
+        audio_features=audio_features,
+        visual_features=visual_features,
+        allow_missing_modality=allow_missing_modality,
+        dataset="synthetic",
+        extra_files=[root / PARAMETERS_FILE, corruption_path],
+        decorate=decorate,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.datasets.synthetic",
         description="Write the synthetic corpus (AVEC layout: labels/, audio/, visual/, corruption.csv, "
-                    "synthetic.json). A folder that already holds the same corpus is reused.")
+        "synthetic.json). A folder that already holds the same corpus is reused.",
+    )
     parser.add_argument("--output-dir", required=True, help="folder to write (created if needed)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--num-train", type=int, default=12, help="training recordings (default 12)")
@@ -482,21 +569,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hop", type=float, default=0.1, help="frame hop in seconds (default 0.1)")
     parser.add_argument("--audio-dim", type=int, default=24, help="audio features per frame (default 24)")
     parser.add_argument("--visual-dim", type=int, default=48, help="visual features per frame (default 48)")
-    parser.add_argument("--corruption-fraction", type=float, default=0.3,
-                        help="fraction of each modality's frames corrupted, at most 0.45 (default 0.3)")
+    parser.add_argument(
+        "--corruption-fraction",
+        type=float,
+        default=0.3,
+        help="fraction of each modality's frames corrupted, at most 0.45 (default 0.3)",
+    )
     parser.add_argument("--noise-std", type=float, default=0.3, help="feature noise (default 0.3)")
-    parser.add_argument("--smoothness-seconds", type=float, default=3.0,
-                        help="smoothing width of the label trajectories (default 3)")
-    parser.add_argument("--raw", action="store_true",
-                        help="write the raw variant: drawn faces (faces/*.npz) and a synthetic voice (audio/*.wav)")
+    parser.add_argument(
+        "--smoothness-seconds", type=float, default=3.0, help="smoothing width of the label trajectories (default 3)"
+    )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="write the raw variant: drawn faces (faces/*.npz) and a synthetic voice (audio/*.wav)",
+    )
     parser.add_argument("--face-size", type=int, default=48, help="raw: face crop side in pixels (default 48)")
     parser.add_argument("--sample-rate", type=int, default=16000, help="raw: audio sample rate (default 16000)")
-    parser.add_argument("--label-delay-seconds", type=float, default=0.0,
-                        help="annotation delay: the labels lag the features by this many seconds (default 0)")
-    parser.add_argument("--variant", choices=synthetic_realistic.VARIANTS, default="simple",
-                        help="simple (default), or realistic: low-dimensional lagged noisy estimates from several "
-                             "systems per modality, dyads, speaker/language shifts, in-range corruptions "
-                             "(noise, swap, frozen, drift, desync, dropout)")
+    parser.add_argument(
+        "--label-delay-seconds",
+        type=float,
+        default=0.0,
+        help="annotation delay: the labels lag the features by this many seconds (default 0)",
+    )
+    parser.add_argument(
+        "--variant",
+        choices=synthetic_realistic.VARIANTS,
+        default="simple",
+        help="simple (default), or realistic: low-dimensional lagged noisy estimates from several "
+        "systems per modality, dyads, speaker/language shifts, in-range corruptions "
+        "(noise, swap, frozen, drift, desync, dropout)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -510,10 +613,12 @@ def main(argv=None):
     summary = json.loads((root / PARAMETERS_FILE).read_text())["summary"]
     fraction = summary["corrupted_fraction"]
     counts = summary["recordings"]
-    print(f"synthetic corpus {'reused' if reused else 'written'}: {root} ({counts['train']} train, "
-          f"{counts['devel']} devel, {counts['test']} test recordings of {summary['frames_per_recording']} frames; "
-          f"corrupted frames: audio {fraction['audio']:.1%}, visual {fraction['visual']:.1%}, "
-          f"both {fraction['both']:.1%})")
+    print(
+        f"synthetic corpus {'reused' if reused else 'written'}: {root} ({counts['train']} train, "
+        f"{counts['devel']} devel, {counts['test']} test recordings of {summary['frames_per_recording']} frames; "
+        f"corrupted frames: audio {fraction['audio']:.1%}, visual {fraction['visual']:.1%}, "
+        f"both {fraction['both']:.1%})"
+    )
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ READER_VERSION = 1
 # ---------------------------------------------------------------------------------------------
 # Drawing
 
+
 def identity(rng) -> dict:
     """Per-recording appearance and voice."""
     return {
@@ -153,6 +154,7 @@ def corrupt_voice(waveform, segments, hop, sample_rate, rng) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Files
 
+
 def write_faces(path: Path, faces) -> None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, faces=faces)
@@ -186,8 +188,11 @@ def read_wav(path: Path):
     try:
         with wave.open(str(path), "rb") as handle:
             if handle.getnchannels() != 1 or handle.getsampwidth() != 2:
-                raise DataError(f"expected 16-bit mono PCM, got {handle.getnchannels()} channel(s) of "
-                                f"{8 * handle.getsampwidth()} bits", path)
+                raise DataError(
+                    f"expected 16-bit mono PCM, got {handle.getnchannels()} channel(s) of "
+                    f"{8 * handle.getsampwidth()} bits",
+                    path,
+                )
             rate = handle.getframerate()
             data = handle.readframes(handle.getnframes())
     except (OSError, EOFError, wave.Error) as error:
@@ -203,6 +208,7 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Adapter
+
 
 def open_synthetic_raw(root: Path, params: dict, segments: dict, corruption_path: Path, names) -> Corpus:
     """The raw synthetic corpus as a `Corpus` of recordings with `faces`, `waveform`, `sample_rate`."""
@@ -233,21 +239,44 @@ def open_synthetic_raw(root: Path, params: dict, segments: dict, corruption_path
                 raise DataError(f"{len(faces)} face frames but {n} label rows", root / FACES_FOLDER / f"{name}.npz")
             expected = n * hop * rate
             if abs(len(waveform) - expected) > hop * rate:
-                raise DataError(f"{len(waveform)} samples ({len(waveform) / rate:.6g} s), but the {n} label rows span "
-                                f"{n * hop:.6g} s (expected {int(round(expected))} samples at {rate} Hz, within a hop)",
-                                root / AUDIO_FOLDER / f"{name}.wav")
+                raise DataError(
+                    f"{len(waveform)} samples ({len(waveform) / rate:.6g} s), but the {n} label rows span "
+                    f"{n * hop:.6g} s (expected {int(round(expected))} samples at {rate} Hz, within a hop)",
+                    root / AUDIO_FOLDER / f"{name}.wav",
+                )
             flags = {}
             for modality in features.MODALITIES:
                 flags[modality] = np.zeros(n, bool)
                 for start, end, line in segments.get(name, {}).get(modality, []):
                     if end > n:
-                        raise DataError(f"end_frame {end} is past the end of {name} ({n} frames)",
-                                        corruption_path, line, 4)
+                        raise DataError(
+                            f"end_frame {end} is past the end of {name} ({n} frames)", corruption_path, line, 4
+                        )
                     flags[modality][start:end] = True
-            yield Recording(name=name, partition=partition.lower(), hop=hop, audio=None, visual=None,
-                            valence=valence, arousal=arousal, timestamps=timestamps,
-                            audio_corrupted=flags[features.AUDIO], visual_corrupted=flags[features.VISUAL],
-                            metadata={"culture": "SY"}, faces=faces, waveform=waveform, sample_rate=rate)
+            yield Recording(
+                name=name,
+                partition=partition.lower(),
+                hop=hop,
+                audio=None,
+                visual=None,
+                valence=valence,
+                arousal=arousal,
+                timestamps=timestamps,
+                audio_corrupted=flags[features.AUDIO],
+                visual_corrupted=flags[features.VISUAL],
+                metadata={"culture": "SY"},
+                faces=faces,
+                waveform=waveform,
+                sample_rate=rate,
+            )
 
-    return Corpus(dataset="synthetic", root=str(root), hop=hop, audio_feature_names=[], visual_feature_names=[],
-                  recordings=recordings, fingerprint=fingerprint, mode="raw")
+    return Corpus(
+        dataset="synthetic",
+        root=str(root),
+        hop=hop,
+        audio_feature_names=[],
+        visual_feature_names=[],
+        recordings=recordings,
+        fingerprint=fingerprint,
+        mode="raw",
+    )

@@ -81,7 +81,7 @@ def _ar1(rng, n, rho, std):
     """A stationary AR(1) noise of length n, coefficient rho and standard deviation std."""
     out = np.empty(n)
     out[0] = rng.standard_normal()
-    innovation = np.sqrt(1 - rho ** 2)
+    innovation = np.sqrt(1 - rho**2)
     for t in range(1, n):
         out[t] = rho * out[t - 1] + innovation * rng.standard_normal()
     return out * std
@@ -93,14 +93,17 @@ def systems(rng, params) -> dict:
     out = {}
     for modality in features.MODALITIES:
         low, high = LAG_SECONDS[modality]
-        out[modality] = [{
-            "lag": int(round(rng.uniform(low, high) / hop)),
-            "smooth": rng.uniform(*SMOOTH_SECONDS) / hop,
-            "gain": np.array(GAINS[modality]) * rng.uniform(0.7, 1.1, 2),
-            "leak": rng.uniform(-0.25, 0.25, 2),
-            "noise": rng.uniform(0.8, 1.5),
-            "bias": rng.normal(0.0, 0.2, 2),
-        } for _ in range(SYSTEMS)]
+        out[modality] = [
+            {
+                "lag": int(round(rng.uniform(low, high) / hop)),
+                "smooth": rng.uniform(*SMOOTH_SECONDS) / hop,
+                "gain": np.array(GAINS[modality]) * rng.uniform(0.7, 1.1, 2),
+                "leak": rng.uniform(-0.25, 0.25, 2),
+                "noise": rng.uniform(0.8, 1.5),
+                "bias": rng.normal(0.0, 0.2, 2),
+            }
+            for _ in range(SYSTEMS)
+        ]
         out[f"{modality}_language"] = {"bias": rng.normal(0.0, 0.3, 2 * SYSTEMS), "arousal_gain": 0.7}
     return out
 
@@ -189,7 +192,7 @@ def recordings(seed_sequence, params, names, n) -> list:
         by_partition.setdefault(partition, []).append(index)
     for partition in by_partition:
         indices = by_partition[partition]
-        groups += [(partition, indices[i:i + 2]) for i in range(0, len(indices), 2)]
+        groups += [(partition, indices[i : i + 2]) for i in range(0, len(indices), 2)]
     out = [None] * len(names)
     for (partition, members), child in zip(groups, conversations_seed.spawn(len(groups))):
         rng = np.random.default_rng(child)
@@ -203,8 +206,10 @@ def recordings(seed_sequence, params, names, n) -> list:
             mixed = (mixed - mixed.mean(axis=1, keepdims=True)) / mixed.std(axis=1, keepdims=True)
             valence, arousal = 0.9 * np.tanh(mixed)
             expressivity = rng.uniform(0.6, 1.3)
-            clean = {modality: _clean_features(rng, params, system_set, modality, valence, arousal, expressivity,
-                                               language) for modality in features.MODALITIES}
+            clean = {
+                modality: _clean_features(rng, params, system_set, modality, valence, arousal, expressivity, language)
+                for modality in features.MODALITIES
+            }
             speakers.append({"valence": valence, "arousal": arousal, "clean": clean})
         for position, index in enumerate(members):
             speaker = speakers[position]

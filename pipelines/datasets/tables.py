@@ -135,12 +135,23 @@ def read_table(path, *, text_columns=1, header="auto", allow_empty=False, min_nu
     has_header = detect_header(cells, text_columns) if header == "auto" else bool(header)
     ncols = len(cells)
     if ncols - text_columns < min_numeric_columns:
-        raise DataError(f"expected at least {text_columns + min_numeric_columns} columns separated by "
-                        f"'{sep}', found {ncols}", path, 1)
+        raise DataError(
+            f"expected at least {text_columns + min_numeric_columns} columns separated by '{sep}', found {ncols}",
+            path,
+            1,
+        )
     skip = 1 if has_header else 0
     try:
-        frame = pd.read_csv(path, sep=sep, header=None, skiprows=skip, skip_blank_lines=False,
-                            dtype={i: str for i in range(text_columns)}, engine="c", low_memory=False)
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            header=None,
+            skiprows=skip,
+            skip_blank_lines=False,
+            dtype={i: str for i in range(text_columns)},
+            engine="c",
+            low_memory=False,
+        )
     except pd.errors.EmptyDataError:
         frame = None
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError):
@@ -193,8 +204,11 @@ def _diagnose(path: Path, sep: str, skip: int, ncols: int, text_columns: int, al
     for number, line in _lines(path, skip):
         cells = split_line(line, sep)
         if len(cells) != ncols:
-            raise DataError(f"expected {ncols} columns separated by '{sep}' (as on line {skip or 1}), "
-                            f"found {len(cells)}", path, number)
+            raise DataError(
+                f"expected {ncols} columns separated by '{sep}' (as on line {skip or 1}), found {len(cells)}",
+                path,
+                number,
+            )
         for column in range(text_columns, ncols):
             cell = cells[column].strip()
             if not cell:
@@ -214,8 +228,10 @@ def _diagnose(path: Path, sep: str, skip: int, ncols: int, text_columns: int, al
 
 
 def _overflow_message(value) -> str:
-    return (f"value {value} does not fit a 32-bit float and would become infinite "
-            f"(expected a magnitude of at most {FLOAT32_MAX:.4g})")
+    return (
+        f"value {value} does not fit a 32-bit float and would become infinite "
+        f"(expected a magnitude of at most {FLOAT32_MAX:.4g})"
+    )
 
 
 def check_float32(values: np.ndarray, path, lines=None, text_columns=0) -> None:
@@ -230,7 +246,9 @@ def check_float32(values: np.ndarray, path, lines=None, text_columns=0) -> None:
         return
     row, column = (int(i) for i in np.argwhere(big)[0])
     if lines is None:
-        raise DataError(f"{_overflow_message(repr(float(values[row, column])))} at frame {row}, feature {column} "
-                        f"(0-based)", path)
-    raise DataError(_overflow_message(repr(float(values[row, column]))), path, int(lines[row]),
-                    text_columns + column + 1)
+        raise DataError(
+            f"{_overflow_message(repr(float(values[row, column])))} at frame {row}, feature {column} (0-based)", path
+        )
+    raise DataError(
+        _overflow_message(repr(float(values[row, column]))), path, int(lines[row]), text_columns + column + 1
+    )

@@ -53,9 +53,7 @@ def np_calibration(d, norms, convention="informativeness", standardize=False, te
 
 
 def np_calibration_batch(d, norms, mask, **kwargs):
-    return np.array(
-        [np_calibration(d[b][mask[b] > 0], norms[b][mask[b] > 0], **kwargs) for b in range(d.shape[0])]
-    )
+    return np.array([np_calibration(d[b][mask[b] > 0], norms[b][mask[b] > 0], **kwargs) for b in range(d.shape[0])])
 
 
 def np_latent_kl(mu, sigma):
@@ -114,9 +112,7 @@ def test_concordance_cc_edge_cases_stay_finite():
     x = np.array([[0.1, 0.4, -0.3, 0.2]], np.float32)
     constant = np.full_like(x, 0.25)
     # One side constant: covariance 0, so CCC 0 (finite, no NaN).
-    np.testing.assert_allclose(
-        float(losses.concordance_cc(x, constant)), np_ccc_population(x, constant), atol=1e-7
-    )
+    np.testing.assert_allclose(float(losses.concordance_cc(x, constant)), np_ccc_population(x, constant), atol=1e-7)
     assert float(losses.concordance_cc(x, constant)) == pytest.approx(0.0, abs=1e-6)
     # Both constant and equal: 0 / 0 is kept finite by epsilon.
     assert float(losses.concordance_cc(constant, constant)) == pytest.approx(0.0, abs=1e-6)
@@ -218,9 +214,7 @@ def test_per_frame_distances_pass_no_gradient(rng):
     logits = tf.Variable(rng.normal(size=(2, 4, 3)).astype(np.float32))
     with tf.GradientTape(persistent=True) as tape:
         d_reg = tf.reduce_sum(losses.per_frame_distances(tf.zeros((2, 4)), y_pred, "regression"))
-        d_cls = tf.reduce_sum(
-            losses.per_frame_distances(tf.zeros((2, 4), tf.int32), logits, "classification")
-        )
+        d_cls = tf.reduce_sum(losses.per_frame_distances(tf.zeros((2, 4), tf.int32), logits, "classification"))
     zero = tf.UnconnectedGradients.ZERO
     assert not np.any(tape.gradient(d_reg, y_pred, unconnected_gradients=zero).numpy())
     assert not np.any(tape.gradient(d_cls, logits, unconnected_gradients=zero).numpy())
@@ -385,8 +379,12 @@ def test_low_precision_inputs_give_finite_float32(rng, dtype, calibration_inputs
         return tf.cast(x, dtype)
 
     results = {
-        "ccc": (losses.concordance_cc(low(y_true), low(y_pred), mask), np_ccc_population(
-            low(y_true).numpy().astype(np.float64)[mask > 0], low(y_pred).numpy().astype(np.float64)[mask > 0])),
+        "ccc": (
+            losses.concordance_cc(low(y_true), low(y_pred), mask),
+            np_ccc_population(
+                low(y_true).numpy().astype(np.float64)[mask > 0], low(y_pred).numpy().astype(np.float64)[mask > 0]
+            ),
+        ),
         "emo": (losses.emotion_regression_loss(low(y_true), low(y_pred), mask), None),
         "ce": (losses.weighted_cross_entropy(labels, low(logits), [1.0, 2.0, 3.0], mask), None),
         "co": (losses.calibration_ordinal_loss(low(d * 100), low(norms), mask), None),

@@ -146,7 +146,8 @@ def test_ccc_handles_nan_as_avec_calc_scores(rng):
     # ignore_nan drops the pairs first; then it is the formula on the rest.
     keep = ~(np.isnan(x_nan) | np.isnan(y_nan))
     assert metrics.ccc(x_nan, y_nan, ignore_nan=True) == pytest.approx(
-        avec_calc_scores_ccc(x[keep], y[keep]), rel=1e-12, abs=1e-12)
+        avec_calc_scores_ccc(x[keep], y[keep]), rel=1e-12, abs=1e-12
+    )
     assert np.isnan(metrics.ccc(np.full(5, np.nan), y[:5]))
 
 
@@ -160,7 +161,8 @@ def test_ccc_unbiased_nan_propagates_or_is_dropped_pairwise(rng):
     keep = np.ones(20, bool)
     keep[[3, 11]] = False
     assert metrics.ccc_unbiased(x_nan, y_nan, ignore_nan=True) == pytest.approx(
-        np_ccc_ddof1(x[keep], y[keep]), rel=1e-12)
+        np_ccc_ddof1(x[keep], y[keep]), rel=1e-12
+    )
 
 
 def test_ccc_rejects_different_lengths():

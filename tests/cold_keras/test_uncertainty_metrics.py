@@ -25,8 +25,16 @@ def _ccc_ref(x, y):
 
 
 def test_doctests_of_the_uncertainty_metrics():
-    names = ("gaussian_nll", "interval_coverage", "calibration_curve", "miscalibration_area",
-             "expected_normalized_calibration_error", "sparsification_curve", "ause", "reject_option_ccc")
+    names = (
+        "gaussian_nll",
+        "interval_coverage",
+        "calibration_curve",
+        "miscalibration_area",
+        "expected_normalized_calibration_error",
+        "sparsification_curve",
+        "ause",
+        "reject_option_ccc",
+    )
     finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner()
     attempted = 0
     for name in names:
@@ -86,7 +94,7 @@ def test_ence_matches_an_explicit_binning_loop():
     sizes = [103 // 10 + (1 if b < 103 % 10 else 0) for b in range(10)]
     terms, start = [], 0
     for size in sizes:
-        index = pairs[start:start + size]
+        index = pairs[start : start + size]
         start += size
         rmv = np.sqrt(sum(std[i] ** 2 for i in index) / size)
         rmse = np.sqrt(sum((y[i] - mu[i]) ** 2 for i in index) / size)
@@ -126,7 +134,7 @@ def test_reject_option_ccc_matches_a_reference_loop():
     fractions, values = metrics.reject_option_ccc(y, mu, std)
     expected = []
     for f in metrics.REJECT_FRACTIONS:
-        keep = sorted(range(300), key=lambda i: (-std[i], i))[int(round(f * 300)):]
+        keep = sorted(range(300), key=lambda i: (-std[i], i))[int(round(f * 300)) :]
         expected.append(_ccc_ref(y[keep], mu[keep]))
     np.testing.assert_allclose(fractions, metrics.REJECT_FRACTIONS)
     np.testing.assert_allclose(values, expected, rtol=1e-10)

@@ -7,8 +7,16 @@ import pytest
 from tests.pipelines import evaluation_helpers
 from tests.pipelines.serving_helpers import tiny_export, tiny_run
 
-TINY_RAW = {"seed": 4, "num_train": 3, "num_devel": 1, "num_test": 1, "duration_seconds": 12.0,
-            "raw": True, "face_size": 16, "sample_rate": 8000}
+TINY_RAW = {
+    "seed": 4,
+    "num_train": 3,
+    "num_devel": 1,
+    "num_test": 1,
+    "duration_seconds": 12.0,
+    "raw": True,
+    "face_size": 16,
+    "sample_rate": 8000,
+}
 TINY_LOGMEL = {"mel_bins": 8, "hop_seconds": 0.02, "patch_seconds": 0.5}
 
 

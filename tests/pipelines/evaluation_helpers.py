@@ -19,11 +19,23 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 
 TINY = {
-    "synthetic": {"seed": 3, "num_train": 3, "num_devel": 2, "num_test": 2, "duration_seconds": 24.0,
-                  "audio_dim": 6, "visual_dim": 8},
+    "synthetic": {
+        "seed": 3,
+        "num_train": 3,
+        "num_devel": 2,
+        "num_test": 2,
+        "duration_seconds": 24.0,
+        "audio_dim": 6,
+        "visual_dim": 8,
+    },
     "model": {"gru_units": 4, "gru_layers": 1, "latent_dim": 4},
-    "training": {"epochs": 2, "window_seconds": 6.0, "window_hop_seconds": 3.0, "batch_size": 4,
-                 "mixed_precision": "off"},
+    "training": {
+        "epochs": 2,
+        "window_seconds": 6.0,
+        "window_hop_seconds": 3.0,
+        "batch_size": 4,
+        "mixed_precision": "off",
+    },
 }
 ABLATION_VARIANTS = ("all", "none")
 
@@ -84,8 +96,13 @@ def tiny_ablation(tmp_path_factory):
 
         root = _root(tmp_path_factory)
         with _data_cache(root / "cache"):
-            table = ablate.run(tiny_config("regression", epochs=1), root / "ablation", seeds=[0],
-                               variants=ABLATION_VARIANTS, verbose=False)
+            table = ablate.run(
+                tiny_config("regression", epochs=1),
+                root / "ablation",
+                seeds=[0],
+                variants=ABLATION_VARIANTS,
+                verbose=False,
+            )
         _CACHE["ablation"] = (root / "ablation", table)
     return _CACHE["ablation"]
 
@@ -158,9 +175,11 @@ def predict(run_dir: Path, partition: str, recordings=None):
     model = inference_model(keras.saving.load_model(run_dir / "model.keras", compile=False))
     outputs = []
     for recording in recordings:
-        batch = {"audio": recording["audio"][None].astype(np.float32),
-                 "visual": recording["visual"][None].astype(np.float32),
-                 "mask": np.ones((1, len(recording["audio"])), np.float32)}
+        batch = {
+            "audio": recording["audio"][None].astype(np.float32),
+            "visual": recording["visual"][None].astype(np.float32),
+            "mask": np.ones((1, len(recording["audio"])), np.float32),
+        }
         outputs.append({k: np.asarray(v, np.float64)[0] for k, v in model.predict_on_batch(batch).items()})
     return recordings, outputs
 
@@ -175,8 +194,14 @@ def read_avec_labels(path: Path):
 
 def cli(module: str, args, timeout=300):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_one_line_error(result, *fragments):

@@ -25,17 +25,23 @@ def make_recordings(seed=0, lengths=None, sequence_level=False, corruption=True,
             else:
                 valence = rng.uniform(-1, 1, n).astype(np.float32) if labelled else None
                 arousal = rng.uniform(-1, 1, n).astype(np.float32) if labelled else None
-            recordings.append(Recording(
-                name=f"{partition}_{index:02d}", partition=partition, hop=HOP,
-                audio=(rng.normal(size=(n, AUDIO_DIM)) * [1.0, 2.0, 5.0] + [0.0, 1.0, -3.0]).astype(np.float32),
-                visual=(rng.normal(size=(n, VISUAL_DIM)) * 3.0 + 1.0).astype(np.float32),
-                valence=valence, arousal=arousal,
-                timestamps=(np.arange(n) * HOP).astype(np.float32),
-                audio_present=(rng.random(n) > 0.2).astype(np.float32),
-                visual_present=np.ones(n, np.float32),
-                audio_corrupted=(rng.random(n) < 0.3) if corruption else None,
-                visual_corrupted=(rng.random(n) < 0.3) if corruption else None,
-                metadata={"culture": "DE", "index": str(index)}))
+            recordings.append(
+                Recording(
+                    name=f"{partition}_{index:02d}",
+                    partition=partition,
+                    hop=HOP,
+                    audio=(rng.normal(size=(n, AUDIO_DIM)) * [1.0, 2.0, 5.0] + [0.0, 1.0, -3.0]).astype(np.float32),
+                    visual=(rng.normal(size=(n, VISUAL_DIM)) * 3.0 + 1.0).astype(np.float32),
+                    valence=valence,
+                    arousal=arousal,
+                    timestamps=(np.arange(n) * HOP).astype(np.float32),
+                    audio_present=(rng.random(n) > 0.2).astype(np.float32),
+                    visual_present=np.ones(n, np.float32),
+                    audio_corrupted=(rng.random(n) < 0.3) if corruption else None,
+                    visual_corrupted=(rng.random(n) < 0.3) if corruption else None,
+                    metadata={"culture": "DE", "index": str(index)},
+                )
+            )
     return recordings
 
 
@@ -48,8 +54,14 @@ def make_corpus(recordings, fingerprint="fp-1", root="/corpus", dataset="synthet
         corpus.report["reads"] = corpus.report.get("reads", 0) + 1
         yield from recordings
 
-    corpus = Corpus(dataset=dataset, root=root, hop=HOP,
-                    audio_feature_names=[f"a{i}" for i in range(audio_dim)],
-                    visual_feature_names=[f"v{i}" for i in range(visual_dim)],
-                    recordings=read, fingerprint=fingerprint, report={})
+    corpus = Corpus(
+        dataset=dataset,
+        root=root,
+        hop=HOP,
+        audio_feature_names=[f"a{i}" for i in range(audio_dim)],
+        visual_feature_names=[f"v{i}" for i in range(visual_dim)],
+        recordings=read,
+        fingerprint=fingerprint,
+        report={},
+    )
     return corpus

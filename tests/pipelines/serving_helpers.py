@@ -6,8 +6,15 @@ import os
 from pathlib import Path
 
 TINY = {
-    "synthetic": {"seed": 5, "num_train": 3, "num_devel": 2, "num_test": 1, "duration_seconds": 12.0,
-                  "audio_dim": 5, "visual_dim": 7},
+    "synthetic": {
+        "seed": 5,
+        "num_train": 3,
+        "num_devel": 2,
+        "num_test": 1,
+        "duration_seconds": 12.0,
+        "audio_dim": 5,
+        "visual_dim": 7,
+    },
     "model": {"name": "cold_fusion", "gru_units": 4, "gru_layers": 1, "latent_dim": 4},
     "training": {"epochs": 1, "window_seconds": 6.0, "window_hop_seconds": 3.0, "batch_size": 4},
 }

@@ -61,8 +61,10 @@ def test_tensorflow_io_and_fallback_masks_have_the_same_form():
     tfio = pytest.importorskip("tensorflow_io")
     ones = tf.ones((12, 5))
     forms = {}
-    for name, fn in (("tfio", lambda x: tfio.audio.time_mask(x, param=6)),
-                     ("fallback", lambda x: augment.fallback_time_mask(x, 6))):
+    for name, fn in (
+        ("tfio", lambda x: tfio.audio.time_mask(x, param=6)),
+        ("fallback", lambda x: augment.fallback_time_mask(x, 6)),
+    ):
         starts, lengths = set(), set()
         for _ in range(400):
             out = fn(ones)
@@ -185,6 +187,7 @@ def test_corruption_config_is_checked():
 def test_training_batches_carry_presence_flags(tmp_path):
     out = _artifacts(tmp_path, seed=9)
     kwargs = dict(training=True, batch_size=2, window_seconds=3.0, seed=3)
+
     def absent_frames(dataset):
         count = 0
         for x, _ in dataset.as_numpy_iterator():
@@ -195,8 +198,11 @@ def test_training_batches_carry_presence_flags(tmp_path):
         return count
 
     plain = absent_frames(input_pipeline.make_dataset(out, "train", **kwargs))
-    dropped = absent_frames(input_pipeline.make_dataset(
-        out, "train", augment={"modality_dropout_prob": 1.0, "modality_dropout_frames": 5}, **kwargs))
+    dropped = absent_frames(
+        input_pipeline.make_dataset(
+            out, "train", augment={"modality_dropout_prob": 1.0, "modality_dropout_frames": 5}, **kwargs
+        )
+    )
     assert dropped > plain
     # Evaluation batches carry the corpus's own flags, recording by recording.
     stored = list(input_pipeline.iter_recordings(out, "devel"))

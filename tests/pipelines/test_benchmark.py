@@ -18,8 +18,15 @@ from pipelines import config as config_lib
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {
-    "synthetic": {"seed": 3, "num_train": 3, "num_devel": 2, "num_test": 2, "duration_seconds": 24.0,
-                  "audio_dim": 6, "visual_dim": 8},
+    "synthetic": {
+        "seed": 3,
+        "num_train": 3,
+        "num_devel": 2,
+        "num_test": 2,
+        "duration_seconds": 24.0,
+        "audio_dim": 6,
+        "visual_dim": 8,
+    },
     "model": {"gru_units": 4, "gru_layers": 1, "latent_dim": 4},
     "training": {"epochs": 1, "window_seconds": 6.0, "window_hop_seconds": 3.0, "batch_size": 4},
 }
@@ -39,8 +46,10 @@ def test_protocol_logic_with_stand_in_training(tmp_path, monkeypatch):
     from pipelines import benchmark, train, tune
 
     default_val = {"audio": 0.5, "cold_fusion": 0.7}
-    search = {"audio": ({"learning_rate": 2e-3}, 0.6),  # beats the default: tuned
-              "cold_fusion": ({"learning_rate": 1e-3, "lambda_regu": 3.0}, 0.65)}  # loses: default kept
+    search = {
+        "audio": ({"learning_rate": 2e-3}, 0.6),  # beats the default: tuned
+        "cold_fusion": ({"learning_rate": 1e-3, "lambda_regu": 3.0}, 0.65),
+    }  # loses: default kept
     trained, searched = [], []
 
     def fake_train(config, run_dir, progress=True):
@@ -62,12 +71,18 @@ def test_protocol_logic_with_stand_in_training(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train, "run", fake_train)
     monkeypatch.setattr(tune, "run", fake_tune)
-    results = benchmark.run(tiny_config(), tmp_path, models=["audio", "cold_fusion"], trials=3, seeds=[0, 1],
-                            progress=False)
+    results = benchmark.run(
+        tiny_config(), tmp_path, models=["audio", "cold_fusion"], trials=3, seeds=[0, 1], progress=False
+    )
     assert searched == [("audio", "random", 3, True, 0), ("cold_fusion", "random", 3, True, 0)]
-    assert trained == [("audio", 0, 5e-3, "default"), ("audio", 1, 5e-3, "default"), ("audio", 0, 2e-3, "tuned"),
-                       ("audio", 1, 2e-3, "tuned"), ("cold_fusion", 0, 5e-3, "default"),
-                       ("cold_fusion", 1, 5e-3, "default")]
+    assert trained == [
+        ("audio", 0, 5e-3, "default"),
+        ("audio", 1, 5e-3, "default"),
+        ("audio", 0, 2e-3, "tuned"),
+        ("audio", 1, 2e-3, "tuned"),
+        ("cold_fusion", 0, 5e-3, "default"),
+        ("cold_fusion", 1, 5e-3, "default"),
+    ]
     audio, cold = results["models"]["audio"], results["models"]["cold_fusion"]
     assert audio["chosen"] == "tuned" and audio["hparams"] == {"learning_rate": 2e-3}
     assert cold["chosen"] == "default" and cold["hparams"] == {}
@@ -86,8 +101,23 @@ def test_protocol_logic_with_stand_in_training(tmp_path, monkeypatch):
 
 
 def test_unknown_model_is_a_one_line_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "pipelines.benchmark", "--dataset", "synthetic", "--models",
-                             "audio,nope", "--output-dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.benchmark",
+            "--dataset",
+            "synthetic",
+            "--models",
+            "audio,nope",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: --models: unknown model(s) nope;")

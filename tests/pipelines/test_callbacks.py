@@ -29,12 +29,22 @@ def test_nan_guard_names_the_term_that_went_first_and_the_last_finite_values():
 def test_timeline_figure_is_a_png_of_the_recording():
     frames = 50
     time = np.linspace(0, 1, frames)
-    recording = {"name": "Devel_SY_01", "valence": np.sin(time), "arousal": np.cos(time),
-                 "visual_corrupted": time > 0.5}
-    outputs = {"valence": np.sin(time) * 0.9, "arousal": np.cos(time) * 0.9,
-               "audio_valence": np.zeros(frames), "audio_arousal": np.zeros(frames),
-               "visual_valence": np.zeros(frames), "visual_arousal": np.zeros(frames),
-               "audio_weight": np.full(frames, 0.4), "visual_weight": np.full(frames, 0.6)}
+    recording = {
+        "name": "Devel_SY_01",
+        "valence": np.sin(time),
+        "arousal": np.cos(time),
+        "visual_corrupted": time > 0.5,
+    }
+    outputs = {
+        "valence": np.sin(time) * 0.9,
+        "arousal": np.cos(time) * 0.9,
+        "audio_valence": np.zeros(frames),
+        "audio_arousal": np.zeros(frames),
+        "visual_valence": np.zeros(frames),
+        "visual_arousal": np.zeros(frames),
+        "audio_weight": np.full(frames, 0.4),
+        "visual_weight": np.full(frames, 0.6),
+    }
     png = plot_recording(recording, outputs, 0.1)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 

@@ -59,7 +59,10 @@ def test_paired_t_tests_match_scipy_on_independent_per_recording_ccc(runs, metri
         assert entry["figures"] == metrics["test"]["av"]
 
     assert [(t["a"], t["b"]) for t in report["tests"]] == [
-        (runs[0].name, runs[1].name), (runs[0].name, runs[2].name), (runs[1].name, runs[2].name)]
+        (runs[0].name, runs[1].name),
+        (runs[0].name, runs[2].name),
+        (runs[1].name, runs[2].name),
+    ]
     for test in report["tests"]:
         a = [reference[test["a"]][n] for n in names]
         b = [reference[test["b"]][n] for n in names]

@@ -26,8 +26,7 @@ def clean_report(regression_run):
 
 @pytest.fixture(scope="session")
 def corrupted_report(regression_run):
-    return evaluate.run(regression_run, "devel", "visual:0.5", "noise", plot_recordings="Devel_SY_02",
-                        verbose=False)
+    return evaluate.run(regression_run, "devel", "visual:0.5", "noise", plot_recordings="Devel_SY_02", verbose=False)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -57,7 +56,7 @@ def test_roc_auc_edge_cases():
 def test_spearman_matches_rank_correlation_and_is_nan_when_constant():
     rng = np.random.default_rng(4)
     x = rng.normal(size=40)
-    y = x ** 3 + rng.normal(size=40)
+    y = x**3 + rng.normal(size=40)
     assert evaluate.spearman(x, y)[0] == pytest.approx(helpers.rank_correlation(x, y), abs=1e-12)
     assert np.isnan(evaluate.spearman(np.ones(5), np.arange(5.0))[0])
 
@@ -74,8 +73,14 @@ def _runs(mask):
 @pytest.mark.parametrize("modality", ["audio", "visual"])
 def test_corruption_changes_only_the_chosen_modality_in_consecutive_blocks(mode, modality):
     rng = np.random.default_rng(0)
-    recordings = [{"name": f"r{i}", "audio": rng.normal(size=(n, 3)).astype(np.float32),
-                   "visual": rng.normal(size=(n, 4)).astype(np.float32)} for i, n in enumerate((101, 64, 37))]
+    recordings = [
+        {
+            "name": f"r{i}",
+            "audio": rng.normal(size=(n, 3)).astype(np.float32),
+            "visual": rng.normal(size=(n, 4)).astype(np.float32),
+        }
+        for i, n in enumerate((101, 64, 37))
+    ]
     out = corrupt.corrupt_recordings(recordings, modality, 0.3, mode=mode, seed=5)
     other = "visual" if modality == "audio" else "audio"
     for before, after in zip(recordings, out):
@@ -112,8 +117,9 @@ def _references(recordings, outputs):
     for branch, prefix in (("av", ""), ("audio", "audio_"), ("visual", "visual_")):
         row = {}
         for dim in ("valence", "arousal"):
-            row[f"ccc_{dim}"] = helpers.numpy_ccc(np.concatenate([r[dim] for r in recordings]),
-                                                  np.concatenate([o[prefix + dim] for o in outputs]))
+            row[f"ccc_{dim}"] = helpers.numpy_ccc(
+                np.concatenate([r[dim] for r in recordings]), np.concatenate([o[prefix + dim] for o in outputs])
+            )
         row["ccc_mean"] = (row["ccc_valence"] + row["ccc_arousal"]) / 2
         ref["scores"][branch] = row
     for recording, output in zip(recordings, outputs):
@@ -125,12 +131,17 @@ def _references(recordings, outputs):
         ref["per_recording"].append(row)
     for modality in ("audio", "visual"):
         inverse = np.concatenate([1.0 / o[f"{modality}_sigma_norm"] for o in outputs])
-        errors = np.concatenate([((r["valence"] - o[f"{modality}_valence"]) ** 2
-                                  + (r["arousal"] - o[f"{modality}_arousal"]) ** 2) / 2
-                                 for r, o in zip(recordings, outputs)])
+        errors = np.concatenate(
+            [
+                ((r["valence"] - o[f"{modality}_valence"]) ** 2 + (r["arousal"] - o[f"{modality}_arousal"]) ** 2) / 2
+                for r, o in zip(recordings, outputs)
+            ]
+        )
         weights = np.concatenate([o[f"{modality}_weight"] for o in outputs])
-        ref["uncertainty"][modality] = (helpers.rank_correlation(inverse, errors),
-                                        helpers.rank_correlation(weights, errors))
+        ref["uncertainty"][modality] = (
+            helpers.rank_correlation(inverse, errors),
+            helpers.rank_correlation(weights, errors),
+        )
         ref["weights"][modality] = weights
     return ref
 
@@ -147,8 +158,13 @@ def _check_weights(entry, weights, corrupted, clean):
 def test_clean_evaluation_writes_its_files(clean_report, regression_run):
     out = regression_run / "evaluation" / "devel"
     assert clean_report["output_dir"] == str(out)
-    for name in ("report.json", "report.txt", "per_recording.csv", "timeline_Devel_SY_01.png",
-                 "timeline_Devel_SY_02.png"):
+    for name in (
+        "report.json",
+        "report.txt",
+        "per_recording.csv",
+        "timeline_Devel_SY_01.png",
+        "timeline_Devel_SY_02.png",
+    ):
         assert (out / name).is_file(), name
     for name in ("timeline_Devel_SY_01.png", "timeline_Devel_SY_02.png"):
         assert (out / name).read_bytes().startswith(PNG)
@@ -213,11 +229,13 @@ def test_corrupted_evaluation_matches_numpy_references(corrupted_report, clean_r
     assert corrupted_report["scores_clean"] == clean_report["scores"]
     # The audio branch never sees the visual input.
     assert corrupted_report["scores"]["audio"]["ccc_mean"] == pytest.approx(
-        clean_report["scores"]["audio"]["ccc_mean"], abs=1e-6)
+        clean_report["scores"]["audio"]["ccc_mean"], abs=1e-6
+    )
     assert corrupted_report["scores"]["av"]["ccc_mean"] != clean_report["scores"]["av"]["ccc_mean"]
     for modality, (rho_sigma, _) in ref["uncertainty"].items():
         assert corrupted_report["uncertainty"][modality]["spearman_inverse_sigma_vs_error"] == pytest.approx(
-            rho_sigma, abs=1e-6)
+            rho_sigma, abs=1e-6
+        )
 
     weights = ref["weights"]["visual"]
     mine = np.concatenate([r["visual_corrupted_eval"] for r in recordings])
@@ -296,13 +314,21 @@ def fake_run(tmp_path):
     """A run directory whose data has a labelled devel and an unlabelled test partition."""
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
-    (artifacts / "manifest.json").write_text(json.dumps(
-        {"partitions": {"devel": {"labelled": True}, "test": {"labelled": False}}}))
+    (artifacts / "manifest.json").write_text(
+        json.dumps({"partitions": {"devel": {"labelled": True}, "test": {"labelled": False}}})
+    )
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "config.json").write_text(json.dumps(
-        {"task": "regression", "model": {"name": "cold_fusion"}, "training": {"validation_partition": "devel"},
-         "runtime": {"artifact_dir": str(artifacts)}}))
+    (run_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "task": "regression",
+                "model": {"name": "cold_fusion"},
+                "training": {"validation_partition": "devel"},
+                "runtime": {"artifact_dir": str(artifacts)},
+            }
+        )
+    )
     (run_dir / "model.keras").write_bytes(b"")
     return run_dir
 

@@ -61,8 +61,14 @@ def test_round_trip_equals_recordings(tmp_path, sequence_level, num_shards):
 
 
 def test_missing_optional_fields_get_defaults(tmp_path):
-    recording = dataclasses.replace(make_recordings()[0], timestamps=None, audio_present=None,
-                                    visual_present=None, audio_corrupted=None, visual_corrupted=None)
+    recording = dataclasses.replace(
+        make_recordings()[0],
+        timestamps=None,
+        audio_present=None,
+        visual_present=None,
+        audio_corrupted=None,
+        visual_corrupted=None,
+    )
     out, _ = _convert(tmp_path, [recording])
     parsed = next(input_pipeline.iter_recordings(out, "train"))
     np.testing.assert_allclose(parsed["timestamps"], np.arange(recording.num_frames) * HOP)
@@ -217,16 +223,19 @@ def test_inconsistent_dimensions_name_the_recording(tmp_path):
     assert not list((tmp_path / "artifacts").rglob("*.tfrecord"))
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda r: dataclasses.replace(r, visual=r.visual[:-1]), "visual frames but"),
-    (lambda r: dataclasses.replace(r, valence=r.valence[:-1]), "valence must be a scalar or one value per frame"),
-    (lambda r: dataclasses.replace(r, arousal=None), "only one of valence and arousal"),
-    (lambda r: dataclasses.replace(r, valence=None, arousal=None), "unlabelled but recording 'train_00'"),
-    (lambda r: dataclasses.replace(r, hop=0.1), "hop 0.1 s differs"),
-    (lambda r: dataclasses.replace(r, partition="Train"), "partition must be one of"),
-    (lambda r: dataclasses.replace(r, name="train_00"), "occurs twice"),
-    (lambda r: dataclasses.replace(r, timestamps=r.timestamps[:2]), "timestamps must have one value per frame"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: dataclasses.replace(r, visual=r.visual[:-1]), "visual frames but"),
+        (lambda r: dataclasses.replace(r, valence=r.valence[:-1]), "valence must be a scalar or one value per frame"),
+        (lambda r: dataclasses.replace(r, arousal=None), "only one of valence and arousal"),
+        (lambda r: dataclasses.replace(r, valence=None, arousal=None), "unlabelled but recording 'train_00'"),
+        (lambda r: dataclasses.replace(r, hop=0.1), "hop 0.1 s differs"),
+        (lambda r: dataclasses.replace(r, partition="Train"), "partition must be one of"),
+        (lambda r: dataclasses.replace(r, name="train_00"), "occurs twice"),
+        (lambda r: dataclasses.replace(r, timestamps=r.timestamps[:2]), "timestamps must have one value per frame"),
+    ],
+)
 def test_bad_recordings_raise_data_errors(tmp_path, change, message):
     recordings = make_recordings()
     recordings[1] = change(recordings[1])
@@ -245,8 +254,17 @@ def test_cli_help_and_flag_errors(capsys):
         example_gen.main(["--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--dataset", "--data-dir", "--audio-features", "--visual-features", "--output-dir",
-                 "--features-dir", "--validation-speaker", "--allow-missing-modality", "--num-shards"):
+    for flag in (
+        "--dataset",
+        "--data-dir",
+        "--audio-features",
+        "--visual-features",
+        "--output-dir",
+        "--features-dir",
+        "--validation-speaker",
+        "--allow-missing-modality",
+        "--num-shards",
+    ):
         assert flag in text
     with pytest.raises(SystemExit) as info:
         example_gen.main(["--dataset", "avec", "--data-dir", "x", "--output-dir", "y", "--features-dir", "z"])
@@ -260,12 +278,32 @@ def test_cli_chain_on_an_avec_layout(tmp_path, capsys):
 
     truth = write_avec_fixture(tmp_path / "avec", num_frames=12)
     out = tmp_path / "artifacts"
-    example_gen.main(["--dataset", "avec", "--data-dir", str(tmp_path / "avec"), "--audio-features", "egemaps",
-                      "--visual-features", "au", "--output-dir", str(out), "--no-progress"])
+    example_gen.main(
+        [
+            "--dataset",
+            "avec",
+            "--data-dir",
+            str(tmp_path / "avec"),
+            "--audio-features",
+            "egemaps",
+            "--visual-features",
+            "au",
+            "--output-dir",
+            str(out),
+            "--no-progress",
+        ]
+    )
     statistics_gen.main(["--artifact-dir", str(out)])
     transform.main(["--artifact-dir", str(out)])
-    for name in ("manifest.json", "statistics.json", "statistics.txt", "schema.json", "anomalies.json",
-                 "anomalies.txt", "transform.json"):
+    for name in (
+        "manifest.json",
+        "statistics.json",
+        "statistics.txt",
+        "schema.json",
+        "anomalies.json",
+        "anomalies.txt",
+        "transform.json",
+    ):
         assert (out / name).is_file()
     parsed = {r["name"]: r for r in input_pipeline.iter_recordings(out, "train")}
     assert sorted(parsed) == ["Train_DE_01", "Train_HU_02"]

@@ -17,8 +17,18 @@ from pipelines.io_utils import read_json
 from tests.pipelines.serving_helpers import MODEL_NAME
 
 REPO = Path(__file__).resolve().parents[2]
-COLD_OUTPUTS = {"valence", "arousal", "audio_valence", "audio_arousal", "visual_valence", "visual_arousal",
-                "audio_weight", "visual_weight", "audio_sigma_norm", "visual_sigma_norm"}
+COLD_OUTPUTS = {
+    "valence",
+    "arousal",
+    "audio_valence",
+    "audio_arousal",
+    "visual_valence",
+    "visual_arousal",
+    "audio_weight",
+    "visual_weight",
+    "audio_sigma_norm",
+    "visual_sigma_norm",
+}
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +67,7 @@ def test_round_trip_in_plain_tensorflow_matches_keras(exported, inference, run_d
     audio = np.zeros((2, t, a["audio"].shape[1]), np.float32)
     visual = np.zeros((2, t, a["visual"].shape[1]), np.float32)
     mask = np.zeros((2, t), np.float32)
-    audio[0, :len(a["audio"])], visual[0, :len(a["audio"])], mask[0, :len(a["audio"])] = a["audio"], a["visual"], 1
+    audio[0, : len(a["audio"])], visual[0, : len(a["audio"])], mask[0, : len(a["audio"])] = a["audio"], a["visual"], 1
     audio[1, :n_b], visual[1, :n_b], mask[1, :n_b] = b["audio"][:n_b], b["visual"][:n_b], 1
     # The visual modality is absent on a stretch of the first sequence.
     audio_present, visual_present = mask.copy(), mask.copy()
@@ -65,9 +75,14 @@ def test_round_trip_in_plain_tensorflow_matches_keras(exported, inference, run_d
     inputs = dict(audio=audio, visual=visual, mask=mask, audio_present=audio_present, visual_present=visual_present)
     np.savez(tmp_path / "in.npz", **inputs)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", ROUND_TRIP, str(exported), str(tmp_path / "in.npz"),
-                             str(tmp_path / "out.npz")], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", ROUND_TRIP, str(exported), str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"  # nothing of the project was imported
     served = dict(np.load(tmp_path / "out.npz"))
@@ -111,10 +126,12 @@ def test_signatures_and_optional_mask(exported, inference, run_dir):
     recording = devel_recordings(run_dir)[0]
     audio, visual = recording["audio"][None], recording["visual"][None]
     ones = np.ones(audio.shape[:2], np.float32)
-    with_mask = loaded.signatures["serving_default"](audio=audio, visual=visual, mask=ones, audio_present=ones,
-                                                     visual_present=ones)
+    with_mask = loaded.signatures["serving_default"](
+        audio=audio, visual=visual, mask=ones, audio_present=ones, visual_present=ones
+    )
     fed_default = loaded.signatures["serving_default"](
-        audio=audio, visual=visual, **{key: tf.make_ndarray(value) for key, value in default.defaults.items()})
+        audio=audio, visual=visual, **{key: tf.make_ndarray(value) for key, value in default.defaults.items()}
+    )
     without = loaded.signatures["without_mask"](audio=audio, visual=visual)
     for name in COLD_OUTPUTS:
         np.testing.assert_allclose(fed_default[name].numpy(), with_mask[name].numpy(), atol=1e-6)
@@ -130,8 +147,9 @@ def test_warmup_file_holds_real_requests(exported, run_dir):
     from tensorflow_serving.apis import prediction_log_pb2
 
     path = exported / "assets.extra" / "tf_serving_warmup_requests"
-    logs = [prediction_log_pb2.PredictionLog.FromString(r)
-            for r in tf.data.TFRecordDataset(str(path)).as_numpy_iterator()]
+    logs = [
+        prediction_log_pb2.PredictionLog.FromString(r) for r in tf.data.TFRecordDataset(str(path)).as_numpy_iterator()
+    ]
     recordings = devel_recordings(run_dir)
     assert len(logs) == 2 * len(recordings)
     for i, log in enumerate(logs):
@@ -144,8 +162,9 @@ def test_warmup_file_holds_real_requests(exported, run_dir):
         np.testing.assert_array_equal(tf.make_ndarray(request.inputs["audio"]), recording["audio"][None])
         np.testing.assert_array_equal(tf.make_ndarray(request.inputs["visual"]), recording["visual"][None])
         if expected_signature == "serving_default":
-            np.testing.assert_array_equal(tf.make_ndarray(request.inputs["mask"]),
-                                          np.ones((1, len(recording["audio"])), np.float32))
+            np.testing.assert_array_equal(
+                tf.make_ndarray(request.inputs["mask"]), np.ones((1, len(recording["audio"])), np.float32)
+            )
         else:
             assert set(request.inputs) == {"audio", "visual"}
 
@@ -189,13 +208,32 @@ def test_version_numbering(run_dir, tmp_path, monkeypatch):
 def test_cli_refuses_an_existing_version_in_one_line(exported):
     base = exported.parent.parent
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, "-m", "pipelines.export", "--run-dir", "unused", "--name",
-                             MODEL_NAME, "--version", exported.name, "--base-dir", str(base)],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.export",
+            "--run-dir",
+            "unused",
+            "--name",
+            MODEL_NAME,
+            "--version",
+            exported.name,
+            "--base-dir",
+            str(base),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {exported}: version {exported.name} already exists; pass another --version or "
-                      f"leave it out to use {int(exported.name) + 1}"]
+    assert errors == [
+        f"error: {exported}: version {exported.name} already exists; pass another --version or "
+        f"leave it out to use {int(exported.name) + 1}"
+    ]
     assert "Traceback" not in result.stderr
 
 
@@ -264,6 +302,7 @@ def test_models_config_text_parses():
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
-    config = text_format.Parse(export.models_config_text("x", "/srv/models/x"),
-                               model_server_config_pb2.ModelServerConfig())
+    config = text_format.Parse(
+        export.models_config_text("x", "/srv/models/x"), model_server_config_pb2.ModelServerConfig()
+    )
     assert [(c.name, c.base_path) for c in config.model_config_list.config] == [("x", "/srv/models/x")]

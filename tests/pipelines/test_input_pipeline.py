@@ -40,15 +40,15 @@ def _numpy_windows(recording, window, step):
         for key in ("audio", "visual"):
             values = getattr(recording, key)
             item[key] = np.zeros((window, values.shape[1]), np.float32)
-            item[key][:real] = values[start:start + real]
+            item[key][:real] = values[start : start + real]
         for key in ("valence", "arousal"):
             item[key] = np.zeros(window, np.float32)
-            item[key][:real] = np.broadcast_to(np.float32(getattr(recording, key)), (n,))[start:start + real]
+            item[key][:real] = np.broadcast_to(np.float32(getattr(recording, key)), (n,))[start : start + real]
         for key in ("audio_present", "visual_present"):
             flags = getattr(recording, key)
             flags = np.ones(n, np.float32) if flags is None else np.asarray(flags, np.float32)
             item[key] = np.zeros(window, np.float32)  # padded frames are never present
-            item[key][:real] = flags[start:start + real]
+            item[key][:real] = flags[start : start + real]
         out.append(item)
     return out
 
@@ -78,8 +78,8 @@ def test_windows_reconstruct_the_recording(n, step):
         np.testing.assert_array_equal(real, np.arange(WINDOW) < n - start)  # padding on the right only
         for key in ("audio", "visual", "valence", "arousal"):
             assert not windows[key][k][~real].any()  # padded frames are zero
-        rebuilt[start:start + real.sum()] = windows["audio"][k][real]
-        np.testing.assert_array_equal(windows["valence"][k][real], recording.valence[start:start + real.sum()])
+        rebuilt[start : start + real.sum()] = windows["audio"][k][real]
+        np.testing.assert_array_equal(windows["valence"][k][real], recording.valence[start : start + real.sum()])
     if step <= WINDOW:
         np.testing.assert_array_equal(rebuilt, recording.audio)  # every frame covered, values exact
     else:  # a hop longer than the window skips frames between windows
@@ -95,13 +95,15 @@ def test_windows_reconstruct_the_recording(n, step):
 
 def test_training_dataset_yields_exactly_the_numpy_windows(artifacts):
     recordings, out = artifacts
-    dataset = input_pipeline.make_dataset(out, "train", training=True, batch_size=3,
-                                          window_seconds=WINDOW_SECONDS, window_hop_seconds=1.0, seed=0)
+    dataset = input_pipeline.make_dataset(
+        out, "train", training=True, batch_size=3, window_seconds=WINDOW_SECONDS, window_hop_seconds=1.0, seed=0
+    )
     items = _unbatch(dataset)
     expected = [w for r in recordings if r.partition == "train" for w in _numpy_windows(r, WINDOW, 2)]
     assert len(items) == len(expected)
     assert len(list(dataset)) == input_pipeline.count_batches(
-        out, "train", batch_size=3, window_seconds=WINDOW_SECONDS, window_hop_seconds=1.0)
+        out, "train", batch_size=3, window_seconds=WINDOW_SECONDS, window_hop_seconds=1.0
+    )
     got = sorted(items, key=_key)
     for item, reference in zip(got, sorted(expected, key=_key)):
         assert set(item) == {"audio", "visual", "mask", "audio_present", "visual_present", "valence", "arousal"}
@@ -150,8 +152,9 @@ def test_sequence_level_labels_broadcast_to_frames(tmp_path):
     out = tmp_path / "artifacts"
     example_gen.run(make_corpus(recordings), out, progress=False)
     for training in (True, False):
-        dataset = input_pipeline.make_dataset(out, "train", training=training, window_seconds=WINDOW_SECONDS,
-                                              task="classification")
+        dataset = input_pipeline.make_dataset(
+            out, "train", training=training, window_seconds=WINDOW_SECONDS, task="classification"
+        )
         owners = {row.tobytes(): r for r in recordings if r.partition == "train" for row in r.audio}
         seen = 0
         for item in _unbatch(dataset):
@@ -185,8 +188,9 @@ def test_class_weights_match_numpy(artifacts):
 
 
 def test_class_weights_absent_class_gets_zero(tmp_path):
-    recordings = [dataclasses.replace(r, valence=np.abs(r.valence) + 0.1 if r.labelled else None)
-                  for r in make_recordings(seed=4)]
+    recordings = [
+        dataclasses.replace(r, valence=np.abs(r.valence) + 0.1 if r.labelled else None) for r in make_recordings(seed=4)
+    ]
     recordings = [dataclasses.replace(r, valence=np.minimum(r.valence, 1.0)) if r.labelled else r for r in recordings]
     out = tmp_path / "artifacts"
     example_gen.run(make_corpus(recordings), out, progress=False)
@@ -206,24 +210,35 @@ def test_oversampling_moves_towards_balance(tmp_path):
         n = 20
         negative = index == 0  # one recording of six is negative: a minority class
         valence = (rng.uniform(-0.9, -0.2, n) if negative else rng.uniform(0.2, 0.9, n)).astype(np.float32)
-        recordings.append(dataclasses.replace(make_recordings(seed=index, lengths={"train": [n]})[0],
-                                              name=f"train_{index}", valence=valence))
+        recordings.append(
+            dataclasses.replace(
+                make_recordings(seed=index, lengths={"train": [n]})[0], name=f"train_{index}", valence=valence
+            )
+        )
     out = tmp_path / "artifacts"
     example_gen.run(make_corpus(recordings), out, progress=False, num_shards=3)
 
     def share_negative(oversample, passes):
         counts = np.zeros(3)
         for p in range(passes):
-            dataset = input_pipeline.make_dataset(out, "train", training=True, window_seconds=WINDOW_SECONDS,
-                                                  oversample=oversample, seed=p, task="classification")
+            dataset = input_pipeline.make_dataset(
+                out,
+                "train",
+                training=True,
+                window_seconds=WINDOW_SECONDS,
+                oversample=oversample,
+                seed=p,
+                task="classification",
+            )
             items = _unbatch(dataset)
             for item in items:
                 counts[np.bincount(item["valence"][item["mask"] > 0], minlength=3).argmax()] += 1
         return counts[0] / counts.sum(), counts.sum() / passes
 
     plain, plain_len = share_negative(False, 1)
-    expected = np.mean([_dominant(w["valence"], w["mask"]) == 0 for r in recordings
-                        for w in _numpy_windows(r, WINDOW, 2)])
+    expected = np.mean(
+        [_dominant(w["valence"], w["mask"]) == 0 for r in recordings for w in _numpy_windows(r, WINDOW, 2)]
+    )
     assert plain == pytest.approx(expected)
     balanced, balanced_len = share_negative("valence", 4)
     assert balanced_len == plain_len  # one oversampled pass is as long as a plain pass

@@ -39,8 +39,11 @@ def digest(path: Path) -> str:
 
 def tree(folder: Path, skip=()) -> dict:
     """{relative path: sha256} of every file under `folder` (hidden files too), minus `skip` names."""
-    return {p.relative_to(folder).as_posix(): digest(p) for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name not in skip}
+    return {
+        p.relative_to(folder).as_posix(): digest(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in skip
+    }
 
 
 def without(node, keys):
@@ -78,10 +81,22 @@ class Stage:
 
 # --------------------------------------------------------------------------- stages
 
+
 def _example_gen_setup(inputs, folder):
     out = folder / "artefacts"
-    return ["--dataset", "avec", "--data-dir", str(inputs["avec"]), "--audio-features", "egemaps",
-            "--visual-features", "au", "--output-dir", str(out), "--no-progress"], out
+    return [
+        "--dataset",
+        "avec",
+        "--data-dir",
+        str(inputs["avec"]),
+        "--audio-features",
+        "egemaps",
+        "--visual-features",
+        "au",
+        "--output-dir",
+        str(out),
+        "--no-progress",
+    ], out
 
 
 def _example_gen_outputs(out):
@@ -110,14 +125,16 @@ def _transform_left(out):
 
 def _train_setup(inputs, folder):
     out = folder / "run"
-    return ["--dataset", "synthetic", "--config", str(inputs["tiny_yaml"]), "--output-dir", str(out),
-            "--quiet"], out
+    return ["--dataset", "synthetic", "--config", str(inputs["tiny_yaml"]), "--output-dir", str(out), "--quiet"], out
 
 
 def _train_outputs(out):
     history = [line.split(",")[0] for line in (out / "history.csv").read_text().splitlines()]
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()
-                   and not p.relative_to(out).as_posix().startswith(("tensorboard", "backup", "checkpoints")))
+    files = sorted(
+        p.relative_to(out).as_posix()
+        for p in out.rglob("*")
+        if p.is_file() and not p.relative_to(out).as_posix().startswith(("tensorboard", "backup", "checkpoints"))
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     return history, files, (out / "config.json").read_bytes(), sorted(metrics)
 
@@ -129,16 +146,29 @@ def _train_left(out):
 
 def _tune_setup(inputs, folder):
     out = folder / "search"
-    return ["--dataset", "synthetic", "--config", str(inputs["tune_yaml"]), "--output-dir", str(out),
-            "--max-trials", "2", "--quiet"], out
+    return [
+        "--dataset",
+        "synthetic",
+        "--config",
+        str(inputs["tune_yaml"]),
+        "--output-dir",
+        str(out),
+        "--max-trials",
+        "2",
+        "--quiet",
+    ], out
 
 
 def _tune_outputs(out):
-    trials = sorted((json.loads(p.read_text()) for p in out.glob("search/trial_*/trial.json")),
-                    key=lambda t: t["trial_id"])
+    trials = sorted(
+        (json.loads(p.read_text()) for p in out.glob("search/trial_*/trial.json")), key=lambda t: t["trial_id"]
+    )
     best = json.loads((out / "best_hparams.json").read_text())
-    return ([(t["trial_id"], t["status"], t["hyperparameters"]["values"]) for t in trials],
-            sorted(best["hyperparameters"]), (out / "config.json").read_bytes())
+    return (
+        [(t["trial_id"], t["status"], t["hyperparameters"]["values"]) for t in trials],
+        sorted(best["hyperparameters"]),
+        (out / "config.json").read_bytes(),
+    )
 
 
 def _tune_left(out):
@@ -209,10 +239,20 @@ def _predict_left(out):
 
 STAGES = {
     "example_gen": Stage("example_gen", "example_gen.shard", _example_gen_setup, _example_gen_outputs, _no_manifest),
-    "statistics": Stage("statistics_gen", "statistics.computed", lambda i, f: _copy_artefacts(i, f, "examples"),
-                        lambda out: tree(out), _statistics_left),
-    "transform": Stage("transform", "transform.fitted", lambda i, f: _copy_artefacts(i, f, "statistics"),
-                       lambda out: tree(out), _transform_left),
+    "statistics": Stage(
+        "statistics_gen",
+        "statistics.computed",
+        lambda i, f: _copy_artefacts(i, f, "examples"),
+        lambda out: tree(out),
+        _statistics_left,
+    ),
+    "transform": Stage(
+        "transform",
+        "transform.fitted",
+        lambda i, f: _copy_artefacts(i, f, "statistics"),
+        lambda out: tree(out),
+        _transform_left,
+    ),
     "train": Stage("train", "train.epoch", _train_setup, _train_outputs, _train_left),
     "tune": Stage("tune", "tune.epoch", _tune_setup, _tune_outputs, _tune_left),
     "evaluate": Stage("evaluate", "evaluate.partial", _evaluate_setup, _evaluate_outputs, _evaluate_left),
@@ -222,6 +262,7 @@ STAGES = {
 
 
 # --------------------------------------------------------------------------- shared inputs
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
@@ -244,8 +285,11 @@ def inputs(tmp_path_factory):
                 run_main("statistics_gen", ["--artifact-dir", str(out)], built["cache"])
                 self[key] = out
             elif key in ("tiny_yaml", "tune_yaml"):
-                config = TINY_TRAINING if key == "tiny_yaml" else {
-                    **TINY_TRAINING, "training": {**TINY_TRAINING["training"], "epochs": 1}}
+                config = (
+                    TINY_TRAINING
+                    if key == "tiny_yaml"
+                    else {**TINY_TRAINING, "training": {**TINY_TRAINING["training"], "epochs": 1}}
+                )
                 path = root / f"{key}.yaml"
                 path.write_text(yaml.safe_dump(config))
                 self[key] = path
@@ -273,11 +317,22 @@ def reference(inputs, name, tmp_path_factory):
 def start_paused(stage, argv, folder, cache):
     """Starts the command in a subprocess and waits until it sits at the stage's pause point."""
     marker = folder / "paused"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "COLD_KERAS_CACHE": str(cache), "COLD_KERAS_PAUSE_AT": stage.point, "COLD_KERAS_PAUSE_FILE": str(marker),
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen([sys.executable, "-m", f"pipelines.{stage.module}", *argv], env=env, cwd=folder,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "COLD_KERAS_CACHE": str(cache),
+        "COLD_KERAS_PAUSE_AT": stage.point,
+        "COLD_KERAS_PAUSE_FILE": str(marker),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"pipelines.{stage.module}", *argv],
+        env=env,
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 600
     while not marker.exists():
         if process.poll() is not None:
@@ -302,8 +357,9 @@ def test_interrupted_stage_completes_like_an_uninterrupted_run(inputs, tmp_path_
     _, stderr = process.communicate(timeout=300)
     if kill == signal.SIGINT:
         assert process.returncode == 130, stderr[-3000:]
-        assert stderr.strip().splitlines()[-1] == ("interrupted: everything written so far is kept; run the same "
-                                                   "command again to resume")
+        assert stderr.strip().splitlines()[-1] == (
+            "interrupted: everything written so far is kept; run the same command again to resume"
+        )
         assert "Traceback" not in stderr
     else:
         assert process.returncode == -signal.SIGKILL

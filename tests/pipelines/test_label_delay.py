@@ -13,16 +13,24 @@ from pipelines.errors import ConfigError
 
 DELAY_SECONDS = 1.5
 HOP = 0.1
-TINY = {"seed": 2, "num_train": 3, "num_devel": 2, "num_test": 0, "duration_seconds": 20.0, "audio_dim": 5,
-        "visual_dim": 6, "corruption_fraction": 0.0, "smoothness_seconds": 1.0}
+TINY = {
+    "seed": 2,
+    "num_train": 3,
+    "num_devel": 2,
+    "num_test": 0,
+    "duration_seconds": 20.0,
+    "audio_dim": 5,
+    "visual_dim": 6,
+    "corruption_fraction": 0.0,
+    "smoothness_seconds": 1.0,
+}
 
 
 @pytest.fixture(scope="module")
 def delayed_corpus(tmp_path_factory):
     from pipelines.datasets import synthetic
 
-    return synthetic.generate(tmp_path_factory.mktemp("delayed") / "corpus", label_delay_seconds=DELAY_SECONDS,
-                              **TINY)
+    return synthetic.generate(tmp_path_factory.mktemp("delayed") / "corpus", label_delay_seconds=DELAY_SECONDS, **TINY)
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +69,14 @@ def test_training_pairs_features_at_t_with_labels_at_t_plus_delay(artifacts):
 
     frames = label_delay.delay_frames(DELAY_SECONDS, HOP)
     recordings = list(input_pipeline.iter_recordings(artifacts, features.DEVEL))
-    dataset = input_pipeline.make_dataset(artifacts, features.DEVEL, training=False, batch_size=1,
-                                          label_delay_frames=frames)
+    dataset = input_pipeline.make_dataset(
+        artifacts, features.DEVEL, training=False, batch_size=1, label_delay_frames=frames
+    )
     count = 0
     for (inputs, targets), recording in zip(dataset.as_numpy_iterator(), recordings):
         n = len(recording[features.VALENCE])
-        np.testing.assert_array_equal(inputs[features.AUDIO][0], recording[features.AUDIO][:n - frames])
-        np.testing.assert_array_equal(inputs[features.VISUAL][0], recording[features.VISUAL][:n - frames])
+        np.testing.assert_array_equal(inputs[features.AUDIO][0], recording[features.AUDIO][: n - frames])
+        np.testing.assert_array_equal(inputs[features.VISUAL][0], recording[features.VISUAL][: n - frames])
         for key in features.LABEL_KEYS:
             np.testing.assert_array_equal(targets[key][0], recording[key][frames:])
         count += 1
@@ -75,9 +84,16 @@ def test_training_pairs_features_at_t_with_labels_at_t_plus_delay(artifacts):
 
     # One window per recording (window longer than any recording): the same pairing, masked to N - D frames.
     n_max = max(len(r[features.VALENCE]) for r in recordings)
-    train = input_pipeline.make_dataset(artifacts, features.DEVEL, training=True, batch_size=8,
-                                        window_seconds=(n_max + 5) * HOP, label_delay_frames=frames, seed=0)
-    (inputs, targets), = list(train.as_numpy_iterator())
+    train = input_pipeline.make_dataset(
+        artifacts,
+        features.DEVEL,
+        training=True,
+        batch_size=8,
+        window_seconds=(n_max + 5) * HOP,
+        label_delay_frames=frames,
+        seed=0,
+    )
+    ((inputs, targets),) = list(train.as_numpy_iterator())
     by_first_label = {}
     for recording in recordings:
         by_first_label[float(recording[features.VALENCE][frames])] = recording
@@ -87,8 +103,12 @@ def test_training_pairs_features_at_t_with_labels_at_t_plus_delay(artifacts):
         assert inputs[features.MASK][i].sum() == n
         np.testing.assert_array_equal(inputs[features.AUDIO][i, :n], recording[features.AUDIO][:n])
         np.testing.assert_array_equal(targets[features.AROUSAL][i, :n], recording[features.AROUSAL][frames:])
-    assert input_pipeline.count_batches(artifacts, features.DEVEL, batch_size=8, window_seconds=(n_max + 5) * HOP,
-                                        label_delay_frames=frames) == 1
+    assert (
+        input_pipeline.count_batches(
+            artifacts, features.DEVEL, batch_size=8, window_seconds=(n_max + 5) * HOP, label_delay_frames=frames
+        )
+        == 1
+    )
 
 
 def test_synthetic_labels_lag_the_features_by_the_delay(delayed_corpus, tmp_path):
@@ -100,8 +120,15 @@ def test_synthetic_labels_lag_the_features_by_the_delay(delayed_corpus, tmp_path
         recordings = list(open_avec(root, audio_features=["audio"], visual_features=["visual"]).recordings())
         errors = []
         for k in range(0, 31):
-            x = np.concatenate([np.concatenate([r.audio[:r.num_frames - k], r.visual[:r.num_frames - k],
-                                                np.ones((r.num_frames - k, 1))], axis=1) for r in recordings])
+            x = np.concatenate(
+                [
+                    np.concatenate(
+                        [r.audio[: r.num_frames - k], r.visual[: r.num_frames - k], np.ones((r.num_frames - k, 1))],
+                        axis=1,
+                    )
+                    for r in recordings
+                ]
+            )
             y = np.concatenate([np.stack([r.valence[k:], r.arousal[k:]], axis=1) for r in recordings])
             weights = np.linalg.lstsq(x, y, rcond=None)[0]
             errors.append(np.mean((y - x @ weights) ** 2) / y.var(axis=0).mean())
@@ -130,8 +157,7 @@ def test_config_flag_and_hparams_carry_the_delay(tmp_path):
         config_lib.validate(config)
     hparams = tmp_path / "best.json"
     hparams.write_text(json.dumps({"hyperparameters": {"label_delay_seconds": 2.0, "lambda_regu": 0.1}}))
-    assert config_lib.load_hparams(hparams) == {"training": {"label_delay_seconds": 2.0},
-                                                "model": {"lambda_regu": 0.1}}
+    assert config_lib.load_hparams(hparams) == {"training": {"label_delay_seconds": 2.0}, "model": {"lambda_regu": 0.1}}
 
 
 def test_search_groups_and_choices():
@@ -140,7 +166,8 @@ def test_search_groups_and_choices():
     config = {"model": {"name": "cold_fusion"}, "training": {}}
     assert tune.searched_names(config, False, tune.parse_search("label_delay")) == ("label_delay_seconds",)
     assert tune.searched_names(config, False, tune.parse_search("lambdas,label_delay")) == (
-        tune.LAMBDA_NAMES + ("label_delay_seconds",))
+        tune.LAMBDA_NAMES + ("label_delay_seconds",)
+    )
     assert tune.searched_names(config, True) == tune.LAMBDA_NAMES + ("learning_rate",)
     with pytest.raises(ConfigError, match="--search"):
         tune.parse_search("lambdas,delay")
@@ -158,10 +185,14 @@ def test_tuner_trains_each_trial_on_its_own_delay(delayed_corpus, tmp_path, monk
     from pipelines import train, tune
 
     monkeypatch.setenv("COLD_KERAS_CACHE", str(tmp_path / "cache"))
-    config = config_lib.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), {
-        "data_dir": str(delayed_corpus),
-        "model": {"name": "cold_fusion", "gru_units": 4, "gru_layers": 1, "latent_dim": 4},
-        "training": {"epochs": 1, "window_seconds": 6.0, "window_hop_seconds": 6.0, "mixed_precision": "off"}})
+    config = config_lib.deep_update(
+        config_lib.load_file(config_lib.default_config_path("synthetic")),
+        {
+            "data_dir": str(delayed_corpus),
+            "model": {"name": "cold_fusion", "gru_units": 4, "gru_layers": 1, "latent_dim": 4},
+            "training": {"epochs": 1, "window_seconds": 6.0, "window_hop_seconds": 6.0, "mixed_precision": "off"},
+        },
+    )
     config["dataset"] = "synthetic"
     config = config_lib.validate(config)
     delays_built = []
@@ -172,8 +203,14 @@ def test_tuner_trains_each_trial_on_its_own_delay(delayed_corpus, tmp_path, monk
         return original(config, artifact_dir)
 
     monkeypatch.setattr(train, "make_training_inputs", recording)
-    result = tune.run(config, tmp_path / "search", max_trials=2, search=("label_delay",),
-                      label_delay_choices=f"0,{DELAY_SECONDS}", progress=False)
+    result = tune.run(
+        config,
+        tmp_path / "search",
+        max_trials=2,
+        search=("label_delay",),
+        label_delay_choices=f"0,{DELAY_SECONDS}",
+        progress=False,
+    )
     tried = sorted(row["label_delay_seconds"] for row in result["trials"])
     assert tried == [0.0, DELAY_SECONDS]
     assert all(row["score"] is not None and np.isfinite(row["score"]) for row in result["trials"])

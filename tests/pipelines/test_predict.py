@@ -56,8 +56,9 @@ def test_run_and_saved_model_write_the_same_avec_submission(run_dir, exported, c
     from_run, from_export = tmp_path / "run", tmp_path / "export"
     code, out, err = predict_cli(capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--output-dir", from_run)
     assert code is None, err
-    code, out, err = predict_cli(capsys, "--saved-model", exported, "--data-dir", corpus_dir,
-                                 "--output-dir", from_export)
+    code, out, err = predict_cli(
+        capsys, "--saved-model", exported, "--data-dir", corpus_dir, "--output-dir", from_export
+    )
     assert code is None, err
     assert "1 written" in out
     tests = sorted(p.name for p in (corpus_dir / "audio").glob("Test_*.csv"))
@@ -73,8 +74,14 @@ def test_run_and_saved_model_write_the_same_avec_submission(run_dir, exported, c
         _, served = read_rows(from_export / name)
         np.testing.assert_allclose(numbers(rows), numbers(served), atol=1e-5, rtol=0)
         extra_header, extra = read_rows(from_run / "extra" / name)
-        assert {"audio_weight", "visual_weight", "audio_sigma_norm", "visual_sigma_norm",
-                "audio_valence", "visual_arousal"} <= set(extra_header)
+        assert {
+            "audio_weight",
+            "visual_weight",
+            "audio_sigma_norm",
+            "visual_sigma_norm",
+            "audio_valence",
+            "visual_arousal",
+        } <= set(extra_header)
         weights = numbers(extra)[:, [extra_header.index("audio_weight") - 1, extra_header.index("visual_weight") - 1]]
         np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
         _, served_extra = read_rows(from_export / "extra" / name)
@@ -84,8 +91,9 @@ def test_run_and_saved_model_write_the_same_avec_submission(run_dir, exported, c
 @pytest.mark.slow
 def test_labelled_partition_uses_the_label_timestamps(run_dir, corpus_dir, tmp_path, capsys):
     out_dir = tmp_path / "devel"
-    code, _, err = predict_cli(capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "devel",
-                               "--output-dir", out_dir)
+    code, _, err = predict_cli(
+        capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "devel", "--output-dir", out_dir
+    )
     assert code is None, err
     labels = sorted((corpus_dir / "labels").glob("Devel_*.csv"))
     assert sorted(p.name for p in out_dir.glob("*.csv")) == [p.name for p in labels]
@@ -95,8 +103,9 @@ def test_labelled_partition_uses_the_label_timestamps(run_dir, corpus_dir, tmp_p
 
 
 @pytest.mark.slow
-def test_interrupted_run_resumes_without_redoing_finished_recordings(run_dir, corpus_dir, tmp_path, capsys,
-                                                                     monkeypatch):
+def test_interrupted_run_resumes_without_redoing_finished_recordings(
+    run_dir, corpus_dir, tmp_path, capsys, monkeypatch
+):
     out_dir = tmp_path / "devel"
     calls = []
     original = predict.KerasPredictor.__call__
@@ -108,8 +117,9 @@ def test_interrupted_run_resumes_without_redoing_finished_recordings(run_dir, co
         return original(self, recording)
 
     monkeypatch.setattr(predict.KerasPredictor, "__call__", stop_on_second)
-    code, _, err = predict_cli(capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "devel",
-                               "--output-dir", out_dir)
+    code, _, err = predict_cli(
+        capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "devel", "--output-dir", out_dir
+    )
     assert code == 130, err
     done = sorted(p.name for p in out_dir.glob("*.csv"))
     assert done == [f"{calls[0]}.csv"]
@@ -119,10 +129,14 @@ def test_interrupted_run_resumes_without_redoing_finished_recordings(run_dir, co
     calls.clear()
     monkeypatch.setattr(predict.KerasPredictor, "__call__", original)
     seen = []
-    monkeypatch.setattr(predict.KerasPredictor, "__call__",
-                        lambda self, recording: seen.append(recording["name"]) or original(self, recording))
-    code, out, err = predict_cli(capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "devel",
-                                 "--output-dir", out_dir)
+    monkeypatch.setattr(
+        predict.KerasPredictor,
+        "__call__",
+        lambda self, recording: seen.append(recording["name"]) or original(self, recording),
+    )
+    code, out, err = predict_cli(
+        capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "devel", "--output-dir", out_dir
+    )
     assert code is None, err
     total = len(list((corpus_dir / "audio").glob("Devel_*.csv")))
     assert total >= 2
@@ -132,8 +146,9 @@ def test_interrupted_run_resumes_without_redoing_finished_recordings(run_dir, co
     assert len(list(out_dir.glob("*.csv"))) == total
 
     # Other settings in the same folder are refused, not mixed in.
-    code, _, err = predict_cli(capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "test",
-                               "--output-dir", out_dir)
+    code, _, err = predict_cli(
+        capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "test", "--output-dir", out_dir
+    )
     assert code == 2 and "partition" in err and str(out_dir) in err
 
 
@@ -148,8 +163,17 @@ def test_dimension_mismatch_names_the_file_and_both_dimensions(run_dir, corpus_d
         with open(narrow / path.name, "w", newline="") as handle:
             csv.writer(handle, delimiter=";").writerows([row[:-2] for row in rows])
     dim = len(rows[0]) - 2
-    code, _, err = predict_cli(capsys, "--run-dir", run_dir, "--data-dir", data, "--audio-features", "audio_narrow",
-                               "--output-dir", tmp_path / "out")
+    code, _, err = predict_cli(
+        capsys,
+        "--run-dir",
+        run_dir,
+        "--data-dir",
+        data,
+        "--audio-features",
+        "audio_narrow",
+        "--output-dir",
+        tmp_path / "out",
+    )
     assert code == 2
     line = err.strip().splitlines()[-1]
     assert line.startswith(f"error: {narrow / 'Test_SY_01.csv'}")
@@ -164,11 +188,13 @@ def test_feature_only_folder_is_predicted(run_dir, corpus_dir, tmp_path, capsys)
         (data / folder).mkdir(parents=True)
         for path in (corpus_dir / folder).glob("Test_*.csv"):
             shutil.copy(path, data / folder / path.name)
-    code, out, err = predict_cli(capsys, "--run-dir", run_dir, "--dataset", "avec", "--data-dir", data,
-                                 "--output-dir", tmp_path / "out")
+    code, out, err = predict_cli(
+        capsys, "--run-dir", run_dir, "--dataset", "avec", "--data-dir", data, "--output-dir", tmp_path / "out"
+    )
     assert code is None, err
     assert sorted(p.name for p in (tmp_path / "out").glob("*.csv")) == sorted(
-        p.name for p in (data / "audio").glob("*.csv"))
+        p.name for p in (data / "audio").glob("*.csv")
+    )
 
 
 def test_avec_reader_keeps_requiring_labels_unless_asked(corpus_dir, tmp_path):
@@ -191,14 +217,27 @@ def test_avec_reader_keeps_requiring_labels_unless_asked(corpus_dir, tmp_path):
 def test_extra_columns_take_every_per_frame_output_besides_the_predictions():
     n = 4
     outputs = {
-        "valence": np.zeros(n), "arousal": np.zeros(n), "valence_utterance": np.float32(0.1),
-        "audio_weight": np.full(n, 0.3), "visual_sigma_norm": np.arange(n, dtype=np.float32),
-        "valence_std": np.full(n, 0.2), "arousal_lower": np.full(n, -0.5), "arousal_upper": np.full(n, 0.5),
+        "valence": np.zeros(n),
+        "arousal": np.zeros(n),
+        "valence_utterance": np.float32(0.1),
+        "audio_weight": np.full(n, 0.3),
+        "visual_sigma_norm": np.arange(n, dtype=np.float32),
+        "valence_std": np.full(n, 0.2),
+        "arousal_lower": np.full(n, -0.5),
+        "arousal_upper": np.full(n, 0.5),
         "audio_valence": np.arange(n * 3, dtype=np.float32).reshape(n, 3),
     }
     columns = predict.extra_columns(outputs)
-    assert list(columns) == ["arousal_lower", "arousal_upper", "audio_valence_0", "audio_valence_1",
-                             "audio_valence_2", "audio_weight", "valence_std", "visual_sigma_norm"]
+    assert list(columns) == [
+        "arousal_lower",
+        "arousal_upper",
+        "audio_valence_0",
+        "audio_valence_1",
+        "audio_valence_2",
+        "audio_weight",
+        "valence_std",
+        "visual_sigma_norm",
+    ]
     np.testing.assert_array_equal(columns["audio_valence_2"], [2, 5, 8, 11])
     np.testing.assert_array_equal(columns["valence_std"], outputs["valence_std"])
 
@@ -216,14 +255,20 @@ def test_streaming_validation_ccc_agrees_with_the_partition_ccc(run_dir):
     for branch, prefix in (("av", ""), ("audio", "audio_"), ("visual", "visual_")):
         for dim in ("valence", "arousal"):
             assert float(history[0][f"val_{prefix}ccc_{dim}"]) == pytest.approx(
-                metrics[validation][branch][f"ccc_{dim}"], abs=2e-5)
+                metrics[validation][branch][f"ccc_{dim}"], abs=2e-5
+            )
 
 
 def test_utterance_table_is_assembled_from_one_part_per_utterance(tmp_path):
     """Sequence-level output without a model: parts, then utterances.csv / utterances_extra.csv."""
-    outputs = {"valence": np.array([0.1, 0.3]), "arousal": np.array([0.0, 0.2]),
-               "valence_utterance": np.float32(0.25), "arousal_utterance": np.float32(-0.5),
-               "audio_weight": np.array([0.2, 0.6]), "valence_utterance_std": np.float32(0.1)}
+    outputs = {
+        "valence": np.array([0.1, 0.3]),
+        "arousal": np.array([0.0, 0.2]),
+        "valence_utterance": np.float32(0.25),
+        "arousal_utterance": np.float32(-0.5),
+        "audio_weight": np.array([0.2, 0.6]),
+        "valence_utterance_std": np.float32(0.1),
+    }
     for name in ("Ses05F_impro01_F000", "Ses05F_impro01_M001"):
         predict._write_recording({"name": name}, outputs, tmp_path, "regression", True)
     files = predict._assemble_utterances(tmp_path, ["Ses05F_impro01_F000", "Ses05F_impro01_M001"])

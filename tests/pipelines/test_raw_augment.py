@@ -20,8 +20,9 @@ def _augmenter(**config):
     return raw_augment.FaceAugmenter(raw_augment.validate_config(config), (16, 16, 3), seed=None)
 
 
-@pytest.mark.parametrize("key,value", [("flip", True), ("zoom", 0.25), ("translate_pixels", 30.0),
-                                       ("rotate_degrees", 30.0)])
+@pytest.mark.parametrize(
+    "key,value", [("flip", True), ("zoom", 0.25), ("translate_pixels", 30.0), ("rotate_degrees", 30.0)]
+)
 def test_each_face_augmentation_changes_the_window_and_keeps_shape_and_range(key, value):
     augmenter = _augmenter(**{key: value})
     faces = _faces()
@@ -63,8 +64,9 @@ def _band(before, after, axis):
     return np.flatnonzero(changed)
 
 
-@pytest.mark.parametrize("mask_fn,axis", [(raw_augment.freq_mask, 1), (augment.fallback_freq_mask, 1),
-                                          (raw_augment.time_mask, 0)])
+@pytest.mark.parametrize(
+    "mask_fn,axis", [(raw_augment.freq_mask, 1), (augment.fallback_freq_mask, 1), (raw_augment.time_mask, 0)]
+)
 def test_spec_masks_match_a_numpy_reference(mask_fn, axis):
     rng = np.random.default_rng(1)
     patch = rng.normal(size=(20, 12)).astype(np.float32) + 3.0
@@ -133,16 +135,20 @@ def test_validate_config():
 
 def test_training_pipeline_augments_and_evaluation_never_does(raw_artifacts):
     recordings = list(input_pipeline.iter_recordings(raw_artifacts, "devel"))
-    evaluation = list(input_pipeline.make_dataset(raw_artifacts, "devel", training=False, batch_size=1,
-                                                  raw_augment=PAPER).as_numpy_iterator())
+    evaluation = list(
+        input_pipeline.make_dataset(
+            raw_artifacts, "devel", training=False, batch_size=1, raw_augment=PAPER
+        ).as_numpy_iterator()
+    )
     for (inputs, _), recording in zip(evaluation, recordings):
         np.testing.assert_array_equal(inputs["visual"][0], recording["visual"].astype(np.float32))
         np.testing.assert_array_equal(inputs["audio"][0], recording["audio"])
 
     kwargs = dict(training=True, batch_size=2, window_seconds=4.0, window_hop_seconds=2.0, seed=3)
     plain = list(input_pipeline.make_dataset(raw_artifacts, "train", **kwargs).as_numpy_iterator())
-    augmented = list(input_pipeline.make_dataset(raw_artifacts, "train", raw_augment=PAPER, **kwargs)
-                     .as_numpy_iterator())
+    augmented = list(
+        input_pipeline.make_dataset(raw_artifacts, "train", raw_augment=PAPER, **kwargs).as_numpy_iterator()
+    )
     assert len(plain) == len(augmented)
     for (x0, y0), (x1, y1) in zip(plain, augmented):
         np.testing.assert_array_equal(x0["mask"], x1["mask"])

@@ -23,8 +23,12 @@ def test_patches_are_centred_on_their_frames_and_pad_with_silence():
         index = patch[inside, 0]
         assert (np.diff(index) == 1).all()  # consecutive spectrogram frames
         first = index[0] - np.flatnonzero(inside)[0]  # the (possibly padded) first frame of the patch
-        assert first == patches[0, :, 0][patches[0, :, 0] != silence][0] - np.flatnonzero(
-            patches[0, :, 0] != silence)[0] + i * step
+        assert (
+            first
+            == patches[0, :, 0][patches[0, :, 0] != silence][0]
+            - np.flatnonzero(patches[0, :, 0] != silence)[0]
+            + i * step
+        )
         # Centre of the patch's spectrogram frames vs centre of the video frame, within one hop.
         centres = (first + np.arange(length)) * SETTINGS["hop_seconds"] + SETTINGS["window_seconds"] / 2
         assert abs(centres.mean() - (i * hop + hop / 2)) <= SETTINGS["hop_seconds"]

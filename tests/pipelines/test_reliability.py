@@ -14,8 +14,11 @@ def _smooth_window(frames, real, seed=0):
     rng = np.random.default_rng(seed)
     mask = (np.arange(frames) < real).astype(np.float32)
     t = np.arange(frames)[:, None]
-    values = {m: (np.sin(t / (7.0 + d) + rng.uniform(0, 6, d)) + 0.01 * rng.standard_normal((frames, d)))
-              .astype(np.float32) * mask[:, None] for m, d in (("audio", 3), ("visual", 4))}
+    values = {
+        m: (np.sin(t / (7.0 + d) + rng.uniform(0, 6, d)) + 0.01 * rng.standard_normal((frames, d))).astype(np.float32)
+        * mask[:, None]
+        for m, d in (("audio", 3), ("visual", 4))
+    }
     return {**values, "mask": mask}
 
 
@@ -83,7 +86,8 @@ def test_training_batches_carry_the_corruption_targets(tmp_path):
     out = _artifacts(tmp_path, seed=4)
     kwargs = dict(training=True, batch_size=2, window_seconds=3.0, seed=3)
     dataset = input_pipeline.make_dataset(
-        out, "train", augment={"corrupt_prob": 1.0, "corrupt_kinds": ["noise"]}, corruption_targets=True, **kwargs)
+        out, "train", augment={"corrupt_prob": 1.0, "corrupt_kinds": ["noise"]}, corruption_targets=True, **kwargs
+    )
     flagged = 0
     for x, y in dataset.as_numpy_iterator():
         assert "audio_corruption_target" not in x and "visual_corruption_target" not in x
@@ -101,9 +105,14 @@ def test_in_range_evaluator_corruptions(mode):
     rng = np.random.default_rng(1)
     n = 400
     t = np.arange(n)[:, None]
-    recordings = [{"name": f"r{i}", "audio": rng.standard_normal((n, 2)).astype(np.float32),
-                   "visual": (np.sin(t / 9.0 + i) + 0.1 * t / n).astype(np.float32).repeat(3, axis=1)}
-                  for i in range(2)]
+    recordings = [
+        {
+            "name": f"r{i}",
+            "audio": rng.standard_normal((n, 2)).astype(np.float32),
+            "visual": (np.sin(t / 9.0 + i) + 0.1 * t / n).astype(np.float32).repeat(3, axis=1),
+        }
+        for i in range(2)
+    ]
     out = corrupt.corrupt_recordings(recordings, "visual", 0.4, mode=mode, seed=2, hop=0.1)
     for before, after in zip(recordings, out):
         mask = after["visual_corrupted_eval"]
@@ -116,14 +125,17 @@ def test_in_range_evaluator_corruptions(mode):
         for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
             rows = after["visual"][start:end]
             if mode == "frozen":
-                np.testing.assert_array_equal(rows, np.repeat(clean[start:start + 1], end - start, axis=0))
+                np.testing.assert_array_equal(rows, np.repeat(clean[start : start + 1], end - start, axis=0))
             elif mode == "dropout":
-                np.testing.assert_allclose(rows, np.repeat(clean.mean(0, keepdims=True), end - start, axis=0),
-                                           rtol=1e-5)
+                np.testing.assert_allclose(
+                    rows, np.repeat(clean.mean(0, keepdims=True), end - start, axis=0), rtol=1e-5
+                )
             elif mode == "desync":
-                shifts = [k for k in range(20, 51)
-                          if np.array_equal(rows, clean[np.clip(np.arange(start, end) + (-k if start >= k else k),
-                                                                0, n - 1)])]
+                shifts = [
+                    k
+                    for k in range(20, 51)
+                    if np.array_equal(rows, clean[np.clip(np.arange(start, end) + (-k if start >= k else k), 0, n - 1)])
+                ]
                 assert shifts
             else:  # drift: the offset grows along the stretch
                 offset = np.abs(rows - clean[start:end]).mean(axis=1)
@@ -133,9 +145,10 @@ def test_in_range_evaluator_corruptions(mode):
 
 
 def test_fused_losses_names_the_branch_that_beats_the_fused_output():
-    scores = {"av": {"ccc_valence": 0.50, "ccc_arousal": 0.60},
-              "audio": {"ccc_valence": 0.20, "ccc_arousal": 0.70},
-              "visual": {"ccc_valence": 0.503, "ccc_arousal": 0.30}}
-    assert fused_losses(scores, "regression") == [("valence", "visual", 0.50, 0.503),
-                                                  ("arousal", "audio", 0.60, 0.70)]
+    scores = {
+        "av": {"ccc_valence": 0.50, "ccc_arousal": 0.60},
+        "audio": {"ccc_valence": 0.20, "ccc_arousal": 0.70},
+        "visual": {"ccc_valence": 0.503, "ccc_arousal": 0.30},
+    }
+    assert fused_losses(scores, "regression") == [("valence", "visual", 0.50, 0.503), ("arousal", "audio", 0.60, 0.70)]
     assert fused_losses(scores, "regression", margin=0.005) == [("arousal", "audio", 0.60, 0.70)]

@@ -20,8 +20,12 @@ from tests.pipelines.serving_helpers import MODEL_NAME, tiny_export, tiny_run
 
 def fake_recording(n=6, da=3, dv=4, seed=0):
     rng = np.random.default_rng(seed)
-    return {"name": "rec_01", "audio": rng.normal(size=(n, da)).astype(np.float32),
-            "visual": rng.normal(size=(n, dv)).astype(np.float32), "timestamps": np.arange(n) * 0.1}
+    return {
+        "name": "rec_01",
+        "audio": rng.normal(size=(n, da)).astype(np.float32),
+        "visual": rng.normal(size=(n, dv)).astype(np.float32),
+        "timestamps": np.arange(n) * 0.1,
+    }
 
 
 def test_build_request_carries_the_tensors():
@@ -170,8 +174,20 @@ def test_client_round_trip_over_grpc(served, tmp_path, capsys):
     run_dir = served["run_dir"]
     artifact_dir = read_json(Path(run_dir) / "config.json")["runtime"]["artifact_dir"]
     recordings = list(iter_recordings(artifact_dir, "devel"))
-    args = serve_client.parse_args(["--server", served["address"], "--model", MODEL_NAME, "--run-dir",
-                                    str(run_dir), "--partition", "devel", "--output-dir", str(tmp_path / "out")])
+    args = serve_client.parse_args(
+        [
+            "--server",
+            served["address"],
+            "--model",
+            MODEL_NAME,
+            "--run-dir",
+            str(run_dir),
+            "--partition",
+            "devel",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     results = serve_client.run(args)
     assert [r["name"] for r, _ in results] == [r["name"] for r in recordings]
     expected = keras_reference(run_dir, recordings[0])
@@ -201,8 +217,9 @@ def test_client_recording_csv_and_default_mask(served, tmp_path):
     stub, channel = serve_client.connect(served["address"])
     try:
         for signature, with_mask in (("serving_default", False), ("without_mask", False)):
-            request = serve_client.build_request(MODEL_NAME, serve_client.read_recording_csv(path),
-                                                 signature=signature, with_mask=with_mask)
+            request = serve_client.build_request(
+                MODEL_NAME, serve_client.read_recording_csv(path), signature=signature, with_mask=with_mask
+            )
             assert "mask" not in request.inputs
             outputs = serve_client.predict(stub, request)
             for name in expected:

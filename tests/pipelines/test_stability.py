@@ -20,8 +20,15 @@ from pipelines import lr_finder, stability, train
 REPO = Path(__file__).resolve().parents[2]
 
 TINY = {
-    "synthetic": {"seed": 5, "num_train": 4, "num_devel": 1, "num_test": 1, "duration_seconds": 24.0,
-                  "audio_dim": 6, "visual_dim": 8},
+    "synthetic": {
+        "seed": 5,
+        "num_train": 4,
+        "num_devel": 1,
+        "num_test": 1,
+        "duration_seconds": 24.0,
+        "audio_dim": 6,
+        "visual_dim": 8,
+    },
     "model": {"name": "context_fusion", "gru_units": 16, "gru_layers": 1, "latent_dim": 8},
     "training": {"epochs": 3, "window_seconds": 6.0, "window_hop_seconds": 3.0, "batch_size": 4},
 }
@@ -80,7 +87,9 @@ def test_prediction_stats_against_numpy():
 def test_clipnorm_reaches_the_optimizer_and_zero_turns_it_off():
     assert train.optimizer_options({})["global_clipnorm"] == train.DEFAULT_CLIPNORM
     assert train.optimizer_options({"clipnorm": 0.5, "weight_decay": 0.0}) == {
-        "weight_decay": 0.0, "global_clipnorm": 0.5}
+        "weight_decay": 0.0,
+        "global_clipnorm": 0.5,
+    }
     assert "global_clipnorm" not in train.optimizer_options({"clipnorm": 0})
     assert "global_clipnorm" not in train.optimizer_options({"clipnorm": None})
 
@@ -88,12 +97,18 @@ def test_clipnorm_reaches_the_optimizer_and_zero_turns_it_off():
 def test_a_negative_clipnorm_is_a_one_line_config_error(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"training": {"clipnorm": -1}}))
-    result = subprocess.run([sys.executable, "-m", "pipelines.train", "--dataset", "synthetic", "--config", str(bad)],
-                            cwd=REPO, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.train", "--dataset", "synthetic", "--config", str(bad)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {bad}: training.clipnorm must be a number >= 0 (0 or null: no clipping), got -1")
+        f"error: {bad}: training.clipnorm must be a number >= 0 (0 or null: no clipping), got -1"
+    )
 
 
 # --------------------------------------------------------------------------- learning-rate range test
@@ -167,10 +182,27 @@ def test_find_lr_writes_the_plot_and_leaves_the_run_alone(cache, tmp_path):
     config_file.write_text(yaml.safe_dump(TINY))
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines.train", "--dataset", "synthetic", "--config", str(config_file),
-         "--output-dir", str(out), "--find-lr", "--find-lr-steps", "30", "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "COLD_KERAS_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"})
+        [
+            sys.executable,
+            "-m",
+            "pipelines.train",
+            "--dataset",
+            "synthetic",
+            "--config",
+            str(config_file),
+            "--output-dir",
+            str(out),
+            "--find-lr",
+            "--find-lr-steps",
+            "30",
+            "--quiet",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLD_KERAS_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     folder = out / "lr_find"
     assert sorted(p.name for p in out.iterdir()) == ["lr_find"]  # no config, checkpoint or history
@@ -180,7 +212,7 @@ def test_find_lr_writes_the_plot_and_leaves_the_run_alone(cache, tmp_path):
         rows = list(csv.DictReader(handle))
     assert record["steps_run"] == len(rows) and 10 < len(rows) <= 30
     rates = np.array([float(r["learning_rate"]) for r in rows])
-    np.testing.assert_allclose(rates, lr_finder.sweep_rates(1e-5, 1.0, 30)[:len(rows)], rtol=1e-5)
+    np.testing.assert_allclose(rates, lr_finder.sweep_rates(1e-5, 1.0, 30)[: len(rows)], rtol=1e-5)
     losses = np.array([float(r["loss"]) for r in rows])
     expected, _ = lr_finder.suggest(rates, losses)
     assert record["suggested_learning_rate"] == pytest.approx(expected, rel=1e-4)

@@ -90,8 +90,11 @@ def test_schema(clean):
     assert schema["visual"]["dim"] == VISUAL_DIM
     assert schema["labels"]["valence"] == {"min": -1.0, "max": 1.0}
     assert schema["hop"] == 0.5
-    assert schema["partitions"] == {"train": {"labelled": True}, "devel": {"labelled": True},
-                                    "test": {"labelled": False}}
+    assert schema["partitions"] == {
+        "train": {"labelled": True},
+        "devel": {"labelled": True},
+        "test": {"labelled": False},
+    }
 
 
 def test_clean_data_has_no_blocking_anomaly(clean):
@@ -109,13 +112,15 @@ def test_statistics_are_reused_while_shards_are_unchanged(clean):
 
 
 def _kinds(report, partition=None):
-    return {(a["partition"], a["kind"], a["severity"]) for a in report["anomalies"]
-            if partition is None or a["partition"] == partition}
+    return {
+        (a["partition"], a["kind"], a["severity"])
+        for a in report["anomalies"]
+        if partition is None or a["partition"] == partition
+    }
 
 
 def _change(recordings, name, **fields):
-    return [dataclasses.replace(r, **{k: f(r) for k, f in fields.items()}) if r.name == name else r
-            for r in recordings]
+    return [dataclasses.replace(r, **{k: f(r) for k, f in fields.items()}) if r.name == name else r for r in recordings]
 
 
 def _set(array, index, value):
@@ -124,13 +129,16 @@ def _set(array, index, value):
     return array
 
 
-@pytest.mark.parametrize("name, fields, kind, text", [
-    ("train_01", {"audio": lambda r: _set(r.audio, (0, 1), np.nan)}, "non_finite_features", "a1"),
-    ("devel_00", {"visual": lambda r: _set(r.visual, (2, 3), np.inf)}, "non_finite_features", "v3"),
-    ("train_02", {"valence": lambda r: _set(r.valence, 1, 1.5)}, "label_out_of_range", "valence"),
-    ("devel_01", {"arousal": lambda r: _set(r.arousal, 0, -1.01)}, "label_out_of_range", "arousal"),
-    ("train_00", {"arousal": lambda r: _set(r.arousal, 0, np.nan)}, "non_finite_labels", "arousal"),
-])
+@pytest.mark.parametrize(
+    "name, fields, kind, text",
+    [
+        ("train_01", {"audio": lambda r: _set(r.audio, (0, 1), np.nan)}, "non_finite_features", "a1"),
+        ("devel_00", {"visual": lambda r: _set(r.visual, (2, 3), np.inf)}, "non_finite_features", "v3"),
+        ("train_02", {"valence": lambda r: _set(r.valence, 1, 1.5)}, "label_out_of_range", "valence"),
+        ("devel_01", {"arousal": lambda r: _set(r.arousal, 0, -1.01)}, "label_out_of_range", "arousal"),
+        ("train_00", {"arousal": lambda r: _set(r.arousal, 0, np.nan)}, "non_finite_labels", "arousal"),
+    ],
+)
 def test_blocking_value_anomalies(tmp_path, name, fields, kind, text):
     recordings = make_recordings(seed=3)
     if fields.get("audio"):  # the NaN must sit on a frame where the audio is present
@@ -147,8 +155,7 @@ def test_blocking_value_anomalies(tmp_path, name, fields, kind, text):
 
 
 def test_constant_feature_is_a_warning(tmp_path):
-    recordings = [dataclasses.replace(r, visual=_set(r.visual, (slice(None), 2), 7.0))
-                  for r in make_recordings(seed=3)]
+    recordings = [dataclasses.replace(r, visual=_set(r.visual, (slice(None), 2), 7.0)) for r in make_recordings(seed=3)]
     report = statistics_gen.run(_build(tmp_path, recordings))
     constant = [a for a in report["anomalies"] if a["kind"] == "constant_features"]
     assert {a["partition"] for a in constant} == {"train", "devel", "test"}

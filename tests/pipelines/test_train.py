@@ -19,8 +19,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 TINY = {
-    "synthetic": {"seed": 3, "num_train": 3, "num_devel": 2, "num_test": 2, "duration_seconds": 24.0,
-                  "audio_dim": 6, "visual_dim": 8},
+    "synthetic": {
+        "seed": 3,
+        "num_train": 3,
+        "num_devel": 2,
+        "num_test": 2,
+        "duration_seconds": 24.0,
+        "audio_dim": 6,
+        "visual_dim": 8,
+    },
     "model": {"gru_units": 4, "gru_layers": 1, "latent_dim": 4, "num_heads": 2, "num_transformer_layers": 1},
     "training": {"epochs": 2, "window_seconds": 6.0, "window_hop_seconds": 3.0, "batch_size": 4},
 }
@@ -54,8 +61,15 @@ def cache(tmp_path_factory):
 
 def cli(args, env_cache, timeout=600, **kwargs):
     env = {**os.environ, "COLD_KERAS_CACHE": str(env_cache), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "pipelines.train", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.train", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def read_avec_labels(path: Path):
@@ -71,8 +85,20 @@ def regression_run(cache, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("regression")
     config = write_config(tmp / "tiny.yaml")
     run_dir = tmp / "run"
-    result = cli(["--dataset", "synthetic", "--config", str(config), "--model", "cold_fusion",
-                  "--output-dir", str(run_dir), "--quiet"], cache)
+    result = cli(
+        [
+            "--dataset",
+            "synthetic",
+            "--config",
+            str(config),
+            "--model",
+            "cold_fusion",
+            "--output-dir",
+            str(run_dir),
+            "--quiet",
+        ],
+        cache,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
 
@@ -132,8 +158,20 @@ def test_second_run_of_a_finished_command_reuses_it(regression_run, cache, tmp_p
     config = tmp_path / "tiny.yaml"
     write_config(config)
     before = (run_dir / "model.keras").stat().st_mtime
-    result = cli(["--dataset", "synthetic", "--config", str(config), "--model", "cold_fusion",
-                  "--output-dir", str(run_dir), "--quiet"], cache)
+    result = cli(
+        [
+            "--dataset",
+            "synthetic",
+            "--config",
+            str(config),
+            "--model",
+            "cold_fusion",
+            "--output-dir",
+            str(run_dir),
+            "--quiet",
+        ],
+        cache,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "already holds a finished run" in result.stdout
     assert (run_dir / "model.keras").stat().st_mtime == before
@@ -143,8 +181,21 @@ def test_second_run_of_a_finished_command_reuses_it(regression_run, cache, tmp_p
 def test_changed_settings_in_an_existing_run_dir_are_refused(regression_run, cache, tmp_path):
     run_dir, _ = regression_run
     config = write_config(tmp_path / "tiny.yaml")
-    result = cli(["--dataset", "synthetic", "--config", str(config), "--model", "cold_fusion",
-                  "--lambda-regu", "0.5", "--output-dir", str(run_dir)], cache)
+    result = cli(
+        [
+            "--dataset",
+            "synthetic",
+            "--config",
+            str(config),
+            "--model",
+            "cold_fusion",
+            "--lambda-regu",
+            "0.5",
+            "--output-dir",
+            str(run_dir),
+        ],
+        cache,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "model.lambda_regu: 0.0001 -> 0.5" in result.stderr and "Traceback" not in result.stderr
@@ -173,7 +224,8 @@ def test_missing_data_dir_is_one_clear_line(cache):
     result = cli(["--dataset", "avec"], cache, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "error: --data-dir is required for --dataset avec: pass the corpus folder (or set data_dir in the config)")
+        "error: --data-dir is required for --dataset avec: pass the corpus folder (or set data_dir in the config)"
+    )
 
 
 def test_bad_flag_values_are_reported_without_traceback(cache, tmp_path):
@@ -187,8 +239,20 @@ def test_bad_flag_values_are_reported_without_traceback(cache, tmp_path):
 @pytest.mark.slow
 def test_mixed_bfloat16_run_has_finite_losses(cache, tmp_path):
     config = write_config(tmp_path / "tiny.yaml", training={"epochs": 1})
-    result = cli(["--dataset", "synthetic", "--config", str(config), "--mixed-precision", "bfloat16",
-                  "--output-dir", str(tmp_path / "run"), "--quiet"], cache)
+    result = cli(
+        [
+            "--dataset",
+            "synthetic",
+            "--config",
+            str(config),
+            "--mixed-precision",
+            "bfloat16",
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        cache,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     history = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
     for term in ("loss", "loss_emo", "loss_co_visual", "loss_co_audio", "loss_co_cross", "loss_regu"):
@@ -199,8 +263,22 @@ def test_mixed_bfloat16_run_has_finite_losses(cache, tmp_path):
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(cache, tmp_path):
     config = write_config(tmp_path / "tiny.yaml", training={"epochs": 1})
-    result = cli(["--dataset", "synthetic", "--config", str(config), "--distribute", "mirrored",
-                  "--model", "context_fusion", "--output-dir", str(tmp_path / "run"), "--quiet"], cache)
+    result = cli(
+        [
+            "--dataset",
+            "synthetic",
+            "--config",
+            str(config),
+            "--distribute",
+            "mirrored",
+            "--model",
+            "context_fusion",
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        cache,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["runtime"]["replicas"] == 2
@@ -209,12 +287,19 @@ def test_mirrored_strategy_on_two_logical_cpus(cache, tmp_path):
 
 def start_six_epoch_run(cache, tmp_path, run_dir):
     """Starts a 6-epoch trainer process and returns (process, args) once its first epoch is logged."""
-    config = write_config(tmp_path / "tiny.yaml", training={"epochs": 6},
-                          synthetic={"num_train": 6, "duration_seconds": 60.0})
+    config = write_config(
+        tmp_path / "tiny.yaml", training={"epochs": 6}, synthetic={"num_train": 6, "duration_seconds": 60.0}
+    )
     args = ["--dataset", "synthetic", "--config", str(config), "--output-dir", str(run_dir), "--quiet"]
     env = {**os.environ, "COLD_KERAS_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen([sys.executable, "-m", "pipelines.train", *args], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.train", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     history = run_dir / "history.csv"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
@@ -252,11 +337,13 @@ def test_iemocap_utterance_level_classification(cache, tmp_path):
     from pipelines import train
     from tests.fixtures import write_iemocap_fixture
 
-    truth = write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "feats", utterances_per_speaker=4,
-                                  audio_dim=5, visual_dim=4)
+    truth = write_iemocap_fixture(
+        tmp_path / "IEMOCAP", tmp_path / "feats", utterances_per_speaker=4, audio_dim=5, visual_dim=4
+    )
     config = config_lib.load_file(config_lib.default_config_path("iemocap"))
-    config = config_lib.deep_update(config, {"model": TINY["model"], "training": {
-        "epochs": 1, "window_seconds": 3.0, "window_hop_seconds": 1.5}})
+    config = config_lib.deep_update(
+        config, {"model": TINY["model"], "training": {"epochs": 1, "window_seconds": 3.0, "window_hop_seconds": 1.5}}
+    )
     config.update(data_dir=str(tmp_path / "IEMOCAP"), features_dir=str(tmp_path / "feats"))
     metrics = train.run(config_lib.validate(config), tmp_path / "run", progress=False)
 
@@ -297,10 +384,23 @@ def test_avec_recording_without_visual_features_is_refused_or_marked_absent(cach
     write_avec_fixture(root, recordings=names, num_frames=40)
     missing = root / "au" / "Devel_HU_01.csv"
     missing.unlink()
-    args = ["--dataset", "avec", "--data-dir", str(root), "--audio-features", "egemaps", "--visual-features", "au",
-            "--config", str(write_config(tmp_path / "tiny.yaml", training={"epochs": 1, "window_seconds": 2.0,
-                                                                           "window_hop_seconds": 1.0})),
-            "--quiet"]
+    args = [
+        "--dataset",
+        "avec",
+        "--data-dir",
+        str(root),
+        "--audio-features",
+        "egemaps",
+        "--visual-features",
+        "au",
+        "--config",
+        str(
+            write_config(
+                tmp_path / "tiny.yaml", training={"epochs": 1, "window_seconds": 2.0, "window_hop_seconds": 1.0}
+            )
+        ),
+        "--quiet",
+    ]
     refused = cli(args + ["--output-dir", str(tmp_path / "refused")], cache, timeout=300)
     assert refused.returncode == 2
     last = refused.stderr.strip().splitlines()[-1]

@@ -30,8 +30,14 @@ TINY = {
 
 def cli(args, cache, timeout=600):
     env = {**os.environ, "COLD_KERAS_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "pipelines.train", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.train", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +46,22 @@ def raw_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("raw_run")
     config = tmp / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
-    result = cli(["--dataset", "synthetic", "--mode", "raw", "--config", str(config), "--mixed-precision",
-                  "mixed_bfloat16", "--output-dir", str(tmp / "run"), "--quiet"], tmp / "cache")
+    result = cli(
+        [
+            "--dataset",
+            "synthetic",
+            "--mode",
+            "raw",
+            "--config",
+            str(config),
+            "--mixed-precision",
+            "mixed_bfloat16",
+            "--output-dir",
+            str(tmp / "run"),
+            "--quiet",
+        ],
+        tmp / "cache",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp / "run", tmp / "cache"
 
@@ -78,11 +98,16 @@ def test_raw_run_trains_scores_and_survives_face_masking(raw_run):
 
 def test_missing_weight_file_is_one_line_naming_it(tmp_path):
     missing = tmp_path / "face.npz"
-    result = cli(["--dataset", "synthetic", "--mode", "raw", "--visual-backbone-weights", str(missing)],
-                 tmp_path / "cache", timeout=120)
+    result = cli(
+        ["--dataset", "synthetic", "--mode", "raw", "--visual-backbone-weights", str(missing)],
+        tmp_path / "cache",
+        timeout=120,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"error: {missing}: visual backbone weight file does not exist "
-                                     "(raw.visual_backbone_weights / --visual-backbone-weights)")
+    assert result.stderr.strip() == (
+        f"error: {missing}: visual backbone weight file does not exist "
+        "(raw.visual_backbone_weights / --visual-backbone-weights)"
+    )
 
 
 def test_help_describes_the_raw_flags(tmp_path):
@@ -99,8 +124,10 @@ def test_weight_file_that_does_not_fit_is_a_config_error(tmp_path):
     other = VGGish(**{**AUDIO, "dense_units": 16})
     other(np.zeros((1, 25, 8), np.float32))
     path = other.save_weights_file(tmp_path / "vggish.npz")
-    config = {"model": {"name": "audio"}, "raw": {"visual_backbone": VISUAL, "audio_backbone": AUDIO,
-                                                  "audio_backbone_weights": str(path)}}
+    config = {
+        "model": {"name": "audio"},
+        "raw": {"visual_backbone": VISUAL, "audio_backbone": AUDIO, "audio_backbone_weights": str(path)},
+    }
     manifest = {"mode": "raw", "visual_shape": [16, 16, 3], "audio_shape": [25, 8]}
     with pytest.raises(ConfigError) as error:
         train._build_raw(config, manifest, "regression", False, {"gru_units": 4, "gru_layers": 1, "latent_dim": 4})

@@ -26,8 +26,14 @@ def _env(cache):
 
 
 def command(module, args, cache, timeout=600):
-    return subprocess.run([sys.executable, "-m", f"pipelines.{module}", *args], cwd=REPO, env=_env(cache),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", f"pipelines.{module}", *args],
+        cwd=REPO,
+        env=_env(cache),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _backup_state(backup):
@@ -55,8 +61,14 @@ def resumed_run(tmp_path_factory):
     run_dir = tmp / "run"
     config = write_config(tmp / "tiny.yaml", training=RESUME)
     args = ["--dataset", "synthetic", "--config", str(config), "--output-dir", str(run_dir), "--quiet"]
-    process = subprocess.Popen([sys.executable, "-m", "pipelines.train", *args], cwd=REPO, env=_env(cache),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.train", *args],
+        cwd=REPO,
+        env=_env(cache),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     backup, state, deadline = run_dir / "backup", None, time.time() + 600
     while state is None and time.time() < deadline and process.poll() is None:
         if (backup / "training_metadata.json").exists():

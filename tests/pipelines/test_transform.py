@@ -28,9 +28,10 @@ def _numpy_moments(recordings, modality):
 def test_mean_and_variance_on_train_only(tmp_path):
     recordings = make_recordings(seed=5)
     # Devel and test far off: they must not move the fitted statistics.
-    recordings = [r if r.partition == "train" else dataclasses.replace(r, audio=r.audio * 100 + 50,
-                                                                       visual=r.visual - 80)
-                  for r in recordings]
+    recordings = [
+        r if r.partition == "train" else dataclasses.replace(r, audio=r.audio * 100 + 50, visual=r.visual - 80)
+        for r in recordings
+    ]
     out = _build(tmp_path, recordings)
     written = transform.run(out)
     on_disk = json.loads((out / "transform.json").read_text())
@@ -61,8 +62,10 @@ def test_keras_normalization_with_the_fitted_values_standardises_train(tmp_path)
 
 def test_large_offsets_keep_float64_precision(tmp_path):
     rng = np.random.default_rng(1)
-    recordings = [dataclasses.replace(r, audio=(1e4 + rng.normal(size=r.audio.shape) * 0.01).astype(np.float32))
-                  for r in make_recordings(seed=7)]
+    recordings = [
+        dataclasses.replace(r, audio=(1e4 + rng.normal(size=r.audio.shape) * 0.01).astype(np.float32))
+        for r in make_recordings(seed=7)
+    ]
     out = _build(tmp_path, recordings)
     fitted = transform.run(out)
     mean, variance, _ = _numpy_moments(recordings, "audio")
@@ -92,8 +95,9 @@ def test_errors(tmp_path):
     out = _build(tmp_path, recordings)
     with pytest.raises(DataError, match="no transform.json"):
         transform.load_normalization(out)
-    bad = [dataclasses.replace(r, visual=np.full_like(r.visual, np.nan)) if r.name == "train_01" else r
-           for r in recordings]
+    bad = [
+        dataclasses.replace(r, visual=np.full_like(r.visual, np.nan)) if r.name == "train_01" else r for r in recordings
+    ]
     out = _build(tmp_path / "nan", bad)
     with pytest.raises(DataError, match="NaN/Inf visual values in the train partition"):
         transform.run(out)

@@ -21,8 +21,15 @@ REPO = Path(__file__).resolve().parents[2]
 LAMBDAS = ("lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambda_regu")
 
 TINY = {
-    "synthetic": {"seed": 3, "num_train": 3, "num_devel": 2, "num_test": 2, "duration_seconds": 24.0,
-                  "audio_dim": 6, "visual_dim": 8},
+    "synthetic": {
+        "seed": 3,
+        "num_train": 3,
+        "num_devel": 2,
+        "num_test": 2,
+        "duration_seconds": 24.0,
+        "audio_dim": 6,
+        "visual_dim": 8,
+    },
     "model": {"gru_units": 4, "gru_layers": 1, "latent_dim": 4},
     "training": {"epochs": 1, "window_seconds": 6.0, "window_hop_seconds": 3.0, "batch_size": 4},
 }
@@ -41,13 +48,21 @@ def environment(cache, **extra):
 
 
 def tune_cli(args, cache, timeout=300):
-    return subprocess.run([sys.executable, "-m", "pipelines.tune", *args], cwd=REPO, env=environment(cache),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.tune", *args],
+        cwd=REPO,
+        env=environment(cache),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def read_trials(project: Path) -> dict:
-    return {path.parent.name.removeprefix("trial_"): json.loads(path.read_text())
-            for path in sorted(project.glob("trial_*/trial.json"))}
+    return {
+        path.parent.name.removeprefix("trial_"): json.loads(path.read_text())
+        for path in sorted(project.glob("trial_*/trial.json"))
+    }
 
 
 def printed_table(stdout: str):
@@ -56,7 +71,7 @@ def printed_table(stdout: str):
     start = next(i for i, line in enumerate(lines) if " trials in " in line) + 1
     header = lines[start].split()
     rows = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.strip():
             break
         rows.append(dict(zip(header, line.split())))
@@ -70,8 +85,7 @@ def search(cache, tmp_path_factory):
     config = tmp / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     out = tmp / "search"
-    args = ["--dataset", "synthetic", "--config", str(config), "--tuner", "random", "--output-dir", str(out),
-            "--quiet"]
+    args = ["--dataset", "synthetic", "--config", str(config), "--tuner", "random", "--output-dir", str(out), "--quiet"]
     first = tune_cli(args + ["--max-trials", "2"], cache)
     assert first.returncode == 0, first.stderr[-3000:]
     after_first = read_trials(out / "search")
@@ -79,8 +93,16 @@ def search(cache, tmp_path_factory):
     best_first = json.loads((out / "best_hparams.json").read_text())
     second = tune_cli(args + ["--max-trials", "3"], cache)
     assert second.returncode == 0, second.stderr[-3000:]
-    return {"out": out, "config": config, "first": first, "second": second, "after_first": after_first,
-            "after_second": read_trials(out / "search"), "checkpoints": checkpoints, "best_first": best_first}
+    return {
+        "out": out,
+        "config": config,
+        "first": first,
+        "second": second,
+        "after_first": after_first,
+        "after_second": read_trials(out / "search"),
+        "checkpoints": checkpoints,
+        "best_first": best_first,
+    }
 
 
 def test_two_trials_and_a_table_sorted_by_score(search):
@@ -114,7 +136,8 @@ def test_resume_with_more_trials_runs_exactly_one_new_trial(search):
     stdout = search["second"].stdout
     assert "Reloading Tuner" in stdout
     assert [line for line in stdout.splitlines() if line.startswith("trial ") and " on tuner " in line] == [
-        "trial 2 on tuner tuner0"]
+        "trial 2 on tuner tuner0"
+    ]
     assert after["2"]["status"] == "COMPLETED"
     assert sorted(row["trial"] for row in printed_table(stdout)[1]) == ["0", "1", "2"]
     # Finished trials leave no backup behind (BackupAndRestore deletes it when a trial ends).
@@ -125,8 +148,7 @@ def test_lambdas_are_log_uniform_over_the_papers_range(search):
     import keras_tuner
 
     trials = search["after_second"]
-    values = np.array([[trial["hyperparameters"]["values"][name] for name in LAMBDAS]
-                       for trial in trials.values()])
+    values = np.array([[trial["hyperparameters"]["values"][name] for name in LAMBDAS] for trial in trials.values()])
     assert np.all((values >= 1e-5) & (values <= 1e5))
     space = keras_tuner.HyperParameters.from_config(trials["0"]["hyperparameters"])
     assert sorted(hp.name for hp in space.space) == sorted(LAMBDAS)
@@ -153,7 +175,8 @@ def test_best_hparams_json_round_trips_into_the_trainer(search):
     assert best["trial_id"] == best_id and best["objective"] == "val_ccc_mean"
     assert best["score"] == pytest.approx(trials[best_id]["score"])
     assert best["hyperparameters"] == pytest.approx(
-        {name: trials[best_id]["hyperparameters"]["values"][name] for name in LAMBDAS})
+        {name: trials[best_id]["hyperparameters"]["values"][name] for name in LAMBDAS}
+    )
     assert config_lib.load_hparams(path) == {"model": best["hyperparameters"]}
     args = train.parse_args(["--dataset", "synthetic", "--config", str(search["config"]), "--hparams", str(path)])
     config = train.build_config(args)
@@ -171,11 +194,16 @@ def test_trial_table_puts_failed_trials_last():
 
     def trial(trial_id, score, status="COMPLETED"):
         values = {name: 10.0 ** (i - 2) for i, name in enumerate(LAMBDAS)}
-        return SimpleNamespace(trial_id=trial_id, score=score, status=status,
-                               hyperparameters=SimpleNamespace(values=values))
+        return SimpleNamespace(
+            trial_id=trial_id, score=score, status=status, hyperparameters=SimpleNamespace(values=values)
+        )
 
-    oracle = SimpleNamespace(trials={t.trial_id: t for t in (
-        trial("0", 0.1), trial("1", None, "FAILED"), trial("2", 0.4), trial("3", float("nan"), "INVALID"))})
+    oracle = SimpleNamespace(
+        trials={
+            t.trial_id: t
+            for t in (trial("0", 0.1), trial("1", None, "FAILED"), trial("2", 0.4), trial("3", float("nan"), "INVALID"))
+        }
+    )
     rows = tune.trial_rows(oracle, LAMBDAS)
     assert [row["trial_id"] for row in rows] == ["2", "0", "1", "3"]
     table = tune.format_trials(rows, LAMBDAS, "val_ccc_mean").splitlines()
@@ -204,8 +232,12 @@ def test_hparams_dashboard_summaries(search):
     assert [(m.name.group, m.name.tag) for m in experiment.metric_infos][0] == ("validation", "epoch_ccc_mean")
     for trial_id, trial in trials.items():
         session = out / "tensorboard" / trial_id / "execution0"
-        starts = [data.session_start_info for event_file in glob.glob(str(session / "events.out.tfevents*"))
-                  for data in hparams_events(event_file) if data.HasField("session_start_info")]
+        starts = [
+            data.session_start_info
+            for event_file in glob.glob(str(session / "events.out.tfevents*"))
+            for data in hparams_events(event_file)
+            if data.HasField("session_start_info")
+        ]
         assert len(starts) == 1, trial_id
         logged = {name: value.number_value for name, value in starts[0].hparams.items()}
         assert logged == pytest.approx({name: trial["hyperparameters"]["values"][name] for name in LAMBDAS})
@@ -213,25 +245,58 @@ def test_hparams_dashboard_summaries(search):
 
 
 def test_changed_settings_in_a_search_dir_are_refused(search, cache):
-    result = tune_cli(["--dataset", "synthetic", "--config", str(search["config"]), "--output-dir",
-                       str(search["out"]), "--tuner", "hyperband", "--max-trials", "3"], cache, timeout=120)
+    result = tune_cli(
+        [
+            "--dataset",
+            "synthetic",
+            "--config",
+            str(search["config"]),
+            "--output-dir",
+            str(search["out"]),
+            "--tuner",
+            "hyperband",
+            "--max-trials",
+            "3",
+        ],
+        cache,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "tuning.tuner: 'random' -> 'hyperband'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_model_without_loss_weights_needs_the_learning_rate_flag(cache, tmp_path):
-    result = tune_cli(["--dataset", "synthetic", "--model", "context_fusion", "--output-dir",
-                       str(tmp_path / "out")], cache, timeout=120)
+    result = tune_cli(
+        ["--dataset", "synthetic", "--model", "context_fusion", "--output-dir", str(tmp_path / "out")],
+        cache,
+        timeout=120,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == ("error: --model context_fusion has no loss weights to tune (only cold_fusion "
-                                     "has); pass --tune-learning-rate to search its learning rate")
+    assert result.stderr.strip() == (
+        "error: --model context_fusion has no loss weights to tune (only cold_fusion "
+        "has); pass --tune-learning-rate to search its learning rate"
+    )
 
 
 @pytest.mark.slow
 def test_bayesian_search_runs_and_stays_in_the_range(search, cache, tmp_path):
     out = tmp_path / "bayesian"
-    result = tune_cli(["--dataset", "synthetic", "--config", str(search["config"]), "--tuner", "bayesian",
-                       "--max-trials", "2", "--output-dir", str(out), "--quiet"], cache)
+    result = tune_cli(
+        [
+            "--dataset",
+            "synthetic",
+            "--config",
+            str(search["config"]),
+            "--tuner",
+            "bayesian",
+            "--max-trials",
+            "2",
+            "--output-dir",
+            str(out),
+            "--quiet",
+        ],
+        cache,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     best = json.loads((out / "best_hparams.json").read_text())
     names = {"lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambda_regu"}
@@ -250,14 +315,27 @@ def free_port() -> int:
 def test_distributed_search_with_a_chief_and_two_workers(search, cache, tmp_path):
     """The same command on three processes: the chief runs the oracle, the workers the trials."""
     out = tmp_path / "distributed"
-    args = [sys.executable, "-m", "pipelines.tune", "--dataset", "synthetic", "--config", str(search["config"]),
-            "--max-trials", "3", "--output-dir", str(out), "--quiet"]
+    args = [
+        sys.executable,
+        "-m",
+        "pipelines.tune",
+        "--dataset",
+        "synthetic",
+        "--config",
+        str(search["config"]),
+        "--max-trials",
+        "3",
+        "--output-dir",
+        str(out),
+        "--quiet",
+    ]
     port = str(free_port())
     processes, logs = {}, {}
     try:
         for tuner_id in ("chief", "tuner0", "tuner1"):
-            env = environment(cache, KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-                              KERASTUNER_ORACLE_PORT=port)
+            env = environment(
+                cache, KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port
+            )
             logs[tuner_id] = (tmp_path / f"{tuner_id}.out", tmp_path / f"{tuner_id}.err")
             with open(logs[tuner_id][0], "w") as stdout, open(logs[tuner_id][1], "w") as stderr:
                 processes[tuner_id] = subprocess.Popen(args, cwd=REPO, env=env, stdout=stdout, stderr=stderr)
@@ -274,8 +352,7 @@ def test_distributed_search_with_a_chief_and_two_workers(search, cache, tmp_path
         assert process.returncode == 0, f"{tuner_id}: {outputs[tuner_id][1][-3000:]}"
 
     def ran(stdout):
-        return [line.split()[1] for line in stdout.splitlines()
-                if line.startswith("trial ") and " on tuner " in line]
+        return [line.split()[1] for line in stdout.splitlines() if line.startswith("trial ") and " on tuner " in line]
 
     assert ran(outputs["chief"][0]) == []
     by_worker = {tuner_id: ran(outputs[tuner_id][0]) for tuner_id in ("tuner0", "tuner1")}

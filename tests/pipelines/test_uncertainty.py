@@ -29,8 +29,9 @@ def uncertainty_report(regression_run):
 
 def _native_score(outputs):
     """The fused score written out: w_A / ||sigma_A|| + w_V / ||sigma_V|| (informativeness convention)."""
-    return (outputs["audio_weight"] / outputs["audio_sigma_norm"]
-            + outputs["visual_weight"] / outputs["visual_sigma_norm"])
+    return (
+        outputs["audio_weight"] / outputs["audio_sigma_norm"] + outputs["visual_weight"] / outputs["visual_sigma_norm"]
+    )
 
 
 def test_calibration_is_fitted_on_validation_and_reproduces_its_coverage(regression_run, uncertainty_report):
@@ -82,9 +83,12 @@ def test_std_outputs_baked_into_the_model_match_the_numpy_map(regression_run, un
     model = uncertainty.with_std_outputs(infer, calibration)
     recordings, outputs = helpers.predict(regression_run, "test")
     recording = recordings[0]
-    batch = evaluation.model_inputs(model, recording["audio"][None].astype(np.float32),
-                                    recording["visual"][None].astype(np.float32),
-                                    np.ones((1, len(recording["audio"])), np.float32))
+    batch = evaluation.model_inputs(
+        model,
+        recording["audio"][None].astype(np.float32),
+        recording["visual"][None].astype(np.float32),
+        np.ones((1, len(recording["audio"])), np.float32),
+    )
     served = model.predict_on_batch(batch)
     expected = calibration.std(outputs[0])
     for name in ("valence_std", "arousal_std", "audio_valence_std", "visual_arousal_std"):
@@ -100,8 +104,10 @@ def test_mc_dropout_mean_and_spread_of_the_passes(regression_run):
     first = uncertainty.predict_mc_dropout(infer, recordings, passes=6, seed=1)[0]["outputs"]
     assert np.all(first["valence_spread"] > 0)  # dropout (and COLD's sampling) are on
     assert first["valence"].shape == first["valence_spread"].shape == recordings[0]["valence"].shape
-    samples = [{"valence": np.array([1.0, 2.0]), "arousal": np.array([0.0, 0.0])},
-               {"valence": np.array([3.0, 2.0]), "arousal": np.array([1.0, -1.0])}]
+    samples = [
+        {"valence": np.array([1.0, 2.0]), "arousal": np.array([0.0, 0.0])},
+        {"valence": np.array([3.0, 2.0]), "arousal": np.array([1.0, -1.0])},
+    ]
     combined = uncertainty._combine(samples)
     np.testing.assert_allclose(combined["valence"], [2.0, 2.0])
     np.testing.assert_allclose(combined["valence_spread"], [1.0, 0.0])
@@ -109,8 +115,9 @@ def test_mc_dropout_mean_and_spread_of_the_passes(regression_run):
 
 
 def test_evaluator_mc_dropout_writes_its_own_calibration(regression_run, tmp_path):
-    report = evaluate.run(regression_run, "test", plot_first=0, output_dir=tmp_path, verbose=False,
-                          uncertainty="mc_dropout", mc_passes=4)
+    report = evaluate.run(
+        regression_run, "test", plot_first=0, output_dir=tmp_path, verbose=False, uncertainty="mc_dropout", mc_passes=4
+    )
     calibration = uncertainty.Calibration.load(regression_run, "mc_dropout")
     assert calibration.passes == 4 and "stochastic passes" in calibration.score
     assert report["predictive_uncertainty"]["method"] == "mc_dropout"
@@ -118,8 +125,10 @@ def test_evaluator_mc_dropout_writes_its_own_calibration(regression_run, tmp_pat
 
 
 def test_ensemble_command_scores_the_members_mean(regression_run, second_run, tmp_path):
-    result = helpers.cli("pipelines.ensemble", ["--runs", f"{regression_run},{second_run}", "--output-dir",
-                                                tmp_path / "ens", "--partition", "test"])
+    result = helpers.cli(
+        "pipelines.ensemble",
+        ["--runs", f"{regression_run},{second_run}", "--output-dir", tmp_path / "ens", "--partition", "test"],
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "ens" / "evaluation" / "test" / "report.json").read_text())
     _, first = helpers.predict(regression_run, "test")
@@ -133,8 +142,9 @@ def test_ensemble_command_scores_the_members_mean(regression_run, second_run, tm
 
 
 def test_bad_input_is_one_line_errors(regression_run, tmp_path):
-    result = helpers.cli("pipelines.ensemble", ["--runs", f"{regression_run},{regression_run}",
-                                                "--output-dir", tmp_path])
+    result = helpers.cli(
+        "pipelines.ensemble", ["--runs", f"{regression_run},{regression_run}", "--output-dir", tmp_path]
+    )
     helpers.assert_one_line_error(result, "same run directory twice")
     result = helpers.cli("pipelines.uncertainty", ["--run-dir", tmp_path / "missing"])
     helpers.assert_one_line_error(result, "run directory not found")
@@ -155,8 +165,9 @@ def test_exported_signature_carries_the_calibrated_std(regression_run, uncertain
     export.save_saved_model(model, tmp_path / "1")
     signature = tf.saved_model.load(str(tmp_path / "1")).signatures["without_mask"]
     recordings, outputs = helpers.predict(regression_run, "test")
-    served = signature(audio=recordings[1]["audio"][None].astype(np.float32),
-                       visual=recordings[1]["visual"][None].astype(np.float32))
+    served = signature(
+        audio=recordings[1]["audio"][None].astype(np.float32), visual=recordings[1]["visual"][None].astype(np.float32)
+    )
     expected = uncertainty.Calibration.load(regression_run).std(outputs[1])
     assert {"valence_std", "arousal_std", "audio_valence_std", "visual_arousal_std"} <= set(served)
     for name in ("valence_std", "arousal_std"):
@@ -164,14 +175,23 @@ def test_exported_signature_carries_the_calibrated_std(regression_run, uncertain
 
 
 def test_compare_draws_several_runs_uncertainty_curves(regression_run, uncertainty_report, tmp_path):
-    result = helpers.cli("pipelines.compare", [regression_run, regression_run.parent / "missing",
-                                               "--uncertainty-plot", tmp_path / "curves.png",
-                                               "--evaluation", "test_corrupt-visual-0.5-noise"])
+    result = helpers.cli(
+        "pipelines.compare",
+        [
+            regression_run,
+            regression_run.parent / "missing",
+            "--uncertainty-plot",
+            tmp_path / "curves.png",
+            "--evaluation",
+            "test_corrupt-visual-0.5-noise",
+        ],
+    )
     helpers.assert_one_line_error(result, "report.json")
-    rows = uncertainty.compare_runs([regression_run], "test_corrupt-visual-0.5-noise", tmp_path / "curves.png",
-                                    verbose=False)
+    rows = uncertainty.compare_runs(
+        [regression_run], "test_corrupt-visual-0.5-noise", tmp_path / "curves.png", verbose=False
+    )
     assert (tmp_path / "curves.png").read_bytes().startswith(PNG)
-    (label, by_dim), = rows.items()
+    ((label, by_dim),) = rows.items()
     assert label.endswith("[native]")
     assert by_dim["valence"] == uncertainty_report["predictive_uncertainty"]["metrics"]["av_valence"]
 

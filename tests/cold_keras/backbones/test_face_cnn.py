@@ -14,8 +14,14 @@ def _faces(seed=0, shape=(2, 3, 16, 16, 3)):
 
 
 def test_layer_contract_and_float32_output_under_mixed_precision():
-    run_layer_test(FaceCNN, TINY, _faces(), expected_output_shape=(2, 3, 6), expected_output_dtype="float32",
-                   mixed_precision_output_dtype="float32")
+    run_layer_test(
+        FaceCNN,
+        TINY,
+        _faces(),
+        expected_output_shape=(2, 3, 6),
+        expected_output_dtype="float32",
+        mixed_precision_output_dtype="float32",
+    )
 
 
 def test_every_frame_is_embedded_on_its_own():

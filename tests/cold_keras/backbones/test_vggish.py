@@ -13,8 +13,14 @@ def _patches(seed=0, shape=(2, 3, 12, 8)):
 
 
 def test_layer_contract_and_float32_output_under_mixed_precision():
-    run_layer_test(VGGish, TINY, _patches(), expected_output_shape=(2, 3, 5), expected_output_dtype="float32",
-                   mixed_precision_output_dtype="float32")
+    run_layer_test(
+        VGGish,
+        TINY,
+        _patches(),
+        expected_output_shape=(2, 3, 5),
+        expected_output_dtype="float32",
+        mixed_precision_output_dtype="float32",
+    )
 
 
 def test_default_layout_is_vggish():

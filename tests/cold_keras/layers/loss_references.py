@@ -62,7 +62,11 @@ def calibration(distances, norms, mask, convention="informativeness", standardiz
     for d, n, m in zip(distances, norms, mask):
         valid = m > 0
         d = np.asarray(d[valid], np.float64)
-        s = 1.0 / np.asarray(n[valid], np.float64) if convention == "informativeness" else np.asarray(n[valid], np.float64)
+        s = (
+            1.0 / np.asarray(n[valid], np.float64)
+            if convention == "informativeness"
+            else np.asarray(n[valid], np.float64)
+        )
         if standardize:
             d = (d - d.mean()) / np.sqrt(d.var() + 1e-6)
             s = (s - s.mean()) / np.sqrt(s.var() + 1e-6)

@@ -21,13 +21,13 @@ def _inputs(task="regression", seed=0):
         targets = {d: rng.uniform(-1, 1, (B, T)).astype("float32") for d in DIMS}
         outputs = {
             (f"{b}_{d}" if b else d): np.tanh(targets[d] + rng.normal(scale=0.5, size=(B, T))).astype("float32")
-            for b in BRANCHES for d in DIMS
+            for b in BRANCHES
+            for d in DIMS
         }
     else:
         targets = {d: rng.integers(0, C, (B, T)).astype("int32") for d in DIMS}
         outputs = {
-            (f"{b}_{d}" if b else d): (2 * rng.normal(size=(B, T, C))).astype("float32")
-            for b in BRANCHES for d in DIMS
+            (f"{b}_{d}" if b else d): (2 * rng.normal(size=(B, T, C))).astype("float32") for b in BRANCHES for d in DIMS
         }
     latents = {}
     for m in ("audio", "visual"):
@@ -63,12 +63,14 @@ def _np_terms(inputs, task, **options):
     if task == "regression":
         emo = sum(
             ref.regression_emotion_loss(targets[d], outputs[f"{b}_{d}" if b else d], mask)
-            for b in BRANCHES for d in DIMS
+            for b in BRANCHES
+            for d in DIMS
         )
     else:
         emo = sum(
             ref.weighted_cross_entropy(targets[d], outputs[f"{b}_{d}" if b else d], None, mask)
-            for b in BRANCHES for d in DIMS
+            for b in BRANCHES
+            for d in DIMS
         )
     return emo, co_v, co_a, co_av, regu
 

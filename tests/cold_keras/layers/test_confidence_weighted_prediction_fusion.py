@@ -78,9 +78,7 @@ def test_regression_matches_numpy():
     expected_w_a = c_a / (c_a + c_v)
     np.testing.assert_allclose(np.asarray(w_a), expected_w_a, rtol=1e-5)
     for y, y_a, y_v in zip(fused, audio, visual):
-        np.testing.assert_allclose(
-            np.asarray(y), expected_w_a * y_a + (1 - expected_w_a) * y_v, rtol=1e-5, atol=1e-6
-        )
+        np.testing.assert_allclose(np.asarray(y), expected_w_a * y_a + (1 - expected_w_a) * y_v, rtol=1e-5, atol=1e-6)
 
 
 def test_confident_modality_dominates():
@@ -106,9 +104,7 @@ def test_saving_round_trip(tmp_path):
         keras.Input((None, D)),
         keras.Input((None, D)),
     ]
-    model = keras.Model(
-        symbolic, ConfidenceWeightedPredictionFusion("regression", name="fusion")(symbolic)
-    )
+    model = keras.Model(symbolic, ConfidenceWeightedPredictionFusion("regression", name="fusion")(symbolic))
     run_model_saving_test(model, inputs, tmp_path)
 
 

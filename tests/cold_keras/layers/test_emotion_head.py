@@ -14,9 +14,7 @@ def _x():
     return np.random.default_rng(0).normal(size=(B, T, K)).astype("float32")
 
 
-@pytest.mark.parametrize(
-    "task, shape", [("regression", (B, T)), ("classification", (B, T, 3))]
-)
+@pytest.mark.parametrize("task, shape", [("regression", (B, T)), ("classification", (B, T, 3))])
 def test_layer_basics(task, shape):
     run_layer_test(
         EmotionHead,

@@ -74,9 +74,7 @@ def test_seeded_samples_are_reproducible():
     first(x)
     second(x)
     second.set_weights(first.get_weights())
-    np.testing.assert_array_equal(
-        np.asarray(first(x, training=True)[0]), np.asarray(second(x, training=True)[0])
-    )
+    np.testing.assert_array_equal(np.asarray(first(x, training=True)[0]), np.asarray(second(x, training=True)[0]))
     # Successive draws differ.
     assert np.abs(np.asarray(first(x, training=True)[0]) - np.asarray(first(x, training=True)[0])).max() > 0
 

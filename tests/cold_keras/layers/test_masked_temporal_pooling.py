@@ -17,13 +17,21 @@ def _data():
 def test_layer_basics():
     values, logits, mask = _data()
     run_layer_test(
-        MaskedTemporalPooling, {"task": "regression"}, values, call_kwargs={"mask": mask},
-        expected_output_shape=(3,), expected_output_dtype="float32",
+        MaskedTemporalPooling,
+        {"task": "regression"},
+        values,
+        call_kwargs={"mask": mask},
+        expected_output_shape=(3,),
+        expected_output_dtype="float32",
         mixed_precision_output_dtype="float32",
     )
     run_layer_test(
-        MaskedTemporalPooling, {"task": "classification"}, logits, call_kwargs={"mask": mask},
-        expected_output_shape=(3, 3), expected_output_dtype="float32",
+        MaskedTemporalPooling,
+        {"task": "classification"},
+        logits,
+        call_kwargs={"mask": mask},
+        expected_output_shape=(3, 3),
+        expected_output_dtype="float32",
         mixed_precision_output_dtype="float32",
     )
 

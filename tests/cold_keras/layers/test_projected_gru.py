@@ -105,7 +105,12 @@ def test_cudnn_blockers_name_each_setting():
     from cold_keras.layers.projected_gru import cudnn_blockers
 
     assert cudnn_blockers(keras.layers.GRU(U)) == []
-    blockers = cudnn_blockers(keras.layers.GRU(U, activation="relu", reset_after=False, recurrent_dropout=0.2,
-                                               unroll=True))
-    assert blockers == ["activation=relu (needs tanh)", "reset_after=False (needs True)",
-                        "recurrent_dropout=0.2 (needs 0)", "unroll=True (needs False)"]
+    blockers = cudnn_blockers(
+        keras.layers.GRU(U, activation="relu", reset_after=False, recurrent_dropout=0.2, unroll=True)
+    )
+    assert blockers == [
+        "activation=relu (needs tanh)",
+        "reset_after=False (needs True)",
+        "recurrent_dropout=0.2 (needs 0)",
+        "unroll=True (needs False)",
+    ]

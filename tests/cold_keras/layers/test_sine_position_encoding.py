@@ -21,9 +21,7 @@ def _np_encoding(num_frames, dim, max_wavelength=10000.0):
 def test_layer_basics_and_numpy():
     x = np.random.default_rng(0).normal(size=(2, 7, 6)).astype("float32")
     out = run_layer_test(SinePositionEncoding, {}, x, expected_output_shape=(2, 7, 6))
-    np.testing.assert_allclose(
-        np.asarray(out), np.sqrt(6) * x + _np_encoding(7, 6), rtol=1e-5, atol=1e-5
-    )
+    np.testing.assert_allclose(np.asarray(out), np.sqrt(6) * x + _np_encoding(7, 6), rtol=1e-5, atol=1e-5)
 
 
 def test_odd_size_and_no_scaling():

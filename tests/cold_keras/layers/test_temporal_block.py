@@ -56,9 +56,7 @@ def test_padded_frames_do_not_change_valid_outputs():
 def test_float_and_bool_masks_agree():
     x, mask = _data()
     block = TemporalBlock(4, units=5)
-    np.testing.assert_allclose(
-        np.asarray(block(x, mask=mask)), np.asarray(block(x, mask=mask > 0.5)), rtol=1e-6
-    )
+    np.testing.assert_allclose(np.asarray(block(x, mask=mask)), np.asarray(block(x, mask=mask > 0.5)), rtol=1e-6)
 
 
 def test_all_masked_sequence_is_finite_and_keeps_first_frame():

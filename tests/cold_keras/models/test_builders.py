@@ -55,8 +55,10 @@ def _expected_outputs(name, task, sequence_level=False):
             shapes[key] = frame
             if sequence_level:
                 shapes[f"{key}_utterance"] = utterance
-    extras = {"cold_fusion": ["audio_weight", "visual_weight", "audio_sigma_norm", "visual_sigma_norm"],
-              "prediction_fusion": ["audio_weight", "visual_weight"]}.get(name, [])
+    extras = {
+        "cold_fusion": ["audio_weight", "visual_weight", "audio_sigma_norm", "visual_sigma_norm"],
+        "prediction_fusion": ["audio_weight", "visual_weight"],
+    }.get(name, [])
     shapes.update({key: (B, T) for key in extras})
     return shapes
 
@@ -149,7 +151,10 @@ def test_valid_frames_ignore_padded_features(tiny_model, name):
     after = infer(changed, training=False)
     for key in before:
         np.testing.assert_allclose(
-            np.asarray(after[key])[~padded], np.asarray(before[key])[~padded], rtol=1e-4, atol=1e-5,
+            np.asarray(after[key])[~padded],
+            np.asarray(before[key])[~padded],
+            rtol=1e-4,
+            atol=1e-5,
             err_msg=key,
         )
 
@@ -160,15 +165,13 @@ def test_unimodal_models_ignore_the_other_modality(tiny_model, name):
     data = _features(_batch("regression"))
     other = "visual" if name == "audio" else "audio"
     changed = {**data, other: data[other] + 10.0}
-    np.testing.assert_array_equal(
-        np.asarray(infer(data)["valence"]), np.asarray(infer(changed)["valence"])
-    )
+    np.testing.assert_array_equal(np.asarray(infer(data)["valence"]), np.asarray(infer(changed)["valence"]))
 
 
 @pytest.mark.parametrize(
     "name, task",
-    [(name, "regression") for name in MODEL_NAMES] + [("cold_fusion", "classification"),
-                                                      ("prediction_fusion", "classification")],
+    [(name, "regression") for name in MODEL_NAMES]
+    + [("cold_fusion", "classification"), ("prediction_fusion", "classification")],
 )
 def test_keras_file_round_trip(tiny_model, name, task, tmp_path):
     model = tiny_model(name, task)
@@ -188,8 +191,7 @@ def test_keras_file_round_trip(tiny_model, name, task, tmp_path):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_sequence_level_outputs_are_masked_means(task):
-    model = build_model("prediction_fusion", audio_dim=DA, visual_dim=DV, task=task,
-                        sequence_level=True, **TINY)
+    model = build_model("prediction_fusion", audio_dim=DA, visual_dim=DV, task=task, sequence_level=True, **TINY)
     data = _batch(task)
     outputs = inference_model(model)(_features(data), training=False)
     _check_outputs(outputs, "prediction_fusion", task, sequence_level=True)
@@ -213,8 +215,9 @@ def test_normalization_is_baked_in():
     rng = np.random.default_rng(4)
     audio_norm = (rng.normal(size=DA), rng.uniform(0.5, 4.0, size=DA))
     visual_norm = (rng.normal(size=DV), rng.uniform(0.5, 4.0, size=DV))
-    with_norm = build_model("feature_fusion", audio_dim=DA, visual_dim=DV, audio_norm=audio_norm,
-                            visual_norm=visual_norm, **TINY)
+    with_norm = build_model(
+        "feature_fusion", audio_dim=DA, visual_dim=DV, audio_norm=audio_norm, visual_norm=visual_norm, **TINY
+    )
     plain = build_model("feature_fusion", audio_dim=DA, visual_dim=DV, **TINY)
     for layer in plain.layers:
         if layer.weights:
@@ -283,17 +286,13 @@ def test_context_fusion_head_sees_normalised_contexts_whatever_the_projection_sc
     scaled = keras.Model(infer.inputs, [infer.get_layer(f"{m}_context_scale").output for m in ("audio", "visual")])
     for h, h_scaled in zip(after, scaled(data, training=False)):
         np.testing.assert_allclose(np.asarray(h_scaled), h / np.sqrt(TINY["latent_dim"]), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(infer(data, training=False)["valence"]), predictions,
-                               rtol=1e-2, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(infer(data, training=False)["valence"]), predictions, rtol=1e-2, atol=1e-3)
 
 
 def test_cold_calibration_gradient_reaches_sigma_not_predictor():
     model = build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY)
     loss_layer = model.get_layer("cold_loss")
-    outputs = {
-        layer.name[: -len("_output")]: layer.output
-        for layer in model.layers if layer.name.endswith("_output")
-    }
+    outputs = {layer.name[: -len("_output")]: layer.output for layer in model.layers if layer.name.endswith("_output")}
     latents = {}
     for modality in ("audio", "visual"):
         _, latents[f"{modality}_mu"], latents[f"{modality}_sigma"] = model.get_layer(f"{modality}_gaussian").output
@@ -338,7 +337,12 @@ def test_default_hyperparameters():
     model = build_model("cold_fusion", audio_dim=3, visual_dim=2)
     loss = model.get_layer("cold_loss")
     assert isinstance(loss, ColdLoss)
-    assert (loss.lambda_co_visual, loss.lambda_co_audio, loss.lambda_co_cross, loss.lambda_regu) == (1e-3, 1e-3, 1e-3, 1e-4)
+    assert (loss.lambda_co_visual, loss.lambda_co_audio, loss.lambda_co_cross, loss.lambda_regu) == (
+        1e-3,
+        1e-3,
+        1e-3,
+        1e-4,
+    )
     assert loss.weight_convention == "informativeness"
     block = model.get_layer("audio_temporal")
     assert (block.units, block.num_layers, block.dropout) == (256, 2, 0.5)

@@ -11,8 +11,17 @@ from tests.test_case import dtype_policy, run_model_saving_test
 B, T, FACE, PATCH = 2, 5, (16, 16, 3), (10, 6)
 VISUAL = {"filters": (4, 8), "dense_units": 8, "embedding_dim": 12}
 AUDIO = {"filters": (4,), "dense_units": 8, "embedding_dim": 6}
-TINY = dict(gru_units=4, gru_layers=1, latent_dim=4, num_heads=2, transformer_dim=4, num_transformer_layers=1,
-            seed=0, visual_backbone=VISUAL, audio_backbone=AUDIO)
+TINY = dict(
+    gru_units=4,
+    gru_layers=1,
+    latent_dim=4,
+    num_heads=2,
+    transformer_dim=4,
+    num_transformer_layers=1,
+    seed=0,
+    visual_backbone=VISUAL,
+    audio_backbone=AUDIO,
+)
 
 
 def _batch(seed=0):
@@ -39,21 +48,29 @@ def test_every_model_name_takes_raw_inputs(name):
         assert {"audio_valence", "visual_arousal"} <= set(infer.output)
     backbones = {layer.name for layer in model.layers} & {"visual_backbone", "audio_backbone"}
     expected = {"audio": {"audio_backbone"}, "visual": {"visual_backbone"}}.get(
-        name, {"visual_backbone", "audio_backbone"})
+        name, {"visual_backbone", "audio_backbone"}
+    )
     assert backbones == expected  # a unimodal model leaves the other backbone out of its graph
 
 
 def test_training_step_and_keras_round_trip(tmp_path):
-    model = build_raw_model("feature_fusion", face_shape=FACE, patch_shape=PATCH,
-                            visual_norm=([120.0] * 3, [3000.0] * 3), audio_norm=([0.0] * 6, [1.0] * 6), **TINY)
+    model = build_raw_model(
+        "feature_fusion",
+        face_shape=FACE,
+        patch_shape=PATCH,
+        visual_norm=([120.0] * 3, [3000.0] * 3),
+        audio_norm=([0.0] * 6, [1.0] * 6),
+        **TINY,
+    )
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
     before = [np.array(w) for w in model.get_layer("visual_backbone").trainable_weights]
     history = model.fit(_batch(), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     after = model.get_layer("visual_backbone").trainable_weights
     assert all(not np.array_equal(b, np.array(a)) for b, a in zip(before, after))  # the backbone trains
-    reloaded = run_model_saving_test(inference_model(model), {k: _batch(1)[k] for k in ("audio", "visual", "mask")},
-                                     tmp_path)
+    reloaded = run_model_saving_test(
+        inference_model(model), {k: _batch(1)[k] for k in ("audio", "visual", "mask")}, tmp_path
+    )
     assert isinstance(reloaded.get_layer("visual_backbone"), FaceCNN)
 
 
@@ -64,16 +81,22 @@ def test_pretrained_backbone_weights_are_loaded_and_frozen(tmp_path):
     path = source.save_weights_file(tmp_path / "face.npz")
     model = build_raw_model("visual", face_shape=FACE, patch_shape=PATCH, visual_backbone_weights=path, **TINY)
     backbone = model.get_layer("visual_backbone")
-    np.testing.assert_allclose(np.asarray(backbone(batch["visual"])), np.asarray(source(batch["visual"])),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(backbone(batch["visual"])), np.asarray(source(batch["visual"])), rtol=1e-6, atol=1e-6
+    )
     assert sorted({w.path.split("/")[-2] for w in backbone.trainable_weights}) == ["embedding", "fc_2"]
     # The model saves the freezing with it.
     model.save(tmp_path / "visual.keras")
     reloaded = keras.saving.load_model(tmp_path / "visual.keras").get_layer("visual_backbone")
     assert sorted({w.path.split("/")[-2] for w in reloaded.trainable_weights}) == ["embedding", "fc_2"]
     with pytest.raises(BackboneWeightsError, match="fc_1/kernel has shape"):
-        build_raw_model("visual", face_shape=FACE, patch_shape=PATCH, visual_backbone_weights=path,
-                        **{**TINY, "visual_backbone": {**VISUAL, "dense_units": 16}})
+        build_raw_model(
+            "visual",
+            face_shape=FACE,
+            patch_shape=PATCH,
+            visual_backbone_weights=path,
+            **{**TINY, "visual_backbone": {**VISUAL, "dense_units": 16}},
+        )
 
 
 def test_mixed_bfloat16_keeps_features_and_outputs_float32():

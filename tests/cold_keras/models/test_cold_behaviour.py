@@ -60,9 +60,7 @@ def test_cold_fusion_down_weights_the_corrupted_modality(convention):
     model.fit(train, epochs=30, batch_size=8, verbose=0)
 
     test, corrupted = _toy_data(32, seed=1)
-    outputs = inference_model(model).predict(
-        {k: test[k] for k in ("audio", "visual", "mask")}, verbose=0
-    )
+    outputs = inference_model(model).predict({k: test[k] for k in ("audio", "visual", "mask")}, verbose=0)
     w_visual = outputs["visual_weight"]
     np.testing.assert_allclose(w_visual + outputs["audio_weight"], 1.0, rtol=1e-6)
     corrupted_mean = w_visual[corrupted].mean()

@@ -9,8 +9,7 @@ from cold_keras.models import MODEL_NAMES, build_model, inference_model
 from tests.test_case import run_model_saving_test
 
 B, T, DA, DV = 2, 8, 5, 4
-TINY = dict(gru_units=4, gru_layers=1, latent_dim=4, num_heads=2, transformer_dim=4,
-            num_transformer_layers=1, seed=0)
+TINY = dict(gru_units=4, gru_layers=1, latent_dim=4, num_heads=2, transformer_dim=4, num_transformer_layers=1, seed=0)
 
 
 def _batch(seed=0):
@@ -135,15 +134,25 @@ def test_absent_frames_leave_the_unimodal_and_calibration_terms():
 
 
 def test_options_round_trip_through_keras_files(tmp_path):
-    options = dict(weight_convention="uncertainty", calibration_standardize=True,
-                   calibration_temperature=0.5, lambda_weight=2.5, lambda_co_cross=0.25)
+    options = dict(
+        weight_convention="uncertainty",
+        calibration_standardize=True,
+        calibration_temperature=0.5,
+        lambda_weight=2.5,
+        lambda_co_cross=0.25,
+    )
     model = build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY, **options)
     data = _batch()
     reloaded = run_model_saving_test(model, data, tmp_path)
     loss = reloaded.get_layer("cold_loss")
     assert isinstance(loss, ColdLoss)
-    assert (loss.weight_convention, loss.standardize, loss.temperature, loss.lambda_weight, loss.lambda_co_cross) \
-        == ("uncertainty", True, 0.5, 2.5, 0.25)
+    assert (loss.weight_convention, loss.standardize, loss.temperature, loss.lambda_weight, loss.lambda_co_cross) == (
+        "uncertainty",
+        True,
+        0.5,
+        2.5,
+        0.25,
+    )
     fusion = reloaded.get_layer("variance_norm_fusion")
     assert isinstance(fusion, VarianceNormFusion) and fusion.convention == "uncertainty"
     expected = inference_model(model).predict_on_batch({k: data[k] for k in INPUTS})

@@ -16,11 +16,13 @@ FLAGS = ("audio_corruption_target", "visual_corruption_target")
 
 def _batch(seed=0):
     rng = np.random.default_rng(seed)
-    return {"audio": rng.normal(size=(B, T, DA)).astype("float32"),
-            "visual": rng.normal(size=(B, T, DV)).astype("float32"),
-            "mask": np.ones((B, T), "float32"),
-            "valence": rng.uniform(-1, 1, (B, T)).astype("float32"),
-            "arousal": rng.uniform(-1, 1, (B, T)).astype("float32")}
+    return {
+        "audio": rng.normal(size=(B, T, DA)).astype("float32"),
+        "visual": rng.normal(size=(B, T, DV)).astype("float32"),
+        "mask": np.ones((B, T), "float32"),
+        "valence": rng.uniform(-1, 1, (B, T)).astype("float32"),
+        "arousal": rng.uniform(-1, 1, (B, T)).astype("float32"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +70,16 @@ def test_novelty_matches_numpy():
     mask = np.ones((2, 6), "float32")
     mask[1, 4:] = 0
     got = np.asarray(novelty_features(z, mask))
-    level = np.log1p((z ** 2).mean(-1))
+    level = np.log1p((z**2).mean(-1))
     previous = np.concatenate([z[:, :1], z[:, :-1]], axis=1)
     motion = np.log(0.01 + ((z - previous) ** 2).mean(-1))
     np.testing.assert_allclose(got, np.stack([level, motion], -1) * mask[..., None], rtol=1e-5, atol=1e-6)
 
 
 def test_reweighting_starts_at_the_paper_weights():
-    fresh = build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY, reliability_novelty=True,
-                        reliability_agreement=True)
+    fresh = build_model(
+        "cold_fusion", audio_dim=DA, visual_dim=DV, **TINY, reliability_novelty=True, reliability_agreement=True
+    )
     out = inference_model(fresh)({k: v for k, v in _batch(5).items() if k in ("audio", "visual", "mask")})
     n_a, n_v = np.asarray(out["audio_sigma_norm"]), np.asarray(out["visual_sigma_norm"])
     np.testing.assert_allclose(np.asarray(out["visual_weight"]), n_v / (n_a + n_v), rtol=1e-4, atol=1e-5)

@@ -26,8 +26,9 @@ def by_name(corpus):
 
 @pytest.mark.parametrize("sep,header,quote", [(";", True, "'"), (",", False, "'"), (",", True, '"'), ("\t", False, "")])
 def test_reads_labels_and_concatenated_features(tmp_path, sep, header, quote):
-    truth = write_avec_fixture(tmp_path, audio_folders=AUDIO, visual_folders=VISUAL, sep=sep, header=header,
-                               quote=quote)
+    truth = write_avec_fixture(
+        tmp_path, audio_folders=AUDIO, visual_folders=VISUAL, sep=sep, header=header, quote=quote
+    )
     corpus = open_avec(tmp_path)
     recordings = by_name(corpus)
     assert sorted(recordings) == sorted(truth["labels"])
@@ -41,7 +42,9 @@ def test_reads_labels_and_concatenated_features(tmp_path, sep, header, quote):
         labels = truth["labels"][name]
         assert recording.partition == {"Train": "train", "Devel": "devel", "Test": "test"}[name.split("_")[0]]
         assert recording.metadata["culture"] == name.split("_")[1]
-        expected_audio = np.concatenate([truth["features"]["egemaps"][name], truth["features"]["deepspectrum"][name]], 1)
+        expected_audio = np.concatenate(
+            [truth["features"]["egemaps"][name], truth["features"]["deepspectrum"][name]], 1
+        )
         np.testing.assert_allclose(recording.audio, expected_audio, atol=1e-6)
         np.testing.assert_allclose(recording.visual, truth["features"]["au"][name], atol=1e-6)
         assert recording.audio.dtype == np.float32 and recording.visual.dtype == np.float32
@@ -158,6 +161,7 @@ def replace_cell(path, number, column, value, sep=";"):
         cells = line.split(sep)
         cells[column - 1] = value
         return sep.join(cells)
+
     rewrite_line(path, number, transform)
 
 

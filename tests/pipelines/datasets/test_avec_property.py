@@ -37,8 +37,9 @@ BENIGN, ERROR = "benign", "error"
 def pristine(tmp_path_factory):
     """The undamaged corpus and the shard checksums ExampleGen writes for it."""
     root = tmp_path_factory.mktemp("pristine") / "corpus"
-    write_avec_fixture(root, recordings=NAMES, num_frames=ROWS, hop=HOP, audio_folders=(("egemaps", 2),),
-                       visual_folders=(("au", 2),))
+    write_avec_fixture(
+        root, recordings=NAMES, num_frames=ROWS, hop=HOP, audio_folders=(("egemaps", 2),), visual_folders=(("au", 2),)
+    )
     code, lines, out = run_example_gen(root, tmp_path_factory.mktemp("pristine-out"))
     assert code == 0, lines
     return root, shard_digests(out)
@@ -52,8 +53,21 @@ def run_example_gen(root, out):
     with contextlib.redirect_stderr(stderr), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            example_gen.main(["--dataset", "avec", "--data-dir", str(root), "--audio-features", "egemaps",
-                              "--visual-features", "au", "--output-dir", str(out), "--no-progress"])
+            example_gen.main(
+                [
+                    "--dataset",
+                    "avec",
+                    "--data-dir",
+                    str(root),
+                    "--audio-features",
+                    "egemaps",
+                    "--visual-features",
+                    "au",
+                    "--output-dir",
+                    str(out),
+                    "--no-progress",
+                ]
+            )
         except SystemExit as leave:
             code = leave.code
     return code, stderr.getvalue().strip().splitlines(), out
@@ -61,13 +75,16 @@ def run_example_gen(root, out):
 
 def shard_digests(out):
     manifest = example_gen.load_manifest(out)
-    return {name: ([s["sha256"] for s in part["shards"]], part["num_recordings"], part["num_frames"])
-            for name, part in manifest["partitions"].items()}
+    return {
+        name: ([s["sha256"] for s in part["shards"]], part["num_recordings"], part["num_frames"])
+        for name, part in manifest["partitions"].items()
+    }
 
 
 # --------------------------------------------------------------------------- damage
 # Each takes (root, draw, path) and returns the expected outcome (BENIGN or ERROR), or None when the
 # damage does not apply to that file.
+
 
 def _lines(path):
     return path.read_text().split("\n")[:-1]  # every line ends with a line break
@@ -97,14 +114,14 @@ def truncate_to_zero(root, draw, path):
 def delete_interior_row(root, draw, path):
     lines = _lines(path)
     k = draw(st.integers(2, len(lines) - 2))  # data rows 1 .. ROWS-2 (0-based)
-    _write(path, lines[:k] + lines[k + 1:])
+    _write(path, lines[:k] + lines[k + 1 :])
     return ERROR
 
 
 def duplicate_row(root, draw, path):
     lines = _lines(path)
     k = draw(st.integers(1, len(lines) - 1))
-    _write(path, lines[:k + 1] + [lines[k]] + lines[k + 1:])
+    _write(path, lines[: k + 1] + [lines[k]] + lines[k + 1 :])
     # A feature file longer than the labels is cut to their length (AVEC pads its files).
     return BENIGN if k == len(lines) - 1 and not _is_labels(path) else ERROR
 
@@ -166,7 +183,7 @@ def other_name(root, draw, path):
     lines = _lines(path)
     k = draw(st.integers(1, len(lines) - 1))
     other = draw(st.sampled_from([name for name in NAMES if name != path.stem]))
-    lines[k] = f"'{other}'" + lines[k][lines[k].index(";"):]
+    lines[k] = f"'{other}'" + lines[k][lines[k].index(";") :]
     _write(path, lines)
     return ERROR
 
@@ -229,14 +246,33 @@ def extra_file(root, draw, path):
     return BENIGN
 
 
-DAMAGE = (truncate_mid_line, truncate_to_zero, delete_interior_row, duplicate_row, shift_timestamp, change_hop,
-          reformat_numbers, bad_value, other_name, requote, change_separator, change_separator_of_one_line,
-          reencode, garbage, delete_file, chmod_folder, extra_file)
+DAMAGE = (
+    truncate_mid_line,
+    truncate_to_zero,
+    delete_interior_row,
+    duplicate_row,
+    shift_timestamp,
+    change_hop,
+    reformat_numbers,
+    bad_value,
+    other_name,
+    requote,
+    change_separator,
+    change_separator_of_one_line,
+    reencode,
+    garbage,
+    delete_file,
+    chmod_folder,
+    extra_file,
+)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize="COLD_KERAS_PROPERTY_EXAMPLES" not in os.environ,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                 HealthCheck.differing_executors])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="COLD_KERAS_PROPERTY_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.differing_executors],
+)
 @given(data=st.data())
 def test_damage_is_benign_or_one_line_naming_the_file(pristine, tmp_path_factory, data):
     source, expected_shards = pristine
@@ -245,8 +281,9 @@ def test_damage_is_benign_or_one_line_naming_the_file(pristine, tmp_path_factory
     shutil.copytree(source, root)
     files = sorted(root / folder / f"{name}.csv" for folder in FOLDERS for name in NAMES)
     count = data.draw(st.integers(1, 2), label="number of damages")
-    targets = data.draw(st.lists(st.sampled_from(files), min_size=count, max_size=count, unique=True),
-                        label="damaged files")
+    targets = data.draw(
+        st.lists(st.sampled_from(files), min_size=count, max_size=count, unique=True), label="damaged files"
+    )
     applied = []
     try:
         for path in targets:
@@ -269,6 +306,5 @@ def test_damage_is_benign_or_one_line_naming_the_file(pristine, tmp_path_factory
         return
     assert code == 2, (applied, lines)
     assert len(lines) == 1, lines
-    assert any(lines[0].startswith(f"error: {path}:")
-               for path, _ in broken), (broken, lines)
+    assert any(lines[0].startswith(f"error: {path}:") for path, _ in broken), (broken, lines)
     assert not (out / "manifest.json").exists()

@@ -62,8 +62,10 @@ def test_name_column_of_another_recording_is_an_error(avec):
     for strict in (True, False):
         with pytest.raises(DataError) as error:
             read_all(open_avec(root, strict=strict))
-        assert str(error.value) == (f"{path}:5:1: name \"'Train_HU_02'\" in a file of recording Train_DE_01 "
-                                    f"(expected 'Train_DE_01' on every row)")
+        assert str(error.value) == (
+            f"{path}:5:1: name \"'Train_HU_02'\" in a file of recording Train_DE_01 "
+            f"(expected 'Train_DE_01' on every row)"
+        )
 
 
 def test_name_differing_only_in_quoting_is_strict_error_and_lenient_warning(avec):
@@ -78,7 +80,8 @@ def test_name_differing_only_in_quoting_is_strict_error_and_lenient_warning(avec
         warnings.simplefilter("always")
         recordings = read_all(open_avec(root, strict=False))
     assert [str(w.message) for w in caught if "quoting" in str(w.message)] == [
-        f"{path}: the name column differs from 'Train_HU_02' in its quoting from line 2 on; accepted (lenient)"]
+        f"{path}: the name column differs from 'Train_HU_02' in its quoting from line 2 on; accepted (lenient)"
+    ]
     np.testing.assert_allclose(recordings["Train_HU_02"].valence, truth["labels"]["Train_HU_02"]["valence"], atol=1e-6)
 
 
@@ -89,9 +92,11 @@ def test_timestamp_drift_under_half_a_hop_is_lenient_only(avec, fraction):
     edit_rows(path, lambda i, cells: [cells[0], f"{i * 0.1 + fraction * 0.1:.4f}"] + cells[2:] if i >= 4 else cells)
     with pytest.raises(DataError) as error:
         read_all(open_avec(root))
-    assert str(error.value) == (f"{path}:6:2: timestamp {0.4 + fraction * 0.1:.6g} s, but the label row it is "
-                                f"paired with is at 0.4 s (expected within 0.005 s; --lenient accepts less than "
-                                f"half a hop)")
+    assert str(error.value) == (
+        f"{path}:6:2: timestamp {0.4 + fraction * 0.1:.6g} s, but the label row it is "
+        f"paired with is at 0.4 s (expected within 0.005 s; --lenient accepts less than "
+        f"half a hop)"
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         recordings = read_all(open_avec(root, strict=False))
@@ -107,8 +112,9 @@ def test_drift_of_half_a_hop_or_more_is_an_error_even_when_lenient(avec):
     edit_rows(path, lambda i, cells: [cells[0], f"{i * 0.1 + 0.06:.4f}"] + cells[2:] if i >= 7 else cells)
     with pytest.raises(DataError) as error:
         read_all(open_avec(root, strict=False))
-    assert str(error.value).startswith(f"{path}:9:2: timestamp 0.76 s, but the label row it is paired with is at "
-                                       f"0.7 s (expected within 0.05 s)")
+    assert str(error.value).startswith(
+        f"{path}:9:2: timestamp 0.76 s, but the label row it is paired with is at 0.7 s (expected within 0.05 s)"
+    )
 
 
 def test_feature_file_with_its_own_hop_names_both_hops(avec):
@@ -118,8 +124,10 @@ def test_feature_file_with_its_own_hop_names_both_hops(avec):
     for strict in (True, False):
         with pytest.raises(DataError) as error:
             read_all(open_avec(root, strict=strict))
-        assert str(error.value) == (f"{path}:3:2: the timestamps advance by 0.04 s per row, but the hop of the "
-                                    f"labels is 0.1 s (expected rows 0.1 s apart)")
+        assert str(error.value) == (
+            f"{path}:3:2: the timestamps advance by 0.04 s per row, but the hop of the "
+            f"labels is 0.1 s (expected rows 0.1 s apart)"
+        )
 
 
 def test_unlabelled_test_recording_files_are_aligned_with_each_other(tmp_path):
@@ -128,8 +136,10 @@ def test_unlabelled_test_recording_files_are_aligned_with_each_other(tmp_path):
     edit_rows(path, lambda i, cells: [cells[0], f"{i * 0.1 + 0.02:.2f}"] + cells[2:])
     with pytest.raises(DataError) as error:
         read_all(open_avec(tmp_path))
-    assert str(error.value) == (f"{path}:2:2: timestamp 0.02 s, but the 0.1 s frame grid puts that row at 0 s "
-                                f"(expected within 0.005 s; --lenient accepts less than half a hop)")
+    assert str(error.value) == (
+        f"{path}:2:2: timestamp 0.02 s, but the 0.1 s frame grid puts that row at 0 s "
+        f"(expected within 0.005 s; --lenient accepts less than half a hop)"
+    )
 
 
 def test_same_features_in_two_partitions_name_both_files(avec):
@@ -138,8 +148,9 @@ def test_same_features_in_two_partitions_name_both_files(avec):
     copy.write_text(source.read_text().replace("'Train_DE_01'", "'Devel_DE_01'"))
     with pytest.raises(DataError) as error:
         read_all(open_avec(root))
-    assert str(error.value) == (f"{copy}: the same feature values as {source} (expected each recording and folder "
-                                f"to have its own features)")
+    assert str(error.value) == (
+        f"{copy}: the same feature values as {source} (expected each recording and folder to have its own features)"
+    )
 
 
 def test_example_gen_refuses_a_recording_twice_under_two_names(tmp_path):
@@ -150,8 +161,11 @@ def test_example_gen_refuses_a_recording_twice_under_two_names(tmp_path):
     recordings[4].timestamps, recordings[4].audio_present = twin.timestamps, twin.audio_present
     recordings[4].visual_present = twin.visual_present
     recordings[4].audio_corrupted, recordings[4].visual_corrupted = twin.audio_corrupted, twin.visual_corrupted
-    with pytest.raises(DataError, match=r"recording 'devel_00' \(devel\): has the same audio and visual features "
-                                        r"as recording 'train_00' \(train\)"):
+    with pytest.raises(
+        DataError,
+        match=r"recording 'devel_00' \(devel\): has the same audio and visual features "
+        r"as recording 'train_00' \(train\)",
+    ):
         example_gen.run(make_corpus(recordings), tmp_path / "out", progress=False)
     assert not (tmp_path / "out" / "manifest.json").exists()
 
@@ -173,14 +187,17 @@ def emo_file(root, session):
     return root / f"Session{session}" / "dialog" / "EmoEvaluation" / f"Ses0{session}F_impro01.txt"
 
 
-@pytest.mark.parametrize("old,new,column,message", [
-    ("[{start}", "[inf", 1, "bad time span [inf - {end}] (expected two finite times in seconds, the start >= 0)"),
-    ("[{start}", "[1.2.3", 1, "bad time span [1.2.3 - {end}] (expected two finite times"),
-    ("[{start} - {end}]", "[{start} - nan]", 1, "bad time span [{start} - nan]"),
-    ("[{v}, {a}, {d}]", "[{v}, inf, {d}]", 4, "expected three numbers [V, A, D], found [{v}, inf, {d}]"),
-    ("[{v}, {a}, {d}]", "[{v}, {a}]", 4, "expected three numbers [V, A, D], found [{v}, {a}]"),
-    ("{id}", "Ses01F_impro01_X000", 2, "utterance id 'Ses01F_impro01_X000' does not end in F or M and a number"),
-])
+@pytest.mark.parametrize(
+    "old,new,column,message",
+    [
+        ("[{start}", "[inf", 1, "bad time span [inf - {end}] (expected two finite times in seconds, the start >= 0)"),
+        ("[{start}", "[1.2.3", 1, "bad time span [1.2.3 - {end}] (expected two finite times"),
+        ("[{start} - {end}]", "[{start} - nan]", 1, "bad time span [{start} - nan]"),
+        ("[{v}, {a}, {d}]", "[{v}, inf, {d}]", 4, "expected three numbers [V, A, D], found [{v}, inf, {d}]"),
+        ("[{v}, {a}, {d}]", "[{v}, {a}]", 4, "expected three numbers [V, A, D], found [{v}, {a}]"),
+        ("{id}", "Ses01F_impro01_X000", 2, "utterance id 'Ses01F_impro01_X000' does not end in F or M and a number"),
+    ],
+)
 def test_malformed_emo_evaluation_fields(iemocap, old, new, column, message):
     root, feats, _ = iemocap
     path = emo_file(root, 1)
@@ -207,9 +224,11 @@ def test_utterance_id_of_another_dialog_is_strict_error_and_lenient_warning(iemo
     number = 1 + text.split("\n").index(next(line for line in text.split("\n") if "Ses01F_impro01_M000" in line))
     with pytest.raises(DataError) as error:
         open_iemocap(root, feats)
-    assert str(error.value) == (f"{path}:{number}:2: utterance id 'Ses01F_impro02_M000' is not of dialog "
-                                f"Ses01F_impro01 (expected 'Ses01F_impro01_<speaker><NNN>'); --lenient accepts it "
-                                f"with a warning")
+    assert str(error.value) == (
+        f"{path}:{number}:2: utterance id 'Ses01F_impro02_M000' is not of dialog "
+        f"Ses01F_impro01 (expected 'Ses01F_impro01_<speaker><NNN>'); --lenient accepts it "
+        f"with a warning"
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         corpus = open_iemocap(root, feats, strict=False)
@@ -217,14 +236,17 @@ def test_utterance_id_of_another_dialog_is_strict_error_and_lenient_warning(iemo
     assert "Ses01F_impro02_M000" in {recording.name for recording in corpus.recordings()}
 
 
-@pytest.mark.parametrize("array,message", [
-    (np.array([[1, None]], dtype=object), "an array of Python objects (expected a numeric .npy array"),
-    (np.zeros((4, 3, 2)), "a 3-D array of shape (4, 3, 2) (expected a 2-D array [frames, features])"),
-    (np.zeros((4, 3), bool), "dtype bool (expected real numbers: a float or integer dtype)"),
-    (np.array([["a", "b"]]), "dtype <U1 (expected real numbers"),
-    (np.zeros((4, 3), complex), "dtype complex128 (expected real numbers"),
-    (np.zeros(4, [("a", "f4"), ("b", "f4")]).reshape(2, 2), "dtype [('a', '<f4'), ('b', '<f4')] (expected real"),
-])
+@pytest.mark.parametrize(
+    "array,message",
+    [
+        (np.array([[1, None]], dtype=object), "an array of Python objects (expected a numeric .npy array"),
+        (np.zeros((4, 3, 2)), "a 3-D array of shape (4, 3, 2) (expected a 2-D array [frames, features])"),
+        (np.zeros((4, 3), bool), "dtype bool (expected real numbers: a float or integer dtype)"),
+        (np.array([["a", "b"]]), "dtype <U1 (expected real numbers"),
+        (np.zeros((4, 3), complex), "dtype complex128 (expected real numbers"),
+        (np.zeros(4, [("a", "f4"), ("b", "f4")]).reshape(2, 2), "dtype [('a', '<f4'), ('b', '<f4')] (expected real"),
+    ],
+)
 def test_npy_arrays_of_the_wrong_kind(iemocap, array, message):
     root, feats, _ = iemocap
     path = feats / "visual" / "Ses05F_impro01_M001.npy"
@@ -251,14 +273,28 @@ def test_example_gen_cli_strict_and_lenient(avec):
     root, _ = avec
     path = root / "au" / "Train_DE_01.csv"
     edit_rows(path, lambda i, cells: [cells[0], f"{i * 0.1 + 0.02:.2f}"] + cells[2:])
-    command = [sys.executable, "-m", "pipelines.example_gen", "--dataset", "avec", "--data-dir", str(root),
-               "--audio-features", "egemaps", "--visual-features", "au", "--output-dir", str(root / "out"),
-               "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.example_gen",
+        "--dataset",
+        "avec",
+        "--data-dir",
+        str(root),
+        "--audio-features",
+        "egemaps",
+        "--visual-features",
+        "au",
+        "--output-dir",
+        str(root / "out"),
+        "--no-progress",
+    ]
     strict = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert strict.returncode == 2, strict.stderr
     assert strict.stderr.strip().splitlines() == [
         f"error: {path}:2:2: timestamp 0.02 s, but the label row it is paired with is at 0 s (expected within "
-        f"0.005 s; --lenient accepts less than half a hop)"]
+        f"0.005 s; --lenient accepts less than half a hop)"
+    ]
     assert not (root / "out" / "manifest.json").exists()
     with pytest.warns(UserWarning, match=f"{path}: timestamps drift up to 0.02 s"):
         example_gen.main(command[3:] + ["--lenient"])

@@ -52,8 +52,9 @@ def open_iemocap(tmp_path, **options):
 
 @pytest.mark.parametrize("feature_format,csv_header", [("npy", False), ("csv", False), ("csv", True)])
 def test_reads_utterances_labels_and_resampled_features(tmp_path, feature_format, csv_header):
-    truth = write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "features", feature_format=feature_format,
-                                  csv_header=csv_header)
+    truth = write_iemocap_fixture(
+        tmp_path / "IEMOCAP", tmp_path / "features", feature_format=feature_format, csv_header=csv_header
+    )
     corpus = open_iemocap(tmp_path)
     recordings = {r.name: r for r in corpus.recordings()}
     assert sorted(recordings) == sorted(truth)
@@ -89,8 +90,12 @@ def test_speaker_independent_split(tmp_path, speaker):
 
 
 def test_utterances_without_features_are_skipped_and_counted(tmp_path):
-    missing = [("Ses02F_impro01_F000", "audio"), ("Ses03F_impro01_M001", "visual"),
-               ("Ses03F_impro01_M000", "audio"), ("Ses03F_impro01_M000", "visual")]
+    missing = [
+        ("Ses02F_impro01_F000", "audio"),
+        ("Ses03F_impro01_M001", "visual"),
+        ("Ses03F_impro01_M000", "audio"),
+        ("Ses03F_impro01_M000", "visual"),
+    ]
     write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "features", missing=missing)
     corpus = open_iemocap(tmp_path)
     names = {r.name for r in corpus.recordings()}
@@ -127,7 +132,7 @@ def test_bad_vad_values(tmp_path):
     path = tmp_path / "IEMOCAP" / "Session1" / "dialog" / "EmoEvaluation" / "Ses01F_impro01.txt"
     text = path.read_text()
     first = next(line for line in text.splitlines() if line.startswith("["))
-    bad = first[:first.rindex("[")] + "[2.5000, high, 3.0000]"
+    bad = first[: first.rindex("[")] + "[2.5000, high, 3.0000]"
     path.write_text(text.replace(first, bad))
     with pytest.raises(DataError, match="expected three numbers") as error:
         open_iemocap(tmp_path)
@@ -181,7 +186,7 @@ def test_ratings_outside_one_to_five_are_clipped_with_a_warning(tmp_path):
     path = tmp_path / "IEMOCAP" / "Session1" / "dialog" / "EmoEvaluation" / "Ses01F_impro01.txt"
     text = path.read_text()
     line = next(line for line in text.splitlines() if "_M001" in line and line.startswith("["))
-    path.write_text(text.replace(line, line[:line.rindex("[")] + "[5.5000, 0.5000, 3.0000]"))
+    path.write_text(text.replace(line, line[: line.rindex("[")] + "[5.5000, 0.5000, 3.0000]"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         corpus = open_iemocap(tmp_path)

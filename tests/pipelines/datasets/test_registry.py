@@ -27,8 +27,10 @@ def test_unknown_dataset_option_and_missing_folder(tmp_path):
 
 
 def test_adapters_do_not_import_tensorflow():
-    code = ("import sys\n"
-            "import pipelines.datasets.avec, pipelines.datasets.iemocap, pipelines.datasets.synthetic\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n")
+    code = (
+        "import sys\n"
+        "import pipelines.datasets.avec, pipelines.datasets.iemocap, pipelines.datasets.synthetic\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"

@@ -11,8 +11,15 @@ from pipelines.datasets import open_corpus
 from pipelines.datasets import synthetic
 from pipelines.errors import ConfigError, DataError
 
-SMALL = {"seed": 5, "num_train": 3, "num_devel": 1, "num_test": 1, "duration_seconds": 40.0,
-         "audio_dim": 6, "visual_dim": 8}
+SMALL = {
+    "seed": 5,
+    "num_train": 3,
+    "num_devel": 1,
+    "num_test": 1,
+    "duration_seconds": 40.0,
+    "audio_dim": 6,
+    "visual_dim": 8,
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +53,7 @@ def test_layout_and_partitions(corpus_dir, recordings):
     assert corpus.dataset == "synthetic" and corpus.hop == pytest.approx(0.1)
     assert corpus.audio_feature_names == [f"audio_{i}" for i in range(6)]
     assert len(corpus.visual_feature_names) == 8
-    assert [r.name for r in recordings] == ["Train_SY_01", "Train_SY_02", "Train_SY_03", "Devel_SY_01",
-                                            "Test_SY_01"]
+    assert [r.name for r in recordings] == ["Train_SY_01", "Train_SY_02", "Train_SY_03", "Devel_SY_01", "Test_SY_01"]
     assert [r.partition for r in recordings] == ["train"] * 3 + ["devel", "test"]
     for recording in recordings:
         assert recording.num_frames == 400 and recording.labelled
@@ -83,11 +89,14 @@ def test_each_modality_carries_the_labels_only_where_clean(recordings):
     scores = {}
     for modality in ("audio", "visual"):
         for clean in (True, False):
+
             def pick(items, key):
                 return np.concatenate([getattr(r, key)[getattr(r, f"{modality}_corrupted") != clean] for r in items])
+
             for label in ("valence", "arousal"):
-                scores[modality, clean, label] = r_squared(pick(train, modality), pick(train, label),
-                                                           pick(held_out, modality), pick(held_out, label))
+                scores[modality, clean, label] = r_squared(
+                    pick(train, modality), pick(train, label), pick(held_out, modality), pick(held_out, label)
+                )
     assert scores["audio", True, "arousal"] > 0.7 and scores["visual", True, "valence"] > 0.7
     assert scores["audio", True, "arousal"] > scores["audio", True, "valence"]
     assert scores["visual", True, "valence"] > scores["visual", True, "arousal"]
@@ -100,7 +109,9 @@ def test_generation_is_deterministic(tmp_path, corpus_dir):
     again = synthetic.generate(tmp_path / "again", **SMALL)
     assert files_of(again) == files_of(corpus_dir)
     other = synthetic.generate(tmp_path / "other", **{**SMALL, "seed": 6})
-    assert (other / "labels" / "Train_SY_01.csv").read_bytes() != (corpus_dir / "labels" / "Train_SY_01.csv").read_bytes()
+    assert (other / "labels" / "Train_SY_01.csv").read_bytes() != (
+        corpus_dir / "labels" / "Train_SY_01.csv"
+    ).read_bytes()
 
 
 def test_reuse_regeneration_and_interruption(tmp_path):
@@ -135,8 +146,10 @@ def test_bad_corruption_file(tmp_path):
     assert (error.value.path, error.value.line, error.value.column) == (str(path), 3, 2)
 
 
-@pytest.mark.parametrize("option,value", [("num_train", 0), ("hop", -0.1), ("corruption_fraction", 0.6),
-                                          ("audio_dim", 2.5), ("duration_seconds", 0.5)])
+@pytest.mark.parametrize(
+    "option,value",
+    [("num_train", 0), ("hop", -0.1), ("corruption_fraction", 0.6), ("audio_dim", 2.5), ("duration_seconds", 0.5)],
+)
 def test_bad_parameters(tmp_path, option, value):
     with pytest.raises(ConfigError, match=option.split("_")[0]):
         synthetic.generate(tmp_path, **{**SMALL, option: value})
@@ -144,8 +157,25 @@ def test_bad_parameters(tmp_path, option, value):
 
 
 def test_cli_writes_then_reuses(tmp_path, capsys):
-    args = ["--output-dir", str(tmp_path / "cli"), "--seed", "1", "--num-train", "1", "--num-devel", "1",
-            "--num-test", "0", "--duration-seconds", "12", "--audio-dim", "2", "--visual-dim", "3", "--no-progress"]
+    args = [
+        "--output-dir",
+        str(tmp_path / "cli"),
+        "--seed",
+        "1",
+        "--num-train",
+        "1",
+        "--num-devel",
+        "1",
+        "--num-test",
+        "0",
+        "--duration-seconds",
+        "12",
+        "--audio-dim",
+        "2",
+        "--visual-dim",
+        "3",
+        "--no-progress",
+    ]
     synthetic.main(args)
     assert "synthetic corpus written" in capsys.readouterr().out
     synthetic.main(args)

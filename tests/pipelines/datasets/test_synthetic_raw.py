@@ -20,8 +20,9 @@ def test_same_seed_same_corpus_and_another_seed_another(raw_corpus_dir, tmp_path
     names = sorted(p.name for p in (raw_corpus_dir / "faces").iterdir())
     assert names == sorted(p.name for p in (again / "faces").iterdir()) and len(names) == 5
     for name in names:
-        np.testing.assert_array_equal(synthetic_raw.read_faces(raw_corpus_dir / "faces" / name),
-                                      synthetic_raw.read_faces(again / "faces" / name))
+        np.testing.assert_array_equal(
+            synthetic_raw.read_faces(raw_corpus_dir / "faces" / name), synthetic_raw.read_faces(again / "faces" / name)
+        )
         wav = name.replace(".npz", ".wav")
         assert (raw_corpus_dir / "audio" / wav).read_bytes() == (again / "audio" / wav).read_bytes()
     for folder in ("labels",):
@@ -29,8 +30,9 @@ def test_same_seed_same_corpus_and_another_seed_another(raw_corpus_dir, tmp_path
             assert path.read_bytes() == (again / folder / path.name).read_bytes()
     assert (raw_corpus_dir / "corruption.csv").read_bytes() == (again / "corruption.csv").read_bytes()
     first = names[0]
-    assert not np.array_equal(synthetic_raw.read_faces(raw_corpus_dir / "faces" / first),
-                              synthetic_raw.read_faces(other / "faces" / first))
+    assert not np.array_equal(
+        synthetic_raw.read_faces(raw_corpus_dir / "faces" / first), synthetic_raw.read_faces(other / "faces" / first)
+    )
     # A complete corpus with the same parameters is reused, not written again.
     stamp = (again / "faces" / first).stat().st_mtime_ns
     synthetic.generate(tmp_path / "again", **TINY_RAW)
@@ -59,6 +61,7 @@ def _pearson(x, y):
 
 def test_face_expression_carries_valence_across_identities(recordings):
     """A ridge regression from the pixels of the training faces predicts valence on unseen faces."""
+
     def pixels(recording):
         keep = ~recording.visual_corrupted
         gray = recording.faces[keep].astype(np.float64).mean(axis=-1).reshape(keep.sum(), -1)
@@ -84,7 +87,7 @@ def test_voice_loudness_follows_arousal(recordings):
     for recording in recordings:
         frames = recording.waveform.reshape(-1, 10 * recording.sample_rate // 10)
         clean = ~recording.audio_corrupted.reshape(-1, 10).any(axis=1)
-        loudness.append(np.log(np.sqrt((frames ** 2).mean(axis=1)))[clean])
+        loudness.append(np.log(np.sqrt((frames**2).mean(axis=1)))[clean])
         arousal.append(recording.arousal.reshape(-1, 10).mean(axis=1)[clean])
     assert _pearson(np.concatenate(loudness), np.concatenate(arousal)) > 0.8
 
@@ -103,16 +106,17 @@ def test_corrupted_stretches_are_recorded_and_visible(raw_corpus_dir, recordings
             faces = recording.faces.astype(np.float64)
             size = faces.shape[1]
             if kind == "occlusion":  # the block hides eyes and mouth: nearly flat there
-                region = faces[start:end, int(0.3 * size):int(0.85 * size)]
+                region = faces[start:end, int(0.3 * size) : int(0.85 * size)]
                 assert region.std(axis=(1, 2)).max() < 10
             else:  # heavy pixel noise: neighbouring pixels differ far more than on clean frames
+
                 def roughness(x):
                     return np.abs(np.diff(x, axis=2)).mean()
 
                 assert roughness(faces[start:end]) > 2 * roughness(faces[clean])
         else:
             frames = recording.waveform.reshape(recording.num_frames, -1)
-            rms = np.sqrt((frames ** 2).mean(axis=1))
+            rms = np.sqrt((frames**2).mean(axis=1))
             if kind == "noise":
                 assert rms[start:end].min() > rms[clean].max()
             else:

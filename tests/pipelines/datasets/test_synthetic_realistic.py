@@ -10,8 +10,17 @@ from pipelines.datasets import open_corpus
 from pipelines.datasets import synthetic, synthetic_realistic
 from pipelines.errors import ConfigError
 
-SMALL = {"seed": 3, "num_train": 4, "num_devel": 2, "num_test": 1, "duration_seconds": 60.0,
-         "audio_dim": 8, "visual_dim": 8, "noise_std": 0.5, "variant": "realistic"}
+SMALL = {
+    "seed": 3,
+    "num_train": 4,
+    "num_devel": 2,
+    "num_test": 1,
+    "duration_seconds": 60.0,
+    "audio_dim": 8,
+    "visual_dim": 8,
+    "noise_std": 0.5,
+    "variant": "realistic",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +59,7 @@ def _defaults():
     import inspect
 
     signature = inspect.signature(synthetic.generate)
-    return {name: p.default for name, p in signature.parameters.items()
-            if name not in ("output_dir", "progress")}
+    return {name: p.default for name, p in signature.parameters.items() if name not in ("output_dir", "progress")}
 
 
 def test_every_kind_is_written_and_matches_the_flags(corpus_dir, recordings):
@@ -74,8 +82,15 @@ def test_corruptions_stay_inside_the_clean_range_and_have_their_form():
     n, hop = 600, 0.1
     clean = np.cumsum(rng.standard_normal((n, 4)), axis=0) * 0.05 + rng.standard_normal(4)
     donor = rng.standard_normal((n, 4))
-    segments = [(10, 60, "noise"), (80, 120, "swap"), (130, 180, "frozen"), (200, 300, "drift"),
-                (320, 380, "desync"), (400, 450, "dropout"), (0, 5, "desync")]
+    segments = [
+        (10, 60, "noise"),
+        (80, 120, "swap"),
+        (130, 180, "frozen"),
+        (200, 300, "drift"),
+        (320, 380, "desync"),
+        (400, 450, "dropout"),
+        (0, 5, "desync"),
+    ]
     out = synthetic_realistic._corrupt(rng, clean, donor, segments, hop)
     low, high, mean, spread = clean.min(0), clean.max(0), clean.mean(0), clean.std(0)
     untouched = np.ones(n, bool)
@@ -90,9 +105,9 @@ def test_corruptions_stay_inside_the_clean_range_and_have_their_form():
     assert np.all(drift >= low) and np.all(drift <= high)
     offset = np.abs(drift - clean[200:300]).mean(1)
     assert offset[:10].mean() < 0.1 * spread.mean() < offset[-10:].mean()
-    shifts = [k for k in range(20, 51) if np.array_equal(out[320:380], clean[320 - k:380 - k])]
+    shifts = [k for k in range(20, 51) if np.array_equal(out[320:380], clean[320 - k : 380 - k])]
     assert len(shifts) == 1  # 2-5 s earlier
-    later = [k for k in range(20, 51) if np.array_equal(out[0:5], clean[k:5 + k])]
+    later = [k for k in range(20, 51) if np.array_equal(out[0:5], clean[k : 5 + k])]
     assert len(later) == 1  # at the start: later instead
     np.testing.assert_allclose(out[400:450], np.repeat(mean[None], 50, axis=0))
 
@@ -102,14 +117,22 @@ def test_dyads_share_a_conversation_and_swap_takes_the_partner(corpus_dir, recor
         return (np.corrcoef(x.valence, y.valence)[0, 1] + np.corrcoef(x.arousal, y.arousal)[0, 1]) / 2
 
     dyads = [("Train_SY_01", "Train_SY_02"), ("Train_SY_03", "Train_SY_04"), ("Devel_SY_01", "Devel_SY_02")]
-    strangers = [("Train_SY_01", "Train_SY_03"), ("Train_SY_02", "Train_SY_04"), ("Train_SY_01", "Devel_SY_01"),
-                 ("Train_SY_04", "Devel_SY_02"), ("Train_SY_03", "Test_SY_01")]
+    strangers = [
+        ("Train_SY_01", "Train_SY_03"),
+        ("Train_SY_02", "Train_SY_04"),
+        ("Train_SY_01", "Devel_SY_01"),
+        ("Train_SY_04", "Devel_SY_02"),
+        ("Train_SY_03", "Test_SY_01"),
+    ]
     shared = np.mean([agreement(recordings[x], recordings[y]) for x, y in dyads])
     other = np.mean([agreement(recordings[x], recordings[y]) for x, y in strangers])
     assert shared > other + 0.15, (shared, other)
     a, b = recordings["Train_SY_01"], recordings["Train_SY_02"]
-    swaps = [(start, end) for name, modality, start, end, kind in read_rows(corpus_dir)
-             if name == "Train_SY_01" and modality == "visual" and kind == "swap"]
+    swaps = [
+        (start, end)
+        for name, modality, start, end, kind in read_rows(corpus_dir)
+        if name == "Train_SY_01" and modality == "visual" and kind == "swap"
+    ]
     for start, end in swaps:
         partner = b.visual[start:end]
         partner_clean = ~b.visual_corrupted[start:end]
@@ -125,6 +148,7 @@ def test_audio_is_weak_on_valence_and_corruption_removes_information(recordings)
             x = np.concatenate([getattr(r, modality)[getattr(r, f"{modality}_corrupted") != clean] for r in items])
             y = np.concatenate([getattr(r, label)[getattr(r, f"{modality}_corrupted") != clean] for r in items])
             return np.c_[x, np.ones(len(x))], y
+
         x, y = pick(train)
         weights = np.linalg.lstsq(x, y, rcond=None)[0]
         x, y = pick(held_out)
