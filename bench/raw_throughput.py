@@ -35,6 +35,7 @@ def measure(args) -> dict:
 
     sys.path.insert(0, str(HERE))
     from _common import random_raw_batch, training_frames_per_second
+
     from cold_keras.models import build_raw_model
 
     keras.mixed_precision.set_global_policy(args.policy)

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def trained_briefly(args):
     import keras
     import tensorflow as tf
-
     from _common import random_batch
+
     from cold_keras.models import build_model, inference_model
 
     keras.utils.set_random_seed(0)

@@ -84,7 +84,6 @@ def build(variant):
 
 def _dataset(bare):
     import tensorflow as tf
-
     from _common import random_batch
 
     batch = random_batch(B, T, DA, DV)
@@ -138,7 +137,8 @@ def main():
         print(f"COLD machinery over context fusion: {overhead * 100:+.1f}% time per frame (target <= +5%)")
     if "cold_fusion_bf16" in times and "cold_fusion" in times:
         print(
-            f"mixed_bfloat16 / float32 speed: {np.median(times['cold_fusion']) / np.median(times['cold_fusion_bf16']):.2f}x"
+            "mixed_bfloat16 / float32 speed: "
+            f"{np.median(times['cold_fusion']) / np.median(times['cold_fusion_bf16']):.2f}x"
         )
 
     if args.trace:

@@ -20,8 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def evaluate_run(run_dir: Path, partition: str, corrupt_fraction: float, mode: str):
     import keras
     import numpy as np
-
     from _common import load_run
+
     from pipelines import corrupt, evaluation
 
     infer, recordings = load_run(run_dir, partition)
@@ -42,6 +42,7 @@ def evaluate_run(run_dir: Path, partition: str, corrupt_fraction: float, mode: s
 
 def main():
     from _common import train_synthetic
+
     from pipelines import features
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

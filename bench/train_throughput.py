@@ -29,8 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def measure(name, args):
     import keras
     import numpy as np
-
     from _common import random_batch, training_frames_per_second
+
     from cold_keras.models import build_model
 
     keras.mixed_precision.set_global_policy(args.policy)

@@ -136,8 +136,8 @@ def run_dir_for(out: Path, name: str, overrides: dict, seed: int, epochs) -> Pat
 def evaluate_run(run_dir: Path, partition: str, fraction: float, mode: str) -> dict:
     import keras
     import numpy as np
-
     from _common import load_run
+
     from pipelines import corrupt, evaluate, evaluation
 
     infer, recordings = load_run(run_dir, partition)
@@ -267,8 +267,8 @@ def kind_overrides(corpus: str, setting: str, train_kinds) -> dict:
 def evaluate_kinds(run_dir: Path, partition: str, fraction: float, kinds) -> dict:
     """Clean and per-kind figures of one run (visual corrupted in consecutive blocks)."""
     import keras
-
     from _common import load_run
+
     from pipelines import corrupt, evaluate, evaluation
 
     infer, recordings = load_run(run_dir, partition)

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import cli
+from pipelines import cli, features
 from pipelines import config as config_lib
-from pipelines import features
 from pipelines.errors import ConfigError, cli_main
 from pipelines.io_utils import finite_or_none, write_json_atomic
 

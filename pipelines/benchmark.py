@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import config as config_lib
 from pipelines import cli, features, train, tune
+from pipelines import config as config_lib
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import finite_or_none, read_json, save_figure_atomic, write_json_atomic
 

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import cli
-from pipelines import export, features
+from pipelines import cli, export, features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import finite_or_none, read_json, write_json_atomic
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipelines import corrupt as corrupt_lib
 from pipelines import cli, features
+from pipelines import corrupt as corrupt_lib
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import finite_or_none, write_bytes_atomic, write_json_atomic, write_text_atomic
 

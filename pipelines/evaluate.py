@@ -37,9 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import cli
+from pipelines import cli, export, features
 from pipelines import corrupt as corrupt_lib
-from pipelines import export, features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import finite_or_none, read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from pipelines.pause import pause_point
@@ -141,9 +140,8 @@ def per_recording_scores(predictions, task) -> list:
         list of dicts with `name`, `num_frames` and `<branch>_<metric>_<dimension>` plus
         `<branch>_ccc_mean` / `<branch>_f1_macro` (the names of metrics.json; metric `ccc` or `f1`).
     """
-    from pipelines import evaluation
-
     from cold_keras import metrics as cmetrics
+    from pipelines import evaluation
 
     metric = "ccc" if task == "regression" else "f1"
     rows = []
@@ -266,9 +264,8 @@ def weight_diagnostics(predictions) -> dict:
 
 def reliability(predictions, temperatures, sequence_level, num_bins=NUM_BINS) -> dict:
     """Reliability-diagram bins per branch and dimension, before and after temperature scaling."""
-    from pipelines import evaluation
-
     from cold_keras import metrics as cmetrics
+    from pipelines import evaluation
 
     report = {}
     for branch in evaluation.branches_of(predictions[0]["outputs"]):

@@ -45,8 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import cli
-from pipelines import features
+from pipelines import cli, features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
 from pipelines.pause import pause_point

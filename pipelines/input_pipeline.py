@@ -5,7 +5,8 @@ parsed, cut into windows of `window_seconds` every `window_hop_seconds` (default
 augmented (`pipelines.augment`), shuffled, batched and prefetched. Window starts are 0, hop,
 2 hop, ... while the window fits, plus one window ending on the last frame when the hop does not
 land there, so every frame is seen (with a hop of at most a window) and windows are padded only
-when a recording is shorter than a window (zero features, mask 0 on the padded frames; a window always holds real frames).
+when a recording is shorter than a window (zero features, mask 0 on the padded frames; a window
+always holds real frames).
 
 Evaluation (`training=False`): one element per whole recording, in shard order, padded batches,
 never augmented. An unlabelled partition yields features only.

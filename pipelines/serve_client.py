@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import cli
-from pipelines import features
+from pipelines import cli, features
 from pipelines.errors import ColdKerasError, ConfigError, DataError, cli_main
 from pipelines.export import SERVING_DEFAULT, SIGNATURES, predict_request
 

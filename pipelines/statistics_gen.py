@@ -29,9 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import cli
+from pipelines import cli, features
 from pipelines import example_gen as eg
-from pipelines import features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_current_json, read_json, write_json_atomic, write_text_atomic
 from pipelines.pause import pause_point

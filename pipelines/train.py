@@ -22,14 +22,12 @@ import shutil
 import time
 from pathlib import Path
 
-from pipelines import cli
+from pipelines import cli, example_gen, features
 from pipelines import config as config_lib
-from pipelines import features
-from pipelines import example_gen
-from pipelines.run_checks import backup_settings, epochs_extension, resume_point_of
-from pipelines.errors import ConfigError, ColdKerasError, cli_main
+from pipelines.errors import ColdKerasError, ConfigError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
 from pipelines.pause import pause_callback
+from pipelines.run_checks import backup_settings, epochs_extension, resume_point_of
 
 RUN_FILES = ("config.json", "model.keras", "metrics.json", "history.csv")
 # Global gradient-norm clipping of every model (`training.clipnorm`; see README, "Training stability").

@@ -32,9 +32,8 @@ import os
 import shutil
 from pathlib import Path
 
-from pipelines import cli
+from pipelines import cli, train
 from pipelines import config as config_lib
-from pipelines import train
 from pipelines.errors import ColdKerasError, ConfigError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
 from pipelines.pause import pause_callback

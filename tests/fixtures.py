@@ -71,7 +71,8 @@ def write_avec_fixture(
         if mode == "labels":
             lines = ["name;timestamp;arousal;valence;liking"]
             lines += [
-                f"{quoted};{t:.2f};{a:.6f};{v:.6f};{l:.6f}" for t, a, v, l in zip(timestamps, arousal, valence, liking)
+                f"{quoted};{t:.2f};{a:.6f};{v:.6f};{lk:.6f}"
+                for t, a, v, lk in zip(timestamps, arousal, valence, liking)
             ]
             truth["labels"][name] = {"timestamp": timestamps, "arousal": arousal, "valence": valence}
         else:

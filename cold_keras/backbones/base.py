@@ -33,7 +33,8 @@ class Backbone(keras.layers.Layer):
     """A VGG-style CNN applied to every frame: conv blocks, pooling, then three dense layers.
 
     Each block is `convs_per_block` 3x3 ReLU convolutions ("same" padding; with `batch_norm`,
-    convolution, batch normalisation, then ReLU) followed by a 2x2 max pooling. The pooled map is averaged over space (`pooling="average"`) or flattened
+    convolution, batch normalisation, then ReLU) followed by a 2x2 max pooling. The pooled map is
+    averaged over space (`pooling="average"`) or flattened
     (`pooling="flatten"`), then goes through two ReLU dense layers `fc_1`, `fc_2` of
     `dense_units` units and a linear dense layer `embedding` of `embedding_dim` units.
 

@@ -9,7 +9,8 @@ from cold_keras.backbones.base import Backbone
 class FaceCNN(Backbone):
     """Face-crop CNN giving a 512-d feature per frame (paper section 5.3, EmoFAN's role).
 
-    VGG-style conv blocks (convolution, batch normalisation, ReLU) with global average pooling, two ReLU dense layers and a linear
+    VGG-style conv blocks (convolution, batch normalisation, ReLU) with global average pooling, two
+    ReLU dense layers and a linear
     512-d embedding (see `Backbone`). Inputs are float face crops `[..., H, W, 3]`, already
     normalised (the raw model puts a `Normalization` layer in front); every leading axis is a
     batch axis, so `[B, T, H, W, 3]` gives `[B, T, 512]`.

@@ -4,8 +4,8 @@ import keras
 from keras import ops
 
 from cold_keras import losses as cold_losses
-from cold_keras.layers.reliability import reliability_supervision_loss
 from cold_keras.layers.emotion_loss import DIMENSIONS, EmotionLoss, output_name
+from cold_keras.layers.reliability import reliability_supervision_loss
 from cold_keras.names import WEIGHT_CONVENTIONS
 
 

@@ -1,9 +1,9 @@
 """Bidirectional GRU temporal block g_m of COLD fusion and its baselines."""
 
+import warnings
+
 import keras
 from keras import ops
-
-import warnings
 
 from cold_keras.layers.projected_gru import ProjectedGRU, cudnn_blockers, gpu_available
 

@@ -28,7 +28,6 @@ from cold_keras.layers.sine_position_encoding import SinePositionEncoding
 from cold_keras.layers.temporal_block import TemporalBlock
 from cold_keras.layers.variance_norm_fusion import VarianceNormFusion
 from cold_keras.models.emotion_model import EmotionModel
-
 from cold_keras.names import (
     AUDIO,
     AUDIO_PRESENT,
@@ -142,7 +141,8 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
     ids 0/1/2 for classification). The unimodal models ("audio", "visual") ignore the other
     modality. A modality's absent frames are zero-filled (`PresenceGate`) after the normalisation,
     so its features there cannot change any output; the fusion layers give it a weight of exactly 0
-    there, and the losses leave those frames out of its unimodal and calibration terms. The loss layer at the end (`EmotionLoss`, `ColdLoss` for
+    there, and the losses leave those frames out of its unimodal and calibration terms. The loss
+    layer at the end (`EmotionLoss`, `ColdLoss` for
     COLD fusion) adds the loss with `add_loss` and updates the streaming metrics, so compile with
     `model.compile(optimizer=...)` and no `loss`. Outputs (also of `inference_model`), all float32:
 
@@ -553,7 +553,8 @@ def inference_model(training_model):
     """Prediction model cut from a training model at its named output layers (no targets, no loss).
 
     Inputs: "audio", "visual", "mask" and the optional "audio_present", "visual_present" (None = all
-    ones; models saved before the flags existed have no such inputs). Outputs: the dict described in `build_model` (the same keys
+    ones; models saved before the flags existed have no such inputs). Outputs: the dict described
+    in `build_model` (the same keys
     as the training model's outputs), sharing the training model's layers and weights. Layers such
     as dropout and the Gaussian sampling run in inference mode unless called with `training=True`.
 

@@ -49,8 +49,8 @@ from pathlib import Path
 import numpy as np
 
 from pipelines import features
-from pipelines.datasets.avec import LABELS_FOLDER, open_layout
 from pipelines.datasets import synthetic_raw, synthetic_realistic
+from pipelines.datasets.avec import LABELS_FOLDER, open_layout
 from pipelines.datasets.base import Corpus, Recording
 from pipelines.errors import ConfigError, DataError, cli_main
 

@@ -12,7 +12,6 @@ import tensorflow_probability as tfp
 from cold_keras import metrics
 from cold_keras.losses import ConcordanceLoss
 
-
 # ---------------------------------------------------------------------------------------------------
 # NumPy references (written from the definitions, not from the implementation)
 # ---------------------------------------------------------------------------------------------------

@@ -7,8 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from pipelines.datasets import open_corpus
-from pipelines.datasets import synthetic
+from pipelines.datasets import open_corpus, synthetic
 from pipelines.errors import ConfigError, DataError
 
 SMALL = {

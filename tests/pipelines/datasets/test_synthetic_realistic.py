@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.datasets import open_corpus
-from pipelines.datasets import synthetic, synthetic_realistic
+from pipelines.datasets import open_corpus, synthetic, synthetic_realistic
 from pipelines.errors import ConfigError
 
 SMALL = {
