@@ -51,7 +51,7 @@ def model_config(config: dict, model: str, seed: int, hparams=None) -> dict:
 
 def best_validation(run_dir: Path, monitor: str) -> float:
     """The best per-epoch validation score of a finished run (what the tuner scores a trial by)."""
-    best = train._best_so_far(run_dir / "history.csv", monitor)
+    best = train.best_so_far(run_dir / "history.csv", monitor)
     if best is None:
         raise DataError(f"no finite {monitor} in the run's history", run_dir / "history.csv")
     return float(best)

@@ -13,8 +13,8 @@ import numpy as np
 
 from cold_keras import metrics as cmetrics
 from pipelines import features
-from pipelines.input_pipeline import to_classes  # the training targets' bins, also for scoring
 from pipelines.io_utils import write_text_atomic
+from pipelines.labels import to_classes  # the training targets' bins, also for scoring
 
 BRANCH_PREFIXES = {"av": "", "audio": "audio_", "visual": "visual_"}
 

@@ -49,31 +49,33 @@ from pipelines import cli, features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
 from pipelines.pause import pause_point
+from pipelines.records import (  # noqa: F401 (the record keys and manifest helpers, also as example_gen.X)
+    AUDIO_CORRUPTED,
+    CORRUPTED_KEYS,
+    EXAMPLES_DIR,
+    FORMAT_VERSION,
+    HAS_CORRUPTION,
+    HOP,
+    LABELLED,
+    MANIFEST,
+    METADATA,
+    NAME,
+    NUM_FRAMES,
+    PARTIAL_SUFFIX,
+    PARTITION,
+    PRESENT_KEYS,
+    RAW,
+    SAMPLE_RATE,
+    SEQUENCE_LEVEL,
+    SHARD_SUFFIX,
+    TIMESTAMPS,
+    VISUAL_CORRUPTED,
+    load_manifest,
+    partition_info,
+)
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-EXAMPLES_DIR = "examples"
-SHARD_SUFFIX = ".tfrecord"
-PARTIAL_SUFFIX = ".partial"
 # Without --num-shards a partition's shard is closed once it holds this many bytes.
 DEFAULT_SHARD_BYTES = 64 * 1024 * 1024
-
-# Record keys besides the ones in `pipelines.features`.
-NAME = "name"
-PARTITION = "partition"
-HOP = "hop"
-NUM_FRAMES = "num_frames"
-METADATA = "metadata"
-LABELLED = "labelled"
-SEQUENCE_LEVEL = "sequence_level"
-HAS_CORRUPTION = "has_corruption"
-TIMESTAMPS = "timestamps"
-SAMPLE_RATE = "sample_rate"
-RAW = "raw"
-AUDIO_CORRUPTED = "audio_corrupted"
-VISUAL_CORRUPTED = "visual_corrupted"
-CORRUPTED_KEYS = {features.AUDIO: AUDIO_CORRUPTED, features.VISUAL: VISUAL_CORRUPTED}
-PRESENT_KEYS = {features.AUDIO: features.AUDIO_PRESENT, features.VISUAL: features.VISUAL_PRESENT}
 
 
 def sha256_file(path, chunk_size=1 << 20) -> str:
@@ -83,33 +85,6 @@ def sha256_file(path, chunk_size=1 << 20) -> str:
         for block in iter(lambda: handle.read(chunk_size), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def load_manifest(artifact_dir) -> dict:
-    """Reads `manifest.json` of an artefact folder; a DataError if it is missing or unreadable."""
-    path = Path(artifact_dir) / MANIFEST
-    if not path.is_file():
-        raise DataError(
-            f"no manifest.json: run `python -m pipelines.example_gen ... --output-dir {artifact_dir}` first", path
-        )
-    try:
-        manifest = read_json(path)
-    except (OSError, ValueError) as error:
-        raise DataError(f"unreadable manifest ({error})", path) from error
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"not a format-{FORMAT_VERSION} manifest; run ExampleGen again", path)
-    return manifest
-
-
-def partition_info(artifact_dir, partition: str) -> dict:
-    """The manifest entry of one partition; a DataError naming the ones there are otherwise."""
-    manifest = load_manifest(artifact_dir)
-    if partition not in manifest["partitions"]:
-        raise DataError(
-            f"no partition {partition!r} in this corpus (there are: {', '.join(manifest['partitions']) or 'none'})",
-            Path(artifact_dir) / MANIFEST,
-        )
-    return manifest["partitions"][partition]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ feature ones; padded frames are zero.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -37,119 +36,16 @@ import tensorflow as tf
 
 from cold_keras.names import TASKS
 from pipelines import augment as augment_lib
-from pipelines import example_gen as eg
-from pipelines import features
+from pipelines import features, records
 from pipelines.errors import ConfigError, DataError
+from pipelines.labels import class_weights, to_classes  # noqa: F401 (also input_pipeline.X)
+from pipelines.records import is_raw, iter_recordings, label_arrays, parse_spec  # noqa: F401 (also input_pipeline.X)
 
 OVERSAMPLE_MODES = ("joint", features.VALENCE, features.AROUSAL)
 
 
 # ---------------------------------------------------------------------------------------------
-# Classes
-
-
-def to_classes(values):
-    """Three-way bins (paper section 5.1): 0 if v < -0.05, 1 if -0.05 <= v <= 0.05, 2 if v > 0.05.
-
-    The threshold is compared in the labels' own dtype, so a float32 label of exactly -0.05 is
-    neutral. Works on NumPy arrays (returns int32 NumPy) and on tensors (returns int32 tensors).
-    """
-    if isinstance(values, (tf.Tensor, tf.Variable)):
-        threshold = tf.cast(features.CLASS_THRESHOLD, values.dtype)
-        return tf.cast(values >= -threshold, tf.int32) + tf.cast(values > threshold, tf.int32)
-    values = np.asarray(values)
-    if not np.issubdtype(values.dtype, np.floating):
-        values = values.astype(np.float32)
-    threshold = values.dtype.type(features.CLASS_THRESHOLD)
-    return (values >= -threshold).astype(np.int32) + (values > threshold).astype(np.int32)
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsing
-
-
-def _shard_paths(artifact_dir, partition):
-    info = eg.partition_info(artifact_dir, partition)
-    paths = [str(Path(artifact_dir) / shard["file"]) for shard in info["shards"]]
-    for path in paths:
-        if not Path(path).is_file():
-            raise DataError("shard listed in manifest.json is missing; run ExampleGen again", path)
-    return info, paths
-
-
-def parse_spec(info: dict, ragged=False, labels_only=False):
-    """Context and sequence feature specs for one partition's SequenceExamples.
-
-    Args:
-        info: the partition's manifest entry.
-        ragged: parse `audio` / `visual` as ragged [N, None] (tolerates a wrong dimension, for
-            the validator) instead of fixed [N, D].
-        labels_only: parse only what the labels need (cheap passes over the train split).
-    """
-    context = {eg.NAME: tf.io.FixedLenFeature([], tf.string), eg.NUM_FRAMES: tf.io.FixedLenFeature([], tf.int64)}
-    sequence = {}
-    if not labels_only:
-        context.update(
-            {
-                eg.PARTITION: tf.io.FixedLenFeature([], tf.string),
-                eg.HOP: tf.io.FixedLenFeature([], tf.float32),
-                eg.METADATA: tf.io.FixedLenFeature([], tf.string),
-                eg.HAS_CORRUPTION: tf.io.FixedLenFeature([], tf.int64),
-            }
-        )
-        if is_raw(info):
-            if ragged:
-                raise ValueError("raw partitions have no ragged form; read them with iter_recordings")
-            # `audio`: the log-mel spectrogram frames; `visual`: one PNG per frame.
-            sequence[features.AUDIO] = tf.io.FixedLenSequenceFeature([info["audio_dim"]], tf.float32)
-            sequence[features.VISUAL] = tf.io.FixedLenSequenceFeature([], tf.string)
-        for modality in () if is_raw(info) else features.MODALITIES:
-            sequence[modality] = (
-                tf.io.RaggedFeature(tf.float32)
-                if ragged
-                else tf.io.FixedLenSequenceFeature([info[f"{modality}_dim"]], tf.float32)
-            )
-        sequence[eg.TIMESTAMPS] = tf.io.FixedLenSequenceFeature([], tf.int64)
-        for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT):
-            sequence[key] = tf.io.FixedLenSequenceFeature([], tf.float32)
-        if info.get("has_corruption"):
-            for key in eg.CORRUPTED_KEYS.values():
-                sequence[key] = tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True)
-    if info["labelled"]:
-        for key in features.LABEL_KEYS:
-            if info["sequence_level"]:
-                context[key] = tf.io.FixedLenFeature([], tf.float32)
-            else:
-                sequence[key] = tf.io.FixedLenSequenceFeature([], tf.float32)
-    return context, sequence
-
-
-def is_raw(info) -> bool:
-    """Whether a manifest (or partition entry) describes a raw corpus."""
-    return info.get("mode") == eg.RAW
-
-
-def _parser(info, ragged=False, labels_only=False):
-    """Parses one record; a raw record's `audio` becomes [N, P, M] patches, `visual` stays PNG bytes [N]."""
-    context_spec, sequence_spec = parse_spec(info, ragged=ragged, labels_only=labels_only)
-
-    def parse(serialized):
-        context, sequence = tf.io.parse_single_sequence_example(serialized, context_spec, sequence_spec)
-        out = {**context, **sequence}
-        if is_raw(info) and not labels_only:
-            from pipelines import raw_inputs
-
-            out[features.AUDIO] = raw_inputs.logmel_patches(
-                out[features.AUDIO], context[eg.NUM_FRAMES], float(info["hop"]), info["logmel"]
-            )
-        if info["labelled"] and info["sequence_level"]:
-            n = tf.cast(context[eg.NUM_FRAMES], tf.int32)
-            for key in features.LABEL_KEYS:
-                out[key] = tf.fill([n], context[key])  # the utterance label on every frame
-                out[f"{key}_utterance"] = context[key]
-        return out
-
-    return parse
+# Reading
 
 
 def _records(paths, *, training, seed):
@@ -163,101 +59,6 @@ def _records(paths, *, training, seed):
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not training or seed is not None,
     )
-
-
-def iter_recordings(artifact_dir, partition):
-    """Whole recordings of a partition as NumPy, in shard order.
-
-    Yields:
-        dict with `name`, `partition`, `hop` (float), `num_frames`, `metadata` (dict),
-        `labelled`, `sequence_level` (bools), `audio` [N, D_a] and `visual` [N, D_v] float32
-        (raw corpora: `audio` [N, P, M] float32 log-mel patches, `visual` [N, H, W, 3] uint8 faces),
-        `valence` / `arousal` ([N] float32 per frame, a float32 scalar for sequence-level corpora,
-        None when unlabelled), `timestamps` [N] float64 seconds, `audio_present` / `visual_present` [N] float32 and,
-        when the corpus knows them, `audio_corrupted` / `visual_corrupted` [N] bool.
-    """
-    info, paths = _shard_paths(artifact_dir, partition)
-    parse = _parser(info)
-    dataset = tf.data.TFRecordDataset(paths).map(parse)
-    if is_raw(info):
-        dataset = dataset.map(lambda e: {**e, features.VISUAL: _decode_faces(e[features.VISUAL], info)})
-    try:
-        for example in dataset.as_numpy_iterator():
-            has_corruption = bool(example[eg.HAS_CORRUPTION])
-            out = {
-                "name": example[eg.NAME].decode("utf-8"),
-                "partition": example[eg.PARTITION].decode("utf-8"),
-                "hop": float(example[eg.HOP]),
-                "num_frames": int(example[eg.NUM_FRAMES]),
-                "metadata": json.loads(example[eg.METADATA].decode("utf-8")),
-                "labelled": bool(info["labelled"]),
-                "sequence_level": bool(info["sequence_level"]),
-                features.AUDIO: example[features.AUDIO],
-                features.VISUAL: example[features.VISUAL],
-                eg.TIMESTAMPS: example[eg.TIMESTAMPS] / 1e6,
-                features.AUDIO_PRESENT: example[features.AUDIO_PRESENT],
-                features.VISUAL_PRESENT: example[features.VISUAL_PRESENT],
-            }
-            for key in features.LABEL_KEYS:
-                if not info["labelled"]:
-                    out[key] = None
-                elif info["sequence_level"]:
-                    out[key] = np.float32(example[f"{key}_utterance"])
-                else:
-                    out[key] = example[key]
-            if has_corruption:
-                for key in eg.CORRUPTED_KEYS.values():
-                    out[key] = example[key].astype(bool)
-            yield out
-    except tf.errors.InvalidArgumentError as error:
-        raise DataError(
-            f"partition {partition!r} does not match its manifest entry "
-            f"({error.message.splitlines()[0]}); run the example validator",
-            paths[0],
-        ) from error
-
-
-def label_arrays(artifact_dir, partition):
-    """Per-recording label arrays of a labelled partition, parsed without the features.
-
-    Returns:
-        list of (valence, arousal) float32 NumPy pairs: per-frame arrays, or for sequence-level
-        corpora arrays of length 1 holding the utterance label.
-    """
-    info, paths = _shard_paths(artifact_dir, partition)
-    if not info["labelled"]:
-        raise DataError(f"partition {partition!r} has no labels", Path(artifact_dir) / eg.MANIFEST)
-    parse = _parser(info, labels_only=True)
-    out = []
-    for example in tf.data.TFRecordDataset(paths).map(parse).as_numpy_iterator():
-        if info["sequence_level"]:
-            out.append(tuple(np.float32(example[f"{k}_utterance"]).reshape(1) for k in features.LABEL_KEYS))
-        else:
-            out.append(tuple(example[k] for k in features.LABEL_KEYS))
-    return out
-
-
-def class_weights(artifact_dir):
-    """Class weights for the three bins, from the train split.
-
-    w_k = (1 / p_k) / mean_j (1 / p_j) with p_k the relative size of bin k in the train labels
-    (frames for per-frame corpora, utterances for sequence-level ones), so the weights average 1
-    over the classes present. A class absent from the train split gets weight 0.
-
-    Returns:
-        [[w_neg, w_neu, w_pos] for valence, [w_low, w_neu, w_high] for arousal] as Python floats.
-    """
-    labels = label_arrays(artifact_dir, features.TRAIN)
-    weights = []
-    for index, key in enumerate(features.LABEL_KEYS):
-        values = np.concatenate([pair[index] for pair in labels])
-        counts = np.bincount(to_classes(values), minlength=features.NUM_CLASSES).astype(np.float64)
-        present = counts > 0
-        inverse = np.zeros(features.NUM_CLASSES)
-        inverse[present] = counts.sum() / counts[present]
-        inverse[present] /= inverse[present].mean()
-        weights.append([float(w) for w in inverse])
-    return weights
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,12 +90,6 @@ def _window_starts_tf(num_frames, window, step):
     last = tf.maximum(num_frames - window, 0)
     starts = tf.range(0, last + 1, step)
     return tf.cond(starts[-1] < last, lambda: tf.concat([starts, [last]], 0), lambda: starts)
-
-
-def _decode_faces(encoded, info):
-    from pipelines import raw_inputs
-
-    return raw_inputs.decode_faces(encoded, info["visual_shape"])
 
 
 def windows_of(example, window, step):
@@ -381,7 +176,7 @@ def count_batches(
     label_delay_frames=0,
 ):
     """Batches per pass of `make_dataset` with the same arguments (from the manifest, no reading)."""
-    info = eg.partition_info(artifact_dir, partition)
+    info = records.partition_info(artifact_dir, partition)
     lengths = [n - label_delay_frames for _, n in info["recordings"] if n > label_delay_frames]
     if not training:
         return math.ceil(len(lengths) / batch_size)
@@ -459,9 +254,9 @@ def make_dataset(
         raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    info, paths = _shard_paths(artifact_dir, partition)
+    info, paths = records.shard_paths(artifact_dir, partition)
     labelled = bool(info["labelled"])
-    parse = _parser(info)
+    parse = records.parser(info)
     raw = is_raw(info)
     if label_delay_frames:
         parse = _delayed_parser(parse, info, int(label_delay_frames), artifact_dir)
@@ -471,7 +266,7 @@ def make_dataset(
             dataset = dataset.filter(lambda e: tf.shape(e[features.AUDIO])[0] > 0)
         if raw:
             dataset = dataset.map(
-                lambda e: {**e, features.VISUAL: tf.cast(_decode_faces(e[features.VISUAL], info), tf.float32)},
+                lambda e: {**e, features.VISUAL: tf.cast(records.decode_faces(e[features.VISUAL], info), tf.float32)},
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
         dataset = dataset.map(
@@ -481,7 +276,9 @@ def make_dataset(
         return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     if not labelled:
-        raise DataError(f"cannot train on partition {partition!r}: it has no labels", Path(artifact_dir) / eg.MANIFEST)
+        raise DataError(
+            f"cannot train on partition {partition!r}: it has no labels", Path(artifact_dir) / records.MANIFEST
+        )
     config = augment_lib.validate_config(augment)
     if raw and augment_lib.is_active(config):
         raise ConfigError(
@@ -578,7 +375,7 @@ def _delayed_parser(parse, info, frames, artifact_dir):
     if info["labelled"] and info["sequence_level"]:
         raise ConfigError(
             "a label delay applies to per-frame labels; this corpus has one label per utterance",
-            Path(artifact_dir) / eg.MANIFEST,
+            Path(artifact_dir) / records.MANIFEST,
         )
 
     def delayed(serialized):
@@ -597,7 +394,7 @@ def _raw_window_function(info, raw_augment, seed):
 
     def apply(element):
         mask = element[features.MASK]
-        visual = tf.cast(_decode_faces(element[features.VISUAL], info), tf.float32)
+        visual = tf.cast(records.decode_faces(element[features.VISUAL], info), tf.float32)
         visual = faces(visual) * mask[:, None, None, None]
         audio = raw_augment_lib.spec_augment(element[features.AUDIO], warp, freq, time) * mask[:, None, None]
         return {**element, features.VISUAL: visual, features.AUDIO: audio}

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import cli, features
-from pipelines import example_gen as eg
+from pipelines import cli, features, records
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_current_json, read_json, write_json_atomic, write_text_atomic
+from pipelines.labels import to_classes
 from pipelines.pause import pause_point
 
 FORMAT_VERSION = 1
@@ -124,20 +124,18 @@ class MomentAccumulator:
 def _raw_examples(artifact_dir, partition, info):
     """A raw partition's recordings in the form of `_tolerant_examples`: values per frame of a raw
     input are its log-mel patch (rows of mel bins) or its face crop (rows of colour channels)."""
-    from pipelines import input_pipeline
-
-    for recording in input_pipeline.iter_recordings(artifact_dir, partition):
+    for recording in records.iter_recordings(artifact_dir, partition):
         example = {
-            eg.NAME: recording["name"].encode("utf-8"),
-            eg.NUM_FRAMES: recording["num_frames"],
-            eg.HOP: recording["hop"],
+            records.NAME: recording["name"].encode("utf-8"),
+            records.NUM_FRAMES: recording["num_frames"],
+            records.HOP: recording["hop"],
         }
         for modality in features.MODALITIES:
             values = recording[modality]
             rows = values.reshape(-1, info[f"{modality}_dim"])
             example[f"{modality}_flat"] = rows.reshape(-1)
             example[f"{modality}_lengths"] = np.full(len(rows), info[f"{modality}_dim"], np.int32)
-            example[eg.PRESENT_KEYS[modality]] = recording[eg.PRESENT_KEYS[modality]]
+            example[records.PRESENT_KEYS[modality]] = recording[records.PRESENT_KEYS[modality]]
         for key in features.LABEL_KEYS:
             if info["labelled"]:
                 example[f"{key}_utterance" if info["sequence_level"] else key] = recording[key]
@@ -146,15 +144,13 @@ def _raw_examples(artifact_dir, partition, info):
 
 def _tolerant_examples(artifact_dir, partition):
     """Parsed recordings with each modality as flat values plus per-frame lengths (NumPy)."""
-    import tensorflow as tf
+    import tensorflow as tf  # here, not at the top: argument parsing must not load it
 
-    from pipelines import input_pipeline
-
-    info, paths = input_pipeline._shard_paths(artifact_dir, partition)
-    if input_pipeline.is_raw(info):
+    info, paths = records.shard_paths(artifact_dir, partition)
+    if records.is_raw(info):
         yield from _raw_examples(artifact_dir, partition, info)
         return
-    parse = input_pipeline._parser(info, ragged=True)
+    parse = records.parser(info, ragged=True)
 
     def flatten(serialized):
         example = parse(serialized)
@@ -174,8 +170,6 @@ def _tolerant_examples(artifact_dir, partition):
 
 def partition_statistics(artifact_dir, partition, info, bar=False) -> dict:
     """Statistics of one partition (module docstring), one recording at a time; `bar`: a progress bar."""
-    from pipelines.input_pipeline import to_classes
-
     dims = {m: info[f"{m}_dim"] for m in features.MODALITIES}
     moments = {m: MomentAccumulator(dims[m]) for m in features.MODALITIES}
     labels = {k: MomentAccumulator(1) for k in features.LABEL_KEYS}
@@ -193,14 +187,14 @@ def partition_statistics(artifact_dir, partition, info, bar=False) -> dict:
     )
     for example in examples:
         recordings += 1
-        name = example[eg.NAME].decode("utf-8")
-        frames += int(example[eg.NUM_FRAMES])
-        hops.add(round(float(example[eg.HOP]), 9))
+        name = example[records.NAME].decode("utf-8")
+        frames += int(example[records.NUM_FRAMES])
+        hops.add(round(float(example[records.HOP]), 9))
         for modality in features.MODALITIES:
             lengths = example[f"{modality}_lengths"]
             seen = set(np.unique(lengths).tolist())
             dims_seen[modality] |= seen
-            present = example[eg.PRESENT_KEYS[modality]] > 0
+            present = example[records.PRESENT_KEYS[modality]] > 0
             absent[modality] += int((~present).sum())
             if seen != {dims[modality]}:
                 mismatched[modality].append(name)
@@ -244,7 +238,7 @@ def partition_statistics(artifact_dir, partition, info, bar=False) -> dict:
 
 def compute_statistics(artifact_dir, bar=False) -> dict:
     """StatisticsGen: statistics of every partition; reuses `statistics.json` when the shards are unchanged."""
-    manifest = eg.load_manifest(artifact_dir)
+    manifest = records.load_manifest(artifact_dir)
     key = data_key(manifest)
     path = Path(artifact_dir) / STATISTICS
     old = read_current_json(path, key, FORMAT_VERSION)
@@ -295,7 +289,7 @@ def format_statistics(stats: dict) -> str:
 
 def infer_schema(artifact_dir) -> dict:
     """SchemaGen: the expected form of every partition, from the manifest and the train split."""
-    manifest = eg.load_manifest(artifact_dir)
+    manifest = records.load_manifest(artifact_dir)
     train = manifest["partitions"].get(features.TRAIN, {})
     schema = {
         "format_version": FORMAT_VERSION,

@@ -213,7 +213,7 @@ def _continue_for_more_epochs(run_dir: Path, saved: dict, config: dict) -> bool:
     return True
 
 
-def _best_so_far(history_path: Path, monitor: str):
+def best_so_far(history_path: Path, monitor: str):
     if not history_path.exists():
         return None
     values = []
@@ -461,7 +461,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
             mode="max",
             save_best_only=True,
             save_weights_only=True,
-            initial_value_threshold=_best_so_far(run_dir / "history.csv", monitor),
+            initial_value_threshold=best_so_far(run_dir / "history.csv", monitor),
         ),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), separator=",", append=True),
         nan_guard,

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import cli, features
-from pipelines import example_gen as eg
+from pipelines import cli, features, records
 from pipelines.errors import DataError, cli_main
 from pipelines.io_utils import read_current_json, read_json, write_json_atomic
 from pipelines.pause import pause_point
@@ -31,19 +30,17 @@ TRANSFORM = "transform.json"
 def fit_normalization(artifact_dir, partition=features.TRAIN, bar=False) -> dict:
     """Streams a partition and returns {modality: MomentAccumulator} over its present frames;
     `bar`: a progress bar."""
-    from pipelines.input_pipeline import iter_recordings
-
-    info = eg.partition_info(artifact_dir, partition)
+    info = records.partition_info(artifact_dir, partition)
     moments = {m: MomentAccumulator(info[f"{m}_dim"]) for m in features.MODALITIES}
     recordings = cli.progress_bar(
-        iter_recordings(artifact_dir, partition),
+        records.iter_recordings(artifact_dir, partition),
         f"transform {partition}",
         total=info.get("num_recordings"),
         enabled=bar,
     )
     for recording in recordings:
         for modality in features.MODALITIES:
-            present = recording[eg.PRESENT_KEYS[modality]] > 0
+            present = recording[records.PRESENT_KEYS[modality]] > 0
             moments[modality].update(recording[modality][present])
     for modality, acc in moments.items():
         bad = int(acc.nan_count.sum() + acc.inf_count.sum())
@@ -51,7 +48,7 @@ def fit_normalization(artifact_dir, partition=features.TRAIN, bar=False) -> dict
             raise DataError(
                 f"{bad} NaN/Inf {modality} values in the {partition} partition; see anomalies.txt "
                 f"(python -m pipelines.statistics_gen)",
-                Path(artifact_dir) / eg.MANIFEST,
+                Path(artifact_dir) / records.MANIFEST,
             )
     return moments
 
@@ -63,14 +60,14 @@ def run(artifact_dir, progress=False, bar=None) -> dict:
         dict: the content of `transform.json`: per modality `mean`, `variance` (lists of D floats),
         `count` (train frames with the modality present) and `names`.
     """
-    manifest = eg.load_manifest(artifact_dir)
+    manifest = records.load_manifest(artifact_dir)
     key = data_key(manifest)
     path = Path(artifact_dir) / TRANSFORM
     old = read_current_json(path, key, FORMAT_VERSION)
     if old is not None:
         return old
     if features.TRAIN not in manifest["partitions"]:
-        raise DataError("no train partition to fit the normalisation on", Path(artifact_dir) / eg.MANIFEST)
+        raise DataError("no train partition to fit the normalisation on", Path(artifact_dir) / records.MANIFEST)
     moments = fit_normalization(artifact_dir, bar=progress if bar is None else bar)
     pause_point("transform.fitted")
     out = {"format_version": FORMAT_VERSION, "data_key": key, "fitted_on": features.TRAIN, "variance_ddof": 0}
@@ -107,7 +104,7 @@ def load_normalization(artifact_dir) -> dict:
         }
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"unreadable transform file ({error})", path) from error
-    manifest = eg.load_manifest(artifact_dir)
+    manifest = records.load_manifest(artifact_dir)
     if data.get("data_key") != data_key(manifest):
         raise DataError(
             "transform.json was fitted on other shards than manifest.json lists; run "

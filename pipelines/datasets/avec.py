@@ -420,7 +420,7 @@ def _label_columns(table):
     return index["timestamp"], index.get("arousal"), index.get("valence")
 
 
-def _read_labels(path: Path, hop: float, name=None, strict=True):
+def read_labels(path: Path, hop: float, name=None, strict=True):
     """Returns (timestamps, arousal or None, valence or None) as float arrays.
 
     With `name`, the name column must name that recording (see `check_names`).
@@ -569,7 +569,7 @@ def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict, s
     file_name = f"{entry.name}.csv"
     timestamps = valence = arousal = None
     if entry.label_path is not None:
-        timestamps, arousal, valence = _read_labels(entry.label_path, hop, entry.name, strict)
+        timestamps, arousal, valence = read_labels(entry.label_path, hop, entry.name, strict)
     if valence is None:
         report["unlabelled"].append(entry.name)
     raw, lines = {}, {}

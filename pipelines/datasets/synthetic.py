@@ -52,6 +52,7 @@ from pipelines import features
 from pipelines.datasets import synthetic_raw, synthetic_realistic
 from pipelines.datasets.avec import LABELS_FOLDER, open_layout
 from pipelines.datasets.base import Corpus, Recording
+from pipelines.datasets.synthetic_signals import SEGMENT_SECONDS, corruption_segments, smooth_signals
 from pipelines.errors import ConfigError, DataError, cli_main
 
 FORMAT_VERSION = 1
@@ -63,8 +64,6 @@ CULTURE = "SY"
 GAINS = {features.AUDIO: (0.25, 1.0), features.VISUAL: (1.0, 0.25)}
 CORRUPTION_KINDS = {features.AUDIO: ("noise", "silence"), features.VISUAL: ("noise", "occlusion")}
 HIDDEN_UNITS = 32
-SEGMENT_SECONDS = (2.0, 8.0)
-MAX_SHARED = 0.2  # largest fraction of a visual stretch that may overlap corrupted audio
 _OWN_FILE = re.compile(
     rf"^(\.(Train|Devel|Test)_{CULTURE}_\d+\.(csv|npz|wav)\..*\.tmp|"
     rf"(Train|Devel|Test)_{CULTURE}_\d+\.(csv|npz|wav))$"
@@ -347,17 +346,6 @@ def generate(
     return root
 
 
-def _smooth(rng, n: int, sigma_frames: float, count: int) -> np.ndarray:
-    """`count` standardised smooth random signals of length n: white noise convolved with a Gaussian."""
-    radius = int(np.ceil(3 * sigma_frames))
-    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / max(sigma_frames, 1e-9)) ** 2)
-    kernel /= kernel.sum()
-    noise = rng.standard_normal((count, n + 2 * radius))
-    smooth = np.stack([np.convolve(row, kernel, mode="valid") for row in noise])
-    smooth -= smooth.mean(axis=1, keepdims=True)
-    return smooth / np.maximum(smooth.std(axis=1, keepdims=True), 1e-9)
-
-
 def _mappings(rng, params) -> dict:
     mappings = {}
     for modality in features.MODALITIES:
@@ -371,30 +359,10 @@ def _mappings(rng, params) -> dict:
     return mappings
 
 
-def _segments(rng, n: int, target: int, min_len: int, max_len: int, kinds, avoid=None):
-    """Non-touching stretches covering `target` frames; with `avoid`, each shares <= MAX_SHARED with it."""
-    flags = np.zeros(n, bool)
-    segments, covered = [], 0
-    for _ in range(2000):
-        if covered >= target:
-            break
-        length = int(min(rng.integers(min_len, max_len + 1), target - covered))
-        start = int(rng.integers(0, n - length + 1))
-        end = start + length
-        if flags[max(start - 1, 0) : min(end + 1, n)].any():
-            continue
-        if avoid is not None and avoid[start:end].mean() > MAX_SHARED:
-            continue
-        flags[start:end] = True
-        segments.append((start, end, str(kinds[int(rng.integers(len(kinds)))])))
-        covered += length
-    return sorted(segments), flags
-
-
 def _recording(rng, params, mappings, n: int) -> dict:
     hop = params["hop"]
     delay = int(round(params.get("label_delay_seconds", 0.0) / hop))
-    valence, arousal, nuisance = _smooth(rng, n + delay, params["smoothness_seconds"] / hop, 3)
+    valence, arousal, nuisance = smooth_signals(rng, n + delay, params["smoothness_seconds"] / hop, 3)
     valence, arousal = 0.9 * np.tanh(valence), 0.9 * np.tanh(arousal)
     # Labels: the emotion at frames 0 .. n-1; features: at frames D .. n+D-1 (with D = 0, the same frames).
     data = {"valence": valence[:n], "arousal": arousal[:n]}
@@ -410,7 +378,7 @@ def _recording(rng, params, mappings, n: int) -> dict:
         clean = np.tanh(inputs @ mapping["w1"] + mapping["b1"]) @ mapping["w2"]
         clean = clean + rng.standard_normal(clean.shape[1]) * 0.2  # per-recording offset
         values = clean + params["noise_std"] * rng.standard_normal(clean.shape)
-        segments, flags = _segments(rng, n, target, min_len, max_len, CORRUPTION_KINDS[modality], avoid)
+        segments, flags = corruption_segments(rng, n, target, min_len, max_len, CORRUPTION_KINDS[modality], avoid)
         spread = values.std(axis=0)
         for start, end, kind in segments:
             if kind == "noise":
@@ -430,7 +398,7 @@ def _corruption_segments(rng, params, n: int) -> dict:
     max_len = max(min_len, int(round(SEGMENT_SECONDS[1] / hop)))
     out, avoid = {}, None
     for modality in features.MODALITIES:
-        segments, flags = _segments(rng, n, target, min_len, max_len, CORRUPTION_KINDS[modality], avoid)
+        segments, flags = corruption_segments(rng, n, target, min_len, max_len, CORRUPTION_KINDS[modality], avoid)
         out[f"{modality}_segments"], out[f"{modality}_flags"] = segments, flags
         avoid = flags
     return out
@@ -439,7 +407,7 @@ def _corruption_segments(rng, params, n: int) -> dict:
 def _raw_recording(rng, params, n: int) -> dict:
     """Labels, drawn faces and a synthetic voice of one recording (`synthetic_raw`)."""
     hop = params["hop"]
-    valence, arousal = _smooth(rng, n, params["smoothness_seconds"] / hop, 2)
+    valence, arousal = smooth_signals(rng, n, params["smoothness_seconds"] / hop, 2)
     valence, arousal = 0.9 * np.tanh(valence), 0.9 * np.tanh(arousal)
     person = synthetic_raw.identity(rng)
     data = {"valence": valence, "arousal": arousal, **_corruption_segments(rng, params, n)}

@@ -212,7 +212,7 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def open_synthetic_raw(root: Path, params: dict, segments: dict, corruption_path: Path, names) -> Corpus:
     """The raw synthetic corpus as a `Corpus` of recordings with `faces`, `waveform`, `sample_rate`."""
-    from pipelines.datasets.avec import _read_labels
+    from pipelines.datasets.avec import read_labels
 
     hop = float(params["hop"])
     files = []
@@ -231,7 +231,7 @@ def open_synthetic_raw(root: Path, params: dict, segments: dict, corruption_path
 
     def recordings():
         for partition, name in names:
-            timestamps, arousal, valence = _read_labels(root / "labels" / f"{name}.csv", hop, name)
+            timestamps, arousal, valence = read_labels(root / "labels" / f"{name}.csv", hop, name)
             faces = read_faces(root / FACES_FOLDER / f"{name}.npz")
             waveform, rate = read_wav(root / AUDIO_FOLDER / f"{name}.wav")
             n = len(timestamps)

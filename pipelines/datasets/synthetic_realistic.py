@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipelines import features
+from pipelines.datasets.synthetic_signals import SEGMENT_SECONDS, corruption_segments, smooth_signals
 
 VARIANTS = ("simple", "realistic")
 SYSTEMS = 3
@@ -54,9 +55,7 @@ CONVERSATION_WEIGHT, OWN_WEIGHT = 0.6, 0.8
 
 
 def _smooth_signal(rng, n, sigma_frames, count):
-    from pipelines.datasets.synthetic import _smooth
-
-    return _smooth(rng, n, sigma_frames, count)
+    return smooth_signals(rng, n, sigma_frames, count)
 
 
 def _blur(values, sigma_frames):
@@ -178,8 +177,6 @@ def recordings(seed_sequence, params, names, n) -> list:
         names: [(partition, name)] of `synthetic.recording_names`.
         n: frames per recording.
     """
-    from pipelines.datasets.synthetic import SEGMENT_SECONDS, _segments
-
     hop = params["hop"]
     systems_seed, conversations_seed = seed_sequence.spawn(2)
     system_set = systems(np.random.default_rng(systems_seed), params)
@@ -222,7 +219,7 @@ def recordings(seed_sequence, params, names, n) -> list:
                     donor = partner["clean"][modality]
                 else:  # alone: another stretch of the speaker's own recording stands in for a partner
                     donor = np.roll(clean, n // 2, axis=0)
-                segments, flags = _segments(rng, n, target, min_len, max_len, KINDS, avoid)
+                segments, flags = corruption_segments(rng, n, target, min_len, max_len, KINDS, avoid)
                 data[modality] = _corrupt(rng, clean, donor, segments, hop)
                 data[f"{modality}_segments"], data[f"{modality}_flags"] = segments, flags
                 avoid = flags
