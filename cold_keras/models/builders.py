@@ -360,154 +360,194 @@ def build_raw_model(
     return EmotionModel(inputs={**inputs, **targets}, outputs=model_outputs, name=name)
 
 
+class _Graph:
+    """What every architecture function receives: the gated per-frame features, the padding mask,
+    the presence flags and the settings, with the two building blocks they share."""
+
+    def __init__(self, task, hp, audio, visual, mask, presence):
+        self.task, self.hp = task, hp
+        self.audio, self.visual, self.mask, self.presence = audio, visual, mask, presence
+        self.gru_units = _positive_int("gru_units", hp["gru_units"])
+        self.gru_layers = _positive_int("gru_layers", hp["gru_layers"])
+        self.latent_dim = _positive_int("latent_dim", hp["latent_dim"])
+
+    def temporal(self, prefix, x, output_dim=None):
+        """g: the `TemporalBlock` (bidirectional GRU) named `<prefix>_temporal`."""
+        return TemporalBlock(
+            output_dim,
+            units=self.gru_units,
+            num_layers=self.gru_layers,
+            dropout=self.hp["dropout"],
+            name=f"{prefix}_temporal",
+        )(x, mask=self.mask)
+
+    def head(self, name):
+        """f: an `EmotionHead` of the task."""
+        return EmotionHead(self.task, num_classes=NUM_CLASSES, name=name)
+
+
+class _Wiring:
+    """What an architecture function returns: its named outputs, its prediction branches ("" is the
+    fused or only output) and, for COLD fusion, the latent distributions its loss needs."""
+
+    def __init__(self, outputs, branches=("",), latents=None):
+        self.outputs, self.branches, self.latents = outputs, branches, latents
+
+
+def _unimodal(modality):
+    def architecture(g):
+        features = g.audio if modality == AUDIO else g.visual
+        return _Wiring(_predictions("", g.head(f"{modality}_head")(g.temporal(modality, features))))
+
+    return architecture
+
+
+def _feature_fusion(g):
+    joint = keras.layers.Concatenate(axis=-1, name="feature_concat")([g.audio, g.visual])
+    return _Wiring(_predictions("", g.head("av_head")(g.temporal("av", joint))))
+
+
+def _prediction_fusion(g):
+    z_audio = g.temporal(AUDIO, g.audio)
+    z_visual = g.temporal(VISUAL, g.visual)
+    y_audio = g.head("audio_head")(z_audio)
+    y_visual = g.head("visual_head")(z_visual)
+    fusion_inputs = [list(y_audio), list(y_visual)]
+    if g.task == "regression":
+        fusion_inputs += [z_audio, z_visual]
+    fused, w_audio, w_visual = ConfidenceWeightedPredictionFusion(g.task, name="prediction_fusion")(
+        fusion_inputs, presence=g.presence
+    )
+    outputs = {**_predictions("", fused), **_predictions(AUDIO, y_audio), **_predictions(VISUAL, y_visual)}
+    outputs[AUDIO_WEIGHT] = _named(AUDIO_WEIGHT, w_audio)
+    outputs[VISUAL_WEIGHT] = _named(VISUAL_WEIGHT, w_visual)
+    return _Wiring(outputs, ("", AUDIO, VISUAL))
+
+
+def _context_fusion(g):
+    # Each context is layer-normalised and divided by sqrt(latent_dim) before the shared head
+    # (beyond the paper): the dense projection is otherwise unbounded, and at the paper's sizes
+    # and rate the head's tanh saturates within the first epoch (COLD's contexts are held near
+    # N(0, I) by its KL prior). The fixed 1/sqrt(K) keeps AdamW's per-weight steps from moving
+    # the head's pre-activation K times faster than one input would.
+    context_scale = 1.0 / math.sqrt(g.latent_dim)
+    h_audio = keras.layers.LayerNormalization(epsilon=1e-5, name="audio_context_norm")(
+        g.temporal(AUDIO, g.audio, g.latent_dim)
+    )
+    h_visual = keras.layers.LayerNormalization(epsilon=1e-5, name="visual_context_norm")(
+        g.temporal(VISUAL, g.visual, g.latent_dim)
+    )
+    h_audio = keras.layers.Rescaling(context_scale, name="audio_context_scale")(h_audio)
+    h_visual = keras.layers.Rescaling(context_scale, name="visual_context_scale")(h_visual)
+    h_av = EqualWeightFusion(name="context_fusion")([h_audio, h_visual], presence=g.presence)
+    predictor = g.head("predictor")
+    outputs = {
+        **_predictions("", predictor(h_av)),
+        **_predictions(AUDIO, predictor(h_audio)),
+        **_predictions(VISUAL, predictor(h_visual)),
+    }
+    return _Wiring(outputs, ("", AUDIO, VISUAL))
+
+
+def _cold_fusion(g):
+    hp, mask = g.hp, g.mask
+    h_audio, mu_audio, sigma_audio = GaussianContextHead(g.latent_dim, seed=hp["seed"], name="audio_gaussian")(
+        g.temporal(AUDIO, g.audio)
+    )
+    visual_seed = None if hp["seed"] is None else int(hp["seed"]) + 1
+    h_visual, mu_visual, sigma_visual = GaussianContextHead(g.latent_dim, seed=visual_seed, name="visual_gaussian")(
+        g.temporal(VISUAL, g.visual)
+    )
+    h_av, w_audio, w_visual, n_audio, n_visual = VarianceNormFusion(
+        hp["weight_convention"], name="variance_norm_fusion"
+    )([h_audio, h_visual, sigma_audio, sigma_visual], presence=g.presence)
+    predictor = g.head("predictor")
+    if hp["reliability_novelty"] or hp["reliability_agreement"]:
+        y_audio, y_visual = predictor(h_audio), predictor(h_visual)
+        columns = []
+        if hp["reliability_novelty"]:
+            columns.append(NoveltyScore(name="audio_novelty")(g.audio, mask))
+            columns.append(NoveltyScore(name="visual_novelty")(g.visual, mask))
+        if hp["reliability_agreement"]:
+            columns.append(PredictionAgreement(name="prediction_agreement")(list(y_audio), list(y_visual), mask))
+        signals = (
+            columns[0] if len(columns) == 1 else keras.layers.Concatenate(axis=-1, name="reliability_signals")(columns)
+        )
+        h_av, w_audio, w_visual = ReliabilityWeighting(name="reliability_weighting")(
+            [h_audio, h_visual, w_visual, signals], frame_mask=mask, presence=g.presence
+        )
+        y_fused = predictor(h_av)
+    else:
+        y_fused, y_audio, y_visual = predictor(h_av), predictor(h_audio), predictor(h_visual)
+    if hp["fusion_guard"]:
+        y_fused = FusionGuard(len(DIMENSIONS), name="fusion_guard")(
+            [[f, a, v] for f, a, v in zip(y_fused, y_audio, y_visual)]
+        )
+    outputs = {**_predictions("", y_fused), **_predictions(AUDIO, y_audio), **_predictions(VISUAL, y_visual)}
+    outputs[AUDIO_WEIGHT] = _named(AUDIO_WEIGHT, w_audio)
+    outputs[VISUAL_WEIGHT] = _named(VISUAL_WEIGHT, w_visual)
+    outputs[AUDIO_SIGMA_NORM] = _named(AUDIO_SIGMA_NORM, n_audio)
+    outputs[VISUAL_SIGMA_NORM] = _named(VISUAL_SIGMA_NORM, n_visual)
+    latents = {"audio_mu": mu_audio, "audio_sigma": sigma_audio, "visual_mu": mu_visual, "visual_sigma": sigma_visual}
+    return _Wiring(outputs, ("", AUDIO, VISUAL), latents)
+
+
+def _transformer(g):
+    hp = g.hp
+    num_heads = _positive_int("num_heads", hp["num_heads"])
+    model_dim = _positive_int("transformer_dim", hp["transformer_dim"])
+    num_layers = _positive_int("num_transformer_layers", hp["num_transformer_layers"])
+    if model_dim % num_heads:
+        raise ValueError(f"transformer_dim={model_dim} must be divisible by num_heads={num_heads}.")
+    streams = {}
+    for modality, x in ((AUDIO, g.audio), (VISUAL, g.visual)):
+        x = keras.layers.Dense(model_dim, name=f"{modality}_projection")(x)
+        streams[modality] = SinePositionEncoding(name=f"{modality}_position")(x)
+    audio_stream, visual_stream = streams[AUDIO], streams[VISUAL]
+    for i in range(num_layers):
+
+        def block(direction):
+            return CrossmodalTransformerBlock(
+                num_heads=num_heads,
+                dropout=hp["transformer_dropout"],
+                name=f"{direction}_{i + 1}",
+            )
+
+        # Every layer attends to the source's low-level (projected) stream, as in Tsai et al.
+        visual_stream = block("audio_to_visual")([visual_stream, streams[AUDIO]], mask=g.mask)
+        audio_stream = block("visual_to_audio")([audio_stream, streams[VISUAL]], mask=g.mask)
+    joint = keras.layers.Concatenate(axis=-1, name="crossmodal_concat")([visual_stream, audio_stream])
+    joint = keras.layers.LayerNormalization(epsilon=1e-5, name="crossmodal_norm")(joint)
+    return _Wiring(_predictions("", g.head("av_head")(joint)))
+
+
+# One architecture function per model name: `_Graph` (features, mask, presence, settings) -> `_Wiring`.
+# Every one builds its layers under the same names as before, so `.keras` files keep loading. To add
+# a model: write its function here, add its name to `cold_keras.names.MODEL_NAMES` (and to
+# MODELS_WITH_UNIMODAL_BRANCHES if it predicts per modality too).
+ARCHITECTURES = {
+    "audio": _unimodal(AUDIO),
+    "visual": _unimodal(VISUAL),
+    "feature_fusion": _feature_fusion,
+    "prediction_fusion": _prediction_fusion,
+    "context_fusion": _context_fusion,
+    "cold_fusion": _cold_fusion,
+    "transformer": _transformer,
+}
+
+
 def _fusion_graph(name, task, sequence_level, hp, audio, visual, mask, targets, presence, corruption=None):
     """The functional wiring of `build_model` from per-frame features to the loss layer's outputs.
 
     Shared by `build_model` (feature inputs) and `build_raw_model` (backbone features), so both
     build the same layers under the same names. `presence` is `[audio_present, visual_present]`
-    from the `PresenceGate`s that zero-filled the absent frames of `audio` and `visual`.
+    from the `PresenceGate`s that zero-filled the absent frames of `audio` and `visual`. The model's
+    own part comes from `ARCHITECTURES[name]`; the utterance pooling and the loss layer are common.
     """
     audio_present, visual_present = presence
-    gru_units = _positive_int("gru_units", hp["gru_units"])
-    gru_layers = _positive_int("gru_layers", hp["gru_layers"])
-    latent_dim = _positive_int("latent_dim", hp["latent_dim"])
     class_weights = hp["class_weights"] if task == "classification" else None
-
-    def temporal(prefix, x, output_dim=None):
-        return TemporalBlock(
-            output_dim,
-            units=gru_units,
-            num_layers=gru_layers,
-            dropout=hp["dropout"],
-            name=f"{prefix}_temporal",
-        )(x, mask=mask)
-
-    # Functional wiring per model name.
-    outputs = {}
-    latents = None
-    branches = ("",)
-    if name in ("audio", "visual"):
-        features = audio if name == "audio" else visual
-        head = EmotionHead(task, num_classes=NUM_CLASSES, name=f"{name}_head")
-        outputs.update(_predictions("", head(temporal(name, features))))
-    elif name == "feature_fusion":
-        joint = keras.layers.Concatenate(axis=-1, name="feature_concat")([audio, visual])
-        head = EmotionHead(task, num_classes=NUM_CLASSES, name="av_head")
-        outputs.update(_predictions("", head(temporal("av", joint))))
-    elif name == "prediction_fusion":
-        branches = ("", AUDIO, VISUAL)
-        z_audio = temporal(AUDIO, audio)
-        z_visual = temporal(VISUAL, visual)
-        y_audio = EmotionHead(task, num_classes=NUM_CLASSES, name="audio_head")(z_audio)
-        y_visual = EmotionHead(task, num_classes=NUM_CLASSES, name="visual_head")(z_visual)
-        fusion_inputs = [list(y_audio), list(y_visual)]
-        if task == "regression":
-            fusion_inputs += [z_audio, z_visual]
-        fused, w_audio, w_visual = ConfidenceWeightedPredictionFusion(task, name="prediction_fusion")(
-            fusion_inputs, presence=presence
-        )
-        outputs.update(_predictions("", fused))
-        outputs.update(_predictions(AUDIO, y_audio))
-        outputs.update(_predictions(VISUAL, y_visual))
-        outputs[AUDIO_WEIGHT] = _named(AUDIO_WEIGHT, w_audio)
-        outputs[VISUAL_WEIGHT] = _named(VISUAL_WEIGHT, w_visual)
-    elif name == "context_fusion":
-        branches = ("", AUDIO, VISUAL)
-        # Each context is layer-normalised and divided by sqrt(latent_dim) before the shared head
-        # (beyond the paper): the dense projection is otherwise unbounded, and at the paper's sizes
-        # and rate the head's tanh saturates within the first epoch (COLD's contexts are held near
-        # N(0, I) by its KL prior). The fixed 1/sqrt(K) keeps AdamW's per-weight steps from moving
-        # the head's pre-activation K times faster than one input would.
-        context_scale = 1.0 / math.sqrt(latent_dim)
-        h_audio = keras.layers.LayerNormalization(epsilon=1e-5, name="audio_context_norm")(
-            temporal(AUDIO, audio, latent_dim)
-        )
-        h_visual = keras.layers.LayerNormalization(epsilon=1e-5, name="visual_context_norm")(
-            temporal(VISUAL, visual, latent_dim)
-        )
-        h_audio = keras.layers.Rescaling(context_scale, name="audio_context_scale")(h_audio)
-        h_visual = keras.layers.Rescaling(context_scale, name="visual_context_scale")(h_visual)
-        h_av = EqualWeightFusion(name="context_fusion")([h_audio, h_visual], presence=presence)
-        predictor = EmotionHead(task, num_classes=NUM_CLASSES, name="predictor")
-        outputs.update(_predictions("", predictor(h_av)))
-        outputs.update(_predictions(AUDIO, predictor(h_audio)))
-        outputs.update(_predictions(VISUAL, predictor(h_visual)))
-    elif name == "cold_fusion":
-        branches = ("", AUDIO, VISUAL)
-        h_audio, mu_audio, sigma_audio = GaussianContextHead(latent_dim, seed=hp["seed"], name="audio_gaussian")(
-            temporal(AUDIO, audio)
-        )
-        visual_seed = None if hp["seed"] is None else int(hp["seed"]) + 1
-        h_visual, mu_visual, sigma_visual = GaussianContextHead(latent_dim, seed=visual_seed, name="visual_gaussian")(
-            temporal(VISUAL, visual)
-        )
-        h_av, w_audio, w_visual, n_audio, n_visual = VarianceNormFusion(
-            hp["weight_convention"], name="variance_norm_fusion"
-        )([h_audio, h_visual, sigma_audio, sigma_visual], presence=presence)
-        predictor = EmotionHead(task, num_classes=NUM_CLASSES, name="predictor")
-        if hp["reliability_novelty"] or hp["reliability_agreement"]:
-            y_audio, y_visual = predictor(h_audio), predictor(h_visual)
-            columns = []
-            if hp["reliability_novelty"]:
-                columns.append(NoveltyScore(name="audio_novelty")(audio, mask))
-                columns.append(NoveltyScore(name="visual_novelty")(visual, mask))
-            if hp["reliability_agreement"]:
-                columns.append(PredictionAgreement(name="prediction_agreement")(list(y_audio), list(y_visual), mask))
-            signals = (
-                columns[0]
-                if len(columns) == 1
-                else keras.layers.Concatenate(axis=-1, name="reliability_signals")(columns)
-            )
-            h_av, w_audio, w_visual = ReliabilityWeighting(name="reliability_weighting")(
-                [h_audio, h_visual, w_visual, signals], frame_mask=mask, presence=presence
-            )
-            y_fused = predictor(h_av)
-        else:
-            y_fused, y_audio, y_visual = predictor(h_av), predictor(h_audio), predictor(h_visual)
-        if hp["fusion_guard"]:
-            y_fused = FusionGuard(len(DIMENSIONS), name="fusion_guard")(
-                [[f, a, v] for f, a, v in zip(y_fused, y_audio, y_visual)]
-            )
-        outputs.update(_predictions("", y_fused))
-        outputs.update(_predictions(AUDIO, y_audio))
-        outputs.update(_predictions(VISUAL, y_visual))
-        outputs[AUDIO_WEIGHT] = _named(AUDIO_WEIGHT, w_audio)
-        outputs[VISUAL_WEIGHT] = _named(VISUAL_WEIGHT, w_visual)
-        outputs[AUDIO_SIGMA_NORM] = _named(AUDIO_SIGMA_NORM, n_audio)
-        outputs[VISUAL_SIGMA_NORM] = _named(VISUAL_SIGMA_NORM, n_visual)
-        latents = {
-            "audio_mu": mu_audio,
-            "audio_sigma": sigma_audio,
-            "visual_mu": mu_visual,
-            "visual_sigma": sigma_visual,
-        }
-    else:  # transformer
-        num_heads = _positive_int("num_heads", hp["num_heads"])
-        model_dim = _positive_int("transformer_dim", hp["transformer_dim"])
-        num_layers = _positive_int("num_transformer_layers", hp["num_transformer_layers"])
-        if model_dim % num_heads:
-            raise ValueError(f"transformer_dim={model_dim} must be divisible by num_heads={num_heads}.")
-        streams = {}
-        for modality, x in ((AUDIO, audio), (VISUAL, visual)):
-            x = keras.layers.Dense(model_dim, name=f"{modality}_projection")(x)
-            streams[modality] = SinePositionEncoding(name=f"{modality}_position")(x)
-        audio_stream, visual_stream = streams[AUDIO], streams[VISUAL]
-        for i in range(num_layers):
-
-            def block(direction):
-                return CrossmodalTransformerBlock(
-                    num_heads=num_heads,
-                    dropout=hp["transformer_dropout"],
-                    name=f"{direction}_{i + 1}",
-                )
-
-            # Every layer attends to the source's low-level (projected) stream, as in Tsai et al.
-            visual_stream = block("audio_to_visual")([visual_stream, streams[AUDIO]], mask=mask)
-            audio_stream = block("visual_to_audio")([audio_stream, streams[VISUAL]], mask=mask)
-        joint = keras.layers.Concatenate(axis=-1, name="crossmodal_concat")([visual_stream, audio_stream])
-        joint = keras.layers.LayerNormalization(epsilon=1e-5, name="crossmodal_norm")(joint)
-        head = EmotionHead(task, num_classes=NUM_CLASSES, name="av_head")
-        outputs.update(_predictions("", head(joint)))
+    wiring = ARCHITECTURES[name](_Graph(task, hp, audio, visual, mask, presence))
+    outputs, branches, latents = wiring.outputs, wiring.branches, wiring.latents
 
     if sequence_level:
         for branch in branches:
