@@ -81,10 +81,10 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from pipelines import export
+    from pipelines import export, runs
 
     if args.run_dir:
-        model, config = export.load_inference_model(args.run_dir)
+        model, config = runs.load_inference_model(args.run_dir)
         source = f"{config['model']['name']} from {args.run_dir}"
     else:
         model = trained_briefly(args)

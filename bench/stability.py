@@ -5,7 +5,7 @@ norm, prediction spread and tanh saturation, over seeds.
                               [--set model.gru_units=256 --set training.clipnorm=0] [--out FILE.jsonl]
 
 Each (model, seed) trains with the trainer's own model-building function
-(`pipelines.train.build_compiled_model`) and data (`make_training_inputs`), with
+(`pipelines.training_setup.build_compiled_model`) and data (`make_training_inputs`), with
 `pipelines.stability.GradientDiagnostics` measuring one fixed training batch after every epoch.
 A model "rises" for a seed when its training CCC at the last epoch is above epoch 1's and the
 collapse detector stayed quiet. Results are appended to --out (one JSON line per model and seed),
@@ -51,13 +51,13 @@ def make_config(config_file, overrides, model, seed, epochs):
 def train_one(config):
     import keras
 
-    from pipelines import prepare, train
+    from pipelines import prepare, training_setup
     from pipelines.stability import CollapseGuard, GradientDiagnostics
 
     keras.utils.set_random_seed(int(config["training"]["seed"]))
     artifact_dir = prepare.prepare_artifacts(config, progress=False)
-    inputs = train.make_training_inputs(config, artifact_dir)
-    model = train.build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch)
+    inputs = training_setup.make_training_inputs(config, artifact_dir)
+    model = training_setup.build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch)
     (batch,) = next(iter(inputs.train_ds.take(1)))
     diagnostics = GradientDiagnostics(batch, print_fn=lambda line: print(line, flush=True))
     guard = CollapseGuard(print_fn=lambda line: None)

@@ -114,13 +114,13 @@ def evaluate_method(
     import keras
     import numpy as np
 
-    from pipelines import corrupt, export, input_pipeline
+    from pipelines import corrupt, input_pipeline, runs
     from pipelines import uncertainty as unc
 
     kind = METHODS[method][1]
     models, config = [], None
     for run_dir in run_dirs:
-        model, config_of = export.load_inference_model(run_dir)
+        model, config_of = runs.load_inference_model(run_dir)
         models.append(model)
         config = config or config_of
     artifact_dir = config["runtime"]["artifact_dir"]

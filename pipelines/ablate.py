@@ -59,7 +59,7 @@ def run(config: dict, output_dir, *, seeds=(0,), variants=tuple(VARIANTS), progr
     """Trains (or reuses) every variant and seed; returns the table written to `ablation.json`.
 
     Args:
-        config: resolved config (as `pipelines.train.build_config` makes it); its lambdas are the
+        config: resolved config (as `pipelines.run_options.build_config` makes it); its lambdas are the
             "all constraints" row.
         output_dir: folder holding one run directory per variant and seed (`<variant>_seed<seed>`).
         seeds: iterable of ints. Defaults to (0,).

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import cli, features, train, tune
+from pipelines import cli, features, run_options, train, training_setup, tune
 from pipelines import config as config_lib
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import finite_or_none, read_json, save_figure_atomic, write_json_atomic
@@ -95,7 +95,7 @@ def run(config: dict, output_dir, *, models, trials=3, seeds=(0, 1, 2), partitio
     if int(trials) < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
     task = config["task"]
-    monitor = train.monitor_name(task)
+    monitor = training_setup.monitor_name(task)
     metric = "ccc_mean" if task == "regression" else "f1_macro"
     output_dir.mkdir(parents=True, exist_ok=True)
     settings = {
@@ -249,7 +249,7 @@ def parse_args(argv=None):
         "Example: python -m pipelines.benchmark --dataset synthetic --models all --trials 3 --seeds 0,1,2",
         formatter_class=cli.HelpFormatter,
     )
-    train.add_common_arguments(parser)
+    run_options.add_common_arguments(parser)
     parser.add_argument("--models", default="all", help="comma-separated model names, or all")
     parser.add_argument(
         "--trials", type=cli.positive_int, default=3, help="random-search trials per model (the same for all)"
@@ -275,7 +275,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.model:
         raise ConfigError("--model does not apply here; list the models with --models")
-    config = train.build_config(args)
+    config = run_options.build_config(args)
     models = list(features.MODEL_NAMES) if args.models == "all" else parse_list(args.models, "--models")
     try:
         seeds = [int(s) for s in parse_list(args.seeds, "--seeds")]

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import cli, export, features
+from pipelines import cli, features
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import finite_or_none, read_json, write_json_atomic
+from pipelines.runs import artifact_dir_of
 
 METRICS = {
     "regression": ("ccc_mean", "ccc_valence", "ccc_arousal"),
@@ -47,7 +48,7 @@ def load_run(run_dir) -> dict:
         metrics = read_json(run_dir / "metrics.json")
     except ValueError as error:
         raise DataError(f"unreadable run files ({error})", run_dir) from None
-    artifact_dir = export.artifact_dir_of(config, run_dir)
+    artifact_dir = artifact_dir_of(config, run_dir)
     manifest = read_json(artifact_dir / "manifest.json")
     return {
         "run_dir": run_dir,

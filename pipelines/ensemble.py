@@ -24,11 +24,11 @@ from pipelines import cli, features
 from pipelines import corrupt as corrupt_lib
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import finite_or_none, write_bytes_atomic, write_json_atomic, write_text_atomic
+from pipelines.runs import load_inference_model, open_run
 
 
 def open_members(run_dirs):
     """(configs, artifact_dir, manifest) of the member runs; refuses runs of different data or task."""
-    from pipelines import evaluate
 
     if len(run_dirs) < 2:
         raise ConfigError(f"--runs needs at least two run directories, got {len(run_dirs)}")
@@ -36,7 +36,7 @@ def open_members(run_dirs):
         raise ConfigError("--runs lists the same run directory twice")
     configs, artifact_dirs, manifest = [], [], None
     for run_dir in run_dirs:
-        config, artifact_dir, manifest_of = evaluate.open_run(run_dir)
+        config, artifact_dir, manifest_of = open_run(run_dir)
         if config["task"] != "regression":
             raise ConfigError("an ensemble's uncertainty applies to regression runs", Path(run_dir) / "config.json")
         configs.append(config)
@@ -55,7 +55,7 @@ def run(
     run_dirs, output_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, seed=0, verbose=True
 ) -> dict:
     """Evaluates the ensemble of `run_dirs` on one partition; returns the report (also in report.json)."""
-    from pipelines import evaluate, export
+    from pipelines import evaluate
     from pipelines import uncertainty as uncertainty_lib
 
     run_dirs = [Path(r) for r in run_dirs]
@@ -75,7 +75,7 @@ def run(
 
     from pipelines import evaluation, input_pipeline  # TensorFlow starts here, after the checks above
 
-    models = [export.load_inference_model(r)[0] for r in run_dirs]
+    models = [load_inference_model(r)[0] for r in run_dirs]
     members = [str(r) for r in run_dirs]
     calibration_path = output_dir / uncertainty_lib.CALIBRATION_FILES["ensemble"]
     calibration = None

@@ -37,11 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import cli, export, features
+from pipelines import cli, features
 from pipelines import corrupt as corrupt_lib
 from pipelines.errors import ConfigError, DataError, cli_main
-from pipelines.io_utils import finite_or_none, read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from pipelines.io_utils import finite_or_none, write_bytes_atomic, write_json_atomic, write_text_atomic
 from pipelines.pause import pause_point
+from pipelines.runs import load_inference_model, open_run
 
 NUM_BINS = 10
 # Expected sign of spearman(1/||sigma||, error) when the calibration term works as trained: the
@@ -383,29 +384,6 @@ def _file_name(text: str) -> str:
 # --------------------------------------------------------------------------- run directory
 
 
-def open_run(run_dir):
-    """Checks a run directory; returns (config, artifact_dir, manifest). Raises DataError."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise DataError("run directory not found", run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise DataError(
-            "not a run directory (no config.json); train one with python -m pipelines.train ... --output-dir RUN",
-            run_dir,
-        )
-    if not (run_dir / "model.keras").is_file():
-        raise DataError(
-            "the run has not finished (no model.keras yet); run the same training command again to resume it", run_dir
-        )
-    try:
-        config = read_json(config_path)
-    except ValueError as error:
-        raise DataError(f"not valid JSON ({error})", config_path) from None
-    artifact_dir = export.artifact_dir_of(config, run_dir)
-    return config, artifact_dir, read_json(artifact_dir / "manifest.json")
-
-
 def check_partition(manifest, partition, artifact_dir):
     """Raises ConfigError for a partition the data lacks, DataError for an unlabelled one."""
     partitions = manifest["partitions"]
@@ -517,7 +495,7 @@ def run(
     out_dir = Path(output_dir) if output_dir else run_dir / "evaluation"
     out_dir = out_dir / output_folder_name(partition, corruption)
 
-    infer, _ = export.load_inference_model(run_dir)
+    infer, _ = load_inference_model(run_dir)
     from pipelines import label_delay
     from pipelines.train import training_delay_frames
 

@@ -37,7 +37,6 @@ TF Serving, which polls the folder, never sees a partial or unchecked version.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -53,6 +52,7 @@ from pipelines import cli, features
 from pipelines.errors import ColdKerasError, ConfigError, DataError, cli_main
 from pipelines.io_utils import make_readable, read_json, write_json_atomic, write_text_atomic
 from pipelines.pause import pause_point
+from pipelines.runs import artifact_dir_of, load_inference_model
 
 SERVING_DEFAULT = "serving_default"
 WITHOUT_MASK = "without_mask"
@@ -65,61 +65,6 @@ _TMP_PREFIX = ".tmp-export-"
 
 
 # --------------------------------------------------------------------------- model
-
-
-def load_inference_model(run_dir):
-    """The inference model of a run directory and the run's resolved config.
-
-    Returns:
-        (keras.Model taking `audio`, `visual`, `mask`; dict from `config.json`).
-
-    Raises:
-        DataError: the run directory, its `config.json` or its `model.keras` is missing or unreadable.
-    """
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    model_path = run_dir / "model.keras"
-    if not run_dir.is_dir():
-        raise DataError("run directory not found", run_dir)
-    for path in (config_path, model_path):
-        if not path.is_file():
-            raise DataError(
-                "not found: train a model into this run directory first "
-                "(python -m pipelines.train ... --output-dir RUN)",
-                path,
-            )
-    try:
-        config = read_json(config_path)
-    except json.JSONDecodeError as error:
-        raise DataError(f"not valid JSON ({error.msg})", config_path, error.lineno, error.colno) from None
-
-    import keras
-
-    import cold_keras  # noqa: F401 - registers the custom layers that model.keras refers to
-    from cold_keras.models import inference_model
-
-    try:
-        training_model = keras.saving.load_model(str(model_path), compile=False)
-    except (ValueError, OSError, TypeError) as error:
-        raise DataError(f"cannot load the model ({str(error).splitlines()[0]})", model_path) from None
-    return inference_model(training_model), config
-
-
-def artifact_dir_of(config: dict, run_dir) -> Path:
-    """The data artefact directory the run was trained on (`runtime.artifact_dir` of config.json)."""
-    path = config.get("runtime", {}).get("artifact_dir")
-    if not path or not (Path(path) / "manifest.json").is_file():
-        from pipelines import prepare
-
-        if not path:
-            raise DataError(
-                "records no data artefact folder (runtime.artifact_dir); rebuild it with "
-                f"{prepare.rebuild_command(run_dir)}",
-                Path(run_dir) / "config.json",
-            )
-        print(f"the run's data artefacts ({path}) are missing", file=sys.stderr)
-        return prepare.rebuild_run_artifacts(run_dir)
-    return Path(path)
 
 
 def sample_recordings(artifact_dir, count: int, partitions=(features.DEVEL, features.TEST, features.TRAIN)):

@@ -96,21 +96,23 @@ def run(
     min_lr, max_lr, steps = float(min_lr), float(max_lr), int(steps)
     _check(min_lr, max_lr, steps)
 
-    from pipelines import prepare, train
+    from pipelines import prepare, training_setup
 
     prepare.check_inputs(config)
-    train.setup_precision(config["training"]["mixed_precision"])
+    training_setup.setup_precision(config["training"]["mixed_precision"])
 
     import keras
     from tqdm import tqdm
 
     keras.utils.set_random_seed(int(config["training"]["seed"]))
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
-    inputs = train.make_training_inputs(config, artifact_dir)
-    model = train.build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch)
+    inputs = training_setup.make_training_inputs(config, artifact_dir)
+    model = training_setup.build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch)
     rates = sweep_rates(min_lr, max_lr, steps)
     # The trainer's optimiser (same weight decay and clipping) with the sweep's rate set per step.
-    optimizer = keras.optimizers.AdamW(learning_rate=float(rates[0]), **train.optimizer_options(config["training"]))
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=float(rates[0]), **training_setup.optimizer_options(config["training"])
+    )
     model.compile(optimizer=optimizer)
 
     losses = []

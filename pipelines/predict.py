@@ -118,9 +118,9 @@ class KerasPredictor:
     """The inference model of a run directory."""
 
     def __init__(self, run_dir):
-        from pipelines import export, uncertainty
+        from pipelines import export, runs, uncertainty
 
-        self.model, config = export.load_inference_model(run_dir)
+        self.model, config = runs.load_inference_model(run_dir)
         self.dims = export.feature_dims(self.model)
         # The run's calibrated per-frame std (`python -m pipelines.uncertainty`, or the evaluator, fits it on
         # the validation partition), as the exported SavedModel gives it as outputs.

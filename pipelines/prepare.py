@@ -197,7 +197,7 @@ def rebuild_run_artifacts(run_dir, progress=True) -> Path:
 def parse_args(argv=None):
     import argparse
 
-    from pipelines import train
+    from pipelines import run_options
 
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.prepare",
@@ -212,7 +212,7 @@ def parse_args(argv=None):
         help="run directory written by pipelines.train: rebuild its data artefacts "
         "from the corpus recorded in its config.json (instead of --dataset)",
     )
-    train.add_common_arguments(parser)
+    run_options.add_common_arguments(parser)
     for action in parser._actions:
         if action.dest == "dataset":
             action.required = False
@@ -231,9 +231,9 @@ def main(argv=None):
     if args.run_dir:
         out = rebuild_run_artifacts(args.run_dir, progress=not args.no_progress)
     else:
-        from pipelines import train
+        from pipelines import run_options
 
-        config = train.build_config(args)
+        config = run_options.build_config(args)
         check_inputs(config)
         out = prepare_artifacts(config, progress=not args.no_progress)
     print(f"data artefacts ready: {out}")

@@ -143,9 +143,9 @@ def predict(stub, request, timeout=60.0) -> dict:
 def recordings_from_args(args):
     if args.recording:
         return [read_recording_csv(path) for path in args.recording]
-    from pipelines.export import artifact_dir_of
     from pipelines.input_pipeline import iter_recordings
     from pipelines.io_utils import read_json
+    from pipelines.runs import artifact_dir_of
 
     config_path = Path(args.run_dir) / "config.json"
     if not config_path.is_file():

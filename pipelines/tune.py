@@ -6,7 +6,7 @@ the learning rate (log-uniform in [1e-4, 1e-2]) with KerasTuner. `--search` pick
 `lambdas`, `learning_rate` and `label_delay` (the annotation delay `training.label_delay_seconds`,
 one of `--label-delay-choices`; each trial then trains and validates on its own pairing of features
 and labels, see `pipelines.label_delay`), e.g. `--search lambdas,label_delay`. Every trial builds its model with
-`pipelines.train.build_compiled_model`, the trainer's own model-building function, and trains on
+`pipelines.training_setup.build_compiled_model`, the trainer's own model-building function, and trains on
 the trainer's datasets; the objective is the trainer's monitored metric (`val_ccc_mean`, or
 `val_f1_macro` for classification). KerasTuner clears the Keras session before it builds each
 trial's model, and each trial gets NaN guarding and a TensorBoard log. The output directory holds:
@@ -32,7 +32,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pipelines import cli, train
+from pipelines import cli, run_options, training_setup
 from pipelines import config as config_lib
 from pipelines.errors import ColdKerasError, ConfigError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
@@ -51,7 +51,7 @@ DEFAULT_PROJECT = "search"
 def default_output_dir(config) -> Path:
     """`tuning/<dataset>_<model>_<task>` (`tuning/<dataset>_raw_...` in raw mode): the same command
     always resumes the same search."""
-    return Path("tuning") / train.default_output_dir(config).name
+    return Path("tuning") / run_options.default_output_dir(config).name
 
 
 def parse_search(value) -> tuple:
@@ -199,14 +199,14 @@ def _make_hypermodel(config, inputs, artifact_dir, names, delay_choices=DEFAULT_
                 section = config_lib.HPARAM_SECTIONS[name]
                 default = min(max(float(config[section].get(name, low) or low), low), high)
                 values[name] = hp.Float(name, low, high, sampling="log", default=default)
-            return train.build_compiled_model(
+            return training_setup.build_compiled_model(
                 trial_config(config, values), inputs.manifest, artifact_dir, inputs.steps_per_epoch
             )
 
         def fit(self, hp, model, *args, **kwargs):
             if LABEL_DELAY in names:
                 # Each delay pairs features and labels differently: the trial's own datasets.
-                trial = train.make_training_inputs(
+                trial = training_setup.make_training_inputs(
                     trial_config(config, {LABEL_DELAY: hp.get(LABEL_DELAY)}), artifact_dir
                 )
                 args = (trial.train_ds,) + tuple(args[1:])
@@ -366,8 +366,8 @@ def run(
     from pipelines import prepare
 
     prepare.check_inputs(config)
-    strategy = train.setup_devices(training["distribute"])
-    policy = train.setup_precision(training["mixed_precision"])
+    strategy = training_setup.setup_devices(training["distribute"])
+    policy = training_setup.setup_precision(training["mixed_precision"])
 
     import keras
     import keras_tuner
@@ -382,8 +382,8 @@ def run(
             output_dir / "config.json", {**settings, "runtime": {"artifact_dir": str(artifact_dir), "policy": policy}}
         )
 
-    inputs = train.make_training_inputs(config, artifact_dir)
-    objective_name = train.monitor_name(config["task"])
+    inputs = training_setup.make_training_inputs(config, artifact_dir)
+    objective_name = training_setup.monitor_name(config["task"])
     objective = keras_tuner.Objective(objective_name, direction="max")
     search = _build_tuner(
         tuner,
@@ -453,7 +453,7 @@ def parse_args(argv=None):
         "Example: python -m pipelines.tune --dataset synthetic --max-trials 20",
         formatter_class=cli.HelpFormatter,
     )
-    train.add_common_arguments(parser)
+    run_options.add_common_arguments(parser)
     parser.add_argument("--tuner", choices=TUNERS, default="random", help="KerasTuner search algorithm")
     parser.add_argument(
         "--max-trials",
@@ -492,7 +492,7 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    config = train.build_config(args)
+    config = run_options.build_config(args)
     output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(config)
     cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default search directory")
     run(

@@ -871,9 +871,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.mc_passes < 2:
         raise ConfigError(f"--mc-passes must be >= 2, got {args.mc_passes}")
-    from pipelines import evaluate, export
+    from pipelines import runs
 
-    config, artifact_dir, manifest = evaluate.open_run(args.run_dir)
+    config, artifact_dir, manifest = runs.open_run(args.run_dir)
     if any(p.get("sequence_level", False) for p in manifest["partitions"].values()):
         raise ConfigError(
             "uncertainty calibration applies to frame-level corpora (this run's labels are per utterance)",
@@ -885,7 +885,7 @@ def main(argv=None):
             "scaling in pipelines.evaluate)",
             Path(args.run_dir) / "config.json",
         )
-    infer, _ = export.load_inference_model(args.run_dir)
+    infer, _ = runs.load_inference_model(args.run_dir)
     calibration = calibration_for(
         args.run_dir, infer, config, artifact_dir, args.uncertainty, passes=args.mc_passes, seed=args.seed, refit=True
     )

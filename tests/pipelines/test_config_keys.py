@@ -107,13 +107,13 @@ def test_every_shipped_config_passes():
 
 
 def test_lenient_flag_reaches_the_adapter_options(tmp_path):
-    from pipelines import prepare, train
+    from pipelines import prepare, run_options, train
 
-    config = train.build_config(train.parse_args(["--dataset", "avec", "--data-dir", str(tmp_path), "--lenient"]))
+    config = run_options.build_config(train.parse_args(["--dataset", "avec", "--data-dir", str(tmp_path), "--lenient"]))
     assert config["strict"] is False
     assert prepare.corpus_options(config)["strict"] is False
-    config = train.build_config(train.parse_args(["--dataset", "avec", "--data-dir", str(tmp_path)]))
+    config = run_options.build_config(train.parse_args(["--dataset", "avec", "--data-dir", str(tmp_path)]))
     assert "strict" not in config and "strict" not in prepare.corpus_options(config)
-    config = train.build_config(train.parse_args(["--dataset", "synthetic", "--lenient"]))
+    config = run_options.build_config(train.parse_args(["--dataset", "synthetic", "--lenient"]))
     with pytest.raises(ConfigError, match="--lenient .* applies to the avec and iemocap corpora, not synthetic"):
         prepare.corpus_options(config)

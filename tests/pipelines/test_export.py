@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import export, features
+from pipelines import export, features, runs
 from pipelines.errors import ColdKerasError, ConfigError, DataError
 from pipelines.input_pipeline import iter_recordings
 from pipelines.io_utils import read_json
@@ -33,7 +33,7 @@ COLD_OUTPUTS = {
 
 @pytest.fixture(scope="session")
 def inference(run_dir):
-    model, config = export.load_inference_model(run_dir)
+    model, config = runs.load_inference_model(run_dir)
     return model, config
 
 

@@ -145,13 +145,13 @@ def test_synthetic_labels_lag_the_features_by_the_delay(delayed_corpus, tmp_path
 
 def test_config_flag_and_hparams_carry_the_delay(tmp_path):
     from pipelines import config as config_lib
-    from pipelines import train
+    from pipelines import run_options, train
 
     args = train.parse_args(["--dataset", "synthetic", "--label-delay", "2.5"])
-    assert train.build_config(args)["training"]["label_delay_seconds"] == 2.5
+    assert run_options.build_config(args)["training"]["label_delay_seconds"] == 2.5
     with pytest.raises(SystemExit):  # the flag is refused by name before any config is built
         train.parse_args(["--dataset", "synthetic", "--label-delay", "-1"])
-    config = train.build_config(args)
+    config = run_options.build_config(args)
     config["training"]["label_delay_seconds"] = -1  # as a config file would set it
     with pytest.raises(ConfigError, match="training.label_delay_seconds must be a number of seconds >= 0"):
         config_lib.validate(config)
@@ -182,7 +182,7 @@ def test_search_groups_and_choices():
 def test_tuner_trains_each_trial_on_its_own_delay(delayed_corpus, tmp_path, monkeypatch):
     """Two one-epoch trials, delays 0 and 1.5 s: each trial fits on datasets paired with its own delay."""
     from pipelines import config as config_lib
-    from pipelines import train, tune
+    from pipelines import training_setup, tune
 
     monkeypatch.setenv("COLD_KERAS_CACHE", str(tmp_path / "cache"))
     config = config_lib.deep_update(
@@ -196,13 +196,13 @@ def test_tuner_trains_each_trial_on_its_own_delay(delayed_corpus, tmp_path, monk
     config["dataset"] = "synthetic"
     config = config_lib.validate(config)
     delays_built = []
-    original = train.make_training_inputs
+    original = training_setup.make_training_inputs
 
     def recording(config, artifact_dir):
-        delays_built.append(train.training_delay_frames(config, artifact_dir))
+        delays_built.append(training_setup.training_delay_frames(config, artifact_dir))
         return original(config, artifact_dir)
 
-    monkeypatch.setattr(train, "make_training_inputs", recording)
+    monkeypatch.setattr(training_setup, "make_training_inputs", recording)
     result = tune.run(
         config,
         tmp_path / "search",

@@ -161,9 +161,9 @@ def served(tmp_path_factory):
 
 
 def keras_reference(run_dir, recording):
-    from pipelines import export
+    from pipelines import export, runs
 
-    model, _ = export.load_inference_model(run_dir)
+    model, _ = runs.load_inference_model(run_dir)
     audio, visual = recording["audio"][None], recording["visual"][None]
     outputs = export.keras_outputs(model, audio, visual, np.ones(audio.shape[:2], np.float32))
     return {k: v[0] for k, v in outputs.items()}

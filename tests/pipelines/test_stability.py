@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pipelines import config as config_lib
-from pipelines import lr_finder, stability, train
+from pipelines import lr_finder, stability, training_setup
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,13 +85,13 @@ def test_prediction_stats_against_numpy():
 
 
 def test_clipnorm_reaches_the_optimizer_and_zero_turns_it_off():
-    assert train.optimizer_options({})["global_clipnorm"] == train.DEFAULT_CLIPNORM
-    assert train.optimizer_options({"clipnorm": 0.5, "weight_decay": 0.0}) == {
+    assert training_setup.optimizer_options({})["global_clipnorm"] == training_setup.DEFAULT_CLIPNORM
+    assert training_setup.optimizer_options({"clipnorm": 0.5, "weight_decay": 0.0}) == {
         "weight_decay": 0.0,
         "global_clipnorm": 0.5,
     }
-    assert "global_clipnorm" not in train.optimizer_options({"clipnorm": 0})
-    assert "global_clipnorm" not in train.optimizer_options({"clipnorm": None})
+    assert "global_clipnorm" not in training_setup.optimizer_options({"clipnorm": 0})
+    assert "global_clipnorm" not in training_setup.optimizer_options({"clipnorm": None})
 
 
 def test_a_negative_clipnorm_is_a_one_line_config_error(tmp_path):
@@ -163,8 +163,8 @@ def test_context_fusion_at_the_default_learning_rate_trains(cache):
     config = tiny_config()
     assert config["training"]["learning_rate"] == 5e-3 and config["training"]["clipnorm"] == 1.0
     artifact_dir = prepare.prepare_artifacts(config, progress=False)
-    inputs = train.make_training_inputs(config, artifact_dir)
-    model = train.build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch)
+    inputs = training_setup.make_training_inputs(config, artifact_dir)
+    model = training_setup.build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch)
     assert model.optimizer.global_clipnorm == 1.0
     lines = []
     guard = stability.CollapseGuard(print_fn=lines.append)

@@ -119,7 +119,7 @@ def test_help_describes_the_raw_flags(tmp_path):
 
 def test_weight_file_that_does_not_fit_is_a_config_error(tmp_path):
     from cold_keras.backbones import VGGish
-    from pipelines import train
+    from pipelines import training_setup
 
     other = VGGish(**{**AUDIO, "dense_units": 16})
     other(np.zeros((1, 25, 8), np.float32))
@@ -130,6 +130,8 @@ def test_weight_file_that_does_not_fit_is_a_config_error(tmp_path):
     }
     manifest = {"mode": "raw", "visual_shape": [16, 16, 3], "audio_shape": [25, 8]}
     with pytest.raises(ConfigError) as error:
-        train._build_raw(config, manifest, "regression", False, {"gru_units": 4, "gru_layers": 1, "latent_dim": 4})
+        training_setup.build_raw(
+            config, manifest, "regression", False, {"gru_units": 4, "gru_layers": 1, "latent_dim": 4}
+        )
     assert error.value.path == str(path)
     assert "fc_1/kernel has shape" in error.value.message and "mel bins" in error.value.message

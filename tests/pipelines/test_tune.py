@@ -166,7 +166,7 @@ def test_lambdas_are_log_uniform_over_the_papers_range(search):
 
 def test_best_hparams_json_round_trips_into_the_trainer(search):
     from pipelines import config as config_lib
-    from pipelines import train
+    from pipelines import run_options, train
 
     path = search["out"] / "best_hparams.json"
     best = json.loads(path.read_text())
@@ -179,12 +179,12 @@ def test_best_hparams_json_round_trips_into_the_trainer(search):
     )
     assert config_lib.load_hparams(path) == {"model": best["hyperparameters"]}
     args = train.parse_args(["--dataset", "synthetic", "--config", str(search["config"]), "--hparams", str(path)])
-    config = train.build_config(args)
+    config = run_options.build_config(args)
     for name in LAMBDAS:
         assert config["model"][name] == pytest.approx(best["hyperparameters"][name])
     # A flag still wins over the tuned value.
     args = train.parse_args(["--dataset", "synthetic", "--hparams", str(path), "--lambda-regu", "0.5"])
-    assert train.build_config(args)["model"]["lambda_regu"] == 0.5
+    assert run_options.build_config(args)["model"]["lambda_regu"] == 0.5
 
 
 def test_trial_table_puts_failed_trials_last():

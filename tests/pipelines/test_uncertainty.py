@@ -76,10 +76,10 @@ def test_evaluator_reports_the_metrics_of_its_per_frame_std(regression_run, unce
 
 
 def test_std_outputs_baked_into_the_model_match_the_numpy_map(regression_run, uncertainty_report):
-    from pipelines import evaluation, export
+    from pipelines import evaluation, runs
 
     calibration = uncertainty.Calibration.load(regression_run)
-    infer, _ = export.load_inference_model(regression_run)
+    infer, _ = runs.load_inference_model(regression_run)
     model = uncertainty.with_std_outputs(infer, calibration)
     recordings, outputs = helpers.predict(regression_run, "test")
     recording = recordings[0]
@@ -97,9 +97,9 @@ def test_std_outputs_baked_into_the_model_match_the_numpy_map(regression_run, un
 
 
 def test_mc_dropout_mean_and_spread_of_the_passes(regression_run):
-    from pipelines import export, input_pipeline
+    from pipelines import input_pipeline, runs
 
-    infer, config = export.load_inference_model(regression_run)
+    infer, config = runs.load_inference_model(regression_run)
     recordings = list(input_pipeline.iter_recordings(config["runtime"]["artifact_dir"], "test"))[:1]
     first = uncertainty.predict_mc_dropout(infer, recordings, passes=6, seed=1)[0]["outputs"]
     assert np.all(first["valence_spread"] > 0)  # dropout (and COLD's sampling) are on
@@ -158,9 +158,9 @@ def test_bad_input_is_one_line_errors(regression_run, tmp_path):
 def test_exported_signature_carries_the_calibrated_std(regression_run, uncertainty_report, tmp_path):
     import tensorflow as tf
 
-    from pipelines import export
+    from pipelines import export, runs
 
-    infer, config = export.load_inference_model(regression_run)
+    infer, config = runs.load_inference_model(regression_run)
     model = uncertainty.servable_model(infer, regression_run, config, config["runtime"]["artifact_dir"])
     export.save_saved_model(model, tmp_path / "1")
     signature = tf.saved_model.load(str(tmp_path / "1")).signatures["without_mask"]
