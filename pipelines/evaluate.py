@@ -550,7 +550,7 @@ def run(
         else evaluation.score_partition(clean, task=task, sequence_level=sequence_level, temperatures=temperatures)[0]
     )
 
-    convention = config.get("model", {}).get("weight_convention", "informativeness")
+    convention = config["model"]["weight_convention"]
     report = {
         "run_dir": str(run_dir),
         "model": config["model"]["name"],

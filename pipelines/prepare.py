@@ -12,7 +12,7 @@ import inspect
 import json
 from pathlib import Path
 
-from pipelines import cli
+from pipelines import cli, settings
 from pipelines import config as config_lib
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json
@@ -37,7 +37,7 @@ def corpus_options(config: dict) -> dict:
         options["features_dir"] = str(Path(config["features_dir"]).expanduser().resolve())
         options["audio_features"] = (feats.get("audio") or ["audio"])[0]
         options["visual_features"] = (feats.get("visual") or ["visual"])[0]
-        options["validation_speaker"] = config.get("validation_speaker", "F")
+        options["validation_speaker"] = config["validation_speaker"]
     if config.get("allow_missing_modality"):
         options["allow_missing_modality"] = True
     from pipelines.example_gen import strictness_option
@@ -163,7 +163,7 @@ def rebuild_run_artifacts(run_dir, progress=True) -> Path:
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise DataError("not found: train a model into this run directory first", config_path)
-    config = read_json(config_path)
+    config = settings.resolve_saved(read_json(config_path), config_path)
     runtime = config.pop("runtime", {}) or {}
     target = runtime.get("artifact_dir")
     if config.get("dataset") not in config_lib.DATASETS:

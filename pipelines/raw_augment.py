@@ -31,46 +31,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pipelines.augment import check_mapping, check_number, freq_mask, time_mask
-from pipelines.errors import ConfigError
+from pipelines.augment import freq_mask, time_mask
+from pipelines.augment_options import RAW_KEYS as KEYS  # noqa: F401
+from pipelines.augment_options import RAW_PAPER as PAPER  # noqa: F401
+from pipelines.augment_options import validate_raw_config as validate_config
 
-PAPER = {
-    "flip": True,
-    "zoom": 0.25,
-    "translate_pixels": 30.0,
-    "rotate_degrees": 30.0,
-    "time_warp": 50,
-    "freq_mask": 27,
-    "time_mask": 40,
-}
-KEYS = tuple(PAPER)
 REFERENCE_CROP = 224
 REFERENCE_PATCH = (96, 64)  # VGGish: frames, mel bins
-
-
-def validate_config(config, source="raw.augment") -> dict:
-    """Checks a raw augmentation dict; returns it with every key present (None = off).
-
-    Raises:
-        ConfigError: an unknown key or a value out of range, naming both.
-    """
-    out = check_mapping(config, KEYS, source)
-    if config is None:
-        return out
-    out = {key: value or None for key, value in out.items()}
-    if out["flip"] is not None and not isinstance(out["flip"], bool):
-        raise ConfigError(f"{source}.flip must be true or false, got {out['flip']!r}")
-    limits = {
-        "zoom": (0.0, 0.99, False),
-        "translate_pixels": (0.0, None, False),
-        "rotate_degrees": (0.0, 180.0, False),
-        "time_warp": (0, None, True),
-        "freq_mask": (0, None, True),
-        "time_mask": (0, None, True),
-    }
-    for key, (low, high, integer) in limits.items():
-        check_number(out, key, low, high, integer, source)
-    return out
 
 
 def spec_parameters(config, patch_shape):

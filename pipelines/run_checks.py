@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipelines.errors import ConfigError
+from pipelines import settings
 
-DEFAULT_EVERY_SECONDS = 60.0
+DEFAULT_EVERY_SECONDS = settings.TrainingConfig().backup_every_seconds
 METADATA = "training_metadata.json"  # written by Keras' BackupAndRestore
 
 
@@ -18,15 +18,9 @@ def backup_settings(training: dict, source="config"):
     `training.backup_every_steps`: a positive integer, or `auto` (default: by time).
     `training.backup_every_seconds`: seconds between backups in `auto` mode (default 60).
     """
-    steps = training.get("backup_every_steps", "auto")
-    seconds = training.get("backup_every_seconds", DEFAULT_EVERY_SECONDS)
-    if steps is None:
-        steps = "auto"
-    if steps != "auto" and not (isinstance(steps, int) and not isinstance(steps, bool) and steps > 0):
-        raise ConfigError(f"training.backup_every_steps must be a positive integer or auto, got {steps!r}", source)
-    if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0):
-        raise ConfigError(f"training.backup_every_seconds must be a number > 0, got {seconds!r}", source)
-    return steps, float(seconds)
+    training = settings.parse_section(settings.TrainingConfig, training, "training", source)
+    seconds = training.backup_every_seconds
+    return training.backup_every_steps or "auto", float(DEFAULT_EVERY_SECONDS if seconds is None else seconds)
 
 
 def _without_epochs(config: dict) -> dict:

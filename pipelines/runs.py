@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipelines.errors import DataError
 from pipelines.io_utils import read_json
+from pipelines.settings import resolve_saved
 
 
 def load_inference_model(run_dir):
@@ -36,7 +37,7 @@ def load_inference_model(run_dir):
                 path,
             )
     try:
-        config = read_json(config_path)
+        config = resolve_saved(read_json(config_path), config_path)
     except json.JSONDecodeError as error:
         raise DataError(f"not valid JSON ({error.msg})", config_path, error.lineno, error.colno) from None
 
@@ -85,7 +86,7 @@ def open_run(run_dir):
             "the run has not finished (no model.keras yet); run the same training command again to resume it", run_dir
         )
     try:
-        config = read_json(config_path)
+        config = resolve_saved(read_json(config_path), config_path)
     except ValueError as error:
         raise DataError(f"not valid JSON ({error})", config_path) from None
     artifact_dir = artifact_dir_of(config, run_dir)

@@ -190,7 +190,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
         validation_data=val_ds,
         epochs=int(training["epochs"]),
         steps_per_epoch=steps_per_epoch,
-        repeated=bool(training.get("oversample")),
+        repeated=bool(training["oversample"]),
         backup=callbacks[0],
         callbacks=callbacks,
         epoch_line=epoch_line,
@@ -205,7 +205,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
 
     if best_path.exists():
         model.load_weights(str(best_path))
-    if config["model"].get("fusion_guard"):
+    if config["model"]["fusion_guard"]:
         from pipelines import reliability
 
         reliability.apply_fusion_guard(

@@ -13,12 +13,12 @@ import os
 from pathlib import Path
 
 from pipelines import config as config_lib
-from pipelines import features
+from pipelines import features, settings
 from pipelines.errors import ConfigError
 from pipelines.io_utils import read_json
 
 # Global gradient-norm clipping of every model (`training.clipnorm`; see README, "Training stability").
-DEFAULT_CLIPNORM = 1.0
+DEFAULT_CLIPNORM = settings.TrainingConfig().clipnorm
 
 
 def setup_devices(distribute: str):
@@ -109,9 +109,7 @@ def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
             Path(artifact_dir) / "manifest.json",
         )
 
-    window = dict(
-        window_seconds=float(training["window_seconds"]), window_hop_seconds=training.get("window_hop_seconds")
-    )
+    window = dict(window_seconds=float(training["window_seconds"]), window_hop_seconds=training["window_hop_seconds"])
     delay = training_delay_frames(config, artifact_dir)
     batch_size = int(training["batch_size"])
     raw_augment = (config.get("raw") or {}).get("augment") if config_lib.mode_of(config) == "raw" else None
@@ -121,18 +119,18 @@ def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
         training=True,
         batch_size=batch_size,
         task=task,
-        augment=training.get("augment"),
-        oversample=bool(training.get("oversample")),
+        augment=training.get("augment"),  # optional: absent = no augmentation
+        oversample=bool(training["oversample"]),
         seed=int(training["seed"]),
         raw_augment=raw_augment,
         label_delay_frames=delay,
-        corruption_targets=bool(config["model"].get("lambda_reliability")),
+        corruption_targets=bool(config["model"]["lambda_reliability"]),
         **window,
     )
     steps_per_epoch = input_pipeline.count_batches(
         artifact_dir, features.TRAIN, batch_size=batch_size, label_delay_frames=delay, **window
     )
-    if bool(training.get("oversample")):
+    if bool(training["oversample"]):
         train_ds = train_ds.repeat()
     val_ds = input_pipeline.make_dataset(
         artifact_dir, validation, training=False, batch_size=batch_size, task=task, label_delay_frames=delay
@@ -196,8 +194,8 @@ def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_e
             )
         schedule = keras.optimizers.schedules.CosineDecayRestarts(
             initial_learning_rate=float(training["learning_rate"]),
-            first_decay_steps=max(1, int(round(float(training.get("restart_period_epochs", 1)) * steps_per_epoch))),
-            t_mul=float(training.get("restart_period_mul", 2.0)),
+            first_decay_steps=max(1, int(round(float(training["restart_period_epochs"]) * steps_per_epoch))),
+            t_mul=float(training["restart_period_mul"]),
         )
         optimizer = keras.optimizers.AdamW(learning_rate=schedule, **optimizer_options(training))
         model.compile(optimizer=optimizer)
@@ -212,8 +210,9 @@ def optimizer_options(training: dict) -> dict:
     `training.clipnorm` (default `DEFAULT_CLIPNORM`) clips the gradient of every step to that
     global norm (over all weights together); 0 or null turns clipping off.
     """
-    clipnorm = training.get("clipnorm", DEFAULT_CLIPNORM)
-    options = {"weight_decay": float(training.get("weight_decay", 1e-4))}
+    training = settings.parse_section(settings.TrainingConfig, training, "training")
+    clipnorm = training.clipnorm
+    options = {"weight_decay": float(training.weight_decay)}
     if clipnorm:
         options["global_clipnorm"] = float(clipnorm)
     return options

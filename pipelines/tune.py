@@ -411,7 +411,7 @@ def run(
         inputs.train_ds,
         validation_data=inputs.val_ds,
         epochs=int(training["epochs"]),
-        steps_per_epoch=inputs.steps_per_epoch if training.get("oversample") else None,
+        steps_per_epoch=inputs.steps_per_epoch if training["oversample"] else None,
         callbacks=callbacks,
         verbose=1 if progress else 2,
     )

@@ -657,7 +657,7 @@ def calibration_for(
     validation = config["training"]["validation_partition"]
     recordings = list(input_pipeline.iter_recordings(artifact_dir, validation))
     predictions = predictor(method, passes=passes, seed=seed)(inference_model, recordings)
-    convention = config.get("model", {}).get("weight_convention", "informativeness")
+    convention = config["model"]["weight_convention"]
     calibration = fit_calibration(
         predictions,
         method=method,

@@ -28,7 +28,6 @@ COMPONENTS = (
 )
 
 
-
 def _modules() -> dict:
     modules = {}
     for package in PACKAGES:

@@ -7,6 +7,7 @@ import numpy as np
 
 from cold_keras.backbones.face_cnn import FaceCNN
 from cold_keras.backbones.vggish import VGGish
+from cold_keras.hyperparameters import DEFAULT_HYPERPARAMETERS
 from cold_keras.layers.cold_loss import ColdLoss
 from cold_keras.layers.confidence_weighted_prediction_fusion import (
     ConfidenceWeightedPredictionFusion,
@@ -55,33 +56,6 @@ UTTERANCE_SUFFIX = "_utterance"
 # Output layer of output key k is named k + OUTPUT_LAYER_SUFFIX (the target inputs already use the
 # names "valence" and "arousal"); `inference_model` cuts the training graph at these layers.
 OUTPUT_LAYER_SUFFIX = "_output"
-
-DEFAULT_HYPERPARAMETERS = {
-    "gru_units": 256,
-    "gru_layers": 2,
-    "dropout": 0.5,
-    "latent_dim": 128,
-    "lambda_co_visual": 1e-3,
-    "lambda_co_audio": 1e-3,
-    "lambda_co_cross": 1e-3,
-    "lambda_regu": 1e-4,
-    "weight_convention": "informativeness",
-    "calibration_standardize": False,
-    "calibration_temperature": 1.0,
-    "lambda_weight": 0.0,
-    "lambda_reliability": 0.0,
-    "reliability_novelty": False,
-    "reliability_agreement": False,
-    "fusion_guard": False,
-    "num_heads": 16,
-    "num_transformer_layers": 3,
-    "transformer_dim": 128,
-    "transformer_dropout": 0.1,
-    "class_weights": None,
-    "audio_norm": None,
-    "visual_norm": None,
-    "seed": None,
-}
 
 
 def resolve_hyperparameters(**hp):
