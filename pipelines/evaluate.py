@@ -461,17 +461,7 @@ def run(
     run_dir = Path(run_dir)
     config, artifact_dir, manifest = open_run(run_dir)
     check_partition(manifest, partition, artifact_dir)
-    corruption = None
-    if corrupt:
-        modality, fraction = corrupt_lib.parse_spec(corrupt)
-        raw = config.get("mode") == "raw"
-        if corrupt_mode is None:
-            corrupt_mode = corrupt_lib.default_mode(modality, raw)
-        if corrupt_mode == "face_mask" and not (raw and modality == features.VISUAL):
-            raise ConfigError("--corrupt-mode face_mask applies to the faces of a raw-mode run (--corrupt visual:...)")
-        if corrupt_mode not in corrupt_lib.MODES:
-            raise ConfigError(f"--corrupt-mode must be one of {', '.join(corrupt_lib.MODES)}, got {corrupt_mode!r}")
-        corruption = (modality, fraction, corrupt_mode)
+    corruption = corruption_of(corrupt, corrupt_mode, raw=config["mode"] == "raw")
     if num_bins < 1:
         raise ConfigError(f"--bins must be >= 1, got {num_bins}")
     if plot_first < 0:
@@ -497,7 +487,7 @@ def run(
 
     infer, _ = load_inference_model(run_dir)
     from pipelines import label_delay
-    from pipelines.train import training_delay_frames
+    from pipelines.training_setup import training_delay_frames
 
     delay = training_delay_frames(config, artifact_dir)  # outputs go back onto the labels' timeline
     clean = list(
@@ -524,23 +514,8 @@ def run(
 
     temperatures = None
     if task == "classification":
-        check_partition(manifest, validation, artifact_dir)
-        val_predictions = (
-            clean
-            if validation == partition
-            else list(
-                label_delay.shift_predictions(
-                    evaluation.predict_recordings(
-                        infer,
-                        input_pipeline.iter_recordings(artifact_dir, validation),
-                        progress=f"predict {validation}",
-                    ),
-                    delay,
-                )
-            )
-        )
-        val_sequence_level = bool(manifest["partitions"][validation].get("sequence_level", False))
-        _, temperatures = evaluation.score_partition(val_predictions, task=task, sequence_level=val_sequence_level)
+        val_predictions = clean if validation == partition else None
+        temperatures = fit_temperatures(infer, artifact_dir, manifest, validation, delay, val_predictions)
     scores, _ = evaluation.score_partition(
         evaluated, task=task, sequence_level=sequence_level, temperatures=temperatures
     )
@@ -550,32 +525,8 @@ def run(
         else evaluation.score_partition(clean, task=task, sequence_level=sequence_level, temperatures=temperatures)[0]
     )
 
-    convention = config["model"]["weight_convention"]
-    report = {
-        "run_dir": str(run_dir),
-        "model": config["model"]["name"],
-        "task": task,
-        "partition": partition,
-        "sequence_level": sequence_level,
-        "num_recordings": len(evaluated),
-        "num_frames": int(sum(len(r["outputs"][features.VALENCE]) for r in evaluated)),
-        "corruption": None
-        if corruption is None
-        else {
-            "modality": corruption[0],
-            "fraction": corruption[1],
-            "mode": corruption[2],
-            "seed": seed,
-            "num_frames_corrupted": int(sum(r[f"{corruption[0]}_corrupted_eval"].sum() for r in evaluated)),
-        },
-        "scores": scores,
-        "scores_clean": clean_scores,
-        "weight_convention": convention,
-        "uncertainty": uncertainty_diagnostics(evaluated, task, convention),
-        "fusion_weights": weight_diagnostics(evaluated),
-        "files": [],
-        "output_dir": str(out_dir),
-    }
+    report = _report(run_dir, config, partition, sequence_level, evaluated, corruption, seed, out_dir)
+    report.update(scores=scores, scores_clean=clean_scores)
     if temperatures is not None:
         report["temperatures"] = {"fitted_on": validation, **temperatures}
     from pipelines import reliability as reliability_lib
@@ -600,24 +551,7 @@ def run(
             seed=seed,
             verbose=verbose,
         )
-    if not sequence_level:
-        rows = per_recording_scores(evaluated, task)
-        report["per_recording"] = rows
-        import pandas as pd
-
-        write_text_atomic(out_dir / "per_recording.csv", pd.DataFrame(rows).to_csv(index=False, float_format="%.6f"))
-        files.append("per_recording.csv")
-    if task == "classification":
-        report["reliability"] = reliability(evaluated, temperatures, sequence_level, num_bins)
-        for key, entry in report["reliability"].items():
-            name = f"reliability_{key}.png"
-            write_bytes_atomic(out_dir / name, plot_reliability(entry, f"{report['model']} {partition}: {key}"))
-            files.append(name)
-    by_name = {recording["name"]: recording for recording in evaluated}
-    for name in to_plot:
-        file_name = f"timeline_{_file_name(name)}.png"
-        write_bytes_atomic(out_dir / file_name, plot_timeline(by_name[name]))
-        files.append(file_name)
+    files += _write_tables_and_figures(report, evaluated, temperatures, num_bins, to_plot, out_dir)
 
     pause_point("evaluate.partial")
     text = format_report(report)
@@ -629,6 +563,90 @@ def run(
         print(text)
         print(f"\nwritten: {out_dir}/ ({', '.join(files)}, report.json)")
     return report
+
+
+def _report(run_dir, config, partition, sequence_level, evaluated, corruption, seed, out_dir) -> dict:
+    """The report's description of the evaluation and its diagnostics (the scores are added by `run`)."""
+    task, convention = config["task"], config["model"]["weight_convention"]
+    if corruption is not None:
+        modality, fraction, mode = corruption
+        corrupted = int(sum(r[f"{modality}_corrupted_eval"].sum() for r in evaluated))
+        corruption = {
+            "modality": modality,
+            "fraction": fraction,
+            "mode": mode,
+            "seed": seed,
+            "num_frames_corrupted": corrupted,
+        }
+    return {
+        "run_dir": str(run_dir),
+        "model": config["model"]["name"],
+        "task": task,
+        "partition": partition,
+        "sequence_level": sequence_level,
+        "num_recordings": len(evaluated),
+        "num_frames": int(sum(len(r["outputs"][features.VALENCE]) for r in evaluated)),
+        "corruption": corruption,
+        "weight_convention": convention,
+        "uncertainty": uncertainty_diagnostics(evaluated, task, convention),
+        "fusion_weights": weight_diagnostics(evaluated),
+        "files": [],
+        "output_dir": str(out_dir),
+    }
+
+
+def corruption_of(corrupt, corrupt_mode, *, raw: bool):
+    """(modality, fraction, mode) of `--corrupt MODALITY:FRACTION` and `--corrupt-mode`, or None;
+    ConfigError on a bad combination."""
+    if not corrupt:
+        return None
+    modality, fraction = corrupt_lib.parse_spec(corrupt)
+    if corrupt_mode is None:
+        corrupt_mode = corrupt_lib.default_mode(modality, raw)
+    if corrupt_mode == "face_mask" and not (raw and modality == features.VISUAL):
+        raise ConfigError("--corrupt-mode face_mask applies to the faces of a raw-mode run (--corrupt visual:...)")
+    if corrupt_mode not in corrupt_lib.MODES:
+        raise ConfigError(f"--corrupt-mode must be one of {', '.join(corrupt_lib.MODES)}, got {corrupt_mode!r}")
+    return modality, fraction, corrupt_mode
+
+
+def fit_temperatures(infer, artifact_dir, manifest, validation, delay, predictions=None) -> dict:
+    """Temperature scaling of a classification run, fitted on the validation partition (its
+    `predictions` when already computed)."""
+    from pipelines import evaluation, input_pipeline, label_delay
+
+    check_partition(manifest, validation, artifact_dir)
+    if predictions is None:
+        recordings = input_pipeline.iter_recordings(artifact_dir, validation)
+        predictions = evaluation.predict_recordings(infer, recordings, progress=f"predict {validation}")
+        predictions = list(label_delay.shift_predictions(predictions, delay))
+    sequence_level = bool(manifest["partitions"][validation].get("sequence_level", False))
+    return evaluation.score_partition(predictions, task="classification", sequence_level=sequence_level)[1]
+
+
+def _write_tables_and_figures(report, evaluated, temperatures, num_bins, to_plot, out_dir) -> list:
+    """Per-recording scores, reliability diagrams (classification) and timelines; returns the files."""
+    task, sequence_level, files = report["task"], report["sequence_level"], []
+    if not sequence_level:
+        rows = per_recording_scores(evaluated, task)
+        report["per_recording"] = rows
+        import pandas as pd
+
+        write_text_atomic(out_dir / "per_recording.csv", pd.DataFrame(rows).to_csv(index=False, float_format="%.6f"))
+        files.append("per_recording.csv")
+    if task == "classification":
+        report["reliability"] = reliability(evaluated, temperatures, sequence_level, num_bins)
+        for key, entry in report["reliability"].items():
+            name = f"reliability_{key}.png"
+            title = f"{report['model']} {report['partition']}: {key}"
+            write_bytes_atomic(out_dir / name, plot_reliability(entry, title))
+            files.append(name)
+    by_name = {recording["name"]: recording for recording in evaluated}
+    for name in to_plot:
+        file_name = f"timeline_{_file_name(name)}.png"
+        write_bytes_atomic(out_dir / file_name, plot_timeline(by_name[name]))
+        files.append(file_name)
+    return files
 
 
 # --------------------------------------------------------------------------- text

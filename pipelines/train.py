@@ -114,11 +114,6 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     from pipelines import prepare
 
     prepare.check_inputs(config)
-    backup_every = backup_settings(config["training"])
-    if config_lib.mode_of(config) == "raw":
-        from pipelines import raw_augment
-
-        raw_augment.validate_config((config.get("raw") or {}).get("augment"))
     training = config["training"]
     strategy = setup_devices(training["distribute"])
     policy = setup_precision(training["mixed_precision"])
@@ -126,121 +121,137 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     import keras
 
     from cold_keras.models import inference_model
-    from pipelines import evaluation, input_pipeline, label_delay
-    from pipelines.backup import EpochLine, StepBackup, fit_resuming
-    from pipelines.callbacks import InterruptGuard, NanGuard, TensorBoardExtras
-    from pipelines.stability import CollapseGuard
+    from pipelines.backup import fit_resuming
 
     keras.utils.set_random_seed(int(training["seed"]))
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
     run_dir.mkdir(parents=True, exist_ok=True)
     chief = is_chief()
-    config_out = {
-        **config_lib.comparable_settings(config),
-        "runtime": {
+    if chief:
+        runtime = {
             "artifact_dir": str(artifact_dir),
             "policy": policy,
             "replicas": strategy.num_replicas_in_sync,
             "corpus_fingerprint": prepare.corpus_fingerprint(artifact_dir),
-        },
-    }
-    if chief:
-        write_json_atomic(run_dir / "config.json", config_out)
+        }
+        write_json_atomic(run_dir / "config.json", {**config_lib.comparable_settings(config), "runtime": runtime})
 
-    task = config["task"]
     inputs = make_training_inputs(config, artifact_dir)
-    manifest, validation = inputs.manifest, inputs.validation
-    sequence_level, steps_per_epoch = inputs.sequence_level, inputs.steps_per_epoch
-    train_ds, val_ds = inputs.train_ds, inputs.val_ds
-    model = build_compiled_model(config, manifest, artifact_dir, steps_per_epoch, strategy=strategy)
-
-    monitor = monitor_name(task)
-    checkpoints = run_dir / "checkpoints"
-    checkpoints.mkdir(exist_ok=True)
-    best_path = checkpoints / "best.weights.h5"
-    nan_guard = NanGuard()
-    callbacks = [
-        StepBackup(run_dir / "backup", *backup_every),
-        keras.callbacks.ModelCheckpoint(
-            str(best_path),
-            monitor=monitor,
-            mode="max",
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=best_so_far(run_dir / "history.csv", monitor),
-        ),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), separator=",", append=True),
-        nan_guard,
-        CollapseGuard(),
-        InterruptGuard(),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0, write_graph=False),
-    ]
-    callbacks.append(pause_callback("train.epoch"))
-    figure_recording = next(iter(input_pipeline.iter_recordings(artifact_dir, validation)), None)
+    model = build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch, strategy=strategy)
     infer = inference_model(model)
-    if figure_recording is not None and chief:
-        callbacks.append(TensorBoardExtras(run_dir / "tensorboard" / "validation" / "extras", infer, figure_recording))
-
-    epoch_line = EpochLine(monitor, int(training["epochs"]), steps_per_epoch, bar=progress)
-    callbacks.append(epoch_line)
+    watch = _Callbacks(config, run_dir, artifact_dir, inputs, infer, chief=chief, progress=progress)
     started = time.time()
     fit_resuming(
         model,
-        train_ds,
-        validation_data=val_ds,
+        inputs.train_ds,
+        validation_data=inputs.val_ds,
         epochs=int(training["epochs"]),
-        steps_per_epoch=steps_per_epoch,
+        steps_per_epoch=inputs.steps_per_epoch,
         repeated=bool(training["oversample"]),
-        backup=callbacks[0],
-        callbacks=callbacks,
-        epoch_line=epoch_line,
+        backup=watch.backup,
+        callbacks=watch.callbacks,
+        epoch_line=watch.epoch_line,
         verbose=0,
     )
-    if nan_guard.failed:
+    if watch.nan_guard.failed:
         raise ColdKerasError(
-            f"training stopped: {nan_guard.failed}. The last good epoch is kept in "
+            f"training stopped: {watch.nan_guard.failed}. The last good epoch is kept in "
             f"{run_dir / 'backup'}; lower the learning rate or the lambdas and run again"
         )
     train_seconds = time.time() - started
 
-    if best_path.exists():
-        model.load_weights(str(best_path))
+    if watch.best_path.exists():
+        model.load_weights(str(watch.best_path))
     if config["model"]["fusion_guard"]:
-        from pipelines import reliability
+        from pipelines import input_pipeline, reliability
 
-        reliability.apply_fusion_guard(
-            model, infer, list(input_pipeline.iter_recordings(artifact_dir, validation)), task, sequence_level, run_dir
-        )
+        recordings = list(input_pipeline.iter_recordings(artifact_dir, inputs.validation))
+        reliability.apply_fusion_guard(model, infer, recordings, config["task"], inputs.sequence_level, run_dir)
     if chief:
         tmp = run_dir / ".model.keras.tmp.keras"
         model.save(str(tmp))
         os.replace(tmp, run_dir / "model.keras")
+    metrics = _score_partitions(config, run_dir, artifact_dir, inputs, infer, chief=chief, progress=progress)
+    print(f"\ntrained {config['model']['name']} ({config['task']}) in {train_seconds:.0f} s; run directory: {run_dir}")
+    from pipelines import evaluation
 
+    print(evaluation.format_table(metrics, config["task"]))
+    return metrics
+
+
+class _Callbacks:
+    """The callbacks of a training run: step backups, best checkpoint, history, guards, TensorBoard,
+    the pause point and the epoch line."""
+
+    def __init__(self, config, run_dir, artifact_dir, inputs, infer, *, chief, progress):
+        import keras
+
+        from pipelines import input_pipeline
+        from pipelines.backup import EpochLine, StepBackup
+        from pipelines.callbacks import InterruptGuard, NanGuard, TensorBoardExtras
+        from pipelines.stability import CollapseGuard
+
+        training = config["training"]
+        monitor = monitor_name(config["task"])
+        checkpoints = run_dir / "checkpoints"
+        checkpoints.mkdir(exist_ok=True)
+        self.best_path = checkpoints / "best.weights.h5"
+        self.nan_guard = NanGuard()
+        self.backup = StepBackup(run_dir / "backup", *backup_settings(training))
+        self.callbacks = [
+            self.backup,
+            keras.callbacks.ModelCheckpoint(
+                str(self.best_path),
+                monitor=monitor,
+                mode="max",
+                save_best_only=True,
+                save_weights_only=True,
+                initial_value_threshold=best_so_far(run_dir / "history.csv", monitor),
+            ),
+            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), separator=",", append=True),
+            self.nan_guard,
+            CollapseGuard(),
+            InterruptGuard(),
+            keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0, write_graph=False),
+            pause_callback("train.epoch"),
+        ]
+        figure_recording = next(iter(input_pipeline.iter_recordings(artifact_dir, inputs.validation)), None)
+        if figure_recording is not None and chief:
+            extras = run_dir / "tensorboard" / "validation" / "extras"
+            self.callbacks.append(TensorBoardExtras(extras, infer, figure_recording))
+        self.epoch_line = EpochLine(monitor, int(training["epochs"]), inputs.steps_per_epoch, bar=progress)
+        self.callbacks.append(self.epoch_line)
+
+
+def _score_partitions(config, run_dir, artifact_dir, inputs, infer, *, chief, progress) -> dict:
+    """Scores the trained model on every labelled non-train partition (the validation partition first,
+    which fits the temperatures of classification), writes the prediction CSVs and `metrics.json`."""
+    from pipelines import evaluation, input_pipeline, label_delay
+
+    task, manifest, validation = config["task"], inputs.manifest, inputs.validation
     metrics, temperatures = {}, None
     partitions = [
         p
         for p in (validation, features.DEVEL, features.TEST)
         if p in manifest["partitions"] and p != features.TRAIN and manifest["partitions"][p].get("labelled")
     ]
+    delay = training_delay_frames(config, artifact_dir)
     for partition in dict.fromkeys(partitions):
-        predictions = evaluation.predict_recordings(
-            infer, input_pipeline.iter_recordings(artifact_dir, partition), progress=progress and f"predict {partition}"
-        )
-        predictions = list(label_delay.shift_predictions(predictions, training_delay_frames(config, artifact_dir)))
+        recordings = input_pipeline.iter_recordings(artifact_dir, partition)
+        predictions = evaluation.predict_recordings(infer, recordings, progress=progress and f"predict {partition}")
+        predictions = list(label_delay.shift_predictions(predictions, delay))
         scores, fitted = evaluation.score_partition(
-            predictions, task=task, sequence_level=sequence_level, temperatures=temperatures
+            predictions, task=task, sequence_level=inputs.sequence_level, temperatures=temperatures
         )
         if partition == validation:
             temperatures = fitted  # temperature scaling is fitted on the validation partition only
         metrics[partition] = scores
         if chief:
             evaluation.write_prediction_csvs(
-                predictions, run_dir / "predictions" / partition, task=task, sequence_level=sequence_level
+                predictions, run_dir / "predictions" / partition, task=task, sequence_level=inputs.sequence_level
             )
     if chief:
         write_json_atomic(run_dir / "metrics.json", metrics)  # backup/ stays: --epochs N continues from it
-    print(f"\ntrained {config['model']['name']} ({task}) in {train_seconds:.0f} s; run directory: {run_dir}")
-    print(evaluation.format_table(metrics, task))
     return metrics
 
 

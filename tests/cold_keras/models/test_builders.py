@@ -10,7 +10,8 @@ from cold_keras.models import MODEL_NAMES, MODELS_WITH_UNIMODAL_BRANCHES, build_
 from tests.test_case import dtype_policy, run_model_saving_test
 
 B, T, DA, DV = 2, 8, 5, 4
-TASKS = ("regression", "classification")
+from cold_keras.names import TASKS
+
 TINY = dict(
     gru_units=4,
     gru_layers=1,
