@@ -7,10 +7,10 @@ import tensorflow as tf
 
 from cold_keras.layers import ColdLoss, TemporalBlock
 from cold_keras.models import MODEL_NAMES, MODELS_WITH_UNIMODAL_BRANCHES, build_model, inference_model
+from cold_keras.names import TASKS
 from tests.test_case import dtype_policy, run_model_saving_test
 
 B, T, DA, DV = 2, 8, 5, 4
-from cold_keras.names import TASKS
 
 TINY = dict(
     gru_units=4,
