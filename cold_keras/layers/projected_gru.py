@@ -95,14 +95,29 @@ class ProjectedGRU(keras.layers.GRU):
         cell = self.cell
         units = cell.units
         projected = ops.matmul(sequences, cell.kernel)
+        # Read (and, under a mixed policy, cast) the recurrent weights once, outside the loop: read
+        # inside `step`, every time step would cast the whole kernel again (and its gradient too).
+        recurrent_kernel = cell.recurrent_kernel.value
         recurrent_bias = None
         if cell.use_bias:
-            projected = projected + cell.bias[0]
-            recurrent_bias = cell.bias[1]
+            bias = cell.bias.value
+            projected = projected + bias[0]
+            recurrent_bias = bias[1]
+        # Under a mixed policy the input projection (one large matmul over every frame) runs in the
+        # compute dtype, the recurrence in float32: its per-step matmuls are small (batch x units),
+        # where bfloat16 gains nothing on a CPU while its element-wise gates cost more, and the state
+        # keeps float32 precision over hundreds of steps. The outputs return in the compute dtype.
+        compute_dtype = keras.backend.standardize_dtype(projected.dtype)
+        if compute_dtype != "float32":
+            projected = ops.cast(projected, "float32")
+            recurrent_kernel = ops.cast(recurrent_kernel, "float32")
+            initial_state = ops.cast(initial_state, "float32")
+            if recurrent_bias is not None:
+                recurrent_bias = ops.cast(recurrent_bias, "float32")
 
         def step(inputs, states):
             h = states[0]
-            recurrent = ops.matmul(h, cell.recurrent_kernel)
+            recurrent = ops.matmul(h, recurrent_kernel)
             if recurrent_bias is not None:
                 recurrent = recurrent + recurrent_bias
             z = ops.sigmoid(inputs[:, :units] + recurrent[:, :units])
@@ -112,7 +127,7 @@ class ProjectedGRU(keras.layers.GRU):
             return h, [h]
 
         def loop(values, loop_mask, go_backwards):
-            return backend.rnn(
+            last, outputs, states = backend.rnn(
                 step,
                 values,
                 [initial_state],
@@ -122,6 +137,11 @@ class ProjectedGRU(keras.layers.GRU):
                 input_length=sequences.shape[1],
                 zero_output_for_mask=self.zero_output_for_mask,
                 return_all_outputs=self.return_sequences,
+            )
+            return (
+                ops.cast(last, compute_dtype),
+                ops.cast(outputs, compute_dtype),
+                [ops.cast(state, compute_dtype) for state in states],
             )
 
         if mask is None or not (self.return_sequences and self.zero_output_for_mask) or self.unroll:

@@ -114,3 +114,34 @@ def test_cudnn_blockers_name_each_setting():
         "recurrent_dropout=0.2 (needs 0)",
         "unroll=True (needs False)",
     ]
+
+
+def _loop_bodies(layer, x, mask):
+    """The node defs of the while-loop bodies in the graph of `layer(x, mask=mask)`."""
+    function = tf.function(lambda values, m: layer(values, mask=m), autograph=False)
+    graph = function.get_concrete_function(tf.constant(x), tf.constant(mask)).graph
+    return [list(f.definition.node_def) for name, f in graph._functions.items() if "while_body" in str(name)]
+
+
+def test_under_bfloat16_the_recurrence_runs_in_float32_with_weights_read_once():
+    """Mixed policy: the input projection in bfloat16, the loop in float32 with no cast or variable
+    read per step; the outputs are bfloat16 and agree with the float32 layer to bfloat16 precision."""
+    mask = _masks()["right"]
+    x = np.random.default_rng(4).normal(size=(B, T, D)).astype("float32")
+    full = ProjectedGRU(U, return_sequences=True)
+    full.build((B, T, D))
+    expected = full(x, mask=mask).numpy()
+    with dtype_policy("mixed_bfloat16"):
+        layer = ProjectedGRU(U, return_sequences=True)
+        layer.build((B, T, D))
+        layer.set_weights(full.get_weights())
+        y = layer(x, mask=mask)
+        bodies = _loop_bodies(layer, x, mask)
+    assert y.dtype == "bfloat16"
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.cast(y, "float32")), expected, atol=3e-2)
+    assert bodies
+    for body in bodies:
+        ops_in_body = {node.op for node in body}
+        assert "Cast" not in ops_in_body and "ReadVariableOp" not in ops_in_body, sorted(ops_in_body)
+        matmuls = [node for node in body if node.op == "MatMul"]
+        assert matmuls and all(node.attr["T"].type == tf.float32.as_datatype_enum for node in matmuls)
