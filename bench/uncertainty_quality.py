@@ -107,7 +107,15 @@ def members_of(method: str, seed: int, out: Path, epochs, ensemble_size: int) ->
 
 
 def evaluate_method(
-    method: str, run_dirs: list, store: Path, partition: str, fraction: float, mode: str, passes: int, figures_dir=None
+    method: str,
+    run_dirs: list,
+    store: Path,
+    partition: str,
+    fraction: float,
+    mode: str,
+    passes: int,
+    figures_dir=None,
+    scale_by="frames",
 ) -> dict:
     """{condition: {column: fused-output figure averaged over valence and arousal}}; the calibration
     is fitted on the validation partition and saved to `store`."""
@@ -141,6 +149,7 @@ def evaluate_method(
         fitted_on=validation,
         passes=passes if kind == "mc_dropout" else None,
         members=[str(r) for r in run_dirs] if kind == "ensemble" else None,
+        scale_by=scale_by,
     )
     calibration.save(store)
     recordings = list(input_pipeline.iter_recordings(artifact_dir, partition))
@@ -203,6 +212,12 @@ def main():
         help="score only the (method, seed) pairs whose runs have finished, train nothing",
     )
     parser.add_argument("--figures", help="write the first seed's curves of every method and condition to this folder")
+    parser.add_argument(
+        "--scale-by",
+        default="frames",
+        choices=("frames", "recordings"),
+        help="interval scale fitted over the pooled validation frames or per validation recording",
+    )
     parser.add_argument("--out", default="bench_runs/uncertainty_quality")
     parser.add_argument("--json", help="also write the per-seed figures to this JSON file")
     args = parser.parse_args()
@@ -233,7 +248,9 @@ def main():
             store.mkdir(parents=True, exist_ok=True)
             figures_dir = args.figures if args.figures and seed == seeds[0] else None
             cache = store / (
-                f"bench_{method}_{args.partition}_{args.corrupt_mode}{args.fraction:g}_passes{args.mc_passes}.json"
+                f"bench_{method}_{args.partition}_{args.corrupt_mode}{args.fraction:g}_passes{args.mc_passes}"
+                + ("" if args.scale_by == "frames" else f"_{args.scale_by}")
+                + ".json"
             )
             if cache.is_file() and not figures_dir:
                 row = json.loads(cache.read_text())
@@ -247,6 +264,7 @@ def main():
                     args.corrupt_mode,
                     args.mc_passes,
                     figures_dir,
+                    scale_by=args.scale_by,
                 )
                 cache.write_text(json.dumps(row, indent=2))
             rows.append({"seed": seed, **row})

@@ -19,8 +19,14 @@ from the score u of a frame to a standard deviation of its error, and applies it
   violators, `scipy.optimize.isotonic_regression`), kept as a piecewise-linear map through up to
   `NUM_KNOTS` knots at quantiles of u (constant beyond the validation range).
 * scale: chosen so that the central 90% Gaussian interval mu +- 1.645 std covers 90% of the validation
-  frames (the 0.9 quantile of |y - mu| / g(u), divided by 1.645). The Gaussian link E|e| = std sqrt(2/pi)
-  would instead give scale = sqrt(pi/2); it is stored next to it (`scale_gaussian`) for reference.
+  frames (the 0.9 quantile of |y - mu| / g(u), divided by 1.645; `scale_by="frames"`, the default), or
+  90% of the frames of *every* validation recording (the largest of the recordings' 0.9 quantiles;
+  `scale_by="recordings"`, `--scale-by recordings`). Frames of one recording share a speaker and a
+  session, so a pooled quantile over a few validation recordings carries their particular difficulty;
+  the per-recording scale asks the intervals to hold for the hardest of them, which guards against
+  test recordings harder than the validation pool (wider intervals). The Gaussian link
+  E|e| = std sqrt(2/pi) would instead give scale = sqrt(pi/2); it is stored next to it
+  (`scale_gaussian`) for reference.
 
 The fit is written to `<run_dir>/uncertainty_calibration.json` (`uncertainty_calibration_mc_dropout.json`,
 or `uncertainty_calibration_ensemble.json` in an ensemble's folder) and read back by `Calibration.load`;
@@ -52,6 +58,7 @@ CALIBRATION_FILES = {
 FORMAT_VERSION = 1
 NUM_KNOTS = 64
 LEVEL = 0.9
+SCALE_BY = ("frames", "recordings")
 DEFAULT_PASSES = 20
 SPREAD_SUFFIX = "_spread"
 STD_SUFFIX = "_std"
@@ -140,8 +147,9 @@ def score_description(method, convention, has_sigma) -> str:
 # --------------------------------------------------------------------------- the map
 
 
-def _fit_map(score, abs_error, num_knots=NUM_KNOTS, level=LEVEL) -> dict:
-    """Isotonic map score -> E|e| as knots, and the interval scale (see the module docstring)."""
+def _fit_map(score, abs_error, num_knots=NUM_KNOTS, level=LEVEL, groups=None, scale_by="frames") -> dict:
+    """Isotonic map score -> E|e| as knots, and the interval scale (see the module docstring);
+    `groups` (one recording index per frame) is needed with `scale_by="recordings"`."""
     from scipy.optimize import isotonic_regression
 
     score = np.asarray(score, np.float64)
@@ -162,10 +170,15 @@ def _fit_map(score, abs_error, num_knots=NUM_KNOTS, level=LEVEL) -> dict:
     knots_y = np.maximum(unique_y, floor)
     g = np.interp(score, unique_x, knots_y)
     ratio = abs_error / g
+    if scale_by == "recordings":
+        groups = np.asarray(groups)
+        quantile = max(float(np.quantile(ratio[groups == group], level)) for group in np.unique(groups))
+    else:
+        quantile = float(np.quantile(ratio, level))
     return {
         "x": unique_x.tolist(),
         "y": knots_y.tolist(),
-        "scale": float(np.quantile(ratio, level) / _z(level)),
+        "scale": quantile / _z(level),
         "scale_gaussian": float(math.sqrt(math.pi / 2.0)),
         "num_frames": int(score.size),
     }
@@ -183,6 +196,7 @@ class Calibration:
     passes: int | None = None
     members: list | None = None
     level: float = LEVEL
+    scale_by: str = "frames"
 
     def scores(self, outputs) -> dict:
         return uncertainty_scores(outputs, self.method, self.convention)
@@ -263,6 +277,7 @@ def fit_calibration(
     passes=None,
     members=None,
     level=LEVEL,
+    scale_by="frames",
 ) -> Calibration:
     """Fits the score -> std maps on a (validation) partition's predictions.
 
@@ -273,24 +288,35 @@ def fit_calibration(
         convention: the run's weight convention (how ||sigma|| is read).
         fitted_on: partition name, recorded in the file.
         level: nominal coverage the scale is fitted for. Defaults to 0.9.
+        scale_by: "frames" (the level holds over the pooled validation frames) or "recordings" (over
+            each validation recording's frames). Defaults to "frames".
 
     Returns:
         Calibration.
     """
     if method not in METHODS:
         raise ConfigError(f"--uncertainty must be one of {', '.join(METHODS)}, got {method!r}")
+    if scale_by not in SCALE_BY:
+        raise ConfigError(f"--scale-by must be one of {', '.join(SCALE_BY)}, got {scale_by!r}")
     if not predictions:
         raise DataError(f"no recordings to fit the uncertainty calibration on in {fitted_on!r}")
-    per_key = {}
-    for recording in predictions:
+    per_key, groups = {}, {}
+    for index, recording in enumerate(predictions):
         for key, score in uncertainty_scores(recording["outputs"], method, convention).items():
             per_key.setdefault(key, []).append(score)
+            if recording.get(key.split("_", 1)[1]) is not None:  # labelled: its frames enter the fit
+                groups.setdefault(key, []).append(np.full(len(score), index))
     maps = {}
     for key, parts in per_key.items():
         errors, _, _ = abs_errors(predictions, key)
         if errors is None:
             continue
-        maps[key] = _fit_map(np.concatenate(parts), errors, level=level)
+        labelled = [
+            part for part, recording in zip(parts, predictions) if recording.get(key.split("_", 1)[1]) is not None
+        ]
+        maps[key] = _fit_map(
+            np.concatenate(labelled), errors, level=level, groups=np.concatenate(groups[key]), scale_by=scale_by
+        )
     has_sigma = f"{features.AUDIO}_sigma_norm" in predictions[0]["outputs"]
     return Calibration(
         method=method,
@@ -301,6 +327,7 @@ def fit_calibration(
         passes=passes,
         members=members,
         level=level,
+        scale_by=scale_by,
     )
 
 
@@ -644,9 +671,10 @@ def calibration_for(
     seed=0,
     refit=False,
     verbose=True,
+    scale_by="frames",
 ) -> Calibration:
     """The run's calibration for `method`: read from the run directory, or fitted on the run's
-    validation partition (clean) and written there first."""
+    validation partition (clean, `scale_by` as in `fit_calibration`) and written there first."""
     path = Path(run_dir) / CALIBRATION_FILES[method]
     if path.is_file() and not refit:
         calibration = Calibration.load(run_dir, method)
@@ -664,6 +692,7 @@ def calibration_for(
         convention=convention,
         fitted_on=validation,
         passes=passes if method == "mc_dropout" else None,
+        scale_by=scale_by,
     )
     calibration.save(run_dir)
     if verbose:
@@ -862,6 +891,14 @@ def parse_args(argv=None):
     )
     parser.add_argument("--mc-passes", type=int, default=DEFAULT_PASSES, help="passes of --uncertainty mc_dropout")
     parser.add_argument("--seed", type=int, default=0, help="Keras random seed set before the stochastic passes")
+    parser.add_argument(
+        "--scale-by",
+        default="frames",
+        choices=SCALE_BY,
+        help="the 90%% intervals cover 90%% of the pooled validation frames (frames) or of every "
+        "validation recording's frames (recordings: wider, for test recordings harder than the "
+        "validation ones)",
+    )
     cli.finish_parser(parser)
     return parser.parse_args(argv)
 
@@ -887,7 +924,15 @@ def main(argv=None):
         )
     infer, _ = runs.load_inference_model(args.run_dir)
     calibration = calibration_for(
-        args.run_dir, infer, config, artifact_dir, args.uncertainty, passes=args.mc_passes, seed=args.seed, refit=True
+        args.run_dir,
+        infer,
+        config,
+        artifact_dir,
+        args.uncertainty,
+        passes=args.mc_passes,
+        seed=args.seed,
+        refit=True,
+        scale_by=args.scale_by,
     )
     print(f"score: {calibration.score}")
     for key, entry in calibration.maps.items():
