@@ -54,16 +54,24 @@ def run_dir_for(out: Path, name: str, overrides: dict, seed: int, epochs) -> Pat
     return out / f"{name}_{digest}_seed{seed}"
 
 
-def training_plan(seeds, out: Path, epochs) -> list:
-    """(name, overrides, seed, run_dir) of every run, seed by seed so that the first seed's
-    table can be computed as soon as its runs are done."""
+def training_plan(seeds, out: Path, epochs, methods=None, ensemble_size=ENSEMBLE_SIZE) -> list:
+    """(name, overrides, seed, run_dir) of every run the `methods` (default: all) need, seed by seed
+    so that the first seed's table can be computed as soon as its runs are done."""
     variants = training_variants()
+    methods = list(METHODS) if methods is None else list(methods)
     plan, done = [], set()
     for seed in seeds:
         # The baselines' members before COLD's second configuration: the first seed's comparison
         # of COLD with MC dropout and the ensemble is ready earliest.
-        wanted = [("cold_paper", seed)] + [("context_fusion", seed + k) for k in range(3)]
-        wanted += [("cold_reliable", seed)] + [("context_fusion", seed + k) for k in range(3, ENSEMBLE_SIZE)]
+        wanted = [("cold_paper", seed)] if "cold_paper" in methods else []
+        members = 0
+        if "context_fusion_ensemble" in methods:
+            members = ensemble_size
+        elif "context_fusion_mc_dropout" in methods:
+            members = 1
+        wanted += [("context_fusion", seed + k) for k in range(min(members, 3))]
+        wanted += [("cold_reliable", seed)] if "cold_reliable" in methods else []
+        wanted += [("context_fusion", seed + k) for k in range(3, members)]
         for name, run_seed in wanted:
             if (name, run_seed) in done:
                 continue
@@ -72,10 +80,10 @@ def training_plan(seeds, out: Path, epochs) -> list:
     return plan
 
 
-def train_all(seeds, out: Path, epochs):
+def train_all(seeds, out: Path, epochs, methods=None, ensemble_size=ENSEMBLE_SIZE):
     from _common import train_synthetic
 
-    for name, overrides, seed, run_dir in training_plan(seeds, out, epochs):
+    for name, overrides, seed, run_dir in training_plan(seeds, out, epochs, methods, ensemble_size):
         print(f"training {name} seed {seed} -> {run_dir}", flush=True)
         train_synthetic(overrides, seed, epochs, run_dir)
 
@@ -231,7 +239,7 @@ def main():
     if args.ensemble_size < 2:
         parser.error("--ensemble-size must be >= 2")
     if not args.skip_missing:
-        train_all(seeds, out, args.epochs)
+        train_all(seeds, out, args.epochs, methods, args.ensemble_size)
     if args.train_only:
         return
     table = {}
