@@ -151,17 +151,13 @@ def check_known_keys(config: dict, source="config") -> None:
     settings.RunConfig.parse(config, source, check_values=False)
 
 
-def comparable_settings(config: dict) -> dict:
+def comparable_settings(config: dict, source="config") -> dict:
     """The settings of a run that decide whether a run directory can be resumed or compared: the
     whole config without its `runtime` section, resolved (so that a `config.json` written before a
     key existed compares equal to today's config with that key at its default), as it reads back
-    from JSON."""
+    from JSON. Raises ConfigError naming `source` for an unknown key or a value of the wrong kind."""
     config = {k: v for k, v in config.items() if k != "runtime"}
-    try:
-        config = settings.resolve(config)
-    except ConfigError:
-        pass  # not a valid configuration (e.g. hand-edited): compared as it is
-    return json.loads(json.dumps(config))
+    return json.loads(json.dumps(settings.resolve_saved(config, source)))
 
 
 def first_difference(old: dict, new: dict, prefix="") -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from pipelines import cli, features
 from pipelines import corrupt as corrupt_lib
 from pipelines.errors import ConfigError, DataError, cli_main
-from pipelines.io_utils import finite_or_none, write_bytes_atomic, write_json_atomic, write_text_atomic
+from pipelines.io_utils import write_bytes_atomic, write_json_atomic
 from pipelines.runs import load_inference_model, open_run
 
 
@@ -142,15 +142,8 @@ def run(
         files.append(name)
     uncertainty_lib.write_frame_csvs(calibrated, out_dir / "frames")
     files.append("frames/")
-    text = format_report(report)
-    write_text_atomic(out_dir / "report.txt", text + "\n")
-    report["files"] = files + ["report.txt"]
-    report = finite_or_none(report)
-    write_json_atomic(out_dir / "report.json", report)
-    if verbose:
-        print(text)
-        print(f"\nwritten: {out_dir}/ ({', '.join(report['files'])}, report.json)")
-    return report
+    report["files"] = files
+    return evaluate.write_report(report, format_report(report), out_dir, verbose)
 
 
 def format_report(report) -> str:

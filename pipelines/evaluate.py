@@ -554,14 +554,19 @@ def run(
     files += _write_tables_and_figures(report, evaluated, temperatures, num_bins, to_plot, out_dir)
 
     pause_point("evaluate.partial")
-    text = format_report(report)
+    return write_report(report, format_report(report), out_dir, verbose)
+
+
+def write_report(report, text, out_dir, verbose) -> dict:
+    """Writes `report.txt` (`text`) and `report.json` (non-finite numbers as null) into `out_dir`,
+    adds `report.txt` to `report["files"]`, prints the text when `verbose`; returns the JSON report."""
     write_text_atomic(out_dir / "report.txt", text + "\n")
-    files.append("report.txt")
+    report["files"].append("report.txt")
     report = finite_or_none(report)
     write_json_atomic(out_dir / "report.json", report)
     if verbose:
         print(text)
-        print(f"\nwritten: {out_dir}/ ({', '.join(files)}, report.json)")
+        print(f"\nwritten: {out_dir}/ ({', '.join(report['files'])}, report.json)")
     return report
 
 

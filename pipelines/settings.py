@@ -450,7 +450,7 @@ def describe(section=RunConfig, prefix="") -> list:
             continue
         default = _default_of(f)
         text = f"{prefix}{f.name}: {yaml.safe_dump(_plain(default), default_flow_style=True).strip()}"
-        text = text.removesuffix("\n...").replace("\n...", "")
+        text = text.removesuffix("\n...")
         help_text = f.metadata["help"]
         rule = f.metadata["rule"]
         allowed = rule.message.replace(", got {value!r}", "").replace("{value!r} is not ", "must be ") if rule else ""

@@ -54,12 +54,13 @@ def _check_run_dir(run_dir: Path, config: dict, overwrite: bool) -> bool:
         return False
     if not saved_path.exists():
         return False
-    saved = read_json(saved_path)
-    saved.pop("runtime", None)
-    if saved != config_lib.comparable_settings(config) and _continue_for_more_epochs(run_dir, saved, config):
+    # Both sides resolved: a config.json written before a key existed holds it at its default.
+    saved = config_lib.comparable_settings(read_json(saved_path), saved_path)
+    current = config_lib.comparable_settings(config)
+    if saved != current and _continue_for_more_epochs(run_dir, saved, current):
         return False
-    if saved != config_lib.comparable_settings(config):
-        changed = config_lib.first_difference(saved, config_lib.comparable_settings(config))
+    if saved != current:
+        changed = config_lib.first_difference(saved, current)
         raise ConfigError(
             f"holds a run with different settings ({changed}); pass another --output-dir, or --overwrite "
             "to start this one afresh",
@@ -68,11 +69,11 @@ def _check_run_dir(run_dir: Path, config: dict, overwrite: bool) -> bool:
     return (run_dir / "metrics.json").exists()
 
 
-def _continue_for_more_epochs(run_dir: Path, saved: dict, config: dict) -> bool:
-    """True when `config` only asks for more epochs than the run in `run_dir` (finished or not):
-    the run then continues from its last backup for the extra epochs, and its metrics.json, which
-    describes the shorter run, is removed. Raises ConfigError when a finished run has no backup."""
-    extension = epochs_extension(saved, config_lib.comparable_settings(config))
+def _continue_for_more_epochs(run_dir: Path, saved: dict, current: dict) -> bool:
+    """True when the settings `current` only ask for more epochs than the run in `run_dir` (finished
+    or not): the run then continues from its last backup for the extra epochs, and its metrics.json,
+    which describes the shorter run, is removed. Raises ConfigError when a finished run has no backup."""
+    extension = epochs_extension(saved, current)
     if extension is None:
         return False
     old, new = extension

@@ -106,3 +106,17 @@ def test_the_settings_listing_shows_every_key_with_its_default(capsys):
             assert f"  {key}: {default}" in listing, key
     assert "  clipnorm: 1.0  # must be a number >= 0 (0 or null: no clipping)" in listing
     assert "  mixed_precision: auto  # must be one of auto, off, float16, bfloat16" in listing
+
+
+def test_the_trainer_recognises_a_finished_run_whose_config_json_predates_todays_keys(tmp_path):
+    from pipelines import train
+
+    today = _resolved()
+    old = json.loads(json.dumps(today))
+    del old["training"]["label_delay_seconds"], old["model"]["fusion_guard"]
+    old["runtime"] = {"artifact_dir": "/somewhere"}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    (tmp_path / "metrics.json").write_text("{}")
+    assert train._check_run_dir(tmp_path, today, overwrite=False) is True
+    with pytest.raises(ConfigError, match=r"different settings \(training.clipnorm: 1.0 -> 0.5\)"):
+        train._check_run_dir(tmp_path, config_lib.deep_update(today, {"training": {"clipnorm": 0.5}}), False)
