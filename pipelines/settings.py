@@ -88,7 +88,7 @@ def one_of(choices, text="must be one of {choices}") -> Rule:
     return Rule(lambda v: v in choices, text.replace("{choices}", ", ".join(choices)))
 
 
-def setting(default, kind, rule: Optional[Rule] = None, *, keys=None, validate=None, help=""):
+def setting(default, kind, rule: Optional[Rule] = None, *, keys=None, validate=None, nullable=False, help=""):
     """A key of a section.
 
     Args:
@@ -98,9 +98,18 @@ def setting(default, kind, rule: Optional[Rule] = None, *, keys=None, validate=N
         rule: the allowed values, checked once the kinds are right.
         keys: for a "mapping": a function returning the keys it accepts (None: any key).
         validate: for a "mapping": a function (value, key path) checking its values.
+        nullable: null is a value of the key (e.g. `clipnorm: null`, no clipping). Keys with a
+            default of None are always nullable; for the others null is an error.
         help: what the key does (shown by `python -m pipelines.settings`).
     """
-    metadata = {"kind": kind, "rule": rule, "keys": keys, "validate": validate, "help": help}
+    metadata = {
+        "kind": kind,
+        "rule": rule,
+        "keys": keys,
+        "validate": validate,
+        "nullable": nullable or default is None,
+        "help": help,
+    }
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -182,6 +191,11 @@ class _Parse:
             value = list(value)
         if self.check_values:
             rule = meta["rule"]
+            if value is None and not meta["nullable"]:
+                if rule is None:
+                    expected = " or ".join(_KIND_NAMES[k] for k in sorted(kinds))
+                    raise ConfigError(f"{'.'.join(path)}: expected {expected}, got null", self.source)
+                raise ConfigError(f"{'.'.join(path)} {rule.message.format(value=value)}", self.source)
             if rule is not None and value is not None and not rule.check(value):
                 raise ConfigError(f"{'.'.join(path)} {rule.message.format(value=value)}", self.source)
             if meta["validate"] is not None and value is not None:
@@ -200,7 +214,10 @@ class Section:
             key = str(key)
             if key not in declared:
                 parse.unknown(path + (key,), declared)
-            values[key] = parse.value(path + (key,), value, declared[key].metadata)
+            parsed = parse.value(path + (key,), value, declared[key].metadata)
+            if parsed is None and isinstance(declared[key].metadata["kind"], type):
+                continue  # `model: null` (a whole section unset): the section's defaults
+            values[key] = parsed
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -327,12 +344,12 @@ class TrainingConfig(Section):
     learning_rate: float = setting(5e-3, "float", Rule(lambda v: _number(v) and v > 0, "must be > 0, got {value!r}"))
     weight_decay: float = setting(1e-4, "float", at_least(0))
     clipnorm: Optional[float] = setting(
-        1.0, "float", at_least(0, "must be a number >= 0 (0 or null: no clipping), got {value!r}")
+        1.0, "float", at_least(0, "must be a number >= 0 (0 or null: no clipping), got {value!r}"), nullable=True
     )
     restart_period_epochs: float = setting(1, "float", above(0), help="cosine decay with warm restarts: first period")
     restart_period_mul: float = setting(2.0, "float", above(0))
     window_seconds: float = setting(30.0, "float", Rule(lambda v: _number(v) and v > 0, "must be > 0, got {value!r}"))
-    window_hop_seconds: Optional[float] = setting(15.0, "float", above(0))
+    window_hop_seconds: Optional[float] = setting(15.0, "float", above(0), nullable=True)
     augment: Optional[dict] = setting(None, "mapping", keys=lambda: set(augment_options.KEYS), validate=_check_augment)
     oversample: bool = setting(False, "bool")
     mixed_precision: str = setting("auto", "str", one_of(MIXED_PRECISION))
@@ -351,6 +368,7 @@ class TrainingConfig(Section):
             lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v > 0),
             "must be a positive integer or auto, got {value!r}",
         ),
+        nullable=True,  # null: auto
     )
     backup_every_seconds: float = setting(60.0, "float", above(0))
 
@@ -381,7 +399,7 @@ class RunConfig(Section):
     allow_missing_modality: bool = setting(False, "bool")
     strict: Optional[bool] = setting(None, "bool", help="false: --lenient (AVEC, IEMOCAP)")
     task: str = setting("regression", "str", one_of(TASKS))
-    mode: str = setting("features", "str", one_of(MODES, "must be one of {choices}, got {value!r}"))
+    mode: str = setting("features", "str", one_of(MODES, "must be one of {choices}, got {value!r}"), nullable=True)
     synthetic: Optional[dict] = setting(None, "mapping", keys=_synthetic_keys)
     model: ModelConfig = setting(ModelConfig(), ModelConfig)
     training: TrainingConfig = setting(TrainingConfig(), TrainingConfig)

@@ -59,6 +59,8 @@ def test_the_configuration_is_frozen():
         ),
         ({"training": {"validation_partition": "dev"}}, "training.validation_partition must be one of train, devel"),
         ({"mode": "pixels"}, "mode must be one of features, raw, got 'pixels'"),
+        ({"training": {"epochs": None}}, "training.epochs must be a positive integer, got None"),
+        ({"model": {"fusion_guard": None}}, "model.fusion_guard: expected true or false, got null"),
     ],
 )
 def test_out_of_range_values_fail_naming_the_key(sections, message):
