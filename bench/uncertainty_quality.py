@@ -124,6 +124,7 @@ def evaluate_method(
     passes: int,
     figures_dir=None,
     scale_by="frames",
+    fit_corruptions=(),
 ) -> dict:
     """{condition: {column: fused-output figure averaged over valence and arousal}}; the calibration
     is fitted on the validation partition and saved to `store`."""
@@ -150,14 +151,17 @@ def evaluate_method(
         predict = lambda recordings: evaluation.predict_recordings(models[0], recordings)  # noqa: E731
     validation = config["training"]["validation_partition"]
     convention = config["model"].get("weight_convention", "informativeness")
+    validation_recordings = list(input_pipeline.iter_recordings(artifact_dir, validation))
+    parsed = [corrupt.parse_corruption(spec) for spec in fit_corruptions]
     calibration = unc.fit_calibration(
-        predict(list(input_pipeline.iter_recordings(artifact_dir, validation))),
+        predict(unc.with_corrupted_copies(validation_recordings, parsed)),
         method=kind,
         convention=convention,
         fitted_on=validation,
         passes=passes if kind == "mc_dropout" else None,
         members=[str(r) for r in run_dirs] if kind == "ensemble" else None,
         scale_by=scale_by,
+        fit_corruptions=fit_corruptions,
     )
     calibration.save(store)
     recordings = list(input_pipeline.iter_recordings(artifact_dir, partition))
@@ -226,6 +230,13 @@ def main():
         choices=("frames", "recordings"),
         help="interval scale fitted over the pooled validation frames or per validation recording",
     )
+    parser.add_argument(
+        "--fit-corrupt",
+        default="",
+        metavar="SPEC[,SPEC]",
+        help="also fit the calibration on corrupted copies of the validation partition "
+        "(MODALITY:FRACTION[:MODE], e.g. visual:0.5:dropout,visual:0.5:frozen)",
+    )
     parser.add_argument("--out", default="bench_runs/uncertainty_quality")
     parser.add_argument("--json", help="also write the per-seed figures to this JSON file")
     args = parser.parse_args()
@@ -238,6 +249,15 @@ def main():
         parser.error(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
     if args.ensemble_size < 2:
         parser.error("--ensemble-size must be >= 2")
+    from pipelines import corrupt
+    from pipelines.errors import ConfigError
+
+    fit_corruptions = [spec for spec in args.fit_corrupt.split(",") if spec.strip()]
+    try:
+        for spec in fit_corruptions:
+            corrupt.parse_corruption(spec)
+    except ConfigError as error:
+        parser.error(str(error))
     if not args.skip_missing:
         train_all(seeds, out, args.epochs, methods, args.ensemble_size)
     if args.train_only:
@@ -258,6 +278,7 @@ def main():
             cache = store / (
                 f"bench_{method}_{args.partition}_{args.corrupt_mode}{args.fraction:g}_passes{args.mc_passes}"
                 + ("" if args.scale_by == "frames" else f"_{args.scale_by}")
+                + ("" if not fit_corruptions else "_fit-" + "-".join(s.replace(":", "") for s in fit_corruptions))
                 + ".json"
             )
             if cache.is_file() and not figures_dir:
@@ -273,6 +294,7 @@ def main():
                     args.mc_passes,
                     figures_dir,
                     scale_by=args.scale_by,
+                    fit_corruptions=fit_corruptions,
                 )
                 cache.write_text(json.dumps(row, indent=2))
             rows.append({"seed": seed, **row})

@@ -39,6 +39,20 @@ def parse_spec(spec: str):
     return modality, fraction
 
 
+def parse_corruption(spec: str, option: str = "--fit-corrupt"):
+    """Parses `visual:0.5:dropout` (mode optional, default noise) into ("visual", 0.5, "dropout")."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3):
+        raise ConfigError(f"{option} takes MODALITY:FRACTION[:MODE], e.g. visual:0.5:dropout; got {spec!r}")
+    modality, fraction = parse_spec(":".join(parts[:2]))
+    mode = parts[2] if len(parts) == 3 else "noise"
+    if mode not in MODES or mode == "face_mask":
+        raise ConfigError(
+            f"{option} mode must be one of {', '.join(m for m in MODES if m != 'face_mask')}, got {mode!r} in {spec!r}"
+        )
+    return modality, fraction, mode
+
+
 def block_mask(num_frames: int, fraction: float, rng: np.random.Generator, num_blocks: int = 4) -> np.ndarray:
     """A bool mask with round(fraction * num_frames) True frames in up to `num_blocks` runs.
 

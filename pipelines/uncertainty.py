@@ -27,6 +27,10 @@ from the score u of a frame to a standard deviation of its error, and applies it
   test recordings harder than the validation pool (wider intervals). The Gaussian link
   E|e| = std sqrt(2/pi) would instead give scale = sqrt(pi/2); it is stored next to it
   (`scale_gaussian`) for reference.
+* fitted on: the validation partition, clean; with `--fit-corrupt visual:0.5:dropout,...` also on a
+  corrupted copy of it per spec (`with_corrupted_copies`). A clean validation partition shows the map
+  only the low end of the scores; damaged frames show how far the error grows when the score does.
+  Use other corruption kinds than the ones you evaluate under, or the fit has seen the test's kind.
 
 The fit is written to `<run_dir>/uncertainty_calibration.json` (`uncertainty_calibration_mc_dropout.json`,
 or `uncertainty_calibration_ensemble.json` in an ensemble's folder) and read back by `Calibration.load`;
@@ -197,6 +201,7 @@ class Calibration:
     members: list | None = None
     level: float = LEVEL
     scale_by: str = "frames"
+    fit_corruptions: list | None = None
 
     def scores(self, outputs) -> dict:
         return uncertainty_scores(outputs, self.method, self.convention)
@@ -268,6 +273,20 @@ def abs_errors(predictions, key) -> tuple:
     return np.abs(y - p), y, p
 
 
+def with_corrupted_copies(recordings, corruptions, seed=1) -> list:
+    """`recordings` followed by one corrupted copy of all of them per (modality, fraction, mode) of
+    `corruptions` (`pipelines.corrupt`, consecutive blocks; copy k uses seed `seed + k`, so its
+    blocks differ from the evaluator's default seed 0)."""
+    from pipelines import corrupt
+
+    recordings = list(recordings)
+    out = list(recordings)
+    hop = float(recordings[0].get("hop") or 0.1) if recordings else 0.1
+    for k, (modality, fraction, mode) in enumerate(corruptions or ()):
+        out += corrupt.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed + k, hop=hop)
+    return out
+
+
 def fit_calibration(
     predictions,
     *,
@@ -278,6 +297,7 @@ def fit_calibration(
     members=None,
     level=LEVEL,
     scale_by="frames",
+    fit_corruptions=None,
 ) -> Calibration:
     """Fits the score -> std maps on a (validation) partition's predictions.
 
@@ -290,6 +310,9 @@ def fit_calibration(
         level: nominal coverage the scale is fitted for. Defaults to 0.9.
         scale_by: "frames" (the level holds over the pooled validation frames) or "recordings" (over
             each validation recording's frames). Defaults to "frames".
+        fit_corruptions: the corruption specs (`visual:0.5:dropout`, ...) whose corrupted copies of
+            the validation recordings are part of `predictions` (`with_corrupted_copies`); recorded
+            in the file only.
 
     Returns:
         Calibration.
@@ -328,6 +351,7 @@ def fit_calibration(
         members=members,
         level=level,
         scale_by=scale_by,
+        fit_corruptions=list(fit_corruptions) if fit_corruptions else None,
     )
 
 
@@ -672,18 +696,22 @@ def calibration_for(
     refit=False,
     verbose=True,
     scale_by="frames",
+    fit_corruptions=None,
 ) -> Calibration:
     """The run's calibration for `method`: read from the run directory, or fitted on the run's
-    validation partition (clean, `scale_by` as in `fit_calibration`) and written there first."""
+    validation partition (clean, plus a corrupted copy of it per spec of `fit_corruptions`;
+    `scale_by` as in `fit_calibration`) and written there first."""
     path = Path(run_dir) / CALIBRATION_FILES[method]
     if path.is_file() and not refit:
         calibration = Calibration.load(run_dir, method)
         if method != "mc_dropout" or calibration.passes == passes:
             return calibration
-    from pipelines import input_pipeline
+    from pipelines import corrupt, input_pipeline
 
     validation = config["training"]["validation_partition"]
     recordings = list(input_pipeline.iter_recordings(artifact_dir, validation))
+    specs = list(fit_corruptions or ())
+    recordings = with_corrupted_copies(recordings, [corrupt.parse_corruption(spec) for spec in specs])
     predictions = predictor(method, passes=passes, seed=seed)(inference_model, recordings)
     convention = config["model"]["weight_convention"]
     calibration = fit_calibration(
@@ -693,10 +721,12 @@ def calibration_for(
         fitted_on=validation,
         passes=passes if method == "mc_dropout" else None,
         scale_by=scale_by,
+        fit_corruptions=specs,
     )
     calibration.save(run_dir)
     if verbose:
-        print(f"uncertainty calibration ({method}) fitted on {validation}: {path}")
+        extra = f" + corrupted copies ({', '.join(specs)})" if specs else ""
+        print(f"uncertainty calibration ({method}) fitted on {validation}{extra}: {path}")
     return calibration
 
 
@@ -899,6 +929,15 @@ def parse_args(argv=None):
         "validation recording's frames (recordings: wider, for test recordings harder than the "
         "validation ones)",
     )
+    parser.add_argument(
+        "--fit-corrupt",
+        metavar="SPEC[,SPEC]",
+        default="",
+        help="also fit on a corrupted copy of the validation partition per SPEC "
+        "(MODALITY:FRACTION[:MODE], e.g. visual:0.5:dropout,visual:0.5:frozen; modes as in "
+        "pipelines.evaluate --corrupt-mode), so that the intervals learn how the error grows with "
+        "the score on damaged frames too",
+    )
     cli.finish_parser(parser)
     return parser.parse_args(argv)
 
@@ -908,7 +947,11 @@ def main(argv=None):
     args = parse_args(argv)
     if args.mc_passes < 2:
         raise ConfigError(f"--mc-passes must be >= 2, got {args.mc_passes}")
-    from pipelines import runs
+    from pipelines import corrupt, runs
+
+    fit_corruptions = [spec for spec in args.fit_corrupt.split(",") if spec.strip()]
+    for spec in fit_corruptions:
+        corrupt.parse_corruption(spec)
 
     config, artifact_dir, manifest = runs.open_run(args.run_dir)
     if any(p.get("sequence_level", False) for p in manifest["partitions"].values()):
@@ -933,6 +976,7 @@ def main(argv=None):
         seed=args.seed,
         refit=True,
         scale_by=args.scale_by,
+        fit_corruptions=fit_corruptions,
     )
     print(f"score: {calibration.score}")
     for key, entry in calibration.maps.items():

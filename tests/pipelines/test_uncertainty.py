@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -208,3 +209,24 @@ def test_predict_from_a_run_gives_the_calibrated_std(regression_run, uncertainty
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-6)
     # The std columns reach the per-recording extra file through the generic extra columns.
     assert {"valence_std", "arousal_std"} <= set(predict.extra_columns(got))
+
+
+def test_fit_corrupt_fits_on_the_validation_partition_and_its_corrupted_copies(regression_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(regression_run, run, ignore=shutil.ignore_patterns("evaluation"))
+    specs = "visual:0.5:dropout,visual:0.5:frozen"
+    uncertainty.main(["--run-dir", str(run), "--fit-corrupt", specs])
+    assert "+ corrupted copies (visual:0.5:dropout, visual:0.5:frozen)" in capsys.readouterr().out
+    calibration = uncertainty.Calibration.load(run)
+    assert calibration.fit_corruptions == specs.split(",") and calibration.fitted_on == "devel"
+    recordings, _ = helpers.predict(regression_run, "devel")
+    frames = sum(len(r["valence"]) for r in recordings)
+    assert calibration.maps["av_valence"]["num_frames"] == 3 * frames
+    # The copies change the fit: the clean-only map of the shared run differs.
+    clean = uncertainty.Calibration.load(regression_run)
+    assert clean.fit_corruptions is None and clean.maps["av_valence"] != calibration.maps["av_valence"]
+    with pytest.raises(SystemExit) as leave:
+        uncertainty.main(["--run-dir", str(run), "--fit-corrupt", "visual:0.5:blur"])
+    assert leave.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --fit-corrupt mode must be one of"), lines

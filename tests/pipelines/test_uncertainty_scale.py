@@ -1,12 +1,13 @@
 """The interval scale of the uncertainty calibration: over the pooled validation frames or per recording."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 
-from pipelines import uncertainty
+from pipelines import corrupt, uncertainty
 from pipelines.errors import ConfigError
 
 
@@ -71,3 +72,60 @@ def test_scale_by_is_saved_and_an_older_file_reads_as_frames(tmp_path):
     assert uncertainty.Calibration.load(tmp_path).scale_by == "frames"
     with pytest.raises(ConfigError, match="--scale-by must be one of frames, recordings"):
         uncertainty.fit_calibration(_recordings([0.1]), scale_by="speakers")
+
+
+def _with_visual(recordings, dim=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{**r, "visual": rng.normal(size=(len(r["valence"]), dim)).astype(np.float32)} for r in recordings]
+
+
+def test_corrupted_copies_follow_the_clean_recordings_with_their_own_blocks():
+    recordings = _with_visual(_recordings([0.1, 0.2], n=200))
+    specs = [corrupt.parse_corruption("visual:0.5:dropout"), corrupt.parse_corruption("visual:0.25:frozen")]
+    out = uncertainty.with_corrupted_copies(recordings, specs)
+    assert len(out) == 6
+    for clean, same in zip(recordings, out[:2]):
+        assert same is clean and "visual_corrupted_eval" not in same
+    for k, fraction in ((0, 0.5), (1, 0.25)):
+        for clean, copy in zip(recordings, out[2 + 2 * k : 4 + 2 * k]):
+            flags = copy["visual_corrupted_eval"]
+            assert flags.sum() == round(fraction * len(flags))
+            np.testing.assert_array_equal(copy["visual"][~flags], clean["visual"][~flags])
+            assert not np.allclose(copy["visual"][flags], clean["visual"][flags])
+            np.testing.assert_array_equal(copy["valence"], clean["valence"])  # labels untouched
+    # dropout: the recording's mean frame; its blocks are not the evaluator's (seed 0) blocks.
+    first = out[2]
+    np.testing.assert_allclose(
+        first["visual"][first["visual_corrupted_eval"]],
+        np.broadcast_to(recordings[0]["visual"].mean(0), (100, 3)),
+        rtol=1e-5,
+    )
+    evaluator = corrupt.corrupt_recordings(recordings, "visual", 0.5, mode="dropout", seed=0)
+    assert not np.array_equal(evaluator[0]["visual_corrupted_eval"], first["visual_corrupted_eval"])
+
+
+def test_a_fit_with_corrupted_copies_records_its_specs_and_counts_their_frames(tmp_path):
+    recordings = _with_visual(_recordings([0.1, 0.2], n=200))
+    specs = ["visual:0.5:dropout"]
+    fitted = uncertainty.with_corrupted_copies(recordings, [corrupt.parse_corruption(s) for s in specs])
+    calibration = uncertainty.fit_calibration(fitted, fit_corruptions=specs)
+    assert calibration.maps["av_valence"]["num_frames"] == 800
+    calibration.save(tmp_path)
+    assert uncertainty.Calibration.load(tmp_path).fit_corruptions == specs
+    assert uncertainty.fit_calibration(recordings).fit_corruptions is None
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("visual", "takes MODALITY:FRACTION[:MODE]"),
+        ("visual:0.5:dropout:x", "takes MODALITY:FRACTION[:MODE]"),
+        ("face:0.5", "modality must be audio or visual"),
+        ("visual:1.5", "fraction must be in [0, 1]"),
+        ("visual:0.5:blur", "mode must be one of noise, zeros, swap, frozen, drift, desync, dropout"),
+        ("visual:0.5:face_mask", "mode must be one of"),
+    ],
+)
+def test_bad_corruption_specs_name_what_is_wrong(spec, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        corrupt.parse_corruption(spec)
