@@ -15,13 +15,14 @@ synthetic corpus, several seeds, test partition:
     python bench/weight_tracking.py [--variants all] [--seeds 0,1,2] [--corrupt-mode noise]
 
 With `--held-out-kinds`, corruption kinds held out of training instead (`run_kinds`): COLD
-settings (`kind_settings`) on a clean simple and a clean realistic corpus, the corruption
-augmentation drawing from the kinds of one fold (`FOLDS`, 2 folds of 3 kinds), the evaluator
-corrupting 50% of the visual frames with each kind of the other fold; per kind the AUC of
+settings (`kind_settings`) on a clean simple and a clean realistic corpus; a setting that trains
+with the corruption augmentation is trained once per held-out kind on the other five
+(leave-one-kind-out, `--folds loo`, the default; `--folds 2` is the compact split of `FOLDS`), the
+evaluator corrupting 50% of the visual frames with the held-out kind; per kind the AUC of
 (1 - w_V), the fused CCC, the perfect-weighting ceiling (fused output on clean frames, the audio
 branch on corrupted ones) and the best unimodal branch:
 
-    python bench/weight_tracking.py --held-out-kinds [--settings paper,reliable] [--seeds 0,1,2]
+    python bench/weight_tracking.py --held-out-kinds [--settings paper,atypical] [--seeds 0,1,2]
 
 Variants are config overrides of `configs/synthetic.yaml` (see VARIANTS); each (variant, seed)
 is one `pipelines.train` run directory under --out (named with a hash of its overrides), so an
@@ -238,6 +239,7 @@ CORPORA = {
 }
 _SMALL_MODEL = {"model": {"name": "cold_fusion", "gru_units": 32, "latent_dim": 16}}
 RELIABLE = {"lambda_reliability": 1.0, "reliability_novelty": True, "reliability_agreement": True, "fusion_guard": True}
+ATYPICAL = {"reliability_atypicality": True, "fusion_guard": True}
 
 
 def kind_settings() -> dict:
@@ -248,7 +250,16 @@ def kind_settings() -> dict:
         "reliable": (dict(RELIABLE), True),
         "supervised": ({"lambda_reliability": 1.0}, True),
         "signals": ({"reliability_novelty": True, "reliability_agreement": True}, True),
+        # Two-sided atypicality with its monotone weighting: untrained (its prior alone, clean
+        # training data) and trained on the other kinds with the supervised reliability loss.
+        "atypical_prior": (dict(ATYPICAL), False),
+        "atypical": ({**ATYPICAL, "lambda_reliability": 1.0}, True),
     }
+
+
+def folds_of(name: str) -> tuple:
+    """The held-out groups of kinds: one per kind (`loo`) or the compact 2-fold split (`2`)."""
+    return tuple((kind,) for kind in KINDS) if name == "loo" else FOLDS
 
 
 def kind_overrides(corpus: str, setting: str, train_kinds) -> dict:
@@ -302,7 +313,7 @@ def evaluate_kinds(run_dir: Path, partition: str, fraction: float, kinds) -> dic
     return result
 
 
-def format_kinds_table(results: dict, seeds, partition: str) -> str:
+def format_kinds_table(results: dict, seeds, partition: str, folds=FOLDS) -> str:
     """results: {(corpus, setting): [per-seed dicts of held-out kinds]} -> the printed table."""
     import numpy as np
 
@@ -312,7 +323,7 @@ def format_kinds_table(results: dict, seeds, partition: str) -> str:
 
     lines = [
         f"{partition} partition, seeds {seeds}, mean±std; visual corrupted 50% in blocks by a kind held out "
-        f"of training (folds {' | '.join('+'.join(f) for f in FOLDS)}); AUC of (1 - w_V) as a detector of "
+        f"of training (folds {' | '.join('+'.join(f) for f in folds)}); AUC of (1 - w_V) as a detector of "
         f"the corrupted frames; ceiling = fused output on clean frames, audio branch on corrupted ones"
     ]
     for (corpus, setting), rows in results.items():
@@ -354,7 +365,7 @@ def run_kinds(args) -> None:
         for corpus in corpora:
             for setting in settings:
                 trains_on_kinds = kind_settings()[setting][1]
-                folds = FOLDS if trains_on_kinds else (KINDS,)
+                folds = folds_of(args.folds) if trains_on_kinds else (KINDS,)
                 merged = {"kinds": {}}
                 for held_out in folds:
                     train_kinds = [k for k in KINDS if k not in held_out]
@@ -392,7 +403,7 @@ def run_kinds(args) -> None:
                     del merged[f"_{key}"]
                 results.setdefault((corpus, setting), []).append(merged)
     print()
-    print(format_kinds_table(results, seeds, args.partition))
+    print(format_kinds_table(results, seeds, args.partition, folds_of(args.folds)))
     if args.json:
         Path(args.json).write_text(json.dumps({f"{c}/{s}": rows for (c, s), rows in results.items()}, indent=2))
 
@@ -419,13 +430,20 @@ def main():
         "--held-out-kinds",
         action="store_true",
         help="the held-out corruption kinds benchmark instead: settings trained on some kinds "
-        "(2 folds over noise, swap, frozen, drift, desync, dropout), evaluated on the others, "
+        "of noise, swap, frozen, drift, desync, dropout (--folds), evaluated on the others, "
         "on the simple and the realistic corpus",
     )
     parser.add_argument(
         "--settings",
         default="paper,reliable",
         help="--held-out-kinds: comma-separated settings of kind_settings() (default paper,reliable)",
+    )
+    parser.add_argument(
+        "--folds",
+        default="loo",
+        choices=("loo", "2"),
+        help="--held-out-kinds: leave one kind out (6 trainings per setting that trains on kinds) "
+        "or the compact 2-fold split",
     )
     parser.add_argument(
         "--cached-only",

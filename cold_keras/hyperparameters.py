@@ -23,6 +23,7 @@ DEFAULT_HYPERPARAMETERS = {
     "lambda_reliability": 0.0,
     "reliability_novelty": False,
     "reliability_agreement": False,
+    "reliability_atypicality": False,
     "fusion_guard": False,
     "num_heads": 16,
     "num_transformer_layers": 3,
@@ -31,5 +32,7 @@ DEFAULT_HYPERPARAMETERS = {
     "class_weights": None,
     "audio_norm": None,
     "visual_norm": None,
+    "audio_atypicality": None,
+    "visual_atypicality": None,
     "seed": None,
 }

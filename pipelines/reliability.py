@@ -4,7 +4,8 @@ that branch beats the fused output on the validation partition by more than `GUA
 Used by `pipelines.train` when `model.fusion_guard` is true (COLD fusion); the choice is stored in
 the model (`cold_keras.layers.reliability.FusionGuard`) and in `fusion_guard.json` of the run.
 `fused_losses` lists where a partition's fused output scores below a unimodal branch; the
-evaluator reports it.
+evaluator reports it. `atypicality_references` takes the reference of `model.reliability_atypicality`
+from the training partition before the model is built.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines import features
+from pipelines.errors import DataError
 from pipelines.io_utils import write_json_atomic
 
 GUARD_MARGIN = 0.005  # CCC (regression) or F1 (classification)
@@ -67,3 +69,38 @@ def apply_fusion_guard(model, infer, recordings, task: str, sequence_level: bool
     fallbacks = [f"{dim} -> {branch}" for dim, branch in choice.items() if branch != "fused"]
     print("fusion guard: " + (", ".join(fallbacks) if fallbacks else "the fused output kept for every dimension"))
     return report
+
+
+def atypicality_references(artifact_dir, norms, partition=features.TRAIN) -> dict:
+    """{"audio_atypicality": {"center", "scale"}, "visual_atypicality": ...}: the reference of
+    `cold_keras.layers.reliability.Atypicality` from the frames of `partition` (the training
+    partition), standardised with the run's normalisation `norms` ({modality: (mean, variance)}),
+    frames where a modality is absent left out. Fixed at build time, like the normalisation."""
+    import numpy as np
+    from keras import ops
+
+    from cold_keras.layers.reliability import atypicality_reference, atypicality_signals
+    from pipelines import records
+
+    signals = {modality: [] for modality in features.MODALITIES}
+    for recording in records.iter_recordings(artifact_dir, partition):
+        for modality in features.MODALITIES:
+            mean, variance = norms[modality]
+            values = np.asarray(recording[modality], np.float32)
+            present = (np.asarray(recording[f"{modality}_present"], np.float32) > 0.5).astype(np.float32)
+            if not present.any():
+                continue
+            # As in the model: standardised, zero where the modality is absent (`PresenceGate`).
+            z = (values - mean) / np.maximum(np.sqrt(variance), 1e-7) * present[:, None]
+            out = ops.convert_to_numpy(atypicality_signals(z[None], present[None]))[0]
+            signals[modality].append(out[present > 0])
+    references = {}
+    for modality, parts in signals.items():
+        if not parts:
+            raise DataError(
+                f"model.reliability_atypicality: no {modality} frames in the {partition} partition to "
+                "take the reference from",
+                artifact_dir,
+            )
+        references[f"{modality}_atypicality"] = atypicality_reference(np.concatenate(parts))
+    return references

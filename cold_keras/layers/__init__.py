@@ -12,6 +12,7 @@ from cold_keras.layers.gaussian_context_head import GaussianContextHead
 from cold_keras.layers.masked_temporal_pooling import MaskedTemporalPooling
 from cold_keras.layers.presence_gate import PresenceGate
 from cold_keras.layers.reliability import (
+    Atypicality,
     FusionGuard,
     NoveltyScore,
     PredictionAgreement,
@@ -32,6 +33,7 @@ __all__ = [
     "MaskedTemporalPooling",
     "PresenceGate",
     "FusionGuard",
+    "Atypicality",
     "NoveltyScore",
     "PredictionAgreement",
     "ReliabilityWeighting",

@@ -4,7 +4,10 @@
   corruption damaged (loss targets only, never model inputs).
 * `novelty_features`: per-modality input-space novelty under the training statistics.
 * `agreement_features`: how far the two unimodal predictions are apart.
-* `ReliabilityWeighting`: moves the paper's weight by a small learned function of such features.
+* `atypicality_signals`, `Atypicality`: a two-sided, kind-agnostic score of how far a frame's
+  novelty signals are from the clean training frames' (a frozen stream is as atypical as noise).
+* `ReliabilityWeighting`: moves the paper's weight by a small learned function of such features,
+  and (with atypicality scores) by a monotone shift away from the more atypical modality.
 * `FusionGuard`: per output dimension, the fused prediction or a unimodal branch (set after
   training from the validation partition).
 """
@@ -89,15 +92,134 @@ def agreement_features(audio_predictions, visual_predictions, mask):
     return ops.stack(columns, axis=-1) * ops.expand_dims(ops.cast(mask, "float32"), -1)
 
 
+def masked_moving_average(x, mask, radius):
+    """`[B, T, F]` moving average of `x` over the real frames of +-`radius` frames (`mask` `[B, T]`)."""
+    if radius <= 0:
+        return x
+    m = ops.expand_dims(ops.cast(mask, "float32"), -1)
+    width = 2 * radius + 1
+    padded = ops.pad(x * m, [[0, 0], [radius + 1, radius], [0, 0]])
+    padded_mask = ops.pad(m, [[0, 0], [radius + 1, radius], [0, 0]])
+    total = ops.cumsum(padded, axis=1)
+    count = ops.cumsum(padded_mask, axis=1)
+    window_total = total[:, width:] - total[:, :-width]
+    window_count = count[:, width:] - count[:, :-width]
+    return window_total / ops.maximum(window_count, 1.0)
+
+
+ATYPICALITY_SIGNALS = ("level", "motion", "spread")
+DEFAULT_RADIUS = 10
+ATYPICALITY_MARGIN = 2.0
+
+
+def atypicality_signals(features, mask, radius=DEFAULT_RADIUS):
+    """`[B, T, 3]` smoothed novelty signals of standardised features `[B, T, D]`.
+
+    Per frame, each averaged over the real frames within +-`radius`:
+
+        level  = log(1 + mean_d z^2)                    (far from the training mean: noise)
+        motion = log(0.01 + mean_d (z_t - z_{t-1})^2)   (a frozen or constant stream: very low)
+        spread = log(0.01 + mean_d (z_t - zbar_t)^2)    (zbar: the +-radius moving average of z)
+
+    Returns:
+        float32 `[B, T, 3]`, zero outside `mask`.
+    """
+    z = ops.cast(features, "float32")
+    m = ops.cast(mask, "float32")
+    level = ops.log(1.0 + ops.mean(ops.square(z), axis=-1))
+    previous = ops.concatenate([z[:, :1], z[:, :-1]], axis=1)
+    motion = ops.log(0.01 + ops.mean(ops.square(z - previous), axis=-1))
+    local = masked_moving_average(z, m, radius)
+    spread_raw = ops.mean(ops.square(z - local), axis=-1, keepdims=True)
+    spread = ops.log(0.01 + masked_moving_average(spread_raw, m, radius))
+    raw = ops.stack([level, motion], axis=-1)
+    smoothed = ops.concatenate([masked_moving_average(raw, m, radius), spread], axis=-1)
+    return smoothed * ops.expand_dims(m, -1)
+
+
+def atypicality_reference(signals):
+    """{"center", "scale"}: per-signal median and interquartile range of `[N, 3]` signals of clean
+    (training) frames, the reference of `Atypicality`."""
+    import numpy as np
+
+    signals = np.asarray(signals, np.float64).reshape(-1, len(ATYPICALITY_SIGNALS))
+    q25, q50, q75 = np.percentile(signals, [25, 50, 75], axis=0)
+    return {"center": q50.tolist(), "scale": np.maximum(q75 - q25, 1e-3).tolist()}
+
+
+@keras.saving.register_keras_serializable(package="cold_keras")
+class Atypicality(keras.layers.Layer):
+    """How atypical each frame of one modality is, two-sided, under the training frames' reference.
+
+        s_t = max_k |r_kt - center_k| / scale_k,   r = `atypicality_signals` (level, motion, spread)
+        a_t = max(0, s_t - margin)
+
+    `center` and `scale` are the median and interquartile range of the signals over the clean
+    training frames (`atypicality_reference`), fixed at build time like the normalisation. Being
+    two-sided, the score does not learn which way a corruption moves the signals: a stream that
+    stops moving (frozen, constant) and one that jumps (noise) are both atypical, so a weighting
+    trained on some corruption kinds carries over to others that leave the input range or the
+    input's usual dynamics. Frames within `margin` interquartile ranges score 0.
+
+    Args:
+        center, scale: 3 floats each (level, motion, spread).
+        radius: int. Smoothing radius in frames. Defaults to 10.
+        margin: float. Defaults to 2.
+
+    Call arguments:
+        features: `[B, T, D]` standardised features of one modality.
+        frame_mask: `[B, T]` real frames.
+
+    Output: `[B, T, 1]` atypicality a_t >= 0 (0 outside the mask).
+    """
+
+    def __init__(self, center, scale, radius=DEFAULT_RADIUS, margin=ATYPICALITY_MARGIN, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if len(center) != len(ATYPICALITY_SIGNALS) or len(scale) != len(ATYPICALITY_SIGNALS):
+            raise ValueError(f"Atypicality needs 3 centers and 3 scales, got {center!r} and {scale!r}.")
+        if min(float(v) for v in scale) <= 0:
+            raise ValueError(f"Atypicality scales must be > 0, got {scale!r}.")
+        self.center = [float(v) for v in center]
+        self.scale = [float(v) for v in scale]
+        self.radius = int(radius)
+        self.margin = float(margin)
+
+    def call(self, features, frame_mask):
+        r = atypicality_signals(features, frame_mask, self.radius)
+        center = ops.convert_to_tensor(self.center, "float32")
+        scale = ops.convert_to_tensor(self.scale, "float32")
+        score = ops.max(ops.abs(r - center) / scale, axis=-1, keepdims=True)
+        score = ops.maximum(score - self.margin, 0.0)
+        return score * ops.expand_dims(ops.cast(frame_mask, "float32"), -1)
+
+    def compute_output_shape(self, features_shape, frame_mask_shape=None):
+        return tuple(features_shape[:-1]) + (1,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "center": self.center,
+            "scale": self.scale,
+            "radius": self.radius,
+            "margin": self.margin,
+        }
+
+
 @keras.saving.register_keras_serializable(package="cold_keras")
 class ReliabilityWeighting(keras.layers.Layer):
     """Re-weights the two contexts with a learned correction of the paper's visual weight.
 
         r_t = masked moving average of the reliability features over +-`radius` frames
-        w_V' = sigmoid(logit(w_V) + v^T tanh(W r_t + b) + c),   w_A' = 1 - w_V'
+        w_V' = sigmoid(logit(w_V) + v^T tanh(W r_t + b) + c + alpha_A a_A,t - alpha_V a_V,t)
+        w_A' = 1 - w_V'
         h_AV = w_V' h_V + w_A' h_A   (absent modalities as in `VarianceNormFusion`)
 
-    v and c start at zero, so the layer starts from the paper's weights exactly.
+    v and c start at zero, so without atypicality the layer starts from the paper's weights
+    exactly. The atypicality terms (only with `atypicality`) are monotone: alpha_m =
+    softplus(beta_m) >= 0 (beta_m starts at 0, alpha_m at ln 2), so a more atypical modality
+    always loses weight, whatever corruption kind made it atypical; on typical frames (a = 0)
+    they vanish.
 
     Args:
         units: int. Hidden units of the correction. Defaults to 8.
@@ -105,9 +227,11 @@ class ReliabilityWeighting(keras.layers.Layer):
 
     Call arguments:
         inputs: list `[h_audio, h_visual, visual_weight, reliability_features]` with
-            `[B, T, K]`, `[B, T, K]`, `[B, T]`, `[B, T, F]`.
+            `[B, T, K]`, `[B, T, K]`, `[B, T]`, `[B, T, F]`, or the first three only (no learned
+            correction: the atypicality terms alone).
         frame_mask: `[B, T]` real frames.
         presence: optional `[audio_present, visual_present]`.
+        atypicality: optional `[B, T, 2]` (audio, visual) scores of `Atypicality`.
 
     Output: `(h_av, audio_weight, visual_weight)`.
     """
@@ -120,33 +244,34 @@ class ReliabilityWeighting(keras.layers.Layer):
         self.hidden = keras.layers.Dense(self.units, activation="tanh", name="hidden")
         self.correction = keras.layers.Dense(1, kernel_initializer="zeros", name="correction")
 
-    def build(self, inputs_shape):
-        features_shape = tuple(inputs_shape[3])
-        self.hidden.build(features_shape)
-        self.correction.build(features_shape[:-1] + (self.units,))
+    def build(self, inputs_shape, frame_mask_shape=None, presence_shape=None, atypicality_shape=None):
+        self.has_features = len(inputs_shape) == 4
+        if self.has_features:
+            features_shape = tuple(inputs_shape[3])
+            self.hidden.build(features_shape)
+            self.correction.build(features_shape[:-1] + (self.units,))
+        if atypicality_shape is not None:
+            # alpha = softplus(beta) of (audio, visual).
+            self.atypicality_beta = self.add_weight(name="atypicality_beta", shape=(2,), initializer="zeros")
         self.built = True
 
     def _smooth(self, x, mask):
-        if self.radius <= 0:
-            return x
-        m = ops.expand_dims(ops.cast(mask, "float32"), -1)
-        width = 2 * self.radius + 1
-        padded = ops.pad(x * m, [[0, 0], [self.radius + 1, self.radius], [0, 0]])
-        padded_mask = ops.pad(m, [[0, 0], [self.radius + 1, self.radius], [0, 0]])
-        total = ops.cumsum(padded, axis=1)
-        count = ops.cumsum(padded_mask, axis=1)
-        window_total = total[:, width:] - total[:, :-width]
-        window_count = count[:, width:] - count[:, :-width]
-        return window_total / ops.maximum(window_count, 1.0)
+        return masked_moving_average(x, mask, self.radius)
 
-    def call(self, inputs, frame_mask=None, presence=None):
-        h_audio, h_visual, visual_weight, reliability_features = inputs
+    def call(self, inputs, frame_mask=None, presence=None, atypicality=None):
+        h_audio, h_visual, visual_weight = inputs[:3]
         mask = frame_mask
         if mask is None:
             mask = ops.ones(ops.shape(visual_weight), "float32")
-        r = self._smooth(ops.cast(reliability_features, "float32"), mask)
         w = ops.clip(ops.cast(visual_weight, "float32"), EPSILON, 1.0 - EPSILON)
-        logit = ops.log(w) - ops.log(1.0 - w) + ops.squeeze(self.correction(self.hidden(r)), -1)
+        logit = ops.log(w) - ops.log(1.0 - w)
+        if len(inputs) == 4:
+            r = self._smooth(ops.cast(inputs[3], "float32"), mask)
+            logit = logit + ops.squeeze(self.correction(self.hidden(r)), -1)
+        if atypicality is not None:
+            alpha = ops.softplus(self.atypicality_beta)
+            a = ops.cast(atypicality, "float32")
+            logit = logit + alpha[0] * a[..., 0] - alpha[1] * a[..., 1]
         visual_weight = ops.sigmoid(logit)
         audio_weight = 1.0 - visual_weight
         if presence is not None:
@@ -154,10 +279,10 @@ class ReliabilityWeighting(keras.layers.Layer):
         fused = ops.expand_dims(visual_weight, -1) * h_visual + ops.expand_dims(audio_weight, -1) * h_audio
         return fused, audio_weight, visual_weight
 
-    def compute_mask(self, inputs, frame_mask=None, presence=None, mask=None):
+    def compute_mask(self, inputs, frame_mask=None, presence=None, atypicality=None, mask=None):
         return None
 
-    def compute_output_shape(self, inputs_shape, frame_mask_shape=None, presence_shape=None):
+    def compute_output_shape(self, inputs_shape, frame_mask_shape=None, presence_shape=None, atypicality_shape=None):
         h_shape = tuple(inputs_shape[0])
         return h_shape, h_shape[:-1], h_shape[:-1]
 

@@ -20,6 +20,7 @@ from cold_keras.layers.gaussian_context_head import GaussianContextHead
 from cold_keras.layers.masked_temporal_pooling import MaskedTemporalPooling
 from cold_keras.layers.presence_gate import PresenceGate
 from cold_keras.layers.reliability import (
+    Atypicality,
     FusionGuard,
     NoveltyScore,
     PredictionAgreement,
@@ -166,8 +167,11 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
             fused weights; adds the training-only inputs `CORRUPTION_TARGET_KEYS`),
             reliability_novelty=False (per-modality novelty of the normalised features fed to
             a learned correction of the weights), reliability_agreement=False (the distance of
-            the two unimodal predictions fed to it), fusion_guard=False (a `FusionGuard` on the
-            fused outputs, set from the validation partition after training).
+            the two unimodal predictions fed to it), reliability_atypicality=False (a monotone
+            shift of the weights away from the more atypical modality, `Atypicality`; needs
+            audio_atypicality / visual_atypicality, the reference {"center", "scale"} of the
+            clean training frames, `atypicality_reference`), fusion_guard=False (a
+            `FusionGuard` on the fused outputs, set from the validation partition after training).
 
     Returns:
         `EmotionModel` (a functional keras.Model that accepts batches without the optional
@@ -436,7 +440,7 @@ def _cold_fusion(g):
         hp["weight_convention"], name="variance_norm_fusion"
     )([h_audio, h_visual, sigma_audio, sigma_visual], presence=g.presence)
     predictor = g.head("predictor")
-    if hp["reliability_novelty"] or hp["reliability_agreement"]:
+    if hp["reliability_novelty"] or hp["reliability_agreement"] or hp["reliability_atypicality"]:
         y_audio, y_visual = predictor(h_audio), predictor(h_visual)
         columns = []
         if hp["reliability_novelty"]:
@@ -444,11 +448,30 @@ def _cold_fusion(g):
             columns.append(NoveltyScore(name="visual_novelty")(g.visual, mask))
         if hp["reliability_agreement"]:
             columns.append(PredictionAgreement(name="prediction_agreement")(list(y_audio), list(y_visual), mask))
-        signals = (
-            columns[0] if len(columns) == 1 else keras.layers.Concatenate(axis=-1, name="reliability_signals")(columns)
-        )
+        weighting_inputs = [h_audio, h_visual, w_visual]
+        if columns:
+            weighting_inputs.append(
+                columns[0]
+                if len(columns) == 1
+                else keras.layers.Concatenate(axis=-1, name="reliability_signals")(columns)
+            )
+        atypicality = None
+        if hp["reliability_atypicality"]:
+            scores = []
+            for modality, x, present in ((AUDIO, g.audio, g.presence[0]), (VISUAL, g.visual, g.presence[1])):
+                reference = hp[f"{modality}_atypicality"]
+                if not reference:
+                    raise ValueError(
+                        f"reliability_atypicality=True needs {modality}_atypicality, the reference "
+                        "{'center': [3 floats], 'scale': [3 floats]} of the clean training frames "
+                        "(cold_keras.layers.reliability.atypicality_reference)."
+                    )
+                # Over the frames where the modality is present (absent frames enter no average).
+                present_mask = keras.layers.Multiply(name=f"{modality}_present_frames")([mask, present])
+                scores.append(Atypicality(**reference, name=f"{modality}_atypicality")(x, present_mask))
+            atypicality = keras.layers.Concatenate(axis=-1, name="atypicality")(scores)
         h_av, w_audio, w_visual = ReliabilityWeighting(name="reliability_weighting")(
-            [h_audio, h_visual, w_visual, signals], frame_mask=mask, presence=g.presence
+            weighting_inputs, frame_mask=mask, presence=g.presence, atypicality=atypicality
         )
         y_fused = predictor(h_av)
     else:

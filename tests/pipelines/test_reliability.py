@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import augment, corrupt, input_pipeline
+from pipelines import augment, corrupt, input_pipeline, records, reliability, training_setup, transform
+from pipelines import config as config_lib
 from pipelines.errors import ConfigError
 from pipelines.reliability import fused_losses
+from tests.pipelines.evaluation_helpers import tiny_config
 from tests.pipelines.test_augment import _artifacts, _window
 
 
@@ -152,3 +154,43 @@ def test_fused_losses_names_the_branch_that_beats_the_fused_output():
     }
     assert fused_losses(scores, "regression") == [("valence", "visual", 0.50, 0.503), ("arousal", "audio", 0.60, 0.70)]
     assert fused_losses(scores, "regression", margin=0.005) == [("arousal", "audio", 0.60, 0.70)]
+
+
+def _smooth_1d(x, mask, radius=10):
+    """Mean of x over the frames of `mask` within +-radius."""
+    out = []
+    for t in range(len(x)):
+        window = slice(max(0, t - radius), t + radius + 1)
+        out.append((x[window] * mask[window]).sum() / max(mask[window].sum(), 1.0))
+    return np.array(out)
+
+
+def test_atypicality_reference_is_taken_from_the_training_frames_and_baked_into_the_model(tmp_path):
+    out = _artifacts(tmp_path, seed=5)
+    norms = transform.load_normalization(out)
+    references = reliability.atypicality_references(out, norms)
+    for modality in ("audio", "visual"):
+        signals = []
+        for recording in records.iter_recordings(out, "train"):
+            mean, variance = norms[modality]
+            present = recording[f"{modality}_present"] > 0.5  # absent frames: zero, left out
+            z = (recording[modality].astype(np.float64) - mean) / np.sqrt(variance) * present[:, None]
+            level = np.log1p((z**2).mean(1))
+            motion = np.log(0.01 + ((z - np.concatenate([z[:1], z[:-1]])) ** 2).mean(1))
+            local = np.stack([_smooth_1d(c, present) for c in z.T], 1)
+            spread = np.log(0.01 + _smooth_1d(((z - local) ** 2).mean(1), present))
+            rows = np.stack([_smooth_1d(level, present), _smooth_1d(motion, present), spread], 1)
+            signals.append(rows[present])
+        q25, q50, q75 = np.percentile(np.concatenate(signals), [25, 50, 75], axis=0)
+        np.testing.assert_allclose(references[f"{modality}_atypicality"]["center"], q50, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(references[f"{modality}_atypicality"]["scale"], q75 - q25, rtol=1e-3, atol=1e-4)
+
+    config = config_lib.deep_update(tiny_config(), {"model": {"reliability_atypicality": True}})
+    model = training_setup.build_compiled_model(config_lib.validate(config), records.load_manifest(out), out, 1)
+    for modality in ("audio", "visual"):
+        layer = model.get_layer(f"{modality}_atypicality")
+        assert layer.center == references[f"{modality}_atypicality"]["center"]
+        assert layer.scale == references[f"{modality}_atypicality"]["scale"]
+    raw = config_lib.deep_update(config, {"mode": "raw"})
+    with pytest.raises(ConfigError, match="reliability_atypicality works on feature inputs"):
+        training_setup.build_compiled_model(raw, records.load_manifest(out), out, 1)

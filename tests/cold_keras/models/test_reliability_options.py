@@ -5,7 +5,13 @@ import keras
 import numpy as np
 import pytest
 
-from cold_keras.layers.reliability import novelty_features, reliability_supervision_loss
+from cold_keras.layers.reliability import (
+    Atypicality,
+    atypicality_reference,
+    atypicality_signals,
+    novelty_features,
+    reliability_supervision_loss,
+)
 from cold_keras.models import build_model, inference_model
 
 B, T, DA, DV = 2, 10, 3, 4
@@ -101,3 +107,82 @@ def test_the_guard_switches_a_dimension_to_a_branch_and_is_saved(model, tmp_path
             guard.choose(["audio"])
     finally:
         guard.choose(["fused", "fused"])
+
+
+def _np_smooth(x, mask, radius):
+    """Moving average of [B, T, F] over the real frames within +-radius (reference, by loops)."""
+    out = np.zeros_like(x, dtype=np.float64)
+    for b in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            lo, hi = max(0, t - radius), min(x.shape[1], t + radius + 1)
+            weights = mask[b, lo:hi]
+            out[b, t] = (x[b, lo:hi] * weights[:, None]).sum(0) / max(weights.sum(), 1.0)
+    return out
+
+
+def _np_atypicality_signals(z, mask, radius):
+    level = np.log1p((z**2).mean(-1))
+    previous = np.concatenate([z[:, :1], z[:, :-1]], axis=1)
+    motion = np.log(0.01 + ((z - previous) ** 2).mean(-1))
+    local = _np_smooth(z, mask, radius)
+    spread = np.log(0.01 + _np_smooth(((z - local) ** 2).mean(-1, keepdims=True), mask, radius))
+    smoothed = _np_smooth(np.stack([level, motion], -1), mask, radius)
+    return np.concatenate([smoothed, spread], -1) * mask[..., None]
+
+
+REFERENCE = {"center": [0.7, -0.5, -1.0], "scale": [0.2, 0.3, 0.4]}
+
+
+def test_atypicality_matches_numpy():
+    rng = np.random.default_rng(7)
+    z = rng.normal(size=(2, 12, 3)).astype("float32")
+    z[0, 6:] = z[0, 6]  # frozen
+    mask = np.ones((2, 12), "float32")
+    mask[1, 9:] = 0
+    signals = _np_atypicality_signals(z.astype(np.float64), mask, radius=2)
+    np.testing.assert_allclose(np.asarray(atypicality_signals(z, mask, radius=2)), signals, rtol=1e-4, atol=1e-5)
+    got = np.asarray(Atypicality(**REFERENCE, radius=2, margin=1.5)(z, mask))
+    score = np.max(np.abs(signals - REFERENCE["center"]) / REFERENCE["scale"], axis=-1, keepdims=True)
+    np.testing.assert_allclose(got, np.maximum(score - 1.5, 0) * mask[..., None], rtol=1e-4, atol=1e-5)
+    reference = atypicality_reference(signals[1, :9])
+    q25, q50, q75 = np.percentile(signals[1, :9], [25, 50, 75], axis=0)
+    np.testing.assert_allclose(reference["center"], q50)
+    np.testing.assert_allclose(reference["scale"], np.maximum(q75 - q25, 1e-3))
+    with pytest.raises(ValueError, match="scales must be > 0"):
+        Atypicality(center=[0, 0, 0], scale=[1, 0, 1])
+
+
+def test_atypicality_moves_weight_away_from_the_atypical_modality_from_both_sides(tmp_path):
+    references = {"audio_atypicality": REFERENCE, "visual_atypicality": REFERENCE}
+    model = build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY, reliability_atypicality=True, **references)
+    infer = inference_model(model)
+    assert sorted(infer.input) == ["audio", "audio_present", "mask", "visual", "visual_present"]
+    rng = np.random.default_rng(8)
+    batch = {k: v for k, v in _batch(9).items() if k in ("audio", "visual", "mask")}
+    base = infer(batch)
+    weights = {}
+    for kind in ("noise", "frozen"):
+        visual = batch["visual"].copy()
+        visual[:, 3:8] = 6.0 * rng.normal(size=(B, 5, DV)) if kind == "noise" else visual[:, 3:4]
+        out = infer({**batch, "visual": visual})
+        paper = np.asarray(out["visual_sigma_norm"]) / (
+            np.asarray(out["visual_sigma_norm"]) + np.asarray(out["audio_sigma_norm"])
+        )
+        atypical = np.asarray(model.get_layer("visual_atypicality")(visual, batch["mask"]))[..., 0]
+        alpha = np.log(2.0)  # softplus(0)
+        audio_score = np.asarray(model.get_layer("audio_atypicality")(batch["audio"], batch["mask"]))[..., 0]
+        expected = 1 / (1 + np.exp(-(np.log(paper / (1 - paper)) + alpha * audio_score - alpha * atypical)))
+        np.testing.assert_allclose(np.asarray(out["visual_weight"]), expected, rtol=1e-4, atol=1e-5)
+        weights[kind] = (atypical, np.asarray(out["visual_weight"]), paper)
+    noise_score, noise_weight, noise_paper = weights["noise"]
+    assert noise_score[:, 4:7].min() > 1.0 and np.all(noise_weight[:, 4:7] < noise_paper[:, 4:7])
+    frozen_score = weights["frozen"][0]
+    assert frozen_score[:, 4:7].min() > 0.0  # a still stream is atypical too (motion far below)
+    assert base["visual_weight"].shape == (B, T)
+    model.save(tmp_path / "atypicality.keras")
+    saved = keras.saving.load_model(tmp_path / "atypicality.keras")
+    np.testing.assert_allclose(
+        np.asarray(inference_model(saved)(batch)["visual_weight"]), np.asarray(base["visual_weight"]), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="needs audio_atypicality"):
+        build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY, reliability_atypicality=True)
