@@ -2,8 +2,9 @@
 uncertainty baselines? Synthetic corpus, several seeds, test partition, fused output
 (valence and arousal pooled per column by averaging the two dimensions):
 
-* COLD as in the paper (configs/synthetic.yaml) and with configs/cold_reliable.yaml, std from
-  the validation-fitted map of the fusion weights / sigmas (pipelines/uncertainty.py);
+* COLD as in the paper (configs/synthetic.yaml), with configs/cold_reliable.yaml and with
+  `model.reliability_atypicality` (`cold_atypical`, not in the default --methods), std from the
+  validation-fitted map of the fusion weights / sigmas (pipelines/uncertainty.py);
 * context fusion with MC dropout (N stochastic passes, dropout on);
 * a deep ensemble of 5 context-fusion runs (mean and spread of the members).
 
@@ -44,6 +45,7 @@ def training_variants() -> dict:
     return {
         "cold_paper": {"model": {"name": "cold_fusion"}},
         "cold_reliable": config_lib.load_file(RELIABLE_CONFIG),
+        "cold_atypical": {"model": {"name": "cold_fusion", "reliability_atypicality": True}},
         "context_fusion": {"model": {"name": "context_fusion"}},
     }
 
@@ -71,6 +73,7 @@ def training_plan(seeds, out: Path, epochs, methods=None, ensemble_size=ENSEMBLE
             members = 1
         wanted += [("context_fusion", seed + k) for k in range(min(members, 3))]
         wanted += [("cold_reliable", seed)] if "cold_reliable" in methods else []
+        wanted += [("cold_atypical", seed)] if "cold_atypical" in methods else []
         wanted += [("context_fusion", seed + k) for k in range(3, members)]
         for name, run_seed in wanted:
             if (name, run_seed) in done:
@@ -101,6 +104,7 @@ COLUMNS = (
 METHODS = {
     "cold_paper": ("COLD (paper)", "native"),
     "cold_reliable": ("COLD (cold_reliable.yaml)", "native"),
+    "cold_atypical": ("COLD + reliability_atypicality", "native"),
     "context_fusion_mc_dropout": ("context fusion + MC dropout", "mc_dropout"),
     "context_fusion_ensemble": ("context fusion, 5-member ensemble", "ensemble"),
 }
@@ -108,7 +112,7 @@ METHODS = {
 
 def members_of(method: str, seed: int, out: Path, epochs, ensemble_size: int) -> list:
     variants = training_variants()
-    if method in ("cold_paper", "cold_reliable"):
+    if method in ("cold_paper", "cold_reliable", "cold_atypical"):
         return [run_dir_for(out, method, variants[method], seed, epochs)]
     count = 1 if method == "context_fusion_mc_dropout" else ensemble_size
     return [run_dir_for(out, "context_fusion", variants["context_fusion"], seed + k, epochs) for k in range(count)]
@@ -209,7 +213,11 @@ def format_table(table: dict, partition: str, fraction: float, mode: str, ensemb
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
+    parser.add_argument(
+        "--methods",
+        default=",".join(m for m in METHODS if m != "cold_atypical"),
+        help=f"comma-separated, of {', '.join(METHODS)}",
+    )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="default: the synthetic config's")
     parser.add_argument("--partition", default="test")
