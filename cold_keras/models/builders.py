@@ -427,6 +427,22 @@ def _context_fusion(g):
     return _Wiring(outputs, ("", AUDIO, VISUAL))
 
 
+def _atypicality_scores(g):
+    """`[B, T, 2]` (audio, visual) `Atypicality` scores, each over the frames where its modality is present."""
+    scores = []
+    for modality, x, present in ((AUDIO, g.audio, g.presence[0]), (VISUAL, g.visual, g.presence[1])):
+        reference = g.hp[f"{modality}_atypicality"]
+        if not reference:
+            raise ValueError(
+                f"reliability_atypicality=True needs {modality}_atypicality, the reference "
+                "{'center': [3 floats], 'scale': [3 floats]} of the clean training frames "
+                "(cold_keras.layers.reliability.atypicality_reference)."
+            )
+        present_mask = keras.layers.Multiply(name=f"{modality}_present_frames")([g.mask, present])
+        scores.append(Atypicality(**reference, name=f"{modality}_atypicality")(x, present_mask))
+    return keras.layers.Concatenate(axis=-1, name="atypicality")(scores)
+
+
 def _cold_fusion(g):
     hp, mask = g.hp, g.mask
     h_audio, mu_audio, sigma_audio = GaussianContextHead(g.latent_dim, seed=hp["seed"], name="audio_gaussian")(
@@ -455,21 +471,7 @@ def _cold_fusion(g):
                 if len(columns) == 1
                 else keras.layers.Concatenate(axis=-1, name="reliability_signals")(columns)
             )
-        atypicality = None
-        if hp["reliability_atypicality"]:
-            scores = []
-            for modality, x, present in ((AUDIO, g.audio, g.presence[0]), (VISUAL, g.visual, g.presence[1])):
-                reference = hp[f"{modality}_atypicality"]
-                if not reference:
-                    raise ValueError(
-                        f"reliability_atypicality=True needs {modality}_atypicality, the reference "
-                        "{'center': [3 floats], 'scale': [3 floats]} of the clean training frames "
-                        "(cold_keras.layers.reliability.atypicality_reference)."
-                    )
-                # Over the frames where the modality is present (absent frames enter no average).
-                present_mask = keras.layers.Multiply(name=f"{modality}_present_frames")([mask, present])
-                scores.append(Atypicality(**reference, name=f"{modality}_atypicality")(x, present_mask))
-            atypicality = keras.layers.Concatenate(axis=-1, name="atypicality")(scores)
+        atypicality = _atypicality_scores(g) if hp["reliability_atypicality"] else None
         h_av, w_audio, w_visual = ReliabilityWeighting(name="reliability_weighting")(
             weighting_inputs, frame_mask=mask, presence=g.presence, atypicality=atypicality
         )
