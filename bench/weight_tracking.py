@@ -275,14 +275,18 @@ def kind_overrides(corpus: str, setting: str, train_kinds) -> dict:
     return overrides
 
 
-def evaluate_kinds(run_dir: Path, partition: str, fraction: float, kinds) -> dict:
-    """Clean and per-kind figures of one run (visual corrupted in consecutive blocks)."""
+def evaluate_kinds(run_dir: Path, partition: str, fraction: float, kinds, guard_off=False) -> dict:
+    """Clean and per-kind figures of one run (visual corrupted in consecutive blocks); with
+    `guard_off`, the model's fusion guard is set back to the fused output for every dimension."""
     import keras
     from _common import load_run
 
     from pipelines import corrupt, evaluate, evaluation
 
     infer, recordings = load_run(run_dir, partition)
+    if guard_off:
+        guard = infer.get_layer("fusion_guard")
+        guard.choose(["fused"] * guard.num_dimensions)
     hop = float(recordings[0].get("hop") or 0.1)
 
     def scores(predictions):
@@ -348,6 +352,17 @@ def format_kinds_table(results: dict, seeds, partition: str, folds=FOLDS) -> str
     return "\n".join(lines)
 
 
+def _with_guard_off(settings):
+    """(setting, guard_off) pairs: every setting as trained, and a setting with a fusion guard once
+    more with the guard set back to the fused output (the weighting alone)."""
+    out = []
+    for setting in settings:
+        out.append((setting, False))
+        if kind_settings()[setting][0].get("fusion_guard"):
+            out.append((setting, True))
+    return out
+
+
 def run_kinds(args) -> None:
     from _common import train_synthetic
 
@@ -363,7 +378,7 @@ def run_kinds(args) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         for corpus in corpora:
-            for setting in settings:
+            for setting, guard_off in _with_guard_off(settings):
                 trains_on_kinds = kind_settings()[setting][1]
                 folds = folds_of(args.folds) if trains_on_kinds else (KINDS,)
                 merged = {"kinds": {}}
@@ -372,7 +387,7 @@ def run_kinds(args) -> None:
                     overrides = kind_overrides(corpus, setting, train_kinds)
                     name = f"{corpus}_{setting}" + (f"_without_{'-'.join(held_out)}" if trains_on_kinds else "")
                     run_dir = run_dir_for(Path(args.out), name, overrides, seed, args.epochs)
-                    done = cache / f"{run_dir.name}.json"
+                    done = cache / f"{run_dir.name}{'_guard_off' if guard_off else ''}.json"
                     if done.is_file():
                         row = json.loads(done.read_text())
                     elif args.cached_only:
@@ -380,7 +395,7 @@ def run_kinds(args) -> None:
                         continue
                     else:
                         train_synthetic(overrides, seed, args.epochs, run_dir)
-                        row = evaluate_kinds(run_dir, args.partition, args.fraction, held_out)
+                        row = evaluate_kinds(run_dir, args.partition, args.fraction, held_out, guard_off)
                         from pipelines.io_utils import write_json_atomic
 
                         write_json_atomic(done, row)
@@ -389,7 +404,7 @@ def run_kinds(args) -> None:
                         merged.setdefault(f"_{key}", []).append(row[key])
                     merged["kinds"].update(row["kinds"])
                     print(
-                        f"{name} seed {seed}: clean {row['clean']:.3f}; "
+                        f"{name}{' (guard off)' if guard_off else ''} seed {seed}: clean {row['clean']:.3f}; "
                         + ", ".join(
                             f"{k} AUC {v['auc']:.2f} CCC {v['fused']:.3f} (ceiling {v['ceiling']:.3f})"
                             for k, v in row["kinds"].items()
@@ -401,7 +416,8 @@ def run_kinds(args) -> None:
                 for key in ("clean", "audio", "visual"):
                     merged[key] = float(sum(merged[f"_{key}"]) / len(merged[f"_{key}"]))
                     del merged[f"_{key}"]
-                results.setdefault((corpus, setting), []).append(merged)
+                label = f"{setting} (guard off)" if guard_off else setting
+                results.setdefault((corpus, label), []).append(merged)
     print()
     print(format_kinds_table(results, seeds, args.partition, folds_of(args.folds)))
     if args.json:
