@@ -66,7 +66,10 @@ def _check(tmp_path, text, dataset="synthetic"):
     "text,expected",
     [
         ("trainng:\n  epochs: 2\n", "1:1: trainng: unknown key (did you mean training?)"),
-        ("model:\n  frobnicate: 3\n", "2:3: model.frobnicate: unknown key (known keys: audio_atypicality, audio_norm, "),
+        (
+            "model:\n  frobnicate: 3\n",
+            "2:3: model.frobnicate: unknown key (known keys: audio_atypicality, audio_norm, ",
+        ),
         (
             "training:\n  augment:\n    noise_sdt: 0.1\n",
             "3:5: training.augment.noise_sdt: unknown key (did you mean noise_std?)",
