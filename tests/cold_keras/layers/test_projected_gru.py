@@ -55,8 +55,10 @@ def test_outputs_and_gradients_equal_keras_gru(mask_name):
         outputs.append(y.numpy())
         gradients.append([g.numpy() for g in grads])
     np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-6)
+    # Gradients reach magnitudes of ~20 (the loss weights frames up to 2U) and are sums over every
+    # step taken in another order: float32 agreement is relative (2e-5 was seen on a loaded machine).
     for g_projected, g_reference in zip(gradients[1], gradients[0]):
-        np.testing.assert_allclose(g_projected, g_reference, atol=1e-5)
+        np.testing.assert_allclose(g_projected, g_reference, rtol=1e-4, atol=1e-5)
 
 
 def test_right_padded_frames_are_zero_and_do_not_reach_real_frames():
