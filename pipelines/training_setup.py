@@ -175,7 +175,7 @@ def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_e
     norms = transform.load_normalization(artifact_dir)
     hp["audio_norm"] = norms[features.AUDIO]
     hp["visual_norm"] = norms[features.VISUAL]
-    if hp.get("reliability_atypicality") and config["model"]["name"] == "cold_fusion":
+    if hp["reliability_atypicality"] and config["model"]["name"] == "cold_fusion":
         if config_lib.mode_of(config) == "raw":
             raise ConfigError(
                 "model.reliability_atypicality works on feature inputs; a raw-mode run's visual inputs are face crops"

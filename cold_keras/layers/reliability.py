@@ -245,8 +245,7 @@ class ReliabilityWeighting(keras.layers.Layer):
         self.correction = keras.layers.Dense(1, kernel_initializer="zeros", name="correction")
 
     def build(self, inputs_shape, frame_mask_shape=None, presence_shape=None, atypicality_shape=None):
-        self.has_features = len(inputs_shape) == 4
-        if self.has_features:
+        if len(inputs_shape) == 4:
             features_shape = tuple(inputs_shape[3])
             self.hidden.build(features_shape)
             self.correction.build(features_shape[:-1] + (self.units,))
@@ -254,9 +253,6 @@ class ReliabilityWeighting(keras.layers.Layer):
             # alpha = softplus(beta) of (audio, visual).
             self.atypicality_beta = self.add_weight(name="atypicality_beta", shape=(2,), initializer="zeros")
         self.built = True
-
-    def _smooth(self, x, mask):
-        return masked_moving_average(x, mask, self.radius)
 
     def call(self, inputs, frame_mask=None, presence=None, atypicality=None):
         h_audio, h_visual, visual_weight = inputs[:3]
@@ -266,7 +262,7 @@ class ReliabilityWeighting(keras.layers.Layer):
         w = ops.clip(ops.cast(visual_weight, "float32"), EPSILON, 1.0 - EPSILON)
         logit = ops.log(w) - ops.log(1.0 - w)
         if len(inputs) == 4:
-            r = self._smooth(ops.cast(inputs[3], "float32"), mask)
+            r = masked_moving_average(ops.cast(inputs[3], "float32"), mask, self.radius)
             logit = logit + ops.squeeze(self.correction(self.hidden(r)), -1)
         if atypicality is not None:
             alpha = ops.softplus(self.atypicality_beta)

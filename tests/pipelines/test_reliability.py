@@ -8,6 +8,7 @@ from pipelines import augment, corrupt, input_pipeline, records, reliability, tr
 from pipelines import config as config_lib
 from pipelines.errors import ConfigError
 from pipelines.reliability import fused_losses
+from tests.cold_keras.layers.reliability_references import atypicality_signals as np_atypicality_signals
 from tests.pipelines.evaluation_helpers import tiny_config
 from tests.pipelines.test_augment import _artifacts, _window
 
@@ -156,15 +157,6 @@ def test_fused_losses_names_the_branch_that_beats_the_fused_output():
     assert fused_losses(scores, "regression", margin=0.005) == [("arousal", "audio", 0.60, 0.70)]
 
 
-def _smooth_1d(x, mask, radius=10):
-    """Mean of x over the frames of `mask` within +-radius."""
-    out = []
-    for t in range(len(x)):
-        window = slice(max(0, t - radius), t + radius + 1)
-        out.append((x[window] * mask[window]).sum() / max(mask[window].sum(), 1.0))
-    return np.array(out)
-
-
 def test_atypicality_reference_is_taken_from_the_training_frames_and_baked_into_the_model(tmp_path):
     out = _artifacts(tmp_path, seed=5)
     norms = transform.load_normalization(out)
@@ -175,12 +167,7 @@ def test_atypicality_reference_is_taken_from_the_training_frames_and_baked_into_
             mean, variance = norms[modality]
             present = recording[f"{modality}_present"] > 0.5  # absent frames: zero, left out
             z = (recording[modality].astype(np.float64) - mean) / np.sqrt(variance) * present[:, None]
-            level = np.log1p((z**2).mean(1))
-            motion = np.log(0.01 + ((z - np.concatenate([z[:1], z[:-1]])) ** 2).mean(1))
-            local = np.stack([_smooth_1d(c, present) for c in z.T], 1)
-            spread = np.log(0.01 + _smooth_1d(((z - local) ** 2).mean(1), present))
-            rows = np.stack([_smooth_1d(level, present), _smooth_1d(motion, present), spread], 1)
-            signals.append(rows[present])
+            signals.append(np_atypicality_signals(z[None], present[None].astype(np.float64))[0][present])
         q25, q50, q75 = np.percentile(np.concatenate(signals), [25, 50, 75], axis=0)
         np.testing.assert_allclose(references[f"{modality}_atypicality"]["center"], q50, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(references[f"{modality}_atypicality"]["scale"], q75 - q25, rtol=1e-3, atol=1e-4)

@@ -13,6 +13,7 @@ from cold_keras.layers.reliability import (
     reliability_supervision_loss,
 )
 from cold_keras.models import build_model, inference_model
+from tests.cold_keras.layers.reliability_references import atypicality_signals as np_atypicality_signals
 
 B, T, DA, DV = 2, 10, 3, 4
 TINY = dict(gru_units=4, gru_layers=1, latent_dim=4, seed=0)
@@ -109,27 +110,6 @@ def test_the_guard_switches_a_dimension_to_a_branch_and_is_saved(model, tmp_path
         guard.choose(["fused", "fused"])
 
 
-def _np_smooth(x, mask, radius):
-    """Moving average of [B, T, F] over the real frames within +-radius (reference, by loops)."""
-    out = np.zeros_like(x, dtype=np.float64)
-    for b in range(x.shape[0]):
-        for t in range(x.shape[1]):
-            lo, hi = max(0, t - radius), min(x.shape[1], t + radius + 1)
-            weights = mask[b, lo:hi]
-            out[b, t] = (x[b, lo:hi] * weights[:, None]).sum(0) / max(weights.sum(), 1.0)
-    return out
-
-
-def _np_atypicality_signals(z, mask, radius):
-    level = np.log1p((z**2).mean(-1))
-    previous = np.concatenate([z[:, :1], z[:, :-1]], axis=1)
-    motion = np.log(0.01 + ((z - previous) ** 2).mean(-1))
-    local = _np_smooth(z, mask, radius)
-    spread = np.log(0.01 + _np_smooth(((z - local) ** 2).mean(-1, keepdims=True), mask, radius))
-    smoothed = _np_smooth(np.stack([level, motion], -1), mask, radius)
-    return np.concatenate([smoothed, spread], -1) * mask[..., None]
-
-
 REFERENCE = {"center": [0.7, -0.5, -1.0], "scale": [0.2, 0.3, 0.4]}
 
 
@@ -139,7 +119,7 @@ def test_atypicality_matches_numpy():
     z[0, 6:] = z[0, 6]  # frozen
     mask = np.ones((2, 12), "float32")
     mask[1, 9:] = 0
-    signals = _np_atypicality_signals(z.astype(np.float64), mask, radius=2)
+    signals = np_atypicality_signals(z, mask, radius=2)
     np.testing.assert_allclose(np.asarray(atypicality_signals(z, mask, radius=2)), signals, rtol=1e-4, atol=1e-5)
     got = np.asarray(Atypicality(**REFERENCE, radius=2, margin=1.5)(z, mask))
     score = np.max(np.abs(signals - REFERENCE["center"]) / REFERENCE["scale"], axis=-1, keepdims=True)
