@@ -11,14 +11,15 @@ which it separates the corrupted frames from the clean ones:
   diagonal-Gaussian novelty of `model.reliability_novelty`);
 * `motion`: log(0.01 + mean_d (z_t - z_{t-1})^2) (the same option's second column), read
   one-sided: small = suspicious;
-* `atypical`: two-sided atypicality of (level, motion, local spread): each standardised by its
-  median and interquartile range over the clean training frames, absolute, the largest of the
-  three;
+* `atypical`: the two-sided atypicality score of `reliability_atypicality` (`Atypicality`,
+  before its margin): level, motion and local spread, each standardised by its median and
+  interquartile range over the clean training frames, absolute, the largest of the three;
 * `disagree`: |y_A - y_V| of two ridge regressions (audio features -> labels, visual features ->
   labels, fitted on the training partition), summed over valence and arousal, the cross-modal
   agreement of `model.reliability_agreement` with linear branches.
 
-Every signal is smoothed over +-10 frames (1 s), as in the model. Higher AUC = more visible;
+Every signal is smoothed over +-10 frames (1 s); level, motion and spread are the model's own
+`atypicality_signals`. Higher AUC = more visible;
 0.5 = invisible; a signal whose AUC is below 0.5 points the wrong way for that kind.
 
     python bench/reliability_signals.py [--variant realistic] [--seeds 0,1,2]
@@ -67,44 +68,33 @@ def corpus(variant: str, seed: int) -> dict:
     return out
 
 
-def smooth(x: np.ndarray, radius: int = RADIUS) -> np.ndarray:
-    """Moving average over +-radius frames (fewer at the edges)."""
-    kernel = np.ones(2 * radius + 1)
-    return np.convolve(x, kernel, "same") / np.convolve(np.ones_like(x), kernel, "same")
+def signals_of(z: np.ndarray) -> np.ndarray:
+    """[N, 3] smoothed level, motion and spread of standardised features z [N, D]: the model's own
+    `atypicality_signals`."""
+    from keras import ops
+
+    from cold_keras.layers.reliability import atypicality_signals
+
+    return ops.convert_to_numpy(atypicality_signals(z[None].astype(np.float32), np.ones((1, len(z)), np.float32)))[0]
 
 
-def raw_signals(z: np.ndarray) -> dict:
-    """Per-frame level, motion and local spread of standardised features z [N, D]."""
-    previous = np.concatenate([z[:1], z[:-1]])
-    level = np.log1p(np.mean(z**2, axis=1))
-    motion = np.log(0.01 + np.mean((z - previous) ** 2, axis=1))
-    mean = np.stack([smooth(column) for column in z.T], axis=1)
-    spread = np.log(0.01 + np.mean(np.stack([smooth(c) for c in ((z - mean) ** 2).T], axis=1), axis=1))
-    return {"level": level, "motion": motion, "spread": spread}
+def smooth(x: np.ndarray) -> np.ndarray:
+    """[N] moving average over +-RADIUS frames, as the model smooths its signals."""
+    from keras import ops
 
+    from cold_keras.layers.reliability import masked_moving_average
 
-def auc(score: np.ndarray, flags: np.ndarray) -> float:
-    """ROC AUC of `score` as a detector of `flags` (ties count half), by ranks."""
-    from scipy.stats import rankdata
-
-    flags = np.asarray(flags, bool)
-    positives, negatives = int(flags.sum()), int((~flags).sum())
-    ranks = rankdata(score)
-    return float((ranks[flags].sum() - positives * (positives + 1) / 2) / (positives * negatives))
-
-
-def ridge(x: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    x1 = np.concatenate([x, np.ones((len(x), 1))], axis=1)
-    return np.linalg.solve(x1.T @ x1 + alpha * np.eye(x1.shape[1]), x1.T @ y)
-
-
-def predict(weights, x):
-    return np.concatenate([x, np.ones((len(x), 1))], axis=1) @ weights
+    ones = np.ones((1, len(x)), np.float32)
+    return ops.convert_to_numpy(masked_moving_average(x[None, :, None].astype(np.float32), ones, RADIUS))[0, :, 0]
 
 
 def measure(variant: str, seed: int, fraction: float = 0.5) -> dict:
     """{kind: {signal: AUC}} on the test partition of one corpus."""
+    from sklearn.linear_model import Ridge
+
+    from cold_keras.layers.reliability import atypicality_reference
     from pipelines import corrupt
+    from pipelines.evaluate import roc_auc
 
     data = corpus(variant, seed)
     train = data["Train"]
@@ -114,16 +104,13 @@ def measure(variant: str, seed: int, fraction: float = 0.5) -> dict:
         stats[modality] = (values.mean(0), values.std(0) + 1e-6)
     labels = np.concatenate([np.stack([r["valence"], r["arousal"]], 1) for r in train])
     probes = {
-        m: ridge(np.concatenate([(r[m] - stats[m][0]) / stats[m][1] for r in train]), labels)
+        m: Ridge(alpha=1.0).fit(np.concatenate([(r[m] - stats[m][0]) / stats[m][1] for r in train]), labels)
         for m in ("audio", "visual")
     }
-    # The clean training distribution of the raw signals: median and interquartile range.
-    clean = [raw_signals((r["visual"] - stats["visual"][0]) / stats["visual"][1]) for r in train]
-    reference = {}
-    for name in ("level", "motion", "spread"):
-        values = np.concatenate([smooth(c[name]) for c in clean])
-        q25, q50, q75 = np.percentile(values, [25, 50, 75])
-        reference[name] = (q50, max(q75 - q25, 1e-6))
+    # The reference of `Atypicality`: median and interquartile range over the clean training frames.
+    reference = atypicality_reference(
+        np.concatenate([signals_of((r["visual"] - stats["visual"][0]) / stats["visual"][1]) for r in train])
+    )
     test = data["Test"]
     out = {}
     for kind in KINDS:
@@ -133,17 +120,16 @@ def measure(variant: str, seed: int, fraction: float = 0.5) -> dict:
         for recording in corrupted:
             z = (recording["visual"] - stats["visual"][0]) / stats["visual"][1]
             za = (recording["audio"] - stats["audio"][0]) / stats["audio"][1]
-            raw = {name: smooth(value) for name, value in raw_signals(z).items()}
-            scores["level"].append(raw["level"])
-            scores["motion"].append(-raw["motion"])
-            scores["atypical"].append(
-                np.max([np.abs(raw[n] - reference[n][0]) / reference[n][1] for n in reference], axis=0)
-            )
-            disagreement = np.abs(predict(probes["audio"], za) - predict(probes["visual"], z)).sum(1)
+            r = signals_of(z)
+            scores["level"].append(r[:, 0])
+            scores["motion"].append(-r[:, 1])
+            # The score of `Atypicality` before its margin (the margin only ties the typical frames at 0).
+            scores["atypical"].append(np.max(np.abs(r - reference["center"]) / reference["scale"], axis=1))
+            disagreement = np.abs(probes["audio"].predict(za) - probes["visual"].predict(z)).sum(1)
             scores["disagree"].append(smooth(disagreement))
             flags.append(recording["visual_corrupted_eval"])
         flags = np.concatenate(flags)
-        out[kind] = {s: auc(np.concatenate(v), flags) for s, v in scores.items()}
+        out[kind] = {s: roc_auc(np.concatenate(v), flags) for s, v in scores.items()}
     return out
 
 
