@@ -1,4 +1,12 @@
-"""Test session setup: quiet TensorFlow logs and a fixed Keras seed for every test."""
+"""Test session setup: quiet TensorFlow logs, a fixed Keras seed for every test, and how the test
+files are shared between pytest-xdist workers.
+
+Under the README's `-n 2 --dist loadgroup --no-loadscope-reorder` every test file runs whole in one
+worker (its module fixtures are built once); the files of a `SHARED_FIXTURES` group run in the same
+worker, so the session fixtures they share (tiny trained runs and their export) are trained once per
+suite run, not once per worker; and the costliest groups (`COSTLIEST_FIRST`, measured with
+`--durations`) start first, so that both workers finish at about the same time.
+"""
 
 import os
 
@@ -6,6 +14,55 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+
+SHARED_FIXTURES = {
+    # evaluation_helpers.tiny_run / tiny_ablation (conftest `regression_run`)
+    "tiny_runs": (
+        "tests/pipelines/test_interruptions.py",
+        "tests/pipelines/test_uncertainty.py",
+        "tests/pipelines/test_evaluate.py",
+        "tests/pipelines/test_ablate.py",
+        "tests/pipelines/test_compare.py",
+    ),
+    # serving_helpers.tiny_run / tiny_export (conftest `run_dir`, `exported`)
+    "tiny_export": (
+        "tests/pipelines/test_export.py",
+        "tests/pipelines/test_predict.py",
+        "tests/pipelines/test_serve_client.py",
+    ),
+    # conftest `raw_corpus_dir`, `raw_artifacts`
+    "raw_corpus": (
+        "tests/pipelines/test_raw_augment.py",
+        "tests/pipelines/test_raw_inputs.py",
+        "tests/pipelines/datasets/test_synthetic_raw.py",
+        "tests/pipelines/datasets/test_field_checks.py",
+    ),
+}
+GROUP_OF = {path: group for group, paths in SHARED_FIXTURES.items() for path in paths}
+COSTLIEST_FIRST = (
+    "tiny_runs",
+    "tests/pipelines/test_train.py",
+    "tests/pipelines/test_tune.py",
+    "tests/cold_keras/models/test_builders.py",
+    "tiny_export",
+    "tests/pipelines/test_train_resume.py",
+    "tests/pipelines/test_train_raw.py",
+    "tests/cold_keras/models/test_presence.py",
+    "tests/pipelines/test_label_delay.py",
+)
+
+
+def group_of(item) -> str:
+    path = item.nodeid.split("::")[0]
+    return GROUP_OF.get(path, path)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    rank = {group: i for i, group in enumerate(COSTLIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(group_of(item), len(rank)))  # stable: file order otherwise
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group_of(item)))
 
 
 @pytest.fixture(autouse=True)
