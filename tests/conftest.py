@@ -59,6 +59,10 @@ def group_of(item) -> str:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
+    named = [entry for entry in (*GROUP_OF, *COSTLIEST_FIRST) if entry not in SHARED_FIXTURES]
+    stale = [path for path in named if not (config.rootpath / path).is_file()]
+    if stale:  # a renamed file would otherwise silently lose its group or its place in the order
+        raise pytest.UsageError(f"tests/conftest.py names test files that do not exist: {', '.join(stale)}")
     rank = {group: i for i, group in enumerate(COSTLIEST_FIRST)}
     items.sort(key=lambda item: rank.get(group_of(item), len(rank)))  # stable: file order otherwise
     for item in items:
