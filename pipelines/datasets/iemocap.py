@@ -22,16 +22,42 @@ Layout::
   everything after the first frame whenever the two rates differ.
 * Utterances without features are skipped and counted in `Corpus.report`; with
   `allow_missing_modality=True` a missing modality is zero-filled with presence 0 instead (an
-  utterance with neither modality is still skipped).
+  utterance with neither modality is still skipped). This is the one documented skip: it is
+  counted and summed up in a note, not warned about per utterance.
+* Sessions: the release has Session1 .. Session5. A session whose folder or `dialog/EmoEvaluation`
+  folder is missing, or whose EmoEvaluation folder holds no `<dialog>.txt`, is not an error, since
+  a subset may be deliberate, but it is warned about, naming the missing path, and listed in the
+  report. Without session 5 there is no devel and no test partition (and without sessions 1-4 no
+  train partition): a warning and a note say so, because training stops later for want of the
+  validation partition.
+* Damaged feature entries: a file named like a feature file (`<id>.npy`, `<id>.csv`) that is a
+  dangling symlink, a symlink loop, not a regular file (e.g. a folder) or cannot be looked at is an
+  error naming that entry (the symlink's own path), in strict mode (the default). With
+  `strict=False` (`--lenient`) the entry is left out with a warning naming it and what is wrong, the
+  utterance is treated as lacking that file (skipped, or zero-filled with
+  `allow_missing_modality`), and both the entry and the skip are counted in the report under the
+  problem. For an id with both files the `.npy` is the one used, damaged or not.
+* `Corpus.report` (ExampleGen's `corpus_report`): `sessions_read`, `sessions_missing` (session
+  numbers), `utterances_read` (utterance lines in the EmoEvaluation files), `utterances_used`,
+  `utterances_skipped` (counts per reason: `no_feature_file`, and in lenient mode
+  `dangling_symlink`, `symlink_loop`, `not_a_file`, `unreadable`), `damaged_feature_files`
+  (lenient: `{"path", "problem"}` per entry left out), `recordings` per partition, the older keys
+  (`utterances`, `skipped_without_features`, `skipped_ids`, `missing_audio`, `missing_visual`,
+  `clipped_labels`) and `notes`: one-line summaries for the console, e.g.
+  `IEMOCAP: read sessions 1, 2, 4, 5 (8,054 utterances), used 8,042, skipped 12 (no feature file);
+  Session3 folder missing`, and a second line when a partition is empty, e.g. `IEMOCAP: no devel or
+  test recordings, because session 5 is devel and test and Session5 was not read (...)`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
 import re
+import stat as stat_module
 import warnings
 from pathlib import Path
 
@@ -58,8 +84,17 @@ UTTERANCE_LINE = re.compile(
     r"\[(?P<vad>[^\]]*)\]\s*$"
 )
 GENDER = re.compile(r"([A-Za-z])(\d+)$")
-READER_VERSION = 1
+READER_VERSION = 2  # 2: the corpus report names the sessions read and the skips per reason
 _SUFFIXES = (".npy", ".csv")  # .npy wins when both exist
+NO_FEATURE_FILE = "no_feature_file"
+# Problems of a feature entry: report key -> words of the console note.
+DAMAGE = {
+    "dangling_symlink": "dangling symlink",
+    "symlink_loop": "symlink loop",
+    "not_a_file": "not a regular file",
+    "unreadable": "unreadable",
+}
+SKIP_WORDS = {NO_FEATURE_FILE: "no feature file", **DAMAGE}
 
 
 @dataclasses.dataclass
@@ -194,6 +229,10 @@ class _Folder:
     name: str
     path: Path
     files: dict  # utterance id -> (Path, os.stat_result)
+    # lenient: damaged entries left out, (utterance id, Path, problem key, message, whether the id has no
+    # usable file because of it); `broken`: utterance id -> problem key of the entry that would be used
+    damaged: list = dataclasses.field(default_factory=list)
+    broken: dict = dataclasses.field(default_factory=dict)
     dim: int = 0
     names: list = dataclasses.field(default_factory=list)
     first_file: Path = None
@@ -225,14 +264,21 @@ def open_iemocap(
         allow_missing_modality: bool. Zero-fill a missing modality (presence 0) instead of
             skipping the utterance. Defaults to False.
         strict: bool. False accepts an utterance id that does not start with its dialog's name,
-            with a warning. Defaults to True.
+            with a warning, and leaves out a feature entry that is a dangling symlink, a symlink
+            loop, not a regular file or unreadable, with a warning (its utterance lacks that file).
+            Defaults to True.
 
     Returns:
         `Corpus` of sequence-level recordings (scalar valence/arousal).
 
     Raises:
         ConfigError: a bad option, or a features folder that does not exist.
-        DataError: no EmoEvaluation files, an unparseable utterance line, bad feature files.
+        DataError: no EmoEvaluation files, an unparseable utterance line, bad feature files, a
+            damaged feature entry (strict).
+
+    Warns:
+        UserWarning: a missing session folder (naming it), an empty partition (e.g. no session 5),
+            a damaged feature entry left out (lenient), clipped ratings.
     """
     if features_dir is None:
         raise ConfigError(
@@ -251,17 +297,29 @@ def open_iemocap(
     if not features_root.is_dir():
         raise ConfigError("features folder does not exist", features_root)
     modalities = {
-        features.AUDIO: _resolve_folders(features_root, features.AUDIO, audio_features),
-        features.VISUAL: _resolve_folders(features_root, features.VISUAL, visual_features),
+        features.AUDIO: _resolve_folders(features_root, features.AUDIO, audio_features, strict),
+        features.VISUAL: _resolve_folders(features_root, features.VISUAL, visual_features, strict),
     }
 
-    label_files = []
+    label_files, sessions_read, sessions_missing = [], [], {}  # session -> (missing path, what is wrong)
     for session in SESSIONS:
         folder = root / f"Session{session}" / "dialog" / "EmoEvaluation"
+        found = []
         if folder.is_dir():
-            label_files += [(session, path) for path in sorted(folder.glob("*.txt")) if not path.name.startswith(".")]
+            found = [(session, path) for path in sorted(folder.glob("*.txt")) if not path.name.startswith(".")]
+        if found:
+            sessions_read.append(session)
+            label_files += found
+        else:
+            sessions_missing[session] = _missing_session(root, session)
     if not label_files:
         raise DataError("no EmoEvaluation files: expected Session{1..5}/dialog/EmoEvaluation/<dialog>.txt", root)
+    for session, (path, problem) in sessions_missing.items():
+        warnings.warn(
+            f"{path}: {problem}; session {session} not read (the IEMOCAP release has Session1 .. Session5: "
+            f"sessions 1-4 are train, session 5 devel and test)",
+            stacklevel=2,
+        )
     utterances, seen = [], {}
     for session, path in label_files:
         for utterance in parse_emo_evaluation(path, session, strict):
@@ -278,20 +336,51 @@ def open_iemocap(
         "missing_audio": 0,
         "missing_visual": 0,
         "clipped_labels": 0,
+        "sessions_read": sessions_read,
+        "sessions_missing": sorted(sessions_missing),
+        "utterances_read": len(utterances),
+        "utterances_used": 0,
+        "utterances_skipped": {NO_FEATURE_FILE: 0},
+        "damaged_feature_files": [],
+        "notes": [],
     }
-    used = []
+    used, fates = [], {}  # fates: utterance id -> what became of it, for the warnings about damaged entries
     for utterance in utterances:
         present = {
             modality: all(utterance.id in folder.files for folder in folders)
             for modality, folders in modalities.items()
         }
+        broken = [
+            (modality, folder.broken[utterance.id])
+            for modality, folders in modalities.items()
+            for folder in folders
+            if utterance.id in folder.broken
+        ]
         if not all(present.values()) and (not allow_missing_modality or not any(present.values())):
+            reason = broken[0][1] if broken else NO_FEATURE_FILE
             report["skipped_without_features"] += 1
             report["skipped_ids"].append(utterance.id)
+            report["utterances_skipped"][reason] = report["utterances_skipped"].get(reason, 0) + 1
+            fates[utterance.id] = f"utterance {utterance.id} skipped"
             continue
         for modality, ok in present.items():
             report[f"missing_{modality}"] += int(not ok)
+        if broken:
+            zero_filled = " and ".join(sorted({modality for modality, _ in broken}))
+            fates[utterance.id] = f"utterance {utterance.id}'s {zero_filled} zero-filled (allow_missing_modality)"
         used.append((utterance, present))
+    report["utterances_used"] = len(used)
+    for folders in modalities.values():
+        for folder in folders:
+            for stem, path, problem, message, blocking in folder.damaged:
+                if not blocking:
+                    fate = "nothing lost"
+                elif stem in seen:
+                    fate = fates[stem]
+                else:
+                    fate = f"no utterance {stem} in the EmoEvaluation files"
+                report["damaged_feature_files"].append({"path": str(path), "problem": problem})
+                warnings.warn(f"{path}: {message}; left out (lenient): {fate}", stacklevel=2)
     if not used:
         raise DataError(
             f"no utterance of the {len(utterances)} in the EmoEvaluation files has feature files "
@@ -317,6 +406,11 @@ def open_iemocap(
     for utterance, _ in used:
         counts[partition(utterance)] += 1
     report["recordings"] = counts
+    report["notes"].append(_summary(report, sessions_missing, root))
+    empty = _empty_partitions(counts, sessions_read, speaker)
+    if empty:
+        report["notes"].append(empty)
+        warnings.warn(empty, stacklevel=2)
 
     files = [[os.path.relpath(path, root), path.stat().st_size, path.stat().st_mtime_ns] for _, path in label_files]
     for utterance, _ in used:
@@ -359,7 +453,111 @@ def open_iemocap(
     )
 
 
-def _resolve_folders(features_root: Path, modality: str, names) -> list:
+def _missing_session(root: Path, session: int) -> tuple:
+    """(the first missing path of Session<N>/dialog/EmoEvaluation/<dialog>.txt, what is wrong)."""
+    path = root
+    for part in (f"Session{session}", "dialog", "EmoEvaluation"):
+        path = path / part
+        if not path.is_dir():
+            return path, _not_a_folder(path)
+    return path, "no <dialog>.txt EmoEvaluation file in this folder"
+
+
+def _not_a_folder(path: Path) -> str:
+    if path.is_symlink():
+        problem = _symlink_problem(path)
+        if problem is not None:
+            return problem[1]
+        return f"symlink to {os.readlink(path)}, not a folder"
+    if path.exists():
+        return "not a folder"
+    return "folder missing"
+
+
+def _symlink_problem(path: Path):
+    """(problem key, message) for a symlink that cannot be followed, else None."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return "dangling_symlink", f"dangling symlink to {os.readlink(path)}: the target does not exist"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symlink_loop", (
+                f"symlink loop: it points to {os.readlink(path)}, and following the links never reaches a file"
+            )
+        return "unreadable", f"cannot follow the symlink to {os.readlink(path)}: {error.strerror}"
+    return None
+
+
+def _entry_problem(item: os.DirEntry):
+    """(os.stat_result, None) for a regular feature file, else (None, (problem key, message))."""
+    try:
+        if item.is_symlink():
+            problem = _symlink_problem(Path(item.path))
+            if problem is not None:
+                return None, problem
+        info = item.stat()
+    except OSError as error:
+        return None, ("unreadable", f"cannot look at the file: {error.strerror}")
+    if stat_module.S_ISREG(info.st_mode):
+        return info, None
+    kind = "folder" if stat_module.S_ISDIR(info.st_mode) else "special file (a pipe, socket or device)"
+    if item.is_symlink():
+        return None, ("not_a_file", f"not a regular file but a symlink to the {kind} {os.readlink(item.path)}")
+    return None, ("not_a_file", f"not a regular file but a {kind}")
+
+
+def _summary(report: dict, sessions_missing: dict, root: Path) -> str:
+    """The console line, e.g. `IEMOCAP: read sessions 1, 2, 4, 5 (16 utterances), used 16, skipped 0;
+    Session3 folder missing`."""
+    sessions = ", ".join(str(s) for s in report["sessions_read"])
+    plural = "s" if len(report["sessions_read"]) > 1 else ""
+    skips = {reason: n for reason, n in report["utterances_skipped"].items() if n}
+    skipped = sum(skips.values())
+    line = (
+        f"IEMOCAP: read session{plural} {sessions} ({report['utterances_read']:,} utterances), "
+        f"used {report['utterances_used']:,}, skipped {skipped:,}"
+    )
+    if len(skips) == 1:
+        line += f" ({SKIP_WORDS[next(iter(skips))]})"
+    elif skips:
+        line += " (" + ", ".join(f"{n:,} {SKIP_WORDS[reason]}" for reason, n in skips.items()) + ")"
+    damaged = len(report["damaged_feature_files"])
+    if damaged:
+        line += f"; {damaged} damaged feature file{'s' if damaged > 1 else ''} left out (lenient)"
+    for path, problem in sessions_missing.values():
+        where = path.relative_to(root).as_posix()
+        line += f"; {where} {problem}" if problem == "folder missing" else f"; {where}: {problem}"
+    return line
+
+
+def _empty_partitions(counts: dict, sessions_read: list, speaker: str):
+    """A line naming the empty partitions and why, or None."""
+    other = "M" if speaker == "F" else "F"
+    read_train = any(session != TEST_SESSION for session in sessions_read)
+    reasons = {
+        features.TRAIN: "sessions 1-4 are train and "
+        + ("every utterance read from them was skipped" if read_train else "none of them was read"),
+        features.DEVEL: f"the devel set is session {TEST_SESSION}'s {speaker} speaker (validation_speaker) "
+        f"and every utterance of that speaker was skipped",
+        features.TEST: f"the test set is session {TEST_SESSION}'s {other} speaker "
+        f"and every utterance of that speaker was skipped",
+    }
+    if TEST_SESSION not in sessions_read:
+        reasons[features.DEVEL] = reasons[features.TEST] = (
+            f"session {TEST_SESSION} is devel and test and Session{TEST_SESSION} was not read"
+        )
+    empty = [name for name in (features.TRAIN, features.DEVEL, features.TEST) if not counts.get(name)]
+    if not empty:
+        return None
+    why = list(dict.fromkeys(reasons[name] for name in empty))
+    line = f"IEMOCAP: no {' or '.join(empty)} recordings, because {'; '.join(why)}"
+    if features.TRAIN in empty or features.DEVEL in empty:
+        line += " (training and tuning need both a train and a devel partition)"
+    return line
+
+
+def _resolve_folders(features_root: Path, modality: str, names, strict=True) -> list:
     if isinstance(names, (str, os.PathLike)):
         names = [names]
     names = [str(name) for name in (names or [])]
@@ -378,14 +576,34 @@ def _resolve_folders(features_root: Path, modality: str, names) -> list:
             raise ConfigError(
                 f"{modality} feature folder {name!r} does not exist; folders in {features_root}: {existing}", path
             )
-        files = {}
+        entries = {}  # stem -> {suffix: (Path, os.stat_result or None, (problem key, message) or None)}
         with os.scandir(path) as scan:
             for item in sorted(scan, key=lambda item: item.name):
                 stem, suffix = os.path.splitext(item.name)
-                if suffix in _SUFFIXES and not item.name.startswith(".") and item.is_file():
-                    if stem not in files or suffix == ".npy":
-                        files[stem] = (Path(item.path), item.stat())
-        folders.append(_Folder(name=name, path=path, files=files))
+                if suffix in _SUFFIXES and not item.name.startswith("."):
+                    info, problem = _entry_problem(item)
+                    if problem is not None and strict:
+                        raise DataError(
+                            f"{problem[1]} (expected a {suffix} feature file); --lenient leaves it out with a warning",
+                            item.path,
+                        )
+                    entries.setdefault(stem, {})[suffix] = (Path(item.path), info, problem)
+        folder = _Folder(name=name, path=path, files={})
+        for stem, found in entries.items():
+            chosen_path, info, problem = found.get(".npy") or found[".csv"]
+            if problem is None:
+                folder.files[stem] = (chosen_path, info)
+            else:
+                folder.broken[stem] = problem[0]
+            for entry_path, _, entry_problem in found.values():
+                if entry_problem is not None:
+                    message = entry_problem[1]
+                    if entry_path != chosen_path:
+                        message += f"; {chosen_path.name} takes precedence"
+                    elif len(found) > 1:
+                        message += f"; the {stem}.csv beside it is not used in its place (the .npy takes precedence)"
+                    folder.damaged.append((stem, entry_path, entry_problem[0], message, entry_path == chosen_path))
+        folders.append(folder)
     return folders
 
 

@@ -1,5 +1,7 @@
 """The IEMOCAP reader against fixtures in the real EmoEvaluation format."""
 
+import os
+import shutil
 import warnings
 
 import numpy as np
@@ -182,7 +184,8 @@ def test_options_and_folders_are_checked(tmp_path):
 
 
 def test_ratings_outside_one_to_five_are_clipped_with_a_warning(tmp_path):
-    truth = write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "features", sessions=(1,))
+    # All five sessions: with fewer, the missing sessions are warned about too.
+    truth = write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "features")
     path = tmp_path / "IEMOCAP" / "Session1" / "dialog" / "EmoEvaluation" / "Ses01F_impro01.txt"
     text = path.read_text()
     line = next(line for line in text.splitlines() if "_M001" in line and line.startswith("["))
@@ -197,3 +200,192 @@ def test_ratings_outside_one_to_five_are_clipped_with_a_warning(tmp_path):
     assert corpus.report["clipped_labels"] == 2
     other = {r.name: r for r in corpus.recordings()}["Ses01F_impro01_F001"]
     assert other.valence == pytest.approx((truth["Ses01F_impro01_F001"]["valence_raw"] - 3) / 2)
+
+
+def caught_warnings(function, *args, **kwargs):
+    """(result, [warning message, ...]) of calling `function`."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = function(*args, **kwargs)
+    return result, [str(w.message) for w in caught]
+
+
+def test_the_full_corpus_reads_every_session_without_warnings(tmp_path):
+    truth = write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "features")
+    corpus, messages = caught_warnings(open_iemocap, tmp_path)
+    assert messages == []
+    report = corpus.report
+    assert (report["sessions_read"], report["sessions_missing"]) == ([1, 2, 3, 4, 5], [])
+    assert report["utterances_read"] == report["utterances_used"] == len(truth) == 20
+    assert report["utterances_skipped"] == {"no_feature_file": 0}
+    assert report["notes"] == ["IEMOCAP: read sessions 1, 2, 3, 4, 5 (20 utterances), used 20, skipped 0"]
+
+
+def replace_with_symlink(path, target):
+    path.unlink()
+    os.symlink(target, path)
+
+
+@pytest.mark.parametrize("loop", ["itself", "two links"])
+def test_a_symlink_loop_among_the_feature_files_names_the_link(tmp_path, loop):
+    write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "features")
+    link = tmp_path / "features" / "audio" / "Ses02F_impro01_F001.npy"
+    if loop == "itself":
+        replace_with_symlink(link, link.name)
+    else:
+        replace_with_symlink(link, "partner")
+        os.symlink(link.name, link.parent / "partner")
+    with pytest.raises(DataError, match="symlink loop") as error:
+        open_iemocap(tmp_path)
+    assert error.value.path == str(link)
+    assert str(error.value).startswith(f"{link}: symlink loop: it points to ")
+    assert str(error.value).endswith("--lenient leaves it out with a warning")
+
+    corpus, messages = caught_warnings(open_iemocap, tmp_path, strict=False)
+    assert [m for m in messages if m.startswith(f"{link}: symlink loop")] == messages and len(messages) == 1
+    assert messages[0].endswith("left out (lenient): utterance Ses02F_impro01_F001 skipped")
+    assert "Ses02F_impro01_F001" not in {r.name for r in corpus.recordings()}
+    assert corpus.report["utterances_skipped"] == {"no_feature_file": 0, "symlink_loop": 1}
+    assert corpus.report["damaged_feature_files"] == [{"path": str(link), "problem": "symlink_loop"}]
+
+
+def test_a_dangling_symlink_is_an_error_or_a_counted_lenient_skip(tmp_path):
+    truth = write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "features")
+    link = tmp_path / "features" / "visual" / "Ses04F_impro01_M000.npy"
+    gone = tmp_path / "moved" / "Ses04F_impro01_M000.npy"
+    replace_with_symlink(link, gone)
+    with pytest.raises(DataError) as error:
+        open_iemocap(tmp_path)
+    assert error.value.path == str(link)
+    assert str(error.value) == (
+        f"{link}: dangling symlink to {gone}: the target does not exist (expected a .npy feature file); "
+        f"--lenient leaves it out with a warning"
+    )
+
+    corpus, messages = caught_warnings(open_iemocap, tmp_path, strict=False)
+    assert messages == [
+        f"{link}: dangling symlink to {gone}: the target does not exist; left out (lenient): "
+        f"utterance Ses04F_impro01_M000 skipped"
+    ]
+    assert sorted(r.name for r in corpus.recordings()) == sorted(set(truth) - {"Ses04F_impro01_M000"})
+    report = corpus.report
+    assert report["utterances_skipped"] == {"no_feature_file": 0, "dangling_symlink": 1}
+    assert report["skipped_ids"] == ["Ses04F_impro01_M000"] and report["skipped_without_features"] == 1
+    assert report["damaged_feature_files"] == [{"path": str(link), "problem": "dangling_symlink"}]
+    assert (report["utterances_read"], report["utterances_used"]) == (20, 19)
+    assert report["notes"] == [
+        "IEMOCAP: read sessions 1, 2, 3, 4, 5 (20 utterances), used 19, skipped 1 (dangling symlink); "
+        "1 damaged feature file left out (lenient)"
+    ]
+
+    corpus, messages = caught_warnings(open_iemocap, tmp_path, strict=False, allow_missing_modality=True)
+    assert messages[0].endswith("utterance Ses04F_impro01_M000's visual zero-filled (allow_missing_modality)")
+    recording = {r.name: r for r in corpus.recordings()}["Ses04F_impro01_M000"]
+    np.testing.assert_array_equal(recording.visual_present, np.zeros(recording.num_frames))
+    assert corpus.report["missing_visual"] == 1 and corpus.report["utterances_skipped"] == {"no_feature_file": 0}
+
+
+def test_a_symlink_to_a_feature_file_is_read_and_a_folder_named_like_one_is_not(tmp_path):
+    truth = write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "features")
+    path = tmp_path / "features" / "audio" / "Ses01F_impro01_F000.npy"
+    (tmp_path / "elsewhere").mkdir()
+    shutil.move(path, tmp_path / "elsewhere" / path.name)
+    os.symlink(tmp_path / "elsewhere" / path.name, path)
+    recording = {r.name: r for r in open_iemocap(tmp_path).recordings()}["Ses01F_impro01_F000"]
+    expected = truth["Ses01F_impro01_F000"]
+    n = max(1, round((expected["end"] - expected["start"]) / 0.1))
+    np.testing.assert_allclose(recording.audio, reference_resample(expected["audio"], n), atol=1e-5)
+
+    folder = tmp_path / "features" / "visual" / "Ses03F_impro01_F001.npy"
+    folder.unlink()
+    folder.mkdir()
+    with pytest.raises(DataError, match="not a regular file but a folder") as error:
+        open_iemocap(tmp_path)
+    assert error.value.path == str(folder)
+
+
+def expected_partitions(truth, sessions):
+    """Train, devel, test counts of the fixture's utterances of `sessions` with both feature files."""
+    counts = {"train": 0, "devel": 0, "test": 0}
+    for record in truth.values():
+        if record["session"] in sessions and record["audio"] is not None and record["visual"] is not None:
+            name = "train" if record["session"] != 5 else ("devel" if record["gender"] == "F" else "test")
+            counts[name] += 1
+    return counts
+
+
+def test_a_missing_session_folder_is_warned_about_and_reported(tmp_path):
+    missing = [("Ses02F_impro01_F000", "audio"), ("Ses05F_impro01_M001", "visual")]
+    truth = write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "features", missing=missing)
+    session3 = tmp_path / "IEMOCAP" / "Session3"
+    shutil.rmtree(session3)
+    corpus, messages = caught_warnings(open_iemocap, tmp_path)
+    assert messages == [
+        f"{session3}: folder missing; session 3 not read (the IEMOCAP release has Session1 .. Session5: "
+        f"sessions 1-4 are train, session 5 devel and test)"
+    ]
+    read = {name: record for name, record in truth.items() if record["session"] != 3}
+    usable = {name for name, record in read.items() if record["audio"] is not None and record["visual"] is not None}
+    report = corpus.report
+    assert (report["sessions_read"], report["sessions_missing"]) == ([1, 2, 4, 5], [3])
+    assert report["utterances_read"] == len(read) == 16
+    assert report["utterances_used"] == len(usable) == 14
+    assert report["utterances_skipped"] == {"no_feature_file": len(read) - len(usable)}
+    assert report["recordings"] == expected_partitions(truth, {1, 2, 4, 5})
+    assert sorted(r.name for r in corpus.recordings()) == sorted(usable)
+    assert report["notes"] == [
+        "IEMOCAP: read sessions 1, 2, 4, 5 (16 utterances), used 14, skipped 2 (no feature file); "
+        "Session3 folder missing"
+    ]
+
+
+@pytest.mark.parametrize("remove", ["Session5", "Session5/dialog/EmoEvaluation", "the dialog file"])
+def test_without_session_five_there_is_no_devel_or_test_and_the_warning_says_why(tmp_path, remove):
+    truth = write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "features")
+    root = tmp_path / "IEMOCAP"
+    if remove == "the dialog file":
+        gone = root / "Session5" / "dialog" / "EmoEvaluation"
+        (gone / "Ses05F_impro01.txt").unlink()
+        problem = "no <dialog>.txt EmoEvaluation file in this folder"
+    else:
+        gone = root / remove
+        shutil.rmtree(gone)
+        problem = "folder missing"
+    corpus, messages = caught_warnings(open_iemocap, tmp_path)
+    empty = (
+        "IEMOCAP: no devel or test recordings, because session 5 is devel and test and Session5 was not read "
+        "(training and tuning need both a train and a devel partition)"
+    )
+    assert messages == [
+        f"{gone}: {problem}; session 5 not read (the IEMOCAP release has Session1 .. Session5: "
+        f"sessions 1-4 are train, session 5 devel and test)",
+        empty,
+    ]
+    assert (
+        corpus.report["recordings"] == expected_partitions(truth, {1, 2, 3, 4}) == {"train": 16, "devel": 0, "test": 0}
+    )
+    where = gone.relative_to(root).as_posix()
+    assert corpus.report["notes"] == [
+        "IEMOCAP: read sessions 1, 2, 3, 4 (16 utterances), used 16, skipped 0; "
+        + (f"{where} folder missing" if problem == "folder missing" else f"{where}: {problem}"),
+        empty,
+    ]
+
+
+def test_an_empty_devel_set_is_explained_when_its_speakers_utterances_are_all_skipped(tmp_path):
+    truth = write_iemocap_fixture(tmp_path / "IEMOCAP", tmp_path / "features")
+    devel = [name for name, record in truth.items() if record["session"] == 5 and record["gender"] == "F"]
+    for name in devel:
+        (tmp_path / "features" / "audio" / f"{name}.npy").unlink()
+    corpus, messages = caught_warnings(open_iemocap, tmp_path)
+    empty = (
+        "IEMOCAP: no devel recordings, because the devel set is session 5's F speaker (validation_speaker) and every "
+        "utterance of that speaker was skipped (training and tuning need both a train and a devel partition)"
+    )
+    assert messages == [empty]
+    assert corpus.report["recordings"] == {"train": 16, "devel": 0, "test": 2}
+    assert corpus.report["notes"] == [
+        f"IEMOCAP: read sessions 1, 2, 3, 4, 5 (20 utterances), used {20 - len(devel)}, skipped {len(devel)} "
+        f"(no feature file)",
+        empty,
+    ]
