@@ -11,7 +11,8 @@ Writes, under an artefact folder OUT:
   known).
 * `manifest.json`, written last: per partition the number of recordings and frames, feature
   dimensions and names, hop, the shard files with their sha256 checksums, whether it is labelled
-  and sequence-level; plus the corpus fingerprint and the adapter's report.
+  and sequence-level; plus the corpus fingerprint and the adapter's report (`corpus_report`; its
+  `notes`, e.g. which recordings share features, are also printed as one line each).
 
 Raw corpora (`Corpus.mode == "raw"`: face crops and waveforms) are stored differently: `visual`
 holds one PNG-encoded face crop per frame (bytes), `audio` the recording's log-mel spectrogram,
@@ -47,7 +48,7 @@ import numpy as np
 
 from pipelines import cli, features
 from pipelines.errors import ConfigError, DataError, cli_main
-from pipelines.io_utils import read_json, write_json_atomic
+from pipelines.io_utils import file_digest, read_json, write_json_atomic
 from pipelines.pause import pause_point
 from pipelines.records import (  # noqa: F401 (the record keys and manifest helpers, also as example_gen.X)
     AUDIO_CORRUPTED,
@@ -76,15 +77,6 @@ from pipelines.records import (  # noqa: F401 (the record keys and manifest help
 
 # Without --num-shards a partition's shard is closed once it holds this many bytes.
 DEFAULT_SHARD_BYTES = 64 * 1024 * 1024
-
-
-def sha256_file(path, chunk_size=1 << 20) -> str:
-    """The hex sha256 digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +176,9 @@ def serialize_recording(recording, logmel=None) -> bytes:
     example = tf.train.SequenceExample(
         context=tf.train.Features(feature=context), feature_lists=tf.train.FeatureLists(feature_list=lists)
     )
-    return example.SerializeToString()
+    # Deterministic: the same recording gives the same bytes in every process (map fields such as
+    # the context are otherwise written in an order that can differ between processes).
+    return example.SerializeToString(deterministic=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,7 +376,7 @@ class _PartitionWriter:
                     "file": final.relative_to(root).as_posix(),
                     "num_recordings": self.counts[i],
                     "bytes": final.stat().st_size,
-                    "sha256": sha256_file(final),
+                    "sha256": file_digest(final),
                 }
             )
         keep = {self.directory / Path(s["file"]).name for s in shards}
@@ -403,7 +397,7 @@ def _bad_partitions(root: Path, manifest: dict) -> list:
     for name, part in manifest.get("partitions", {}).items():
         for shard in part.get("shards", []):
             path = root / shard["file"]
-            if not path.is_file() or path.stat().st_size != shard.get("bytes") or sha256_file(path) != shard["sha256"]:
+            if not path.is_file() or path.stat().st_size != shard.get("bytes") or file_digest(path) != shard["sha256"]:
                 bad.append(name)
                 break
     return bad
@@ -463,6 +457,7 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
         if not redo:
             if progress:
                 print(f"example_gen: {root} is up to date (fingerprint {corpus.fingerprint[:12]})", file=sys.stderr)
+            print_notes(old.get("corpus_report", {}))
             return {**old, "reused": sorted(old["partitions"])}
         if progress:
             print(
@@ -554,6 +549,7 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
         "conversion_seconds": round(time.time() - started, 3),
     }
     write_json_atomic(manifest_path, manifest)
+    print_notes(manifest["corpus_report"])
     reused = sorted(set(order) - set(writers))
     if progress:
         summary = ", ".join(
@@ -561,6 +557,13 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
         )
         print(f"example_gen: wrote {root} ({summary})", file=sys.stderr)
     return {**manifest, "reused": reused}
+
+
+def print_notes(corpus_report: dict) -> None:
+    """Prints the adapter's notes (`corpus_report["notes"]`: what it accepted or skipped that a
+    user should know, each one line) on stderr, whatever the progress setting."""
+    for note in corpus_report.get("notes", []):
+        print(f"example_gen: {note}", file=sys.stderr)
 
 
 def _split(value):

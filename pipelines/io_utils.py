@@ -117,3 +117,15 @@ def finite_or_none(node):
     if isinstance(node, numbers.Real):
         return float(node) if math.isfinite(node) else None
     return node
+
+
+def file_digest(path, chunk_size=1 << 20) -> str:
+    """The hex sha256 digest of a file's bytes: a fingerprint that changes with the content, even
+    when an edit keeps the file's size and modification time."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -6,7 +6,10 @@
   values on frames where the modality is present, mean, std (ddof=0), min, max, NaN and Inf counts,
   the feature dimensions seen; per label: the same moments, values outside [-1, 1], and the
   three-way class-bin counts (frames, or utterances for sequence-level corpora). Moments are
-  accumulated in float64, one recording at a time (Chan et al.'s pairwise update).
+  accumulated in float64, one recording at a time (Chan et al.'s pairwise update). Plus, from
+  the manifest's corpus report, the recordings that share feature values within a partition
+  (`recordings_sharing_features`: the partners of a dyadic conversation share its audio) and the
+  feature files shared between partitions (`shared_across_partitions`), when there are any.
 * `schema.json`: what the data must look like, inferred from the manifest and the train
   statistics: feature dimensions and names, hop, label range [-1, 1], labelled partitions.
 * `anomalies.json` (+ `anomalies.txt`): every partition checked against the schema. Blocking:
@@ -251,6 +254,10 @@ def compute_statistics(artifact_dir, bar=False) -> dict:
         "std_ddof": 0,
         "partitions": {},
     }
+    corpus_report = manifest.get("corpus_report") or {}
+    for key in ("recordings_sharing_features", "shared_across_partitions"):
+        if corpus_report.get(key):
+            stats[key] = corpus_report[key]
     for partition, info in manifest["partitions"].items():
         stats["partitions"][partition] = partition_statistics(artifact_dir, partition, info, bar=bar)
     write_json_atomic(path, stats)
@@ -279,6 +286,17 @@ def format_statistics(stats: dict) -> str:
                 f"  {key} ({entry['unit']}s): n={entry['count']} mean {mean} std {std} "
                 f"bins neg/neu/pos {entry['class_counts']}"
             )
+        lines.append("")
+    groups = stats.get("recordings_sharing_features", [])
+    if groups:
+        lines.append(f"Recordings sharing features ({len(groups)} groups; accepted, e.g. a conversation's partners):")
+        for group in groups:
+            lines.append(f"  {group['partition']}: {', '.join(group['recordings'])} ({', '.join(group['folders'])})")
+        lines.append("")
+    pairs = stats.get("shared_across_partitions", [])
+    if pairs:
+        lines.append(f"Feature files shared between partitions ({len(pairs)}; possible leakage):")
+        lines += [f"  {first} = {second}" for first, second in pairs]
         lines.append("")
     return "\n".join(lines)
 

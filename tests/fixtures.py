@@ -1,6 +1,8 @@
 """Tiny corpora in the real on-disk formats, for tests.
 
-`write_avec_fixture` writes AVEC 2019 CES's layout and `write_iemocap_fixture` IEMOCAP's
+`write_avec_fixture` writes AVEC 2019 CES's layout, `write_avec_real_fixture` the same with the
+distributed corpus's properties (dyadic pairs sharing their audio features, feature files padded
+past the labels, a zero start), and `write_iemocap_fixture` IEMOCAP's
 EmoEvaluation files plus per-utterance features. Both return the values they wrote, so tests can
 compare what an adapter reads against the truth.
 """
@@ -96,6 +98,103 @@ def write_avec_fixture(
             lines = [sep.join(["name", "frameTime"] + names)] if header else []
             lines += [sep.join([quoted, f"{i * hop:.2f}"] + [f"{x:.6f}" for x in row]) for i, row in enumerate(values)]
             (root / folder / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    return truth
+
+
+# Dyadic pairs as AVEC 2019 CES has them: both partners of a conversation share its audio.
+AVEC_PAIRS = (
+    ("Train_DE_01", "Train_DE_02"),
+    ("Train_HU_01", "Train_HU_02"),
+    ("Devel_DE_03", "Devel_DE_08"),
+    ("Devel_HU_04", "Devel_HU_10"),
+    ("Test_DE_01", "Test_DE_02"),
+)
+# Label rows per recording, within the corpus's 974-1768; the partners of DE 03/08 and HU 04/10
+# differ by one frame, as in the official devel partition.
+AVEC_LABEL_FRAMES = {
+    "Train_DE_01": 1768,
+    "Train_DE_02": 1768,
+    "Train_HU_01": 1412,
+    "Train_HU_02": 1412,
+    "Devel_DE_03": 975,
+    "Devel_DE_08": 974,
+    "Devel_HU_04": 1153,
+    "Devel_HU_10": 1152,
+}
+AVEC_PADDED_FRAMES = 1768
+
+
+def write_avec_real_fixture(
+    root,
+    *,
+    pairs=AVEC_PAIRS,
+    label_frames=None,
+    padded_frames=AVEC_PADDED_FRAMES,
+    audio_folders=(("egemaps", 4), ("mfcc", 3)),
+    visual_folders=(("au", 3), ("baseline", 2)),
+    zero_start_folder="baseline",
+    zero_seconds=2.0,
+    hop=0.1,
+    seed=0,
+) -> dict:
+    """Writes an AVEC 2019 CES corpus with the properties of the distributed one.
+
+    * Dyadic: recordings come in `pairs` from one conversation, and every audio feature file of a
+      pair holds the same values (the conversation's audio); visual features and labels differ.
+    * Label files of `label_frames` rows (974-1768 by default; test recordings have none), names
+      quoted (`'Devel_DE_03'`), header `name;timestamp;arousal;valence;liking`.
+    * Every feature file has `padded_frames` rows (1768, the longest recording): the rows past a
+      recording's labels are not zeros.
+    * The first `zero_seconds` of every file of `zero_start_folder` are exactly 0 (a baseline
+      system's output, shifted by its annotation delay).
+    * Several feature folders per modality, with a header `name;frameTime;<folder>_f<i>...`.
+
+    Returns:
+        dict with "labels" {name: {"timestamp", "arousal", "valence"} or None}, "features"
+        {folder: {name: float array [padded_frames, D]}}, "pairs" and "label_frames".
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    label_frames = dict(AVEC_LABEL_FRAMES if label_frames is None else label_frames)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    truth = {"labels": {}, "features": {}, "pairs": tuple(pairs), "label_frames": label_frames}
+    names = [name for pair in pairs for name in pair]
+    for name in names:
+        if name.startswith("Test"):
+            truth["labels"][name] = None
+            continue
+        n = label_frames[name]
+        timestamps = np.round(np.arange(n) * hop, 6)
+        t = np.arange(n) * hop
+        arousal = np.round(0.6 * np.sin(t / 7.0 + rng.uniform(0, 6)) + rng.normal(0, 0.05, n), 6).clip(-1, 1)
+        valence = np.round(0.6 * np.sin(t / 11.0 + rng.uniform(0, 6)) + rng.normal(0, 0.05, n), 6).clip(-1, 1)
+        liking = np.round(rng.uniform(-1, 1, n), 6)
+        lines = ["name;timestamp;arousal;valence;liking"]
+        lines += [
+            f"'{name}';{a:.1f};{b:.6f};{c:.6f};{d:.6f}" for a, b, c, d in zip(timestamps, arousal, valence, liking)
+        ]
+        (root / "labels" / f"{name}.csv").write_text("\n".join(lines) + "\n")
+        truth["labels"][name] = {"timestamp": timestamps, "arousal": arousal, "valence": valence}
+
+    def write(folder, name, values):
+        header = ";".join(["name", "frameTime"] + [f"{folder}_f{i}" for i in range(values.shape[1])])
+        rows = [f"'{name}';{i * hop:.1f};" + ";".join(f"{x:.6f}" for x in row) for i, row in enumerate(values)]
+        (root / folder / f"{name}.csv").write_text("\n".join([header] + rows) + "\n")
+        truth["features"][folder][name] = values
+
+    zero_rows = int(round(zero_seconds / hop))
+    for folder, dim in tuple(audio_folders) + tuple(visual_folders):
+        (root / folder).mkdir(exist_ok=True)
+        truth["features"][folder] = {}
+        audio = folder in dict(audio_folders)
+        for pair in pairs:
+            shared = np.round(rng.normal(size=(padded_frames, dim)), 6)
+            for name in pair:
+                values = shared if audio else np.round(rng.normal(size=(padded_frames, dim)), 6)
+                if folder == zero_start_folder:
+                    values = values.copy()
+                    values[:zero_rows] = 0.0
+                write(folder, name, values)
     return truth
 
 

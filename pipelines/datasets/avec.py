@@ -31,6 +31,7 @@ Files are read lazily, one recording at a time, when `Corpus.recordings()` is it
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -45,6 +46,7 @@ from pipelines import features
 from pipelines.datasets.base import Corpus, Recording
 from pipelines.datasets.tables import clean_name, detect_header, first_line, read_table, sniff_separator, split_line
 from pipelines.errors import ConfigError, DataError
+from pipelines.io_utils import file_digest
 
 LABELS_FOLDER = "labels"
 PARTITION_NAMES = {"Train": features.TRAIN, "Devel": features.DEVEL, "Test": features.TEST}
@@ -56,7 +58,7 @@ HOP_TOLERANCE = 0.01
 ALIGN_TOLERANCE = 0.05
 LENIENT_ALIGN = 0.5
 # Bumped whenever the way files are read changes, so fingerprints (and ExampleGen shards) change too.
-READER_VERSION = 1
+READER_VERSION = 2
 
 
 @dataclasses.dataclass
@@ -244,12 +246,16 @@ def open_layout(
     def recordings():
         report["unlabelled"] = []
         report["padded_files"] = []
-        seen = {}
+        report["notes"] = []
+        shared = SharedFeatures(report)
         for entry in ordered:
-            recording = _read_recording(entry, modalities, hop, report, strict=strict, seen=seen)
+            recording = _read_recording(entry, modalities, hop, report, strict=strict, seen=shared)
             if decorate is not None:
                 recording = decorate(recording)
             yield recording
+        note = shared.note()
+        if note:
+            report["notes"].append(note)
 
     return Corpus(
         dataset=dataset,
@@ -319,11 +325,31 @@ def _list_csv(folder: Path) -> dict:
     try:
         with os.scandir(folder) as scan:
             for item in scan:
-                if item.name.endswith(".csv") and not item.name.startswith(".") and item.is_file():
+                if not item.name.endswith(".csv") or item.name.startswith("."):
+                    continue
+                if item.is_symlink():
+                    _check_link(Path(item.path))
+                if item.is_file():
                     listing[item.name] = item.stat()
     except OSError as error:
         raise DataError(f"cannot list the folder ({error.strerror}) (expected a readable folder)", folder) from None
     return listing
+
+
+def _check_link(path: Path) -> None:
+    """A symbolic link among the corpus files must lead to a file: a dangling link or a loop is an
+    error naming the link (never a recording dropped without a word)."""
+    try:
+        path.stat()
+    except OSError as error:
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        what = "a symbolic link loop" if error.errno == errno.ELOOP else "a dangling symbolic link"
+        raise DataError(
+            f"{what} (it points to {target}: {error.strerror}); expected a feature or label file", path
+        ) from None
 
 
 def _existing_folders(root: Path) -> list:
@@ -565,7 +591,78 @@ def check_alignment(
         )
 
 
-def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict, strict=True, seen=None) -> Recording:
+class SharedFeatures:
+    """Finds feature files with the same values as another file, as the corpus is read.
+
+    AVEC 2019 CES is recorded in dyadic conversations, and both partners of a conversation share
+    the conversation's audio, so their audio feature files hold the same values: within a
+    partition that is accepted and listed in `report["recordings_sharing_features"]` (one entry
+    per group: partition, recordings, folders) with one summary line in `report["notes"]`.
+    The same values in two partitions can leak test data into training: a warning naming both
+    files, listed in `report["shared_across_partitions"]`. The same values in two different
+    feature folders (a folder copied into another) are an error naming both files. A file whose
+    values are all one number (e.g. all zeros) is not taken for a copy of another folder's file.
+    """
+
+    def __init__(self, report: dict):
+        self.report = report
+        self.first = {}  # digest -> (path, folder, recording, partition)
+        self.groups = {}  # (partition, folder, digest) -> [recordings]
+        report["recordings_sharing_features"] = []
+        report["shared_across_partitions"] = []
+
+    def check(self, path: Path, entry: _Entry, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values)
+        digest = hashlib.sha1(repr(values.shape).encode() + values.tobytes()).hexdigest()
+        folder = path.parent.name
+        first = self.first.setdefault(digest, (path, folder, entry.name, entry.partition))
+        first_path, first_folder, first_name, first_partition = first
+        if first_path == path:
+            return
+        if first_folder != folder:
+            if values.size and np.all(values == values.flat[0]):
+                return
+            raise DataError(
+                f"the same feature values as {first_path}, a file of another feature folder (expected "
+                f"each folder to hold its own feature set: was one folder copied into another?)",
+                path,
+            )
+        if first_partition != entry.partition:
+            self.report["shared_across_partitions"].append([str(first_path), str(path)])
+            warnings.warn(
+                f"{path}: the same feature values as {first_path} of the {first_partition} partition; "
+                f"a recording in two partitions leaks its data from one into the other (accepted)",
+                stacklevel=4,
+            )
+            return
+        group = self.groups.setdefault((first_partition, folder, digest), [first_name])
+        group.append(entry.name)
+        merged = {}
+        for (partition, name, _), recordings in self.groups.items():
+            merged.setdefault((partition, tuple(recordings)), []).append(name)
+        self.report["recordings_sharing_features"] = [
+            {"partition": partition, "recordings": list(recordings), "folders": folders}
+            for (partition, recordings), folders in merged.items()
+        ]
+
+    def note(self) -> str:
+        """One line naming the groups of recordings that share features, or "" when none do."""
+        groups = self.report["recordings_sharing_features"]
+        if not groups:
+            return ""
+        count = len({name for group in groups for name in group["recordings"]})
+        shown = ", ".join("=".join(group["recordings"]) + f" ({', '.join(group['folders'])})" for group in groups[:6])
+        more = f" and {len(groups) - 6} more" if len(groups) > 6 else ""
+        return (
+            f"{count} recordings share feature values with another recording of their partition, accepted "
+            f"(a dyadic conversation's partners share its audio): {shown}{more}; all under "
+            f"recordings_sharing_features in the manifest's corpus_report"
+        )
+
+
+def _read_recording(
+    entry: _Entry, modalities: dict, hop: float, report: dict, strict=True, seen: Optional[SharedFeatures] = None
+) -> Recording:
     file_name = f"{entry.name}.csv"
     timestamps = valence = arousal = None
     if entry.label_path is not None:
@@ -590,14 +687,7 @@ def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict, s
     for path, stamps, values in (item for items in raw.values() for item in items):
         check_alignment(path, stamps, lines[path], reference, hop, strict, against)
         if seen is not None:
-            digest = hashlib.sha1(np.ascontiguousarray(values).tobytes()).hexdigest()
-            if digest in seen:
-                raise DataError(
-                    f"the same feature values as {seen[digest]} (expected each recording and "
-                    f"folder to have its own features)",
-                    path,
-                )
-            seen[digest] = path
+            seen.check(path, entry, values)
     n = len(timestamps)
     arrays, presence = {}, {}
     for modality, folders in modalities.items():
@@ -636,20 +726,25 @@ def _read_recording(entry: _Entry, modalities: dict, hop: float, report: dict, s
     )
 
 
+def _digest(path: Path) -> str:
+    try:
+        return file_digest(path)
+    except OSError as error:
+        raise DataError(f"cannot read the file ({error.strerror})", path) from None
+
+
 def _fingerprint(dataset, root, entries, modalities, label_files, extra_files, options) -> str:
     files = []
     for file_name, entry in sorted(entries.items()):
         if entry.label_path is not None:
-            stat = label_files[file_name]
-            files.append([f"{LABELS_FOLDER}/{file_name}", stat.st_size, stat.st_mtime_ns])
+            files.append([f"{LABELS_FOLDER}/{file_name}", _digest(entry.label_path)])
         for folders in modalities.values():
             for folder in folders:
-                stat = folder.files.get(file_name)
-                if stat is not None:
-                    files.append([f"{folder.name}/{file_name}", stat.st_size, stat.st_mtime_ns])
+                if file_name in folder.files:
+                    files.append([f"{folder.name}/{file_name}", _digest(folder.path / file_name)])
     for path in extra_files:
-        stat = Path(path).stat()
-        files.append([os.path.relpath(path, root), stat.st_size, stat.st_mtime_ns])
-    # Paths relative to the root: a corpus copied elsewhere with its times kept keeps its fingerprint.
+        files.append([os.path.relpath(path, root), _digest(Path(path))])
+    # Contents, not sizes and times: an edit that keeps both still changes the fingerprint. Paths
+    # relative to the root: a corpus copied elsewhere keeps its fingerprint.
     key = {"dataset": dataset, "reader_version": READER_VERSION, "options": options, "files": files}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()

@@ -125,6 +125,9 @@ def test_fingerprint_tracks_files_and_options(tmp_path):
     path = tmp_path / "au" / "Train_DE_01.csv"
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    # The content, not the time: a touched file keeps the fingerprint, an edited one changes it.
+    assert open_avec(tmp_path, audio_features=["egemaps"]).fingerprint == first
+    path.write_text(path.read_text().replace("\n", "\r\n"))
     assert open_avec(tmp_path, audio_features=["egemaps"]).fingerprint != first
 
 

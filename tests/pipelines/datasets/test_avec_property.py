@@ -1,10 +1,14 @@
-"""Property-based test of the AVEC adapter and ExampleGen under random damage to a small corpus.
+"""Property-based test of the AVEC adapter and ExampleGen under random damage to a corpus with the
+distributed AVEC 2019 CES's properties (`write_avec_real_fixture`: dyadic pairs sharing their audio
+features, feature files padded to 1768 rows past labels of 974-1768 rows, a zero start, quoted
+names, two feature folders per modality).
 
-Each generated example copies a pristine AVEC-layout corpus, applies one or two kinds of damage to
+Each generated example copies the pristine corpus, applies one or two kinds of damage to
 distinct files, and runs `python -m pipelines.example_gen` (its `main`, in-process). The property:
 when every damage is benign (another separator, quoting or number format, CRLF line ends, a BOM, a
 duplicated row past the labels' end, drift well inside the tolerance, unrelated extra files), the
-shards are byte-equal to the undamaged corpus's; otherwise the command exits with code 2 and one
+shards are byte-equal to the undamaged corpus's (a row changed, deleted or duplicated among the
+padding rows past the labels is benign too: those rows are cut); otherwise the command exits with code 2 and one
 line naming a damaged file, prints no traceback and leaves no manifest.
 
 CI runs `DEFAULT_EXAMPLES` derandomised examples; set COLD_KERAS_PROPERTY_EXAMPLES=N for N random
@@ -22,14 +26,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pipelines import example_gen
-from tests.fixtures import write_avec_fixture
+from tests.fixtures import AVEC_LABEL_FRAMES, AVEC_PAIRS, write_avec_real_fixture
 
 DEFAULT_EXAMPLES = 20
 EXAMPLES = int(os.environ.get("COLD_KERAS_PROPERTY_EXAMPLES", DEFAULT_EXAMPLES))
-NAMES = ("Train_DE_01", "Train_HU_02", "Devel_DE_01", "Test_CN_01")
-ROWS = 8
-HOP = 0.1
-FOLDERS = ("labels", "egemaps", "au")
+NAMES = tuple(name for pair in AVEC_PAIRS for name in pair)
+AUDIO, VISUAL = (("egemaps", 3), ("mfcc", 3)), (("au", 2), ("baseline", 2))
+FOLDERS = ("labels", "egemaps", "mfcc", "au", "baseline")
 BENIGN, ERROR = "benign", "error"
 
 
@@ -37,9 +40,8 @@ BENIGN, ERROR = "benign", "error"
 def pristine(tmp_path_factory):
     """The undamaged corpus and the shard checksums ExampleGen writes for it."""
     root = tmp_path_factory.mktemp("pristine") / "corpus"
-    write_avec_fixture(
-        root, recordings=NAMES, num_frames=ROWS, hop=HOP, audio_folders=(("egemaps", 2),), visual_folders=(("au", 2),)
-    )
+    # Equal dimensions within a modality, so that a file copied into the other folder is read.
+    write_avec_real_fixture(root, audio_folders=AUDIO, visual_folders=VISUAL)
     code, lines, out = run_example_gen(root, tmp_path_factory.mktemp("pristine-out"))
     assert code == 0, lines
     return root, shard_digests(out)
@@ -60,9 +62,9 @@ def run_example_gen(root, out):
                     "--data-dir",
                     str(root),
                     "--audio-features",
-                    "egemaps",
+                    "egemaps,mfcc",
                     "--visual-features",
-                    "au",
+                    "au,baseline",
                     "--output-dir",
                     str(out),
                     "--no-progress",
@@ -98,6 +100,23 @@ def _is_labels(path):
     return path.parent.name == "labels"
 
 
+def _past_labels(path, row):
+    """Whether data row `row` (0-based) of feature file `path` lies past its recording's labels, where
+    it is cut (unlabelled recordings have no such rows: every row is checked against the frame grid)."""
+    return not _is_labels(path) and row >= AVEC_LABEL_FRAMES.get(path.stem, float("inf"))
+
+
+def _draw_line(draw, path, low, high):
+    """A line number in [low, high]; in a feature file padded past its labels, first a fair choice
+    between the lines of labelled frames and the padding lines (numbers near the end are rare draws)."""
+    labelled = AVEC_LABEL_FRAMES.get(path.stem)
+    if _is_labels(path) or labelled is None or not low <= labelled < high:
+        return draw(st.integers(low, high))
+    past = draw(st.booleans())
+    event(f"row {'past' if past else 'within'} the labels")
+    return draw(st.integers(labelled + 1, high) if past else st.integers(low, labelled))
+
+
 def truncate_mid_line(root, draw, path):
     lines = _lines(path)
     k = draw(st.integers(1, len(lines) - 1))
@@ -113,22 +132,22 @@ def truncate_to_zero(root, draw, path):
 
 def delete_interior_row(root, draw, path):
     lines = _lines(path)
-    k = draw(st.integers(2, len(lines) - 2))  # data rows 1 .. ROWS-2 (0-based)
+    k = _draw_line(draw, path, 2, len(lines) - 2)  # not the first or the last row
     _write(path, lines[:k] + lines[k + 1 :])
-    return ERROR
+    return BENIGN if _past_labels(path, k - 1) else ERROR
 
 
 def duplicate_row(root, draw, path):
     lines = _lines(path)
-    k = draw(st.integers(1, len(lines) - 1))
+    k = _draw_line(draw, path, 1, len(lines) - 1)
     _write(path, lines[: k + 1] + [lines[k]] + lines[k + 1 :])
     # A feature file longer than the labels is cut to their length (AVEC pads its files).
-    return BENIGN if k == len(lines) - 1 and not _is_labels(path) else ERROR
+    return BENIGN if _past_labels(path, k) else ERROR
 
 
 def shift_timestamp(root, draw, path):
     lines = _lines(path)
-    k = draw(st.integers(1, len(lines) - 1))
+    k = _draw_line(draw, path, 1, len(lines) - 1)
     sign = draw(st.sampled_from((-1.0, 1.0)))
     small = not _is_labels(path) and draw(st.booleans())
     size = draw(st.floats(0.0005, 0.004) if small else st.floats(0.006, 0.09))
@@ -139,7 +158,7 @@ def shift_timestamp(root, draw, path):
     cells[1] = f"{value:.6f}"
     lines[k] = ";".join(cells)
     _write(path, lines)
-    return BENIGN if small else ERROR
+    return BENIGN if small or _past_labels(path, k - 1) else ERROR
 
 
 def change_hop(root, draw, path):
@@ -240,6 +259,23 @@ def chmod_folder(root, draw, path):
     return BENIGN if os.geteuid() == 0 else ERROR
 
 
+def copy_from_other_folder(root, draw, path):
+    """The file of the modality's first folder copied over the same recording's file in the second
+    (a folder copied into another): an error naming the copy."""
+    if path.parent.name not in ("mfcc", "baseline"):
+        return None
+    source = root / {"mfcc": "egemaps", "baseline": "au"}[path.parent.name] / path.name
+    path.write_text(source.read_text())
+    return ERROR
+
+
+def broken_link(root, draw, path):
+    """The file replaced by a dangling symbolic link or a link loop: an error naming the link."""
+    path.unlink()
+    path.symlink_to(path if draw(st.booleans()) else path.parent / "gone" / path.name)
+    return ERROR
+
+
 def extra_file(root, draw, path):
     name = draw(st.sampled_from(("notes.txt", ".hidden.csv", "README.md")))
     (path.parent / name).write_text("not; a; corpus file\n")
@@ -263,6 +299,8 @@ DAMAGE = (
     garbage,
     delete_file,
     chmod_folder,
+    copy_from_other_folder,
+    broken_link,
     extra_file,
 )
 
@@ -279,7 +317,7 @@ def test_damage_is_benign_or_one_line_naming_the_file(pristine, tmp_path_factory
     work = tmp_path_factory.mktemp("damaged")
     root = work / "corpus"
     shutil.copytree(source, root)
-    files = sorted(root / folder / f"{name}.csv" for folder in FOLDERS for name in NAMES)
+    files = sorted(path for folder in FOLDERS for name in NAMES if (path := root / folder / f"{name}.csv").exists())
     count = data.draw(st.integers(1, 2), label="number of damages")
     targets = data.draw(
         st.lists(st.sampled_from(files), min_size=count, max_size=count, unique=True), label="damaged files"
@@ -295,7 +333,7 @@ def test_damage_is_benign_or_one_line_naming_the_file(pristine, tmp_path_factory
         code, lines, out = run_example_gen(root, work)
     finally:
         for path in [root, *root.iterdir()] + files:
-            if path.exists():
+            if path.exists() and not path.is_symlink():
                 path.chmod(0o755 if path.is_dir() else 0o644)
     broken = [(str(path), name) for path, name, outcome in applied if outcome == ERROR]
     event(f"expected {'error' if broken else 'benign'}")
