@@ -43,10 +43,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from pipelines import features
-from pipelines.datasets.base import Corpus, Recording
+from pipelines.datasets.base import Corpus, Recording, content_digest
 from pipelines.datasets.tables import clean_name, detect_header, first_line, read_table, sniff_separator, split_line
 from pipelines.errors import ConfigError, DataError
-from pipelines.io_utils import file_digest
 
 LABELS_FOLDER = "labels"
 PARTITION_NAMES = {"Train": features.TRAIN, "Devel": features.DEVEL, "Test": features.TEST}
@@ -726,24 +725,17 @@ def _read_recording(
     )
 
 
-def _digest(path: Path) -> str:
-    try:
-        return file_digest(path)
-    except OSError as error:
-        raise DataError(f"cannot read the file ({error.strerror})", path) from None
-
-
 def _fingerprint(dataset, root, entries, modalities, label_files, extra_files, options) -> str:
     files = []
     for file_name, entry in sorted(entries.items()):
         if entry.label_path is not None:
-            files.append([f"{LABELS_FOLDER}/{file_name}", _digest(entry.label_path)])
+            files.append([f"{LABELS_FOLDER}/{file_name}", content_digest(entry.label_path)])
         for folders in modalities.values():
             for folder in folders:
                 if file_name in folder.files:
-                    files.append([f"{folder.name}/{file_name}", _digest(folder.path / file_name)])
+                    files.append([f"{folder.name}/{file_name}", content_digest(folder.path / file_name)])
     for path in extra_files:
-        files.append([os.path.relpath(path, root), _digest(Path(path))])
+        files.append([os.path.relpath(path, root), content_digest(Path(path))])
     # Contents, not sizes and times: an edit that keeps both still changes the fingerprint. Paths
     # relative to the root: a corpus copied elsewhere keeps its fingerprint.
     key = {"dataset": dataset, "reader_version": READER_VERSION, "options": options, "files": files}

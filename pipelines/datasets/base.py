@@ -95,3 +95,15 @@ class Corpus:
     fingerprint: str
     report: dict = dataclasses.field(default_factory=dict)
     mode: str = "features"
+
+
+def content_digest(path) -> str:
+    """The sha256 of a corpus file's bytes, for fingerprints: an edit that keeps a file's size and
+    modification time still changes it. Raises DataError naming an unreadable file."""
+    from pipelines.errors import DataError
+    from pipelines.io_utils import file_digest
+
+    try:
+        return file_digest(path)
+    except OSError as error:
+        raise DataError(f"cannot read the file ({error.strerror})", path) from None

@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines import features
-from pipelines.datasets.base import Corpus, Recording
+from pipelines.datasets.base import Corpus, Recording, content_digest
 from pipelines.datasets.tables import (
     check_float32,
     clean_name,
@@ -84,7 +84,7 @@ UTTERANCE_LINE = re.compile(
     r"\[(?P<vad>[^\]]*)\]\s*$"
 )
 GENDER = re.compile(r"([A-Za-z])(\d+)$")
-READER_VERSION = 2  # 2: the corpus report names the sessions read and the skips per reason
+READER_VERSION = 3  # 2: the report names sessions and skips; 3: fingerprints hash the contents
 _SUFFIXES = (".npy", ".csv")  # .npy wins when both exist
 NO_FEATURE_FILE = "no_feature_file"
 # Problems of a feature entry: report key -> words of the console note.
@@ -412,13 +412,14 @@ def open_iemocap(
         report["notes"].append(empty)
         warnings.warn(empty, stacklevel=2)
 
-    files = [[os.path.relpath(path, root), path.stat().st_size, path.stat().st_mtime_ns] for _, path in label_files]
+    # Contents, not sizes and times: an edit that keeps both still changes the fingerprint.
+    files = [[os.path.relpath(path, root), content_digest(path)] for _, path in label_files]
     for utterance, _ in used:
         for folders in modalities.values():
             for folder in folders:
                 if utterance.id in folder.files:
-                    path, stat = folder.files[utterance.id]
-                    files.append([f"{folder.name}/{path.name}", stat.st_size, stat.st_mtime_ns])
+                    path, _ = folder.files[utterance.id]
+                    files.append([f"{folder.name}/{path.name}", content_digest(path)])
     options = {
         "audio_features": [f.name for f in modalities[features.AUDIO]],
         "visual_features": [f.name for f in modalities[features.VISUAL]],

@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 
 from pipelines import features
-from pipelines.datasets.base import Corpus, Recording
+from pipelines.datasets.base import Corpus, Recording, content_digest
 from pipelines.errors import DataError
 
 FACES_FOLDER = "faces"
 AUDIO_FOLDER = "audio"
-READER_VERSION = 1
+READER_VERSION = 2  # 2: fingerprints hash the files' contents
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,11 +221,9 @@ def open_synthetic_raw(root: Path, params: dict, segments: dict, corruption_path
             path = root / relative
             if not path.is_file():
                 raise DataError("missing file of the raw synthetic corpus; regenerate it", path)
-            stat = path.stat()
-            files.append([relative, stat.st_size, stat.st_mtime_ns])
+            files.append([relative, content_digest(path)])
     for path in (root / "synthetic.json", corruption_path):
-        stat = path.stat()
-        files.append([path.name, stat.st_size, stat.st_mtime_ns])
+        files.append([path.name, content_digest(path)])
     key = {"dataset": "synthetic", "mode": "raw", "reader_version": READER_VERSION, "files": files}
     fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 

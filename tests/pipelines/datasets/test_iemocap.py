@@ -389,3 +389,24 @@ def test_an_empty_devel_set_is_explained_when_its_speakers_utterances_are_all_sk
         f"(no feature file)",
         empty,
     ]
+
+
+@pytest.mark.parametrize("edited", ["label", "feature"])
+def test_fingerprint_follows_the_content_not_size_and_time(tmp_path, edited):
+    root, feats = tmp_path / "IEMOCAP", tmp_path / "feats"
+    truth = write_iemocap_fixture(root, feats, feature_format="csv")
+    options = {"features_dir": feats, "audio_features": "audio", "visual_features": "visual"}
+    first = open_corpus("iemocap", root, **options).fingerprint
+    utterance = sorted(truth)[0]
+    if edited == "label":
+        path = next((root / "Session1" / "dialog" / "EmoEvaluation").glob("*.txt"))
+        old, new = "C-E2:\tNeutral;", "C-E2:\tNeutraL;"
+    else:
+        path = feats / "audio" / f"{utterance}.csv"
+        old = path.read_text().split(",")[0]
+        new = old[:-1] + ("1" if old[-1] != "1" else "2")
+    stat = path.stat()
+    path.write_text(path.read_text().replace(old, new, 1))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert open_corpus("iemocap", root, **options).fingerprint != first
