@@ -426,3 +426,32 @@ def test_avec_recording_without_visual_features_is_refused_or_marked_absent(cach
     np.testing.assert_array_equal(predictions["Devel_HU_01"]["visual_weight"], 0.0)
     np.testing.assert_array_equal(predictions["Devel_HU_01"]["audio_weight"], 1.0)
     assert (predictions["Devel_DE_01"]["visual_weight"] > 0).all()
+
+
+@pytest.mark.slow
+def test_avec_as_distributed_trains_under_the_defaults_and_names_the_shared_recordings(cache, tmp_path):
+    """Dyadic pairs with the same audio features, files padded past the labels, a zero start: the
+    main command trains on it with no extra flag and says in one line which recordings share features."""
+    from tests.fixtures import AVEC_PAIRS, write_avec_real_fixture
+
+    root = tmp_path / "AVEC2019_CES"
+    write_avec_real_fixture(root)
+    run_dir = tmp_path / "run"
+    config = write_config(
+        tmp_path / "tiny.yaml", training={"epochs": 1, "window_seconds": 4.0, "window_hop_seconds": 4.0}
+    )
+    result = cli(
+        ["--dataset", "avec", "--data-dir", str(root), "--audio-features", "egemaps,mfcc"]
+        + ["--visual-features", "au,baseline", "--config", str(config), "--quiet", "--output-dir", str(run_dir)],
+        cache,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    shared = [line for line in result.stderr.splitlines() if "share feature values" in line]
+    assert len(shared) == 1 and shared[0].startswith("example_gen: 10 recordings share feature values"), shared
+    assert all(f"{first}={second}" in shared[0] for first, second in AVEC_PAIRS)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert all(math.isfinite(metrics["devel"]["av"][f"ccc_{key}"]) for key in ("valence", "arousal"))
+    report = json.loads((run_dir / "config.json").read_text())["runtime"]["artifact_dir"]
+    groups = json.loads((Path(report) / "manifest.json").read_text())["corpus_report"]["recordings_sharing_features"]
+    assert [group["recordings"] for group in groups] == [list(pair) for pair in AVEC_PAIRS]
