@@ -71,27 +71,54 @@ def progress_bar(iterable, desc: str, *, total=None, unit: str = "rec", enabled:
     return tqdm(iterable, desc=desc, total=total, unit=unit, file=sys.stderr)
 
 
-def check_output_dir(path, flag: str = "--output-dir") -> Path:
+def check_output_dir(path, flag: str = "--output-dir", *, create: bool = True) -> Path:
     """Makes sure `path` is (or can become) a folder this process can write; returns it.
 
-    Creates the folder. Raises ConfigError naming `flag` and the folder when it is a file, lies
-    under a file, or cannot be created or written (e.g. /proc/x, a read-only disk).
+    The one guard of every command that writes, called right after the flags are parsed and before
+    anything heavy (TensorFlow, a model, a corpus). Raises ConfigError naming `flag` and the folder
+    when it is a file, lies under a file, or cannot be created or written (e.g. /proc/x, a
+    read-only disk).
+
+    Args:
+        path: the folder.
+        flag: str. What the error names, e.g. "--output-dir".
+        create: bool. Create the folder (default). False only checks, and leaves nothing behind:
+            for commands that create the folder later or not at all (one that must exist already,
+            one whose absence means something), the nearest existing folder must be writable.
     """
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} is a file, not a folder; pass a folder (new or existing)", path)
-    parent = path
+    _check_writable(path, flag, path, create)
+    return path
+
+
+def check_output_file(path, flag: str) -> Path:
+    """Like `check_output_dir(create=False)` for a file a command writes (e.g. `--output report.json`):
+    raises ConfigError naming `flag` and the file when it is a folder, lies under a file, or its
+    folder cannot be created or written. Creates nothing."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{flag} is a folder, not a file; pass a file path", path)
+    _check_writable(path.parent, flag, path, create=False)
+    return path
+
+
+def _check_writable(folder: Path, flag: str, shown: Path, create: bool) -> None:
+    """`folder` is not under a file and is writable (created when `create`); errors name `shown`."""
+    parent = folder
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise ConfigError(f"{flag} lies under a file ({parent}); pass a folder path", path)
+        raise ConfigError(f"{flag} lies under a file ({parent}); pass a path in a folder", shown)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=path)
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        # Write access as the file system sees it (os.access says yes to root on /proc, for one).
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder if create else parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
         raise ConfigError(
-            f"{flag} cannot be created or written ({error.strerror or error}); pass a writable folder", path
+            f"{flag} cannot be created or written ({error.strerror or error}); pass a writable folder", shown
         ) from None
-    return path

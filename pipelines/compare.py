@@ -307,6 +307,9 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    for path, flag in ((args.output, "--output"), (args.uncertainty_plot, "--uncertainty-plot")):
+        if path:
+            cli.check_output_file(path, flag)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
         if args.uncertainty_plot:

@@ -203,6 +203,8 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    # Checks only (`run` writes into it once the members load), before TensorFlow starts.
+    cli.check_output_dir(args.output_dir, "--output-dir", create=False)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     run(runs, args.output_dir, args.partition, args.corrupt, args.corrupt_mode, seed=args.seed)
 

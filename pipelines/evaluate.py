@@ -821,8 +821,12 @@ def parse_args(argv=None):
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
+    # Checks only: a run directory that does not exist is reported by `run` (nothing is created for it).
     if args.output_dir:
-        cli.check_output_dir(args.output_dir)
+        cli.check_output_dir(args.output_dir, "--output-dir", create=False)
+    else:  # the evaluation folders go into the run directory
+        cli.check_output_dir(args.run_dir, "--run-dir", create=False)
+        cli.check_output_dir(Path(args.run_dir) / "evaluation", "--run-dir (its evaluation folder)", create=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
         run(

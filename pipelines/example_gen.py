@@ -658,6 +658,8 @@ def strictness_option(dataset: str, strict) -> dict:
 @cli_main
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    # Checks only (`run` makes the folder once the corpus reads), before the corpus is read.
+    cli.check_output_dir(args.output_dir, "--output-dir", create=False)
     options = {}
     audio, visual = _split(args.audio_features), _split(args.visual_features)
     if args.dataset == "iemocap":

@@ -656,6 +656,10 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    # Checks only (the model's folder is made once the model has loaded), before TensorFlow starts.
+    cli.check_output_dir(args.base_dir, "--base-dir", create=False)
+    _check_name(args.name)
+    cli.check_output_dir(Path(args.base_dir) / args.name, "--base-dir/--name", create=False)
     run(args.run_dir, args.name, version=args.version, base_dir=args.base_dir, warmup_recordings=args.warmup_recordings)
 
 

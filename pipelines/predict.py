@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -310,6 +311,32 @@ def _check_output_dir(out_dir: Path, settings: dict, overwrite: bool) -> None:
         )
 
 
+def check_hop(corpus_hop, config: dict, config_source, data_dir) -> None:
+    """Refuses a corpus whose frames are another hop apart than the model was trained at (its outputs
+    would be meaningless, e.g. pinned near +-1). The trained hop is `runtime.hop` of the run's
+    config.json; a run saved before the trainer recorded it counts as 0.1 s.
+
+    Raises:
+        DataError naming `data_dir`, both hops and the config.
+    """
+    from pipelines import runs
+
+    trained = runs.trained_hop(config)
+    if math.isclose(float(corpus_hop), trained, rel_tol=1e-6, abs_tol=1e-9):
+        return
+    recorded = (config.get("runtime") or {}).get("hop") is not None
+    where = (
+        f"runtime.hop of {config_source}"
+        if recorded
+        else f"{config_source} records no hop: a run saved before it was recorded counts as {trained:g} s"
+    )
+    raise DataError(
+        f"frames {float(corpus_hop):g} s apart, but the model was trained on frames {trained:g} s apart "
+        f"({where}); resample the features to a {trained:g} s hop",
+        data_dir,
+    )
+
+
 def run(args) -> dict:
     """Predicts every selected recording; returns the summary written to `predict.json`."""
     if not args.run_dir and not args.saved_model:
@@ -353,6 +380,7 @@ def run(args) -> dict:
     corpus = open_for_prediction(dataset, data_dir, options, select)
     if corpus.mode != "features":
         raise ConfigError("holds a raw corpus; predict takes per-frame feature corpora", data_dir)
+    check_hop(corpus.hop, config, config_source, data_dir)  # before the model loads
     frames = delay_lib.delay_frames(delay_seconds, corpus.hop)
     predictor = SavedModelPredictor(args.saved_model) if args.saved_model else KerasPredictor(args.run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -523,7 +551,10 @@ def parse_args(argv=None):
 
 @cli_main
 def main(argv=None):
-    run(parse_args(argv))
+    args = parse_args(argv)
+    # Checks only (the folder is made once the corpus and the model are read), before TensorFlow starts.
+    cli.check_output_dir(args.output_dir, "--output-dir", create=False)
+    run(args)
 
 
 if __name__ == "__main__":

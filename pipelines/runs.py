@@ -70,6 +70,16 @@ def artifact_dir_of(config: dict, run_dir) -> Path:
     return Path(path)
 
 
+DEFAULT_HOP = 0.1
+
+
+def trained_hop(config: dict) -> float:
+    """The frame hop in seconds a run was trained at (`runtime.hop` of its config.json); a run saved
+    before the trainer recorded it counts as the default 0.1 s."""
+    hop = (config.get("runtime") or {}).get("hop")
+    return DEFAULT_HOP if hop is None else float(hop)
+
+
 def open_run(run_dir):
     """Checks a run directory; returns (config, artifact_dir, manifest). Raises DataError."""
     run_dir = Path(run_dir)

@@ -227,6 +227,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.timeout <= 0:
         raise ConfigError(f"--timeout must be positive, got {args.timeout}")
+    if args.output_dir:  # checks only: `run` makes it once the server answers
+        cli.check_output_dir(args.output_dir, "--output-dir", create=False)
     return args
 
 

@@ -543,6 +543,8 @@ def main(argv=None):
     )
     cli.finish_parser(parser)
     args = parser.parse_args(argv)
+    # Checks only: the folder must hold ExampleGen's artefacts already (`run` says so when it does not).
+    cli.check_output_dir(args.artifact_dir, "--artifact-dir", create=False)
     run(args.artifact_dir, shift_threshold=args.shift_threshold, shift_fraction=args.shift_fraction, progress=True)
     check_anomalies(args.artifact_dir)
 

@@ -134,6 +134,9 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
             "policy": policy,
             "replicas": strategy.num_replicas_in_sync,
             "corpus_fingerprint": prepare.corpus_fingerprint(artifact_dir),
+            # The frame hop (s) the model learnt: pipelines.predict refuses features at another one.
+            # Outside the compared settings, so a run saved before it was recorded still resumes.
+            "hop": float(read_json(artifact_dir / "manifest.json")["hop"]),
         }
         write_json_atomic(run_dir / "config.json", {**config_lib.comparable_settings(config), "runtime": runtime})
 

@@ -129,6 +129,8 @@ def main(argv=None):
     parser.add_argument("--artifact-dir", required=True, help="ExampleGen's output folder")
     cli.finish_parser(parser)
     args = parser.parse_args(argv)
+    # Checks only: the folder must hold ExampleGen's artefacts already (`run` says so when it does not).
+    cli.check_output_dir(args.artifact_dir, "--artifact-dir", create=False)
     run(args.artifact_dir, progress=True)
 
 

@@ -945,6 +945,8 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    # Checks only: the calibration is written into the run directory, which must exist (`open_run` says so).
+    cli.check_output_dir(args.run_dir, "--run-dir", create=False)
     if args.mc_passes < 2:
         raise ConfigError(f"--mc-passes must be >= 2, got {args.mc_passes}")
     from pipelines import corrupt, runs

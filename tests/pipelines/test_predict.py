@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -195,6 +196,78 @@ def test_feature_only_folder_is_predicted(run_dir, corpus_dir, tmp_path, capsys)
     assert sorted(p.name for p in (tmp_path / "out").glob("*.csv")) == sorted(
         p.name for p in (data / "audio").glob("*.csv")
     )
+
+
+def features_at_hop(corpus_dir: Path, target: Path, hop: float) -> Path:
+    """A feature-only copy of the corpus's Test recordings with their frames `hop` seconds apart."""
+    for folder in ("audio", "visual"):
+        (target / folder).mkdir(parents=True)
+        for path in (corpus_dir / folder).glob("Test_*.csv"):
+            rows = list(csv.reader(open(path), delimiter=";"))
+            for i, row in enumerate(rows[1:]):
+                row[1] = f"{i * hop:.6f}"
+            with open(target / folder / path.name, "w", newline="") as handle:
+                csv.writer(handle, delimiter=";").writerows(rows)
+    return target
+
+
+def _no_model(*args, **kwargs):
+    raise AssertionError("the model was loaded before the hop was checked")
+
+
+@pytest.mark.slow
+def test_features_at_another_hop_are_refused_before_the_model_loads(run_dir, corpus_dir, tmp_path, capsys, monkeypatch):
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    assert config["runtime"]["hop"] == pytest.approx(0.1)  # the trainer records the corpus hop
+    data = features_at_hop(corpus_dir, tmp_path / "fast", 0.04)
+    monkeypatch.setattr(predict, "KerasPredictor", _no_model)
+    out = tmp_path / "out"
+    code, _, err = predict_cli(
+        capsys, "--run-dir", run_dir, "--dataset", "avec", "--data-dir", data, "--output-dir", out
+    )
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {data}: "), err
+    assert "frames 0.04 s apart" in lines[0] and "trained on frames 0.1 s apart" in lines[0], lines[0]
+    assert f"runtime.hop of {Path(run_dir) / 'config.json'}" in lines[0]
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_run_saved_without_its_hop_counts_as_trained_at_a_tenth_of_a_second(run_dir, corpus_dir, tmp_path, capsys):
+    old = tmp_path / "old_run"
+    old.mkdir()
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    del config["runtime"]["hop"]  # as the trainer wrote it before it recorded the hop
+    (old / "config.json").write_text(json.dumps(config))
+    shutil.copy(Path(run_dir) / "model.keras", old / "model.keras")
+
+    data = features_at_hop(corpus_dir, tmp_path / "fast", 0.04)
+    code, _, err = predict_cli(
+        capsys, "--run-dir", old, "--dataset", "avec", "--data-dir", data, "--output-dir", tmp_path / "a"
+    )
+    assert code == 2, err
+    line = err.strip().splitlines()[-1]
+    assert "frames 0.04 s apart" in line and "trained on frames 0.1 s apart" in line, line
+    assert "records no hop" in line and str(old / "config.json") in line, line
+
+    code, out, err = predict_cli(capsys, "--run-dir", old, "--data-dir", corpus_dir, "--output-dir", tmp_path / "b")
+    assert code is None, err  # features at 0.1 s: predicted as before
+    assert sorted(p.name for p in (tmp_path / "b").glob("*.csv")) == sorted(
+        p.name for p in (corpus_dir / "audio").glob("Test_*.csv")
+    )
+
+
+def test_the_trained_hop_is_the_recorded_one_else_a_tenth_of_a_second():
+    from pipelines import runs
+    from pipelines.errors import DataError
+
+    assert runs.trained_hop({}) == runs.trained_hop({"runtime": {"artifact_dir": "x"}}) == 0.1
+    assert runs.trained_hop({"runtime": {"hop": 0.04}}) == 0.04
+    predict.check_hop(0.1, {"runtime": {}}, "RUN/config.json", "DATA")
+    predict.check_hop(0.04, {"runtime": {"hop": 0.04}}, "RUN/config.json", "DATA")
+    with pytest.raises(DataError, match=r"frames 0\.1 s apart, but the model was trained on frames 0\.04 s apart"):
+        predict.check_hop(0.1, {"runtime": {"hop": 0.04}}, "RUN/config.json", "DATA")
 
 
 def test_avec_reader_keeps_requiring_labels_unless_asked(corpus_dir, tmp_path):
