@@ -63,8 +63,12 @@ class NanGuard(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
-def plot_recording(recording, outputs, hop):
+def plot_recording(recording, outputs, hop, title=None):
     """Label, unimodal and fused predictions, and the fusion weights over time (paper Fig. 5/6).
+
+    With `<dim>_lower` / `<dim>_upper` in `outputs` the fused prediction's interval is drawn as a
+    band; frames where a modality is absent (`audio_present` / `visual_present` 0, in `outputs` or
+    the recording) are shaded grey on the weight panel.
 
     Used by the TensorBoard callback below and by the evaluator's timelines.
 
@@ -74,6 +78,7 @@ def plot_recording(recording, outputs, hop):
         outputs: dict of per-frame NumPy outputs of the inference model ([N] each; classification
             outputs converted to one value per frame by the caller).
         hop: float. Seconds between frames.
+        title: optional str above the figure (e.g. the recording's name).
 
     Returns:
         bytes: the figure as PNG.
@@ -98,6 +103,16 @@ def plot_recording(recording, outputs, hop):
         ):
             if key in outputs and np.ndim(outputs[key]) == 1:
                 ax.plot(time, outputs[key], color=style, lw=1, label=name)
+        if f"{dim}_lower" in outputs and f"{dim}_upper" in outputs:
+            ax.fill_between(
+                time,
+                outputs[f"{dim}_lower"],
+                outputs[f"{dim}_upper"],
+                color="tab:green",
+                alpha=0.2,
+                lw=0,
+                label="interval",
+            )
         ax.set_ylabel(dim)
         ax.set_ylim(-1.1, 1.1)
         ax.legend(loc="upper right", fontsize=7, ncol=4)
@@ -120,11 +135,26 @@ def plot_recording(recording, outputs, hop):
                     label=f"{key.split('_')[0]} corrupted (shaded)",
                 )
                 shaded += 1
+        for key, hatch in (("audio_present", "//"), ("visual_present", "\\\\")):
+            present = outputs.get(key, recording.get(key))
+            if present is not None and len(present) == len(time) and (np.asarray(present) == 0).any():
+                ax.fill_between(
+                    time,
+                    0,
+                    1,
+                    where=np.asarray(present) == 0,
+                    color="grey",
+                    alpha=0.2,
+                    hatch=hatch,
+                    lw=0,
+                    label=f"{key.split('_')[0]} absent",
+                )
+                shaded += 1
         ax.set_ylim(0, 1)
         ax.set_ylabel("fusion weight")
         ax.legend(loc="upper right", fontsize=7, ncol=2 + shaded)
     axes[-1].set_xlabel("time (s)")
-    fig.suptitle(str(recording.get("name", "")))
+    fig.suptitle(title or str(recording.get("name", "")))
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80)

@@ -11,9 +11,19 @@ adapter, feature folders and presence handling (from the run's `config.json`, or
 layout works: for AVEC, the Test partition with or without label files, or a folder holding only
 feature folders (no `labels/`). Output, for per-frame corpora (AVEC, synthetic):
 
-    OUT/<name>.csv          name;timestamp;arousal;valence   (AVEC's submission format, one per recording)
+    OUT/<name>.csv          name;timestamp;arousal;valence, then the 90% intervals arousal_lower;arousal_upper;
+                            valence_lower;valence_upper and audio_present;visual_present (one per recording,
+                            named as the recording; --no-intervals: AVEC's four submission columns only)
     OUT/extra/<name>.csv    name;timestamp;<every other per-frame output of the model>
+    OUT/plots/<name>.png    with --plot: the predictions with their interval bands, the fusion weights, and
+                            the frames where a modality is absent shaded
     OUT/predict.json        what was predicted from what (written first, completed last)
+
+The intervals come from the run's uncertainty calibration (`uncertainty_calibration.json`, which the
+trainer writes at the end of every frame-level regression run; for a run trained before that,
+`python -m pipelines.uncertainty --run-dir RUN` adds it) or from an exported model's `*_std`
+outputs: mu -+ z std with z the Gaussian quantile of `--level` (0.9 by default). A frame with
+`visual_present` 0 had no visual input (e.g. no face found), and the model fused audio alone there.
 
 The timestamps are the label file's, or the feature files' when there is none. With a label delay
 (`training.label_delay_seconds`) the outputs are shifted back onto the labels' timeline first
@@ -46,6 +56,7 @@ from pipelines.pause import pause_point
 
 ALL = "all"
 EXTRA_FOLDER = "extra"
+PLOTS_FOLDER = "plots"
 PARTS_FOLDER = ".utterances"
 SUMMARY_FILE = "predict.json"
 SAVED_MODEL_CONFIG = Path("assets.extra") / "config.json"
@@ -282,6 +293,7 @@ def _summary_settings(args, config_source, dataset, options, delay_seconds) -> d
         "options": {key: value for key, value in sorted(options.items())},
         "partition": args.partition,
         "label_delay_seconds": delay_seconds,
+        "interval_level": None if args.no_intervals else args.level,
     }
 
 
@@ -298,7 +310,7 @@ def _check_output_dir(out_dir: Path, settings: dict, overwrite: bool) -> None:
 
         for item in out_dir.glob("*.csv"):
             item.unlink()
-        for name in (EXTRA_FOLDER, PARTS_FOLDER):
+        for name in (EXTRA_FOLDER, PARTS_FOLDER, PLOTS_FOLDER):
             shutil.rmtree(out_dir / name, ignore_errors=True)
         path.unlink()
         return
@@ -375,7 +387,7 @@ def run(args) -> dict:
         if not wanted(partition):
             return False
         seen.append(name)
-        return not _finished(out_dir, name, sequence_level)
+        return not _finished(out_dir, name, sequence_level, args.plot)
 
     corpus = open_for_prediction(dataset, data_dir, options, select)
     if corpus.mode != "features":
@@ -389,6 +401,10 @@ def run(args) -> dict:
 
     from tqdm import tqdm
 
+    from pipelines import uncertainty as uncertainty_lib
+
+    level = None if args.no_intervals else args.level
+    intervals_said = False
     written, skipped = 0, 0
     progress = tqdm(
         corpus.recordings(),
@@ -420,7 +436,11 @@ def run(args) -> dict:
                     "corpus; train it on one first",
                     args.saved_model or args.run_dir,
                 )
-            _write_recording(recording, outputs, out_dir, task, sequence_level)
+            if not intervals_said and task == "regression" and not sequence_level and level is not None:
+                intervals_said = True
+                if not any(key.endswith(uncertainty_lib.STD_SUFFIX) for key in outputs):
+                    print(_no_intervals_hint(args), file=sys.stderr)
+            _write_recording(recording, outputs, out_dir, task, sequence_level, level, args.plot)
             written += 1
             pause_point("predict.recording")
     finally:
@@ -451,14 +471,16 @@ def run(args) -> dict:
     return summary
 
 
-def _finished(out_dir: Path, name: str, sequence_level: bool) -> bool:
-    return all(path.is_file() for path in _targets(out_dir, name, sequence_level))
+def _finished(out_dir: Path, name: str, sequence_level: bool, plot=False) -> bool:
+    return all(path.is_file() for path in _targets(out_dir, name, sequence_level, plot))
 
 
-def _targets(out_dir: Path, name: str, sequence_level) -> list:
+def _targets(out_dir: Path, name: str, sequence_level, plot=False) -> list:
     if sequence_level:
         return [out_dir / PARTS_FOLDER / f"{name}.csv"]
-    return [out_dir / EXTRA_FOLDER / f"{name}.csv", out_dir / f"{name}.csv"]
+    return [out_dir / EXTRA_FOLDER / f"{name}.csv", out_dir / f"{name}.csv"] + (
+        [out_dir / PLOTS_FOLDER / f"{name}.png"] if plot else []
+    )
 
 
 def _main_values(outputs, task, key):
@@ -466,7 +488,28 @@ def _main_values(outputs, task, key):
     return value.argmax(axis=-1) - 1 if task == "classification" else value
 
 
-def _write_recording(recording, outputs, out_dir: Path, task, sequence_level) -> None:
+def main_columns(recording, outputs, task, level=None) -> dict:
+    """The columns of a recording's prediction file: arousal and valence, their `level` interval
+    (`*_lower`, `*_upper`, when the outputs carry a calibrated std and `level` is not None), and the
+    presence flags of both modalities."""
+    from pipelines import uncertainty
+
+    columns = {key: _main_values(outputs, task, key) for key in PREDICTIONS}
+    if task == "regression" and level is not None:
+        bounds = uncertainty.interval_bounds(outputs, level)
+        for key in PREDICTIONS:
+            if f"{key}_lower" in bounds:
+                columns[f"{key}_lower"], columns[f"{key}_upper"] = bounds[f"{key}_lower"], bounds[f"{key}_upper"]
+    if level is not None:
+        num_frames = len(columns[features.VALENCE])
+        for key in (features.AUDIO_PRESENT, features.VISUAL_PRESENT):
+            value = recording.get(key)
+            present = np.ones(num_frames) if value is None else np.asarray(value, np.float64)[:num_frames]
+            columns[key] = np.round(present).astype(np.int64)
+    return columns
+
+
+def _write_recording(recording, outputs, out_dir: Path, task, sequence_level, level=None, plot=False) -> None:
     name = recording["name"]
     if sequence_level:
         row = {
@@ -478,7 +521,14 @@ def _write_recording(recording, outputs, out_dir: Path, task, sequence_level) ->
     num_frames = len(outputs[features.VALENCE])
     timestamps = frame_timestamps(recording, num_frames)
     write_text_atomic(out_dir / EXTRA_FOLDER / f"{name}.csv", _table(name, timestamps, extra_columns(outputs)))
-    main = {key: _main_values(outputs, task, key) for key in PREDICTIONS}
+    main = main_columns(recording, outputs, task, level)
+    if plot:
+        from pipelines.callbacks import plot_recording
+        from pipelines.io_utils import write_bytes_atomic
+
+        shown = {**outputs, **{key: value for key, value in main.items() if key not in PREDICTIONS}}
+        hop = float(recording.get("hop") or 0.1)
+        write_bytes_atomic(out_dir / PLOTS_FOLDER / f"{name}.png", plot_recording(recording, shown, hop, title=name))
     write_text_atomic(out_dir / f"{name}.csv", _table(name, timestamps, main))
 
 
@@ -498,6 +548,28 @@ def _assemble_utterances(out_dir: Path, names) -> list:
 
 
 # --------------------------------------------------------------------------- command line
+
+
+def _level(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
+
+
+def _no_intervals_hint(args) -> str:
+    if args.saved_model:
+        return (
+            f"note: {args.saved_model} gives no calibrated std, so the predictions have no intervals; export the "
+            "run again after python -m pipelines.uncertainty --run-dir RUN (runs trained now have it)"
+        )
+    return (
+        f"note: {args.run_dir} has no uncertainty calibration (trained before the trainer fitted one), so the "
+        f"predictions have no intervals; add it with python -m pipelines.uncertainty --run-dir {args.run_dir}"
+    )
 
 
 def parse_args(argv=None):
@@ -542,6 +614,23 @@ def parse_args(argv=None):
         metavar="SECONDS",
         help="annotation delay the model was trained with (default: the run's "
         "training.label_delay_seconds); outputs are shifted back by it",
+    )
+    parser.add_argument(
+        "--level",
+        type=_level,
+        default=0.9,
+        help="coverage of the intervals in the prediction files (*_lower, *_upper), strictly between 0 and 1",
+    )
+    parser.add_argument(
+        "--no-intervals",
+        action="store_true",
+        help="write AVEC's four submission columns only (name;timestamp;arousal;valence), no intervals or presence",
+    )
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="also draw a timeline per recording (plots/<name>.png): predictions with interval bands, fusion "
+        "weights, absent frames shaded",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace predictions made with other settings")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -176,6 +176,9 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
         model.save(str(tmp))
         os.replace(tmp, run_dir / "model.keras")
     metrics = _score_partitions(config, run_dir, artifact_dir, inputs, infer, chief=chief, progress=progress)
+    if chief:
+        fit_uncertainty(config, run_dir, artifact_dir, inputs, infer, progress=progress)
+        write_json_atomic(run_dir / "metrics.json", metrics)  # last: backup/ stays, --epochs N continues from it
     print(f"\ntrained {config['model']['name']} ({config['task']}) in {train_seconds:.0f} s; run directory: {run_dir}")
     from pipelines import evaluation
 
@@ -254,9 +257,18 @@ def _score_partitions(config, run_dir, artifact_dir, inputs, infer, *, chief, pr
             evaluation.write_prediction_csvs(
                 predictions, run_dir / "predictions" / partition, task=task, sequence_level=inputs.sequence_level
             )
-    if chief:
-        write_json_atomic(run_dir / "metrics.json", metrics)  # backup/ stays: --epochs N continues from it
     return metrics
+
+
+def fit_uncertainty(config, run_dir, artifact_dir, inputs, infer, *, progress) -> None:
+    """A frame-level regression run's per-frame uncertainty calibration (`pipelines.uncertainty`),
+    fitted on the validation partition and written into the run directory, so that the run's
+    predictions (`pipelines.predict`), evaluations and exports carry intervals from the start."""
+    if config["task"] != "regression" or inputs.sequence_level:
+        return
+    from pipelines import uncertainty
+
+    uncertainty.calibration_for(run_dir, infer, config, artifact_dir, "native", refit=True, verbose=progress)
 
 
 # --------------------------------------------------------------------------- command line

@@ -90,6 +90,24 @@ def _z(level):
     return NormalDist().inv_cdf((1.0 + level) / 2.0)
 
 
+def interval_bounds(outputs, level=LEVEL) -> dict:
+    """The central `level` interval mu -+ z std of every fused dimension whose calibrated std is in
+    `outputs` (`<dim>_std`, from `Calibration.std` or an exported model): `<dim>_lower` and
+    `<dim>_upper` arrays; {} when there is no std. z is the Gaussian quantile of the level (1.645
+    for 0.9, the level the calibration's scale is fitted for; other levels follow the Gaussian shape)."""
+    if not 0.0 < level < 1.0:
+        raise ConfigError(f"the interval level must lie strictly between 0 and 1, got {level!r}")
+    z = _z(level)
+    bounds = {}
+    for dim in features.LABEL_KEYS:
+        std = outputs.get(f"{dim}{STD_SUFFIX}")
+        if std is None or dim not in outputs:
+            continue
+        mu, std = np.asarray(outputs[dim], np.float64), np.asarray(std, np.float64)
+        bounds[f"{dim}_lower"], bounds[f"{dim}_upper"] = mu - z * std, mu + z * std
+    return bounds
+
+
 # --------------------------------------------------------------------------- scores
 
 

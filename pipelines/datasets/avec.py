@@ -25,6 +25,16 @@ Layout::
 * `allow_missing_modality=True`: a recording without a modality's feature file gets zeros and a
   presence of 0 for that modality (a recording with neither modality is skipped and reported).
 
+Recordings named as their user named them. `<Partition>_<Culture>_<NN>` is AVEC's convention; any
+other file stem (spaces, dots, unicode) is a recording too: its partition comes from
+`<root>/partitions.csv` (header `name;partition`, partition `train`, `devel` or `test`), and with
+`labels_optional=True` (prediction) an unlisted one is a `test` recording. Without either, a file of
+another name is ignored with a warning naming it.
+
+Presence per frame: a feature file whose last header column is `present` (0 or 1, as
+`pipelines.extract` writes for frames without a face) marks the frames it flags 0 absent; that
+column is not a feature.
+
 Files are read lazily, one recording at a time, when `Corpus.recordings()` is iterated.
 """
 
@@ -48,6 +58,8 @@ from pipelines.datasets.tables import clean_name, detect_header, first_line, rea
 from pipelines.errors import ConfigError, DataError
 
 LABELS_FOLDER = "labels"
+PARTITIONS_FILE = "partitions.csv"
+PRESENT_COLUMN = "present"
 PARTITION_NAMES = {"Train": features.TRAIN, "Devel": features.DEVEL, "Test": features.TEST}
 FILE_PATTERN = re.compile(r"^(Train|Devel|Test)_([A-Za-z]+)_(\d+)\.csv$")
 # Relative tolerance on the step between label timestamps.
@@ -68,6 +80,7 @@ class _Folder:
     dim: int = 0
     names: list = dataclasses.field(default_factory=list)
     first_file: Optional[Path] = None
+    presence: bool = False  # the last column is the `present` flag, not a feature
 
 
 @dataclasses.dataclass
@@ -169,30 +182,32 @@ def open_layout(
         "padded_files": [],
     }
     label_files = _list_csv(labels_dir) if labels_dir.is_dir() else {}
+    partitions = _read_partitions(root / PARTITIONS_FILE)
     entries = {}
     for file_name in sorted(label_files):
-        match = FILE_PATTERN.match(file_name)
-        if not match:
-            report["ignored_files"].append(str(labels_dir / file_name))
-            warnings.warn(
-                f"{labels_dir / file_name}: ignored, label files are named "
-                f"<Partition>_<Culture>_<NN>.csv with Partition Train, Devel or Test",
-                stacklevel=3,
-            )
+        entry = _entry(file_name, labels_dir / file_name, partitions, labels_optional)
+        if entry is None:
+            _ignore(labels_dir / file_name, report)
             continue
-        entries[file_name] = _entry(match, labels_dir / file_name)
+        entries[file_name] = entry
     # Test labels are not public: test recordings are also found in the feature folders.
     for folders in modalities.values():
         for folder in folders:
             for file_name in sorted(folder.files):
-                match = FILE_PATTERN.match(file_name)
-                if match and (labels_optional or match.group(1) == "Test") and file_name not in entries:
-                    entries[file_name] = _entry(match, None)
-                elif match and file_name not in entries and file_name not in label_files:
+                if file_name in entries:
+                    continue
+                entry = _entry(file_name, None, partitions, labels_optional)
+                if entry is None:
+                    _ignore(folder.path / file_name, report)
+                elif labels_optional or entry.partition == features.TEST:
+                    entries[file_name] = entry
+                elif file_name not in label_files:
                     _missing_labels(labels_dir / file_name, folder.path / file_name, strict, report)
     if not entries:
         raise DataError(
-            "no label files named <Partition>_<Culture>_<NN>.csv (Partition: Train, Devel, Test)", labels_dir
+            "no label files named <Partition>_<Culture>_<NN>.csv (Partition: Train, Devel, Test) or listed "
+            f"in {PARTITIONS_FILE}",
+            labels_dir,
         )
     for file_name, entry in list(entries.items()):
         for modality, folders in modalities.items():
@@ -213,11 +228,12 @@ def open_layout(
             del entries[file_name]
     if not entries:
         raise DataError("no recording has feature files in the chosen folders", root)
+    order = sorted(entries, key=lambda file_name: _sort_key(entries[file_name]))
     for folders in modalities.values():
         for folder in folders:
-            _describe_folder(folder, [name for name in entries if name in folder.files])
+            _describe_folder(folder, [name for name in order if name in folder.files])
     names = {modality: _feature_names(folders) for modality, folders in modalities.items()}
-    hop = _corpus_hop(entries, modalities)
+    hop = _corpus_hop(entries, order, modalities)
 
     counts = {partition: 0 for partition in features.PARTITIONS}
     for entry in entries.values():
@@ -237,7 +253,7 @@ def open_layout(
             "allow_missing_modality": bool(allow_missing_modality),
         },
     )
-    ordered = [entries[name] for name in sorted(entries, key=_sort_key)]
+    ordered = [entries[name] for name in order]
     if select is not None:
         ordered = [entry for entry in ordered if select(entry.name, entry.partition)]
         report["selected"] = len(ordered)
@@ -301,22 +317,55 @@ def check_line_break(path: Path, strict=True) -> None:
     warnings.warn(f"{path}: {message}); accepted (lenient)", stacklevel=3)
 
 
-def _entry(match, label_path) -> _Entry:
-    partition, culture, number = match.groups()
-    return _Entry(
-        name=f"{partition}_{culture}_{number}",
-        partition=PARTITION_NAMES[partition],
-        culture=culture,
-        number=number,
-        label_path=label_path,
-        present={},
+def _entry(file_name: str, label_path, partitions: dict, labels_optional: bool) -> Optional[_Entry]:
+    """The recording a file belongs to: AVEC's `<Partition>_<Culture>_<NN>` names carry their partition;
+    any other name takes it from partitions.csv, or is a test recording when labels are optional
+    (prediction). None: a file of no recording (ignored with a warning)."""
+    stem = file_name[: -len(".csv")]
+    match = FILE_PATTERN.match(file_name)
+    if stem in partitions:
+        partition = partitions[stem]
+    elif match:
+        partition = PARTITION_NAMES[match.group(1)]
+    elif labels_optional:
+        partition = features.TEST
+    else:
+        return None
+    culture, number = (match.group(2), match.group(3)) if match else ("", "")
+    return _Entry(name=stem, partition=partition, culture=culture, number=number, label_path=label_path, present={})
+
+
+def _ignore(path: Path, report: dict) -> None:
+    if str(path) in report["ignored_files"]:
+        return
+    report["ignored_files"].append(str(path))
+    warnings.warn(
+        f"{path}: ignored, recordings are named <Partition>_<Culture>_<NN>.csv with Partition Train, "
+        f"Devel or Test, or listed with their partition in {PARTITIONS_FILE}",
+        stacklevel=4,
     )
 
 
-def _sort_key(file_name: str):
-    match = FILE_PATTERN.match(file_name)
-    partition, culture, number = match.groups()
-    return (list(PARTITION_NAMES).index(partition), culture, int(number))
+def _read_partitions(path: Path) -> dict:
+    """`partitions.csv` (header `name;partition`): recording name -> train, devel or test. {} without one."""
+    if not path.is_file():
+        return {}
+    table = read_table(path, text_columns=2, min_numeric_columns=0, header=True)
+    if [cell.lower() for cell in table.header[:2]] != ["name", "partition"]:
+        raise DataError(f"the header must be name;partition, found {';'.join(table.header)}", path, 1)
+    partitions = {}
+    for name, partition, line in zip(table.text[0], table.text[1], table.lines):
+        name, partition = clean_name(str(name)), clean_name(str(partition)).lower()
+        if partition not in features.PARTITIONS:
+            raise DataError(f"partition {partition!r} (expected {', '.join(features.PARTITIONS)})", path, int(line), 2)
+        if name in partitions:
+            raise DataError(f"recording {name!r} is listed twice", path, int(line), 1)
+        partitions[name] = partition
+    return partitions
+
+
+def _sort_key(entry: _Entry):
+    return (features.PARTITIONS.index(entry.partition), entry.culture, int(entry.number or 0), entry.name)
 
 
 def _list_csv(folder: Path) -> dict:
@@ -379,10 +428,11 @@ def _resolve_folders(root: Path, modality: str, names) -> list:
 
 
 def _describe_folder(folder: _Folder, used: list) -> None:
-    """Feature dimension and names of a folder, from the first line of its first used file."""
+    """Feature dimension and names of a folder, from the first line of its first used file (`used`
+    in corpus order)."""
     if not used:
         raise DataError("no feature file of any recording in this folder", folder.path)
-    path = folder.path / sorted(used, key=_sort_key)[0]
+    path = folder.path / used[0]
     line = first_line(path)
     cells = split_line(line, sniff_separator(path, line))
     if len(cells) < 3:
@@ -395,6 +445,12 @@ def _describe_folder(folder: _Folder, used: list) -> None:
     folder.first_file = path
     if detect_header(cells, 1):
         folder.names = [clean_name(cell) for cell in cells[2:]]
+        if folder.names[-1] == PRESENT_COLUMN:
+            if folder.dim < 2:
+                raise DataError(f"a feature file needs at least one feature column besides {PRESENT_COLUMN!r}", path, 1)
+            folder.presence = True
+            folder.names = folder.names[:-1]
+            folder.dim -= 1
     else:
         folder.names = [f"{folder.name}_{i}" for i in range(folder.dim)]
 
@@ -406,12 +462,13 @@ def _feature_names(folders: list) -> list:
     return names
 
 
-def _corpus_hop(entries: dict, modalities: dict) -> float:
-    for file_name, entry in sorted(entries.items(), key=lambda item: _sort_key(item[0])):
+def _corpus_hop(entries: dict, order: list, modalities: dict) -> float:
+    for file_name in order:
+        entry = entries[file_name]
         if entry.label_path is not None:
             table = read_table(entry.label_path, text_columns=1, header=True, allow_empty=True)
             return _hop_from(table.values[:, _label_columns(table)[0]], entry.label_path)
-    entry_name, entry = sorted(entries.items(), key=lambda item: _sort_key(item[0]))[0]
+    entry_name = order[0]
     folder = next(folder for folders in modalities.values() for folder in folders if entry_name in folder.files)
     path = folder.path / entry_name
     return _hop_from(read_table(path, text_columns=1, min_numeric_columns=2).values[:, 0], path)
@@ -491,8 +548,9 @@ def _require_values(table, column: int, name: str) -> None:
 
 
 def _read_features(path: Path, folder: _Folder, name=None, strict=True, lines=None):
+    """(timestamps, features, presence or None) of one feature file."""
     table = read_table(path, text_columns=1, min_numeric_columns=2)
-    dim = table.values.shape[1] - 1
+    dim = table.values.shape[1] - 1 - folder.presence
     if dim != folder.dim:
         raise DataError(f"{dim} feature columns, but {folder.first_file} has {folder.dim}", path, int(table.lines[0]))
     if name is not None:
@@ -500,7 +558,20 @@ def _read_features(path: Path, folder: _Folder, name=None, strict=True, lines=No
         check_names(table, name, strict)
     if lines is not None:
         lines[path] = table.lines
-    return table.values[:, 0], table.values[:, 1:]
+    presence = None
+    if folder.presence:
+        presence = table.values[:, -1]
+        bad = (presence != 0) & (presence != 1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(
+                f"{PRESENT_COLUMN} is {presence[i]:.6g} (expected 0 or 1)",
+                path,
+                int(table.lines[i]),
+                table.column_number(table.values.shape[1] - 1),
+            )
+        return table.values[:, 0], table.values[:, 1:-1], presence.astype(np.float32)
+    return table.values[:, 0], table.values[:, 1:], presence
 
 
 def check_names(table, expected: str, strict=True) -> None:
@@ -677,13 +748,13 @@ def _read_recording(
             ]
     reference, against = timestamps, "the label row it is paired with"
     if timestamps is None:
-        path, stamps, _ = min((item for items in raw.values() for item in items), key=lambda item: len(item[1]))
+        path, stamps, _, _ = min((item for items in raw.values() for item in items), key=lambda item: len(item[1]))
         timestamps = stamps
         # No labels: every file against the grid of the corpus hop through the nearest grid point.
         longest = max(len(item[1]) for items in raw.values() for item in items)
         reference = np.round(stamps[0] / hop) * hop + np.arange(longest) * hop
         against = f"the {hop:.6g} s frame grid puts that row at"
-    for path, stamps, values in (item for items in raw.values() for item in items):
+    for path, stamps, values, _ in (item for items in raw.values() for item in items):
         check_alignment(path, stamps, lines[path], reference, hop, strict, against)
         if seen is not None:
             seen.check(path, entry, values)
@@ -696,8 +767,10 @@ def _read_recording(
             presence[modality] = np.zeros(n, np.float32)
             continue
         parts = []
-        for path, _, values in raw[modality]:
+        for path, _, values, flags in raw[modality]:
             rows = values.shape[0]
+            if flags is not None:
+                present[: min(rows, n)] *= flags[:n]
             if rows < n:
                 warnings.warn(
                     f"{path}: {rows} feature rows for {n} label rows; the last row is repeated "
@@ -721,7 +794,7 @@ def _read_recording(
         timestamps=np.asarray(timestamps, np.float64),
         audio_present=presence[features.AUDIO],
         visual_present=presence[features.VISUAL],
-        metadata={"culture": entry.culture, "number": entry.number},
+        metadata={"culture": entry.culture, "number": entry.number} if entry.culture else {},
     )
 
 

@@ -27,6 +27,10 @@ def corpus_dir(run_dir, tmp_path_factory):
     return target
 
 
+INTERVAL_COLUMNS = ["arousal_lower", "arousal_upper", "valence_lower", "valence_upper"]
+PRESENCE_COLUMNS = ["audio_present", "visual_present"]
+
+
 def read_rows(path: Path):
     rows = list(csv.reader(open(path), delimiter=";"))
     return rows[0], rows[1:]
@@ -68,8 +72,18 @@ def test_run_and_saved_model_write_the_same_avec_submission(run_dir, exported, c
         assert sorted(p.name for p in (folder / "extra").glob("*.csv")) == tests
     for name in tests:
         header, rows = read_rows(from_run / name)
-        assert header == ["name", "timestamp", "arousal", "valence"]
+        assert header == ["name", "timestamp", "arousal", "valence"] + INTERVAL_COLUMNS + PRESENCE_COLUMNS
         assert {row[0] for row in rows} == {f"'{Path(name).stem}'"}
+        # The trainer's calibration gives the 90% intervals: mu -+ 1.6449 std of the extra file's std.
+        extra_header, extra = read_rows(from_run / "extra" / name)
+        values = numbers(rows)
+        for dim in ("arousal", "valence"):
+            mu = values[:, header.index(dim) - 1]
+            std = numbers(extra)[:, extra_header.index(f"{dim}_std") - 1]
+            assert (std > 0).all()
+            np.testing.assert_allclose(values[:, header.index(f"{dim}_lower") - 1], mu - 1.6448536 * std, atol=2e-6)
+            np.testing.assert_allclose(values[:, header.index(f"{dim}_upper") - 1], mu + 1.6448536 * std, atol=2e-6)
+        np.testing.assert_array_equal(values[:, -2:], 1.0)  # every frame of the synthetic test recordings present
         # No label file: the feature files' timestamps, one row per feature frame.
         np.testing.assert_allclose(numbers(rows)[:, 0], feature_timestamps(corpus_dir / "audio" / name), atol=5e-3)
         _, served = read_rows(from_export / name)
@@ -353,3 +367,52 @@ def test_utterance_table_is_assembled_from_one_part_per_utterance(tmp_path):
     header, rows = read_rows(tmp_path / "utterances_extra.csv")
     assert header == ["name", "timestamp", "audio_weight", "valence_utterance_std"]
     np.testing.assert_allclose(numbers(rows), [[0.0, 0.4, 0.1]] * 2, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_intervals_level_plots_and_avec_columns(run_dir, corpus_dir, tmp_path, capsys):
+    """--level 0.5 narrows the intervals by z(0.75) / z(0.95); --no-intervals writes AVEC's four columns;
+    --plot draws one timeline per recording."""
+    wide, narrow, avec = tmp_path / "wide", tmp_path / "narrow", tmp_path / "avec"
+    common = ["--run-dir", run_dir, "--data-dir", corpus_dir]
+    assert predict_cli(capsys, *common, "--output-dir", wide, "--plot")[0] is None
+    assert predict_cli(capsys, *common, "--output-dir", narrow, "--level", "0.5")[0] is None
+    assert predict_cli(capsys, *common, "--output-dir", avec, "--no-intervals")[0] is None
+    names = sorted(p.name for p in wide.glob("*.csv"))
+    assert sorted(p.name for p in (wide / "plots").glob("*.png")) == [n.replace(".csv", ".png") for n in names]
+    assert (wide / "plots" / names[0].replace(".csv", ".png")).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (narrow / "plots").exists()
+    for name in names:
+        header, rows = read_rows(wide / name)
+        _, narrow_rows = read_rows(narrow / name)
+        values, narrow_values = numbers(rows), numbers(narrow_rows)
+        lower, upper = header.index("valence_lower") - 1, header.index("valence_upper") - 1
+        np.testing.assert_allclose(
+            narrow_values[:, upper] - narrow_values[:, lower],
+            (values[:, upper] - values[:, lower]) * 0.6744898 / 1.6448536,
+            rtol=1e-4,
+        )
+        avec_header, avec_rows = read_rows(avec / name)
+        assert avec_header == ["name", "timestamp", "arousal", "valence"]
+        np.testing.assert_allclose(numbers(avec_rows), values[:, :3], atol=1e-6)
+    code, _, err = predict_cli(capsys, *common, "--output-dir", tmp_path / "bad", "--level", "1.2")
+    assert code == 2 and "argument --level: must lie strictly between 0 and 1, got 1.2" in err
+
+
+@pytest.mark.slow
+def test_a_run_without_calibration_predicts_without_intervals_and_says_how_to_add_them(
+    run_dir, corpus_dir, tmp_path, capsys
+):
+    old = tmp_path / "old_run"
+    shutil.copytree(run_dir, old, ignore=shutil.ignore_patterns("backup", "tensorboard", "predictions"))
+    (old / "uncertainty_calibration.json").unlink()
+    out = tmp_path / "out"
+    code, _, err = predict_cli(capsys, "--run-dir", old, "--data-dir", corpus_dir, "--output-dir", out)
+    assert code is None, err
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: {old} has no uncertainty calibration (trained before the trainer fitted one), so the predictions "
+        f"have no intervals; add it with python -m pipelines.uncertainty --run-dir {old}"
+    ]
+    header, _ = read_rows(next(out.glob("*.csv")))
+    assert header == ["name", "timestamp", "arousal", "valence"] + PRESENCE_COLUMNS
