@@ -125,13 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-confidence",
         type=_confidence,
         default=0.8,
+        metavar="X",
         help="OpenFace frames with success 0 or a lower confidence are absent",
     )
     parser.add_argument(
         "--lenient",
         action="store_true",
-        help="skip a corrupt or unreadable media file (or a missing OpenFace CSV) with a warning, listed in "
-        "extract.json, instead of stopping",
+        help="skip a corrupt or unreadable media file with a warning (listed in extract.json) instead of stopping, "
+        "and extract a recording without its OpenFace CSV without the openface set",
     )
     parser.add_argument(
         "--overwrite",
@@ -325,6 +326,13 @@ class Extraction:
                     entry["names"] = self.openface_names
             self.manifest["feature_sets"][name] = entry
 
+    def remove_outputs(self, entry, keep=()) -> None:
+        """Deletes the files an earlier extraction of a recording wrote that are not in `keep` (e.g. the
+        audio features of a file that has lost its audio stream), so that no stale file is read."""
+        for relative in (entry or {}).get("outputs") or {}:
+            if relative not in keep:
+                (self.out / relative).unlink(missing_ok=True)
+
     def key(self, source, digests: dict) -> str:
         return _digest({"settings": self.settings_key, "partition": source.partition, **digests})
 
@@ -402,7 +410,7 @@ class Extraction:
                 raise DataError(message + "; --lenient extracts the recording without openface", source.path)
             warnings.append(message + ": no openface features (lenient)")
             sets.remove(OPENFACE)
-        if not sets and not (FACES in (self.plan.requested or []) and info.has_audio):
+        if not sets:
             raise DataError("none of the chosen feature sets can be computed from this file's streams", source.path)
         entry = {
             "source": {
@@ -430,7 +438,7 @@ class Extraction:
             }
         outputs = {}  # relative path -> bytes
         audio_sets = [s for s in sets if s in AUDIO_SETS]
-        want_wave = info.has_audio and (FACES in sets or FACES in (self.plan.requested or []))
+        want_wave = info.has_audio and FACES in sets
         with ThreadPoolExecutor(max_workers=1) as pool:
             audio_job = pool.submit(self._audio, source, audio_sets, want_wave) if (audio_sets or want_wave) else None
             if FACES in sets:
@@ -459,6 +467,8 @@ class Extraction:
         if info.duration is None:
             entry["duration"] = max([entry.get("video_duration") or 0.0, entry.get("audio_duration") or 0.0]) or None
         entry["seconds"] = round(time.time() - started, 3)
+        old = self.manifest["recordings"].get(name)
+        self.remove_outputs(old, keep=entry["outputs"])
         self.manifest["recordings"][name] = entry
         return "extracted"
 
@@ -622,9 +632,18 @@ def run(args) -> dict:
                 for_run.check_dims(plan.run, modality, folders)
     out.mkdir(parents=True, exist_ok=True)
     extraction.describe_sets(audio_names)
+    # Partitions of this run's recordings and of those an earlier run left in the folder.
+    current = {source.name for source in sources}
     partitions = [(source.name, source.partition) for source in sources if source.partition]
+    partitions += [
+        (name, entry["partition"])
+        for name, entry in extraction.manifest["recordings"].items()
+        if name not in current and isinstance(entry, dict) and entry.get("partition")
+    ]
     if partitions:
         write_text_atomic(out / layout.PARTITIONS_FILE, layout.partitions_csv(partitions))
+    elif extraction.old.get("partitions"):  # written by an earlier run whose recordings had partitions
+        (out / layout.PARTITIONS_FILE).unlink(missing_ok=True)
     extraction.manifest["partitions"] = bool(partitions)
     extraction.manifest["inputs"] = [str(Path(item).expanduser().resolve()) for item in args.inputs]
     outcome = {"extracted": [], "up to date": [], "skipped": []}
@@ -639,7 +658,7 @@ def run(args) -> dict:
             if not args.lenient or not _is_media_error(error, source):
                 raise
             extraction.warn(source.path, f"{error.message}; skipped (lenient)")
-            extraction.manifest["recordings"].pop(source.name, None)
+            extraction.remove_outputs(extraction.manifest["recordings"].pop(source.name, None))
             extraction.manifest["skipped"].append({"name": source.name, "path": str(source.path), "error": str(error)})
             outcome["skipped"].append(source.name)
         extraction.save()

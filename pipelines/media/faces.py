@@ -39,6 +39,8 @@ TRACK_SIZE = 36  # pixels a tracked face is scaled to for the local search
 TRACK_REGION = 0.5  # the local search region extends this fraction of the face size on every side
 TRACK_SCALE_FACTOR = 1.05
 TRACK_MIN_NEIGHBOURS = 4
+# Pixel formats whose first plane is the luma (grayscale) picture at full size.
+_LUMA_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 
 
 @dataclasses.dataclass
@@ -129,14 +131,26 @@ class FaceDetector:
             patch[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
         return cv2.resize(patch, (self.face_size, self.face_size), interpolation=cv2.INTER_AREA)
 
+    def gray(self, video_frame, small_w: int, small_h: int) -> np.ndarray:
+        """The frame as grayscale at the detection size: the luma plane of a YUV frame, resized with
+        `cv2.INTER_AREA` (no colour conversion), else FFmpeg's conversion."""
+        cv2 = self.cv2
+        if video_frame.format.name in _LUMA_FORMATS:
+            plane = video_frame.planes[0]
+            luma = np.frombuffer(plane, np.uint8).reshape(video_frame.height, plane.line_size)[:, : video_frame.width]
+            if (small_w, small_h) == (video_frame.width, video_frame.height):
+                return np.ascontiguousarray(luma)
+            return cv2.resize(luma, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        gray = video_frame.reformat(width=small_w, height=small_h, format="gray").to_ndarray()
+        return np.ascontiguousarray(gray[:small_h, :small_w])
+
     def frame(self, video_frame):
         """The crop of the largest face of a PyAV video frame, or None. Frames are expected in order
         (the face found on one frame is looked for near the same place on the next)."""
         height, width = video_frame.height, video_frame.width
         scale = max(height / DETECT_HEIGHT, 1.0)
         small_w, small_h = max(int(round(width / scale)), 1), max(int(round(height / scale)), 1)
-        gray = video_frame.reformat(width=small_w, height=small_h, format="gray").to_ndarray()
-        gray = np.ascontiguousarray(gray[:small_h, :small_w])
+        gray = self.gray(video_frame, small_w, small_h)
         box = None
         if self.box is not None and self.since_full < FULL_SEARCH_EVERY:
             box = self.track(gray, self.box)

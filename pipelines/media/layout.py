@@ -26,7 +26,6 @@ from typing import Optional
 
 import numpy as np
 
-from pipelines.datasets.tables import read_table
 from pipelines.errors import ConfigError, DataError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aif", ".aiff")
@@ -143,6 +142,8 @@ class Labels:
 def read_labels(path, hop: float = HOP) -> Labels:
     """A label file beside a media file: `timestamp;arousal;valence` with a header, one row per `hop`
     seconds from 0, values in [-1, 1]. DataError naming file:line:column otherwise."""
+    from pipelines.datasets.tables import read_table  # pandas: imported when a label file is read
+
     path = Path(path)
     table = read_table(path, text_columns=0, header=True, min_numeric_columns=3)
     lower = [name.lower() for name in table.header]

@@ -263,6 +263,11 @@ def test_a_rerun_skips_complete_recordings_and_redoes_a_changed_one(media, tmp_p
     (out / "mfcc" / "a.csv").write_text("cut")
     assert run_extract([inputs, "--output-dir", out], capsys)[0] == 0
     assert read_manifest(out)["last_run"]["extracted"] == ["a"]
+    # a recording whose file now holds other streams loses its stale outputs (FFmpeg reads a WAV as such)
+    (inputs / "b.mp4").write_bytes(wav.read_bytes())
+    assert run_extract([inputs, "--output-dir", out], capsys)[0] == 0
+    entry = read_manifest(out)["recordings"]["b"]
+    assert entry["feature_sets"] == ["egemaps", "mfcc"] and not (out / "faces" / "b.npz").exists()
 
 
 def test_two_inputs_with_one_name_are_one_line_naming_both(media, tmp_path, capsys):
