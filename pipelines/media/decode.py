@@ -3,7 +3,8 @@
 * `probe(path)`: which streams a file has, their rates and durations; an unreadable or corrupt file
   is a `DataError` naming it.
 * `decode_audio(path, sample_rate)`: the first audio stream as mono float32 at `sample_rate`
-  (FFmpeg's resampler mixes the channels down and resamples).
+  (FFmpeg's resampler mixes the channels down and resamples), on the file's clock (time 0 is the
+  container's start, as for the video frames).
 * `grid_frames(path, hop)`: the first video stream sampled on the frame grid t = k * hop: for every
   grid point, the video frame shown at that time (the last frame that starts at or before it).
   Every frame is decoded (inter-coded video needs its reference frames) but only the frames on the
@@ -92,12 +93,22 @@ def _stream_duration(stream) -> Optional[float]:
     return None
 
 
+def video_streams(container) -> list:
+    """The container's moving-picture streams: not the cover art an MP3 or M4A file carries
+    (an attached picture, a one-frame "video" stream)."""
+    import av
+
+    still = av.stream.Disposition.attached_pic | av.stream.Disposition.still_image
+    return [stream for stream in container.streams.video if not stream.disposition & still]
+
+
 def probe(path) -> MediaInfo:
     """The streams of a media file; DataError when FFmpeg cannot open it or it has no audio or video."""
     path = Path(path)
     with _open(path) as container:
         audio = container.streams.audio[0] if container.streams.audio else None
-        video = container.streams.video[0] if container.streams.video else None
+        videos = video_streams(container)
+        video = videos[0] if videos else None
         if audio is None and video is None:
             raise DataError("no audio or video stream in the file (expected an audio or video file)", path)
         duration = container.duration / 1e6 if container.duration is not None else None
@@ -135,10 +146,16 @@ def decode_audio(path, sample_rate: int) -> np.ndarray:
         if not container.streams.audio:
             raise DataError("no audio stream in the file", path)
         stream = container.streams.audio[0]
-        declared = _stream_duration(stream) or (container.duration / 1e6 if container.duration else None)
+        # Only the stream's own duration: the container's is its longest stream's (an audio track may
+        # end before the video does).
+        declared = _stream_duration(stream)
+        start = container.start_time / 1e6 if container.start_time is not None else 0.0
+        first = None
         resampler = av.AudioResampler(format="flt", layout="mono", rate=int(sample_rate))
         try:
             for frame in container.decode(stream):
+                if first is None and frame.time is not None:
+                    first = frame.time - start
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
             for out in resampler.resample(None):
@@ -149,6 +166,13 @@ def decode_audio(path, sample_rate: int) -> np.ndarray:
             ) from None
     signal = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
     _check_complete(path, "audio", len(signal) / sample_rate, declared)
+    # On the file's clock, as the video frames are: an audio stream that starts late is preceded by
+    # silence, one that starts early loses its lead.
+    shift = int(round((first or 0.0) * sample_rate))
+    if shift > 0:
+        signal = np.concatenate([np.zeros(shift, np.float32), signal])
+    elif shift < 0:
+        signal = signal[-shift:]
     return signal
 
 
@@ -180,9 +204,10 @@ class VideoGrid:
     def __iter__(self):
         path, hop = self.path, self.hop
         with _open(path) as container:
-            if not container.streams.video:
+            videos = video_streams(container)
+            if not videos:
                 raise DataError("no video stream in the file", path)
-            stream = container.streams.video[0]
+            stream = videos[0]
             stream.thread_type = "AUTO"
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             fps = float(rate) if rate else None
