@@ -24,6 +24,8 @@ def _settings():
         sys.path.insert(0, str(REPO))
     from pipelines import settings
 
+    if Path(settings.__file__).resolve().parent.parent != REPO:  # another checkout installed in the environment
+        raise RuntimeError(f"the docs of {REPO} would describe {settings.__file__}; run mkdocs from that checkout")
     return settings
 
 
