@@ -513,7 +513,7 @@ class Extraction:
                     wave_signal = np.concatenate([wave_signal, np.zeros(target - len(wave_signal), np.float32)])
                 wave_signal = wave_signal[:target]
             outputs[f"{layout.WAVEFORM_FOLDER}/{name}.wav"] = _wav_bytes(wave_signal, rate)
-            entry["frames"]["waveform_samples"] = len(wave_signal)
+            entry["waveform_samples"] = len(wave_signal)
             duration = duration or len(wave_signal) / rate
         entry["audio_duration"] = duration
 

@@ -289,6 +289,23 @@ def write_labels(path: Path, rows: int, seed: int = 0, edit=None):
     path.write_text("\n".join(lines) + "\n")
 
 
+def test_raw_mode_faces_and_waveform_follow_the_labels(media, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    video = folder / "talk.mp4"
+    video.write_bytes(media["talk"].read_bytes())  # 4 s: 40 frames of 0.1 s
+    write_labels(folder / "talk.csv", 38)
+    out = tmp_path / "out"
+    code, _, err = run_extract([video, "--output-dir", out, "--feature-sets", "faces"], capsys)
+    assert code == 0 and "40 video frames of 0.1 s but 38 label rows: the faces are cut" in err, err
+    with np.load(out / "faces" / "talk.npz") as archive:
+        assert archive["faces"].shape[0] == 38 and archive["present"].shape == (38,)
+    from pipelines.datasets.synthetic_raw import read_wav
+
+    assert len(read_wav(out / "audio" / "talk.wav")[0]) == 38 * 1600
+    assert read_manifest(out)["recordings"]["talk"]["frames"] == {"faces": 38, "labels": 38}
+
+
 def test_partition_folders_and_label_files_make_a_labelled_corpus(tmp_path, capsys):
     from pipelines.datasets.avec import open_layout
 
