@@ -649,19 +649,25 @@ def run(args) -> dict:
     outcome = {"extracted": [], "up to date": [], "skipped": []}
     extraction.manifest["last_run"] = outcome
     bar = cli.progress_bar(sources, "extract", total=len(sources), unit="rec", enabled=not args.quiet)
-    for source in bar:
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(source.name[:30])
-        try:
-            outcome[extraction.extract(source)].append(source.name)
-        except DataError as error:
-            if not args.lenient or not _is_media_error(error, source):
-                raise
-            extraction.warn(source.path, f"{error.message}; skipped (lenient)")
-            extraction.remove_outputs(extraction.manifest["recordings"].pop(source.name, None))
-            extraction.manifest["skipped"].append({"name": source.name, "path": str(source.path), "error": str(error)})
-            outcome["skipped"].append(source.name)
-        extraction.save()
+    try:
+        for source in bar:
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(source.name[:30])
+            try:
+                outcome[extraction.extract(source)].append(source.name)
+            except DataError as error:
+                if not args.lenient or not _is_media_error(error, source):
+                    raise
+                extraction.warn(source.path, f"{error.message}; skipped (lenient)")
+                extraction.remove_outputs(extraction.manifest["recordings"].pop(source.name, None))
+                extraction.manifest["skipped"].append(
+                    {"name": source.name, "path": str(source.path), "error": str(error)}
+                )
+                outcome["skipped"].append(source.name)
+            extraction.save()
+    finally:
+        if hasattr(bar, "close"):
+            bar.close()  # an error line then starts on a line of its own
     extraction.manifest["complete"] = True
     extraction.save()
     return extraction.manifest
