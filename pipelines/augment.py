@@ -68,89 +68,129 @@ DESYNC_SECONDS = (2.0, 5.0)
 DRIFT_STD = 1.5
 
 
+class Draws:
+    """The random draws of one window's augmentation.
+
+    With `seed` (an int tensor [2], e.g. (seed of the epoch, index of the window in it)) every draw
+    is a stateless op on its own seed (`seed` folded with the draw's number), so a window's
+    augmentation is a pure function of the seed: the same after a resume as in an uninterrupted
+    run, whatever the parallelism. Without it, TensorFlow's stateful random ops.
+    """
+
+    def __init__(self, seed=None):
+        self.seed = None if seed is None else tf.cast(seed, tf.int64)
+        self.count = 0
+
+    def _next(self):
+        self.count += 1
+        return tf.random.experimental.stateless_fold_in(self.seed, self.count)
+
+    def uniform(self, shape, minval=0, maxval=None, dtype=tf.float32):
+        if maxval is None and not dtype.is_integer:
+            maxval = 1
+        if self.seed is None:
+            return tf.random.uniform(shape, minval, maxval, dtype=dtype)
+        return tf.random.stateless_uniform(shape, self._next(), minval, maxval, dtype=dtype)
+
+    def normal(self, shape, stddev=1.0, dtype=tf.float32):
+        if self.seed is None:
+            return tf.random.normal(shape, stddev=stddev, dtype=dtype)
+        return tf.random.stateless_normal(shape, self._next(), stddev=stddev, dtype=dtype)
+
+
+def _draws(draws):
+    return Draws() if draws is None else draws
+
+
 def is_active(config) -> bool:
     config = validate_config(config)
     return any(config[key] for key in ("noise_std", "time_mask_frames", "modality_dropout_prob", "corrupt_prob"))
 
 
-def _fallback_mask(values, param, axis):
+def _fallback_mask(values, param, axis, draws=None):
     """Zeros a stretch [s0, s0 + s) along `axis` (0 or 1) of [T, F] `values`: s ~ U[0, param),
     s0 ~ U[0, size - s); the same draws and the same form as tensorflow-io's masks."""
+    draws = _draws(draws)
     values = tf.convert_to_tensor(values)
     size = tf.shape(values)[axis]
-    length = tf.random.uniform(shape=(), minval=0, maxval=param, dtype=tf.int32)
-    start = tf.random.uniform(shape=(), minval=0, maxval=size - length, dtype=tf.int32)
+    length = draws.uniform((), 0, param, dtype=tf.int32)
+    start = draws.uniform((), 0, size - length, dtype=tf.int32)
     indices = tf.reshape(tf.range(size), (-1, 1) if axis == 0 else (1, -1))
     condition = tf.logical_and(indices >= start, indices < start + length)
     return tf.where(condition, tf.cast(0, values.dtype), values)
 
 
-def fallback_time_mask(values, param):
+def fallback_time_mask(values, param, draws=None):
     """`tensorflow_io.audio.time_mask` in plain TensorFlow: zeros frames [t0, t0 + t) of [T, D] `values`."""
-    return _fallback_mask(values, param, axis=0)
+    return _fallback_mask(values, param, axis=0, draws=draws)
 
 
-def time_mask(values, param):
-    """Zeros a random stretch of fewer than `param` frames of [T, D] `values` (needs 1 <= param <= T)."""
-    if _tfio_time_mask is not None:
+def time_mask(values, param, draws=None):
+    """Zeros a random stretch of fewer than `param` frames of [T, D] `values` (needs 1 <= param <= T).
+
+    Seeded `draws` (`Draws`) use the plain-TensorFlow twin of tensorflow-io's mask, whose draws are stateless."""
+    if _tfio_time_mask is not None and (draws is None or draws.seed is None):
         return _tfio_time_mask(values, param=param)
-    return fallback_time_mask(values, param)
+    return fallback_time_mask(values, param, draws)
 
 
-def fallback_freq_mask(values, param):
+def fallback_freq_mask(values, param, draws=None):
     """`tensorflow_io.audio.freq_mask` in plain TensorFlow: zeros bins [f0, f0 + f) of [T, F] `values`."""
-    return _fallback_mask(values, param, axis=1)
+    return _fallback_mask(values, param, axis=1, draws=draws)
 
 
-def freq_mask(values, param):
+def freq_mask(values, param, draws=None):
     """Zeros fewer than `param` adjacent bins of a [T, F] spectrogram (needs 1 <= param <= F)."""
-    if _tfio_freq_mask is not None:
+    if _tfio_freq_mask is not None and (draws is None or draws.seed is None):
         return _tfio_freq_mask(values, param=param)
-    return fallback_freq_mask(values, param)
+    return fallback_freq_mask(values, param, draws)
 
 
-def _stretch(window, longest, span=None):
+def _stretch(window, longest, span=None, draws=None):
     """Bool [window]: one run of U[1, longest] consecutive frames at a uniform position in the
     first `span` frames (default: all; windows are right-padded, so span = the real frames)."""
+    draws = _draws(draws)
     span = window if span is None else tf.maximum(span, 1)
     longest = tf.minimum(longest, span)
-    length = tf.random.uniform((), 1, longest + 1, dtype=tf.int32)
-    start = tf.random.uniform((), 0, span - length + 1, dtype=tf.int32)
+    length = draws.uniform((), 1, longest + 1, dtype=tf.int32)
+    start = draws.uniform((), 0, span - length + 1, dtype=tf.int32)
     frames = tf.range(window)
     return tf.logical_and(frames >= start, frames < start + length)
 
 
-def corrupt_window(values, mask, prob, longest, noise_scale, scale=None, center=None):
+def corrupt_window(values, mask, prob, longest, noise_scale, scale=None, center=None, draws=None):
     """With probability `prob`, replaces a stretch of [T, D] `values` by noise or a flat frame.
 
     Returns `(values, corrupted)` with `corrupted` the bool [T] frames that were replaced (real
     frames only).
     """
+    draws = _draws(draws)
     window = tf.shape(values)[0]
     unit = tf.ones(tf.shape(values)[1:], values.dtype) if scale is None else tf.constant(scale, values.dtype)
     mean = tf.zeros(tf.shape(values)[1:], values.dtype) if center is None else tf.constant(center, values.dtype)
-    apply = tf.random.uniform(()) < prob
+    apply = draws.uniform(()) < prob
     real = tf.reduce_sum(tf.cast(mask > 0, tf.int32))
-    stretch = tf.logical_and(_stretch(window, longest, real), apply)
+    stretch = tf.logical_and(_stretch(window, longest, real, draws), apply)
     stretch = tf.logical_and(stretch, mask > 0)
-    flat = tf.random.uniform(()) < 0.5
+    flat = draws.uniform(()) < 0.5
     spread = tf.where(flat, tf.constant(0.01, values.dtype), tf.cast(noise_scale, values.dtype))
-    noise = mean + tf.random.normal(tf.shape(values), dtype=values.dtype) * unit * spread
+    noise = mean + draws.normal(tf.shape(values), dtype=values.dtype) * unit * spread
     return tf.where(stretch[:, None], noise, values), stretch
 
 
-def corrupt_window_kinds(values, mask, prob, longest, noise_scale, kinds, scale=None, center=None, hop=0.1):
+def corrupt_window_kinds(values, mask, prob, longest, noise_scale, kinds, scale=None, center=None, hop=0.1, draws=None):
     """As `corrupt_window`, the stretch's corruption drawn uniformly from `kinds` (`CORRUPT_KINDS`).
 
     Returns `(values, corrupted)` with `corrupted` the bool [T] frames that were replaced.
     """
+    draws = _draws(draws)
     window = tf.shape(values)[0]
     dim = tf.shape(values)[1:]
     unit = tf.ones(dim, values.dtype) if scale is None else tf.constant(scale, values.dtype)
     mean = tf.zeros(dim, values.dtype) if center is None else tf.constant(center, values.dtype)
-    apply = tf.random.uniform(()) < prob
+    apply = draws.uniform(()) < prob
     real = tf.maximum(tf.reduce_sum(tf.cast(mask > 0, tf.int32)), 1)
-    stretch = tf.logical_and(_stretch(window, longest, real), apply)
+    stretch = tf.logical_and(_stretch(window, longest, real, draws), apply)
     stretch = tf.logical_and(stretch, mask > 0)
     frames = tf.range(window)
     start = tf.argmax(tf.cast(stretch, tf.int32), output_type=tf.int32)
@@ -158,9 +198,9 @@ def corrupt_window_kinds(values, mask, prob, longest, noise_scale, kinds, scale=
     candidates = {}
     for kind in kinds:
         if kind == "noise":
-            candidates[kind] = mean + tf.random.normal(tf.shape(values), dtype=values.dtype) * unit * noise_scale
+            candidates[kind] = mean + draws.normal(tf.shape(values), dtype=values.dtype) * unit * noise_scale
         elif kind == "dropout":
-            candidates[kind] = mean + tf.random.normal(tf.shape(values), dtype=values.dtype) * unit * 0.01
+            candidates[kind] = mean + draws.normal(tf.shape(values), dtype=values.dtype) * unit * 0.01
         elif kind == "zeros":
             candidates[kind] = tf.zeros_like(values)
         elif kind == "frozen":
@@ -168,14 +208,14 @@ def corrupt_window_kinds(values, mask, prob, longest, noise_scale, kinds, scale=
         elif kind == "drift":
             real_values = tf.boolean_mask(values, mask > 0)
             low, high = tf.reduce_min(real_values, axis=0), tf.reduce_max(real_values, axis=0)
-            sign = tf.where(tf.random.uniform(dim) < 0.5, -1.0, 1.0)
-            direction = tf.cast(sign * tf.random.uniform(dim, 0.5, 1.0), values.dtype)
+            sign = tf.where(draws.uniform(dim) < 0.5, -1.0, 1.0)
+            direction = tf.cast(sign * draws.uniform(dim, 0.5, 1.0), values.dtype)
             ramp = tf.cast(tf.clip_by_value((frames - start) / length, 0.0, 1.0), values.dtype)[:, None]
             candidates[kind] = tf.clip_by_value(values + ramp * DRIFT_STD * unit * direction, low, high)
         elif kind == "desync":
             low_shift = max(1, int(round(DESYNC_SECONDS[0] / hop)))
             high_shift = max(low_shift + 1, int(round(DESYNC_SECONDS[1] / hop)) + 1)
-            shift = tf.random.uniform((), low_shift, high_shift, dtype=tf.int32)
+            shift = draws.uniform((), low_shift, high_shift, dtype=tf.int32)
             source = tf.where(start - shift >= 0, frames - shift, frames + shift)
             candidates[kind] = tf.gather(values, tf.clip_by_value(source, 0, real - 1))
         elif kind == "swap":
@@ -183,11 +223,11 @@ def corrupt_window_kinds(values, mask, prob, longest, noise_scale, kinds, scale=
         else:
             raise ConfigError(f"unknown corruption kind {kind!r}; known: {', '.join(CORRUPT_KINDS)}")
     stacked = tf.stack([candidates[kind] for kind in kinds])
-    which = tf.random.uniform((), 0, len(kinds), dtype=tf.int32)
+    which = draws.uniform((), 0, len(kinds), dtype=tf.int32)
     return tf.where(stretch[:, None], tf.gather(stacked, which), values), stretch
 
 
-def augment_window(inputs: dict, config: dict, scale=None, center=None, targets=False, hop=0.1) -> dict:
+def augment_window(inputs: dict, config: dict, scale=None, center=None, targets=False, hop=0.1, seed=None) -> dict:
     """Augments one window's features.
 
     Args:
@@ -201,11 +241,14 @@ def augment_window(inputs: dict, config: dict, scale=None, center=None, targets=
         targets: bool. Also return `<modality>_corruption_target` (bool [T], the frames the
             corruption replaced; all False without `corrupt_prob`). Defaults to False.
         hop: float. Frame hop in seconds (the `desync` shift). Defaults to 0.1.
+        seed: optional int tensor [2]. Draw everything with stateless ops from this seed (`Draws`):
+            the window's augmentation is then a pure function of it. Defaults to stateful draws.
 
     Returns:
         dict with the same keys; `mask` is returned unchanged, the presence flags are 0 where
         modality dropout removed a modality (and are added when missing).
     """
+    draws = Draws(seed)
     out = dict(inputs)
     mask = tf.cast(inputs[features.MASK], tf.float32)
     window = tf.shape(mask)[0]
@@ -216,7 +259,7 @@ def augment_window(inputs: dict, config: dict, scale=None, center=None, targets=
         for modality in features.MODALITIES:
             values = out[modality]
             unit = 1.0 if scale is None else tf.constant(scale[modality], values.dtype)
-            noise = tf.random.normal(tf.shape(values), stddev=config["noise_std"], dtype=values.dtype)
+            noise = draws.normal(tf.shape(values), stddev=config["noise_std"], dtype=values.dtype)
             out[modality] = values + noise * unit * mask[:, None]
     if config.get("corrupt_prob"):
         longest = config.get("corrupt_frames")
@@ -234,6 +277,7 @@ def augment_window(inputs: dict, config: dict, scale=None, center=None, targets=
                     None if scale is None else scale[modality],
                     None if center is None else center[modality],
                     hop,
+                    draws=draws,
                 )
             else:
                 out[modality], corrupted = corrupt_window(
@@ -244,6 +288,7 @@ def augment_window(inputs: dict, config: dict, scale=None, center=None, targets=
                     noise_scale,
                     None if scale is None else scale[modality],
                     None if center is None else center[modality],
+                    draws=draws,
                 )
             if targets:
                 out[CORRUPTION_TARGET_KEYS[modality]] = corrupted
@@ -253,13 +298,13 @@ def augment_window(inputs: dict, config: dict, scale=None, center=None, targets=
     if config.get("time_mask_frames"):
         param = tf.minimum(tf.constant(config["time_mask_frames"], tf.int32), window)
         for modality in features.MODALITIES:
-            out[modality] = time_mask(out[modality], param)
+            out[modality] = time_mask(out[modality], param, draws)
     if config.get("modality_dropout_prob"):
         longest = config.get("modality_dropout_frames")
         longest = window if longest is None else tf.minimum(tf.constant(longest, tf.int32), window)
-        apply = tf.random.uniform(()) < config["modality_dropout_prob"]
-        which = tf.random.uniform((), 0, 2, dtype=tf.int32)
-        stretch = _stretch(window, longest)
+        apply = draws.uniform(()) < config["modality_dropout_prob"]
+        which = draws.uniform((), 0, 2, dtype=tf.int32)
+        stretch = _stretch(window, longest, draws=draws)
         for index, modality in enumerate(features.MODALITIES):
             drop = tf.logical_and(stretch, tf.logical_and(apply, tf.equal(which, index)))
             out[modality] = tf.where(drop[:, None], tf.zeros_like(out[modality]), out[modality])

@@ -10,27 +10,52 @@ remaining epochs, and says from which epoch and step it continues.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
+from pathlib import Path
 
 import keras
 
-from pipelines.run_checks import DEFAULT_EVERY_SECONDS, backup_settings  # noqa: F401 - re-exported
+from pipelines.run_checks import (  # noqa: F401 - DEFAULT_EVERY_SECONDS and backup_settings are re-exported
+    DEFAULT_EVERY_SECONDS,
+    LATEST,
+    PREVIOUS,
+    RESUME_GROUP,
+    backup_file_of,
+    backup_settings,
+)
 from pipelines.run_checks import resume_point_of as resume_point
 
 
 class StepBackup(keras.callbacks.BackupAndRestore):
     """`BackupAndRestore` saving every `every_steps` steps (or every `every_seconds` seconds with
-    `every_steps="auto"`) and at every epoch end; the metadata holds the epoch being trained and
-    the steps done in it.
+    `every_steps="auto"`) and at every epoch end, holding everything that decides the rest of the run.
+
+    A backup is one file, `latest.weights.h5`: the weights and the optimiser state (its step, so the
+    learning-rate schedule's position, included) as Keras saves them, plus a group
+    `cold_keras_resume` with the epoch and the steps done in it, the states of the model's random
+    generators (`keras.random.SeedGenerator`: dropout, the Gaussian heads' sampling noise), the
+    training metrics accumulated so far in the epoch, the state of the tracked callbacks (`track`:
+    the best checkpoint value, the collapse guard's history, ...) and the text of the tracked files
+    (`files`: `history.csv`). It is written to `next.weights.h5` and renamed over the last one (which
+    is kept as `latest.weights.h5.bkp`), so a kill at any moment leaves one complete backup;
+    `training_metadata.json` mirrors the epoch and step for Keras and for people.
+
+    On `fit`'s start the newest complete backup is loaded and everything in it put back (the files
+    before any other callback opens them, so the history holds each epoch once); without a backup
+    the tracked files of an earlier attempt are removed. The training data's position is
+    `fit_resuming`'s part.
 
     Args:
         backup_dir: str. The run's `backup/` folder.
         every_steps: positive int, or "auto" to save by time.
         every_seconds: float. Seconds between saves in "auto" mode.
+        files: optional dict name -> path of text files saved with every backup and restored from it.
     """
 
-    def __init__(self, backup_dir, every_steps="auto", every_seconds=DEFAULT_EVERY_SECONDS):
+    def __init__(self, backup_dir, every_steps="auto", every_seconds=DEFAULT_EVERY_SECONDS, files=None):
         super().__init__(str(backup_dir), save_freq=1, double_checkpoint=True, delete_checkpoint=False)
         self.every_steps = every_steps
         self.every_seconds = float(every_seconds)
@@ -38,12 +63,70 @@ class StepBackup(keras.callbacks.BackupAndRestore):
         self.saves = 0
         self.announce = None  # printed once the backup is loaded, with the restored optimiser step
         self.print_fn = print
+        self.files = {name: Path(path) for name, path in (files or {}).items()}
+        self.tracked = {}
+        self.restored = None  # (epoch, step) of the backup loaded by the last fit, None when it started afresh
+        self.steps_per_epoch = None  # set by fit_resuming: no in-epoch backup after an epoch's last step
+        self._deferred_epoch_end = False
+        self._metric_values = None
         self._steps_since_save = 0
         self._last_save = time.monotonic()
 
+    # ----------------------------------------------------------------------- what is saved
+
+    def track(self, name, callback):
+        """Saves `callback.resume_state()` (JSON-able) with every backup and hands it back to
+        `callback.restore_state(state)` on resume (`restore_state(None)`: the run starts afresh)."""
+        self.tracked[name] = callback
+        return callback
+
+    def epoch_end_callback(self):
+        """A callback that takes the epoch-end backup; put it after every other callback whose
+        epoch-end result belongs to the epoch (history row, best checkpoint, TensorBoard), so that a
+        backup saying "epoch e done" never lacks them. `on_epoch_end` of this object then saves nothing."""
+        self._deferred_epoch_end = True
+        backup = self
+
+        class SaveAtEpochEnd(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                backup._end_epoch(epoch)
+
+        return SaveAtEpochEnd()
+
+    def resume_point(self):
+        """(epoch, step) of the backup the next `fit` continues from, or None."""
+        return resume_point(self.backup_dir)
+
+    def _random_variables(self):
+        """The model's variables that are neither weights nor metrics: the SeedGenerator states."""
+        weights = {id(v) for v in self.model.weights}
+        return [v for v in self.model.variables if id(v) not in weights]
+
+    def _metric_variables(self):
+        seen, out = set(), []
+        for variable in self.model.metrics_variables:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                out.append(variable)
+        return out
+
+    def _runtime(self):
+        return {
+            "replicas": int(self.model.distribute_strategy.num_replicas_in_sync),
+            "policy": keras.config.dtype_policy().name,
+            "tensorflow": tf_version(),
+        }
+
+    # ----------------------------------------------------------------------- Keras hooks
+
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
         self._last_save = time.monotonic()
+        found = backup_file_of(self.backup_dir)
+        if found is None:
+            self.restored = None
+            self._start_afresh()
+        else:
+            self._restore(*found)
         if self.announce:
             iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
             self.print_fn(f"{self.announce}; restored optimiser step {iterations}")
@@ -52,6 +135,11 @@ class StepBackup(keras.callbacks.BackupAndRestore):
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
         self._last_batch_seen = self.step_offset
+        if self._metric_values is not None and self.step_offset:
+            # fit reset the metrics just before: put back those of the steps done before the backup
+            for variable, value in zip(self._metric_variables(), self._metric_values):
+                variable.assign(value)
+        self._metric_values = None
 
     def on_train_batch_end(self, batch, logs=None):
         self._last_batch_seen = self.step_offset + batch + 1
@@ -60,10 +148,16 @@ class StepBackup(keras.callbacks.BackupAndRestore):
             due = time.monotonic() - self._last_save >= self.every_seconds
         else:
             due = self._steps_since_save >= self.every_steps
+        if self.steps_per_epoch is not None and self._last_batch_seen >= self.steps_per_epoch:
+            due = False  # the epoch-end backup, after validation, follows
         if due:
             self._save()
 
     def on_epoch_end(self, epoch, logs=None):
+        if not self._deferred_epoch_end:
+            self._end_epoch(epoch)
+
+    def _end_epoch(self, epoch):
         self._current_epoch = epoch + 1
         self._last_batch_seen = 0
         self.step_offset = 0
@@ -74,6 +168,150 @@ class StepBackup(keras.callbacks.BackupAndRestore):
         self.saves += 1
         self._steps_since_save = 0
         self._last_save = time.monotonic()
+
+    # ----------------------------------------------------------------------- files
+
+    def _save_model(self):
+        """Writes the backup to a new file and renames it over the last one (class docstring)."""
+        import h5py
+        import numpy as np
+
+        folder = Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / PARTIAL
+        self.model.save_weights(str(partial), overwrite=True)
+        random_vars, metric_vars = self._random_variables(), self._metric_variables()
+        state = {
+            "epoch": int(self._current_epoch),
+            "batch": int(self._last_batch_seen),
+            "random_paths": [v.path for v in random_vars],
+            "metric_paths": [v.path for v in metric_vars],
+            "callbacks": {name: callback.resume_state() for name, callback in self.tracked.items()},
+            "files": {name: (path.read_text() if path.is_file() else None) for name, path in self.files.items()},
+            "runtime": self._runtime(),
+        }
+        with h5py.File(partial, "a") as handle:
+            group = handle.create_group(RESUME_GROUP)
+            group.attrs["epoch"] = state["epoch"]
+            group.attrs["batch"] = state["batch"]
+            group.create_dataset("state", data=json.dumps(state))
+            for name, variables in (("random", random_vars), ("metrics", metric_vars)):
+                values = group.create_group(name)
+                for index, variable in enumerate(variables):
+                    values.create_dataset(str(index), data=np.asarray(keras.ops.convert_to_numpy(variable)))
+        _fsync(partial)
+        latest = folder / LATEST
+        if latest.exists():
+            os.replace(latest, folder / PREVIOUS)
+        os.replace(partial, latest)
+        metadata = {"epoch": state["epoch"], "batch": state["batch"]}
+        _write_atomic(Path(self._training_metadata_path), json.dumps(metadata))
+
+    def _start_afresh(self):
+        for path in self.files.values():
+            path.unlink(missing_ok=True)  # an earlier attempt's rows, written before its first backup
+        for callback in self.tracked.values():
+            callback.restore_state(None)
+
+    def _restore(self, path, epoch, step):
+        import h5py
+
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(str(path))
+        self.model._initial_epoch = epoch
+        self.restored = (epoch, step)
+        with h5py.File(path, "r") as handle:
+            if RESUME_GROUP not in handle:
+                self.print_fn(
+                    f"note: the backup in {self.backup_dir} holds weights and optimiser state only (written by an "
+                    "earlier version): the run continues, but not exactly as it would have without the interruption"
+                )
+                return
+            group = handle[RESUME_GROUP]
+            state = json.loads(_text(group["state"][()]))
+            random_values = [group["random"][str(i)][()] for i in range(len(state["random_paths"]))]
+            metric_values = [group["metrics"][str(i)][()] for i in range(len(state["metric_paths"]))]
+        random_vars = self._random_variables()
+        if [v.path for v in random_vars] == state["random_paths"]:
+            for variable, value in zip(random_vars, random_values):
+                variable.assign(value)
+        else:
+            self.print_fn("note: the model's random generators differ from the backup's; they start afresh")
+        metric_vars = self._metric_variables()
+        self._metric_values = metric_values if [v.path for v in metric_vars] == state["metric_paths"] else None
+        for name, text in state["files"].items():
+            if name in self.files:
+                if text is None:
+                    self.files[name].unlink(missing_ok=True)
+                else:
+                    _write_atomic(self.files[name], text)
+        for name, callback in self.tracked.items():
+            if name in state["callbacks"]:
+                callback.restore_state(state["callbacks"][name])
+        note = runtime_difference(state.get("runtime") or {}, self._runtime())
+        if note:
+            self.print_fn(note)
+
+
+PARTIAL = "next.weights.h5"
+
+
+def tf_version():
+    import tensorflow as tf
+
+    return tf.__version__
+
+
+def runtime_difference(saved: dict, now: dict):
+    """One line when the backup was written under another number of replicas, precision policy or
+    TensorFlow version (the run then continues, but cannot match an uninterrupted run exactly)."""
+    names = {"replicas": "replicas", "policy": "precision policy", "tensorflow": "TensorFlow"}
+    changes = [
+        f"{names[key]} {saved[key]} -> {now[key]}" for key in names if key in saved and saved[key] != now.get(key)
+    ]
+    if not changes:
+        return None
+    return (
+        f"note: the backup was written with other settings of this machine ({', '.join(changes)}): the run continues "
+        "from it, but its results will differ slightly from an uninterrupted run's"
+    )
+
+
+def _text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _fsync(path):
+    try:
+        with open(path, "rb+") as handle:
+            os.fsync(handle.fileno())
+    except OSError:
+        pass
+
+
+def _write_atomic(path: Path, text: str):
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class BestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`ModelCheckpoint` (`save_best_only`) whose best value so far is part of the backup
+    (`StepBackup.track`): a resumed run keeps the checkpoint the uninterrupted run would keep."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._fresh_best = self.best
+
+    def resume_state(self):
+        return {"best": None if self.best is None else float(self.best)}
+
+    def restore_state(self, state):
+        if state is None:  # the run starts afresh: an earlier attempt's checkpoint does not count
+            self.best = self._fresh_best
+        else:
+            self.best = None if state.get("best") is None else float(state["best"])
 
 
 def _duration(seconds: float) -> str:
@@ -112,6 +350,13 @@ class EpochLine(keras.callbacks.Callback):
 
     def _print(self, text):
         print(text, file=self.stream or sys.stdout, flush=True)
+
+    def resume_state(self):
+        """The epoch times behind the ETA (`StepBackup.track`)."""
+        return {"epoch_seconds": list(self.epoch_seconds)}
+
+    def restore_state(self, state):
+        self.epoch_seconds = list((state or {}).get("epoch_seconds", []))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self._last_beat = time.monotonic()
@@ -188,50 +433,71 @@ def fit_resuming(
     """`model.fit` that continues from `backup`'s folder, in-epoch backups included.
 
     A backup taken inside epoch e after s steps first trains the remaining `steps_per_epoch - s`
-    steps of epoch e (the restored weights and optimiser state; the windows come in a freshly
-    shuffled order), then epochs e+1.. as usual. Prints from which epoch and step the run continues.
+    steps of epoch e, then epochs e+1.. as usual; everything `StepBackup` saved is put back, so
+    with `train_ds` a stream the run goes on exactly as it would have without the interruption.
+    Prints from which epoch and step the run continues.
 
     Args:
         model: compiled keras.Model.
-        train_ds: tf.data.Dataset of one epoch (or repeated, with `repeated=True`).
+        train_ds: a callable `(epoch, step) -> tf.data.Dataset` of the training batches from step
+            `step` of epoch `epoch` on, every epoch `steps_per_epoch` batches that depend on the
+            epoch only (`training_setup.TrainingInputs.train_stream`); or a tf.data.Dataset of one
+            epoch (or repeated, with `repeated=True`), whose windows then come in a freshly shuffled
+            order after a resume.
         epochs: int. Total epochs.
         steps_per_epoch: int. Steps of a full epoch.
-        repeated: bool. `train_ds` repeats forever (fit then needs `steps_per_epoch`).
+        repeated: bool. A dataset `train_ds` repeats forever (fit then needs `steps_per_epoch`).
         backup: StepBackup (also in `callbacks`).
         callbacks: list of callbacks for both fits.
         epoch_line: optional EpochLine (also in `callbacks`).
         **fit_kwargs: passed to `model.fit` (validation_data, verbose, ...).
     """
+    stream = train_ds if callable(train_ds) else None
+
+    def data(epoch, step):
+        """(dataset, steps_per_epoch for fit) from step `step` of epoch `epoch`."""
+        if stream is not None:
+            return stream(epoch, step), steps_per_epoch - step
+        if repeated:
+            return train_ds, steps_per_epoch - step
+        return train_ds.skip(step), None
+
     point = resume_point(backup.backup_dir)
     backup.print_fn = print_fn
+    backup.steps_per_epoch = steps_per_epoch
+    start = 0
     if point is not None:
         epoch, step = point
+        start = epoch
         if epoch >= epochs:
             print_fn(f"resuming: the backup is at the end of epoch {epoch}; nothing left to train")
         elif step and step < steps_per_epoch:
             backup.announce = (
                 f"resuming epoch {epoch + 1}/{epochs} at step {step + 1}/{steps_per_epoch} from the "
-                f"backup in {backup.backup_dir} (weights and optimiser state after step {step})"
+                f"backup in {backup.backup_dir} (the training state after step {step})"
             )
             backup.step_offset = step
             if epoch_line is not None:
                 epoch_line.step_offset = step
+            dataset, steps = data(epoch, step)
             model.fit(
-                train_ds.skip(0 if repeated else step),
+                dataset,
                 epochs=epoch + 1,
                 initial_epoch=epoch,
-                steps_per_epoch=steps_per_epoch - step if repeated else None,
+                steps_per_epoch=steps,
                 callbacks=callbacks,
                 **fit_kwargs,
             )
             if getattr(model, "stop_training", False):
                 return
+            start = epoch + 1
         elif epoch > 0:
             backup.announce = f"resuming after epoch {epoch}/{epochs} from the backup in {backup.backup_dir}"
+    dataset, steps = data(min(start, epochs), 0)
     model.fit(
-        train_ds,
+        dataset,
         epochs=epochs,
-        steps_per_epoch=steps_per_epoch if repeated else None,
+        steps_per_epoch=steps if (stream is not None or repeated) else None,
         callbacks=callbacks,
         **fit_kwargs,
     )

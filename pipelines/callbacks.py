@@ -44,6 +44,13 @@ class NanGuard(keras.callbacks.Callback):
         self._last_finite = {}
         self._epoch = 0
 
+    def resume_state(self):
+        """What a resumed run needs (`pipelines.backup.StepBackup.track`)."""
+        return {"last_finite": dict(self._last_finite)}
+
+    def restore_state(self, state):
+        self._last_finite = dict((state or {}).get("last_finite", {}))
+
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 

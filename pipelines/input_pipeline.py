@@ -48,10 +48,10 @@ OVERSAMPLE_MODES = ("joint", features.VALENCE, features.AROUSAL)
 # Reading
 
 
-def _records(paths, *, training, seed):
+def _records(paths, *, training, seed, reshuffle=True):
     files = tf.data.Dataset.from_tensor_slices(paths)
     if training:
-        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=reshuffle)
     return files.interleave(
         tf.data.TFRecordDataset,
         cycle_length=max(1, min(len(paths), 8)),
@@ -215,6 +215,9 @@ def make_dataset(
     raw_augment=None,
     label_delay_frames=0,
     corruption_targets=False,
+    epoch=None,
+    strata=None,
+    faces=None,
 ):
     """A tf.data pipeline over one partition (module docstring).
 
@@ -245,6 +248,15 @@ def make_dataset(
         corruption_targets: bool. Training only: add the frames the augmentation's corruption
             replaced to the targets, as `audio_corruption_target` / `visual_corruption_target`
             (float32 [B, T]; all 0 without `corrupt_prob`), for `model.lambda_reliability`.
+        epoch: optional int or int64 scalar tensor. Training only: the pipeline is then this one epoch
+            of the run, a pure function of (`seed`, `epoch`): the file order, the shuffle, the
+            oversampling draws and every augmentation draw (stateless, seeded per window) derive from
+            `epoch_seed(seed, epoch)`, so an epoch comes out the same whenever it is built, e.g.
+            after a resume (`epoch_stream`). Without it, each pass over the dataset is reshuffled.
+        strata: optional int array. With `oversample`: the windows' strata (`window_strata`), computed
+            beforehand, e.g. where the pipeline is built inside a traced function (`epoch_stream`).
+        faces: optional `raw_augment.FaceAugmenter` of a raw corpus's `raw_augment`, built beforehand
+            for the same reason (its Keras layers hold variables).
 
     Returns:
         tf.data.Dataset of (features, targets), or of features alone for an unlabelled partition
@@ -287,6 +299,9 @@ def make_dataset(
         )
     if raw:
         shuffle_buffer = min(shuffle_buffer, 32)
+    epochwise = epoch is not None
+    if epochwise:
+        seed = epoch_seed(0 if seed is None else seed, epoch)
     mode = _oversample_mode(oversample)
     window, step = window_frames(info, window_seconds, window_hop_seconds)
     scale = center = None
@@ -302,7 +317,7 @@ def make_dataset(
         return {key: element[key] for key in keys}
 
     def window_stream(stream_seed):
-        stream = _records(paths, training=True, seed=stream_seed).map(
+        stream = _records(paths, training=True, seed=stream_seed, reshuffle=not epochwise).map(
             lambda e: keep(parse(e)), num_parallel_calls=tf.data.AUTOTUNE
         )
         if label_delay_frames:
@@ -311,9 +326,10 @@ def make_dataset(
 
     if mode is None:
         dataset = window_stream(seed)
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=not epochwise)
     else:
-        strata = window_strata(artifact_dir, partition, window, step, mode, int(label_delay_frames))
+        if strata is None:
+            strata = window_strata(artifact_dir, partition, window, step, mode, int(label_delay_frames))
         present = np.unique(strata)
         streams = []
         for k in present.tolist():
@@ -337,6 +353,12 @@ def make_dataset(
             "model.lambda_reliability needs the feature corruption augmentation (training.augment); "
             "raw corpora do not have it"
         )
+    augmented = augment_lib.is_active(config) or corruption_targets or raw
+    if epochwise and augmented:
+        # Each window's augmentation draws from its own seed: (the epoch's seed, its place in the epoch).
+        dataset = dataset.enumerate().map(
+            lambda index, element: {**element, WINDOW_SEED: tf.stack([tf.cast(seed, tf.int64), index])}
+        )
     if augment_lib.is_active(config) or corruption_targets:
 
         def apply(element):
@@ -347,6 +369,7 @@ def make_dataset(
                 center,
                 targets=corruption_targets,
                 hop=float(info["hop"]),
+                seed=element.get(WINDOW_SEED),
             )
             return {**element, **inputs}
 
@@ -361,9 +384,60 @@ def make_dataset(
         dataset = dataset.map(split_with_targets, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
     if raw:
-        dataset = dataset.map(_raw_window_function(info, raw_augment, seed), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(
+            _raw_window_function(info, raw_augment, None if epochwise else seed, faces),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     dataset = dataset.map(lambda e: _split(e, task, True), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+WINDOW_SEED = "window_seed"  # an epoch-wise training window's augmentation seed (dropped by `_split`)
+
+
+def epoch_seed(seed, epoch):
+    """The seed of one epoch's file order, shuffle, sampling and augmentation (ints or int64 tensors)."""
+    return (seed * 1_000_003 + (epoch + 1) * 7_919) % 2_147_483_647
+
+
+def epoch_stream(artifact_dir, partition, *, start_epoch, start_step, steps_per_epoch, batch_size=4, **kwargs):
+    """The training batches of a run from step `start_step` of epoch `start_epoch` on, endlessly.
+
+    Epoch e is `make_dataset(..., training=True, epoch=e)` (a pure function of the seed and e),
+    cut or cycled to exactly `steps_per_epoch` batches, so the batches of an epoch, and where each
+    step of it starts, never depend on when the stream was started: a run resumed at (epoch, step)
+    sees the same batches from there on as the uninterrupted run. Pass it to `fit` with
+    `steps_per_epoch`. `kwargs` are `make_dataset`'s (the seed among them).
+    """
+    steps = int(steps_per_epoch)
+    if steps < 1:
+        raise ConfigError(f"steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
+
+    info = records.partition_info(artifact_dir, partition)
+    if is_raw(info) and kwargs.get("faces") is None:  # Keras layers: built before the traced function
+        from pipelines import raw_augment as raw_augment_lib
+
+        config = raw_augment_lib.validate_config(kwargs.get("raw_augment"))
+        kwargs["faces"] = raw_augment_lib.FaceAugmenter(config, info["visual_shape"])
+    mode = _oversample_mode(kwargs.get("oversample", False))
+    if mode is not None and kwargs.get("strata") is None:  # read in NumPy, so before the traced function
+        window, step = window_frames(info, kwargs.get("window_seconds", 30.0), kwargs.get("window_hop_seconds"))
+        kwargs["strata"] = window_strata(
+            artifact_dir, partition, window, step, mode, int(kwargs.get("label_delay_frames", 0))
+        )
+
+    def one_epoch(epoch):
+        # tf.data's seed helper compares a tensor seed with 0 when the global seed is 0 (e.g.
+        # `keras.utils.set_random_seed(0)`), which fails in this traced function: its graph's own
+        # seed is moved off 0. The epoch stays a pure function of the seeds.
+        graph = tf.compat.v1.get_default_graph()
+        if graph.seed is not None and graph.seed % 2_147_483_647 == 0:
+            graph.seed = 1
+        dataset = make_dataset(artifact_dir, partition, training=True, batch_size=batch_size, epoch=epoch, **kwargs)
+        return dataset.repeat().take(steps)
+
+    stream = tf.data.Dataset.range(int(start_epoch), np.iinfo(np.int64).max).flat_map(one_epoch)
+    return stream.skip(int(start_step)).prefetch(tf.data.AUTOTUNE)
 
 
 def _delayed_parser(parse, info, frames, artifact_dir):
@@ -384,19 +458,22 @@ def _delayed_parser(parse, info, frames, artifact_dir):
     return delayed
 
 
-def _raw_window_function(info, raw_augment, seed):
+def _raw_window_function(info, raw_augment, seed, faces=None):
     """Decodes a raw training window's faces, augments both modalities, zeroes the padded frames."""
     from pipelines import raw_augment as raw_augment_lib
 
     config = raw_augment_lib.validate_config(raw_augment)
-    faces = raw_augment_lib.FaceAugmenter(config, info["visual_shape"], seed=seed)
+    if faces is None:
+        faces = raw_augment_lib.FaceAugmenter(config, info["visual_shape"], seed=seed)
     warp, freq, time = raw_augment_lib.spec_parameters(config, info["audio_shape"])
 
     def apply(element):
         mask = element[features.MASK]
+        window_seed = element.get(WINDOW_SEED)
         visual = tf.cast(records.decode_faces(element[features.VISUAL], info), tf.float32)
-        visual = faces(visual) * mask[:, None, None, None]
-        audio = raw_augment_lib.spec_augment(element[features.AUDIO], warp, freq, time) * mask[:, None, None]
+        visual = faces(visual, seed=window_seed) * mask[:, None, None, None]
+        audio = raw_augment_lib.spec_augment(element[features.AUDIO], warp, freq, time, seed=window_seed)
+        audio = audio * mask[:, None, None]
         return {**element, features.VISUAL: visual, features.AUDIO: audio}
 
     return apply

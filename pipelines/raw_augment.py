@@ -29,9 +29,10 @@ the exported model never do.
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
-from pipelines.augment import freq_mask, time_mask
+from pipelines.augment import Draws, freq_mask, time_mask
 from pipelines.augment_options import RAW_KEYS as KEYS  # noqa: F401
 from pipelines.augment_options import RAW_PAPER as PAPER  # noqa: F401
 from pipelines.augment_options import validate_raw_config as validate_config
@@ -54,19 +55,21 @@ def spec_parameters(config, patch_shape):
     return warp, freq, time
 
 
-def _mask_to_mean(patch, mask_fn, param):
+def _mask_to_mean(patch, mask_fn, param, draws=None):
     """`mask_fn` applied to a patch, the masked cells set to the patch mean and the others untouched."""
-    hidden = tf.equal(mask_fn(tf.ones_like(patch), param), 0)
+    ones = tf.ones_like(patch)
+    hidden = tf.equal(mask_fn(ones, param) if draws is None else mask_fn(ones, param, draws), 0)
     return tf.where(hidden, tf.reduce_mean(patch), patch)
 
 
-def time_warp(patch, warp):
+def time_warp(patch, warp, draws=None):
     """SpecAugment time warping of one [P, M] patch: the frame at c ~ U[W + 1, P - W - 1) moves by w ~ U[-W, W]."""
     if not warp:
         return patch
+    draws = draws or Draws()
     frames = tf.shape(patch)[0]
-    centre = tf.random.uniform((), warp + 1, frames - warp - 1, dtype=tf.int32)
-    shift = tf.random.uniform((), -warp, warp + 1, dtype=tf.int32)
+    centre = draws.uniform((), warp + 1, frames - warp - 1, dtype=tf.int32)
+    shift = draws.uniform((), -warp, warp + 1, dtype=tf.int32)
     bins = tf.shape(patch)[1]
     image = patch[:, :, None]
     left = tf.image.resize(image[:centre], tf.stack([centre + shift, bins]), method="bilinear")
@@ -74,20 +77,45 @@ def time_warp(patch, warp):
     return tf.ensure_shape(tf.concat([left, right], 0)[:, :, 0], patch.shape)
 
 
-def spec_augment(patches, warp, freq, time):
-    """Time warp, then frequency and time masking, drawn independently for every patch of [T, P, M]."""
+def spec_augment(patches, warp, freq, time, seed=None):
+    """Time warp, then frequency and time masking, drawn independently for every patch of [T, P, M].
+
+    With `seed` (int tensor [2]) the draws are stateless: patch t draws from `seed` folded with t."""
     if not (warp or freq or time):
         return patches
 
-    def one(patch):
-        patch = time_warp(patch, warp)
+    def one(patch, draws=None):
+        patch = time_warp(patch, warp, draws)
         if freq:
-            patch = _mask_to_mean(patch, freq_mask, freq + 1)
+            patch = _mask_to_mean(patch, freq_mask, freq + 1, draws)
         if time:
-            patch = _mask_to_mean(patch, time_mask, time + 1)
+            patch = _mask_to_mean(patch, time_mask, time + 1, draws)
         return patch
 
-    return tf.map_fn(one, patches, fn_output_signature=tf.TensorSpec(patches.shape[1:], patches.dtype))
+    signature = tf.TensorSpec(patches.shape[1:], patches.dtype)
+    if seed is None:
+        return tf.map_fn(one, patches, fn_output_signature=signature)
+    seed = tf.cast(seed, tf.int64)
+    indices = tf.range(tf.shape(patches, out_type=tf.int64)[0])
+
+    def seeded(args):
+        patch, index = args
+        return one(patch, Draws(tf.random.experimental.stateless_fold_in(seed, index)))
+
+    return tf.map_fn(seeded, (patches, indices), fn_output_signature=signature)
+
+
+class _WindowSeed(keras.random.SeedGenerator):
+    """Stands in for a Keras preprocessing layer's SeedGenerator during one call: stateless seeds
+    folded from one window's seed, so the layer's draws are a pure function of that seed."""
+
+    def __init__(self, seed):  # no state variable: nothing to advance
+        self._seed = tf.cast(seed, tf.int64)
+        self._count = 0
+
+    def next(self, ordered=True):
+        self._count += 1
+        return tf.random.experimental.stateless_fold_in(self._seed, self._count)
 
 
 class FaceAugmenter:
@@ -100,8 +128,6 @@ class FaceAugmenter:
     """
 
     def __init__(self, config, face_shape, seed=None):
-        import keras
-
         self.height, self.width, self.channels = (int(d) for d in face_shape)
         self.layers = []
         # float32 whatever the global policy: the input pipeline works in float32, the model casts.
@@ -120,14 +146,24 @@ class FaceAugmenter:
     def active(self) -> bool:
         return bool(self.layers)
 
-    def __call__(self, faces):
-        """One random transformation applied to every frame of [T, H, W, 3] float `faces`."""
+    def __call__(self, faces, seed=None):
+        """One random transformation applied to every frame of [T, H, W, 3] float `faces`.
+
+        With `seed` (int tensor [2]) the transformation is drawn statelessly from it."""
         if not self.layers:
             return faces
         frames = tf.shape(faces)[0]
         stacked = tf.reshape(tf.transpose(faces, [1, 2, 0, 3]), [self.height, self.width, -1])
-        for layer in self.layers:
-            stacked = layer(stacked, training=True)
+        for index, layer in enumerate(self.layers):
+            if seed is None:
+                stacked = layer(stacked, training=True)
+                continue
+            own = layer.generator
+            layer.generator = _WindowSeed(tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), index))
+            try:
+                stacked = layer(stacked, training=True)
+            finally:
+                layer.generator = own
         out = tf.reshape(stacked, [self.height, self.width, frames, self.channels])
         return tf.transpose(out, [2, 0, 1, 3])
 

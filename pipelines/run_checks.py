@@ -39,14 +39,51 @@ def epochs_extension(saved: dict, new: dict):
     return (old_epochs, new_epochs) if _without_epochs(saved) == _without_epochs(new) else None
 
 
-def resume_point_of(backup_dir):
-    """(epoch, step) of the backup in `backup_dir` (0-based epoch; `step` = steps done in that
-    epoch, 0 at an epoch boundary), or None when there is no backup."""
-    path = Path(backup_dir) / METADATA
-    if not path.is_file() or not (Path(backup_dir) / "latest.weights.h5").is_file():
-        return None
+LATEST = "latest.weights.h5"
+PREVIOUS = "latest.weights.h5.bkp"
+RESUME_GROUP = "cold_keras_resume"  # the trainer's resume state, inside the backup's weights file
+
+
+def backup_file_of(backup_dir):
+    """(path, epoch, step) of the backup to resume from, or None when there is none.
+
+    The trainer writes a backup to a new file and renames it over `latest.weights.h5` (the one
+    before it becomes `latest.weights.h5.bkp`), so a kill at any moment leaves one complete
+    file; its epoch and step are stored inside it, beside the weights and the rest of the
+    state (`pipelines.backup`). A backup written by Keras' own `BackupAndRestore` (without that
+    state) is described by `training_metadata.json`.
+    """
+    import h5py
+
+    folder = Path(backup_dir)
+    for name in (LATEST, PREVIOUS):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            with h5py.File(path, "r") as handle:
+                if RESUME_GROUP in handle:
+                    attrs = handle[RESUME_GROUP].attrs
+                    return path, int(attrs["epoch"]), int(attrs["batch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if name == LATEST:
+            legacy = _legacy_point(folder)
+            if legacy is not None:
+                return (path, *legacy)
+    return None
+
+
+def _legacy_point(folder: Path):
     try:
-        data = json.loads(path.read_text())
+        data = json.loads((folder / METADATA).read_text())
         return int(data["epoch"]), int(data.get("batch", 0))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def resume_point_of(backup_dir):
+    """(epoch, step) of the backup in `backup_dir` (0-based epoch; `step` = steps done in that
+    epoch, 0 at an epoch boundary), or None when there is no backup."""
+    found = backup_file_of(backup_dir)
+    return None if found is None else found[1:]

@@ -84,6 +84,14 @@ class CollapseGuard(keras.callbacks.Callback):
         self.message = None
         self._print = print_fn
 
+    def resume_state(self):
+        """What a resumed run needs (`pipelines.backup.StepBackup.track`)."""
+        return {"history": list(self.history), "message": self.message}
+
+    def restore_state(self, state):
+        self.history = list((state or {}).get("history", []))
+        self.message = (state or {}).get("message")
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if "ccc_mean" not in logs:

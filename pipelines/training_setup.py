@@ -81,7 +81,12 @@ def monitor_name(task: str) -> str:
 
 @dataclasses.dataclass
 class TrainingInputs:
-    """What `make_training_inputs` returns: the datasets `fit` takes and what the model needs."""
+    """What `make_training_inputs` returns: the datasets `fit` takes and what the model needs.
+
+    `train_ds` is one epoch (endless with oversampling), reshuffled on every pass; `train_stream(epoch,
+    step)` the run's batches from step `step` of epoch `epoch` on (`input_pipeline.epoch_stream`),
+    each epoch a pure function of the seed and its number: the trainer's, so that a resumed run
+    sees the batches an uninterrupted one would."""
 
     train_ds: object
     val_ds: object
@@ -89,6 +94,7 @@ class TrainingInputs:
     manifest: dict
     validation: str
     sequence_level: bool
+    train_stream: object = None
 
 
 def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
@@ -113,11 +119,7 @@ def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
     delay = training_delay_frames(config, artifact_dir)
     batch_size = int(training["batch_size"])
     raw_augment = (config.get("raw") or {}).get("augment") if config_lib.mode_of(config) == "raw" else None
-    train_ds = input_pipeline.make_dataset(
-        artifact_dir,
-        features.TRAIN,
-        training=True,
-        batch_size=batch_size,
+    train_options = dict(
         task=task,
         augment=training.get("augment"),  # optional: absent = no augmentation
         oversample=bool(training["oversample"]),
@@ -126,6 +128,9 @@ def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
         label_delay_frames=delay,
         corruption_targets=bool(config["model"]["lambda_reliability"]),
         **window,
+    )
+    train_ds = input_pipeline.make_dataset(
+        artifact_dir, features.TRAIN, training=True, batch_size=batch_size, **train_options
     )
     steps_per_epoch = input_pipeline.count_batches(
         artifact_dir, features.TRAIN, batch_size=batch_size, label_delay_frames=delay, **window
@@ -136,7 +141,22 @@ def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
         artifact_dir, validation, training=False, batch_size=batch_size, task=task, label_delay_frames=delay
     )
     merge = lambda x, y: ({**x, **y},)  # noqa: E731 - targets are inputs of the training graph
-    return TrainingInputs(train_ds.map(merge), val_ds.map(merge), steps_per_epoch, manifest, validation, sequence_level)
+
+    def train_stream(epoch, step):
+        stream = input_pipeline.epoch_stream(
+            artifact_dir,
+            features.TRAIN,
+            start_epoch=epoch,
+            start_step=step,
+            steps_per_epoch=steps_per_epoch,
+            batch_size=batch_size,
+            **train_options,
+        )
+        return stream.map(merge)
+
+    return TrainingInputs(
+        train_ds.map(merge), val_ds.map(merge), steps_per_epoch, manifest, validation, sequence_level, train_stream
+    )
 
 
 def training_delay_frames(config: dict, artifact_dir) -> int:
