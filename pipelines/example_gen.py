@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines import cli, features
+from pipelines.datasets import ADAPTERS
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import file_digest, read_json, write_json_atomic
 from pipelines.pause import pause_point
@@ -576,7 +577,7 @@ def build_parser():
         description="Convert a corpus into sharded TFRecord SequenceExamples plus manifest.json. "
         "Re-running with unchanged corpus files reuses the shards (checksums are verified).",
     )
-    parser.add_argument("--dataset", required=True, choices=("avec", "iemocap", "synthetic"), help="corpus adapter")
+    parser.add_argument("--dataset", required=True, choices=tuple(ADAPTERS), help="corpus adapter")
     parser.add_argument(
         "--data-dir",
         required=True,

@@ -3,6 +3,11 @@
     python -m pipelines.predict --run-dir RUN --data-dir DIR [--dataset avec] [--partition test] --output-dir OUT
     python -m pipelines.predict --saved-model saved_models/NAME/VERSION --data-dir DIR --output-dir OUT
 
+Raw-mode runs (face crops and waveforms) predict on a raw corpus: own recordings in the layout
+`python -m pipelines.extract --for-run RUN` writes (`faces/<name>.npz`, `audio/<name>.wav`; see
+`pipelines.datasets.recordings`) or the raw synthetic corpus; the audio is turned into log-mel
+patches with the run's settings, and another sample rate or face size is refused naming both.
+
 The model comes from a run directory (`model.keras`) or from an exported SavedModel (plain
 TensorFlow, no Keras file: its `serving_default` signature). The corpus is read with the run's own
 adapter, feature folders and presence handling (from the run's `config.json`, or from the
@@ -50,6 +55,7 @@ import numpy as np
 from pipelines import cli, features
 from pipelines import config as config_lib
 from pipelines import label_delay as delay_lib
+from pipelines.datasets import ADAPTERS
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic, write_text_atomic
 from pipelines.pause import pause_point
@@ -223,8 +229,8 @@ def corpus_settings(config: dict, args) -> tuple:
 
     config = {**config, "features": dict(config.get("features") or {})}
     config["dataset"] = args.dataset or config.get("dataset")
-    if config["dataset"] not in ("avec", "iemocap", "synthetic"):
-        raise ConfigError(f"--dataset must be avec, iemocap or synthetic, got {config['dataset']!r}")
+    if config["dataset"] not in ADAPTERS:
+        raise ConfigError(f"--dataset must be one of {', '.join(ADAPTERS)}, got {config['dataset']!r}")
     if args.audio_features:
         config["features"]["audio"] = [p.strip() for p in args.audio_features.split(",") if p.strip()]
     if args.visual_features:
@@ -265,6 +271,74 @@ def _feature_files(dataset, data_dir, options, modality, name) -> str:
         return str(found[0] if found else folder / name)
     folders = options.get(f"{modality}_features") or [modality]
     return ", ".join(str(Path(data_dir) / folder / f"{name}.csv") for folder in folders)
+
+
+def raw_settings_of(config: dict, config_source) -> dict:
+    """A raw-mode run's input settings (sample rate, face crop shape, log-mel settings): recorded in
+    config.json's `runtime.raw` by the trainer, else read from the run's artefact manifest."""
+    recorded = (config.get("runtime") or {}).get("raw")
+    if recorded:
+        return recorded
+    artifact_dir = (config.get("runtime") or {}).get("artifact_dir")
+    manifest = Path(artifact_dir or "") / "manifest.json"
+    if not artifact_dir or not manifest.is_file():
+        raise DataError(
+            "a raw-mode run trained before its input settings were recorded, whose artefacts are gone "
+            f"({manifest}); train it again to predict on other recordings",
+            config_source,
+        )
+    from pipelines.train import raw_runtime
+
+    return raw_runtime(read_json(manifest))["raw"]
+
+
+def open_raw_for_prediction(data_dir, select):
+    """A raw corpus to predict on: the raw synthetic corpus (it has synthetic.json), else own
+    recordings in the layout `pipelines.extract` writes (`pipelines.datasets.recordings`)."""
+    if (Path(data_dir) / "synthetic.json").is_file():
+        from pipelines.datasets import open_corpus
+
+        corpus = open_corpus("synthetic", data_dir)
+        if corpus.mode == "raw":
+            inner = corpus.recordings
+            corpus.recordings = lambda: (r for r in inner() if select(r.name, r.partition))
+        return corpus
+    from pipelines.datasets.recordings import open_recordings
+
+    return open_recordings(data_dir, labels_optional=True, select=select)
+
+
+def raw_model_inputs(recording, settings: dict, root) -> dict:
+    """One raw recording as the model takes it, prepared as for training: the log-mel spectrogram of
+    the waveform cut into one patch per frame (`pipelines.raw_inputs`) and the face crops.
+
+    Raises:
+        DataError: another sample rate or face crop size than the model was trained on.
+    """
+    from pipelines import raw_inputs
+
+    shape = [int(x) for x in np.shape(recording.faces)[1:]]
+    if shape != list(settings["visual_shape"]):
+        raise DataError(
+            f"face crops of {shape[0]}x{shape[1]}, but the model takes {settings['visual_shape'][0]}x"
+            f"{settings['visual_shape'][1]} (recording {recording.name}); extract them again with "
+            "python -m pipelines.extract --for-run RUN",
+            root,
+        )
+    if int(recording.sample_rate) != int(settings["sample_rate"]):
+        raise DataError(
+            f"audio at {recording.sample_rate} Hz, but the model was trained at {settings['sample_rate']} Hz "
+            f"(recording {recording.name}); extract it again with python -m pipelines.extract --for-run RUN",
+            root,
+        )
+    logmel = raw_inputs.validate_logmel(settings["logmel"], recording.hop)
+    spectrogram = raw_inputs.compute_logmel(recording.waveform, recording.sample_rate, logmel)
+    patches = raw_inputs.logmel_patches(spectrogram, recording.num_frames, float(recording.hop), logmel)
+    out = _as_dict(recording)
+    out.update({features.AUDIO: np.asarray(patches, np.float32), features.VISUAL: recording.faces})
+    for key in ("faces", "waveform"):
+        out.pop(key, None)
+    return out
 
 
 def _as_dict(recording) -> dict:
@@ -368,8 +442,8 @@ def run(args) -> dict:
             f"--partition must be one of {', '.join(features.PARTITIONS)} or {ALL}, got {args.partition!r}"
         )
     config, config_source = reading_config(args.run_dir, args.saved_model)
-    if config.get("mode") == "raw":
-        raise ConfigError("this is a raw-mode run; predict takes per-frame feature corpora", config_source)
+    raw = config.get("mode") == "raw"
+    raw_settings = raw_settings_of(config, config_source) if raw else None
     task = config.get("task", "regression")
     delay_seconds = delay_lib.check(
         delay_lib.seconds_of(config) if args.label_delay is None else args.label_delay, "--label-delay"
@@ -389,9 +463,13 @@ def run(args) -> dict:
         seen.append(name)
         return not _finished(out_dir, name, sequence_level, args.plot)
 
-    corpus = open_for_prediction(dataset, data_dir, options, select)
-    if corpus.mode != "features":
-        raise ConfigError("holds a raw corpus; predict takes per-frame feature corpora", data_dir)
+    if raw:
+        corpus = open_raw_for_prediction(data_dir, select)
+    else:
+        corpus = open_for_prediction(dataset, data_dir, options, select)
+    if corpus.mode != ("raw" if raw else "features"):
+        held = "face crops and audio (a raw corpus)" if corpus.mode == "raw" else "per-frame features"
+        raise ConfigError(f"holds {held}, but the model is a {'raw-mode' if raw else 'feature'} model", data_dir)
     check_hop(corpus.hop, config, config_source, data_dir)  # before the model loads
     frames = delay_lib.delay_frames(delay_seconds, corpus.hop)
     predictor = SavedModelPredictor(args.saved_model) if args.saved_model else KerasPredictor(args.run_dir)
@@ -419,9 +497,9 @@ def run(args) -> dict:
             if dataset == "iemocap" and not select(item.name, item.partition):
                 skipped += wanted(item.partition)
                 continue
-            recording = _as_dict(item)
+            recording = raw_model_inputs(item, raw_settings, corpus.root) if raw else _as_dict(item)
             name = recording["name"]
-            for modality in features.MODALITIES:
+            for modality in () if raw else features.MODALITIES:
                 dim = int(np.shape(recording[modality])[-1])
                 if dim != predictor.dims[modality]:
                     raise DataError(
@@ -593,9 +671,7 @@ def parse_args(argv=None):
         "TensorFlow; the reading settings come from its assets.extra/config.json or --run-dir",
     )
     parser.add_argument("--data-dir", help="corpus folder to predict on, in the layout of --dataset")
-    parser.add_argument(
-        "--dataset", choices=("avec", "iemocap", "synthetic"), help="layout of --data-dir (default: the run's dataset)"
-    )
+    parser.add_argument("--dataset", choices=tuple(ADAPTERS), help="layout of --data-dir (default: the run's dataset)")
     parser.add_argument(
         "--partition", default=features.TEST, help=f"partition to predict: {', '.join(features.PARTITIONS)} or {ALL}"
     )

@@ -37,10 +37,12 @@ from cold_keras.names import MODEL_NAMES, TASKS, WEIGHT_CONVENTIONS
 from pipelines import augment_options, features
 from pipelines.errors import ConfigError
 
-DATASETS = ("avec", "iemocap", "synthetic")
+DATASETS = ("avec", "iemocap", "synthetic", "recordings")
 MODES = ("features", "raw")
 # Datasets whose adapter can give raw inputs (face crops and waveforms).
-RAW_DATASETS = ("synthetic",)
+RAW_DATASETS = ("synthetic", "recordings")
+# Datasets that are raw only (own recordings as `pipelines.extract` writes them for raw mode).
+RAW_ONLY_DATASETS = ("recordings",)
 RAW_WEIGHT_KEYS = ("visual_backbone_weights", "audio_backbone_weights")
 MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")
 DISTRIBUTE = ("none", "mirrored", "multiworker")
@@ -424,6 +426,10 @@ class RunConfig(Section):
         return config
 
     def _check_raw_mode(self, source):
+        if self.mode != "raw" and self.dataset in RAW_ONLY_DATASETS:
+            raise ConfigError(
+                f"dataset {self.dataset} holds face crops and waveforms: train it with mode raw (--mode raw)", source
+            )
         if self.mode != "raw":
             return
         if self.dataset not in RAW_DATASETS:

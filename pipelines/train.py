@@ -24,7 +24,7 @@ from pipelines import cli, features
 from pipelines import config as config_lib
 from pipelines.errors import ColdKerasError, ConfigError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
-from pipelines.pause import pause_point
+from pipelines.pause import pause_callback
 from pipelines.run_checks import backup_settings, epochs_extension, resume_point_of
 from pipelines.run_options import add_common_arguments, build_config, default_output_dir
 from pipelines.training_setup import (
@@ -126,8 +126,6 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
 
     keras.utils.set_random_seed(int(training["seed"]))
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
-    # An earlier attempt wrote config.json before training; without a backup it starts over, and says so.
-    rerun = (run_dir / "config.json").exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     chief = is_chief()
     if chief:
@@ -140,18 +138,17 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
             # Outside the compared settings, so a run saved before it was recorded still resumes.
             "hop": float(read_json(artifact_dir / "manifest.json")["hop"]),
         }
+        runtime.update(raw_runtime(read_json(artifact_dir / "manifest.json")))
         write_json_atomic(run_dir / "config.json", {**config_lib.comparable_settings(config), "runtime": runtime})
 
     inputs = make_training_inputs(config, artifact_dir)
     model = build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch, strategy=strategy)
     infer = inference_model(model)
     watch = _Callbacks(config, run_dir, artifact_dir, inputs, infer, chief=chief, progress=progress)
-    if rerun and watch.backup.resume_point() is None:
-        print(f"no backup in {run_dir / 'backup'} yet: starting the run from the beginning")
     started = time.time()
     fit_resuming(
         model,
-        inputs.train_stream,
+        inputs.train_ds,
         validation_data=inputs.val_ds,
         epochs=int(training["epochs"]),
         steps_per_epoch=inputs.steps_per_epoch,
@@ -161,7 +158,6 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
         epoch_line=watch.epoch_line,
         verbose=0,
     )
-    pause_point("train.fitted")
     if watch.nan_guard.failed:
         raise ColdKerasError(
             f"training stopped: {watch.nan_guard.failed}. The last good epoch is kept in "
@@ -199,9 +195,8 @@ class _Callbacks:
         import keras
 
         from pipelines import input_pipeline
-        from pipelines.backup import BestCheckpoint, EpochLine, StepBackup
+        from pipelines.backup import EpochLine, StepBackup
         from pipelines.callbacks import InterruptGuard, NanGuard, TensorBoardExtras
-        from pipelines.pause import pause_callbacks
         from pipelines.stability import CollapseGuard
 
         training = config["training"]
@@ -209,44 +204,31 @@ class _Callbacks:
         checkpoints = run_dir / "checkpoints"
         checkpoints.mkdir(exist_ok=True)
         self.best_path = checkpoints / "best.weights.h5"
-        history = run_dir / "history.csv"
-        # The backup holds the history's text and every tracked callback's state: first in the list, so
-        # that they are put back before the others start; its epoch-end save comes last (below).
-        self.backup = StepBackup(run_dir / "backup", *backup_settings(training), files={"history.csv": history})
-        self.nan_guard = self.backup.track("nan_guard", NanGuard())
-        checkpoint = self.backup.track(
-            "best_checkpoint",
-            BestCheckpoint(
+        self.nan_guard = NanGuard()
+        self.backup = StepBackup(run_dir / "backup", *backup_settings(training))
+        self.callbacks = [
+            self.backup,
+            keras.callbacks.ModelCheckpoint(
                 str(self.best_path),
                 monitor=monitor,
                 mode="max",
                 save_best_only=True,
                 save_weights_only=True,
-                # counts only for a backup of an earlier version, which holds no best value
-                initial_value_threshold=best_so_far(history, monitor),
+                initial_value_threshold=best_so_far(run_dir / "history.csv", monitor),
             ),
-        )
-        self.callbacks = [
-            self.backup,
-            checkpoint,
-            keras.callbacks.CSVLogger(str(history), separator=",", append=True),
+            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), separator=",", append=True),
             self.nan_guard,
-            self.backup.track("collapse_guard", CollapseGuard()),
+            CollapseGuard(),
+            InterruptGuard(),
             keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0, write_graph=False),
+            pause_callback("train.epoch"),
         ]
         figure_recording = next(iter(input_pipeline.iter_recordings(artifact_dir, inputs.validation)), None)
         if figure_recording is not None and chief:
             extras = run_dir / "tensorboard" / "validation" / "extras"
             self.callbacks.append(TensorBoardExtras(extras, infer, figure_recording))
-        self.epoch_line = self.backup.track(
-            "epoch_line", EpochLine(monitor, int(training["epochs"]), inputs.steps_per_epoch, bar=progress)
-        )
-        self.callbacks += [
-            self.epoch_line,
-            self.backup.epoch_end_callback(),  # "epoch e done" only once all of epoch e is written
-            InterruptGuard(),  # after it: Ctrl-C at an epoch's end keeps that epoch
-            *pause_callbacks("train", self.backup),
-        ]
+        self.epoch_line = EpochLine(monitor, int(training["epochs"]), inputs.steps_per_epoch, bar=progress)
+        self.callbacks.append(self.epoch_line)
 
 
 def _score_partitions(config, run_dir, artifact_dir, inputs, infer, *, chief, progress) -> dict:
@@ -277,6 +259,21 @@ def _score_partitions(config, run_dir, artifact_dir, inputs, infer, *, chief, pr
                 predictions, run_dir / "predictions" / partition, task=task, sequence_level=inputs.sequence_level
             )
     return metrics
+
+
+def raw_runtime(manifest: dict) -> dict:
+    """A raw-mode run's input settings, recorded in config.json's `runtime` so that predictions on
+    other recordings (`pipelines.predict`, `pipelines.extract --for-run`) prepare them the same way:
+    `{"raw": {"sample_rate", "visual_shape", "logmel"}}`; {} for a feature run."""
+    if manifest.get("mode") != "raw":
+        return {}
+    return {
+        "raw": {
+            "sample_rate": int(manifest["sample_rate"]),
+            "visual_shape": [int(x) for x in manifest["visual_shape"]],
+            "logmel": dict(manifest["logmel"]),
+        }
+    }
 
 
 def fit_uncertainty(config, run_dir, artifact_dir, inputs, infer, *, progress) -> None:

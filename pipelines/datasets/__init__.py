@@ -17,6 +17,7 @@ ADAPTERS = {
     "avec": ("pipelines.datasets.avec", "open_avec"),
     "iemocap": ("pipelines.datasets.iemocap", "open_iemocap"),
     "synthetic": ("pipelines.datasets.synthetic", "open_synthetic"),
+    "recordings": ("pipelines.datasets.recordings", "open_recordings"),
 }
 
 
@@ -24,7 +25,8 @@ def open_corpus(dataset: str, data_dir, **options) -> Corpus:
     """Opens a corpus folder with the adapter named `dataset`.
 
     Args:
-        dataset: str. One of `avec`, `iemocap`, `synthetic`.
+        dataset: str. One of `avec`, `iemocap`, `synthetic`, `recordings` (own recordings in raw
+            mode, as `pipelines.extract` writes them).
         data_dir: str or Path. The corpus folder.
         **options: the adapter's keyword options: `audio_features`, `visual_features` and
             `allow_missing_modality` for all three; `features_dir`, `validation_speaker` and

@@ -182,7 +182,7 @@ def open_layout(
         "padded_files": [],
     }
     label_files = _list_csv(labels_dir) if labels_dir.is_dir() else {}
-    partitions = _read_partitions(root / PARTITIONS_FILE)
+    partitions = read_partitions(root / PARTITIONS_FILE)
     entries = {}
     for file_name in sorted(label_files):
         entry = _entry(file_name, labels_dir / file_name, partitions, labels_optional)
@@ -346,7 +346,7 @@ def _ignore(path: Path, report: dict) -> None:
     )
 
 
-def _read_partitions(path: Path) -> dict:
+def read_partitions(path: Path) -> dict:
     """`partitions.csv` (header `name;partition`): recording name -> train, devel or test. {} without one."""
     if not path.is_file():
         return {}

@@ -100,6 +100,8 @@ def plan(run_dir) -> RunPlan:
         synthetic = config.get("synthetic") or {}
         result.face_size = int(synthetic.get("face_size") or DEFAULT_FACE_SIZE)
         result.sample_rate = int(synthetic.get("sample_rate") or DEFAULT_SAMPLE_RATE)
+        # What the trainer recorded (config.json's runtime.raw), else the run's artefact manifest.
+        manifest = (config.get("runtime") or {}).get("raw") or manifest
         if manifest:
             shape = manifest.get("visual_shape") or []
             if len(shape) >= 2 and shape[0] == shape[1] and int(shape[0]) > 0:
