@@ -24,7 +24,7 @@ from pipelines import cli, features
 from pipelines import config as config_lib
 from pipelines.errors import ColdKerasError, ConfigError, cli_main
 from pipelines.io_utils import read_json, write_json_atomic
-from pipelines.pause import pause_callback
+from pipelines.pause import pause_point
 from pipelines.run_checks import backup_settings, epochs_extension, resume_point_of
 from pipelines.run_options import add_common_arguments, build_config, default_output_dir
 from pipelines.training_setup import (
@@ -126,6 +126,8 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
 
     keras.utils.set_random_seed(int(training["seed"]))
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
+    # An earlier attempt wrote config.json before training; without a backup it starts over, and says so.
+    rerun = (run_dir / "config.json").exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     chief = is_chief()
     if chief:
@@ -145,10 +147,12 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     model = build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch, strategy=strategy)
     infer = inference_model(model)
     watch = _Callbacks(config, run_dir, artifact_dir, inputs, infer, chief=chief, progress=progress)
+    if rerun and watch.backup.resume_point() is None:
+        print(f"no backup in {run_dir / 'backup'} yet: starting the run from the beginning")
     started = time.time()
     fit_resuming(
         model,
-        inputs.train_ds,
+        inputs.train_stream,
         validation_data=inputs.val_ds,
         epochs=int(training["epochs"]),
         steps_per_epoch=inputs.steps_per_epoch,
@@ -158,6 +162,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
         epoch_line=watch.epoch_line,
         verbose=0,
     )
+    pause_point("train.fitted")
     if watch.nan_guard.failed:
         raise ColdKerasError(
             f"training stopped: {watch.nan_guard.failed}. The last good epoch is kept in "
@@ -195,8 +200,9 @@ class _Callbacks:
         import keras
 
         from pipelines import input_pipeline
-        from pipelines.backup import EpochLine, StepBackup
+        from pipelines.backup import BestCheckpoint, EpochLine, StepBackup
         from pipelines.callbacks import InterruptGuard, NanGuard, TensorBoardExtras
+        from pipelines.pause import pause_callbacks
         from pipelines.stability import CollapseGuard
 
         training = config["training"]
@@ -204,31 +210,44 @@ class _Callbacks:
         checkpoints = run_dir / "checkpoints"
         checkpoints.mkdir(exist_ok=True)
         self.best_path = checkpoints / "best.weights.h5"
-        self.nan_guard = NanGuard()
-        self.backup = StepBackup(run_dir / "backup", *backup_settings(training))
-        self.callbacks = [
-            self.backup,
-            keras.callbacks.ModelCheckpoint(
+        history = run_dir / "history.csv"
+        # The backup holds the history's text and every tracked callback's state: first in the list, so
+        # that they are put back before the others start; its epoch-end save comes last (below).
+        self.backup = StepBackup(run_dir / "backup", *backup_settings(training), files={"history.csv": history})
+        self.nan_guard = self.backup.track("nan_guard", NanGuard())
+        checkpoint = self.backup.track(
+            "best_checkpoint",
+            BestCheckpoint(
                 str(self.best_path),
                 monitor=monitor,
                 mode="max",
                 save_best_only=True,
                 save_weights_only=True,
-                initial_value_threshold=best_so_far(run_dir / "history.csv", monitor),
+                # counts only for a backup of an earlier version, which holds no best value
+                initial_value_threshold=best_so_far(history, monitor),
             ),
-            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), separator=",", append=True),
+        )
+        self.callbacks = [
+            self.backup,
+            checkpoint,
+            keras.callbacks.CSVLogger(str(history), separator=",", append=True),
             self.nan_guard,
-            CollapseGuard(),
-            InterruptGuard(),
+            self.backup.track("collapse_guard", CollapseGuard()),
             keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0, write_graph=False),
-            pause_callback("train.epoch"),
         ]
         figure_recording = next(iter(input_pipeline.iter_recordings(artifact_dir, inputs.validation)), None)
         if figure_recording is not None and chief:
             extras = run_dir / "tensorboard" / "validation" / "extras"
             self.callbacks.append(TensorBoardExtras(extras, infer, figure_recording))
-        self.epoch_line = EpochLine(monitor, int(training["epochs"]), inputs.steps_per_epoch, bar=progress)
-        self.callbacks.append(self.epoch_line)
+        self.epoch_line = self.backup.track(
+            "epoch_line", EpochLine(monitor, int(training["epochs"]), inputs.steps_per_epoch, bar=progress)
+        )
+        self.callbacks += [
+            self.epoch_line,
+            self.backup.epoch_end_callback(),  # "epoch e done" only once all of epoch e is written
+            InterruptGuard(),  # after it: Ctrl-C at an epoch's end keeps that epoch
+            *pause_callbacks("train", self.backup),
+        ]
 
 
 def _score_partitions(config, run_dir, artifact_dir, inputs, infer, *, chief, progress) -> dict:
