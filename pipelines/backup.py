@@ -304,6 +304,19 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
         super().__init__(*args, **kwargs)
         self._fresh_best = self.best
 
+    def _save_model(self, epoch, batch, logs):
+        # Written to a new file and renamed: a kill while saving never leaves a broken checkpoint.
+        final = Path(self.filepath)
+        partial = final.with_name(f".partial.{final.name}")
+        partial.unlink(missing_ok=True)
+        self.filepath = str(partial)
+        try:
+            super()._save_model(epoch, batch, logs)
+        finally:
+            self.filepath = str(final)
+        if partial.exists():
+            os.replace(partial, final)
+
     def resume_state(self):
         return {"best": None if self.best is None else float(self.best)}
 

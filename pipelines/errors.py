@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import threading
@@ -48,6 +49,11 @@ class ConfigError(ColdKerasError):
 
 
 _INTERRUPTED = threading.Event()
+_LEAVING = threading.Event()  # the command's own KeyboardInterrupt path is printing and exiting
+_LEAVE_LOCK = threading.Lock()  # one thread prints the line and ends the process
+INTERRUPTED_LINE = "interrupted: everything written so far is kept; run the same command again to resume"
+# Seconds after Ctrl-C within which the command must be on its way out, else the watchdog ends it.
+INTERRUPT_GRACE_SECONDS = 1.0
 
 
 def interrupt_requested() -> bool:
@@ -62,26 +68,83 @@ def _on_sigint(signum, frame):
     raise KeyboardInterrupt
 
 
+def _leave(code: int, line: str, *, own_line=False) -> None:
+    """Prints `line` on stderr and ends the process at once: no interpreter teardown (TensorFlow's
+    runtime, tf.data's threads and every module's finalisers take about 2 s). Everything a command
+    writes is complete on disk or written by atomic renames, so this leaves what a kill would."""
+    if not _LEAVE_LOCK.acquire(blocking=False):
+        threading.Event().wait()  # the other thread is ending the process
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or broken stream must not keep the process alive
+            pass
+    os.write(2, f"{chr(10) if own_line else ''}{line}\n".encode())  # own_line: after a progress bar's
+    os._exit(code)
+
+
+def _watch_sigint(read_fd: int) -> None:
+    """Ends the process `INTERRUPT_GRACE_SECONDS` after Ctrl-C unless the command is leaving by itself.
+
+    Python runs a signal handler only between bytecodes of the main thread: while that thread is in
+    one long C++ call (TensorFlow optimising and running the first step of a traced function takes
+    10-15 s on the default model and 2 CPU cores) a KeyboardInterrupt waits for the call to return.
+    The C-level handler writes the signal's number to the wakeup fd at once, which wakes this thread.
+    """
+    while True:
+        try:
+            data = os.read(read_fd, 64)
+        except OSError:
+            return
+        if not data:
+            return
+        if signal.SIGINT not in data:
+            continue
+        _INTERRUPTED.set()
+        if not _LEAVING.wait(INTERRUPT_GRACE_SECONDS):
+            _leave(130, INTERRUPTED_LINE, own_line=True)
+
+
+def _install_sigint_watchdog() -> None:
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread
+        return
+    threading.Thread(target=_watch_sigint, args=(read_fd,), name="sigint-watchdog", daemon=True).start()
+
+
 def cli_main(fn):
     """Decorates a command's `main`: user errors print one line and exit 2.
 
     A KeyboardInterrupt exits 130 with a note that the run can be resumed; anything
     else is a bug and keeps its traceback.
+
+    Run as a program (`python -m pipelines.<command>`, the function's module is `__main__`), Ctrl-C
+    ends the command within about a second at any stage: the interrupt's line is printed and the
+    process ends without the interpreter's teardown, and a watchdog thread does the same when the
+    main thread sits in a long C++ call (`_watch_sigint`). Called from Python (tests), `main`
+    raises SystemExit as usual.
     """
+    as_program = getattr(fn, "__module__", None) == "__main__"
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, _on_sigint)
+            if as_program:
+                _install_sigint_watchdog()
         try:
             return fn(*args, **kwargs)
         except ColdKerasError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
-            print(
-                "interrupted: everything written so far is kept; run the same command again to resume", file=sys.stderr
-            )
+            _LEAVING.set()
+            if as_program:
+                _leave(130, INTERRUPTED_LINE)
+            print(INTERRUPTED_LINE, file=sys.stderr)
             sys.exit(130)
 
     return wrapper

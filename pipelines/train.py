@@ -150,18 +150,22 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     if rerun and watch.backup.resume_point() is None:
         print(f"no backup in {run_dir / 'backup'} yet: starting the run from the beginning")
     started = time.time()
-    fit_resuming(
-        model,
-        inputs.train_stream,
-        validation_data=inputs.val_ds,
-        epochs=int(training["epochs"]),
-        steps_per_epoch=inputs.steps_per_epoch,
-        repeated=bool(training["oversample"]),
-        backup=watch.backup,
-        callbacks=watch.callbacks,
-        epoch_line=watch.epoch_line,
-        verbose=0,
-    )
+    try:
+        fit_resuming(
+            model,
+            inputs.train_stream,
+            validation_data=inputs.val_ds,
+            epochs=int(training["epochs"]),
+            steps_per_epoch=inputs.steps_per_epoch,
+            repeated=bool(training["oversample"]),
+            backup=watch.backup,
+            callbacks=watch.callbacks,
+            epoch_line=watch.epoch_line,
+            verbose=0,
+        )
+    except KeyboardInterrupt:
+        watch.flush()  # TensorBoard's buffered events: the command then ends without the interpreter's teardown
+        raise
     pause_point("train.fitted")
     if watch.nan_guard.failed:
         raise ColdKerasError(
@@ -248,6 +252,14 @@ class _Callbacks:
             InterruptGuard(),  # after it: Ctrl-C at an epoch's end keeps that epoch
             *pause_callbacks("train", self.backup),
         ]
+
+    def flush(self):
+        """Writes out what the TensorBoard writers hold."""
+        for callback in self.callbacks:
+            writers = list(getattr(callback, "_writers", {}).values()) + [getattr(callback, "writer", None)]
+            for writer in writers:
+                if writer is not None and hasattr(writer, "flush"):
+                    writer.flush()
 
 
 def _score_partitions(config, run_dir, artifact_dir, inputs, infer, *, chief, progress) -> dict:

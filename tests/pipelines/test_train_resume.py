@@ -37,16 +37,21 @@ def command(module, args, cache, timeout=600):
 
 
 def _backup_state(backup):
-    """(epoch, step, optimiser iterations) of a consistent backup, or None while it is being written."""
+    """(epoch, step, optimiser iterations) of the backup a rerun resumes from, or None."""
     import h5py
 
+    from pipelines.run_checks import backup_file_of
+
+    found = backup_file_of(backup)
+    if found is None:
+        return None
+    path, epoch, step = found
     try:
-        meta = json.loads((backup / "training_metadata.json").read_text())
-        with h5py.File(backup / "latest.weights.h5", "r") as handle:
+        with h5py.File(path, "r") as handle:
             iterations = int(handle["optimizer/vars/0"][()])
     except (OSError, ValueError, KeyError):
         return None
-    return int(meta["epoch"]), int(meta["batch"]), iterations
+    return epoch, step, iterations
 
 
 def history_epochs(run_dir):
@@ -71,7 +76,7 @@ def resumed_run(tmp_path_factory):
     )
     backup, state, deadline = run_dir / "backup", None, time.time() + 600
     while state is None and time.time() < deadline and process.poll() is None:
-        if (backup / "training_metadata.json").exists():
+        if (backup / "latest.weights.h5").exists():
             process.send_signal(signal.SIGSTOP)  # freeze it, then read a backup that cannot change
             found = _backup_state(backup)
             if found is not None and found[1] > 0:
