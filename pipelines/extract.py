@@ -26,13 +26,13 @@ import io
 import json
 import sys
 import time
-import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from pipelines import cli
+from pipelines.datasets.synthetic_raw import wav_bytes
 from pipelines.errors import ConfigError, DataError, cli_main
 from pipelines.io_utils import file_digest, read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from pipelines.media import layout
@@ -512,7 +512,7 @@ class Extraction:
                 if len(wave_signal) < target:
                     wave_signal = np.concatenate([wave_signal, np.zeros(target - len(wave_signal), np.float32)])
                 wave_signal = wave_signal[:target]
-            outputs[f"{layout.WAVEFORM_FOLDER}/{name}.wav"] = _wav_bytes(wave_signal, rate)
+            outputs[f"{layout.WAVEFORM_FOLDER}/{name}.wav"] = wav_bytes(wave_signal, rate)
             entry["waveform_samples"] = len(wave_signal)
             duration = duration or len(wave_signal) / rate
         entry["audio_duration"] = duration
@@ -584,17 +584,6 @@ class Extraction:
             entry["warnings"].append(
                 f"the OpenFace CSV spans {frames.duration:.2f} s, the media file {entry['streams']['duration']:.2f} s"
             )
-
-
-def _wav_bytes(signal, sample_rate: int) -> bytes:
-    pcm = np.round(np.clip(np.asarray(signal, np.float64), -1.0, 1.0) * 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(int(sample_rate))
-        handle.writeframes(pcm.tobytes())
-    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------

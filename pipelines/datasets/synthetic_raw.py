@@ -172,15 +172,20 @@ def read_faces(path: Path) -> np.ndarray:
     return faces
 
 
-def write_wav(path: Path, waveform, sample_rate: int) -> None:
-    pcm = np.round(np.clip(waveform, -1, 1) * 32767).astype("<i2")
+def wav_bytes(waveform, sample_rate: int) -> bytes:
+    """A 16-bit PCM mono WAV file's bytes of a waveform in [-1, 1] (clipped)."""
+    pcm = np.round(np.clip(np.asarray(waveform, np.float64), -1, 1) * 32767).astype("<i2")
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as handle:
         handle.setnchannels(1)
         handle.setsampwidth(2)
         handle.setframerate(int(sample_rate))
         handle.writeframes(pcm.tobytes())
-    _write_bytes_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_wav(path: Path, waveform, sample_rate: int) -> None:
+    _write_bytes_atomic(path, wav_bytes(waveform, sample_rate))
 
 
 def read_wav(path: Path):
