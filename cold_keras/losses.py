@@ -158,6 +158,108 @@ def emotion_regression_loss(y_true, y_pred, mask=None):
     return ccc_term + masked_mean(ops.square(y_true - y_pred), mask)
 
 
+# ----------------------------------------------------------------------------------------------------
+# Stacked forms: G independent series on the first axis, one value per series in one computation
+# ----------------------------------------------------------------------------------------------------
+
+
+def _rows(x):
+    """`x` `[G, ...]` as `[G, N]` (one row per series)."""
+    return ops.reshape(x, (ops.shape(x)[0], -1))
+
+
+def stacked_concordance_cc(y_true, y_pred, mask=None):
+    """`concordance_cc` of G series at once: row g of the result is `concordance_cc(y_true[g], y_pred[g], mask[g])`.
+
+    The same expressions as `concordance_cc` (population moments over each series' valid elements,
+    eps = 1e-7), reduced along each row instead of over the whole tensor, so a loss layer scores
+    every prediction branch and dimension in one graph instead of one graph per series.
+
+    Args:
+        y_true: tensor `[G, ...]`. Targets, G series stacked on the first axis.
+        y_pred: tensor of the same shape. Predictions.
+        mask: tensor of the same shape or None. 1 = valid element. Defaults to None.
+
+    Returns:
+        float32 tensor `[G]`.
+
+    >>> [round(float(v), 5) for v in stacked_concordance_cc([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]],
+    ...                                                      [[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])]
+    [1.0, -1.0]
+    """
+    x = _rows(_float32(y_true))
+    y = _rows(_float32(y_pred))
+    m = _rows(_mask_like(_float32(y_true), mask))
+    x = ops.where(m > 0, x, 0.0)
+    y = ops.where(m > 0, y, 0.0)
+    n = ops.sum(m, axis=1)
+    mean_x = ops.divide_no_nan(ops.sum(m * x, axis=1), n)
+    mean_y = ops.divide_no_nan(ops.sum(m * y, axis=1), n)
+    dx = x - mean_x[:, None]
+    dy = y - mean_y[:, None]
+    var_x = ops.divide_no_nan(ops.sum(m * dx * dx, axis=1), n)
+    var_y = ops.divide_no_nan(ops.sum(m * dy * dy, axis=1), n)
+    cov = ops.divide_no_nan(ops.sum(m * dx * dy, axis=1), n)
+    return 2.0 * cov / (var_x + var_y + ops.square(mean_x - mean_y) + EPSILON)
+
+
+def stacked_masked_mean(x, mask=None):
+    """`masked_mean` of each row of `x` `[G, ...]`: float32 `[G]` (0 for a row without a valid entry)."""
+    x = _float32(x)
+    m = _rows(_mask_like(x, mask))
+    x = ops.where(m > 0, _rows(x), 0.0)
+    return ops.divide_no_nan(ops.sum(x * m, axis=1), ops.sum(m, axis=1))
+
+
+def stacked_emotion_regression_loss(y_true, y_pred, mask=None):
+    """`emotion_regression_loss` of G series at once: (1 - CCC) + MSE over each series' valid frames.
+
+    Args:
+        y_true: tensor `[G, B, T]`. Targets, e.g. one row per prediction branch and dimension.
+        y_pred: tensor `[G, B, T]`. Predictions.
+        mask: tensor `[G, B, T]` or None. 1 = valid frame (each row may have its own mask).
+
+    Returns:
+        float32 tensor `[G]`; row g equals `emotion_regression_loss(y_true[g], y_pred[g], mask[g])`.
+    """
+    y_true = _float32(y_true)
+    y_pred = _float32(y_pred)
+    ccc_term = 1.0 - stacked_concordance_cc(y_true, y_pred, mask)
+    return ccc_term + stacked_masked_mean(ops.square(y_true - y_pred), mask)
+
+
+def stacked_weighted_cross_entropy(labels, logits, class_weights=None, mask=None):
+    """`weighted_cross_entropy` of G series at once, each with its own class weights.
+
+    Args:
+        labels: int tensor `[G, B, T]`. Class ids in [0, C); padded frames may hold any value.
+        logits: tensor `[G, B, T, C]`.
+        class_weights: `[G, C]` floats (one row of class weights per series) or None (all ones).
+        mask: tensor `[G, B, T]` or None. 1 = valid frame.
+
+    Returns:
+        float32 tensor `[G]`; row g equals `weighted_cross_entropy(labels[g], logits[g], class_weights[g], mask[g])`.
+    """
+    logits = _float32(logits)
+    num_classes = ops.shape(logits)[-1]
+    labels = ops.clip(ops.cast(labels, "int32"), 0, num_classes - 1)
+    ce = _frame_cross_entropy(labels, logits)
+    m = _mask_like(ce, mask)
+    ce = ops.where(m > 0, ce, 0.0)
+    if class_weights is not None:
+        class_weights = _float32(class_weights)
+        rows, static_classes = ops.shape(labels)[0], logits.shape[-1]
+        if len(class_weights.shape) != 2 or (static_classes is not None and class_weights.shape[1] != static_classes):
+            raise ValueError(
+                f"class_weights must hold one row of one weight per class ({static_classes}) per series, "
+                f"got shape {tuple(class_weights.shape)}."
+            )
+        # Row g's labels index row g of the weights in the flattened [G * C] table.
+        offsets = ops.reshape(ops.arange(rows, dtype="int32") * num_classes, (-1,) + (1,) * (len(labels.shape) - 1))
+        m = m * ops.take(ops.reshape(class_weights, (-1,)), labels + offsets)
+    return ops.divide_no_nan(ops.sum(_rows(m * ce), axis=1), ops.sum(_rows(m), axis=1))
+
+
 def _frame_cross_entropy(labels, logits):
     """Per-frame sparse cross-entropy from logits (float32); labels outside [0, C) are clipped."""
     logits = _float32(logits)

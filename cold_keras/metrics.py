@@ -128,6 +128,41 @@ def ccc_by_name(definition="avec"):
     return CCC_DEFINITIONS[definition]
 
 
+def _rows64(x):
+    """`x` `[G, ...]` as float64 `[G, N]`."""
+    x = ops.cast(x, "float64")
+    return ops.reshape(x, (ops.shape(x)[0], -1))
+
+
+def ccc_statistics(y_true, y_pred, sample_weight=None):
+    """`StreamingCCC`'s sufficient statistics of G series at once, in one computation.
+
+    Row g holds (n, sum x, sum y, sum x^2, sum y^2, sum x y) of series g, weighted by its
+    `sample_weight` row, exactly the sums `StreamingCCC.update_state(y_true[g], y_pred[g],
+    sample_weight[g])` adds (padded frames, NaN included, drop out); feed them to the metrics with
+    `StreamingCCC.add_statistics`. A loss layer scoring several branches and dimensions computes its
+    metrics' updates with one graph instead of one per metric.
+
+    Args:
+        y_true: `[G, ...]` gold standard, G series stacked on the first axis.
+        y_pred: same shape, predictions.
+        sample_weight: same shape (1 = valid frame) or None.
+
+    Returns:
+        float64 tensor `[G, 6]`.
+    """
+    x = _rows64(y_true)
+    y = _rows64(y_pred)
+    if sample_weight is None:
+        w = ops.ones_like(x)
+    else:
+        w = _rows64(ops.broadcast_to(ops.cast(sample_weight, "float64"), ops.shape(y_true)))
+    valid = w > 0
+    x = ops.where(valid, x, 0.0)
+    y = ops.where(valid, y, 0.0)
+    return ops.sum(ops.stack([w, w * x, w * y, w * x * x, w * y * y, w * x * y], axis=1), axis=2)
+
+
 @keras.saving.register_keras_serializable(package="cold_keras")
 class StreamingCCC(keras.metrics.Metric):
     """CCC of all frames seen since the last reset, identical to `ccc` on the concatenated valid frames.
@@ -185,6 +220,16 @@ class StreamingCCC(keras.metrics.Metric):
         updates = (w, w * x, w * y, w * x * x, w * y * y, w * x * y)
         for stat, value in zip(self._STATS, updates):
             getattr(self, stat).assign_add(ops.sum(value))
+
+    def add_statistics(self, statistics):
+        """Adds precomputed sums (n, sum x, sum y, sum x^2, sum y^2, sum x y): a float64 `[6]` tensor or
+        six scalars, e.g. one row of `ccc_statistics`. Equivalent to the `update_state` call they come from."""
+        if not isinstance(statistics, (list, tuple)):
+            statistics = ops.unstack(ops.reshape(statistics, (len(self._STATS),)))
+        if len(statistics) != len(self._STATS):
+            raise ValueError(f"StreamingCCC needs {len(self._STATS)} statistics {self._STATS}, got {len(statistics)}.")
+        for stat, value in zip(self._STATS, statistics):
+            getattr(self, stat).assign_add(ops.cast(value, "float64"))
 
     def result(self):
         n = self.n
@@ -286,6 +331,37 @@ def precision_recall_f1(y_true, y_pred, num_classes=3):
     return _macro_scores(confusion_matrix(y_true, y_pred, num_classes))
 
 
+def confusion_matrices(y_true, y_pred, num_classes=3, sample_weight=None):
+    """`StreamingMacroF1`'s confusion-matrix updates of G series at once: float64 `[G, C, C]`.
+
+    Row g is the matrix `StreamingMacroF1.update_state(y_true[g], y_pred[g], sample_weight[g])` adds
+    (rows true class, columns predicted class; ids outside [0, C) are not counted); feed them with
+    `StreamingMacroF1.add_confusion`.
+
+    Args:
+        y_true: int `[G, ...]` class ids, G series stacked on the first axis.
+        y_pred: scores `[G, ..., C]` (argmax is taken) or int class ids of `y_true`'s shape.
+        num_classes: int. Defaults to 3.
+        sample_weight: `[G, ...]` frame mask (1 = valid frame) or None.
+
+    Returns:
+        float64 tensor `[G, C, C]`.
+    """
+    y_true = ops.convert_to_tensor(y_true)
+    y_pred = ops.convert_to_tensor(y_pred)
+    if len(y_pred.shape) == len(y_true.shape) + 1:
+        y_pred = ops.argmax(y_pred, axis=-1)
+    rows = ops.shape(y_true)[0]
+    labels = ops.reshape(ops.cast(y_true, "int32"), (rows, -1))
+    predicted = ops.reshape(ops.cast(y_pred, "int32"), (rows, -1))
+    true_1h = ops.one_hot(labels, num_classes, dtype="float64")
+    pred_1h = ops.one_hot(predicted, num_classes, dtype="float64")
+    if sample_weight is not None:
+        w = ops.reshape(ops.broadcast_to(ops.cast(sample_weight, "float64"), ops.shape(y_true)), (rows, -1, 1))
+        true_1h = true_1h * w
+    return ops.matmul(ops.transpose(true_1h, (0, 2, 1)), pred_1h)
+
+
 @keras.saving.register_keras_serializable(package="cold_keras")
 class StreamingMacroF1(keras.metrics.Metric):
     """Macro F1 over all frames seen since the last reset, from an accumulated confusion matrix.
@@ -335,6 +411,10 @@ class StreamingMacroF1(keras.metrics.Metric):
             w = ops.reshape(ops.broadcast_to(ops.cast(sample_weight, "float64"), ops.shape(y_true)), (-1, 1))
             true_1h = true_1h * w
         self.confusion.assign_add(ops.matmul(ops.transpose(true_1h), pred_1h))
+
+    def add_confusion(self, confusion):
+        """Adds a precomputed `[C, C]` confusion matrix, e.g. one row of `confusion_matrices`."""
+        self.confusion.assign_add(ops.cast(confusion, "float64"))
 
     def _scores(self):
         tp = ops.diagonal(self.confusion)

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from cold_keras import losses as cold_losses
-from cold_keras.layers.emotion_loss import DIMENSIONS, EmotionLoss, output_name
+from cold_keras.layers.emotion_loss import DIMENSIONS, EmotionLoss, output_name, stack_rows_of
 from cold_keras.layers.reliability import reliability_supervision_loss
 from cold_keras.names import WEIGHT_CONVENTIONS
 
@@ -27,6 +27,10 @@ class ColdLoss(EmotionLoss):
 
     With presence flags, a modality's absent frames are left out of its calibration terms, of the
     crossmodal term, of L_regu and of L_W (where the weights are fixed at 0 and 1).
+
+    As in `EmotionLoss`, the branches and dimensions are computed on stacked tensors; the three
+    calibration terms are one `calibration_ordinal_loss` call on `[3B, 2N]` rows (visual, audio, both
+    modalities), the intramodal rows padded with N masked frames, which take no part in a softmax.
 
     Each term is cast to float32 and tracked by its own `keras.metrics.Mean`: `loss_emo`,
     `loss_co_visual`, `loss_co_audio`, `loss_co_cross`, `loss_regu`, `loss_weight` (unweighted values, so the terms
@@ -120,37 +124,77 @@ class ColdLoss(EmotionLoss):
 
     def distances(self, targets, outputs, modality):
         """Per-frame distances d_m `[B, T]` of one modality's predictions (no gradient)."""
-        per_dimension = [
-            cold_losses.per_frame_distances(targets[dimension], outputs[output_name(modality, dimension)], self.task)
-            for dimension in DIMENSIONS
-        ]
-        return ops.mean(ops.stack(per_dimension, axis=0), axis=0)
+        return self.modality_distances(targets, outputs)[modality]
 
-    def _calibration(self, distances, sigma_norms, mask):
+    def modality_distances(self, targets, outputs):
+        """{"audio": d_A, "visual": d_V}: per-frame distances `[B, T]` (no gradient), computed stacked."""
+        modalities = ("audio", "visual")
+        rows = [(modality, dimension) for modality in modalities for dimension in DIMENSIONS]
+        y_true = stack_rows_of([targets[dimension] for _, dimension in rows])
+        y_pred = stack_rows_of([ops.cast(outputs[output_name(m, d)], "float32") for m, d in rows])
+        if self.task == "regression":
+            y_true = ops.cast(y_true, "float32")
+        per_row = cold_losses.per_frame_distances(y_true, y_pred, self.task)  # [4, B, T]
+        per_row = ops.reshape(per_row, (len(modalities), len(DIMENSIONS)) + tuple(ops.shape(per_row)[1:]))
+        means = ops.mean(per_row, axis=1)
+        return {modality: means[i] for i, modality in enumerate(modalities)}
+
+    def calibration_terms(self, d_audio, d_visual, norm_audio, norm_visual, mask_audio, mask_visual):
+        """(L_CO_V, L_CO_A, L_CO_AV) from one `calibration_ordinal_loss` call on `[3B, 2T]` rows.
+
+        Rows: visual then N masked padding frames, audio then padding, audio then visual (the
+        crossmodal term's frame-axis concatenation). A masked frame is filled with a large negative
+        logit before each softmax, so its probability is exactly 0 and the padded rows give the
+        intramodal terms' values (up to float32 rounding of the sums).
+        """
+        zeros = ops.zeros_like(d_audio)
+        ones = ops.ones_like(norm_audio)
+        distances = ops.concatenate(
+            [
+                ops.concatenate([d_visual, zeros], axis=1),
+                ops.concatenate([d_audio, zeros], axis=1),
+                ops.concatenate([d_audio, d_visual], axis=1),
+            ],
+            axis=0,
+        )
+        norms = ops.concatenate(
+            [
+                ops.concatenate([norm_visual, ones], axis=1),
+                ops.concatenate([norm_audio, ones], axis=1),
+                ops.concatenate([norm_audio, norm_visual], axis=1),
+            ],
+            axis=0,
+        )
+        masks = ops.concatenate(
+            [
+                ops.concatenate([mask_visual, zeros], axis=1),
+                ops.concatenate([mask_audio, zeros], axis=1),
+                ops.concatenate([mask_audio, mask_visual], axis=1),
+            ],
+            axis=0,
+        )
         per_sequence = cold_losses.calibration_ordinal_loss(
             distances,
-            sigma_norms,
-            mask,
+            norms,
+            masks,
             convention=self.weight_convention,
             standardize=self.standardize,
             temperature=self.temperature,
         )
-        return ops.mean(ops.cast(per_sequence, "float32"))
+        terms = ops.mean(ops.reshape(ops.cast(per_sequence, "float32"), (3, -1)), axis=1)
+        return terms[0], terms[1], terms[2]
 
     def cold_terms(self, targets, outputs, latents, mask, presence=None):
         """Unweighted float32 scalars (L_CO_V, L_CO_A, L_CO_AV, L_regu, L_W)."""
-        d_audio = self.distances(targets, outputs, "audio")
-        d_visual = self.distances(targets, outputs, "visual")
+        mask = ops.cast(mask, "float32")
+        distances = self.modality_distances(targets, outputs)
+        d_audio, d_visual = distances["audio"], distances["visual"]
         norm_audio = ops.cast(outputs["audio_sigma_norm"], "float32")
         norm_visual = ops.cast(outputs["visual_sigma_norm"], "float32")
         mask_audio = self.branch_mask("audio", mask, presence)
         mask_visual = self.branch_mask("visual", mask, presence)
-        co_visual = self._calibration(d_visual, norm_visual, mask_visual)
-        co_audio = self._calibration(d_audio, norm_audio, mask_audio)
-        co_cross = self._calibration(
-            ops.concatenate([d_audio, d_visual], axis=1),
-            ops.concatenate([norm_audio, norm_visual], axis=1),
-            ops.concatenate([mask_audio, mask_visual], axis=1),
+        co_visual, co_audio, co_cross = self.calibration_terms(
+            d_audio, d_visual, norm_audio, norm_visual, mask_audio, mask_visual
         )
         regu = cold_losses.latent_kl_regulariser(
             ops.concatenate([latents["audio_mu"], latents["visual_mu"]], axis=1),
@@ -172,7 +216,8 @@ class ColdLoss(EmotionLoss):
         latents = inputs["latents"]
         mask = ops.cast(mask, "float32")
         presence = inputs.get("presence")
-        loss_emo = self.emotion_loss(targets, outputs, mask, presence)
+        stacked = self.stack_rows(targets, outputs, mask, presence)
+        loss_emo = ops.sum(self.emotion_terms(*stacked))
         co_visual, co_audio, co_cross, regu, weight = self.cold_terms(targets, outputs, latents, mask, presence)
         total = (
             loss_emo
@@ -198,7 +243,7 @@ class ColdLoss(EmotionLoss):
         self.loss_co_cross_tracker.update_state(co_cross)
         self.loss_regu_tracker.update_state(regu)
         self.loss_weight_tracker.update_state(weight)
-        self.update_emotion_metrics(targets, outputs, mask, presence)
+        self.update_emotion_metrics(targets, outputs, mask, presence, stacked)
         return dict(outputs)
 
     def get_config(self):

@@ -444,3 +444,70 @@ def test_fusion_weight_calibration_loss_gradient_reaches_weights_not_distances()
     assert grads[0] is None and grads[1] is None
     g = grads[2].numpy()[0]
     assert g[0] > 0 and g[1] < 0  # visual errs more on frame 0 (push w_V down), less on frame 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stacked forms: row g equals the per-series function on series g
+# ---------------------------------------------------------------------------------------------------
+
+
+def _stacked_regression(seed=0, g=5, b=3, t=8):
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(-1, 1, (g, b, t)).astype("float32")
+    p = np.tanh(y + rng.normal(scale=0.5, size=(g, b, t))).astype("float32")
+    mask = (rng.uniform(size=(g, b, t)) > 0.3).astype("float32")
+    mask[1] = 0.0  # a series without a valid frame
+    mask[2, :, :] = 1.0
+    p[mask == 0] = np.nan  # padded frames may hold anything
+    return y, p, mask
+
+
+def test_stacked_concordance_and_regression_loss_equal_the_per_series_functions():
+    y, p, mask = _stacked_regression()
+    ccc = np.asarray(losses.stacked_concordance_cc(y, p, mask))
+    loss = np.asarray(losses.stacked_emotion_regression_loss(y, p, mask))
+    means = np.asarray(losses.stacked_masked_mean(np.square(np.nan_to_num(y - p)), mask))
+    assert ccc.shape == loss.shape == means.shape == (len(y),)
+    for g in range(len(y)):
+        np.testing.assert_allclose(ccc[g], float(losses.concordance_cc(y[g], p[g], mask[g])), rtol=1e-6, atol=1e-7)
+        expected = float(losses.emotion_regression_loss(y[g], p[g], mask[g]))
+        np.testing.assert_allclose(loss[g], expected, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(means[g], float(losses.masked_mean(np.square(np.nan_to_num(y[g] - p[g])), mask[g])))
+    assert ccc[1] == 0.0 and np.isfinite(loss).all()
+    # Without a mask every element counts.
+    full = np.asarray(losses.stacked_concordance_cc(y, np.nan_to_num(p)))
+    np.testing.assert_allclose(full[3], float(losses.concordance_cc(y[3], np.nan_to_num(p[3]))), rtol=1e-6)
+
+
+def test_stacked_regression_loss_gradients_equal_the_per_series_sum():
+    y, p, mask = _stacked_regression(1)
+    p = np.nan_to_num(p)
+    p_var = tf.Variable(p)
+    with tf.GradientTape() as tape:
+        stacked = tf.reduce_sum(losses.stacked_emotion_regression_loss(y, p_var, mask))
+    g_stacked = tape.gradient(stacked, p_var).numpy()
+    with tf.GradientTape() as tape:
+        looped = tf.add_n([losses.emotion_regression_loss(y[g], p_var[g], mask[g]) for g in range(len(y))])
+    g_looped = tape.gradient(looped, p_var).numpy()
+    np.testing.assert_allclose(float(stacked), float(looped), rtol=1e-6)
+    np.testing.assert_allclose(g_stacked, g_looped, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_stacked_weighted_cross_entropy_equals_the_per_series_function(weighted):
+    rng = np.random.default_rng(2)
+    g, b, t, c = 4, 3, 6, 3
+    labels = rng.integers(0, c, (g, b, t)).astype("int32")
+    labels[0, 0, -1] = -1  # a padding label
+    logits = (2 * rng.normal(size=(g, b, t, c))).astype("float32")
+    mask = (rng.uniform(size=(g, b, t)) > 0.3).astype("float32")
+    mask[0, 0, -1] = 0.0
+    weights = rng.uniform(0.2, 3.0, (g, c)).astype("float32") if weighted else None
+    stacked = np.asarray(losses.stacked_weighted_cross_entropy(labels, logits, weights, mask))
+    for row in range(g):
+        expected = losses.weighted_cross_entropy(
+            labels[row], logits[row], None if weights is None else weights[row], mask[row]
+        )
+        np.testing.assert_allclose(stacked[row], float(expected), rtol=1e-6)
+    with pytest.raises(ValueError, match="class_weights"):
+        losses.stacked_weighted_cross_entropy(labels, logits, np.ones((g, c + 1), "float32"), mask)

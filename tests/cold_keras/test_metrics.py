@@ -479,3 +479,54 @@ def test_apply_temperature_divides_logits_and_keeps_argmax(rng):
         metrics.apply_temperature(logits, 0.0)
     with pytest.raises(ValueError, match="low < high"):
         metrics.temperature_scale(logits, np.zeros(20, int), low=1.0, high=0.5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stacked updates: one computation for several metrics, the same state as their own updates
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_ccc_statistics_feed_streaming_ccc_as_its_own_updates():
+    rng = np.random.default_rng(0)
+    g, b, t = 4, 3, 7
+    x = rng.uniform(-1, 1, (g, b, t)).astype("float32")
+    y = (x + rng.normal(scale=0.4, size=(g, b, t))).astype("float32")
+    w = (rng.uniform(size=(g, b, t)) > 0.3).astype("float32")
+    y[w == 0] = np.nan
+    statistics = np.asarray(metrics.ccc_statistics(x, y, w))
+    assert statistics.shape == (g, 6) and statistics.dtype == np.float64
+    for row in range(g):
+        own, fed, fed_list = metrics.StreamingCCC(), metrics.StreamingCCC(), metrics.StreamingCCC()
+        for _ in range(2):  # two updates: the sums accumulate
+            own.update_state(x[row], y[row], sample_weight=w[row])
+            fed.add_statistics(statistics[row])
+            fed_list.add_statistics(list(keras.ops.unstack(statistics[row])))
+        for stat in ("n", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy"):
+            np.testing.assert_allclose(float(getattr(fed, stat)), float(getattr(own, stat)), rtol=1e-12)
+            np.testing.assert_allclose(float(getattr(fed_list, stat)), float(getattr(own, stat)), rtol=1e-12)
+        np.testing.assert_allclose(float(fed.result()), float(own.result()), rtol=1e-6)
+    unweighted = np.asarray(metrics.ccc_statistics(x, np.nan_to_num(y)))
+    assert (unweighted[:, 0] == b * t).all()
+    with pytest.raises(ValueError, match="6 statistics"):
+        metrics.StreamingCCC().add_statistics([1.0, 2.0])
+
+
+def test_confusion_matrices_feed_streaming_macro_f1_as_its_own_updates():
+    rng = np.random.default_rng(1)
+    g, b, t, c = 3, 4, 5, 3
+    labels = rng.integers(0, c, (g, b, t)).astype("int32")
+    labels[0, 0, 0] = -1  # padding label: not counted
+    logits = rng.normal(size=(g, b, t, c)).astype("float32")
+    w = (rng.uniform(size=(g, b, t)) > 0.2).astype("float32")
+    confusion = np.asarray(metrics.confusion_matrices(labels, logits, c, w))
+    ids = np.asarray(metrics.confusion_matrices(labels, logits.argmax(-1), c))
+    assert confusion.shape == (g, c, c)
+    for row in range(g):
+        own, fed = metrics.StreamingMacroF1(c), metrics.StreamingMacroF1(c)
+        own.update_state(labels[row], logits[row], sample_weight=w[row])
+        fed.add_confusion(confusion[row])
+        np.testing.assert_array_equal(np.asarray(fed.confusion), np.asarray(own.confusion))
+        assert float(fed.result()) == float(own.result())
+        unweighted = metrics.StreamingMacroF1(c)
+        unweighted.update_state(labels[row], logits[row].argmax(-1))
+        np.testing.assert_array_equal(ids[row], np.asarray(unweighted.confusion))
