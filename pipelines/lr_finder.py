@@ -110,9 +110,9 @@ def run(
     model = training_setup.build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch)
     rates = sweep_rates(min_lr, max_lr, steps)
     # The trainer's optimiser (same weight decay and clipping) with the sweep's rate set per step.
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=float(rates[0]), **training_setup.optimizer_options(config["training"])
-    )
+    from cold_keras.optimizers import AdamW
+
+    optimizer = AdamW(learning_rate=float(rates[0]), **training_setup.optimizer_options(config["training"]))
     model.compile(optimizer=optimizer)
 
     losses = []

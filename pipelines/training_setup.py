@@ -225,7 +225,9 @@ def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_e
             first_decay_steps=max(1, int(round(float(training["restart_period_epochs"]) * steps_per_epoch))),
             t_mul=float(training["restart_period_mul"]),
         )
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, **optimizer_options(training))
+        from cold_keras.optimizers import AdamW  # Keras' AdamW evaluating the schedule once per step
+
+        optimizer = AdamW(learning_rate=schedule, **optimizer_options(training))
         model.compile(optimizer=optimizer)
         # BackupAndRestore restores optimizer state only into built variables.
         optimizer.build(model.trainable_variables)
