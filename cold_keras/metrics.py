@@ -232,18 +232,21 @@ class StreamingCCC(keras.metrics.Metric):
             getattr(self, stat).assign_add(ops.cast(value, "float64"))
 
     def result(self):
-        n = self.n
-        mean_x = self.sum_x / n
-        mean_y = self.sum_y / n
-        s_xx = self.sum_xx - self.sum_x * mean_x
-        s_yy = self.sum_yy - self.sum_y * mean_y
-        s_xy = self.sum_xy - self.sum_x * mean_y
-        denominator = s_xx + s_yy + (n - 1.0) * ops.square(mean_x - mean_y)
+        # Each variable read once (a traced step computes every metric's result at every step).
+        n, sum_x, sum_y, sum_xx, sum_yy, sum_xy = (ops.convert_to_tensor(getattr(self, s)) for s in self._STATS)
+        mean_x = sum_x / n
+        mean_y = sum_y / n
+        s_xx = sum_xx - sum_x * mean_x
+        s_yy = sum_yy - sum_y * mean_y
+        s_xy = sum_xy - sum_x * mean_y
+        n_minus_1 = n - 1.0
+        denominator = s_xx + s_yy + n_minus_1 * ops.square(mean_x - mean_y)
         if self.definition == "avec":
-            s_xy = s_xy * (n - 1.0) / ops.where(n > 0.0, n, 1.0)
+            s_xy = s_xy * n_minus_1 / ops.where(n > 0.0, n, 1.0)
+        positive = denominator > 0.0
         value = ops.where(
-            ops.logical_and(n >= 2.0, denominator > 0.0),
-            2.0 * s_xy / ops.where(denominator > 0.0, denominator, 1.0),
+            ops.logical_and(n >= 2.0, positive),
+            2.0 * s_xy / ops.where(positive, denominator, 1.0),
             np.nan,
         )
         return ops.cast(value, self.dtype)
