@@ -20,6 +20,18 @@ the exported SavedModel's `serving_default` (COLD fusion). `--trace DIR` writes 
 profiler trace of five COLD fusion steps (open with `tensorboard --logdir DIR`, Profile tab).
 
     python bench/step_profile.py [--steps 10] [--rounds 3] [--inference] [--trace DIR]
+
+`--ops` instead counts the operations of the traced steps and times their tracing, each model in a
+fresh process: the training step (`model.train_step` in a `tf.function`, as `fit` traces it) and the
+prediction step of `inference_model`, for COLD fusion at the tests' tiny sizes (`cold_fusion_tiny`:
+4 GRU units and latent 4, batch 4 x 30 frames, 8-d features) and at the paper's sizes
+(`cold_fusion`). The optimiser is the trainer's: AdamW (cold_keras's when the checkout has one)
+with weight decay 1e-4, global clipping at 1.0 and cosine decay with warm restarts. "top" counts
+the ops of the step's graph, "all" adds those of every function it calls (loop bodies,
+conditionals and their gradients). `--before DIR` runs a second checkout alternately with this
+one (`git worktree add /tmp/before <commit>`), `--rounds` times each:
+
+    python bench/step_profile.py --ops [--variants cold_fusion_tiny,cold_fusion] [--before DIR]
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 B, T, DA, DV, UNITS, LATENT = 4, 300, 128, 512, 256, 128
+DEFAULT_VARIANTS = "keras_gru,projected_gru,projected_nomask,context_fusion,cold_fusion,cold_fusion_bf16"
 
 
 def _bare(gru_cls, masked):
@@ -82,6 +95,128 @@ def build(variant):
     return model, False
 
 
+TINY = dict(batch=4, frames=30, audio_dim=8, visual_dim=8, units=4, latent=4)
+PAPER = dict(batch=B, frames=T, audio_dim=DA, visual_dim=DV, units=UNITS, latent=LATENT)
+OPS_VARIANTS = {"cold_fusion_tiny": ("cold_fusion", TINY), "cold_fusion": ("cold_fusion", PAPER)}
+
+
+def trainer_optimizer():
+    """The trainer's optimiser: AdamW (cold_keras's, else Keras'), weight decay, clipping, cosine restarts."""
+    import keras
+
+    import cold_keras
+
+    # A checkout from before cold_keras.optimizers has Keras' AdamW only (check the file: an editable
+    # install of another checkout would otherwise supply the module).
+    AdamW = keras.optimizers.AdamW
+    if (Path(cold_keras.__file__).parent / "optimizers.py").is_file():
+        from cold_keras.optimizers import AdamW
+    schedule = keras.optimizers.schedules.CosineDecayRestarts(5e-3, first_decay_steps=100, t_mul=2.0)
+    return AdamW(learning_rate=schedule, weight_decay=1e-4, global_clipnorm=1.0)
+
+
+def count_ops(concrete):
+    """(ops of the function's own graph, ops including every function it calls) of a ConcreteFunction."""
+    graph_def = concrete.graph.as_graph_def()
+    top = len(graph_def.node)
+    return top, top + sum(len(function.node_def) for function in graph_def.library.function)
+
+
+def measure_ops(variant):
+    """Op counts and tracing seconds of the training and prediction steps of one variant (this process)."""
+    import keras
+    import tensorflow as tf
+    from _common import random_batch
+
+    import cold_keras
+    from cold_keras.models import build_model, inference_model
+
+    name, size = OPS_VARIANTS[variant]
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        name,
+        audio_dim=size["audio_dim"],
+        visual_dim=size["visual_dim"],
+        gru_units=size["units"],
+        latent_dim=size["latent"],
+    )
+    optimizer = trainer_optimizer()
+    model.compile(optimizer=optimizer)
+    optimizer.build(model.trainable_variables)
+    batch = random_batch(size["batch"], size["frames"], size["audio_dim"], size["visual_dim"])
+    batch = {k: tf.constant(v) for k, v in batch.items()}
+    result = {"repo": str(Path(cold_keras.__file__).resolve().parents[1]), "optimizer": type(optimizer).__module__}
+    clock = _Clock()
+    train = tf.function(model.train_step).get_concrete_function((batch,))
+    clock.lap(result, "train trace")
+    result["train ops top"], result["train ops all"] = count_ops(train)
+    clock = _Clock()
+    train((batch,))
+    clock.lap(result, "train first call")
+    infer = inference_model(model)
+    features = {k: batch[k] for k in ("audio", "visual", "mask")}
+    clock = _Clock()
+    predict = tf.function(infer.predict_step).get_concrete_function(features)
+    clock.lap(result, "predict trace")
+    result["predict ops top"], result["predict ops all"] = count_ops(predict)
+    return result
+
+
+class _Clock:
+    """Wall and process CPU time since creation (CPU time is what a shared machine disturbs least)."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def lap(self, result, key):
+        result[f"{key} s"] = time.perf_counter() - self.wall
+        result[f"{key} cpu s"] = time.process_time() - self.cpu
+
+
+def ops_table(variants, before, rounds):
+    """Runs `measure_ops` in fresh processes (this checkout and `before` alternating); prints medians."""
+    import json
+    import subprocess
+
+    import numpy as np
+
+    repos = {"after": str(Path(__file__).resolve().parent.parent)}
+    if before:
+        repos = {"before": str(Path(before).resolve()), **repos}
+    results = {(v, r): [] for v in variants for r in repos}
+    for _ in range(rounds):
+        for variant in variants:
+            for label, repo in repos.items():
+                out = subprocess.run(
+                    [sys.executable, __file__, "--ops-child", variant, "--repo", repo],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                results[(variant, label)].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    keys = (
+        "train ops top",
+        "train ops all",
+        "train trace s",
+        "train trace cpu s",
+        "train first call s",
+        "train first call cpu s",
+        "predict ops top",
+        "predict ops all",
+        "predict trace s",
+        "predict trace cpu s",
+    )
+    print(f"median of {rounds} fresh processes per row (s: wall seconds, cpu s: process CPU seconds)")
+    for (variant, label), runs in results.items():
+        print(f"{variant} / {label}: {runs[0]['repo']} ({runs[0]['optimizer']})")
+        for key in keys:
+            values = [r[key] for r in runs]
+            cell = f"{np.median(values):,.2f}" if key.endswith(" s") else f"{np.median(values):,.0f}"
+            print(
+                f"    {key:<24}{cell:>10}   ({', '.join(f'{v:.2f}' if key.endswith(' s') else str(v) for v in values)})"
+            )
+
+
 def _dataset(bare):
     import tensorflow as tf
     from _common import random_batch
@@ -100,8 +235,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per variant, alternating (default 3)")
     parser.add_argument(
         "--variants",
-        default="keras_gru,projected_gru,projected_nomask,context_fusion,cold_fusion,cold_fusion_bf16",
-        help="comma-separated variants (default: all)",
+        default=DEFAULT_VARIANTS,
+        help="comma-separated variants (default: all; with --ops cold_fusion_tiny,cold_fusion)",
     )
     parser.add_argument(
         "--inference",
@@ -109,7 +244,21 @@ def main():
         help="also frames/s of a 1,768-frame recording: predict_on_batch and SavedModel",
     )
     parser.add_argument("--trace", metavar="DIR", help="write a TensorBoard profiler trace of COLD fusion steps")
+    parser.add_argument("--ops", action="store_true", help="count the ops of the traced steps and time tracing")
+    parser.add_argument("--before", metavar="DIR", help="with --ops: another checkout, run alternately")
+    parser.add_argument("--ops-child", help=argparse.SUPPRESS)
+    parser.add_argument("--repo", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ops_child:
+        import json
+
+        sys.path.insert(0, args.repo)
+        print(json.dumps(measure_ops(args.ops_child)))
+        return
+    if args.ops:
+        variants = args.variants.split(",") if args.variants != DEFAULT_VARIANTS else list(OPS_VARIANTS)
+        ops_table(variants, args.before, args.rounds)
+        return
 
     import numpy as np
     import tensorflow as tf
