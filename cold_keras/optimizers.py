@@ -63,30 +63,34 @@ class AdamW(keras.optimizers.AdamW):
             step.coefficients = {}
 
     def _coefficients(self, dtype, learning_rate):
-        """Adam's bias-corrected step size for one weight dtype, as Keras' `Adam.update_step` computes it."""
+        """Adam's scalars for one weight dtype: the bias-corrected step size as Keras' `Adam.update_step`
+        computes it, and the constants 1 - beta_1, 1 - beta_2 and epsilon as its operations convert them."""
         lr = ops.cast(learning_rate, dtype)
         local_step = ops.cast(self.iterations + 1, dtype)
         beta_1_power = ops.power(ops.cast(self.beta_1, dtype), local_step)
         beta_2_power = ops.power(ops.cast(self.beta_2, dtype), local_step)
-        return lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        constants = (1 - self.beta_1, 1 - self.beta_2, self.epsilon)
+        return (alpha,) + tuple(ops.convert_to_tensor(c, dtype=dtype) for c in constants)
 
     def update_step(self, gradient, variable, learning_rate):
-        """Keras' `Adam.update_step`, with the step size computed once per step and dtype."""
+        """Keras' `Adam.update_step`, with its scalars computed once per step and dtype."""
         dtype = variable.dtype
         step = self._current_step()
         if step is None:
-            alpha = self._coefficients(dtype, learning_rate)
+            coefficients = self._coefficients(dtype, learning_rate)
         else:
             if dtype not in step.coefficients:
                 step.coefficients[dtype] = self._coefficients(dtype, learning_rate)
-            alpha = step.coefficients[dtype]
+            coefficients = step.coefficients[dtype]
+        alpha, one_minus_beta_1, one_minus_beta_2, epsilon = coefficients
         gradient = ops.cast(gradient, dtype)
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
-        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
-        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
+        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), one_minus_beta_1))
+        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), one_minus_beta_2))
         if self.amsgrad:
             v_hat = self._velocity_hats[self._get_variable_index(variable)]
             self.assign(v_hat, ops.maximum(v_hat, v))
             v = v_hat
-        self.assign_sub(variable, ops.divide(ops.multiply(m, alpha), ops.add(ops.sqrt(v), self.epsilon)))
+        self.assign_sub(variable, ops.divide(ops.multiply(m, alpha), ops.add(ops.sqrt(v), epsilon)))

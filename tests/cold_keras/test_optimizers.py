@@ -58,6 +58,26 @@ def test_updates_are_identical_to_keras_adamw(graph, options):
         np.testing.assert_array_equal(a, e)
 
 
+def test_inside_a_loss_scale_optimizer_updates_are_identical_to_keras_adamw():
+    """`mixed_float16` training wraps the optimiser in a LossScaleOptimizer (dynamic loss scaling)."""
+    results = []
+    for cls in (keras.optimizers.AdamW, AdamW):
+        rng = np.random.default_rng(0)
+        variables = [keras.Variable(rng.normal(size=s).astype("float32")) for s in SHAPES]
+        optimizer = keras.optimizers.LossScaleOptimizer(cls(learning_rate=_schedule(), weight_decay=1e-2))
+        optimizer.build(variables)
+        step = tf.function(lambda gradients, o=optimizer: o.apply(gradients, variables))
+        for i in range(5):
+            scale = float(optimizer.dynamic_scale)
+            gradients = [rng.normal(size=s).astype("float32") * scale for s in SHAPES]
+            if i == 2:
+                gradients[0][0] = np.inf  # a skipped step: the scale drops, no weight changes
+            step([tf.constant(g) for g in gradients])
+        results.append([v.numpy() for v in variables] + [v.numpy() for v in optimizer.variables])
+    for a, e in zip(*results):
+        np.testing.assert_array_equal(a, e)
+
+
 def test_excluded_weights_are_not_decayed_as_in_keras():
     results = []
     for cls in (keras.optimizers.AdamW, AdamW):
