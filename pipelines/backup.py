@@ -18,6 +18,7 @@ from pathlib import Path
 
 import keras
 
+from pipelines.errors import allow_interrupts, defer_interrupts
 from pipelines.run_checks import (  # noqa: F401 - DEFAULT_EVERY_SECONDS and backup_settings are re-exported
     DEFAULT_EVERY_SECONDS,
     LATEST,
@@ -83,7 +84,8 @@ class StepBackup(keras.callbacks.BackupAndRestore):
     def epoch_end_callback(self):
         """A callback that takes the epoch-end backup; put it after every other callback whose
         epoch-end result belongs to the epoch (history row, best checkpoint, TensorBoard), so that a
-        backup saying "epoch e done" never lacks them. `on_epoch_end` of this object then saves nothing."""
+        backup saying "epoch e done" never lacks them. `on_epoch_end` of this object then saves
+        nothing, and holds Ctrl-C back until that backup is written (keep the callbacks between short)."""
         self._deferred_epoch_end = True
         backup = self
 
@@ -156,6 +158,8 @@ class StepBackup(keras.callbacks.BackupAndRestore):
     def on_epoch_end(self, epoch, logs=None):
         if not self._deferred_epoch_end:
             self._end_epoch(epoch)
+        else:  # Ctrl-C from here to the epoch-end backup waits for it: the finished epoch is kept
+            defer_interrupts()
 
     def _end_epoch(self, epoch):
         self._current_epoch = epoch + 1
@@ -164,7 +168,11 @@ class StepBackup(keras.callbacks.BackupAndRestore):
         self._save()
 
     def _save(self):
-        self._save_model()
+        defer_interrupts()  # a Ctrl-C meanwhile takes effect once this backup is complete
+        try:
+            self._save_model()
+        finally:
+            allow_interrupts()
         self.saves += 1
         self._steps_since_save = 0
         self._last_save = time.monotonic()

@@ -61,11 +61,33 @@ def interrupt_requested() -> bool:
     return _INTERRUPTED.is_set()
 
 
+_DEFERRED = threading.Event()  # inside a short section that Ctrl-C must not cut (`defer_interrupts`)
+_PENDING = threading.Event()
+
+
 def _on_sigint(signum, frame):
     # Remember the request: a KeyboardInterrupt raised while Python runs a finaliser (`__del__`,
     # e.g. of a TensorFlow resource) is printed and dropped, so long loops also poll the flag.
     _INTERRUPTED.set()
+    if _DEFERRED.is_set():
+        _PENDING.set()
+        return
     raise KeyboardInterrupt
+
+
+def defer_interrupts() -> None:
+    """Holds Ctrl-C back until `allow_interrupts`: for short sections whose work belongs together
+    (an epoch's history row, checkpoint and backup). Keep them well under a second: the watchdog
+    of a command run as a program still ends it `INTERRUPT_GRACE_SECONDS` after Ctrl-C."""
+    _DEFERRED.set()
+
+
+def allow_interrupts() -> None:
+    """Ends `defer_interrupts`; raises the KeyboardInterrupt held back meanwhile, if any."""
+    _DEFERRED.clear()
+    if _PENDING.is_set():
+        _PENDING.clear()
+        raise KeyboardInterrupt
 
 
 def _leave(code: int, line: str, *, own_line=False) -> None:

@@ -231,6 +231,9 @@ class _Callbacks:
                 initial_value_threshold=best_so_far(history, monitor),
             ),
         )
+        self.epoch_line = self.backup.track(
+            "epoch_line", EpochLine(monitor, int(training["epochs"]), inputs.steps_per_epoch, bar=progress)
+        )
         self.callbacks = [
             self.backup,
             checkpoint,
@@ -238,20 +241,16 @@ class _Callbacks:
             self.nan_guard,
             self.backup.track("collapse_guard", CollapseGuard()),
             keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0, write_graph=False),
+            self.epoch_line,
+            # "epoch e done" only once all of epoch e is written; Ctrl-C since the backup's on_epoch_end waits
+            self.backup.epoch_end_callback(),
+            InterruptGuard(),  # after it: Ctrl-C at an epoch's end keeps that epoch
         ]
         figure_recording = next(iter(input_pipeline.iter_recordings(artifact_dir, inputs.validation)), None)
-        if figure_recording is not None and chief:
+        if figure_recording is not None and chief:  # the figure takes a while: after the backup
             extras = run_dir / "tensorboard" / "validation" / "extras"
             self.callbacks.append(TensorBoardExtras(extras, infer, figure_recording))
-        self.epoch_line = self.backup.track(
-            "epoch_line", EpochLine(monitor, int(training["epochs"]), inputs.steps_per_epoch, bar=progress)
-        )
-        self.callbacks += [
-            self.epoch_line,
-            self.backup.epoch_end_callback(),  # "epoch e done" only once all of epoch e is written
-            InterruptGuard(),  # after it: Ctrl-C at an epoch's end keeps that epoch
-            *pause_callbacks("train", self.backup),
-        ]
+        self.callbacks += pause_callbacks("train", self.backup)
 
     def flush(self):
         """Writes out what the TensorBoard writers hold."""

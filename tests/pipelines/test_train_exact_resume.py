@@ -190,3 +190,13 @@ def test_ctrl_c_ends_a_command_stuck_in_a_long_native_call(tmp_path):
     assert "finished" not in out
     assert took < 2.0, f"Ctrl-C took {took:.2f} s"
     assert err.strip().splitlines()[-1] == INTERRUPTED
+
+
+def test_a_backup_of_another_setup_is_named_in_one_line():
+    from pipelines.backup import runtime_difference
+
+    same = {"replicas": 1, "policy": "float32", "tensorflow": "2.21.0"}
+    assert runtime_difference(same, dict(same)) is None
+    note = runtime_difference({**same, "replicas": 2, "policy": "mixed_float16"}, same)
+    assert note.startswith("note: the backup was written with other settings of this machine (replicas 2 -> 1, ")
+    assert "precision policy mixed_float16 -> float32" in note and "\n" not in note
