@@ -5,7 +5,10 @@ epoch and step) every `training.backup_every_steps` steps inside an epoch and at
 `auto` (the default) backs up whenever about `training.backup_every_seconds` (60) seconds of
 training passed since the last backup, so a kill loses at most about a minute of work on any
 machine. `fit_resuming` continues an interrupted epoch with its remaining steps before the
-remaining epochs, and says from which epoch and step it continues.
+remaining epochs, and says from which epoch and step it continues. A backup holds everything that
+decides the rest of the run (`StepBackup`), and the trainer's input stream is a pure function of the
+seed and the epoch (`pipelines.input_pipeline.epoch_stream`), so a resumed run ends as the
+uninterrupted one would.
 """
 
 from __future__ import annotations
