@@ -7,7 +7,10 @@ evaluates it on every labelled non-train partition and writes the run directory:
     config.json  checkpoints/  backup/  tensorboard/  history.csv  model.keras
     metrics.json  predictions/<partition>/<name>.csv
 
-Killing the process and running the same command again resumes from the last finished epoch.
+Killing the process and running the same command again resumes from the last backup (one is taken
+inside an epoch too) and ends with the same metrics as the uninterrupted run: the backup holds the
+weights, the optimiser, the random generators, the epoch's metrics so far and the callbacks' state,
+and the training stream is a pure function of (seed, epoch, step) (`pipelines.backup`).
 """
 
 from __future__ import annotations
