@@ -29,6 +29,9 @@ COLD_OUTPUTS = {
     "audio_sigma_norm",
     "visual_sigma_norm",
 }
+# The calibrated per-frame std the trainer's uncertainty calibration adds to the export, per branch.
+STD_OUTPUTS = {f"{branch}{dim}_std" for branch in ("", "audio_", "visual_") for dim in ("valence", "arousal")}
+EXPORTED_OUTPUTS = COLD_OUTPUTS | STD_OUTPUTS
 
 
 @pytest.fixture(scope="session")
@@ -86,11 +89,16 @@ def test_round_trip_in_plain_tensorflow_matches_keras(exported, inference, run_d
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"  # nothing of the project was imported
     served = dict(np.load(tmp_path / "out.npz"))
-    expected = model.predict_on_batch(inputs)
-    assert set(served) == COLD_OUTPUTS == set(expected)
-    for name in COLD_OUTPUTS:
+    expected = {name: np.asarray(value) for name, value in model.predict_on_batch(inputs).items()}
+    assert set(expected) == COLD_OUTPUTS and set(served) == EXPORTED_OUTPUTS
+    # The std outputs: the run's calibration (fitted by the trainer) applied to the Keras outputs.
+    from pipelines import uncertainty
+
+    stds = uncertainty.Calibration.load(run_dir).std(expected)
+    expected.update({name: np.reshape(value, (2, t)) for name, value in stds.items()})
+    for name in EXPORTED_OUTPUTS:
         assert served[name].shape == (2, t)
-        np.testing.assert_allclose(served[name], np.asarray(expected[name]), atol=1e-5, rtol=0, err_msg=name)
+        np.testing.assert_allclose(served[name], expected[name], atol=1e-5, rtol=0, err_msg=name)
     # The weights are a convex pair and the sigma norms positive on real frames.
     real = mask == 1
     np.testing.assert_allclose(served["audio_weight"][real] + served["visual_weight"][real], 1.0, atol=1e-6)
@@ -111,7 +119,7 @@ def test_signatures_and_optional_mask(exported, inference, run_dir):
     default = signatures["serving_default"]
     assert set(default.inputs) == {"audio", "visual", "mask", "audio_present", "visual_present"}
     assert set(signatures["without_mask"].inputs) == {"audio", "visual"}
-    assert set(default.outputs) == COLD_OUTPUTS == set(signatures["without_mask"].outputs)
+    assert set(default.outputs) == EXPORTED_OUTPUTS == set(signatures["without_mask"].outputs)
     dims = export.feature_dims(inference[0])
     shape = [d.size for d in default.inputs["audio"].tensor_shape.dim]
     assert shape == [-1, -1, dims["audio"]]
@@ -133,7 +141,7 @@ def test_signatures_and_optional_mask(exported, inference, run_dir):
         audio=audio, visual=visual, **{key: tf.make_ndarray(value) for key, value in default.defaults.items()}
     )
     without = loaded.signatures["without_mask"](audio=audio, visual=visual)
-    for name in COLD_OUTPUTS:
+    for name in EXPORTED_OUTPUTS:
         np.testing.assert_allclose(fed_default[name].numpy(), with_mask[name].numpy(), atol=1e-6)
         np.testing.assert_allclose(without[name].numpy(), with_mask[name].numpy(), atol=1e-6)
     listing = export.show_signature(exported)

@@ -166,7 +166,11 @@ def keras_reference(run_dir, recording):
     model, _ = runs.load_inference_model(run_dir)
     audio, visual = recording["audio"][None], recording["visual"][None]
     outputs = export.keras_outputs(model, audio, visual, np.ones(audio.shape[:2], np.float32))
-    return {k: v[0] for k, v in outputs.items()}
+    outputs = {k: np.asarray(v[0]) for k, v in outputs.items()}
+    # The export carries the calibrated std of the run's uncertainty calibration (the trainer fits it).
+    from pipelines import uncertainty
+
+    return {**outputs, **uncertainty.Calibration.load(run_dir).std(outputs)}
 
 
 @pytest.mark.slow
