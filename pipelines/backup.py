@@ -13,6 +13,7 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 import keras
 
 from pipelines.errors import allow_interrupts, defer_interrupts
+from pipelines.io_utils import write_text_atomic
 from pipelines.run_checks import (  # noqa: F401 - DEFAULT_EVERY_SECONDS and backup_settings are re-exported
     DEFAULT_EVERY_SECONDS,
     LATEST,
@@ -216,7 +218,7 @@ class StepBackup(keras.callbacks.BackupAndRestore):
             os.replace(latest, folder / PREVIOUS)
         os.replace(partial, latest)
         metadata = {"epoch": state["epoch"], "batch": state["batch"]}
-        _write_atomic(Path(self._training_metadata_path), json.dumps(metadata))
+        write_text_atomic(Path(self._training_metadata_path), json.dumps(metadata))
 
     def _start_afresh(self):
         for path in self.files.values():
@@ -256,7 +258,7 @@ class StepBackup(keras.callbacks.BackupAndRestore):
                 if text is None:
                     self.files[name].unlink(missing_ok=True)
                 else:
-                    _write_atomic(self.files[name], text)
+                    write_text_atomic(self.files[name], text)
         for name, callback in self.tracked.items():
             if name in state["callbacks"]:
                 callback.restore_state(state["callbacks"][name])
@@ -294,17 +296,14 @@ def _text(value):
 
 
 def _fsync(path):
+    """Flushes a written file to disk before it is renamed into place. A file system that cannot
+    fsync (EINVAL, ENOTSUP) keeps the rename's atomicity only; any other error is raised."""
     try:
         with open(path, "rb+") as handle:
             os.fsync(handle.fileno())
-    except OSError:
-        pass
-
-
-def _write_atomic(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
 
 
 class BestCheckpoint(keras.callbacks.ModelCheckpoint):

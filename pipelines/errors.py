@@ -99,8 +99,8 @@ def _leave(code: int, line: str, *, own_line=False) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:  # noqa: BLE001 - a closed or broken stream must not keep the process alive
-            pass
+        except (OSError, ValueError):  # a broken pipe or a closed stream: nothing is left to flush into
+            continue
     os.write(2, f"{chr(10) if own_line else ''}{line}\n".encode())  # own_line: after a progress bar's
     os._exit(code)
 
