@@ -31,6 +31,8 @@ import io
 import json
 import os
 import wave
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -160,11 +162,14 @@ def write_faces(path: Path, faces) -> None:
 
 
 def read_faces(path: Path) -> np.ndarray:
-    """The uint8 face crops [N, H, W, 3] of a face file (the reader of own recordings, without the
-    presence flags)."""
-    from pipelines.datasets.recordings import read_faces as read_faces_and_presence
-
-    return read_faces_and_presence(path)[0]
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            faces = archive["faces"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise DataError(f"unreadable face file, expected a .npz with a 'faces' array ({error})", path) from None
+    if faces.dtype != np.uint8 or faces.ndim != 4 or faces.shape[-1] != 3:
+        raise DataError(f"faces must be uint8 [frames, height, width, 3], got {faces.dtype} {faces.shape}", path)
+    return faces
 
 
 def wav_bytes(waveform, sample_rate: int) -> bytes:
