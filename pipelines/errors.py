@@ -163,10 +163,21 @@ def cli_main(fn):
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
-            _LEAVING.set()
-            if as_program:
-                _leave(130, INTERRUPTED_LINE)
-            print(INTERRUPTED_LINE, file=sys.stderr)
-            sys.exit(130)
+            _interrupted(as_program)
+        except Exception:
+            # Ctrl-C's KeyboardInterrupt can surface re-wrapped by library code it cut short (TensorFlow
+            # turns one raised while it converts a shape during tracing into a TypeError): after Ctrl-C,
+            # any error is the interrupt. Without Ctrl-C it is a bug and keeps its traceback.
+            if not _INTERRUPTED.is_set():
+                raise
+            _interrupted(as_program)
 
     return wrapper
+
+
+def _interrupted(as_program: bool) -> None:
+    _LEAVING.set()
+    if as_program:
+        _leave(130, INTERRUPTED_LINE)
+    print(INTERRUPTED_LINE, file=sys.stderr)
+    sys.exit(130)

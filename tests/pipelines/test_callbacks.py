@@ -60,3 +60,21 @@ def test_interrupt_guard_raises_once_ctrl_c_was_requested(monkeypatch):
         guard.on_train_batch_end(1)
     with pytest.raises(KeyboardInterrupt):
         guard.on_epoch_end(0)
+
+
+def test_an_error_after_ctrl_c_exits_as_the_interrupt_and_one_without_keeps_its_traceback(monkeypatch, capsys):
+    from pipelines import errors
+
+    monkeypatch.setattr(errors, "_INTERRUPTED", threading.Event())
+
+    @errors.cli_main
+    def command():
+        raise TypeError("Failed to convert elements of (None, 60) to Tensor")
+
+    with pytest.raises(TypeError, match="Failed to convert"):
+        command()
+    errors._INTERRUPTED.set()  # Ctrl-C arrived while the library ran: its re-wrapped interrupt
+    with pytest.raises(SystemExit) as exited:
+        command()
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.strip() == errors.INTERRUPTED_LINE
