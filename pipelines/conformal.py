@@ -14,24 +14,25 @@ signals instead, all label-free and read from one recording's outputs (`signals`
   frames (damage comes in stretches; one frame's disagreement is noisy);
 * `audio_absent`, `visual_absent`: 1 - the presence flags (`audio_present`, `visual_present` in the
   outputs dict; all present when missing);
-* `audio_atypicality`, `visual_atypicality`: log(1 + score) of the models that output them.
+* `audio_atypicality`, `visual_atypicality`: log(1 + a) of the atypicality a >= 0 of each modality's
+  inputs (`cold_keras.layers.reliability.Atypicality`), when the outputs carry it.
 
-Columns whose inputs are missing or that are constant on the calibration data are left out; the fit
-records the names it uses. Intervals for key k (`<branch>_<dim>`, branch av = fused, audio, visual):
+Columns whose inputs are missing or constant on the calibration data are left out; the fit records
+the names it uses. Intervals of key k (`<branch>_<dim>`, branch av = fused, audio, visual):
 
-    difficulty  s(x) = exp(b0 + b . (x - mean) / scale)        (x: the signal row of a frame)
-    bin         j = number of `edges` below s (Mondrian categories over the difficulty)
-    half-width  h = q[level][j] * s
+    difficulty  s(x) = exp(b0 + b . (x - mean) / scale)       (x: the signal row of a frame)
+    bin         j = number of `edges` below s                  (Mondrian categories)
+    half-width  h = q[level][j] * (s if normalized else 1)
 
-b is the maximum-likelihood log-linear scale of a Laplace model of the error (convex, Newton
-steps, a small ridge), fitted on the calibration frames; `q[level][j]` is the split-conformal
-quantile of |y - mu| / s over the calibration frames of bin j (`crepes.ConformalRegressor`,
-normalised and Mondrian): the ceil((n_j + 1) level)-th smallest of its n_j scores. The calibration
-frames are the validation partition plus corrupted copies of it
-(`pipelines.uncertainty.with_corrupted_copies`), so the damaged bins have frames to calibrate on.
-`normalized=False` drops the factor s from the half-width (a plain Mondrian regressor over the
-difficulty bins), `num_bins=1` keeps a single bin (plain normalised), both together give the standard
-split-conformal regressor.
+b maximises the likelihood of a Laplace model of |y - mu| with a log-linear scale (convex; Newton
+steps, a small ridge). q[level][j] is the split-conformal quantile of the scores |y - mu| (/ s) of bin
+j's calibration frames (`crepes.ConformalRegressor`): the ceil((n + 1) level)-th smallest of n. With
+`groups` (one label per calibration recording: its corruption and its name, `unit_groups`), each
+group's own quantile is taken and q is the conformal quantile at `group_level` of those (1 = the
+largest): the level then holds for most (kind of damage, recording) units rather than for their
+pooled mixture, which a kind of damage not seen in the fit and a recording harder than the validation
+ones need. The calibration recordings are the validation partition plus corrupted copies of it
+(`pipelines.uncertainty.with_corrupted_copies` with `DEFAULT_FIT_CORRUPTIONS`).
 
 Everything fitted is a handful of numbers per key (`to_json`), evaluated with a matrix product, an
 exponential and a bin look-up, so the same bounds can be computed inside a TensorFlow graph.
@@ -50,25 +51,21 @@ FORMAT_VERSION = 1
 DIMENSIONS = ("valence", "arousal")
 MODALITIES = ("audio", "visual")
 BRANCH_PREFIXES = {"av": "", "audio": "audio_", "visual": "visual_"}
+CALIBRATION_FILE = "conformal_calibration.json"
 LEVEL = 0.9
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 NUM_BINS = 3
+GROUP_LEVEL = 2 / 3
+DEFAULT_FIT_CORRUPTIONS = tuple(
+    f"visual:0.5:{kind}" for kind in ("noise", "swap", "frozen", "drift", "desync", "dropout", "zeros")
+)
 SMOOTH_FRAMES = 21
 RIDGE = 1e-3
 LEVEL_NUDGE = 1e-10
-SIGNAL_NAMES = (
-    "log_sigma_audio",
-    "log_sigma_visual",
-    "visual_weight",
-    "disagreement",
-    "disagreement_other",
-    "gap_audio",
-    "gap_visual",
-    "disagreement_smooth",
-    "audio_absent",
-    "visual_absent",
-    "audio_atypicality",
-    "visual_atypicality",
+MIN_GROUP_FRAMES = 100
+SIGNAL_NAMES = tuple(
+    "log_sigma_audio log_sigma_visual visual_weight disagreement disagreement_other gap_audio gap_visual "
+    "disagreement_smooth audio_absent visual_absent audio_atypicality visual_atypicality".split()
 )
 
 
@@ -90,12 +87,8 @@ def _array(outputs, key, n=None) -> np.ndarray:
 
 
 def moving_mean(values, frames) -> np.ndarray:
-    """Centred moving mean over `frames` frames, averaging only the frames inside the recording at its
-    ends (the same as a 'same'-padded average pool of the values divided by one of ones)."""
-    values = np.asarray(values, np.float64)
-    if frames <= 1 or values.size == 0:
-        return values.copy()
-    half = frames // 2
+    """Centred moving mean over `frames` frames (fewer at the ends: a 'same' average pool / one of ones)."""
+    values, half = np.asarray(values, np.float64), frames // 2
     cumulative = np.concatenate([[0.0], np.cumsum(values)])
     index = np.arange(values.size)
     lo, hi = np.maximum(index - half, 0), np.minimum(index + frames - half, values.size)
@@ -104,20 +97,10 @@ def moving_mean(values, frames) -> np.ndarray:
 
 def available_signals(outputs) -> list:
     """The names of `SIGNAL_NAMES` that one recording's outputs can give."""
-    have = set(outputs)
-    branches = all(f"{p}{d}" in have for p in ("", "audio_", "visual_") for d in DIMENSIONS)
-    needs = {
-        "log_sigma_audio": "audio_sigma_norm",
-        "log_sigma_visual": "visual_sigma_norm",
-        "visual_weight": "visual_weight",
-        "audio_atypicality": "audio_atypicality",
-        "visual_atypicality": "visual_atypicality",
-    }
-    return [
-        name
-        for name in SIGNAL_NAMES
-        if name.endswith("_absent") or (needs[name] in have if name in needs else branches)
-    ]
+    branches = all(f"{p}{d}" in outputs for p in ("", "audio_", "visual_") for d in DIMENSIONS)
+    needs = {"log_sigma_audio": "audio_sigma_norm", "log_sigma_visual": "visual_sigma_norm"}
+    needs.update({name: name for name in ("visual_weight", "audio_atypicality", "visual_atypicality")})
+    return [n for n in SIGNAL_NAMES if n.endswith("_absent") or (needs[n] in outputs if n in needs else branches)]
 
 
 def signals(outputs, dim, names=None, smooth_frames=SMOOTH_FRAMES) -> np.ndarray:
@@ -135,13 +118,9 @@ def signals(outputs, dim, names=None, smooth_frames=SMOOTH_FRAMES) -> np.ndarray
     names = available_signals(outputs) if names is None else list(names)
     n = _array(outputs, dim).size
     other = DIMENSIONS[1 - DIMENSIONS.index(dim)]
-    cache = {}
 
     def branch(prefix, d):
-        key = f"{prefix}{d}"
-        if key not in cache:
-            cache[key] = _array(outputs, key, n)
-        return cache[key]
+        return _array(outputs, f"{prefix}{d}", n)
 
     columns = []
     for name in names:
@@ -174,14 +153,11 @@ def fit_log_scale(x, abs_error, ridge=RIDGE, steps=50) -> np.ndarray:
     of `abs_error`: minimises mean(log s + |e| / s) + ridge |b|^2 (convex) by damped Newton steps."""
     x = np.column_stack([np.ones(len(x)), np.asarray(x, np.float64)])
     e = np.maximum(np.asarray(abs_error, np.float64), 1e-12)
-    beta = np.zeros(x.shape[1])
-    beta[0] = math.log(float(np.mean(e)))
-    penalty = np.full(x.shape[1], ridge)
-    penalty[0] = 0.0
+    beta = np.r_[math.log(float(np.mean(e))), np.zeros(x.shape[1] - 1)]
+    penalty = np.r_[0.0, np.full(x.shape[1] - 1, ridge)]
 
     def loss(b):
-        eta = x @ b
-        return float(np.mean(eta + e * np.exp(-eta)) + np.sum(penalty * b * b))
+        return float(np.mean(x @ b + e * np.exp(-(x @ b))) + np.sum(penalty * b * b))
 
     current = loss(beta)
     for _ in range(steps):
@@ -220,16 +196,19 @@ def conformal_quantile(scores, level) -> float:
 
 @dataclasses.dataclass
 class ConformalCalibration:
-    """Fitted intervals per key (see the module docstring); `to_json` / `from_json` round-trip exactly."""
+    """Fitted intervals per key (see the module docstring); `to_json` / `from_json` round-trip exactly.
+    `difficulty` is also the frames' ranking score (larger = less reliable)."""
 
     levels: list
     level: float
     signals: dict  # dim -> {"names", "mean", "scale"}
     keys: dict  # "<branch>_<dim>" -> {"coef", "edges", "quantiles" [level][bin], "frames" [bin]}
-    normalized: bool = True
+    normalized: bool = False
     smooth_frames: int = SMOOTH_FRAMES
     fitted_on: str = "devel"
     fit_corruptions: list | None = None
+    num_groups: int = 0
+    group_level: float | None = None
     num_frames: int = 0
 
     def difficulty(self, outputs, key) -> np.ndarray:
@@ -248,9 +227,7 @@ class ConformalCalibration:
         """{key: half-width [N]} of one recording at `level` (one of `levels`)."""
         level = self.level if level is None else level
         if not any(math.isclose(level, value) for value in self.levels):
-            raise ConfigError(
-                f"interval level {level!r} was not fitted; the calibration holds {', '.join(map(str, self.levels))}"
-            )
+            raise ConfigError(f"interval level {level!r} was not fitted; the calibration holds {self.levels}")
         index = next(i for i, value in enumerate(self.levels) if math.isclose(level, value))
         out = {}
         for key in self.keys:
@@ -283,20 +260,21 @@ class ConformalCalibration:
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
             version = data.get("format_version") if isinstance(data, dict) else None
             raise DataError(f"unexpected conformal calibration (format_version {version!r}); fit it again")
-        fields = {f.name for f in dataclasses.fields(cls)}
         missing = [name for name in ("levels", "level", "signals", "keys") if name not in data]
         if missing:
             raise DataError(f"the conformal calibration lacks {missing[0]!r}; fit it again")
+        fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in fields})
 
 
+def unit_groups(recordings, specs=DEFAULT_FIT_CORRUPTIONS) -> list:
+    """The `groups` of `with_corrupted_copies(recordings, specs)`: "<spec or clean>/<name>"."""
+    return [f"{spec}/{r['name']}" for spec in ("clean", *specs) for r in recordings]
+
+
 def _with_presence(recording) -> dict:
-    outputs = dict(recording["outputs"])
-    for modality in MODALITIES:
-        key = f"{modality}_present"
-        if key not in outputs and recording.get(key) is not None:
-            outputs[key] = recording[key]
-    return outputs
+    flags = {f"{m}_present": recording.get(f"{m}_present") for m in MODALITIES}
+    return {**{k: v for k, v in flags.items() if v is not None}, **recording["outputs"]}
 
 
 def fit(
@@ -304,10 +282,13 @@ def fit(
     *,
     levels=LEVELS,
     level=LEVEL,
-    normalized=True,
+    normalized=False,
     num_bins=NUM_BINS,
     names=None,
     ridge=RIDGE,
+    groups=None,
+    min_group_frames=MIN_GROUP_FRAMES,
+    group_level=GROUP_LEVEL,
     fitted_on="devel",
     fit_corruptions=None,
 ) -> ConformalCalibration:
@@ -318,26 +299,31 @@ def fit(
             labels `valence` / `arousal` (recordings without labels are left out) and optionally the
             presence flags.
         levels: the coverage levels to fit a quantile for. `level` (default 0.9) must be among them.
-        normalized: scale the intervals by the difficulty model (else a constant per bin).
-        num_bins: Mondrian categories over the difficulty (quantile bins of the calibration frames).
-        names: the signal columns to use (default: all the outputs give, less the constant ones).
+        normalized: scale the half-widths by the difficulty s (else one per bin). Defaults to False.
+        num_bins: Mondrian categories: quantile bins of the calibration frames' difficulty.
+        names: the signal columns (default: all the outputs give, less the constant ones).
+        groups: optional label per recording of `predictions` (`unit_groups`); with groups, each
+            bin's quantile is the conformal quantile at `group_level` (default 2/3; 1 = the
+            largest) of the quantiles of the groups with at least `min_group_frames` frames there.
         fitted_on, fit_corruptions: recorded in the fit.
     """
     levels = [float(v) for v in levels]
-    if not levels or any(not 0.0 < v < 1.0 for v in levels):
-        raise ConfigError(f"every interval level must lie strictly between 0 and 1, got {levels!r}")
-    if not any(math.isclose(level, v) for v in levels):
-        raise ConfigError(f"level {level!r} must be one of the fitted levels {levels!r}")
+    if not levels or any(not 0.0 < v < 1.0 for v in levels) or not any(math.isclose(level, v) for v in levels):
+        raise ConfigError(f"interval levels must lie in (0, 1) and hold level {level!r}, got {levels!r}")
     if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
         raise ConfigError(f"num_bins must be an integer >= 1, got {num_bins!r}")
-    labelled = [r for r in predictions if all(r.get(d) is not None for d in DIMENSIONS)]
+    if groups is not None and len(groups) != len(predictions):
+        raise ConfigError(f"groups has {len(groups)} labels for {len(predictions)} recordings")
+    pairs = [(g, r) for g, r in zip(groups or [""] * len(predictions), predictions) if r.get("valence") is not None]
+    labels, labelled = [g for g, _ in pairs], [r for _, r in pairs]
     if not labelled:
         raise DataError(f"no labelled recordings to fit the conformal calibration on in {fitted_on!r}")
     outputs = [_with_presence(r) for r in labelled]
-    common = [n for n in (available_signals(outputs[0]) if names is None else names)]
+    common = list(available_signals(outputs[0]) if names is None else names)
     unknown = [n for n in common if n not in SIGNAL_NAMES]
     if unknown:
         raise ConfigError(f"unknown conformal signal {unknown[0]!r}; known: {', '.join(SIGNAL_NAMES)}")
+    frame_groups = np.concatenate([np.full(len(_array(o, DIMENSIONS[0])), str(g)) for o, g in zip(outputs, labels)])
     spec, keys = {}, {}
     for dim in DIMENSIONS:
         x = np.concatenate([signals(o, dim, common) for o in outputs])
@@ -363,13 +349,14 @@ def fit(
             bins = np.searchsorted(np.asarray(edges, np.float64), s, side="left")
             score = error / s if normalized else error
             quantiles = [
-                [conformal_quantile(score[bins == j], value) for j in range(len(edges) + 1)] for value in levels
+                [
+                    _robust_quantile(score[bins == j], frame_groups[bins == j], value, min_group_frames, group_level)
+                    for j in range(len(edges) + 1)
+                ]
+                for value in levels
             ]
             if not np.all(np.isfinite(quantiles)):
-                raise DataError(
-                    f"too few calibration frames for {branch}_{dim} at level {max(levels)} in one of "
-                    f"{len(edges) + 1} bins ({min(np.bincount(bins))} frames); fit on more frames or fewer bins"
-                )
+                raise DataError(f"too few calibration frames for {branch}_{dim} in one of its bins; use fewer bins")
             keys[f"{branch}_{dim}"] = {
                 "coef": coef.tolist(),
                 "edges": list(edges),
@@ -384,8 +371,20 @@ def fit(
         normalized=bool(normalized),
         fitted_on=fitted_on,
         fit_corruptions=list(fit_corruptions) if fit_corruptions else None,
+        num_groups=len(set(map(str, labels))) if groups is not None else 0,
+        group_level=float(group_level) if groups is not None else None,
         num_frames=int(sum(len(_array(o, DIMENSIONS[0])) for o in outputs)),
     )
+
+
+def _robust_quantile(scores, groups, level, min_group_frames, group_level=1.0) -> float:
+    """Over the groups with enough frames, the conformal quantile at `group_level` of the groups' own
+    quantiles (1.0: the largest); all frames pooled when fewer than two groups have enough."""
+    names, counts = np.unique(groups, return_counts=True)
+    per_group = [conformal_quantile(scores[groups == g], level) for g, c in zip(names, counts) if c >= min_group_frames]
+    if len(per_group) <= 1:
+        return conformal_quantile(scores, level)
+    return max(per_group) if group_level >= 1.0 else conformal_quantile(per_group, group_level)
 
 
 def _edges(values, num_bins) -> list:

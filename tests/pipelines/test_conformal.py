@@ -167,3 +167,33 @@ def test_bad_inputs_raise_one_line_errors():
         fitted.bounds({"valence": np.zeros(3)})
     except DataError as error:
         assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize("group_level", [1.0, 2 / 3])
+def test_grouped_quantile_is_the_quantile_of_the_groups_quantiles(group_level):
+    calibration_set = _recordings(13, 6) + _recordings(14, 6, damaged_fraction=0.8)
+    groups = [f"clean/{i}" for i in range(6)] + [f"damaged/{i}" for i in range(6)]
+    fitted = conformal.fit(calibration_set, num_bins=1, groups=groups, group_level=group_level, min_group_frames=50)
+    assert fitted.num_groups == 12 and fitted.group_level == group_level
+    per_group = [reference_quantile(np.abs(r["valence"] - r["outputs"]["valence"]), 0.9) for r in calibration_set]
+    expected = max(per_group) if group_level == 1.0 else reference_quantile(per_group, group_level)
+    assert fitted.keys["av_valence"]["quantiles"][fitted.levels.index(0.9)][0] == expected
+    pooled = conformal.fit(calibration_set, num_bins=1)
+    assert expected > pooled.keys["av_valence"]["quantiles"][2][0]
+    with pytest.raises(ConfigError, match="groups"):
+        conformal.fit(calibration_set, groups=groups[:-1])
+
+
+def test_unit_groups_follow_the_order_of_the_corrupted_copies():
+    recordings = [{"name": "a"}, {"name": "b"}]
+    assert conformal.unit_groups(recordings, ["visual:0.5:swap"]) == [
+        "clean/a",
+        "clean/b",
+        "visual:0.5:swap/a",
+        "visual:0.5:swap/b",
+    ]
+
+
+def test_too_few_frames_per_bin_is_a_data_error():
+    with pytest.raises(DataError, match="too few calibration frames for av_valence"):
+        conformal.fit(_recordings(15, 1, n=12), num_bins=3)
