@@ -199,6 +199,10 @@ def _split(element, task, labelled):
     return inputs, targets
 
 
+# The pipeline's functions hold no Python control flow on tensors, so AutoGraph has nothing to
+# convert in them; left on, it transpiles every function they call (the manifest reading and the
+# option checks included) each time a dataset is built: about 3 CPU-s per training run.
+@tf.autograph.experimental.do_not_convert
 def make_dataset(
     artifact_dir,
     partition,
@@ -426,6 +430,7 @@ def epoch_stream(artifact_dir, partition, *, start_epoch, start_step, steps_per_
             artifact_dir, partition, window, step, mode, int(kwargs.get("label_delay_frames", 0))
         )
 
+    @tf.autograph.experimental.do_not_convert
     def one_epoch(epoch):
         # tf.data's seed helper compares a tensor seed with 0 when the global seed is 0 (e.g.
         # `keras.utils.set_random_seed(0)`), which fails in this traced function: its graph's own

@@ -285,13 +285,22 @@ def test_mirrored_strategy_on_two_logical_cpus(cache, tmp_path):
     assert (tmp_path / "run" / "metrics.json").exists()
 
 
-def start_six_epoch_run(cache, tmp_path, run_dir):
-    """Starts a 6-epoch trainer process and returns (process, args) once its first epoch is logged."""
-    config = write_config(
-        tmp_path / "tiny.yaml", training={"epochs": 6}, synthetic={"num_train": 6, "duration_seconds": 60.0}
-    )
+EPOCHS_OF_STOPPED_RUN = 3
+
+
+def start_stopped_run(cache, tmp_path, run_dir):
+    """Starts a 3-epoch trainer process and returns (process, args) once it waits at the end of its
+    first epoch (pause point `train.epoch`: history and backup written)."""
+    config = write_config(tmp_path / "tiny.yaml", training={"epochs": EPOCHS_OF_STOPPED_RUN})
     args = ["--dataset", "synthetic", "--config", str(config), "--output-dir", str(run_dir), "--quiet"]
-    env = {**os.environ, "COLD_KERAS_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    marker = tmp_path / "paused"
+    env = {
+        **os.environ,
+        "COLD_KERAS_CACHE": str(cache),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "COLD_KERAS_PAUSE_AT": "train.epoch",
+        "COLD_KERAS_PAUSE_FILE": str(marker),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.train", *args],
         cwd=REPO,
@@ -300,13 +309,11 @@ def start_six_epoch_run(cache, tmp_path, run_dir):
         stderr=subprocess.PIPE,
         text=True,
     )
-    history = run_dir / "history.csv"
     deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if history.exists() and len(history.read_text().strip().splitlines()) >= 2:
-            break
-        time.sleep(0.2)
-    assert process.poll() is None, "the run finished before it could be stopped"
+    while time.time() < deadline and process.poll() is None and not marker.exists():
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be stopped"
+    assert marker.exists(), "the run did not reach the end of its first epoch"
     return process, args
 
 
@@ -314,18 +321,18 @@ def start_six_epoch_run(cache, tmp_path, run_dir):
 def test_resume_after_sigkill(cache, tmp_path):
     """Kill the trainer after its first epoch; the same command resumes and finishes."""
     run_dir = tmp_path / "run"
-    process, args = start_six_epoch_run(cache, tmp_path, run_dir)
+    process, args = start_stopped_run(cache, tmp_path, run_dir)
     history = run_dir / "history.csv"
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=120)
     assert not (run_dir / "metrics.json").exists()
     epochs_done = len(history.read_text().strip().splitlines()) - 1
-    assert 1 <= epochs_done < 6
+    assert 1 <= epochs_done < EPOCHS_OF_STOPPED_RUN
 
     result = cli(args, cache)
     assert result.returncode == 0, result.stderr[-3000:]
     epochs = [int(row["epoch"]) for row in csv.DictReader(open(history))]
-    assert epochs == list(range(6)), epochs  # resumed: no epoch repeated, none missing
+    assert epochs == list(range(EPOCHS_OF_STOPPED_RUN)), epochs  # resumed: no epoch repeated, none missing
     assert (run_dir / "metrics.json").exists()
 
 
@@ -367,7 +374,7 @@ def test_iemocap_utterance_level_classification(cache, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_leaves_a_resumable_run(cache, tmp_path):
     run_dir = tmp_path / "run"
-    process, _ = start_six_epoch_run(cache, tmp_path, run_dir)
+    process, _ = start_stopped_run(cache, tmp_path, run_dir)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]
