@@ -281,3 +281,51 @@ def test_continuing_needs_only_more_epochs():
     assert epochs_extension(saved, {"task": "regression", "training": {"epochs": 5, "batch_size": 4}}) == (2, 5)
     assert epochs_extension(saved, {"task": "regression", "training": {"epochs": 1, "batch_size": 4}}) is None
     assert epochs_extension(saved, {"task": "regression", "training": {"epochs": 5, "batch_size": 8}}) is None
+
+
+def _runnable_modules():
+    """Every module under `pipelines/` with an `if __name__ == "__main__"` block, as a dotted name."""
+    import ast
+
+    found = set()
+    for path in sorted((REPO / "pipelines").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+                found.add(".".join(path.relative_to(REPO).with_suffix("").parts))
+    return found - {"pipelines.__main__"}
+
+
+def test_the_command_list_names_every_command_and_the_readme_lists_the_same():
+    from pipelines.__main__ import COMMANDS
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: cold-keras <command>")
+    listed = set(re.findall(r"\[(pipelines\.[\w.]+)\]", result.stdout))
+    assert listed == _runnable_modules()
+    assert {f"pipelines.{module}" for module, _ in COMMANDS.values()} == listed
+    readme = (REPO / "README.md").read_text()
+    assert set(re.findall(r"^\| `python -m (pipelines\.[\w.]+)` \|", readme, re.M)) == listed
+
+
+def test_cold_keras_runs_a_command_as_python_dash_m_does(tmp_path):
+    """The console script (declared in pyproject.toml, installed by the README's commands) and
+    `python -m pipelines <command>` give the command's own output and exit code."""
+    import shutil
+
+    script = shutil.which("cold-keras")
+    assert script, "the console script cold-keras is not installed: pip install -e ."
+    argv = ["train", "--dataset", "synthetic", "--epochs", "0"]
+    expected = subprocess.run(
+        [sys.executable, "-m", "pipelines.train", *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert expected.returncode == 2 and expected.stderr.startswith("error: argument --epochs")
+    for command in ([script, *argv], [sys.executable, "-m", "pipelines", *argv]):
+        got = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert (got.returncode, got.stdout, got.stderr) == (2, expected.stdout, expected.stderr), command
+    unknown = subprocess.run([script, "trian"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("error: no command 'trian'; the commands are: train, predict, ")
+    assert len(unknown.stderr.strip().splitlines()) == 1
