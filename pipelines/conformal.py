@@ -272,7 +272,8 @@ def unit_groups(recordings, specs=DEFAULT_FIT_CORRUPTIONS) -> list:
     return [f"{spec}/{r['name']}" for spec in ("clean", *specs) for r in recordings]
 
 
-def _with_presence(recording) -> dict:
+def with_presence(recording) -> dict:
+    """A prediction's outputs with the recording's presence flags added (signal columns `*_absent`)."""
     flags = {f"{m}_present": recording.get(f"{m}_present") for m in MODALITIES}
     return {**{k: v for k, v in flags.items() if v is not None}, **recording["outputs"]}
 
@@ -318,7 +319,7 @@ def fit(
     labels, labelled = [g for g, _ in pairs], [r for _, r in pairs]
     if not labelled:
         raise DataError(f"no labelled recordings to fit the conformal calibration on in {fitted_on!r}")
-    outputs = [_with_presence(r) for r in labelled]
+    outputs = [with_presence(r) for r in labelled]
     common = list(available_signals(outputs[0]) if names is None else names)
     unknown = [n for n in common if n not in SIGNAL_NAMES]
     if unknown:
