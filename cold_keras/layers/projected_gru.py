@@ -44,6 +44,90 @@ def cudnn_blockers(gru) -> list:
     return blockers
 
 
+def gru_recurrence(projected, recurrent_kernel, recurrent_bias, initial_state):
+    """The GRU recurrence over projected inputs, with a hand-written backward pass (TensorFlow).
+
+    `projected` [B, T, 3U] holds `x W + b_x` of every frame (gates z, r, candidate, in Keras'
+    order), `recurrent_kernel` [U, 3U], `recurrent_bias` [3U] and `initial_state` [B, U]; returns the
+    states h_1 .. h_T as [B, T, U]. Per step, with `reset_after=True` (Keras' and cuDNN's gates):
+
+        a = h W_h + b_h;  z = sigmoid(x_z + a_z);  r = sigmoid(x_r + a_r)
+        n = tanh(x_n + r * a_n);  h' = z * h + (1 - z) * n
+
+    The forward loop keeps only the states. The backward pass recomputes the gates of every step at
+    once from the states (one matrix product over all frames), runs one loop from the last step to
+    the first that carries dL/dh (an element-wise chain and one `[B, 3U] x [3U, U]` product per
+    step), and gets dL/dW_h and dL/db_h from all steps at once. TensorFlow's own gradient of the
+    loop stores every intermediate of every step and replays them in a loop of its own, 3-4 times
+    the cost of this one at the paper's sizes; the gradients are the same up to float rounding.
+    """
+    import tensorflow as tf
+
+    units = initial_state.shape[-1]
+
+    def step(h, inputs, recurrent_kernel, recurrent_bias):
+        recurrent = tf.matmul(h, recurrent_kernel) + recurrent_bias
+        z = tf.sigmoid(inputs[:, :units] + recurrent[:, :units])
+        r = tf.sigmoid(inputs[:, units : 2 * units] + recurrent[:, units : 2 * units])
+        candidate = tf.tanh(inputs[:, 2 * units :] + r * recurrent[:, 2 * units :])
+        return z * h + (1.0 - z) * candidate
+
+    @tf.custom_gradient
+    def recurrence(projected, recurrent_kernel, recurrent_bias, initial_state):
+        steps = tf.shape(projected)[1]
+        inputs = tf.transpose(projected, [1, 0, 2])  # time-major [T, B, 3U]
+
+        def body(t, h, states):
+            h = step(h, inputs[t], recurrent_kernel, recurrent_bias)
+            return t + 1, h, states.write(t, h)
+
+        states = tf.TensorArray(projected.dtype, size=steps)
+        _, _, states = tf.while_loop(lambda t, *_: t < steps, body, (0, initial_state, states))
+        states = states.stack()  # [T, B, U]
+
+        def grad(d_outputs):
+            previous = tf.concat([initial_state[None], states[:-1]], 0)
+            recurrent = tf.matmul(previous, recurrent_kernel) + recurrent_bias
+            z = tf.sigmoid(inputs[..., :units] + recurrent[..., :units])
+            r = tf.sigmoid(inputs[..., units : 2 * units] + recurrent[..., units : 2 * units])
+            a_n = recurrent[..., 2 * units :]
+            n = tf.tanh(inputs[..., 2 * units :] + r * a_n)
+            # dL/d(pre-activation) = dL/dh' * factor, per gate; only dL/dh' comes from later steps.
+            factor_z = (previous - n) * z * (1.0 - z)
+            factor_n = (1.0 - z) * (1.0 - n * n)
+            factor_r = a_n * r * (1.0 - r)
+            d_states = tf.transpose(d_outputs, [1, 0, 2])
+            kernel_t = tf.transpose(recurrent_kernel)
+
+            def back(t, d_h, d_inputs):
+                d_h = d_states[t] + d_h
+                d_z = d_h * factor_z[t]
+                d_n = d_h * factor_n[t]
+                d_r = d_n * factor_r[t]
+                d_recurrent = tf.concat([d_z, d_r, d_n * r[t]], -1)
+                d_h = d_h * z[t] + tf.matmul(d_recurrent, kernel_t)
+                return t - 1, d_h, d_inputs.write(t, tf.concat([d_z, d_r, d_n], -1))
+
+            d_inputs = tf.TensorArray(projected.dtype, size=steps)
+            _, d_initial, d_inputs = tf.while_loop(
+                lambda t, *_: t >= 0, back, (steps - 1, tf.zeros_like(initial_state), d_inputs)
+            )
+            d_inputs = d_inputs.stack()  # [T, B, 3U]
+            d_recurrent = d_inputs * tf.concat([tf.ones_like(r), tf.ones_like(r), r], -1)
+            d_kernel = tf.einsum("tbu,tbg->ug", previous, d_recurrent)
+            d_bias = tf.reduce_sum(d_recurrent, [0, 1])
+            return tf.transpose(d_inputs, [1, 0, 2]), d_kernel, d_bias, d_initial
+
+        return tf.transpose(states, [1, 0, 2]), grad
+
+    if recurrent_bias is None:
+        recurrent_bias = tf.zeros([3 * units], projected.dtype)
+    # Read variables here, outside the function whose gradient is given (a Keras variable's `value`
+    # is the TensorFlow variable itself).
+    arguments = [tf.convert_to_tensor(value) for value in (projected, recurrent_kernel, recurrent_bias, initial_state)]
+    return recurrence(*arguments)
+
+
 @keras.saving.register_keras_serializable(package="cold_keras")
 class ProjectedGRU(keras.layers.GRU):
     """`keras.layers.GRU` with the input projection hoisted out of the recurrence (CPU path).
@@ -127,6 +211,12 @@ class ProjectedGRU(keras.layers.GRU):
             return h, [h]
 
         def loop(values, loop_mask, go_backwards):
+            if loop_mask is None and self.return_sequences and not self.unroll:
+                if go_backwards:
+                    values = ops.flip(values, axis=1)  # outputs in processing order, as Keras' loop
+                outputs = gru_recurrence(values, recurrent_kernel, recurrent_bias, initial_state)
+                last = outputs[:, -1]
+                return ops.cast(last, compute_dtype), ops.cast(outputs, compute_dtype), [ops.cast(last, compute_dtype)]
             last, outputs, states = backend.rnn(
                 step,
                 values,
