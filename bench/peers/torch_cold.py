@@ -157,7 +157,7 @@ def main():
         start = time.perf_counter()
         for _ in range(args.steps):
             loss = step()
-        float(loss)
+        float(loss.detach())
         seconds = time.perf_counter() - start
         if repeat:
             rates.append(args.steps * b * t / seconds)
