@@ -13,8 +13,13 @@ constant` for Keras' AdamW at a constant 1e-3) and timed:
   second fit    another 2-step `fit` (no tracing: what a step costs)
   first predict the first `predict_on_batch` of the inference model (tracing the prediction step)
 
+`--predict-cli` also times what a user waits for: `python -m pipelines.predict` on one recording of a
+tiny trained run, from a cold process (start to exit, wall seconds). The run is trained once into
+`--work` (default /tmp/cold_keras_startup) and reused.
+
     python bench/startup_time.py [--models cold_fusion,context_fusion] [--repeats 3]
                                  [--units 4] [--frames 30] [--before DIR] [--optimizer trainer]
+                                 [--predict-cli] [--work DIR]
 
 Every figure is given as wall seconds and as process CPU seconds (what a shared machine disturbs
 least). Models run alternately (A B A B ...), one process each, and the median over `--repeats` is
@@ -97,6 +102,40 @@ def measure(model_name, units, frames, repo, optimizer):
     return times
 
 
+TINY_RUN = {
+    "synthetic": {"seed": 3, "num_train": 2, "num_devel": 1, "num_test": 1, "duration_seconds": 24.0},
+    "model": {"gru_units": 4, "gru_layers": 1, "latent_dim": 4},
+    "training": {"epochs": 1, "window_seconds": 6.0, "window_hop_seconds": 3.0, "batch_size": 4},
+}
+
+
+def predict_cli_times(work, repos, repeats):
+    """{label: [wall seconds]} of `python -m pipelines.predict` on the one test recording of a tiny run."""
+    import yaml
+
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "COLD_KERAS_CACHE": str(work / "cache")}
+    run = work / "run"
+    if not (run / "metrics.json").is_file():
+        config = work / "tiny.yaml"
+        config.write_text(yaml.safe_dump(TINY_RUN))
+        command = [sys.executable, "-m", "pipelines.train", "--dataset", "synthetic", "--config", str(config)]
+        command += ["--output-dir", str(run), "--quiet"]
+        subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True)
+    corpus = next((work / "cache" / "synthetic").glob("*/synthetic.json")).parent
+    times = {label: [] for label in repos}
+    for index in range(repeats):
+        for label, repo in repos.items():
+            out = work / f"predictions_{label}_{index}"
+            command = [sys.executable, "-m", "pipelines.predict", "--run-dir", str(run), "--data-dir", str(corpus)]
+            command += ["--partition", "test", "--output-dir", str(out), "--overwrite", "--quiet"]
+            start = time.perf_counter()
+            subprocess.run(command, cwd=repo, env={**env, "PYTHONPATH": repo}, check=True, capture_output=True)
+            times[label].append(time.perf_counter() - start)
+    return times
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="cold_fusion,context_fusion")
@@ -105,6 +144,10 @@ def main():
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--before", metavar="DIR", help="another checkout, run alternately with this one")
     parser.add_argument("--optimizer", choices=("trainer", "constant"), default="trainer")
+    parser.add_argument(
+        "--predict-cli", action="store_true", help="also time python -m pipelines.predict on one recording"
+    )
+    parser.add_argument("--work", default="/tmp/cold_keras_startup", help="--predict-cli's tiny run and outputs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--repo", default=str(REPO), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -139,6 +182,11 @@ def main():
     for (model, label), runs in results.items():
         values = ", ".join(f"{r['first fit']:.2f} / {r['first fit cpu']:.2f}" for r in runs)
         print(f"  {model} {label} ({runs[0]['repo']}, {runs[0]['optimizer']}): {values}")
+    if args.predict_cli:
+        print("python -m pipelines.predict, one recording, from a cold process (wall seconds):")
+        for label, values in predict_cli_times(args.work, repos, args.repeats).items():
+            each = ", ".join(f"{v:.2f}" for v in values)
+            print(f"  {label}: median {float(np.median(values)):.2f} ({each})")
 
 
 if __name__ == "__main__":

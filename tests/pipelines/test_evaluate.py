@@ -11,6 +11,12 @@ import pytest
 from pipelines import corrupt, evaluate
 from tests.pipelines import evaluation_helpers as helpers
 
+# The evaluator's predictions and the test's own are the same model run on differently padded batches,
+# equal to float32 rounding (~1e-7); a rank correlation over a few hundred frames moves by ~1e-6 to 1e-5
+# when that rounding swaps two nearly tied frames. The formula itself is checked exactly
+# (`test_spearman_matches_rank_correlation_and_is_nan_when_constant`).
+RANK_TOLERANCE = 1e-4
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -194,8 +200,8 @@ def test_clean_evaluation_matches_numpy_references(clean_report, regression_run)
 
     for modality, (rho_sigma, rho_weight) in ref["uncertainty"].items():
         entry = clean_report["uncertainty"][modality]
-        assert entry["spearman_inverse_sigma_vs_error"] == pytest.approx(rho_sigma, abs=1e-6)
-        assert entry["spearman_weight_vs_error"] == pytest.approx(rho_weight, abs=1e-6)
+        assert entry["spearman_inverse_sigma_vs_error"] == pytest.approx(rho_sigma, abs=RANK_TOLERANCE)
+        assert entry["spearman_weight_vs_error"] == pytest.approx(rho_weight, abs=RANK_TOLERANCE)
         assert entry["num_frames"] == 480
         sign = "positive" if rho_sigma > 0 else "negative"
         assert entry["meaning"].startswith(sign)
@@ -234,7 +240,7 @@ def test_corrupted_evaluation_matches_numpy_references(corrupted_report, clean_r
     assert corrupted_report["scores"]["av"]["ccc_mean"] != clean_report["scores"]["av"]["ccc_mean"]
     for modality, (rho_sigma, _) in ref["uncertainty"].items():
         assert corrupted_report["uncertainty"][modality]["spearman_inverse_sigma_vs_error"] == pytest.approx(
-            rho_sigma, abs=1e-6
+            rho_sigma, abs=RANK_TOLERANCE
         )
 
     weights = ref["weights"]["visual"]
@@ -297,7 +303,9 @@ def test_classification_calibration_uses_the_validation_temperature(classificati
                 per_dim.append(-np.log(probs[np.arange(len(probs)), helpers.bins_of(recording[dim])]))
             errors.append(np.mean(per_dim, axis=0))
         rho = helpers.rank_correlation(inverse, np.concatenate(errors))
-        assert report["uncertainty"][modality]["spearman_inverse_sigma_vs_error"] == pytest.approx(rho, abs=1e-6)
+        assert report["uncertainty"][modality]["spearman_inverse_sigma_vs_error"] == pytest.approx(
+            rho, abs=RANK_TOLERANCE
+        )
         assert report["uncertainty"][modality]["error"] == "cross-entropy"
 
     rows = list(csv.DictReader(open(out / "per_recording.csv")))
