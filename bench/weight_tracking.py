@@ -99,7 +99,7 @@ def variants() -> dict:
         {"model": {"name": "prediction_fusion"}}, _corrupt_augment()
     )
     out["context_fusion_augment"] = config_lib.deep_update({"model": {"name": "context_fusion"}}, _corrupt_augment())
-    # The setting the README's table calls cold_reliable (lambda_weight 10 + corruption augmentation);
+    # The setting bench/README.md's table calls cold_reliable (lambda_weight 10 + corruption augmentation);
     # configs/cold_reliable.yaml now holds the setting chosen on the realistic corpus (`cold_recommended`).
     out["cold_reliable"] = config_lib.deep_update(_cold(lambda_weight=10.0), _corrupt_augment())
     out["cold_reliable_dropout"] = config_lib.deep_update(
@@ -110,7 +110,7 @@ def variants() -> dict:
     return out
 
 
-# The README's table: the fusion baselines (with and without the corruption augmentation for the
+# bench/README.md's table: the fusion baselines (with and without the corruption augmentation for the
 # strongest one) and the COLD variants from the paper's formulation to the recommended setting.
 DEFAULT_VARIANTS = (
     "audio",
@@ -431,7 +431,7 @@ def main():
     parser.add_argument(
         "--variants",
         default=",".join(DEFAULT_VARIANTS),
-        help="comma-separated names of VARIANTS, or all (default: the table in the README)",
+        help="comma-separated names of VARIANTS, or all (default: the table in bench/README.md)",
     )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="default: the synthetic config's")

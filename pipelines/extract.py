@@ -15,7 +15,7 @@ Feature sets (`--feature-sets`, default `egemaps,mfcc`, plus `faces` for a file 
   [N, S, S, 3] and `present` uint8 [N]) and the waveform (`audio/<name>.wav`, 16-bit mono).
 
 The output layout, the manifest `extract.json`, resuming and the errors are described in
-`pipelines.media.layout` and in the README ("Your own recordings"). No TensorFlow is imported.
+`pipelines.media.layout` and in docs/own-recordings.md. No TensorFlow is imported.
 """
 
 from __future__ import annotations

@@ -173,7 +173,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--visual-backbone-weights",
         metavar="FILE.npz",
-        help="raw mode: pretrained face-CNN weights (.npz, see README); only its last two dense "
+        help="raw mode: pretrained face-CNN weights (.npz, see docs/raw-mode.md); only its last two dense "
         "layers are then trained. Default: train from scratch",
     )
     parser.add_argument(

@@ -4,7 +4,7 @@ A regression model has collapsed when its predictions stop following the labels:
 CCC falls to about 0 after it had been rising, or stays at about 0 because the predictions are
 (nearly) constant. The usual cause is a learning rate too high for the model and corpus: the
 frame-wise output pre-activations grow until the tanh output saturates at +-1, where its gradient
-vanishes, so the model cannot come back (see README, "Training stability").
+vanishes, so the model cannot come back (see docs/training.md, "Training stability").
 """
 
 from __future__ import annotations

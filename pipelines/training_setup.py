@@ -17,7 +17,7 @@ from pipelines import features, settings
 from pipelines.errors import ConfigError
 from pipelines.io_utils import read_json
 
-# Global gradient-norm clipping of every model (`training.clipnorm`; see README, "Training stability").
+# Global gradient-norm clipping of every model (`training.clipnorm`; see docs/training.md, "Training stability").
 DEFAULT_CLIPNORM = settings.TrainingConfig().clipnorm
 
 
@@ -48,7 +48,7 @@ def setup_devices(distribute: str):
             return tf.distribute.MirroredStrategy(devices=devices)
         return tf.distribute.MirroredStrategy()
     if "TF_CONFIG" not in os.environ:
-        raise ConfigError("--distribute multiworker needs the TF_CONFIG environment variable (see README)")
+        raise ConfigError("--distribute multiworker needs the TF_CONFIG environment variable (see docs/performance.md)")
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
