@@ -283,20 +283,9 @@ def test_continuing_needs_only_more_epochs():
     assert epochs_extension(saved, {"task": "regression", "training": {"epochs": 5, "batch_size": 8}}) is None
 
 
-def _runnable_modules():
-    """Every module under `pipelines/` with an `if __name__ == "__main__"` block, as a dotted name."""
-    import ast
-
-    found = set()
-    for path in sorted((REPO / "pipelines").rglob("*.py")):
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
-                found.add(".".join(path.relative_to(REPO).with_suffix("").parts))
-    return found - {"pipelines.__main__"}
-
-
 def test_the_command_list_names_every_command_and_the_readme_lists_the_same():
     from pipelines.__main__ import COMMANDS
+    from tests.test_docs import _runnable_modules
 
     result = subprocess.run(
         [sys.executable, "-m", "pipelines", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
@@ -304,7 +293,7 @@ def test_the_command_list_names_every_command_and_the_readme_lists_the_same():
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: cold-keras <command>")
     listed = set(re.findall(r"\[(pipelines\.[\w.]+)\]", result.stdout))
-    assert listed == _runnable_modules()
+    assert listed == set(_runnable_modules()) - {"pipelines.__main__"}
     assert {f"pipelines.{module}" for module, _ in COMMANDS.values()} == listed
     readme = (REPO / "README.md").read_text()
     assert set(re.findall(r"^\| `python -m (pipelines\.[\w.]+)` \|", readme, re.M)) == listed
