@@ -30,8 +30,8 @@ def random_raw_batch(batch_size, frames, face_shape, patch_shape, seed=0):
 def train_synthetic(overrides, seed, epochs, run_dir):
     """Trains (or resumes, or reuses) one run on the synthetic corpus: configs/synthetic.yaml
     updated with `overrides`, the seed and, when given, the number of epochs."""
-    from pipelines import config as config_lib
-    from pipelines import train
+    from pipelines.config import files as config_lib
+    from pipelines.training import train
 
     config = config_lib.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), overrides)
     config["training"]["seed"] = seed
@@ -45,8 +45,8 @@ def load_run(run_dir, partition):
     import keras
 
     from cold_keras.models import inference_model
-    from pipelines import input_pipeline
-    from pipelines.io_utils import read_json
+    from pipelines.components import input_pipeline
+    from pipelines.core.io_utils import read_json
 
     artifact_dir = read_json(run_dir / "config.json")["runtime"]["artifact_dir"]
     model = keras.saving.load_model(run_dir / "model.keras")

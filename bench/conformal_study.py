@@ -11,7 +11,7 @@ all of them for clean) and scored on the test partition under the held-out condi
 * `isotonic (today)`: `pipelines.uncertainty`'s pooled isotonic map of the fused sigma score, fitted on
   the clean validation partition (what the trainer fits today); `isotonic + copies`: the same map
   fitted on the calibration set above;
-* `pipelines.conformal.fit`: standard split-conformal (one quantile), normalised by the difficulty
+* `pipelines.evaluation.conformal.fit`: standard split-conformal (one quantile), normalised by the difficulty
   model of the sigma signals, of the model's outputs only, or of every signal (the outputs plus the
   atypicality of each modality's inputs, `atypicality`), Mondrian over 3 difficulty bins, and the
   quantile pooled over the calibration frames, the largest over the kinds, or the conformal quantile
@@ -78,10 +78,10 @@ SIGMA_ONLY = ("log_sigma_audio", "log_sigma_visual", "visual_weight")
 
 def methods() -> dict:
     """name -> ("isotonic" | "conformal" | "ceiling", options). Conformal options go to
-    `pipelines.conformal.fit`; groups "kind" = the calibration kind of each recording, "unit" = its
+    `pipelines.evaluation.conformal.fit`; groups "kind" = the calibration kind of each recording, "unit" = its
     (kind, recording) pair."""
 
-    from pipelines.conformal import SIGNAL_NAMES
+    from pipelines.evaluation.conformal import SIGNAL_NAMES
 
     outputs_only = tuple(name for name in SIGNAL_NAMES if not name.endswith("_atypicality"))
 
@@ -116,7 +116,7 @@ def methods() -> dict:
 
 
 def corpus_overrides(corpus: str) -> dict:
-    from pipelines import config as config_lib
+    from pipelines.config import files as config_lib
 
     if corpus == "simple":
         return {}
@@ -157,7 +157,8 @@ def atypicality(recordings, artifact_dir) -> list:
     from keras import ops
 
     from cold_keras.layers.reliability import atypicality_signals
-    from pipelines import reliability, transform
+    from pipelines.components import transform
+    from pipelines.evaluation import fusion_guard as reliability
 
     norms = transform.load_normalization(artifact_dir)
     references = reliability.atypicality_references(artifact_dir, norms)
@@ -177,7 +178,7 @@ def atypicality(recordings, artifact_dir) -> list:
 
 
 def _predict(infer, recordings, artifact_dir) -> list:
-    from pipelines import evaluation
+    from pipelines.evaluation import scoring as evaluation
 
     predictions = evaluation.predict_recordings(infer, recordings)
     for prediction, extra in zip(predictions, atypicality(recordings, artifact_dir)):
@@ -192,7 +193,9 @@ def predictions_of(run_dir: Path) -> dict:
         return pickle.loads(cache.read_bytes())
     import keras
 
-    from pipelines import corrupt, input_pipeline, runs
+    from pipelines.components import input_pipeline
+    from pipelines.data import corrupt
+    from pipelines.runs import folders as runs
 
     infer, config = runs.load_inference_model(run_dir)
     artifact_dir = config["runtime"]["artifact_dir"]
@@ -223,8 +226,10 @@ def mc_dropout_of(run_dir: Path, passes: int) -> dict:
         return pickle.loads(cache.read_bytes())
     import keras
 
-    from pipelines import corrupt, input_pipeline, runs
-    from pipelines import uncertainty as unc
+    from pipelines.components import input_pipeline
+    from pipelines.data import corrupt
+    from pipelines.evaluation import uncertainty as unc
+    from pipelines.runs import folders as runs
 
     infer, config = runs.load_inference_model(run_dir)
     recordings = list(input_pipeline.iter_recordings(config["runtime"]["artifact_dir"], "test"))
@@ -248,8 +253,8 @@ def ause_run(data, mc) -> dict:
     the recommended conformal fit's difficulty (calibrated without the held-out kind), MC dropout's
     spread (around its own mean) and a random ranking."""
     from cold_keras import metrics as cmetrics
-    from pipelines import conformal
-    from pipelines import uncertainty as unc
+    from pipelines.evaluation import conformal
+    from pipelines.evaluation import uncertainty as unc
 
     convention = data["config"]["weight_convention"]
     table = {}
@@ -299,8 +304,8 @@ def format_ause(results, seeds) -> str:
 
 def half_widths(method, calibration_set, clean_validation, test, convention, kinds=None):
     """Per test recording {dim: half-width [N]} of the 90% interval of the fused output."""
-    from pipelines import conformal
-    from pipelines import uncertainty as unc
+    from pipelines.evaluation import conformal
+    from pipelines.evaluation import uncertainty as unc
 
     kind, options = method
     if kind == "isotonic":
@@ -332,7 +337,7 @@ def ceiling_half_widths(calibration_set, test, kinds, difficulty=None, damage=Fa
     """Reference points that no deployable fit reaches: a boosted-trees difficulty model of all the
     signals (normalised, 3 Mondrian bins), or Mondrian bins given by the true damage mask of the
     visual frames (pooled over the calibration kinds, or the largest of the kinds' quantiles)."""
-    from pipelines import conformal
+    from pipelines.evaluation import conformal
 
     out = [{} for _ in test]
     for dim in conformal.DIMENSIONS:

@@ -80,7 +80,7 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    from pipelines import example_gen, input_pipeline, transform
+    from pipelines.components import example_gen, input_pipeline, transform
 
     out = Path(args.output_dir) if args.output_dir else Path(tempfile.mkdtemp(prefix="bench_input_"))
     try:

@@ -66,8 +66,9 @@ def main():
     parser.add_argument("--out", default="bench_runs", help="folder for the corpus cache and the search")
     args = parser.parse_args()
 
-    from pipelines import config as config_lib
-    from pipelines import prepare, tune
+    from pipelines.config import files as config_lib
+    from pipelines.runs import prepare
+    from pipelines.training import tune
 
     out = Path(args.out) / f"label_delay_{args.true_delay:g}"
     os.environ["COLD_KERAS_CACHE"] = str(out / "cache")

@@ -45,7 +45,7 @@ def main():
     args = parser.parse_args()
 
     from cold_keras import metrics
-    from pipelines import predict
+    from pipelines.serving import predict
 
     out = Path(args.out)
     common = ["--data-dir", args.data_dir, "--partition", args.partition, "--quiet"]

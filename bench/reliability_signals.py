@@ -4,7 +4,7 @@ The fusion weights can only track a corrupted modality if something they see tel
 corrupted frames from the clean ones. This benchmark measures that ceiling per corruption kind
 without training a network: on the synthetic corpus (realistic or simple variant, generated
 clean), the evaluator corrupts 50% of the visual frames of the test recordings in consecutive
-blocks (`pipelines.corrupt`, every kind), and each per-frame signal is scored by the ROC AUC with
+blocks (`pipelines.data.corrupt`, every kind), and each per-frame signal is scored by the ROC AUC with
 which it separates the corrupted frames from the clean ones:
 
 * `level`: log(1 + mean_d z^2), z the features standardised with the training statistics (the
@@ -93,8 +93,8 @@ def measure(variant: str, seed: int, fraction: float = 0.5) -> dict:
     from sklearn.linear_model import Ridge
 
     from cold_keras.layers.reliability import atypicality_reference
-    from pipelines import corrupt
-    from pipelines.evaluate import roc_auc
+    from pipelines.data import corrupt
+    from pipelines.evaluation.evaluate import roc_auc
 
     data = corpus(variant, seed)
     train = data["Train"]

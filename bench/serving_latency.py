@@ -81,7 +81,8 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from pipelines import export, runs
+    from pipelines.runs import folders as runs
+    from pipelines.serving import export
 
     if args.run_dir:
         model, config = runs.load_inference_model(args.run_dir)

@@ -5,8 +5,8 @@ norm, prediction spread and tanh saturation, over seeds.
                               [--set model.gru_units=256 --set training.clipnorm=0] [--out FILE.jsonl]
 
 Each (model, seed) trains with the trainer's own model-building function
-(`pipelines.training_setup.build_compiled_model`) and data (`make_training_inputs`), with
-`pipelines.stability.GradientDiagnostics` measuring one fixed training batch after every epoch.
+(`pipelines.training.setup.build_compiled_model`) and data (`make_training_inputs`), with
+`pipelines.training.stability.GradientDiagnostics` measuring one fixed training batch after every epoch.
 A model "rises" for a seed when its training CCC at the last epoch is above epoch 1's and the
 collapse detector stayed quiet. Results are appended to --out (one JSON line per model and seed),
 so an interrupted benchmark resumes where it stopped.
@@ -30,7 +30,7 @@ def parse_value(text):
 
 
 def make_config(config_file, overrides, model, seed, epochs):
-    from pipelines import config as config_lib
+    from pipelines.config import files as config_lib
 
     config = config_lib.load_file(config_lib.default_config_path("synthetic"))
     if config_file:
@@ -51,8 +51,9 @@ def make_config(config_file, overrides, model, seed, epochs):
 def train_one(config):
     import keras
 
-    from pipelines import prepare, training_setup
-    from pipelines.stability import CollapseGuard, GradientDiagnostics
+    from pipelines.runs import prepare
+    from pipelines.training import setup as training_setup
+    from pipelines.training.stability import CollapseGuard, GradientDiagnostics
 
     keras.utils.set_random_seed(int(config["training"]["seed"]))
     artifact_dir = prepare.prepare_artifacts(config, progress=False)
@@ -84,7 +85,7 @@ def main():
 
     import numpy as np
 
-    from pipelines import features
+    from pipelines.data import features
 
     models = features.MODEL_NAMES if args.models == "all" else args.models.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]

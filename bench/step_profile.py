@@ -303,7 +303,7 @@ def main():
         import keras
 
         from cold_keras.models import inference_model
-        from pipelines import export
+        from pipelines.serving import export
 
         keras.mixed_precision.set_global_policy("float32")
         model = models["cold_fusion"][0] if "cold_fusion" in models else build("cold_fusion")[0]

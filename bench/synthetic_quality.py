@@ -22,7 +22,8 @@ def evaluate_run(run_dir: Path, partition: str, corrupt_fraction: float, mode: s
     import numpy as np
     from _common import load_run
 
-    from pipelines import corrupt, evaluation
+    from pipelines.data import corrupt
+    from pipelines.evaluation import scoring as evaluation
 
     infer, recordings = load_run(run_dir, partition)
     results = {}
@@ -43,7 +44,7 @@ def evaluate_run(run_dir: Path, partition: str, corrupt_fraction: float, mode: s
 def main():
     from _common import train_synthetic
 
-    from pipelines import features
+    from pipelines.data import features
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="all")

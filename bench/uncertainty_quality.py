@@ -4,7 +4,7 @@ uncertainty baselines? Synthetic corpus, several seeds, test partition, fused ou
 
 * COLD as in the paper (configs/synthetic.yaml), with configs/cold_reliable.yaml and with
   `model.reliability_atypicality` (`cold_atypical`, not in the default --methods), std from the
-  validation-fitted map of the fusion weights / sigmas (pipelines/uncertainty.py);
+  validation-fitted map of the fusion weights / sigmas (pipelines/evaluation/uncertainty.py);
 * context fusion with MC dropout (N stochastic passes, dropout on);
 * a deep ensemble of 5 context-fusion runs (mean and spread of the members).
 
@@ -40,7 +40,7 @@ ENSEMBLE_SIZE = 5
 
 def training_variants() -> dict:
     """name -> config overrides of configs/synthetic.yaml for the trained models."""
-    from pipelines import config as config_lib
+    from pipelines.config import files as config_lib
 
     return {
         "cold_paper": {"model": {"name": "cold_fusion"}},
@@ -135,8 +135,10 @@ def evaluate_method(
     import keras
     import numpy as np
 
-    from pipelines import corrupt, input_pipeline, runs
-    from pipelines import uncertainty as unc
+    from pipelines.components import input_pipeline
+    from pipelines.data import corrupt
+    from pipelines.evaluation import uncertainty as unc
+    from pipelines.runs import folders as runs
 
     kind = METHODS[method][1]
     models, config = [], None
@@ -150,7 +152,7 @@ def evaluate_method(
     elif kind == "mc_dropout":
         predict = lambda recordings: unc.predict_mc_dropout(models[0], recordings, passes, seed=0)  # noqa: E731
     else:
-        from pipelines import evaluation
+        from pipelines.evaluation import scoring as evaluation
 
         predict = lambda recordings: evaluation.predict_recordings(models[0], recordings)  # noqa: E731
     validation = config["training"]["validation_partition"]
@@ -257,8 +259,8 @@ def main():
         parser.error(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
     if args.ensemble_size < 2:
         parser.error("--ensemble-size must be >= 2")
-    from pipelines import corrupt
-    from pipelines.errors import ConfigError
+    from pipelines.core.errors import ConfigError
+    from pipelines.data import corrupt
 
     fit_corruptions = [spec for spec in args.fit_corrupt.split(",") if spec.strip()]
     try:

@@ -53,7 +53,7 @@ def _corrupt_augment():
 
 def variants() -> dict:
     """name -> config overrides. Non-COLD baselines first, then COLD from the paper outwards."""
-    from pipelines import config as config_lib
+    from pipelines.config import files as config_lib
 
     out = {
         name: {"model": {"name": name}} for name in ("audio", "feature_fusion", "prediction_fusion", "context_fusion")
@@ -139,7 +139,9 @@ def evaluate_run(run_dir: Path, partition: str, fraction: float, mode: str) -> d
     import numpy as np
     from _common import load_run
 
-    from pipelines import corrupt, evaluate, evaluation
+    from pipelines.data import corrupt
+    from pipelines.evaluation import evaluate
+    from pipelines.evaluation import scoring as evaluation
 
     infer, recordings = load_run(run_dir, partition)
     result = {}
@@ -263,7 +265,7 @@ def folds_of(name: str) -> tuple:
 
 
 def kind_overrides(corpus: str, setting: str, train_kinds) -> dict:
-    from pipelines import config as config_lib
+    from pipelines.config import files as config_lib
 
     model, augment = kind_settings()[setting]
     overrides = config_lib.deep_update(CORPORA[corpus], _SMALL_MODEL)
@@ -281,7 +283,9 @@ def evaluate_kinds(run_dir: Path, partition: str, fraction: float, kinds, guard_
     import keras
     from _common import load_run
 
-    from pipelines import corrupt, evaluate, evaluation
+    from pipelines.data import corrupt
+    from pipelines.evaluation import evaluate
+    from pipelines.evaluation import scoring as evaluation
 
     infer, recordings = load_run(run_dir, partition)
     if guard_off:
@@ -396,7 +400,7 @@ def run_kinds(args) -> None:
                     else:
                         train_synthetic(overrides, seed, args.epochs, run_dir)
                         row = evaluate_kinds(run_dir, args.partition, args.fraction, held_out, guard_off)
-                        from pipelines.io_utils import write_json_atomic
+                        from pipelines.core.io_utils import write_json_atomic
 
                         write_json_atomic(done, row)
                     # Clean figures: mean over the folds' models.

@@ -1,6 +1,6 @@
 """TFX-style components of cold-keras, each runnable as `python -m pipelines.<component>`."""
 
-from pipelines import quiet as _quiet
+from pipelines.core import quiet as _quiet
 
 if _quiet.running_as_command():
     _quiet.install()

@@ -70,7 +70,7 @@ def main(argv=None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    from pipelines import quiet
+    from pipelines.core import quiet
 
     quiet.install(verbose=quiet.verbose_requested(argv[1:]))
     # As `python -m pipelines.<module>`: the module runs as `__main__` with the command's flags.

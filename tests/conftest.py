@@ -19,21 +19,21 @@ SHARED_FIXTURES = {
     # evaluation_helpers.tiny_run / tiny_ablation (conftest `regression_run`)
     "tiny_runs": (
         "tests/pipelines/test_interruptions.py",
-        "tests/pipelines/test_uncertainty.py",
-        "tests/pipelines/test_evaluate.py",
-        "tests/pipelines/test_ablate.py",
-        "tests/pipelines/test_compare.py",
+        "tests/pipelines/evaluation/test_uncertainty.py",
+        "tests/pipelines/evaluation/test_evaluate.py",
+        "tests/pipelines/experiments/test_ablate.py",
+        "tests/pipelines/experiments/test_compare.py",
     ),
     # serving_helpers.tiny_run / tiny_export (conftest `run_dir`, `exported`)
     "tiny_export": (
-        "tests/pipelines/test_export.py",
-        "tests/pipelines/test_predict.py",
-        "tests/pipelines/test_serve_client.py",
+        "tests/pipelines/serving/test_export.py",
+        "tests/pipelines/serving/test_predict.py",
+        "tests/pipelines/serving/test_serve_client.py",
     ),
     # conftest `raw_corpus_dir`, `raw_artifacts`
     "raw_corpus": (
-        "tests/pipelines/test_raw_augment.py",
-        "tests/pipelines/test_raw_inputs.py",
+        "tests/pipelines/data/test_raw_augment.py",
+        "tests/pipelines/data/test_raw_inputs.py",
         "tests/pipelines/datasets/test_synthetic_raw.py",
         "tests/pipelines/datasets/test_field_checks.py",
     ),
@@ -41,14 +41,14 @@ SHARED_FIXTURES = {
 GROUP_OF = {path: group for group, paths in SHARED_FIXTURES.items() for path in paths}
 COSTLIEST_FIRST = (
     "tiny_runs",
-    "tests/pipelines/test_train.py",
-    "tests/pipelines/test_tune.py",
+    "tests/pipelines/training/test_train.py",
+    "tests/pipelines/training/test_tune.py",
     "tests/cold_keras/models/test_builders.py",
     "tiny_export",
-    "tests/pipelines/test_train_resume.py",
-    "tests/pipelines/test_train_raw.py",
+    "tests/pipelines/training/test_train_resume.py",
+    "tests/pipelines/training/test_train_raw.py",
     "tests/cold_keras/models/test_presence.py",
-    "tests/pipelines/test_label_delay.py",
+    "tests/pipelines/data/test_label_delay.py",
 )
 
 

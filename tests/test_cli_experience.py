@@ -184,7 +184,7 @@ def test_tensorflow_starts_quietly_and_verbose_shows_it(cache, tmp_path):
 
 
 def test_startup_noise_filter_keeps_other_lines():
-    from pipelines import quiet
+    from pipelines.core import quiet
 
     text = (
         "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
@@ -200,7 +200,7 @@ def test_startup_noise_filter_keeps_other_lines():
 
 
 def test_help_formatter_shows_only_real_defaults():
-    from pipelines import cli
+    from pipelines.core import cli
 
     parser = argparse.ArgumentParser(prog="p", formatter_class=cli.HelpFormatter)
     parser.add_argument("--a", help="no default")
@@ -219,7 +219,7 @@ def _mode(path):
 
 
 def test_exported_files_respect_the_umask(tmp_path):
-    from pipelines import io_utils
+    from pipelines.core import io_utils
 
     old = os.umask(0o022)
     try:
@@ -240,7 +240,7 @@ def test_exported_files_respect_the_umask(tmp_path):
 
 
 def test_stale_temporary_exports_are_cleaned(tmp_path):
-    from pipelines import export
+    from pipelines.serving import export
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -259,8 +259,8 @@ def test_stale_temporary_exports_are_cleaned(tmp_path):
 
 
 def test_missing_corpus_names_the_command_that_rebuilds(tmp_path):
-    from pipelines import prepare
-    from pipelines.errors import DataError
+    from pipelines.core.errors import DataError
+    from pipelines.runs import prepare
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -275,7 +275,7 @@ def test_missing_corpus_names_the_command_that_rebuilds(tmp_path):
 
 
 def test_continuing_needs_only_more_epochs():
-    from pipelines.run_checks import epochs_extension
+    from pipelines.runs.checks import epochs_extension
 
     saved = {"task": "regression", "training": {"epochs": 2, "batch_size": 4}}
     assert epochs_extension(saved, {"task": "regression", "training": {"epochs": 5, "batch_size": 4}}) == (2, 5)

@@ -9,7 +9,7 @@ flag must exist. A documented one-line argparse error (`$ command` followed by `
 must be exactly the error the parser gives. Paths such as RUN or DIR are placeholders: parsing is the
 check. The cheap commands run for real: every command's `--help` and `python -m pipelines.settings`.
 README.md's relative links must point to existing files, and every repository path the docs name in
-backquotes (`pipelines/predict.py`, `tests/...::test_name`) must exist.
+backquotes (`pipelines/serving/predict.py`, `tests/...::test_name`) must exist.
 """
 
 from __future__ import annotations
@@ -281,7 +281,7 @@ def test_every_command_and_benchmark_answers_help():
 
 
 def test_the_settings_command_prints_every_key():
-    from pipelines import settings
+    from pipelines.config import settings
 
     result = subprocess.run(
         [sys.executable, "-m", "pipelines.settings"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60
@@ -298,7 +298,7 @@ def _hook():
 
 
 def test_the_config_reference_is_generated_from_the_settings():
-    from pipelines import settings
+    from pipelines.config import settings
 
     hook = _hook()
     page = (REPO / "docs" / "configuration.md").read_text()
@@ -373,56 +373,24 @@ def test_every_repository_path_the_docs_name_exists():
 # --------------------------------------------------------------------------- the architecture page
 
 
-def _import_graph():
-    """{module: modules of cold_keras/pipelines it imports}, function-level imports included."""
-    paths = {}
-    for package in ("cold_keras", "pipelines"):
-        for path in sorted((REPO / package).rglob("*.py")):
-            parts = list(path.relative_to(REPO).with_suffix("").parts)
-            paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    graph = {}
-    for name, path in paths.items():
-        targets = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                candidates = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                candidates = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            else:
-                continue
-            targets.update(c for c in candidates if c in paths and c != name)
-        graph[name] = targets
-    return graph
-
-
 def _documented_layers():
-    """[(layer, [module prefix, ...])] of the layer table of docs/architecture.md."""
+    """[(layer, [folder, ...])] of the layer table of docs/architecture.md."""
     layers = []
     for line in (REPO / "docs" / "architecture.md").read_text().splitlines():
         match = re.match(r"^\| (\d) \| [^|]+ \| (.+) \|$", line)
         if match:
-            layers.append((int(match.group(1)), re.findall(r"`([\w.]+)`", match.group(2))))
+            layers.append((int(match.group(1)), re.findall(r"`([\w.<>/]+)`", match.group(2))))
     return layers
 
 
-def test_the_documented_layers_hold():
+def test_the_documented_layers_are_the_tested_ones():
+    """The table of docs/architecture.md is `LAYERS` of tests/test_structure.py, commands on top."""
+    from tests.test_structure import COMMAND_LAYER, LAYERS
+
     layers = _documented_layers()
-    assert [layer for layer, _ in layers] == [0, 1, 2, 3, 4], layers
-    exact = {module: layer for layer, modules in layers for module in modules}
-
-    def layer_of(module):
-        if module in exact:
-            return exact[module]
-        prefixes = [p for p in exact if module.startswith(p + ".") and p in ("cold_keras", "pipelines.datasets")]
-        return exact[max(prefixes, key=len)] if prefixes else 4
-
-    graph = _import_graph()
-    missing = [module for module in exact if module not in graph]
-    assert not missing, f"docs/architecture.md names modules that do not exist: {missing}"
-    upward = [
-        f"{module} (layer {layer_of(module)}) imports {target} (layer {layer_of(target)})"
-        for module, targets in sorted(graph.items())
-        for target in sorted(targets)
-        if layer_of(target) > layer_of(module)
-    ]
-    assert not upward, "docs/architecture.md's layers no longer hold:\n" + "\n".join(upward)
+    assert [layer for layer, _ in layers] == list(range(COMMAND_LAYER + 1)), layers
+    assert [tuple(folders) for _, folders in layers[:COMMAND_LAYER]] == list(LAYERS)
+    assert layers[COMMAND_LAYER][1] == ["pipelines/<command>.py", "pipelines/__main__.py"]
+    for folders in LAYERS[1:]:
+        for folder in folders:
+            assert (REPO / folder.replace(".", "/") / "__init__.py").exists(), folder

@@ -1,10 +1,17 @@
 """The package's import structure, read from the source (no module is imported).
 
 Every `import` counts, at module level and inside functions: a function-level import still ties
-two modules together. Layers, from the bottom: the library `cold_keras` (imports nothing of
-`pipelines`); the data layer (`pipelines.features`, `records`, `labels`, the corpus adapters in
-`pipelines.datasets`); the components (`example_gen`, `statistics_gen`, `transform`,
-`input_pipeline`, `train`, ...); the commands (each component's `main`).
+two modules together. The folders are the layers; an import points to its own layer or one below:
+
+    commands      pipelines/<command>.py, pipelines/__main__.py   (`python -m pipelines.<command>`)
+    experiments   compare, ensemble, ablate, benchmark      serving   export, predict, client
+    training      setup, train, tune, lr_finder, callbacks, stability
+    evaluation    scoring, evaluate, uncertainty, conformal, figures, fusion_guard
+    runs          prepare, folders, checks, backup
+    components    example_gen, statistics_gen, transform, input_pipeline, extract
+    data          config/, data/, datasets/, media/   (keys, records, corpora, settings; imports no component)
+    core          errors, io_utils, cli, quiet, pause
+    cold_keras    the library: imports nothing of `pipelines`
 """
 
 from __future__ import annotations
@@ -14,18 +21,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("cold_keras", "pipelines")
-DATA_LAYER = ("pipelines.features", "pipelines.records", "pipelines.labels", "pipelines.datasets")
-COMPONENTS = (
-    "pipelines.example_gen",
-    "pipelines.statistics_gen",
-    "pipelines.transform",
-    "pipelines.input_pipeline",
-    "pipelines.train",
-    "pipelines.tune",
-    "pipelines.evaluate",
-    "pipelines.export",
-    "pipelines.predict",
+# Bottom to top; a module may import modules of its own layer (acyclically) or of a lower one.
+LAYERS = (
+    ("cold_keras",),
+    ("pipelines.core",),
+    ("pipelines.config", "pipelines.data", "pipelines.datasets", "pipelines.media"),
+    ("pipelines.components",),
+    ("pipelines.runs",),
+    ("pipelines.evaluation",),
+    ("pipelines.training",),
+    ("pipelines.serving", "pipelines.experiments"),
 )
+COMMAND_LAYER = len(LAYERS)  # pipelines/<command>.py and pipelines/__main__.py
 
 
 def _modules() -> dict:
@@ -110,13 +117,54 @@ def test_no_import_cycle():
     assert [sorted(cycle) for cycle in _cycles(_graph())] == []
 
 
-def test_the_data_layer_imports_no_component_and_the_library_no_pipeline():
+def _layer(name: str) -> int:
+    for level, prefixes in enumerate(LAYERS):
+        if _in(name, prefixes):
+            return level
+    if name.count(".") == 1 and name.startswith("pipelines."):
+        return COMMAND_LAYER
+    raise AssertionError(f"{name} is in no layer of tests/test_structure.py: place its folder in LAYERS")
+
+
+def test_every_import_points_to_its_own_layer_or_below():
+    graph = _graph()
+    upward = []
+    for name, targets in graph.items():
+        if name == "pipelines":  # the package's own __init__
+            continue
+        for target in targets:
+            if target != "pipelines" and _layer(target) > _layer(name):
+                upward.append(f"{name} -> {target}")
+    assert upward == [], "\n".join(sorted(upward))
+
+
+def test_the_layer_check_sees_an_upward_import():
+    assert _layer("pipelines.data.records") < _layer("pipelines.components.example_gen")
+    assert _layer("pipelines.evaluation.evaluate") < _layer("pipelines.training.train")
+    assert _layer("pipelines.train") == COMMAND_LAYER
+    assert _layer("cold_keras.layers") == 0
+
+
+def test_the_library_imports_nothing_of_pipelines():
     graph = _graph()
     for name, targets in graph.items():
-        if _in(name, DATA_LAYER):
-            assert not [t for t in targets if _in(t, COMPONENTS)], (name, sorted(targets))
         if _in(name, ("cold_keras",)):
             assert not [t for t in targets if _in(t, ("pipelines",))], (name, sorted(targets))
+
+
+def test_commands_are_thin_and_nothing_imports_them():
+    """A command module only runs its `main`; the work is in the layers below, which never import a command."""
+    graph = _graph()
+    commands = [name for name in MODULES if name != "pipelines" and _layer(name) == COMMAND_LAYER]
+    assert "pipelines.train" in commands and "pipelines.__main__" in commands
+    for name, targets in graph.items():
+        if name != "pipelines" and _layer(name) < COMMAND_LAYER:
+            assert not [t for t in targets if t in commands], (name, sorted(targets))
+    for name in commands:
+        if name == "pipelines.__main__":
+            continue
+        lines = MODULES[name].read_text().splitlines()
+        assert len(lines) <= 150, f"{MODULES[name].relative_to(REPO)} is {len(lines)} lines: a command is thin"
 
 
 def test_no_module_uses_another_modules_private_names():

@@ -1,7 +1,7 @@
-"""MkDocs hook: the configuration key reference, generated from `pipelines/settings.py` at build time.
+"""MkDocs hook: the configuration key reference, generated from `pipelines/config/settings.py` at build time.
 
 `docs/configuration.md` holds the marker below; this hook replaces it with tables built from
-`pipelines.settings.describe()` (the lines `python -m pipelines.settings` prints: every key, its default,
+`pipelines.config.settings.describe()` (the lines `python -m pipelines.settings` prints: every key, its default,
 its allowed values and its help) and, for the mapping-valued keys (`training.augment`, `synthetic`,
 `raw.logmel`, ...), the keys their code accepts. A key added, renamed or given another default in
 `settings.py` changes the page with no edit here. `tests/test_docs.py` checks every key is on the page.
@@ -22,9 +22,9 @@ LINE = re.compile(r"^(?P<indent> *)(?P<key>\w+):(?: (?P<default>.*?))?(?:  # (?P
 def _settings():
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from pipelines import settings
+    from pipelines.config import settings
 
-    if Path(settings.__file__).resolve().parent.parent != REPO:  # another checkout installed in the environment
+    if Path(settings.__file__).resolve().parents[2] != REPO:  # another checkout installed in the environment
         raise RuntimeError(f"the docs of {REPO} would describe {settings.__file__}; run mkdocs from that checkout")
     return settings
 
@@ -35,7 +35,7 @@ def parse(lines):
     for line in lines:
         match = LINE.match(line)
         if match is None:
-            raise ValueError(f"pipelines.settings.describe() printed a line this hook cannot read: {line!r}")
+            raise ValueError(f"pipelines.config.settings.describe() printed a line this hook cannot read: {line!r}")
         depth = len(match.group("indent")) // 2
         stack[depth:] = [match.group("key")]
         rows.append((".".join(stack), match.group("default"), match.group("notes") or ""))

@@ -59,61 +59,69 @@ def layers():
     ax.set_ylim(0, 1)
     rows = [
         (
-            "5  commands: python -m pipelines.<name>",
-            "each command is the main() of a module of layer 4; its flags are parsed before TensorFlow is imported",
+            "8  commands: python -m pipelines.<name>, cold-keras <name>",
+            "pipelines/<name>.py: a thin module that runs its main(); flags are parsed before TensorFlow is imported",
             "#fff3e0",
             "#ef6c00",
             0.07,
         ),
         (
-            "4  components and the machinery they share",
-            "components: example_gen statistics_gen transform input_pipeline train tune evaluate export predict\n"
-            "commands:   uncertainty ensemble compare ablate benchmark prepare serve_client extract\n"
-            "shared:     training_setup runs evaluation callbacks backup run_options augment raw_augment\n"
-            "            corrupt label_delay lr_finder reliability media/ (behind extract)",
-            "#e3f2fd",
-            "#1565c0",
-            0.15,
+            "7  serving/ and experiments/",
+            "serving: export  predict  client          experiments: compare  ensemble  ablate  benchmark",
+            "#fbe9e7",
+            "#bf360c",
+            0.06,
+        ),
+        ("6  training/", "setup  train  tune  lr_finder  callbacks  stability", "#e3f2fd", "#1565c0", 0.06),
+        (
+            "5  evaluation/",
+            "scoring  evaluate  uncertainty  conformal  figures  fusion_guard",
+            "#e1f5fe",
+            "#0277bd",
+            0.06,
+        ),
+        ("4  runs/", "prepare  folders  checks  backup", "#f3e5f5", "#6a1b9a", 0.06),
+        (
+            "3  components/ (TFX-style)",
+            "example_gen  statistics_gen  transform  input_pipeline  extract",
+            "#ede7f6",
+            "#4527a0",
+            0.06,
         ),
         (
-            "3  configuration",
-            "settings (every key, typed)  config (YAML/JSON files)  run_checks  augment_options",
-            "#f3e5f5",
-            "#6a1b9a",
-            0.08,
-        ),
-        (
-            "2  data layer (DATA_LAYER in tests/test_structure.py)",
-            "features  records  labels  datasets/ (open_corpus, base, tables, avec, iemocap, synthetic*)",
+            "2  data: config/  data/  datasets/  media/",
+            "config: settings (RunConfig)  files  flags  augmentation     data: features  records  labels  corrupt\n"
+            "augment  raw_augment  raw_inputs  label_delay     datasets: open_corpus, avec, iemocap, synthetic*\n"
+            "media: decoding, openSMILE feature sets, face crops, OpenFace import (behind extract)",
             "#e8f5e9",
             "#2e7d32",
-            0.08,
+            0.1,
         ),
-        ("1  foundation", "errors  cli  io_utils  pause  quiet  raw_inputs  stability", "#fffde7", "#f9a825", 0.08),
+        ("1  core/", "errors  cli  io_utils  pause  quiet", "#fffde7", "#f9a825", 0.06),
         (
             "0  cold_keras: the library (no files; never imports pipelines)",
             "names hyperparameters layers/ losses metrics models/ (build_model, inference_model, ARCHITECTURES) "
             "backbones/",
             "#eceff1",
             "#455a64",
-            0.08,
+            0.06,
         ),
     ]
     y = 0.97
-    gap = 0.04
+    gap = 0.035
     for i, (title, body, color, edge, height) in enumerate(rows):
         y -= height
         _box(ax, 0.02, y, 0.96, height, title, body, color=color, edge=edge)
         if i < len(rows) - 1:
-            _arrow(ax, (0.5, y), (0.5, y - gap), "imports")
+            _arrow(ax, (0.9, y), (0.9, y - gap), "imports")
         y -= gap
     ax.text(
         0.02,
         y + 0.01,
         "A module imports only from its own layer or the ones below (every pipelines module may use cold_keras).\n"
         "tests/test_structure.py checks, from the source, function-level imports included: no import cycle anywhere,\n"
-        "the data layer imports no component, cold_keras imports nothing of pipelines, no module uses another's\n"
-        "_private names; tests/test_docs.py checks that this picture (docs/architecture.md) still holds.",
+        "no import points to a higher layer (LAYERS), nothing imports a command, cold_keras imports no pipelines,\n"
+        "no module uses another's _private names; tests/test_docs.py checks docs/architecture.md against LAYERS.",
         ha="left",
         va="top",
         fontsize=8.5,
@@ -181,7 +189,9 @@ def calibration(run_dir):
     import numpy as np
 
     sys.path.insert(0, str(REPO))
-    from pipelines import input_pipeline, runs, uncertainty
+    from pipelines.components import input_pipeline
+    from pipelines.evaluation import uncertainty
+    from pipelines.runs import folders as runs
 
     config, artifact_dir, _ = runs.open_run(run_dir)
     model, _ = runs.load_inference_model(run_dir)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 import inspect
 
+from pipelines.core.errors import ConfigError
 from pipelines.datasets.base import Corpus, Recording
-from pipelines.errors import ConfigError
 
 # dataset name -> (module, function)
 ADAPTERS = {

@@ -52,10 +52,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from pipelines import features
+from pipelines.core.errors import ConfigError, DataError
+from pipelines.data import features
 from pipelines.datasets.base import Corpus, Recording, content_digest
 from pipelines.datasets.tables import clean_name, detect_header, first_line, read_table, sniff_separator, split_line
-from pipelines.errors import ConfigError, DataError
 
 LABELS_FOLDER = "labels"
 PARTITIONS_FILE = "partitions.csv"

@@ -100,8 +100,8 @@ class Corpus:
 def content_digest(path) -> str:
     """The sha256 of a corpus file's bytes, for fingerprints: an edit that keeps a file's size and
     modification time still changes it. Raises DataError naming an unreadable file."""
-    from pipelines.errors import DataError
-    from pipelines.io_utils import file_digest
+    from pipelines.core.errors import DataError
+    from pipelines.core.io_utils import file_digest
 
     try:
         return file_digest(path)

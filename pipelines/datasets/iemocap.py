@@ -63,7 +63,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import features
+from pipelines.core.errors import ConfigError, DataError
+from pipelines.data import features
 from pipelines.datasets.base import Corpus, Recording, content_digest
 from pipelines.datasets.tables import (
     check_float32,
@@ -74,7 +75,6 @@ from pipelines.datasets.tables import (
     sniff_separator,
     split_line,
 )
-from pipelines.errors import ConfigError, DataError
 
 SESSIONS = (1, 2, 3, 4, 5)
 TEST_SESSION = 5

@@ -48,12 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import features
+from pipelines.core.errors import ConfigError, DataError, cli_main
+from pipelines.data import features
 from pipelines.datasets import synthetic_raw, synthetic_realistic
 from pipelines.datasets.avec import LABELS_FOLDER, open_layout
 from pipelines.datasets.base import Corpus, Recording
 from pipelines.datasets.synthetic_signals import SEGMENT_SECONDS, corruption_segments, smooth_signals
-from pipelines.errors import ConfigError, DataError, cli_main
 
 FORMAT_VERSION = 1
 PARAMETERS_FILE = "synthetic.json"

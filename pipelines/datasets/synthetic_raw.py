@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import features
+from pipelines.core.errors import DataError
+from pipelines.data import features
 from pipelines.datasets.base import Corpus, Recording, content_digest
-from pipelines.errors import DataError
 
 FACES_FOLDER = "faces"
 AUDIO_FOLDER = "audio"

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines import features
+from pipelines.data import features
 from pipelines.datasets.synthetic_signals import SEGMENT_SECONDS, corruption_segments, smooth_signals
 
 VARIANTS = ("simple", "realistic")

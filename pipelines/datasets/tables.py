@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import DataError
+from pipelines.core.errors import DataError
 
 SEPARATORS = (";", ",", "\t")
 _QUOTES = "'\" "

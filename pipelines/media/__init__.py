@@ -14,7 +14,7 @@ optional `extract` extra and are imported only when used (`require_extra` checks
 
 from __future__ import annotations
 
-from pipelines.errors import ConfigError
+from pipelines.core.errors import ConfigError
 
 EXTRA_PACKAGES = ("opensmile", "av", "cv2")
 EXTRA_MESSAGE = 'pipelines.extract needs the extract extra: pip install -e ".[extract]"'

@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from pipelines.errors import DataError
+from pipelines.core.errors import DataError
 
 # A stream must decode to at least this fraction of its declared duration (else: truncated file).
 TRUNCATION_FRACTION = 0.9

@@ -25,7 +25,7 @@ import dataclasses
 
 import numpy as np
 
-from pipelines.errors import DataError
+from pipelines.core.errors import DataError
 from pipelines.media.decode import VideoGrid
 
 CASCADE = "haarcascade_frontalface_default.xml"

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from pipelines.errors import ConfigError
+from pipelines.core.errors import ConfigError
 from pipelines.media.audio_features import EGEMAPS, MFCC
 from pipelines.media.openface import OPENFACE, PRESENT_COLUMN
 

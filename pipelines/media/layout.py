@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from pipelines.errors import ConfigError, DataError
+from pipelines.core.errors import ConfigError, DataError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aif", ".aiff")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".mts")

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.core.errors import DataError
 from pipelines.datasets.tables import read_table
-from pipelines.errors import DataError
 from pipelines.media import functionals as functionals_lib
 
 OPENFACE = "openface"

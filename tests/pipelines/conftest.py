@@ -29,7 +29,7 @@ def raw_corpus_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def raw_artifacts(raw_corpus_dir, tmp_path_factory):
-    from pipelines import example_gen, statistics_gen, transform
+    from pipelines.components import example_gen, statistics_gen, transform
     from pipelines.datasets import open_corpus
 
     out = tmp_path_factory.mktemp("raw_artifacts")

@@ -62,7 +62,7 @@ def _root(tmp_path_factory) -> Path:
 
 
 def tiny_config(task="regression", epochs=2) -> dict:
-    from pipelines import config as config_lib
+    from pipelines.config import files as config_lib
 
     config = config_lib.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
     config["dataset"] = "synthetic"
@@ -78,7 +78,7 @@ def tiny_run(tmp_path_factory, task: str) -> Path:
     if key not in _CACHE:
         import keras
 
-        from pipelines import train
+        from pipelines.training import train
 
         root = _root(tmp_path_factory)
         run_dir = root / f"cold_fusion_{task}"
@@ -90,9 +90,9 @@ def tiny_run(tmp_path_factory, task: str) -> Path:
 
 
 def tiny_ablation(tmp_path_factory):
-    """`pipelines.ablate.run` of two variants, 1 epoch each: (output_dir, table)."""
+    """`pipelines.experiments.ablate.run` of two variants, 1 epoch each: (output_dir, table)."""
     if "ablation" not in _CACHE:
-        from pipelines import ablate
+        from pipelines.experiments import ablate
 
         root = _root(tmp_path_factory)
         with _data_cache(root / "cache"):
@@ -167,7 +167,7 @@ def predict(run_dir: Path, partition: str, recordings=None):
 
     import cold_keras  # noqa: F401 - registers the layers of model.keras
     from cold_keras.models import inference_model
-    from pipelines import input_pipeline
+    from pipelines.components import input_pipeline
 
     config = json.loads((run_dir / "config.json").read_text())
     if recordings is None:

@@ -26,8 +26,8 @@ _CACHE = {}
 def tiny_run(root: Path) -> Path:
     """Trains the tiny cold_fusion run under `root` (once per process) and returns its run directory."""
     if "run" not in _CACHE:
-        from pipelines import config as config_lib
-        from pipelines import train
+        from pipelines.config import files as config_lib
+        from pipelines.training import train
 
         config = config_lib.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
         config["dataset"] = "synthetic"
@@ -48,7 +48,7 @@ def tiny_run(root: Path) -> Path:
 def tiny_export(root: Path) -> Path:
     """Exports the tiny run (with the full check) to `<root>/saved_models/cold_tiny/1` once per process."""
     if "export" not in _CACHE:
-        from pipelines import export
+        from pipelines.serving import export
 
         run_dir = tiny_run(root)
         _CACHE["export"] = export.run(run_dir, MODEL_NAME, base_dir=root / "saved_models")

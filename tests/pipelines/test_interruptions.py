@@ -1,7 +1,7 @@
 """SIGINT and SIGKILL at every stage: the same command then completes like an uninterrupted run.
 
 Each stage is one entry of `STAGES`: how to set up its inputs, the command, the pause point it is
-stopped at (`pipelines.pause`), what it may leave behind, and the outputs compared with an
+stopped at (`pipelines.core.pause`), what it may leave behind, and the outputs compared with an
 uninterrupted run's (byte-equal where the stage is deterministic). The interrupted command runs
 in a subprocess that pauses at the point and is then signalled; the second run of the same command
 goes through the command's `main` in-process.

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import cli
-from pipelines.errors import ConfigError
+from pipelines.core import cli
+from pipelines.core.errors import ConfigError
 
 UNCREATABLE = "/proc/cold_keras_x"
 
@@ -21,37 +21,37 @@ def _folder_commands():
     missing = lambda tmp: str(tmp / "missing")  # noqa: E731 - a folder that does not exist (and is not made)
     return [
         ("train", "pipelines.train", lambda out, tmp: ["--dataset", "synthetic", "--output-dir", out],
-         "--output-dir", ["pipelines.train:run", "pipelines.lr_finder:run"]),
+         "--output-dir", ["pipelines.training.train:run", "pipelines.training.lr_finder:run"]),
         ("tune", "pipelines.tune", lambda out, tmp: ["--dataset", "synthetic", "--output-dir", out],
-         "--output-dir", ["pipelines.tune:run"]),
+         "--output-dir", ["pipelines.training.tune:run"]),
         ("ablate", "pipelines.ablate", lambda out, tmp: ["--dataset", "synthetic", "--output-dir", out],
-         "--output-dir", ["pipelines.ablate:run"]),
+         "--output-dir", ["pipelines.experiments.ablate:run"]),
         ("benchmark", "pipelines.benchmark", lambda out, tmp: ["--dataset", "synthetic", "--output-dir", out],
-         "--output-dir", ["pipelines.benchmark:run"]),
+         "--output-dir", ["pipelines.experiments.benchmark:run"]),
         ("evaluate output", "pipelines.evaluate", lambda out, tmp: ["--run-dir", missing(tmp), "--output-dir", out],
-         "--output-dir", ["pipelines.evaluate:run"]),
+         "--output-dir", ["pipelines.evaluation.evaluate:run"]),
         ("evaluate run", "pipelines.evaluate", lambda out, tmp: ["--run-dir", out],
-         "--run-dir", ["pipelines.evaluate:run"]),
+         "--run-dir", ["pipelines.evaluation.evaluate:run"]),
         ("export", "pipelines.export", lambda out, tmp: ["--run-dir", missing(tmp), "--name", "m", "--base-dir", out],
-         "--base-dir", ["pipelines.export:run", "pipelines.runs:load_inference_model"]),
+         "--base-dir", ["pipelines.serving.export:run", "pipelines.runs.folders:load_inference_model"]),
         ("predict", "pipelines.predict",
          lambda out, tmp: ["--run-dir", missing(tmp), "--data-dir", missing(tmp), "--output-dir", out],
-         "--output-dir", ["pipelines.predict:run", "pipelines.runs:load_inference_model"]),
+         "--output-dir", ["pipelines.serving.predict:run", "pipelines.runs.folders:load_inference_model"]),
         ("example_gen", "pipelines.example_gen",
          lambda out, tmp: ["--dataset", "synthetic", "--data-dir", missing(tmp), "--output-dir", out],
-         "--output-dir", ["pipelines.example_gen:run", "pipelines.datasets:open_corpus"]),
+         "--output-dir", ["pipelines.components.example_gen:run", "pipelines.datasets:open_corpus"]),
         ("statistics_gen", "pipelines.statistics_gen", lambda out, tmp: ["--artifact-dir", out],
-         "--artifact-dir", ["pipelines.statistics_gen:run"]),
+         "--artifact-dir", ["pipelines.components.statistics_gen:run"]),
         ("transform", "pipelines.transform", lambda out, tmp: ["--artifact-dir", out],
-         "--artifact-dir", ["pipelines.transform:run"]),
+         "--artifact-dir", ["pipelines.components.transform:run"]),
         ("uncertainty", "pipelines.uncertainty", lambda out, tmp: ["--run-dir", out],
-         "--run-dir", ["pipelines.runs:open_run", "pipelines.runs:load_inference_model"]),
+         "--run-dir", ["pipelines.runs.folders:open_run", "pipelines.runs.folders:load_inference_model"]),
         ("ensemble", "pipelines.ensemble",
          lambda out, tmp: ["--runs", f"{missing(tmp)}_a,{missing(tmp)}_b", "--output-dir", out],
-         "--output-dir", ["pipelines.ensemble:run"]),
+         "--output-dir", ["pipelines.experiments.ensemble:run"]),
         ("serve_client", "pipelines.serve_client",
          lambda out, tmp: ["--model", "m", "--run-dir", missing(tmp), "--output-dir", out],
-         "--output-dir", ["pipelines.serve_client:run"]),
+         "--output-dir", ["pipelines.serving.client:run"]),
     ]  # fmt: skip
 
 
@@ -60,9 +60,9 @@ def _file_commands():
     runs = lambda tmp: [str(tmp / "missing_a"), str(tmp / "missing_b")]  # noqa: E731
     return [
         ("compare output", "pipelines.compare", lambda out, tmp: [*runs(tmp), "--output", out],
-         "--output", ["pipelines.compare:run"]),
+         "--output", ["pipelines.experiments.compare:run"]),
         ("compare plot", "pipelines.compare", lambda out, tmp: [*runs(tmp), "--uncertainty-plot", out],
-         "--uncertainty-plot", ["pipelines.compare:run", "pipelines.uncertainty:compare_runs"]),
+         "--uncertainty-plot", ["pipelines.experiments.compare:run", "pipelines.evaluation.uncertainty:compare_runs"]),
     ]  # fmt: skip
 
 
@@ -144,7 +144,7 @@ def test_a_bad_output_file_is_one_line_before_any_work(command, case, tmp_path, 
 
 def test_export_checks_the_model_folder_under_the_base_dir(tmp_path, monkeypatch, capsys):
     (tmp_path / "m").write_text("x\n")  # <base-dir>/<name> is a file
-    _forbid_heavy_work(monkeypatch, ["pipelines.export:run", "pipelines.runs:load_inference_model"])
+    _forbid_heavy_work(monkeypatch, ["pipelines.serving.export:run", "pipelines.runs.folders:load_inference_model"])
     argv = ["--run-dir", tmp_path / "missing", "--name", "m", "--base-dir", tmp_path]
     _check("pipelines.export", argv, "--base-dir/--name", tmp_path / "m", "is a file", tmp_path, capsys)
 
@@ -152,7 +152,7 @@ def test_export_checks_the_model_folder_under_the_base_dir(tmp_path, monkeypatch
 def test_evaluate_checks_the_evaluation_folder_of_the_run(tmp_path, monkeypatch, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "evaluation").write_text("x\n")
-    _forbid_heavy_work(monkeypatch, ["pipelines.evaluate:run"])
+    _forbid_heavy_work(monkeypatch, ["pipelines.evaluation.evaluate:run"])
     argv = ["--run-dir", tmp_path / "run"]
     _check("pipelines.evaluate", argv, "--run-dir", tmp_path / "run" / "evaluation", "is a file", tmp_path, capsys)
 
@@ -166,6 +166,15 @@ GOOD_NEW_FOLDER = {
     "serve_client": ("pipelines.serve_client", ["--model", "m", "--run-dir", "r", "--output-dir", "{out}"]),
 }
 
+LIBRARY_OF = {
+    "predict": "pipelines.serving.predict",
+    "example_gen": "pipelines.components.example_gen",
+    "ensemble": "pipelines.experiments.ensemble",
+    "export": "pipelines.serving.export",
+    "evaluate": "pipelines.evaluation.evaluate",
+    "serve_client": "pipelines.serving.client",
+}
+
 
 @pytest.mark.parametrize("command", sorted(GOOD_NEW_FOLDER))
 def test_a_good_new_folder_passes_the_check_without_being_made(command, tmp_path, monkeypatch):
@@ -174,13 +183,14 @@ def test_a_good_new_folder_passes_the_check_without_being_made(command, tmp_path
     out = tmp_path / "new" / "deeper"
     calls = []
     target = importlib.import_module(module)
+    library = importlib.import_module(LIBRARY_OF[command])  # where the command's work is
     if command == "example_gen":
         import pipelines.datasets
 
         monkeypatch.setattr(pipelines.datasets, "open_corpus", lambda *args, **kwargs: calls.append(args))
-        monkeypatch.setattr(target, "run", lambda *args, **kwargs: None)
+        monkeypatch.setattr(library, "run", lambda *args, **kwargs: None)
     else:
-        monkeypatch.setattr(target, "run", lambda *args, **kwargs: calls.append(args))
+        monkeypatch.setattr(library, "run", lambda *args, **kwargs: calls.append(args))
     target.main([value.replace("{out}", str(out)) for value in argv])
     assert calls, "the command's work did not start"
     assert not (tmp_path / "new").exists()

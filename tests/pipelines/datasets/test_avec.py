@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
+from pipelines.core.errors import ConfigError, DataError
 from pipelines.datasets import open_corpus
-from pipelines.errors import ConfigError, DataError
 from tests.fixtures import write_avec_fixture
 
 AUDIO = (("egemaps", 3), ("deepspectrum", 2))

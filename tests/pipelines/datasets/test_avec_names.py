@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
+from pipelines.core.errors import DataError
 from pipelines.datasets.avec import open_layout
-from pipelines.errors import DataError
 
 NAMES = ("my session 1", "interview.2 é", "Ünïcode talk")
 FRAMES = 30

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipelines import example_gen
+from pipelines.components import example_gen
 from tests.fixtures import AVEC_LABEL_FRAMES, AVEC_PAIRS, write_avec_real_fixture
 
 DEFAULT_EXAMPLES = 20

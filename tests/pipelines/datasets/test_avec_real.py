@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import example_gen, statistics_gen
+from pipelines.components import example_gen, statistics_gen
+from pipelines.core.errors import DataError
 from pipelines.datasets import open_corpus
-from pipelines.errors import DataError
 from tests.fixtures import write_avec_real_fixture
 
 REPO = Path(__file__).resolve().parents[3]
@@ -211,7 +211,7 @@ def test_fingerprint_follows_the_content_not_size_and_time(corpus_copy, tmp_path
         code, lines = run_example_gen(root, out)
     assert code == 0
     assert not any("up to date" in line for line in lines), lines
-    from pipelines import records
+    from pipelines.data import records
 
     devel = {r["name"]: r for r in records.iter_recordings(out, "devel")}
     assert devel["Devel_DE_03"]["visual"][4, 0] == pytest.approx(float(cells[2]), abs=1e-6)

@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
-from pipelines import example_gen
+from pipelines.components import example_gen
+from pipelines.core.errors import DataError
 from pipelines.datasets import open_corpus
-from pipelines.errors import DataError
 from tests.fixtures import write_avec_fixture, write_iemocap_fixture
 from tests.pipelines.example_gen_helpers import make_corpus, make_recordings
 

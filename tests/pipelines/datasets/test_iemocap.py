@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
+from pipelines.core.errors import ConfigError, DataError
 from pipelines.datasets import open_corpus
 from pipelines.datasets.iemocap import resample_frames
-from pipelines.errors import ConfigError, DataError
 from tests.fixtures import write_iemocap_fixture
 
 

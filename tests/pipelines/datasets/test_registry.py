@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
+from pipelines.core.errors import ConfigError
 from pipelines.datasets import open_corpus
-from pipelines.errors import ConfigError
 from tests.fixtures import write_avec_fixture
 
 

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
+from pipelines.core.errors import ConfigError, DataError
 from pipelines.datasets import open_corpus, synthetic
-from pipelines.errors import ConfigError, DataError
 
 SMALL = {
     "seed": 5,

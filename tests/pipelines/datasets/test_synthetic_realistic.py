@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
+from pipelines.core.errors import ConfigError
 from pipelines.datasets import open_corpus, synthetic, synthetic_realistic
-from pipelines.errors import ConfigError
 
 SMALL = {
     "seed": 3,
@@ -160,7 +160,7 @@ def test_audio_is_weak_on_valence_and_corruption_removes_information(recordings)
 
 
 def test_the_cache_folder_depends_on_the_variant(tmp_path, monkeypatch):
-    from pipelines import prepare
+    from pipelines.runs import prepare
 
     monkeypatch.setenv("COLD_KERAS_CACHE", str(tmp_path))
     tiny = {"seed": 1, "num_train": 1, "num_devel": 1, "num_test": 0, "duration_seconds": 12.0}

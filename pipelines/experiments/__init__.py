@@ -1,0 +1,1 @@
+"""Experiments over several runs: comparison, deep ensembles, ablations and equal-budget benchmarks."""

@@ -1,0 +1,1 @@
+"""Serving: the SavedModel exporter, the predictor and the TF Serving gRPC client."""

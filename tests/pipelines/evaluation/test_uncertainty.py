@@ -1,0 +1,235 @@
+"""Tests of the per-frame uncertainty calibration (pipelines.uncertainty), its use by the evaluator,
+MC dropout, the deep ensemble command and the std outputs baked into a model, on the tiny runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from pipelines.evaluation import evaluate, uncertainty
+from tests.pipelines import evaluation_helpers as helpers
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="session")
+def second_run(tmp_path_factory):
+    """A second COLD run on the same artefacts (the ablation's 1-epoch `all` variant)."""
+    output_dir, _ = helpers.tiny_ablation(tmp_path_factory)
+    return output_dir / "all_seed0"
+
+
+@pytest.fixture(scope="session")
+def uncertainty_report(regression_run):
+    return evaluate.run(regression_run, "test", "visual:0.5", "noise", plot_first=0, verbose=False)
+
+
+def _native_score(outputs):
+    """The fused score written out: w_A / ||sigma_A|| + w_V / ||sigma_V|| (informativeness convention)."""
+    return (
+        outputs["audio_weight"] / outputs["audio_sigma_norm"] + outputs["visual_weight"] / outputs["visual_sigma_norm"]
+    )
+
+
+def test_calibration_is_fitted_on_validation_and_reproduces_its_coverage(regression_run, uncertainty_report):
+    calibration = uncertainty.Calibration.load(regression_run)
+    assert calibration.fitted_on == "devel" and calibration.method == "native"
+    recordings, outputs = helpers.predict(regression_run, "devel")
+    for dim in ("valence", "arousal"):
+        entry = calibration.maps[f"av_{dim}"]
+        assert np.all(np.diff(entry["x"]) > 0) and np.all(np.diff(entry["y"]) >= 0)
+        score = np.concatenate([_native_score(o) for o in outputs])
+        std = entry["scale"] * np.interp(score, entry["x"], entry["y"])
+        error = np.abs(np.concatenate([r[dim] for r in recordings]) - np.concatenate([o[dim] for o in outputs]))
+        # The scale puts 90% of the validation frames inside mu +- 1.645 std (up to one frame).
+        assert np.mean(error <= 1.6448536269514722 * std + 1e-9) == pytest.approx(0.9, abs=1.5 / error.size)
+        mapped = calibration.std({k: v for k, v in outputs[0].items()})[f"{dim}_std"]
+        np.testing.assert_allclose(mapped, std[: len(mapped)], rtol=1e-5)
+
+
+def test_evaluator_reports_the_metrics_of_its_per_frame_std(regression_run, uncertainty_report):
+    section = uncertainty_report["predictive_uncertainty"]
+    assert section["method"] == "native" and set(section["metrics"]) >= {"av_valence", "audio_arousal"}
+    out = regression_run / "evaluation" / "test_corrupt-visual-0.5-noise"
+    for name in uncertainty.FIGURES.values():
+        assert (out / name).read_bytes().startswith(PNG)
+    ys, mus, stds = [], [], []
+    recordings, _ = helpers.predict(regression_run, "test")
+    for recording in recordings:
+        rows = list(csv.DictReader(open(out / "frames" / f"{recording['name']}.csv"), delimiter=";"))
+        mus.append([float(r["valence"]) for r in rows])
+        stds.append([float(r["valence_std"]) for r in rows])
+        ys.append(recording["valence"])
+    y, mu, std = (np.concatenate(v).astype(np.float64) for v in (ys, mus, stds))
+    row = section["metrics"]["av_valence"]
+    z = 1.6448536269514722
+    assert row["picp_90"] == pytest.approx(np.mean(np.abs(y - mu) <= z * std), abs=2.0 / y.size)
+    assert row["width_90"] == pytest.approx(np.mean(2 * z * std), rel=1e-4)
+    nll = np.mean(0.5 * np.log(2 * np.pi * std**2) + (y - mu) ** 2 / (2 * std**2))
+    assert row["nll"] == pytest.approx(nll, rel=1e-3)
+    assert row["ccc"] == pytest.approx(helpers.numpy_ccc(y, mu), abs=1e-5)
+    text = (out / "report.txt").read_text()
+    assert "predictive uncertainty (native" in text and "AUSE" in text
+
+
+def test_std_outputs_baked_into_the_model_match_the_numpy_map(regression_run, uncertainty_report):
+    from pipelines.evaluation import scoring as evaluation
+    from pipelines.runs import folders as runs
+
+    calibration = uncertainty.Calibration.load(regression_run)
+    infer, _ = runs.load_inference_model(regression_run)
+    model = uncertainty.with_std_outputs(infer, calibration)
+    recordings, outputs = helpers.predict(regression_run, "test")
+    recording = recordings[0]
+    batch = evaluation.model_inputs(
+        model,
+        recording["audio"][None].astype(np.float32),
+        recording["visual"][None].astype(np.float32),
+        np.ones((1, len(recording["audio"])), np.float32),
+    )
+    served = model.predict_on_batch(batch)
+    expected = calibration.std(outputs[0])
+    for name in ("valence_std", "arousal_std", "audio_valence_std", "visual_arousal_std"):
+        np.testing.assert_allclose(np.asarray(served[name])[0], expected[name], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(served["valence"])[0], outputs[0]["valence"], atol=1e-5)
+
+
+def test_mc_dropout_mean_and_spread_of_the_passes(regression_run):
+    from pipelines.components import input_pipeline
+    from pipelines.runs import folders as runs
+
+    infer, config = runs.load_inference_model(regression_run)
+    recordings = list(input_pipeline.iter_recordings(config["runtime"]["artifact_dir"], "test"))[:1]
+    first = uncertainty.predict_mc_dropout(infer, recordings, passes=6, seed=1)[0]["outputs"]
+    assert np.all(first["valence_spread"] > 0)  # dropout (and COLD's sampling) are on
+    assert first["valence"].shape == first["valence_spread"].shape == recordings[0]["valence"].shape
+    samples = [
+        {"valence": np.array([1.0, 2.0]), "arousal": np.array([0.0, 0.0])},
+        {"valence": np.array([3.0, 2.0]), "arousal": np.array([1.0, -1.0])},
+    ]
+    combined = uncertainty._combine(samples)
+    np.testing.assert_allclose(combined["valence"], [2.0, 2.0])
+    np.testing.assert_allclose(combined["valence_spread"], [1.0, 0.0])
+    np.testing.assert_allclose(combined["arousal_spread"], [0.5, 0.5])
+
+
+def test_evaluator_mc_dropout_writes_its_own_calibration(regression_run, tmp_path):
+    report = evaluate.run(
+        regression_run, "test", plot_first=0, output_dir=tmp_path, verbose=False, uncertainty="mc_dropout", mc_passes=4
+    )
+    calibration = uncertainty.Calibration.load(regression_run, "mc_dropout")
+    assert calibration.passes == 4 and "stochastic passes" in calibration.score
+    assert report["predictive_uncertainty"]["method"] == "mc_dropout"
+    assert set(report["predictive_uncertainty"]["metrics"]["av_arousal"]) >= set(uncertainty.METRIC_KEYS)
+
+
+def test_ensemble_command_scores_the_members_mean(regression_run, second_run, tmp_path):
+    result = helpers.cli(
+        "pipelines.ensemble",
+        ["--runs", f"{regression_run},{second_run}", "--output-dir", tmp_path / "ens", "--partition", "test"],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "ens" / "evaluation" / "test" / "report.json").read_text())
+    _, first = helpers.predict(regression_run, "test")
+    recordings, second = helpers.predict(second_run, "test")
+    y = np.concatenate([r["arousal"] for r in recordings])
+    mean = np.concatenate([(a["arousal"] + b["arousal"]) / 2 for a, b in zip(first, second)])
+    assert report["scores"]["av"]["ccc_arousal"] == pytest.approx(helpers.numpy_ccc(y, mean), abs=1e-4)
+    calibration = uncertainty.Calibration.load(tmp_path / "ens", "ensemble")
+    assert calibration.members == [str(regression_run), str(second_run)]
+    assert (tmp_path / "ens" / "evaluation" / "test" / uncertainty.FIGURES["sparsification"]).is_file()
+
+
+def test_bad_input_is_one_line_errors(regression_run, tmp_path):
+    result = helpers.cli(
+        "pipelines.ensemble", ["--runs", f"{regression_run},{regression_run}", "--output-dir", tmp_path]
+    )
+    helpers.assert_one_line_error(result, "same run directory twice")
+    result = helpers.cli("pipelines.uncertainty", ["--run-dir", tmp_path / "missing"])
+    helpers.assert_one_line_error(result, "run directory not found")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / uncertainty.CALIBRATION_FILES["native"]).write_text("{")
+    with pytest.raises(Exception, match="not valid JSON"):
+        uncertainty.Calibration.load(tmp_path / "broken")
+
+
+@pytest.mark.slow
+def test_exported_signature_carries_the_calibrated_std(regression_run, uncertainty_report, tmp_path):
+    import tensorflow as tf
+
+    from pipelines.runs import folders as runs
+    from pipelines.serving import export
+
+    infer, config = runs.load_inference_model(regression_run)
+    model = uncertainty.servable_model(infer, regression_run, config, config["runtime"]["artifact_dir"])
+    export.save_saved_model(model, tmp_path / "1")
+    signature = tf.saved_model.load(str(tmp_path / "1")).signatures["without_mask"]
+    recordings, outputs = helpers.predict(regression_run, "test")
+    served = signature(
+        audio=recordings[1]["audio"][None].astype(np.float32), visual=recordings[1]["visual"][None].astype(np.float32)
+    )
+    expected = uncertainty.Calibration.load(regression_run).std(outputs[1])
+    assert {"valence_std", "arousal_std", "audio_valence_std", "visual_arousal_std"} <= set(served)
+    for name in ("valence_std", "arousal_std"):
+        np.testing.assert_allclose(served[name].numpy()[0], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_compare_draws_several_runs_uncertainty_curves(regression_run, uncertainty_report, tmp_path):
+    result = helpers.cli(
+        "pipelines.compare",
+        [
+            regression_run,
+            regression_run.parent / "missing",
+            "--uncertainty-plot",
+            tmp_path / "curves.png",
+            "--evaluation",
+            "test_corrupt-visual-0.5-noise",
+        ],
+    )
+    helpers.assert_one_line_error(result, "report.json")
+    rows = uncertainty.compare_runs(
+        [regression_run], "test_corrupt-visual-0.5-noise", tmp_path / "curves.png", verbose=False
+    )
+    assert (tmp_path / "curves.png").read_bytes().startswith(PNG)
+    ((label, by_dim),) = rows.items()
+    assert label.endswith("[native]")
+    assert by_dim["valence"] == uncertainty_report["predictive_uncertainty"]["metrics"]["av_valence"]
+
+
+def test_predict_from_a_run_gives_the_calibrated_std(regression_run, uncertainty_report):
+    from pipelines.serving import predict
+
+    predictor = predict.KerasPredictor(regression_run)
+    assert predictor.calibration is not None
+    recordings, outputs = helpers.predict(regression_run, "test")
+    got = predictor(recordings[0])
+    expected = uncertainty.Calibration.load(regression_run).std(outputs[0])
+    for name in ("valence_std", "arousal_std", "audio_valence_std", "visual_arousal_std"):
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-6)
+    # The std columns reach the per-recording extra file through the generic extra columns.
+    assert {"valence_std", "arousal_std"} <= set(predict.extra_columns(got))
+
+
+def test_fit_corrupt_fits_on_the_validation_partition_and_its_corrupted_copies(regression_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(regression_run, run, ignore=shutil.ignore_patterns("evaluation"))
+    specs = "visual:0.5:dropout,visual:0.5:frozen"
+    uncertainty.main(["--run-dir", str(run), "--fit-corrupt", specs])
+    assert "+ corrupted copies (visual:0.5:dropout, visual:0.5:frozen)" in capsys.readouterr().out
+    calibration = uncertainty.Calibration.load(run)
+    assert calibration.fit_corruptions == specs.split(",") and calibration.fitted_on == "devel"
+    recordings, _ = helpers.predict(regression_run, "devel")
+    frames = sum(len(r["valence"]) for r in recordings)
+    assert calibration.maps["av_valence"]["num_frames"] == 3 * frames
+    # The copies change the fit: the clean-only map of the shared run differs.
+    clean = uncertainty.Calibration.load(regression_run)
+    assert clean.fit_corruptions is None and clean.maps["av_valence"] != calibration.maps["av_valence"]
+    with pytest.raises(SystemExit) as leave:
+        uncertainty.main(["--run-dir", str(run), "--fit-corrupt", "visual:0.5:blur"])
+    assert leave.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --fit-corrupt mode must be one of"), lines

@@ -1,0 +1,82 @@
+"""Tests of the training callbacks that do not need a training run."""
+
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from pipelines.evaluation.figures import plot_recording
+from pipelines.training.callbacks import NanGuard
+
+
+class _Model:
+    stop_training = False
+
+
+def test_nan_guard_names_the_term_that_went_first_and_the_last_finite_values():
+    guard = NanGuard()
+    guard.set_model(_Model())
+    guard.on_epoch_begin(2)
+    guard.on_train_batch_end(0, {"loss": 1.5, "loss_emo": 1.2, "loss_co_visual": 0.3})
+    assert guard.failed is None and not guard.model.stop_training
+    guard.on_train_batch_end(1, {"loss": math.nan, "loss_emo": 1.1, "loss_co_visual": math.inf})
+    assert guard.model.stop_training
+    assert "epoch 3, batch 2" in guard.failed
+    assert "(loss, loss_co_visual)" in guard.failed
+    assert "last finite values: loss=1.5, loss_emo=1.2, loss_co_visual=0.3" in guard.failed
+
+
+def test_timeline_figure_is_a_png_of_the_recording():
+    frames = 50
+    time = np.linspace(0, 1, frames)
+    recording = {
+        "name": "Devel_SY_01",
+        "valence": np.sin(time),
+        "arousal": np.cos(time),
+        "visual_corrupted": time > 0.5,
+    }
+    outputs = {
+        "valence": np.sin(time) * 0.9,
+        "arousal": np.cos(time) * 0.9,
+        "audio_valence": np.zeros(frames),
+        "audio_arousal": np.zeros(frames),
+        "visual_valence": np.zeros(frames),
+        "visual_arousal": np.zeros(frames),
+        "audio_weight": np.full(frames, 0.4),
+        "visual_weight": np.full(frames, 0.6),
+    }
+    png = plot_recording(recording, outputs, 0.1)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_interrupt_guard_raises_once_ctrl_c_was_requested(monkeypatch):
+    from pipelines.core import errors
+    from pipelines.training import callbacks
+
+    monkeypatch.setattr(errors, "_INTERRUPTED", threading.Event())
+    guard = callbacks.InterruptGuard()
+    guard.on_train_batch_end(0)  # nothing requested: no exception
+    errors._INTERRUPTED.set()
+    with pytest.raises(KeyboardInterrupt):
+        guard.on_train_batch_end(1)
+    with pytest.raises(KeyboardInterrupt):
+        guard.on_epoch_end(0)
+
+
+def test_an_error_after_ctrl_c_exits_as_the_interrupt_and_one_without_keeps_its_traceback(monkeypatch, capsys):
+    from pipelines.core import errors
+
+    monkeypatch.setattr(errors, "_INTERRUPTED", threading.Event())
+
+    @errors.cli_main
+    def command():
+        raise TypeError("Failed to convert elements of (None, 60) to Tensor")
+
+    with pytest.raises(TypeError, match="Failed to convert"):
+        command()
+    errors._INTERRUPTED.set()  # Ctrl-C arrived while the library ran: its re-wrapped interrupt
+    with pytest.raises(SystemExit) as exited:
+        command()
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.strip() == errors.INTERRUPTED_LINE
