@@ -293,7 +293,7 @@ class FusionGuard(keras.layers.Layer):
     The choice is a non-trainable one-hot variable `[num_dimensions, 3]` over (fused, audio,
     visual), saved with the model; it starts at "fused" for every dimension (the layer is then
     the identity on the fused output) and is set after training with `choose`, from the
-    validation partition (`pipelines.reliability.apply_fusion_guard`).
+    validation partition (`pipelines.evaluation.fusion_guard.apply_fusion_guard`).
 
     Call arguments:
         inputs: list of `num_dimensions` triples `[fused, audio, visual]` of same-shaped tensors.
