@@ -45,13 +45,16 @@ def main():
     args = parser.parse_args()
 
     from cold_keras import metrics
+    from pipelines import predict as predict_command
     from pipelines.serving import predict
 
     out = Path(args.out)
     common = ["--data-dir", args.data_dir, "--partition", args.partition, "--quiet"]
-    predict.run(predict.parse_args(["--run-dir", args.run_dir, "--output-dir", str(out / "run"), *common]))
+    predict.run(predict_command.parse_args(["--run-dir", args.run_dir, "--output-dir", str(out / "run"), *common]))
     predict.run(
-        predict.parse_args(["--saved-model", args.saved_model, "--output-dir", str(out / "saved_model"), *common])
+        predict_command.parse_args(
+            ["--saved-model", args.saved_model, "--output-dir", str(out / "saved_model"), *common]
+        )
     )
     files = sorted(p.relative_to(out / "run") for p in (out / "run").rglob("*.csv"))
     worst = {"predictions": 0.0, "extra": 0.0}

@@ -82,7 +82,7 @@ def main(argv=None):
     import tensorflow as tf
 
     from pipelines.runs import folders as runs
-    from pipelines.serving import export
+    from pipelines.serving import servable
 
     if args.run_dir:
         model, config = runs.load_inference_model(args.run_dir)
@@ -93,19 +93,19 @@ def main(argv=None):
             f"{args.model}, {args.layers}x{args.units} GRU units, latent {args.latent_dim}, "
             f"trained {args.train_steps} steps on random data"
         )
-    dims = export.feature_dims(model)
+    dims = servable.feature_dims(model)
     rng = np.random.default_rng(1)
     audio = rng.standard_normal((1, args.frames, dims["audio"])).astype("float32")
     visual = rng.standard_normal((1, args.frames, dims["visual"])).astype("float32")
     mask = np.ones((1, args.frames), "float32")
 
     with tempfile.TemporaryDirectory(prefix="cold-keras-bench-") as tmp:
-        export.save_saved_model(model, tmp)
+        servable.save_saved_model(model, tmp)
         loaded = tf.saved_model.load(tmp)
         serving = loaded.signatures["serving_default"]
         tensors = {"audio": tf.constant(audio), "visual": tf.constant(visual), "mask": tf.constant(mask)}
         served = serving(**tensors)
-        expected = export.keras_outputs(model, audio, visual, mask)
+        expected = servable.keras_outputs(model, audio, visual, mask)
         worst = max(float(np.max(np.abs(served[k].numpy() - expected[k]))) for k in expected)
         rows = {
             "SavedModel serving_default": time_calls(lambda: serving(**tensors), args.repeats, args.warmup),

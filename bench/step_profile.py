@@ -303,7 +303,7 @@ def main():
         import keras
 
         from cold_keras.models import inference_model
-        from pipelines.serving import export
+        from pipelines.serving import servable
 
         keras.mixed_precision.set_global_policy("float32")
         model = models["cold_fusion"][0] if "cold_fusion" in models else build("cold_fusion")[0]
@@ -316,7 +316,7 @@ def main():
             "mask": np.ones((1, n), "float32"),
         }
         with tempfile.TemporaryDirectory() as tmp:
-            export.save_saved_model(infer, Path(tmp) / "1")
+            servable.save_saved_model(infer, Path(tmp) / "1")
             serve = tf.saved_model.load(str(Path(tmp) / "1")).signatures["serving_default"]
             # A signature called from Python takes every input (TF Serving fills the defaults itself).
             feeds = {k: tf.constant(v) for k, v in inputs.items()}

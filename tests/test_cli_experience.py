@@ -240,20 +240,20 @@ def test_exported_files_respect_the_umask(tmp_path):
 
 
 def test_stale_temporary_exports_are_cleaned(tmp_path):
-    from pipelines.serving import export
+    from pipelines.serving import versions
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f"{export._TMP_PREFIX}3-{dead.pid}-abc"
-    running = tmp_path / f"{export._TMP_PREFIX}4-{os.getppid()}-abc"
-    old_style = tmp_path / f"{export._TMP_PREFIX}5-xyz"
-    fresh_old_style = tmp_path / f"{export._TMP_PREFIX}6-uvw"
+    stale = tmp_path / f"{versions.TMP_PREFIX}3-{dead.pid}-abc"
+    running = tmp_path / f"{versions.TMP_PREFIX}4-{os.getppid()}-abc"
+    old_style = tmp_path / f"{versions.TMP_PREFIX}5-xyz"
+    fresh_old_style = tmp_path / f"{versions.TMP_PREFIX}6-uvw"
     for path in (stale, running, old_style, fresh_old_style):
         path.mkdir()
     hour_ago = time.time() - 7200
     os.utime(old_style, (hour_ago, hour_ago))
     (tmp_path / "1").mkdir()
-    removed = export.clean_stale_temporaries(tmp_path)
+    removed = versions.clean_stale_temporaries(tmp_path)
     assert sorted(removed) == sorted([stale, old_style])
     assert running.is_dir() and fresh_old_style.is_dir() and (tmp_path / "1").is_dir()
 

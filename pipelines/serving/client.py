@@ -1,7 +1,4 @@
-"""gRPC client of a TF Serving model exported by `pipelines.export`.
-
-    python -m pipelines.serve_client --server localhost:8500 --model NAME --recording FILE.csv
-    python -m pipelines.serve_client --server localhost:8500 --model NAME --run-dir RUN --partition devel
+"""gRPC client of a TF Serving model exported by `pipelines.export` (`python -m pipelines.serve_client`).
 
 Sends one Predict request per recording (one sequence, batch of 1) through tensorflow-serving-api's
 `PredictionServiceStub` and prints the fused prediction and the fusion weights per recording;
@@ -16,16 +13,15 @@ column whose name starts with `audio` goes to the `audio` input, every column st
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
 import numpy as np
 
-from pipelines.core import cli
-from pipelines.core.errors import ColdKerasError, ConfigError, DataError, cli_main
+from pipelines.core.errors import ColdKerasError, DataError
 from pipelines.data import features
-from pipelines.serving.export import SERVING_DEFAULT, SIGNATURES, predict_request
+from pipelines.serving.servable import SERVING_DEFAULT
+from pipelines.serving.tf_serving import predict_request
 
 # Long recordings (AVEC: ~1800 frames x hundreds of features, more with a batch) exceed gRPC's
 # 4 MiB default message size.
@@ -204,35 +200,3 @@ def run(args) -> list:
         if args.output_dir:
             write_outputs_csv(Path(args.output_dir) / f"{recording['name']}.csv", recording, outputs)
     return results
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.serve_client",
-        description="Predict recordings through TF Serving's gRPC API (port 8500 by default). Example: "
-        "python -m pipelines.serve_client --model cold_fusion --run-dir RUN --partition devel",
-        formatter_class=cli.HelpFormatter,
-    )
-    parser.add_argument("--server", default="localhost:8500", help="host:port of the gRPC endpoint")
-    parser.add_argument("--model", required=True, help="model name on the server")
-    parser.add_argument("--version", type=int, help="model version (default: the newest the server has)")
-    parser.add_argument("--signature", default=SERVING_DEFAULT, choices=SIGNATURES, help="serving signature to call")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--recording", nargs="+", help="per-frame feature CSV file(s)")
-    source.add_argument("--run-dir", help="run directory: predict recordings of its data artefacts")
-    parser.add_argument("--partition", default=features.DEVEL, choices=features.PARTITIONS, help="with --run-dir")
-    parser.add_argument("--max-recordings", type=int, default=0, help="with --run-dir: at most this many (0 = all)")
-    parser.add_argument("--output-dir", help="write every per-frame output to <output-dir>/<name>.csv")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    cli.finish_parser(parser)
-    args = parser.parse_args(argv)
-    if args.timeout <= 0:
-        raise ConfigError(f"--timeout must be positive, got {args.timeout}")
-    if args.output_dir:  # checks only: `run` makes it once the server answers
-        cli.check_output_dir(args.output_dir, "--output-dir", create=False)
-    return args
-
-
-@cli_main
-def main(argv=None):
-    run(parse_args(argv))

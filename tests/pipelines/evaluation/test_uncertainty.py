@@ -162,11 +162,11 @@ def test_exported_signature_carries_the_calibrated_std(regression_run, uncertain
     import tensorflow as tf
 
     from pipelines.runs import folders as runs
-    from pipelines.serving import export
+    from pipelines.serving import servable
 
     infer, config = runs.load_inference_model(regression_run)
     model = uncertainty.servable_model(infer, regression_run, config, config["runtime"]["artifact_dir"])
-    export.save_saved_model(model, tmp_path / "1")
+    servable.save_saved_model(model, tmp_path / "1")
     signature = tf.saved_model.load(str(tmp_path / "1")).signatures["without_mask"]
     recordings, outputs = helpers.predict(regression_run, "test")
     served = signature(
@@ -201,9 +201,9 @@ def test_compare_draws_several_runs_uncertainty_curves(regression_run, uncertain
 
 
 def test_predict_from_a_run_gives_the_calibrated_std(regression_run, uncertainty_report):
-    from pipelines.serving import predict
+    from pipelines.serving import prediction_files, predictors
 
-    predictor = predict.KerasPredictor(regression_run)
+    predictor = predictors.KerasPredictor(regression_run)
     assert predictor.calibration is not None
     recordings, outputs = helpers.predict(regression_run, "test")
     got = predictor(recordings[0])
@@ -211,7 +211,7 @@ def test_predict_from_a_run_gives_the_calibrated_std(regression_run, uncertainty
     for name in ("valence_std", "arousal_std", "audio_valence_std", "visual_arousal_std"):
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-6)
     # The std columns reach the per-recording extra file through the generic extra columns.
-    assert {"valence_std", "arousal_std"} <= set(predict.extra_columns(got))
+    assert {"valence_std", "arousal_std"} <= set(prediction_files.extra_columns(got))
 
 
 def test_fit_corrupt_fits_on_the_validation_partition_and_its_corrupted_copies(regression_run, tmp_path, capsys):

@@ -15,7 +15,7 @@ from pipelines.core.errors import ColdKerasError, ConfigError, DataError
 from pipelines.core.io_utils import read_json
 from pipelines.data import features
 from pipelines.runs import folders as runs
-from pipelines.serving import export
+from pipelines.serving import export, export_check, servable, tf_serving, versions
 from tests.pipelines.serving_helpers import MODEL_NAME
 
 REPO = Path(__file__).resolve().parents[3]
@@ -117,12 +117,12 @@ def test_signatures_and_optional_mask(exported, inference, run_dir):
     proto = saved_model_pb2.SavedModel()
     proto.ParseFromString((exported / "saved_model.pb").read_bytes())
     signatures = proto.meta_graphs[0].signature_def
-    assert set(export.SIGNATURES) <= set(signatures)
+    assert set(servable.SIGNATURES) <= set(signatures)
     default = signatures["serving_default"]
     assert set(default.inputs) == {"audio", "visual", "mask", "audio_present", "visual_present"}
     assert set(signatures["without_mask"].inputs) == {"audio", "visual"}
     assert set(default.outputs) == EXPORTED_OUTPUTS == set(signatures["without_mask"].outputs)
-    dims = export.feature_dims(inference[0])
+    dims = servable.feature_dims(inference[0])
     shape = [d.size for d in default.inputs["audio"].tensor_shape.dim]
     assert shape == [-1, -1, dims["audio"]]
     assert [d.size for d in default.inputs["mask"].tensor_shape.dim] == [-1, -1]
@@ -146,7 +146,7 @@ def test_signatures_and_optional_mask(exported, inference, run_dir):
     for name in EXPORTED_OUTPUTS:
         np.testing.assert_allclose(fed_default[name].numpy(), with_mask[name].numpy(), atol=1e-6)
         np.testing.assert_allclose(without[name].numpy(), with_mask[name].numpy(), atol=1e-6)
-    listing = export.show_signature(exported)
+    listing = export_check.show_signature(exported)
     for key in ("audio", "visual", "mask", "audio_present", "visual_present", "visual_weight", "audio_sigma_norm"):
         assert f"['{key}']" in listing
 
@@ -198,14 +198,14 @@ def test_version_numbering(run_dir, tmp_path, monkeypatch):
     def stand_in(model, path):
         (Path(path) / "saved_model.pb").write_bytes(b"")
 
-    monkeypatch.setattr(export, "save_saved_model", stand_in)
+    monkeypatch.setattr(servable, "save_saved_model", stand_in)
     base = tmp_path / "models"
     first = export.run(run_dir, "m", base_dir=base, verify=False, warmup_recordings=1)
     seventh = export.run(run_dir, "m", version=7, base_dir=base, verify=False, warmup_recordings=1)
     eighth = export.run(run_dir, "m", base_dir=base, verify=False, warmup_recordings=1)
     third = export.run(run_dir, "m", version=3, base_dir=base, verify=False, warmup_recordings=1)
     assert [p.name for p in (first, seventh, eighth, third)] == ["1", "7", "8", "3"]
-    assert export.existing_versions(base / "m") == [1, 3, 7, 8]
+    assert versions.existing_versions(base / "m") == [1, 3, 7, 8]
     assert sorted(p.name for p in (base / "m").iterdir()) == ["1", "3", "7", "8", "models.config"]
     assert (eighth / "assets.extra" / "tf_serving_warmup_requests").is_file()
     with pytest.raises(ConfigError, match="version 7 already exists; .* use 9"):
@@ -256,12 +256,12 @@ def test_failed_export_leaves_nothing(run_dir, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(export, "write_warmup_requests", broken)
+    monkeypatch.setattr(tf_serving, "write_warmup_requests", broken)
     with pytest.raises(OSError, match="disk full"):
         export.run(run_dir, "m", base_dir=base, warmup_recordings=1)
     assert sorted(p.name for p in (base / "m").iterdir()) == ["1", "models.config"]
     assert (base / "m" / "models.config").read_text() == config_before
-    assert export.next_version(base / "m") == 2
+    assert versions.next_version(base / "m") == 2
 
 
 @pytest.mark.slow
@@ -269,7 +269,7 @@ def test_verification_rejects_a_different_model(run_dir, tmp_path, monkeypatch):
     """The check can fail: a SavedModel saved from moved weights does not match the Keras model,
     and run() then publishes no version."""
     base = tmp_path / "models"
-    real_save = export.save_saved_model
+    real_save = servable.save_saved_model
 
     def save_moved(model, path):
         weight = next(w for w in model.weights if "kernel" in w.path)
@@ -280,7 +280,7 @@ def test_verification_rejects_a_different_model(run_dir, tmp_path, monkeypatch):
         finally:
             weight.assign(original)
 
-    monkeypatch.setattr(export, "save_saved_model", save_moved)
+    monkeypatch.setattr(servable, "save_saved_model", save_moved)
     with pytest.raises(ColdKerasError, match="differs from the Keras model"):
         export.run(run_dir, "m", base_dir=base, warmup_recordings=2)
     assert list((base / "m").iterdir()) == []
@@ -300,12 +300,12 @@ def test_bad_input_names_the_problem(tmp_path):
 
 def test_next_version_ignores_other_folders(tmp_path):
     root = tmp_path / "m"
-    assert export.next_version(root) == 1
+    assert versions.next_version(root) == 1
     for name in ("3", "10", ".tmp-export-11-x", "notes", "2"):
         (root / name).mkdir(parents=True)
     (root / "12").write_text("a file, not a version")
-    assert export.existing_versions(root) == [2, 3, 10]
-    assert export.next_version(root) == 11
+    assert versions.existing_versions(root) == [2, 3, 10]
+    assert versions.next_version(root) == 11
 
 
 def test_models_config_text_parses():
@@ -313,6 +313,6 @@ def test_models_config_text_parses():
     from tensorflow_serving.config import model_server_config_pb2
 
     config = text_format.Parse(
-        export.models_config_text("x", "/srv/models/x"), model_server_config_pb2.ModelServerConfig()
+        tf_serving.models_config_text("x", "/srv/models/x"), model_server_config_pb2.ModelServerConfig()
     )
     assert [(c.name, c.base_path) for c in config.model_config_list.config] == [("x", "/srv/models/x")]

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines import predict as predict_command
 from pipelines.datasets.avec import open_avec
-from pipelines.serving import predict
+from pipelines.serving import prediction_files, prediction_inputs, predictors
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +50,7 @@ def predict_cli(capsys, *args):
     """Runs the command in this process; returns (exit code or None, stdout, stderr)."""
     code = None
     try:
-        predict.main([*map(str, args), "--quiet"])
+        predict_command.main([*map(str, args), "--quiet"])
     except SystemExit as error:
         code = error.code
     captured = capsys.readouterr()
@@ -123,7 +124,7 @@ def test_interrupted_run_resumes_without_redoing_finished_recordings(
 ):
     out_dir = tmp_path / "devel"
     calls = []
-    original = predict.KerasPredictor.__call__
+    original = predictors.KerasPredictor.__call__
 
     def stop_on_second(self, recording):
         calls.append(recording["name"])
@@ -131,7 +132,7 @@ def test_interrupted_run_resumes_without_redoing_finished_recordings(
             raise KeyboardInterrupt
         return original(self, recording)
 
-    monkeypatch.setattr(predict.KerasPredictor, "__call__", stop_on_second)
+    monkeypatch.setattr(predictors.KerasPredictor, "__call__", stop_on_second)
     code, _, err = predict_cli(
         capsys, "--run-dir", run_dir, "--data-dir", corpus_dir, "--partition", "devel", "--output-dir", out_dir
     )
@@ -142,10 +143,10 @@ def test_interrupted_run_resumes_without_redoing_finished_recordings(
     stamps = {name: (out_dir / name).stat().st_mtime_ns for name in done}
 
     calls.clear()
-    monkeypatch.setattr(predict.KerasPredictor, "__call__", original)
+    monkeypatch.setattr(predictors.KerasPredictor, "__call__", original)
     seen = []
     monkeypatch.setattr(
-        predict.KerasPredictor,
+        predictors.KerasPredictor,
         "__call__",
         lambda self, recording: seen.append(recording["name"]) or original(self, recording),
     )
@@ -234,7 +235,7 @@ def test_features_at_another_hop_are_refused_before_the_model_loads(run_dir, cor
     config = json.loads((Path(run_dir) / "config.json").read_text())
     assert config["runtime"]["hop"] == pytest.approx(0.1)  # the trainer records the corpus hop
     data = features_at_hop(corpus_dir, tmp_path / "fast", 0.04)
-    monkeypatch.setattr(predict, "KerasPredictor", _no_model)
+    monkeypatch.setattr(predictors, "KerasPredictor", _no_model)
     out = tmp_path / "out"
     code, _, err = predict_cli(
         capsys, "--run-dir", run_dir, "--dataset", "avec", "--data-dir", data, "--output-dir", out
@@ -278,10 +279,10 @@ def test_the_trained_hop_is_the_recorded_one_else_a_tenth_of_a_second():
 
     assert runs.trained_hop({}) == runs.trained_hop({"runtime": {"artifact_dir": "x"}}) == 0.1
     assert runs.trained_hop({"runtime": {"hop": 0.04}}) == 0.04
-    predict.check_hop(0.1, {"runtime": {}}, "RUN/config.json", "DATA")
-    predict.check_hop(0.04, {"runtime": {"hop": 0.04}}, "RUN/config.json", "DATA")
+    prediction_inputs.check_hop(0.1, {"runtime": {}}, "RUN/config.json", "DATA")
+    prediction_inputs.check_hop(0.04, {"runtime": {"hop": 0.04}}, "RUN/config.json", "DATA")
     with pytest.raises(DataError, match=r"frames 0\.1 s apart, but the model was trained on frames 0\.04 s apart"):
-        predict.check_hop(0.1, {"runtime": {"hop": 0.04}}, "RUN/config.json", "DATA")
+        prediction_inputs.check_hop(0.1, {"runtime": {"hop": 0.04}}, "RUN/config.json", "DATA")
 
 
 def test_avec_reader_keeps_requiring_labels_unless_asked(corpus_dir, tmp_path):
@@ -314,7 +315,7 @@ def test_extra_columns_take_every_per_frame_output_besides_the_predictions():
         "arousal_upper": np.full(n, 0.5),
         "audio_valence": np.arange(n * 3, dtype=np.float32).reshape(n, 3),
     }
-    columns = predict.extra_columns(outputs)
+    columns = prediction_files.extra_columns(outputs)
     assert list(columns) == [
         "arousal_lower",
         "arousal_upper",
@@ -357,8 +358,8 @@ def test_utterance_table_is_assembled_from_one_part_per_utterance(tmp_path):
         "valence_utterance_std": np.float32(0.1),
     }
     for name in ("Ses05F_impro01_F000", "Ses05F_impro01_M001"):
-        predict._write_recording({"name": name}, outputs, tmp_path, "regression", True)
-    files = predict._assemble_utterances(tmp_path, ["Ses05F_impro01_F000", "Ses05F_impro01_M001"])
+        prediction_files.write_recording({"name": name}, outputs, tmp_path, "regression", True)
+    files = prediction_files.assemble_utterances(tmp_path, ["Ses05F_impro01_F000", "Ses05F_impro01_M001"])
     assert files == ["utterances.csv", "utterances_extra.csv"]
     header, rows = read_rows(tmp_path / "utterances.csv")
     assert header == ["name", "timestamp", "arousal", "valence"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines import serve_client as serve_client_command
 from pipelines.components.input_pipeline import iter_recordings
 from pipelines.core.errors import ColdKerasError, DataError
 from pipelines.core.io_utils import read_json
@@ -162,11 +163,11 @@ def served(tmp_path_factory):
 
 def keras_reference(run_dir, recording):
     from pipelines.runs import folders as runs
-    from pipelines.serving import export
+    from pipelines.serving import servable
 
     model, _ = runs.load_inference_model(run_dir)
     audio, visual = recording["audio"][None], recording["visual"][None]
-    outputs = export.keras_outputs(model, audio, visual, np.ones(audio.shape[:2], np.float32))
+    outputs = servable.keras_outputs(model, audio, visual, np.ones(audio.shape[:2], np.float32))
     outputs = {k: np.asarray(v[0]) for k, v in outputs.items()}
     # The export carries the calibrated std of the run's uncertainty calibration (the trainer fits it).
     from pipelines.evaluation import uncertainty
@@ -179,7 +180,7 @@ def test_client_round_trip_over_grpc(served, tmp_path, capsys):
     run_dir = served["run_dir"]
     artifact_dir = read_json(Path(run_dir) / "config.json")["runtime"]["artifact_dir"]
     recordings = list(iter_recordings(artifact_dir, "devel"))
-    args = serve_client.parse_args(
+    args = serve_client_command.parse_args(
         [
             "--server",
             served["address"],

@@ -145,10 +145,10 @@ def test_own_recordings_are_predicted_like_the_corpus_the_run_was_scored_on(raw_
     import keras
 
     from cold_keras.models import inference_model
+    from pipelines import predict
     from pipelines.components import input_pipeline
     from pipelines.datasets.synthetic_raw import read_faces, read_wav, write_wav
     from pipelines.evaluation import scoring as evaluation
-    from pipelines.serving import predict
 
     run_dir, cache = raw_run
     config = json.loads((run_dir / "config.json").read_text())
@@ -204,7 +204,7 @@ def test_videos_to_predictions_with_intervals_in_two_commands(raw_run, tmp_path,
     give one CSV per video named after it, a row per 0.1 s, intervals, and the faceless frames marked."""
     pytest.importorskip("av")
     pytest.importorskip("cv2")
-    from pipelines.serving import predict
+    from pipelines import predict
     from tests.pipelines.media.make_media import write_video
 
     run_dir, _ = raw_run
