@@ -68,7 +68,7 @@ def main():
 
     from pipelines.config import files as config_lib
     from pipelines.runs import prepare
-    from pipelines.training import tune
+    from pipelines.training import search_space, tune
 
     out = Path(args.out) / f"label_delay_{args.true_delay:g}"
     os.environ["COLD_KERAS_CACHE"] = str(out / "cache")
@@ -91,14 +91,14 @@ def main():
 
     corpus_dir = prepare.resolve_data_dir(config, progress=False)
     hop = 0.1
-    scores = probe_r2(corpus_dir, int(round(max(tune.parse_delay_choices(args.choices)) / hop)))
+    scores = probe_r2(corpus_dir, int(round(max(search_space.parse_delay_choices(args.choices)) / hop)))
     best_shift = max(range(len(scores)), key=scores.__getitem__)
     print("NumPy probe (ridge regression of labels at t + k on features at t, devel R^2):")
     for k, score in enumerate(scores):
         if k % 5 == 0 or k == best_shift:
             print(f"  shift {k * hop:4.1f} s  R^2 {score:.4f}{'  <- best' if k == best_shift else ''}")
 
-    choices = tune.parse_delay_choices(args.choices)
+    choices = search_space.parse_delay_choices(args.choices)
     result = tune.run(
         config,
         out / "search",
@@ -108,7 +108,7 @@ def main():
         label_delay_choices=args.choices,
         progress=False,
     )
-    found = result["best"]["hyperparameters"][tune.LABEL_DELAY]
+    found = result["best"]["hyperparameters"][search_space.LABEL_DELAY]
     print(
         f"\ntrue delay {args.true_delay:g} s; NumPy probe peaks at {best_shift * hop:g} s; "
         f"the search picked {found:g} s (val_ccc_mean {result['best']['score']:.4f})"

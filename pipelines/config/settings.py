@@ -482,15 +482,3 @@ def describe(section=RunConfig, prefix="") -> list:
         notes = [n for n in (help_text, allowed) if n]
         lines.append(text + (f"  # {'; '.join(notes)}" if notes else ""))
     return lines
-
-
-def main(argv=None):
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.settings",
-        description="Print every configuration key with its default and its allowed values "
-        "(the dataset files in configs/ override some of them).",
-    )
-    parser.parse_args(argv)
-    print("\n".join(describe()))

@@ -19,7 +19,6 @@ search with its own directory, so running the same command again resumes where i
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 from pathlib import Path
@@ -27,29 +26,20 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.config import files as config_lib
-from pipelines.config import flags as run_options
-from pipelines.core import cli
-from pipelines.core.errors import ConfigError, DataError, cli_main
+from pipelines.core.errors import ConfigError, DataError
 from pipelines.core.io_utils import finite_or_none, read_json, save_figure_atomic, write_json_atomic
 from pipelines.data import features
+from pipelines.training import search_space, train, tune
 from pipelines.training import setup as training_setup
-from pipelines.training import train, tune
 
 REFERENCE = "cold_fusion"
-
-
-def parse_list(text, flag):
-    items = [part.strip() for part in str(text).split(",") if part.strip()]
-    if not items:
-        raise ConfigError(f"{flag} needs at least one value")
-    return items
 
 
 def model_config(config: dict, model: str, seed: int, hparams=None) -> dict:
     """The resolved config with the model, the seed and (optionally) tuned values in place."""
     out = config_lib.deep_update(config, {"model": {"name": model}, "training": {"seed": int(seed)}})
     if hparams:
-        out = tune.trial_config(out, hparams)
+        out = search_space.trial_config(out, hparams)
     return out
 
 
@@ -243,58 +233,3 @@ def plot(results, path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure_atomic(fig, path, dpi=90)
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.benchmark",
-        description="Equal-budget comparison of models: the same number of tuning trials per model, the best "
-        "configuration of each trained with several seeds, paired t-tests against COLD fusion. "
-        "Example: python -m pipelines.benchmark --dataset synthetic --models all --trials 3 --seeds 0,1,2",
-        formatter_class=cli.HelpFormatter,
-    )
-    run_options.add_common_arguments(parser)
-    parser.add_argument("--models", default="all", help="comma-separated model names, or all")
-    parser.add_argument(
-        "--trials", type=cli.positive_int, default=3, help="random-search trials per model (the same for all)"
-    )
-    parser.add_argument(
-        "--seeds",
-        default="0,1,2",
-        help="comma-separated seeds each chosen configuration is trained with (the first one also runs the search)",
-    )
-    parser.add_argument("--partition", default=features.TEST, help="partition the table reports")
-    parser.add_argument(
-        "--output-dir",
-        help="protocol directory (default benchmarks/<dataset>_<task>); the same "
-        "directory resumes an interrupted protocol",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    cli.finish_parser(parser)
-    return parser.parse_args(argv)
-
-
-@cli_main
-def main(argv=None):
-    args = parse_args(argv)
-    if args.model:
-        raise ConfigError("--model does not apply here; list the models with --models")
-    config = run_options.build_config(args)
-    models = list(features.MODEL_NAMES) if args.models == "all" else parse_list(args.models, "--models")
-    try:
-        seeds = [int(s) for s in parse_list(args.seeds, "--seeds")]
-    except ValueError:
-        raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-    output_dir = (
-        Path(args.output_dir) if args.output_dir else Path("benchmarks") / f"{config['dataset']}_{config['task']}"
-    )
-    cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default protocol directory")
-    run(
-        config,
-        output_dir,
-        models=models,
-        trials=args.trials,
-        seeds=seeds,
-        partition=args.partition,
-        progress=not args.quiet,
-    )

@@ -8,7 +8,6 @@ labels of the run's data artefacts, so the runs must have been trained on the sa
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 import warnings
@@ -16,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.core import cli
-from pipelines.core.errors import ConfigError, DataError, cli_main
+from pipelines.core.errors import ConfigError, DataError
 from pipelines.core.io_utils import finite_or_none, read_json, write_json_atomic
 from pipelines.data import features
 from pipelines.runs.folders import artifact_dir_of
@@ -273,50 +271,3 @@ def format_comparison(report) -> str:
             f"{_cell(test['t'], 9, 3)} {_cell(test['p'], 9)}{mark}"
         )
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.compare",
-        description="Compare finished runs side by side, with paired t-tests over per-recording scores. "
-        "Example: python -m pipelines.compare runs/a runs/b --partition devel",
-        formatter_class=cli.HelpFormatter,
-    )
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN", help="run directories written by pipelines.train")
-    parser.add_argument("--partition", default=features.DEVEL, help="partition of metrics.json compared")
-    parser.add_argument("--metric", help="per-recording score of the t-tests (default ccc_mean or f1_macro)")
-    parser.add_argument("--branch", default="av", help="branch of metrics.json shown in the table")
-    parser.add_argument("--output", help="also write the comparison to this JSON file")
-    parser.add_argument(
-        "--uncertainty-plot",
-        metavar="PNG",
-        help="draw the runs' calibration, sparsification and reject-option CCC curves (fused output) "
-        "on one figure, from their evaluation reports; accepts pipelines.ensemble folders too",
-    )
-    parser.add_argument(
-        "--evaluation",
-        metavar="FOLDER",
-        help="evaluation folder of --uncertainty-plot, e.g. test_corrupt-visual-0.5-noise (default: the partition)",
-    )
-    cli.finish_parser(parser)
-    return parser.parse_args(argv)
-
-
-@cli_main
-def main(argv=None):
-    args = parse_args(argv)
-    for path, flag in ((args.output, "--output"), (args.uncertainty_plot, "--uncertainty-plot")):
-        if path:
-            cli.check_output_file(path, flag)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
-        if args.uncertainty_plot:
-            from pipelines.evaluation import uncertainty
-
-            uncertainty.compare_runs(args.run_dirs, args.evaluation or args.partition, args.uncertainty_plot)
-            if not all((Path(d) / "metrics.json").is_file() for d in args.run_dirs):
-                return  # an ensemble folder has no metrics.json: the curves are the comparison
-        run(args.run_dirs, args.partition, args.metric, branch=args.branch, output=args.output)

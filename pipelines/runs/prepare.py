@@ -14,8 +14,7 @@ from pathlib import Path
 
 from pipelines.config import files as config_lib
 from pipelines.config import settings
-from pipelines.core import cli
-from pipelines.core.errors import ConfigError, DataError, cli_main
+from pipelines.core.errors import ConfigError, DataError
 from pipelines.core.io_utils import read_json
 
 
@@ -193,48 +192,3 @@ def rebuild_run_artifacts(run_dir, progress=True) -> Path:
             config_path,
         )
     return out
-
-
-def parse_args(argv=None):
-    import argparse
-
-    from pipelines.config import flags as run_options
-
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.prepare",
-        description="Run (or reuse) the data components for a configuration: ExampleGen, statistics, schema "
-        "validation and transform, into the cache. With --run-dir, rebuild the data artefacts a "
-        "trained run refers to. Examples: python -m pipelines.prepare --dataset synthetic; "
-        "python -m pipelines.prepare --run-dir runs/synthetic_cold_fusion_regression",
-        formatter_class=cli.HelpFormatter,
-    )
-    parser.add_argument(
-        "--run-dir",
-        help="run directory written by pipelines.train: rebuild its data artefacts "
-        "from the corpus recorded in its config.json (instead of --dataset)",
-    )
-    run_options.add_common_arguments(parser)
-    for action in parser._actions:
-        if action.dest == "dataset":
-            action.required = False
-            action.help += " (required unless --run-dir is given)"
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    cli.finish_parser(parser)
-    args = parser.parse_args(argv)
-    if (args.run_dir is None) == (args.dataset is None):
-        parser.error("pass either --dataset (with its data flags) or --run-dir")
-    return args
-
-
-@cli_main
-def main(argv=None):
-    args = parse_args(argv)
-    if args.run_dir:
-        out = rebuild_run_artifacts(args.run_dir, progress=not args.no_progress)
-    else:
-        from pipelines.config import flags as run_options
-
-        config = run_options.build_config(args)
-        check_inputs(config)
-        out = prepare_artifacts(config, progress=not args.no_progress)
-    print(f"data artefacts ready: {out}")

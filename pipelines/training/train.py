@@ -10,12 +10,12 @@ evaluates it on every labelled non-train partition and writes the run directory:
 Killing the process and running the same command again resumes from the last backup (one is taken
 inside an epoch too) and ends with the same metrics as the uninterrupted run: the backup holds the
 weights, the optimiser, the random generators, the epoch's metrics so far and the callbacks' state,
-and the training stream is a pure function of (seed, epoch, step) (`pipelines.runs.backup`).
+and the training stream is a pure function of (seed, epoch, step) (`pipelines.runs.backup`,
+`pipelines.runs.resume`).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import os
@@ -24,9 +24,7 @@ import time
 from pathlib import Path
 
 from pipelines.config import files as config_lib
-from pipelines.config.flags import add_common_arguments, build_config, default_output_dir
-from pipelines.core import cli
-from pipelines.core.errors import ColdKerasError, ConfigError, cli_main
+from pipelines.core.errors import ColdKerasError, ConfigError
 from pipelines.core.io_utils import read_json, write_json_atomic
 from pipelines.core.pause import pause_point
 from pipelines.data import features
@@ -126,7 +124,7 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     import keras
 
     from cold_keras.models import inference_model
-    from pipelines.runs.backup import fit_resuming
+    from pipelines.runs.resume import fit_resuming
 
     keras.utils.set_random_seed(int(training["seed"]))
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
@@ -210,7 +208,8 @@ class _Callbacks:
 
         from pipelines.components import input_pipeline
         from pipelines.core.pause import pause_callbacks
-        from pipelines.runs.backup import BestCheckpoint, EpochLine, StepBackup
+        from pipelines.runs.backup import BestCheckpoint, StepBackup
+        from pipelines.runs.epoch_line import EpochLine
         from pipelines.training.callbacks import InterruptGuard, NanGuard, TensorBoardExtras
         from pipelines.training.stability import CollapseGuard
 
@@ -322,61 +321,3 @@ def fit_uncertainty(config, run_dir, artifact_dir, inputs, infer, *, progress) -
     from pipelines.evaluation import uncertainty
 
     uncertainty.calibration_for(run_dir, infer, config, artifact_dir, "native", refit=True, verbose=progress)
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.train",
-        description="Train a COLD fusion (or baseline) model and evaluate it. "
-        "Example: python -m pipelines.train --dataset synthetic",
-        formatter_class=cli.HelpFormatter,
-    )
-    add_common_arguments(parser)
-    parser.add_argument(
-        "--output-dir",
-        help="run directory (default runs/<dataset>_<model>_<task>); the same directory resumes an interrupted run",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --output-dir")
-    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
-    parser.add_argument(
-        "--find-lr",
-        action="store_true",
-        help="instead of training: learning-rate range test (exponential sweep, one rate per step) "
-        "writing <output-dir>/lr_find/lr_find.png and printing a suggested --learning-rate; "
-        "the run itself is not touched",
-    )
-    parser.add_argument("--find-lr-min", type=float, default=1e-5, help="first learning rate of the sweep")
-    parser.add_argument("--find-lr-max", type=float, default=1.0, help="last learning rate of the sweep")
-    parser.add_argument(
-        "--find-lr-steps",
-        type=int,
-        default=200,
-        help="training steps of the sweep (it stops early once the loss diverges)",
-    )
-    cli.finish_parser(parser)
-    return parser.parse_args(argv)
-
-
-@cli_main
-def main(argv=None):
-    args = parse_args(argv)
-    config = build_config(args)
-    backup_settings(config["training"], args.config or str(config_lib.default_config_path(args.dataset)))
-    output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(config)
-    cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default run directory")
-    if args.find_lr:
-        from pipelines.training import lr_finder
-
-        lr_finder.run(
-            config,
-            output_dir,
-            min_lr=args.find_lr_min,
-            max_lr=args.find_lr_max,
-            steps=args.find_lr_steps,
-            progress=not args.quiet,
-        )
-        return
-    run(config, output_dir, overwrite=args.overwrite, progress=not args.quiet)

@@ -110,15 +110,17 @@ def test_every_shipped_config_passes():
 
 
 def test_lenient_flag_reaches_the_adapter_options(tmp_path):
+    from pipelines import train as train_command
     from pipelines.config import flags as run_options
     from pipelines.runs import prepare
-    from pipelines.training import train
 
-    config = run_options.build_config(train.parse_args(["--dataset", "avec", "--data-dir", str(tmp_path), "--lenient"]))
+    config = run_options.build_config(
+        train_command.parse_args(["--dataset", "avec", "--data-dir", str(tmp_path), "--lenient"])
+    )
     assert config["strict"] is False
     assert prepare.corpus_options(config)["strict"] is False
-    config = run_options.build_config(train.parse_args(["--dataset", "avec", "--data-dir", str(tmp_path)]))
+    config = run_options.build_config(train_command.parse_args(["--dataset", "avec", "--data-dir", str(tmp_path)]))
     assert "strict" not in config and "strict" not in prepare.corpus_options(config)
-    config = run_options.build_config(train.parse_args(["--dataset", "synthetic", "--lenient"]))
+    config = run_options.build_config(train_command.parse_args(["--dataset", "synthetic", "--lenient"]))
     with pytest.raises(ConfigError, match="--lenient .* applies to the avec and iemocap corpora, not synthetic"):
         prepare.corpus_options(config)

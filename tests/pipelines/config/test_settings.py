@@ -6,6 +6,7 @@ import json
 import pytest
 
 from cold_keras.hyperparameters import DEFAULT_HYPERPARAMETERS
+from pipelines import settings as settings_command
 from pipelines.config import files as config_lib
 from pipelines.config import settings
 from pipelines.core.errors import ConfigError
@@ -101,7 +102,7 @@ def test_a_saved_config_with_an_unknown_key_names_the_file(tmp_path):
 
 
 def test_the_settings_listing_shows_every_key_with_its_default(capsys):
-    settings.main([])
+    settings_command.main([])
     listing = capsys.readouterr().out
     for key, default in DEFAULT_HYPERPARAMETERS.items():
         if default is not None and not isinstance(default, bool):

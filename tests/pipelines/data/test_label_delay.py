@@ -145,14 +145,14 @@ def test_synthetic_labels_lag_the_features_by_the_delay(delayed_corpus, tmp_path
 
 
 def test_config_flag_and_hparams_carry_the_delay(tmp_path):
+    from pipelines import train as train_command
     from pipelines.config import files as config_lib
     from pipelines.config import flags as run_options
-    from pipelines.training import train
 
-    args = train.parse_args(["--dataset", "synthetic", "--label-delay", "2.5"])
+    args = train_command.parse_args(["--dataset", "synthetic", "--label-delay", "2.5"])
     assert run_options.build_config(args)["training"]["label_delay_seconds"] == 2.5
     with pytest.raises(SystemExit):  # the flag is refused by name before any config is built
-        train.parse_args(["--dataset", "synthetic", "--label-delay", "-1"])
+        train_command.parse_args(["--dataset", "synthetic", "--label-delay", "-1"])
     config = run_options.build_config(args)
     config["training"]["label_delay_seconds"] = -1  # as a config file would set it
     with pytest.raises(ConfigError, match="training.label_delay_seconds must be a number of seconds >= 0"):
@@ -163,21 +163,23 @@ def test_config_flag_and_hparams_carry_the_delay(tmp_path):
 
 
 def test_search_groups_and_choices():
-    from pipelines.training import tune
+    from pipelines.training import search_space
 
     config = {"model": {"name": "cold_fusion"}, "training": {}}
-    assert tune.searched_names(config, False, tune.parse_search("label_delay")) == ("label_delay_seconds",)
-    assert tune.searched_names(config, False, tune.parse_search("lambdas,label_delay")) == (
-        tune.LAMBDA_NAMES + ("label_delay_seconds",)
+    assert search_space.searched_names(config, False, search_space.parse_search("label_delay")) == (
+        "label_delay_seconds",
     )
-    assert tune.searched_names(config, True) == tune.LAMBDA_NAMES + ("learning_rate",)
+    assert search_space.searched_names(config, False, search_space.parse_search("lambdas,label_delay")) == (
+        search_space.LAMBDA_NAMES + ("label_delay_seconds",)
+    )
+    assert search_space.searched_names(config, True) == search_space.LAMBDA_NAMES + ("learning_rate",)
     with pytest.raises(ConfigError, match="--search"):
-        tune.parse_search("lambdas,delay")
+        search_space.parse_search("lambdas,delay")
     with pytest.raises(ConfigError, match="no loss weights"):
-        tune.searched_names({"model": {"name": "early_fusion"}, "training": {}}, False, ("lambdas",))
-    assert tune.parse_delay_choices("2,0,2,4") == (0.0, 2.0, 4.0)
+        search_space.searched_names({"model": {"name": "early_fusion"}, "training": {}}, False, ("lambdas",))
+    assert search_space.parse_delay_choices("2,0,2,4") == (0.0, 2.0, 4.0)
     with pytest.raises(ConfigError, match="--label-delay-choices"):
-        tune.parse_delay_choices("0,-2")
+        search_space.parse_delay_choices("0,-2")
 
 
 @pytest.mark.slow

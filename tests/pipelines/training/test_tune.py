@@ -165,9 +165,9 @@ def test_lambdas_are_log_uniform_over_the_papers_range(search):
 
 
 def test_best_hparams_json_round_trips_into_the_trainer(search):
+    from pipelines import train as train_command
     from pipelines.config import files as config_lib
     from pipelines.config import flags as run_options
-    from pipelines.training import train
 
     path = search["out"] / "best_hparams.json"
     best = json.loads(path.read_text())
@@ -179,19 +179,21 @@ def test_best_hparams_json_round_trips_into_the_trainer(search):
         {name: trials[best_id]["hyperparameters"]["values"][name] for name in LAMBDAS}
     )
     assert config_lib.load_hparams(path) == {"model": best["hyperparameters"]}
-    args = train.parse_args(["--dataset", "synthetic", "--config", str(search["config"]), "--hparams", str(path)])
+    args = train_command.parse_args(
+        ["--dataset", "synthetic", "--config", str(search["config"]), "--hparams", str(path)]
+    )
     config = run_options.build_config(args)
     for name in LAMBDAS:
         assert config["model"][name] == pytest.approx(best["hyperparameters"][name])
     # A flag still wins over the tuned value.
-    args = train.parse_args(["--dataset", "synthetic", "--hparams", str(path), "--lambda-regu", "0.5"])
+    args = train_command.parse_args(["--dataset", "synthetic", "--hparams", str(path), "--lambda-regu", "0.5"])
     assert run_options.build_config(args)["model"]["lambda_regu"] == 0.5
 
 
 def test_trial_table_puts_failed_trials_last():
     from types import SimpleNamespace
 
-    from pipelines.training import tune
+    from pipelines.training import tune_report
 
     def trial(trial_id, score, status="COMPLETED"):
         values = {name: 10.0 ** (i - 2) for i, name in enumerate(LAMBDAS)}
@@ -205,9 +207,9 @@ def test_trial_table_puts_failed_trials_last():
             for t in (trial("0", 0.1), trial("1", None, "FAILED"), trial("2", 0.4), trial("3", float("nan"), "INVALID"))
         }
     )
-    rows = tune.trial_rows(oracle, LAMBDAS)
+    rows = tune_report.trial_rows(oracle, LAMBDAS)
     assert [row["trial_id"] for row in rows] == ["2", "0", "1", "3"]
-    table = tune.format_trials(rows, LAMBDAS, "val_ccc_mean").splitlines()
+    table = tune_report.format_trials(rows, LAMBDAS, "val_ccc_mean").splitlines()
     assert table[0].split() == ["trial", *LAMBDAS, "val_ccc_mean", "status"]
     assert table[1].split() == ["2", "0.01", "0.1", "1", "10", "0.4000", "COMPLETED"]
     assert table[3].split()[-2:] == ["-", "FAILED"]
