@@ -48,7 +48,7 @@ VARIANTS = {
 
 def corpus(variant: str, seed: int) -> dict:
     """{partition: [recording dicts with audio, visual, valence, arousal]} of a clean corpus."""
-    from pipelines.datasets import synthetic, synthetic_realistic
+    from pipelines.datasets import synthetic, synthetic_realistic, synthetic_simple
 
     settings = {k: v for k, v in VARIANTS[variant].items() if k != "variant"}
     params = synthetic._parameters(
@@ -60,8 +60,8 @@ def corpus(variant: str, seed: int) -> dict:
         data = synthetic_realistic.recordings(np.random.SeedSequence(seed), params, names, n)
     else:
         rng = np.random.default_rng(seed)
-        mappings = synthetic._mappings(rng, params)
-        data = [synthetic._recording(rng, params, mappings, n) for _ in names]
+        mappings = synthetic_simple.draw_mappings(rng, params)
+        data = [synthetic_simple.feature_recording(rng, params, mappings, n) for _ in names]
     out = {}
     for (partition, name), recording in zip(names, data):
         out.setdefault(partition, []).append({"name": name, "hop": params["hop"], **recording})

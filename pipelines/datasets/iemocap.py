@@ -47,45 +47,29 @@ Layout::
   `IEMOCAP: read sessions 1, 2, 4, 5 (8,054 utterances), used 8,042, skipped 12 (no feature file);
   Session3 folder missing`, and a second line when a partition is empty, e.g. `IEMOCAP: no devel or
   test recordings, because session 5 is devel and test and Session5 was not read (...)`.
+
+This module finds the sessions and utterances and opens the corpus; `iemocap_labels` parses the
+EmoEvaluation files, `iemocap_features` reads the feature folders and files and resamples them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import errno
 import hashlib
 import json
 import os
-import re
-import stat as stat_module
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.data import features
-from pipelines.datasets.base import Corpus, Recording, content_digest
-from pipelines.datasets.tables import (
-    check_float32,
-    clean_name,
-    detect_header,
-    first_line,
-    read_table,
-    sniff_separator,
-    split_line,
-)
+from pipelines.datasets.base import Corpus, content_digest
+from pipelines.datasets.iemocap_features import describe_folder, read_utterance, resolve_folders, symlink_problem
+from pipelines.datasets.iemocap_labels import parse_emo_evaluation
 
 SESSIONS = (1, 2, 3, 4, 5)
 TEST_SESSION = 5
 DEFAULT_HOP = 0.1
-UTTERANCE_LINE = re.compile(
-    r"^\[\s*(?P<start>[^\s\]-]+)\s*-\s*(?P<end>[^\s\]]+)\s*\]\s+(?P<id>\S+)\s+(?P<category>\S+)\s+"
-    r"\[(?P<vad>[^\]]*)\]\s*$"
-)
-GENDER = re.compile(r"([A-Za-z])(\d+)$")
 READER_VERSION = 3  # 2: the report names sessions and skips; 3: fingerprints hash the contents
-_SUFFIXES = (".npy", ".csv")  # .npy wins when both exist
 NO_FEATURE_FILE = "no_feature_file"
 # Problems of a feature entry: report key -> words of the console note.
 DAMAGE = {
@@ -95,147 +79,6 @@ DAMAGE = {
     "unreadable": "unreadable",
 }
 SKIP_WORDS = {NO_FEATURE_FILE: "no feature file", **DAMAGE}
-
-
-@dataclasses.dataclass
-class Utterance:
-    """One utterance line of an EmoEvaluation file."""
-
-    id: str
-    session: int
-    gender: str
-    dialog: str
-    category: str
-    start: float
-    end: float
-    valence: float  # raw rating, 1..5
-    arousal: float
-    dominance: float
-    path: Path
-    line: int
-
-
-def parse_emo_evaluation(path, session: int, strict=True) -> list:
-    """The utterances of one EmoEvaluation file, in file order.
-
-    Columns in errors are the tab-separated fields: 1 the time span, 2 the id, 3 the category, 4 the
-    ratings. An id that does not start with the dialog's name (the file name) is an error, or a
-    warning when not `strict`.
-
-    Raises:
-        DataError: a line starting with `[` that does not parse (file and line).
-    """
-    path = Path(path)
-    utterances = []
-    try:
-        text = path.read_text(errors="strict")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"cannot read the file ({error})", path) from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.lstrip().startswith("["):
-            continue
-        match = UTTERANCE_LINE.match(line.strip())
-        if not match:
-            raise DataError(
-                "cannot parse the utterance line (expected "
-                "'[start - end]<TAB>utterance id<TAB>category<TAB>[V, A, D]')",
-                path,
-                number,
-            )
-        try:
-            start, end = float(match["start"]), float(match["end"])
-        except ValueError:
-            start = end = float("nan")
-        if not (np.isfinite(start) and np.isfinite(end) and start >= 0):
-            raise DataError(
-                f"bad time span [{match['start']} - {match['end']}] (expected two finite times in "
-                f"seconds, the start >= 0)",
-                path,
-                number,
-                1,
-            )
-        try:
-            vad = [float(part) for part in match["vad"].split(",")]
-        except ValueError:
-            vad = []
-        if len(vad) != 3 or not all(np.isfinite(vad)):
-            raise DataError(f"expected three numbers [V, A, D], found [{match['vad']}]", path, number, 4)
-        if not end > start:
-            raise DataError(
-                f"the utterance ends ({end}) before it starts ({start}) (expected end > start)", path, number, 1
-            )
-        gender = GENDER.search(match["id"])
-        if gender is None or gender.group(1).upper() not in ("F", "M"):
-            raise DataError(
-                f"utterance id {match['id']!r} does not end in F or M and a number (expected e.g. {path.stem}_F000)",
-                path,
-                number,
-                2,
-            )
-        if not match["id"].startswith(f"{path.stem}_"):
-            message = (
-                f"utterance id {match['id']!r} is not of dialog {path.stem} (expected '{path.stem}_<speaker><NNN>')"
-            )
-            if strict:
-                raise DataError(message + "; --lenient accepts it with a warning", path, number, 2)
-            warnings.warn(f"{path}:{number}:2: {message}; accepted (lenient)", stacklevel=2)
-        utterances.append(
-            Utterance(
-                id=match["id"],
-                session=session,
-                gender=gender.group(1).upper(),
-                dialog=path.stem,
-                category=match["category"],
-                start=start,
-                end=end,
-                valence=vad[0],
-                arousal=vad[1],
-                dominance=vad[2],
-                path=path,
-                line=number,
-            )
-        )
-    return utterances
-
-
-def resample_frames(values: np.ndarray, num_frames: int) -> np.ndarray:
-    """Resamples a feature sequence [M, D] to `num_frames` frames spanning the same time.
-
-    Output frame j covers the fraction [j / n, (j + 1) / n) of the span, input frame i is centred
-    at (i + 0.5) / M. Downsampling (M >= n): the mean of the input frames centred in output frame j
-    (never empty). Upsampling: linear interpolation between input centres, held at the edges.
-
-    >>> resample_frames(np.array([[0.0], [2.0], [4.0], [6.0]]), 2)[:, 0]
-    array([1., 5.])
-    """
-    values = np.asarray(values, np.float64)
-    m, n = values.shape[0], int(num_frames)
-    if m == n:
-        return values.copy()
-    if m > n:
-        bins = np.floor((np.arange(m) + 0.5) * n / m).astype(np.int64)
-        sums = np.zeros((n, values.shape[1]))
-        np.add.at(sums, bins, values)
-        return sums / np.bincount(bins, minlength=n)[:, None]
-    position = np.clip((np.arange(n) + 0.5) / n * m - 0.5, 0.0, m - 1)
-    low = np.floor(position).astype(np.int64)
-    high = np.minimum(low + 1, m - 1)
-    weight = (position - low)[:, None]
-    return values[low] * (1.0 - weight) + values[high] * weight
-
-
-@dataclasses.dataclass
-class _Folder:
-    name: str
-    path: Path
-    files: dict  # utterance id -> (Path, os.stat_result)
-    # lenient: damaged entries left out, (utterance id, Path, problem key, message, whether the id has no
-    # usable file because of it); `broken`: utterance id -> problem key of the entry that would be used
-    damaged: list = dataclasses.field(default_factory=list)
-    broken: dict = dataclasses.field(default_factory=dict)
-    dim: int = 0
-    names: list = dataclasses.field(default_factory=list)
-    first_file: Path = None
 
 
 def open_iemocap(
@@ -297,8 +140,8 @@ def open_iemocap(
     if not features_root.is_dir():
         raise ConfigError("features folder does not exist", features_root)
     modalities = {
-        features.AUDIO: _resolve_folders(features_root, features.AUDIO, audio_features, strict),
-        features.VISUAL: _resolve_folders(features_root, features.VISUAL, visual_features, strict),
+        features.AUDIO: resolve_folders(features_root, features.AUDIO, audio_features, strict),
+        features.VISUAL: resolve_folders(features_root, features.VISUAL, visual_features, strict),
     }
 
     label_files, sessions_read, sessions_missing = [], [], {}  # session -> (missing path, what is wrong)
@@ -389,7 +232,7 @@ def open_iemocap(
         )
     for folders in modalities.values():
         for folder in folders:
-            _describe_folder(folder, [u.id for u, _ in used if u.id in folder.files])
+            describe_folder(folder, [u.id for u, _ in used if u.id in folder.files])
     for utterance, _ in used:
         for name in ("valence", "arousal"):
             raw = getattr(utterance, name)
@@ -432,7 +275,7 @@ def open_iemocap(
 
     def recordings():
         for utterance, present in used:
-            yield _read_utterance(utterance, present, modalities, hop, partition(utterance))
+            yield read_utterance(utterance, present, modalities, hop, partition(utterance))
 
     names = {
         modality: [
@@ -466,46 +309,13 @@ def _missing_session(root: Path, session: int) -> tuple:
 
 def _not_a_folder(path: Path) -> str:
     if path.is_symlink():
-        problem = _symlink_problem(path)
+        problem = symlink_problem(path)
         if problem is not None:
             return problem[1]
         return f"symlink to {os.readlink(path)}, not a folder"
     if path.exists():
         return "not a folder"
     return "folder missing"
-
-
-def _symlink_problem(path: Path):
-    """(problem key, message) for a symlink that cannot be followed, else None."""
-    try:
-        os.stat(path)
-    except FileNotFoundError:
-        return "dangling_symlink", f"dangling symlink to {os.readlink(path)}: the target does not exist"
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            return "symlink_loop", (
-                f"symlink loop: it points to {os.readlink(path)}, and following the links never reaches a file"
-            )
-        return "unreadable", f"cannot follow the symlink to {os.readlink(path)}: {error.strerror}"
-    return None
-
-
-def _entry_problem(item: os.DirEntry):
-    """(os.stat_result, None) for a regular feature file, else (None, (problem key, message))."""
-    try:
-        if item.is_symlink():
-            problem = _symlink_problem(Path(item.path))
-            if problem is not None:
-                return None, problem
-        info = item.stat()
-    except OSError as error:
-        return None, ("unreadable", f"cannot look at the file: {error.strerror}")
-    if stat_module.S_ISREG(info.st_mode):
-        return info, None
-    kind = "folder" if stat_module.S_ISDIR(info.st_mode) else "special file (a pipe, socket or device)"
-    if item.is_symlink():
-        return None, ("not_a_file", f"not a regular file but a symlink to the {kind} {os.readlink(item.path)}")
-    return None, ("not_a_file", f"not a regular file but a {kind}")
 
 
 def _summary(report: dict, sessions_missing: dict, root: Path) -> str:
@@ -556,160 +366,3 @@ def _empty_partitions(counts: dict, sessions_read: list, speaker: str):
     if features.TRAIN in empty or features.DEVEL in empty:
         line += " (training and tuning need both a train and a devel partition)"
     return line
-
-
-def _resolve_folders(features_root: Path, modality: str, names, strict=True) -> list:
-    if isinstance(names, (str, os.PathLike)):
-        names = [names]
-    names = [str(name) for name in (names or [])]
-    existing = ", ".join(sorted(p.name for p in features_root.iterdir() if p.is_dir())) or "none"
-    if not names:
-        raise ConfigError(
-            f"choose the {modality} feature folder under {features_root} ({modality}_features); "
-            f"folders there: {existing}"
-        )
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{modality} feature folders repeat a folder: {', '.join(names)}")
-    folders = []
-    for name in names:
-        path = features_root / name
-        if Path(name).name != name or not path.is_dir():
-            raise ConfigError(
-                f"{modality} feature folder {name!r} does not exist; folders in {features_root}: {existing}", path
-            )
-        entries = {}  # stem -> {suffix: (Path, os.stat_result or None, (problem key, message) or None)}
-        with os.scandir(path) as scan:
-            for item in sorted(scan, key=lambda item: item.name):
-                stem, suffix = os.path.splitext(item.name)
-                if suffix in _SUFFIXES and not item.name.startswith("."):
-                    info, problem = _entry_problem(item)
-                    if problem is not None and strict:
-                        raise DataError(
-                            f"{problem[1]} (expected a {suffix} feature file); --lenient leaves it out with a warning",
-                            item.path,
-                        )
-                    entries.setdefault(stem, {})[suffix] = (Path(item.path), info, problem)
-        folder = _Folder(name=name, path=path, files={})
-        for stem, found in entries.items():
-            chosen_path, info, problem = found.get(".npy") or found[".csv"]
-            if problem is None:
-                folder.files[stem] = (chosen_path, info)
-            else:
-                folder.broken[stem] = problem[0]
-            for entry_path, _, entry_problem in found.values():
-                if entry_problem is not None:
-                    message = entry_problem[1]
-                    if entry_path != chosen_path:
-                        message += f"; {chosen_path.name} takes precedence"
-                    elif len(found) > 1:
-                        message += f"; the {stem}.csv beside it is not used in its place (the .npy takes precedence)"
-                    folder.damaged.append((stem, entry_path, entry_problem[0], message, entry_path == chosen_path))
-        folders.append(folder)
-    return folders
-
-
-def _describe_folder(folder: _Folder, ids: list) -> None:
-    """Feature dimension and names from the first used file of a folder."""
-    if not ids:
-        raise DataError("no feature file of any utterance in this folder", folder.path)
-    path = folder.files[ids[0]][0]
-    folder.first_file = path
-    if path.suffix == ".npy":
-        shape = _load_npy(path, mmap=True).shape
-        folder.dim = int(shape[1])
-        folder.names = [f"{folder.name}_{i}" for i in range(folder.dim)]
-        return
-    line = first_line(path)
-    cells = split_line(line, sniff_separator(path, line, default=","))
-    folder.dim = len(cells)
-    if detect_header(cells, 0):
-        folder.names = [clean_name(cell) for cell in cells]
-    else:
-        folder.names = [f"{folder.name}_{i}" for i in range(folder.dim)]
-
-
-def _load_npy(path: Path, mmap=False) -> np.ndarray:
-    try:
-        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        if "object" in str(error).lower() or "pickle" in str(error).lower():
-            raise DataError(
-                "an array of Python objects (expected a numeric .npy array; pickled data is never loaded)", path
-            ) from None
-        raise DataError(
-            f"cannot read the .npy file ({error}) (expected a numeric array saved with numpy.save)", path
-        ) from None
-    if not isinstance(array, np.ndarray):
-        raise DataError("not a .npy array file (expected one numeric array saved with numpy.save)", path)
-    if array.ndim != 2:
-        raise DataError(
-            f"a {array.ndim}-D array of shape {tuple(array.shape)} (expected a 2-D array [frames, features])", path
-        )
-    if (
-        not np.issubdtype(array.dtype, np.number)
-        or np.issubdtype(array.dtype, np.complexfloating)
-        or array.dtype.names is not None
-    ):
-        raise DataError(f"dtype {array.dtype} (expected real numbers: a float or integer dtype)", path)
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise DataError(f"empty array of shape {tuple(array.shape)} (expected at least one frame and feature)", path)
-    return array
-
-
-def _read_features(path: Path, folder: _Folder) -> np.ndarray:
-    if path.suffix == ".npy":
-        values = np.asarray(_load_npy(path), np.float64)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            row, column = (int(i) for i in np.argwhere(bad)[0])
-            raise DataError(
-                f"{values[row, column]} at frame {row} (0-based), feature {column} (expected finite numbers)", path
-            )
-        check_float32(values, path)
-        first_row = 0
-    else:
-        table = read_table(path, text_columns=0)
-        values = table.values
-        first_row = int(table.lines[0])
-    if values.shape[1] != folder.dim:
-        raise DataError(
-            f"{values.shape[1]} feature columns, but {folder.first_file} has {folder.dim}", path, first_row or None
-        )
-    return values
-
-
-def _read_utterance(utterance: Utterance, present: dict, modalities: dict, hop: float, partition: str) -> Recording:
-    n = max(1, int(round((utterance.end - utterance.start) / hop)))
-    arrays, presence = {}, {}
-    for modality, folders in modalities.items():
-        if present[modality]:
-            parts = [resample_frames(_read_features(folder.files[utterance.id][0], folder), n) for folder in folders]
-            arrays[modality] = np.concatenate(parts, axis=1).astype(np.float32)
-            presence[modality] = np.ones(n, np.float32)
-        else:
-            arrays[modality] = np.zeros((n, sum(folder.dim for folder in folders)), np.float32)
-            presence[modality] = np.zeros(n, np.float32)
-    return Recording(
-        name=utterance.id,
-        partition=partition,
-        hop=hop,
-        audio=arrays[features.AUDIO],
-        visual=arrays[features.VISUAL],
-        valence=_scale(utterance.valence),
-        arousal=_scale(utterance.arousal),
-        timestamps=utterance.start + np.arange(n) * hop,
-        audio_present=presence[features.AUDIO],
-        visual_present=presence[features.VISUAL],
-        metadata={
-            "session": str(utterance.session),
-            "gender": utterance.gender,
-            "speaker": f"Ses{utterance.session:02d}{utterance.gender}",
-            "dialog": utterance.dialog,
-            "category": utterance.category,
-        },
-    )
-
-
-def _scale(rating: float) -> float:
-    """A 1..5 rating as a label in [-1, 1]: (x - 3) / 2, clipped."""
-    return float(np.clip((rating - 3.0) / 2.0, -1.0, 1.0))

@@ -107,7 +107,7 @@ def open_recordings(
         DataError: missing folders, a face file without its audio file (or the other way round),
             unreadable files, a training recording without labels.
     """
-    from pipelines.datasets.avec import PARTITIONS_FILE, read_labels, read_partitions
+    from pipelines.datasets.avec_files import PARTITIONS_FILE, read_labels, read_partitions
     from pipelines.datasets.synthetic_raw import read_wav
 
     root = Path(data_dir)

@@ -14,22 +14,8 @@ one of `noise` / `silence` (audio) and `noise` / `occlusion` (visual); in the re
 `drift`, `desync`, `dropout` in both modalities. `open_synthetic` turns it
 into the per-frame `audio_corrupted` / `visual_corrupted` ground truth of each recording.
 
-How the data are made (all from `seed`):
-
-* Valence and arousal: Gaussian-smoothed white noise (width `smoothness_seconds`), standardised,
-  squashed by 0.9 tanh, so smooth trajectories inside (-0.9, 0.9). A third smooth nuisance signal
-  unrelated to the labels also enters the features.
-* Each modality: a random two-layer tanh projection of (g_v * valence, g_a * arousal, nuisance) to
-  its feature dimension, plus a per-recording offset and Gaussian noise (`noise_std`). Audio
-  weighs arousal fully and valence by 0.25; visual the other way round.
-* Corruption: stretches of 2-8 s covering `corruption_fraction` of each modality's frames, placed
-  so that a visual stretch shares at most 20% of its frames with corrupted audio. Inside a stretch
-  the features carry no label information: heavy noise (twice the clean spread) or a constant
-  (silence / an occluded face). Which modality is informative thus changes over time.
-* Annotation delay (`label_delay_seconds` = d, D = round(d / hop) frames; default 0): the label
-  files lag the features as raters lag what they perceive. The features of frame t are made from
-  the emotion at frame t + D, whose value the label file holds at frame t + D; the label file's
-  first D frames hold the emotion before the recording's first feature frame.
+The recordings of the simple variant are made in `pipelines.datasets.synthetic_simple` (how, in its
+docstring), the files read and written in `pipelines.datasets.synthetic_files`.
 
 Files are written under temporary names and renamed, `synthetic.json` last: a folder without it is
 incomplete and is regenerated. `generate` reuses a complete folder with the same parameters.
@@ -38,10 +24,7 @@ incomplete and is regenerated. `generate` reuses a complete folder with the same
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -50,20 +33,21 @@ import numpy as np
 
 from pipelines.core.errors import ConfigError, DataError, cli_main
 from pipelines.data import features
-from pipelines.datasets import synthetic_raw, synthetic_realistic
-from pipelines.datasets.avec import LABELS_FOLDER, open_layout
+from pipelines.datasets import synthetic_raw, synthetic_realistic, synthetic_simple
+from pipelines.datasets.avec import open_layout
+from pipelines.datasets.avec_folders import LABELS_FOLDER
 from pipelines.datasets.base import Corpus, Recording
-from pipelines.datasets.synthetic_signals import SEGMENT_SECONDS, corruption_segments, smooth_signals
+from pipelines.datasets.synthetic_files import (
+    CORRUPTION_FILE,
+    PARAMETERS_FILE,
+    load_parameters,
+    read_corruption,
+    write_corruption,
+    write_parameters,
+    write_recording,
+)
 
-FORMAT_VERSION = 1
-PARAMETERS_FILE = "synthetic.json"
-CORRUPTION_FILE = "corruption.csv"
-CORRUPTION_HEADER = ["name", "modality", "start_frame", "end_frame", "kind"]
 CULTURE = "SY"
-# (valence gain, arousal gain) per modality.
-GAINS = {features.AUDIO: (0.25, 1.0), features.VISUAL: (1.0, 0.25)}
-CORRUPTION_KINDS = {features.AUDIO: ("noise", "silence"), features.VISUAL: ("noise", "occlusion")}
-HIDDEN_UNITS = 32
 _OWN_FILE = re.compile(
     rf"^(\.(Train|Devel|Test)_{CULTURE}_\d+\.(csv|npz|wav)\..*\.tmp|"
     rf"(Train|Devel|Test)_{CULTURE}_\d+\.(csv|npz|wav))$"
@@ -155,18 +139,6 @@ def recording_names(params: dict) -> list:
     ):
         names += [(partition, f"{partition}_{CULTURE}_{i:02d}") for i in range(1, count + 1)]
     return names
-
-
-def load_parameters(output_dir):
-    """The parameters of the complete synthetic corpus in `output_dir`, or None when there is none."""
-    path = Path(output_dir) / PARAMETERS_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-        return None
-    return data.get("parameters")
 
 
 def _data_files(params: dict) -> list:
@@ -286,7 +258,7 @@ def generate(
     n = int(round(params["duration_seconds"] / params["hop"]))
     sequence = np.random.SeedSequence(params["seed"])
     mapping_seed, recordings_seed = sequence.spawn(2)
-    mappings = _mappings(np.random.default_rng(mapping_seed), params)
+    mappings = synthetic_simple.draw_mappings(np.random.default_rng(mapping_seed), params)
     rows = []
     corrupted = {features.AUDIO: 0, features.VISUAL: 0, "both": 0}
     children = recordings_seed.spawn(len(names))
@@ -302,33 +274,16 @@ def generate(
         iterator = tqdm(iterator, total=len(names), desc="synthetic corpus", unit="recording", file=sys.stderr)
     for (_, name), child, data in iterator:
         rng = np.random.default_rng(child)
-        if data is None:
-            data = _raw_recording(rng, params, n) if params.get("raw") else _recording(rng, params, mappings, n)
-        timestamps = np.arange(n) * params["hop"]
-        labels = np.stack([timestamps, data["arousal"], data["valence"], np.zeros(n)], axis=1)
-        _write_table(root / LABELS_FOLDER / f"{name}.csv", name, ["timestamp", "arousal", "valence", "liking"], labels)
-        if params.get("raw"):
-            synthetic_raw.write_faces(root / synthetic_raw.FACES_FOLDER / f"{name}.npz", data["faces"])
-            synthetic_raw.write_wav(
-                root / synthetic_raw.AUDIO_FOLDER / f"{name}.wav", data["waveform"], params["sample_rate"]
-            )
+        if data is None and params.get("raw"):
+            data = synthetic_simple.raw_recording(rng, params, n)
+        elif data is None:
+            data = synthetic_simple.feature_recording(rng, params, mappings, n)
+        write_recording(root, name, data, params, n)
         for modality in features.MODALITIES:
-            if not params.get("raw"):
-                columns = ["timestamp"] + [f"{modality}_{i}" for i in range(data[modality].shape[1])]
-                _write_table(
-                    root / modality / f"{name}.csv",
-                    name,
-                    columns,
-                    np.concatenate([timestamps[:, None], data[modality]], axis=1),
-                )
             rows += [[name, modality, start, end, kind] for start, end, kind in data[f"{modality}_segments"]]
             corrupted[modality] += int(data[f"{modality}_flags"].sum())
         corrupted["both"] += int((data["audio_flags"] & data["visual_flags"]).sum())
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\n")
-    writer.writerow(CORRUPTION_HEADER)
-    writer.writerows(rows)
-    _write_atomic(root / CORRUPTION_FILE, buffer.getvalue())
+    write_corruption(root / CORRUPTION_FILE, rows)
     total = n * len(names)
     summary = {
         "frames_per_recording": n,
@@ -339,130 +294,8 @@ def generate(
         },
         "corrupted_fraction": {key: round(value / total, 4) for key, value in corrupted.items()},
     }
-    _write_atomic(
-        root / PARAMETERS_FILE,
-        json.dumps({"format_version": FORMAT_VERSION, "parameters": params, "summary": summary}, indent=2) + "\n",
-    )
+    write_parameters(root, params, summary)
     return root
-
-
-def _mappings(rng, params) -> dict:
-    mappings = {}
-    for modality in features.MODALITIES:
-        dim = params[f"{modality}_dim"]
-        mappings[modality] = {
-            "w1": rng.standard_normal((3, HIDDEN_UNITS)) * 1.5,
-            "b1": rng.standard_normal(HIDDEN_UNITS) * 0.3,
-            "w2": rng.standard_normal((HIDDEN_UNITS, dim)) / np.sqrt(HIDDEN_UNITS),
-            "constant": rng.standard_normal(dim) * 0.5,
-        }
-    return mappings
-
-
-def _recording(rng, params, mappings, n: int) -> dict:
-    hop = params["hop"]
-    delay = int(round(params.get("label_delay_seconds", 0.0) / hop))
-    valence, arousal, nuisance = smooth_signals(rng, n + delay, params["smoothness_seconds"] / hop, 3)
-    valence, arousal = 0.9 * np.tanh(valence), 0.9 * np.tanh(arousal)
-    # Labels: the emotion at frames 0 .. n-1; features: at frames D .. n+D-1 (with D = 0, the same frames).
-    data = {"valence": valence[:n], "arousal": arousal[:n]}
-    valence, arousal, nuisance = valence[delay:], arousal[delay:], nuisance[delay:]
-    target = int(round(params["corruption_fraction"] * n))
-    min_len = max(1, int(round(SEGMENT_SECONDS[0] / hop)))
-    max_len = max(min_len, int(round(SEGMENT_SECONDS[1] / hop)))
-    avoid = None
-    for modality in features.MODALITIES:
-        mapping = mappings[modality]
-        g_v, g_a = GAINS[modality]
-        inputs = np.stack([g_v * valence, g_a * arousal, 0.5 * nuisance], axis=1)
-        clean = np.tanh(inputs @ mapping["w1"] + mapping["b1"]) @ mapping["w2"]
-        clean = clean + rng.standard_normal(clean.shape[1]) * 0.2  # per-recording offset
-        values = clean + params["noise_std"] * rng.standard_normal(clean.shape)
-        segments, flags = corruption_segments(rng, n, target, min_len, max_len, CORRUPTION_KINDS[modality], avoid)
-        spread = values.std(axis=0)
-        for start, end, kind in segments:
-            if kind == "noise":
-                values[start:end] = values.mean(axis=0) + 2.0 * spread * rng.standard_normal((end - start, len(spread)))
-            else:
-                values[start:end] = mapping["constant"] + 0.01 * rng.standard_normal((end - start, len(spread)))
-        data[modality], data[f"{modality}_segments"], data[f"{modality}_flags"] = values, segments, flags
-        avoid = flags
-    return data
-
-
-def _corruption_segments(rng, params, n: int) -> dict:
-    """Corrupted stretches of both modalities, placed as in `_recording` (visual avoiding audio)."""
-    hop = params["hop"]
-    target = int(round(params["corruption_fraction"] * n))
-    min_len = max(1, int(round(SEGMENT_SECONDS[0] / hop)))
-    max_len = max(min_len, int(round(SEGMENT_SECONDS[1] / hop)))
-    out, avoid = {}, None
-    for modality in features.MODALITIES:
-        segments, flags = corruption_segments(rng, n, target, min_len, max_len, CORRUPTION_KINDS[modality], avoid)
-        out[f"{modality}_segments"], out[f"{modality}_flags"] = segments, flags
-        avoid = flags
-    return out
-
-
-def _raw_recording(rng, params, n: int) -> dict:
-    """Labels, drawn faces and a synthetic voice of one recording (`synthetic_raw`)."""
-    hop = params["hop"]
-    valence, arousal = smooth_signals(rng, n, params["smoothness_seconds"] / hop, 2)
-    valence, arousal = 0.9 * np.tanh(valence), 0.9 * np.tanh(arousal)
-    person = synthetic_raw.identity(rng)
-    data = {"valence": valence, "arousal": arousal, **_corruption_segments(rng, params, n)}
-    faces = synthetic_raw.draw_faces(valence, arousal, params["face_size"], person, rng)
-    data["faces"] = synthetic_raw.corrupt_faces(faces, data["visual_segments"], rng)
-    waveform = synthetic_raw.synthesize_voice(valence, arousal, hop, params["sample_rate"], person, rng)
-    data["waveform"] = synthetic_raw.corrupt_voice(waveform, data["audio_segments"], hop, params["sample_rate"], rng)
-    return data
-
-
-def _write_table(path: Path, name: str, columns: list, values: np.ndarray) -> None:
-    buffer = io.StringIO()
-    np.savetxt(buffer, values, fmt="%.6f", delimiter=";")
-    prefix = f"'{name}';"
-    body = "".join(prefix + line + "\n" for line in buffer.getvalue().splitlines())
-    _write_atomic(path, "name;" + ";".join(columns) + "\n" + body)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def read_corruption(path) -> dict:
-    """`corruption.csv` as {name: {modality: [(start, end, line), ...]}}.
-
-    Raises:
-        DataError: a bad header, row, modality or frame range (file, line and column).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("no corruption file in the synthetic corpus; regenerate it", path)
-    segments = {}
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle, delimiter=";"))
-    if not rows or [cell.strip() for cell in rows[0]][:4] != CORRUPTION_HEADER[:4]:
-        raise DataError(f"expected the header {';'.join(CORRUPTION_HEADER)}", path, 1)
-    width = len(rows[0])
-    for number, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != width:
-            raise DataError(f"expected {width} columns, found {len(row)}", path, number)
-        name, modality = row[0].strip().strip("'\""), row[1].strip()
-        if modality not in features.MODALITIES:
-            raise DataError(f"modality must be audio or visual, got {modality!r}", path, number, 2)
-        try:
-            start, end = int(row[2]), int(row[3])
-        except ValueError:
-            raise DataError(f"frames must be integers, got {row[2]!r} and {row[3]!r}", path, number, 3) from None
-        if not 0 <= start < end:
-            raise DataError(f"need 0 <= start_frame < end_frame, got {start} and {end}", path, number, 3)
-        segments.setdefault(name, {}).setdefault(modality, []).append((start, end, number))
-    return segments
 
 
 def open_synthetic(

@@ -217,7 +217,7 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def open_synthetic_raw(root: Path, params: dict, segments: dict, corruption_path: Path, names) -> Corpus:
     """The raw synthetic corpus as a `Corpus` of recordings with `faces`, `waveform`, `sample_rate`."""
-    from pipelines.datasets.avec import read_labels
+    from pipelines.datasets.avec_files import read_labels
 
     hop = float(params["hop"])
     files = []

@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.datasets import open_corpus
-from pipelines.datasets.iemocap import resample_frames
+from pipelines.datasets.iemocap_features import resample_frames
 from tests.fixtures import write_iemocap_fixture
 
 
