@@ -29,381 +29,31 @@ under temporary names (`.*.partial`) and renamed when the whole corpus has been 
 manifest is removed before and rewritten after, so a crash never leaves a set of shards that
 looks complete.
 
+The records and shards are written by `pipelines.components.shards`, after
+`pipelines.components.recording_checks` has checked each recording.
+
     python -m pipelines.example_gen --dataset avec --data-dir DIR \\
         --audio-features egemaps --visual-features faus --output-dir OUT
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
-import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from pipelines.config.flags import add_strictness_arguments
-from pipelines.core import cli
-from pipelines.core.errors import ConfigError, DataError, cli_main
-from pipelines.core.io_utils import file_digest, read_json, write_json_atomic
+from pipelines.components.recording_checks import RecordingChecker
+from pipelines.components.shards import PartitionWriter, bad_partitions, serialize_recording
+from pipelines.core.errors import ConfigError, DataError
+from pipelines.core.io_utils import read_json, write_json_atomic
 from pipelines.core.pause import pause_point
 from pipelines.data import features
-from pipelines.data.records import (  # noqa: F401 (the record keys and manifest helpers, also as example_gen.X)
-    AUDIO_CORRUPTED,
-    CORRUPTED_KEYS,
-    EXAMPLES_DIR,
-    FORMAT_VERSION,
-    HAS_CORRUPTION,
-    HOP,
-    LABELLED,
-    MANIFEST,
-    METADATA,
-    NAME,
-    NUM_FRAMES,
-    PARTIAL_SUFFIX,
-    PARTITION,
-    PRESENT_KEYS,
-    RAW,
-    SAMPLE_RATE,
-    SEQUENCE_LEVEL,
-    SHARD_SUFFIX,
-    TIMESTAMPS,
-    VISUAL_CORRUPTED,
-    load_manifest,
-    partition_info,
-)
-from pipelines.datasets import ADAPTERS
+from pipelines.data.records import EXAMPLES_DIR, FORMAT_VERSION, MANIFEST, RAW, SAMPLE_RATE, SHARD_SUFFIX
 
 # Without --num-shards a partition's shard is closed once it holds this many bytes.
 DEFAULT_SHARD_BYTES = 64 * 1024 * 1024
-
-
-# ---------------------------------------------------------------------------------------------
-# Serialisation
-
-
-def _floats(rows):
-    import tensorflow as tf
-
-    # `tolist()` first: building a FloatList from Python floats is several times faster than from
-    # numpy rows.
-    return tf.train.FeatureList(
-        feature=[
-            tf.train.Feature(float_list=tf.train.FloatList(value=row))
-            for row in np.asarray(rows, np.float32).reshape(len(rows), -1).tolist()
-        ]
-    )
-
-
-def _ints(values):
-    import tensorflow as tf
-
-    return tf.train.FeatureList(
-        feature=[
-            tf.train.Feature(int64_list=tf.train.Int64List(value=[v])) for v in np.asarray(values, np.int64).tolist()
-        ]
-    )
-
-
-def serialize_recording(recording, logmel=None) -> bytes:
-    """One `Recording` as a serialised `tf.train.SequenceExample` (layout in the module docstring).
-
-    A raw recording needs `logmel`, the complete log-mel settings (`raw_inputs.validate_logmel`).
-    """
-    import tensorflow as tf
-
-    n = recording.num_frames
-    hop = float(recording.hop)
-    timestamps = recording.timestamps if recording.timestamps is not None else np.arange(n) * hop
-    has_corruption = recording.audio_corrupted is not None or recording.visual_corrupted is not None
-
-    def float_feature(value):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
-
-    def int_feature(value):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-
-    def bytes_feature(value: str):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
-
-    context = {
-        NAME: bytes_feature(recording.name),
-        PARTITION: bytes_feature(recording.partition),
-        HOP: float_feature(hop),
-        NUM_FRAMES: int_feature(n),
-        METADATA: bytes_feature(json.dumps(recording.metadata or {}, sort_keys=True, default=str)),
-        LABELLED: int_feature(recording.labelled),
-        SEQUENCE_LEVEL: int_feature(recording.sequence_level),
-        HAS_CORRUPTION: int_feature(has_corruption),
-    }
-    if recording.raw:
-        from pipelines.data import raw_inputs
-
-        context[SAMPLE_RATE] = int_feature(recording.sample_rate)
-        spectrogram = raw_inputs.compute_logmel(recording.waveform, recording.sample_rate, logmel)
-        lists = {
-            features.AUDIO: _floats(spectrogram),
-            features.VISUAL: tf.train.FeatureList(
-                feature=[
-                    tf.train.Feature(bytes_list=tf.train.BytesList(value=[png]))
-                    for png in raw_inputs.encode_faces(recording.faces)
-                ]
-            ),
-        }
-    else:
-        lists = {features.AUDIO: _floats(recording.audio), features.VISUAL: _floats(recording.visual)}
-    lists.update(
-        {
-            # Whole microseconds: exact for the corpora's timestamps, unlike a float32 FloatList.
-            TIMESTAMPS: _ints(np.round(np.asarray(timestamps, np.float64) * 1e6)),
-        }
-    )
-    for modality, key in PRESENT_KEYS.items():
-        present = getattr(recording, key)
-        lists[key] = _floats((np.ones(n, np.float32) if present is None else present).reshape(n, 1))
-    if recording.labelled:
-        for key in features.LABEL_KEYS:
-            value = getattr(recording, key)
-            if recording.sequence_level:
-                context[key] = float_feature(value)
-            else:
-                lists[key] = _floats(np.asarray(value, np.float32).reshape(n, 1))
-    if has_corruption:
-        for modality, key in CORRUPTED_KEYS.items():
-            flags = getattr(recording, key)
-            lists[key] = _ints(np.zeros(n, np.int64) if flags is None else np.asarray(flags, bool))
-    example = tf.train.SequenceExample(
-        context=tf.train.Features(feature=context), feature_lists=tf.train.FeatureLists(feature_list=lists)
-    )
-    # Deterministic: the same recording gives the same bytes in every process (map fields such as
-    # the context are otherwise written in an order that can differ between processes).
-    return example.SerializeToString(deterministic=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation while converting
-
-
-class _Checker:
-    """Checks each recording against the corpus and the recordings before it."""
-
-    def __init__(self, corpus, mel_bins=None):
-        self.corpus = corpus
-        self.raw = corpus.mode == RAW
-        self.dims = {
-            features.AUDIO: len(corpus.audio_feature_names) or None,
-            features.VISUAL: len(corpus.visual_feature_names) or None,
-        }
-        if self.raw:
-            self.dims = {features.AUDIO: mel_bins, features.VISUAL: 3}
-        self.face_shape = None
-        self.sample_rate = None
-        self.first = {}
-        self.names = set()
-        self.kind = {}
-        self.contents = {}
-
-    def fail(self, recording, message):
-        raise DataError(f"recording {recording.name!r} ({recording.partition}): {message}", self.corpus.root)
-
-    def _check_raw(self, rec) -> int:
-        faces, waveform = np.asarray(rec.faces), rec.waveform
-        if faces.dtype != np.uint8 or faces.ndim != 4 or faces.shape[-1] != 3:
-            self.fail(rec, f"faces must be uint8 [frames, height, width, 3], got {faces.dtype} {faces.shape}")
-        if self.face_shape is None:
-            self.face_shape = tuple(faces.shape[1:])
-        elif tuple(faces.shape[1:]) != self.face_shape:
-            self.fail(rec, f"face crops of {faces.shape[1:]}, but earlier recordings have {self.face_shape}")
-        if waveform is None or np.ndim(waveform) != 1 or not np.all(np.isfinite(waveform)):
-            self.fail(rec, "needs a finite mono waveform [samples]")
-        if not isinstance(rec.sample_rate, (int, np.integer)) or rec.sample_rate < 1:
-            self.fail(rec, f"sample_rate must be a positive integer, got {rec.sample_rate!r}")
-        if self.sample_rate is None:
-            self.sample_rate = int(rec.sample_rate)
-        elif rec.sample_rate != self.sample_rate:
-            self.fail(rec, f"sample rate {rec.sample_rate} Hz, but earlier recordings have {self.sample_rate} Hz")
-        return faces.shape[0]
-
-    def _check_contents(self, rec):
-        """No two recordings with the same features (a copied recording). Non-finite values are left
-        to StatisticsGen, which reports them as a blocking anomaly."""
-        digest = hashlib.sha1()
-        for modality in features.MODALITIES:
-            values = np.asarray(getattr(rec, modality), np.float32)
-            digest.update(np.ascontiguousarray(values).tobytes())
-        key = digest.hexdigest()
-        if key in self.contents:
-            name, partition = self.contents[key]
-            self.fail(
-                rec,
-                f"has the same audio and visual features as recording {name!r} ({partition}) "
-                f"(expected every recording once in the corpus)",
-            )
-        self.contents[key] = (rec.name, rec.partition)
-
-    def check(self, rec):
-        if rec.partition not in features.PARTITIONS:
-            self.fail(rec, f"partition must be one of {', '.join(features.PARTITIONS)}")
-        if rec.name in self.names:
-            self.fail(rec, "the name occurs twice in the corpus")
-        self.names.add(rec.name)
-        if not math.isclose(float(rec.hop), float(self.corpus.hop), rel_tol=1e-6, abs_tol=1e-9):
-            self.fail(rec, f"hop {rec.hop} s differs from the corpus hop {self.corpus.hop} s")
-        if self.raw != rec.raw:
-            self.fail(
-                rec,
-                "is a raw recording in a feature corpus"
-                if rec.raw
-                else "has features, but the corpus is a raw one (face crops and waveforms)",
-            )
-        n = self._check_raw(rec) if self.raw else None
-        for modality in () if self.raw else features.MODALITIES:
-            values = np.asarray(getattr(rec, modality))
-            if values.ndim != 2:
-                self.fail(rec, f"{modality} features must be a [frames, dims] array, got shape {values.shape}")
-            if n is None:
-                n = values.shape[0]
-            elif values.shape[0] != n:
-                self.fail(rec, f"{values.shape[0]} {modality} frames but {n} audio frames")
-            expected = self.dims[modality]
-            if expected is None:
-                self.dims[modality], self.first[modality] = values.shape[1], rec.name
-            elif values.shape[1] != expected:
-                origin = (
-                    f"as in recording {self.first[modality]!r}"
-                    if modality in self.first
-                    else "as the corpus's feature names say"
-                )
-                self.fail(rec, f"{values.shape[1]} {modality} features per frame, expected {expected} {origin}")
-        if n == 0:
-            self.fail(rec, "no frames")
-        if not self.raw:
-            self._check_contents(rec)
-        if (rec.valence is None) != (rec.arousal is None):
-            self.fail(rec, "has only one of valence and arousal")
-        if rec.labelled:
-            for key in features.LABEL_KEYS:
-                shape = np.shape(getattr(rec, key))
-                if shape not in ((), (n,)):
-                    self.fail(rec, f"{key} must be a scalar or one value per frame ({n}), got shape {shape}")
-            if np.ndim(rec.valence) != np.ndim(rec.arousal):
-                self.fail(rec, "valence and arousal must both be per frame or both per sequence")
-        for key in (TIMESTAMPS, features.AUDIO_PRESENT, features.VISUAL_PRESENT, AUDIO_CORRUPTED, VISUAL_CORRUPTED):
-            value = getattr(rec, key)
-            if value is not None and np.shape(value) != (n,):
-                self.fail(rec, f"{key} must have one value per frame ({n}), got shape {np.shape(value)}")
-        kind = (rec.labelled, rec.sequence_level)
-        before = self.kind.setdefault(rec.partition, (kind, rec.name))
-        if before[0] != kind:
-
-            def describe(k):
-                return "unlabelled" if not k[0] else ("sequence-level" if k[1] else "frame-level")
-
-            self.fail(
-                rec,
-                f"is {describe(kind)} but recording {before[1]!r} of the same partition is "
-                f"{describe(before[0])}; a partition must be labelled the same way throughout",
-            )
-
-
-# ---------------------------------------------------------------------------------------------
-# Shard writing
-
-
-class _PartitionWriter:
-    """Writes one partition's shards under temporary names; `finish` renames them into place."""
-
-    def __init__(self, directory: Path, partition: str, num_shards, shard_bytes):
-        import tensorflow as tf
-
-        self._tf = tf
-        self.directory = directory
-        self.partition = partition
-        self.num_shards = num_shards
-        self.shard_bytes = shard_bytes
-        self.temp_paths, self.writers, self.sizes, self.counts = [], [], [], []
-        self.index = 0
-        self.recordings = []  # (name, frames)
-        self.frames = 0
-        self.has_corruption = 0
-        self.kind = None
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob(f".*{PARTIAL_SUFFIX}"):
-            stale.unlink()
-
-    def _open(self):
-        path = self.directory / f".{self.partition}-{len(self.writers):05d}-{os.getpid()}{SHARD_SUFFIX}{PARTIAL_SUFFIX}"
-        self.temp_paths.append(path)
-        self.writers.append(self._tf.io.TFRecordWriter(str(path)))
-        self.sizes.append(0)
-        self.counts.append(0)
-
-    def write(self, recording, record: bytes):
-        if self.num_shards:
-            while len(self.writers) < min(self.num_shards, self.index + 1):
-                self._open()
-            shard = self.index % self.num_shards
-        else:
-            if not self.writers or self.sizes[-1] >= self.shard_bytes:
-                if self.writers:
-                    self.writers[-1].close()
-                self._open()
-            shard = len(self.writers) - 1
-        self.writers[shard].write(record)
-        self.sizes[shard] += len(record)
-        self.counts[shard] += 1
-        self.index += 1
-        self.recordings.append([recording.name, recording.num_frames])
-        self.frames += recording.num_frames
-        self.has_corruption += int(recording.audio_corrupted is not None or recording.visual_corrupted is not None)
-        self.kind = (recording.labelled, recording.sequence_level)
-
-    def close(self):
-        for writer in self.writers:
-            writer.close()
-
-    def finish(self, root: Path) -> list:
-        """Renames the shards to their final names, removes older ones, returns the shard entries."""
-        self.close()
-        total = len(self.temp_paths)
-        shards = []
-        for i, temp in enumerate(self.temp_paths):
-            final = self.directory / f"{self.partition}-{i:05d}-of-{total:05d}{SHARD_SUFFIX}"
-            os.replace(temp, final)
-            shards.append(
-                {
-                    "file": final.relative_to(root).as_posix(),
-                    "num_recordings": self.counts[i],
-                    "bytes": final.stat().st_size,
-                    "sha256": file_digest(final),
-                }
-            )
-        keep = {self.directory / Path(s["file"]).name for s in shards}
-        for old in self.directory.glob(f"*{SHARD_SUFFIX}"):
-            if old not in keep:
-                old.unlink()
-        return shards
-
-    def discard(self):
-        self.close()
-        for temp in self.temp_paths:
-            temp.unlink(missing_ok=True)
-
-
-def _bad_partitions(root: Path, manifest: dict) -> list:
-    """Partitions of an earlier manifest with a missing or corrupt shard."""
-    bad = []
-    for name, part in manifest.get("partitions", {}).items():
-        for shard in part.get("shards", []):
-            path = root / shard["file"]
-            if not path.is_file() or path.stat().st_size != shard.get("bytes") or file_digest(path) != shard["sha256"]:
-                bad.append(name)
-                break
-    return bad
 
 
 def _settings(num_shards, shard_bytes) -> dict:
@@ -456,7 +106,7 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
         and old.get("fingerprint") == corpus.fingerprint
         and old.get("settings") == settings
     ):
-        redo = _bad_partitions(root, old)
+        redo = bad_partitions(root, old)
         if not redo:
             if progress:
                 print(f"example_gen: {root} is up to date (fingerprint {corpus.fingerprint[:12]})", file=sys.stderr)
@@ -472,7 +122,7 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
     from tqdm import tqdm
 
     started = time.time()
-    checker = _Checker(corpus, mel_bins=logmel["mel_bins"] if raw else None)
+    checker = RecordingChecker(corpus, mel_bins=logmel["mel_bins"] if raw else None)
     writers = {}
     examples = root / EXAMPLES_DIR
     try:
@@ -484,7 +134,7 @@ def run(corpus, output_dir, *, num_shards=None, progress=True, shard_bytes=DEFAU
                 continue
             writer = writers.get(recording.partition)
             if writer is None:
-                writer = writers[recording.partition] = _PartitionWriter(
+                writer = writers[recording.partition] = PartitionWriter(
                     examples / recording.partition, recording.partition, num_shards, shard_bytes
                 )
             writer.write(recording, serialize_recording(recording, logmel))
@@ -569,64 +219,6 @@ def print_notes(corpus_report: dict) -> None:
         print(f"example_gen: {note}", file=sys.stderr)
 
 
-def _split(value):
-    return [item for item in (value or "").split(",") if item]
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.example_gen",
-        description="Convert a corpus into sharded TFRecord SequenceExamples plus manifest.json. "
-        "Re-running with unchanged corpus files reuses the shards (checksums are verified).",
-    )
-    parser.add_argument("--dataset", required=True, choices=tuple(ADAPTERS), help="corpus adapter")
-    parser.add_argument(
-        "--data-dir",
-        required=True,
-        help="corpus folder (AVEC/synthetic: holds labels/ and the feature folders; IEMOCAP: holds Session1..Session5)",
-    )
-    parser.add_argument(
-        "--audio-features",
-        default=None,
-        help="comma-separated audio feature folders, concatenated per frame "
-        "(IEMOCAP: the audio modality folder under --features-dir)",
-    )
-    parser.add_argument("--visual-features", default=None, help="comma-separated visual feature folders")
-    parser.add_argument(
-        "--features-dir",
-        default=None,
-        help="IEMOCAP only: folder of per-utterance feature files <modality>/<utterance id>",
-    )
-    parser.add_argument(
-        "--validation-speaker",
-        default=None,
-        choices=("F", "M"),
-        help="IEMOCAP only: the session-5 speaker used for validation (the other one is test)",
-    )
-    parser.add_argument(
-        "--allow-missing-modality",
-        action="store_true",
-        help="IEMOCAP only: keep utterances with one modality missing (zero-filled, flagged)",
-    )
-    parser.add_argument("--output-dir", required=True, help="artefact folder to write")
-    parser.add_argument(
-        "--num-shards", type=int, default=None, help="shards per partition (default: a new shard every 64 MiB)"
-    )
-    parser.add_argument(
-        "--mel-bins", type=int, default=None, help="raw corpora: mel bins of the log-mel spectrogram (default 64)"
-    )
-    parser.add_argument(
-        "--mel-hop-seconds",
-        type=float,
-        default=None,
-        help="raw corpora: hop of the log-mel spectrogram in seconds (default 0.01)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_strictness_arguments(parser)
-    cli.finish_parser(parser)
-    return parser
-
-
 def strictness_option(dataset: str, strict) -> dict:
     """The adapter option for `strict` (None or True: strict, the adapters' default)."""
     if strict is None or strict:
@@ -634,45 +226,3 @@ def strictness_option(dataset: str, strict) -> dict:
     if dataset not in ("avec", "iemocap"):
         raise ConfigError(f"--lenient (strict: false) applies to the avec and iemocap corpora, not {dataset}")
     return {"strict": False}
-
-
-@cli_main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    # Checks only (`run` makes the folder once the corpus reads), before the corpus is read.
-    cli.check_output_dir(args.output_dir, "--output-dir", create=False)
-    options = {}
-    audio, visual = _split(args.audio_features), _split(args.visual_features)
-    if args.dataset == "iemocap":
-        if len(audio) > 1 or len(visual) > 1:
-            raise ConfigError("IEMOCAP takes one folder per modality in --audio-features / --visual-features")
-        if audio:
-            options["audio_features"] = audio[0]
-        if visual:
-            options["visual_features"] = visual[0]
-        if args.features_dir:
-            options["features_dir"] = args.features_dir
-        if args.validation_speaker:
-            options["validation_speaker"] = args.validation_speaker
-    else:
-        for flag in ("features_dir", "validation_speaker"):
-            if getattr(args, flag):
-                raise ConfigError(f"--{flag.replace('_', '-')} applies to --dataset iemocap only")
-        if audio:
-            options["audio_features"] = audio
-        if visual:
-            options["visual_features"] = visual
-    if args.allow_missing_modality:
-        options["allow_missing_modality"] = True
-    options.update(strictness_option(args.dataset, getattr(args, "strict", None)))
-    if args.num_shards is not None and args.num_shards < 1:
-        raise ConfigError(f"--num-shards must be at least 1, got {args.num_shards}")
-    from pipelines.datasets import open_corpus
-
-    corpus = open_corpus(args.dataset, args.data_dir, **options)
-    logmel = {
-        key: value
-        for key, value in (("mel_bins", args.mel_bins), ("hop_seconds", args.mel_hop_seconds))
-        if value is not None
-    }
-    run(corpus, args.output_dir, num_shards=args.num_shards, progress=not args.no_progress, logmel=logmel)

@@ -12,14 +12,13 @@ variance 1; a constant one keeps variance 0 (Normalization divides by max(std, e
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from pipelines.components.statistics_gen import MomentAccumulator, data_key
+from pipelines.components.statistics import MomentAccumulator, data_key
 from pipelines.core import cli
-from pipelines.core.errors import DataError, cli_main
+from pipelines.core.errors import DataError
 from pipelines.core.io_utils import read_current_json, read_json, write_json_atomic
 from pipelines.core.pause import pause_point
 from pipelines.data import features, records
@@ -119,17 +118,3 @@ def load_normalization(artifact_dir) -> dict:
                 f"{modality} normalisation has {mean.shape[0]} features, the data {manifest[f'{modality}_dim']}", path
             )
     return norms
-
-
-@cli_main
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.transform",
-        description="Fit per-feature z-normalisation (mean, variance) on the train partition; writes transform.json.",
-    )
-    parser.add_argument("--artifact-dir", required=True, help="ExampleGen's output folder")
-    cli.finish_parser(parser)
-    args = parser.parse_args(argv)
-    # Checks only: the folder must hold ExampleGen's artefacts already (`run` says so when it does not).
-    cli.check_output_dir(args.artifact_dir, "--artifact-dir", create=False)
-    run(args.artifact_dir, progress=True)

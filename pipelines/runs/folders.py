@@ -106,10 +106,9 @@ def open_run(run_dir):
 
 def training_delay_frames(config: dict, artifact_dir) -> int:
     """`training.label_delay_seconds` in frames of the run's data (`pipelines.data.label_delay`)."""
-    from pipelines.components import example_gen
-    from pipelines.data import label_delay
+    from pipelines.data import label_delay, records
 
     seconds = label_delay.seconds_of(config)
     if not seconds:
         return 0
-    return label_delay.delay_frames(seconds, example_gen.partition_info(artifact_dir, features.TRAIN)["hop"])
+    return label_delay.delay_frames(seconds, records.partition_info(artifact_dir, features.TRAIN)["hop"])

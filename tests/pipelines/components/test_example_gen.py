@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from pipelines import example_gen as example_gen_command
 from pipelines.components import example_gen, input_pipeline
 from pipelines.core.errors import ConfigError, DataError
 from tests.pipelines.example_gen_helpers import AUDIO_DIM, HOP, VISUAL_DIM, make_corpus, make_recordings
@@ -251,7 +252,7 @@ def test_bad_num_shards(tmp_path):
 
 def test_cli_help_and_flag_errors(capsys):
     with pytest.raises(SystemExit) as info:
-        example_gen.main(["--help"])
+        example_gen_command.main(["--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
     for flag in (
@@ -267,18 +268,18 @@ def test_cli_help_and_flag_errors(capsys):
     ):
         assert flag in text
     with pytest.raises(SystemExit) as info:
-        example_gen.main(["--dataset", "avec", "--data-dir", "x", "--output-dir", "y", "--features-dir", "z"])
+        example_gen_command.main(["--dataset", "avec", "--data-dir", "x", "--output-dir", "y", "--features-dir", "z"])
     assert info.value.code == 2
     assert "error: --features-dir applies to --dataset iemocap only" in capsys.readouterr().err
 
 
 def test_cli_chain_on_an_avec_layout(tmp_path, capsys):
-    from pipelines.components import statistics_gen, transform
+    from pipelines import statistics_gen, transform
     from tests.fixtures import write_avec_fixture
 
     truth = write_avec_fixture(tmp_path / "avec", num_frames=12)
     out = tmp_path / "artifacts"
-    example_gen.main(
+    example_gen_command.main(
         [
             "--dataset",
             "avec",

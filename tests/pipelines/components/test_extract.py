@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.components import extract
+from pipelines import extract
 from pipelines.datasets.tables import read_table
 from tests.pipelines.media import make_media
 

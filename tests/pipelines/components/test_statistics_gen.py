@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.components import example_gen, statistics_gen
+from pipelines import statistics_gen as statistics_gen_command
+from pipelines.components import example_gen, shards, statistics, statistics_gen
 from pipelines.core.errors import DataError
 from tests.pipelines.example_gen_helpers import AUDIO_DIM, VISUAL_DIM, make_corpus, make_recordings
 
@@ -70,7 +71,7 @@ def test_moment_accumulator_streaming_precision():
     chunks = [1e6 + rng.normal(size=(n, 2)) * [1e-2, 3.0] for n in (1, 5, 17, 2)]
     chunks[2][3, 1] = np.nan
     chunks[1][0, 0] = np.inf
-    acc = statistics_gen.MomentAccumulator(2)
+    acc = statistics.MomentAccumulator(2)
     for chunk in chunks:
         acc.update(chunk)
     values = np.concatenate(chunks)
@@ -192,7 +193,7 @@ def _rewrite_shard(out, partition, recording):
     manifest = json.loads((out / "manifest.json").read_text())
     path = out / manifest["partitions"][partition]["shards"][0]["file"]
     with tf.io.TFRecordWriter(str(path)) as writer:
-        writer.write(example_gen.serialize_recording(recording))
+        writer.write(shards.serialize_recording(recording))
 
 
 def test_dimension_mismatch_is_blocking(tmp_path):
@@ -231,7 +232,7 @@ def test_cli_exits_2_on_blocking_anomaly(tmp_path, capsys):
     recordings = _change(make_recordings(seed=3), "train_02", valence=lambda r: _set(r.valence, 1, 2.0))
     out = _build(tmp_path, recordings)
     with pytest.raises(SystemExit) as info:
-        statistics_gen.main(["--artifact-dir", str(out)])
+        statistics_gen_command.main(["--artifact-dir", str(out)])
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and "anomalies.json: blocking data anomaly: train: 1 valence value(s) outside" in err

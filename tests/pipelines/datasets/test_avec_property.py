@@ -25,7 +25,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipelines.components import example_gen
+from pipelines import example_gen
+from pipelines.data import records
 from tests.fixtures import AVEC_LABEL_FRAMES, AVEC_PAIRS, write_avec_real_fixture
 
 DEFAULT_EXAMPLES = 20
@@ -76,7 +77,7 @@ def run_example_gen(root, out):
 
 
 def shard_digests(out):
-    manifest = example_gen.load_manifest(out)
+    manifest = records.load_manifest(out)
     return {
         name: ([s["sha256"] for s in part["shards"]], part["num_recordings"], part["num_frames"])
         for name, part in manifest["partitions"].items()

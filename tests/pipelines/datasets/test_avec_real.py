@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.components import example_gen, statistics_gen
+from pipelines import example_gen
+from pipelines.components import statistics_gen
 from pipelines.core.errors import DataError
+from pipelines.data import records
 from pipelines.datasets import open_corpus
 from tests.fixtures import write_avec_real_fixture
 
@@ -102,7 +104,7 @@ def test_example_gen_says_in_one_line_which_recordings_share_features(corpus_dir
         code, lines = run_example_gen(root, out)
     assert code == 0, lines
     assert len(lines) == 1 and lines[0].startswith("example_gen: 10 recordings share feature values"), lines
-    manifest = example_gen.load_manifest(out)
+    manifest = records.load_manifest(out)
     groups = manifest["corpus_report"]["recordings_sharing_features"]
     assert [group["recordings"] for group in groups] == [list(pair) for pair in truth["pairs"]]
     assert {p: part["num_frames"] for p, part in manifest["partitions"].items()} == {
@@ -161,7 +163,7 @@ def test_same_audio_in_two_partitions_is_a_warning_and_listed(corpus_copy, tmp_p
         f"{copy}: the same feature values as {source} of the train partition; a recording in two partitions "
         f"leaks its data from one into the other (accepted)"
     ]
-    report = example_gen.load_manifest(out)["corpus_report"]
+    report = records.load_manifest(out)["corpus_report"]
     assert report["shared_across_partitions"] == [[str(source), str(copy)]]
     # The pair Devel_HU_04/10 no longer shares its mfcc file, only its egemaps file.
     assert {"partition": "devel", "recordings": ["Devel_HU_04", "Devel_HU_10"], "folders": ["egemaps"]} in report[

@@ -8,8 +8,10 @@ import warnings
 import numpy as np
 import pytest
 
+from pipelines import example_gen as example_gen_command
 from pipelines.components import example_gen
 from pipelines.core.errors import DataError
+from pipelines.data import records
 from pipelines.datasets import open_corpus
 from tests.fixtures import write_avec_fixture, write_iemocap_fixture
 from tests.pipelines.example_gen_helpers import make_corpus, make_recordings
@@ -302,8 +304,8 @@ def test_example_gen_cli_strict_and_lenient(avec):
     ]
     assert not (root / "out" / "manifest.json").exists()
     with pytest.warns(UserWarning, match=f"{path}: timestamps drift up to 0.02 s"):
-        example_gen.main(command[3:] + ["--lenient"])
-    manifest = example_gen.load_manifest(root / "out")
+        example_gen_command.main(command[3:] + ["--lenient"])
+    manifest = records.load_manifest(root / "out")
     assert sum(part["num_recordings"] for part in manifest["partitions"].values()) == 4
 
 
