@@ -228,7 +228,7 @@ def mc_dropout_of(run_dir: Path, passes: int) -> dict:
 
     from pipelines.components import input_pipeline
     from pipelines.data import corrupt
-    from pipelines.evaluation import uncertainty as unc
+    from pipelines.evaluation import uncertainty_scores
     from pipelines.runs import folders as runs
 
     infer, config = runs.load_inference_model(run_dir)
@@ -241,7 +241,8 @@ def mc_dropout_of(run_dir: Path, passes: int) -> dict:
             inputs = corrupt.corrupt_recordings(recordings, "visual", FRACTION, mode=kind, seed=0, hop=hop)
         keep = ("valence", "arousal", "valence_spread", "arousal_spread")
         result[kind] = [
-            {k: np.asarray(r["outputs"][k]) for k in keep} for r in unc.predict_mc_dropout(infer, inputs, passes)
+            {k: np.asarray(r["outputs"][k]) for k in keep}
+            for r in uncertainty_scores.predict_mc_dropout(infer, inputs, passes)
         ]
     keras.backend.clear_session()
     cache.write_bytes(pickle.dumps(result))
@@ -253,8 +254,7 @@ def ause_run(data, mc) -> dict:
     the recommended conformal fit's difficulty (calibrated without the held-out kind), MC dropout's
     spread (around its own mean) and a random ranking."""
     from cold_keras import metrics as cmetrics
-    from pipelines.evaluation import conformal
-    from pipelines.evaluation import uncertainty as unc
+    from pipelines.evaluation import conformal, uncertainty_scores
 
     convention = data["config"]["weight_convention"]
     table = {}
@@ -273,7 +273,7 @@ def ause_run(data, mc) -> dict:
             y = np.concatenate([r[dim] for r in test])
             mu = np.concatenate([r["outputs"][dim] for r in test])
             native = np.concatenate(
-                [unc.uncertainty_scores(r["outputs"], "native", convention)[f"av_{dim}"] for r in test]
+                [uncertainty_scores.uncertainty_scores(r["outputs"], "native", convention)[f"av_{dim}"] for r in test]
             )
             difficulty = np.concatenate([fitted.difficulty(conformal.with_presence(r), f"av_{dim}") for r in test])
             row["native"].append(cmetrics.ause(y, mu, native))

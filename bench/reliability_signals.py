@@ -93,8 +93,8 @@ def measure(variant: str, seed: int, fraction: float = 0.5) -> dict:
     from sklearn.linear_model import Ridge
 
     from cold_keras.layers.reliability import atypicality_reference
+    from cold_keras.metrics import roc_auc
     from pipelines.data import corrupt
-    from pipelines.evaluation.evaluate import roc_auc
 
     data = corpus(variant, seed)
     train = data["Train"]

@@ -138,6 +138,7 @@ def evaluate_method(
     from pipelines.components import input_pipeline
     from pipelines.data import corrupt
     from pipelines.evaluation import uncertainty as unc
+    from pipelines.evaluation import uncertainty_report, uncertainty_scores
     from pipelines.runs import folders as runs
 
     kind = METHODS[method][1]
@@ -148,9 +149,9 @@ def evaluate_method(
         config = config or config_of
     artifact_dir = config["runtime"]["artifact_dir"]
     if kind == "ensemble":
-        predict = lambda recordings: unc.predict_ensemble(models, recordings)  # noqa: E731
+        predict = lambda recordings: uncertainty_scores.predict_ensemble(models, recordings)  # noqa: E731
     elif kind == "mc_dropout":
-        predict = lambda recordings: unc.predict_mc_dropout(models[0], recordings, passes, seed=0)  # noqa: E731
+        predict = lambda recordings: uncertainty_scores.predict_mc_dropout(models[0], recordings, passes, seed=0)  # noqa: E731
     else:
         from pipelines.evaluation import scoring as evaluation
 
@@ -177,11 +178,13 @@ def evaluate_method(
     }
     result = {}
     for condition, inputs in conditions.items():
-        section = unc.uncertainty_metrics(unc.attach_std(predict(inputs), calibration), calibration)
+        section = uncertainty_report.uncertainty_metrics(unc.attach_std(predict(inputs), calibration), calibration)
         fused = [section[f"av_{dim}"] for dim in ("valence", "arousal")]
         result[condition] = {key: float(np.mean([row[key] for row in fused])) for key, _ in COLUMNS}
         if figures_dir is not None:
-            for name, data in unc.figures(section, f"{METHODS[method][0]}, {partition} {condition}").items():
+            for name, data in uncertainty_report.figures(
+                section, f"{METHODS[method][0]}, {partition} {condition}"
+            ).items():
                 path = Path(figures_dir) / f"{method}_{condition}_{name}"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)

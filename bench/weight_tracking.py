@@ -140,14 +140,14 @@ def evaluate_run(run_dir: Path, partition: str, fraction: float, mode: str) -> d
     from _common import load_run
 
     from pipelines.data import corrupt
-    from pipelines.evaluation import evaluate
+    from pipelines.evaluation import diagnostics
     from pipelines.evaluation import scoring as evaluation
 
     infer, recordings = load_run(run_dir, partition)
     result = {}
     clean = evaluation.predict_recordings(infer, recordings)
     result["clean"] = evaluation.score_partition(clean, task="regression")[0]["av"]["ccc_mean"]
-    corpus = evaluate.weight_diagnostics(clean).get("corpus", {})
+    corpus = diagnostics.weight_diagnostics(clean).get("corpus", {})
     for modality in ("audio", "visual"):
         if modality in corpus:
             result[f"auc_{modality}_corpus"] = corpus[modality]["auc"]
@@ -170,7 +170,7 @@ def evaluate_run(run_dir: Path, partition: str, fraction: float, mode: str) -> d
         )
     absent = evaluation.predict_recordings(infer, absent_recordings)
     result["absent"] = evaluation.score_partition(absent, task="regression")[0]["av"]["ccc_mean"]
-    entry = evaluate.weight_diagnostics(corrupted).get("evaluator", {}).get("visual")
+    entry = diagnostics.weight_diagnostics(corrupted).get("evaluator", {}).get("visual")
     if entry:
         result["auc_visual_eval"] = entry["auc"]
         result["w_v_corrupt"] = entry["mean_weight_corrupted"]
@@ -284,7 +284,7 @@ def evaluate_kinds(run_dir: Path, partition: str, fraction: float, kinds, guard_
     from _common import load_run
 
     from pipelines.data import corrupt
-    from pipelines.evaluation import evaluate
+    from pipelines.evaluation import diagnostics
     from pipelines.evaluation import scoring as evaluation
 
     infer, recordings = load_run(run_dir, partition)
@@ -309,7 +309,7 @@ def evaluate_kinds(run_dir: Path, partition: str, fraction: float, kinds, guard_
         )
         table = scores(corrupted)
         oracle = perfect_weighting(corrupted)
-        entry = evaluate.weight_diagnostics(corrupted).get("evaluator", {}).get("visual", {})
+        entry = diagnostics.weight_diagnostics(corrupted).get("evaluator", {}).get("visual", {})
         result["kinds"][kind] = {
             "fused": table["av"]["ccc_mean"],
             "ceiling": scores(oracle)["av"]["ccc_mean"],

@@ -1,7 +1,7 @@
 """`python -m pipelines.compare`: compare runs: scores side by side, paired t-tests, uncertainty curves.
 
 The comparison itself is `pipelines.experiments.compare.run`, the uncertainty curves
-`pipelines.evaluation.uncertainty.compare_runs`; `--help` lists the flags.
+`pipelines.evaluation.uncertainty_report.compare_runs`; `--help` lists the flags.
 """
 
 import argparse
@@ -50,9 +50,9 @@ def main(argv=None):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(libtensorflow_io|file system plugins).*")
         if args.uncertainty_plot:
-            from pipelines.evaluation import uncertainty
+            from pipelines.evaluation import uncertainty_report
 
-            uncertainty.compare_runs(args.run_dirs, args.evaluation or args.partition, args.uncertainty_plot)
+            uncertainty_report.compare_runs(args.run_dirs, args.evaluation or args.partition, args.uncertainty_plot)
             if not all((Path(d) / "metrics.json").is_file() for d in args.run_dirs):
                 return  # an ensemble folder has no metrics.json: the curves are the comparison
         compare_lib.run(args.run_dirs, args.partition, args.metric, branch=args.branch, output=args.output)

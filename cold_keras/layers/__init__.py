@@ -1,5 +1,6 @@
 """Keras layers of COLD fusion and its baselines (all registered under the "cold_keras" package)."""
 
+from cold_keras.layers.calibrated_std import CalibratedStd
 from cold_keras.layers.cold_loss import ColdLoss
 from cold_keras.layers.confidence_weighted_prediction_fusion import (
     ConfidenceWeightedPredictionFusion,
@@ -23,6 +24,7 @@ from cold_keras.layers.temporal_block import TemporalBlock
 from cold_keras.layers.variance_norm_fusion import VarianceNormFusion
 
 __all__ = [
+    "CalibratedStd",
     "ColdLoss",
     "ConfidenceWeightedPredictionFusion",
     "CrossmodalTransformerBlock",

@@ -190,17 +190,17 @@ def calibration(run_dir):
 
     sys.path.insert(0, str(REPO))
     from pipelines.components import input_pipeline
-    from pipelines.evaluation import uncertainty
+    from pipelines.evaluation import uncertainty, uncertainty_scores
     from pipelines.runs import folders as runs
 
     config, artifact_dir, _ = runs.open_run(run_dir)
     model, _ = runs.load_inference_model(run_dir)
     recordings = list(input_pipeline.iter_recordings(artifact_dir, config["training"]["validation_partition"]))
-    predictions = uncertainty.predictor("native")(model, recordings)
+    predictions = uncertainty_scores.predictor("native")(model, recordings)
     calibration = uncertainty.Calibration.load(run_dir)
     key = "av_valence"
     errors, _, _ = uncertainty.abs_errors(predictions, key)
-    scores = np.concatenate([uncertainty.uncertainty_scores(p["outputs"])[key] for p in predictions])
+    scores = np.concatenate([uncertainty_scores.uncertainty_scores(p["outputs"])[key] for p in predictions])
     table = calibration.to_json()["maps"][key]
     knots_x, knots_y, scale = np.asarray(table["x"]), np.asarray(table["y"]), table["scale"]
     fig, ax = plt.subplots(figsize=(7.5, 4))

@@ -1,4 +1,12 @@
-"""Figures of a recording: the timeline of labels, predictions, intervals and fusion weights."""
+"""The evaluation's figures, as PNG bytes.
+
+* `plot_recording` / `plot_timeline`: a recording over time (labels, predictions, intervals, fusion
+  weights, corrupted and absent frames);
+* `plot_reliability`: the reliability diagram of a classification branch before and after temperature
+  scaling;
+* `plot_uncertainty_curves` / `plot_uncertainty_comparison`: the calibration, sparsification and
+  reject-option curves of the predictive uncertainty, per branch or for several runs.
+"""
 
 from __future__ import annotations
 
@@ -106,3 +114,165 @@ def plot_recording(recording, outputs, hop, title=None):
     fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
     return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- calibration and uncertainty
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_reliability(entry, title) -> bytes:
+    """Reliability diagram (paper Fig. 7): accuracy per confidence bin, before and after scaling."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8), sharey=True)
+    for ax, name in zip(axes, ("before", "after")):
+        bins = entry[name]
+        num_bins = len(bins["count"])
+        edges = np.linspace(0.0, 1.0, num_bins + 1)
+        accuracy = np.nan_to_num(np.asarray(bins["accuracy"], np.float64))
+        confidence = np.asarray(bins["confidence"], np.float64)
+        filled = np.asarray(bins["count"]) > 0
+        ax.bar(
+            edges[:-1],
+            accuracy,
+            width=1.0 / num_bins,
+            align="edge",
+            color="tab:blue",
+            edgecolor="black",
+            lw=0.5,
+            label="accuracy",
+        )
+        gap = np.where(filled, confidence - accuracy, 0.0)
+        ax.bar(
+            edges[:-1],
+            gap,
+            bottom=accuracy,
+            width=1.0 / num_bins,
+            align="edge",
+            color="tab:red",
+            alpha=0.3,
+            edgecolor="tab:red",
+            lw=0.5,
+            label="gap to confidence",
+        )
+        ax.plot([0, 1], [0, 1], "k--", lw=1)
+        label = "no scaling" if name == "before" else f"T = {entry['temperature']:.3g}"
+        ax.set_title(f"{label}: ECE {bins['ece']:.3f}", fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence")
+        ax.legend(loc="upper left", fontsize=7)
+    axes[0].set_ylabel("accuracy")
+    fig.suptitle(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def plot_timeline(recording) -> bytes:
+    """Predictions and fusion weights of one recording over time, corrupted frames shaded (the
+    evaluator's `timeline_<recording>.png`)."""
+    from cold_keras import metrics as cmetrics
+
+    outputs = {}
+    for key, value in recording["outputs"].items():
+        value = np.asarray(value, np.float64)
+        if value.ndim == 2 and value.shape[-1] == features.NUM_CLASSES:
+            # Classification: the expected bin value in [-1, 1], comparable with the label.
+            value = cmetrics.softmax(value) @ np.array([-1.0, 0.0, 1.0])
+        outputs[key] = value
+    shown = dict(recording)
+    for modality in features.MODALITIES:
+        flags = [
+            np.asarray(recording[key], bool)
+            for key in (f"{modality}_corrupted", f"{modality}_corrupted_eval")
+            if recording.get(key) is not None
+        ]
+        if flags:
+            shown[f"{modality}_corrupted"] = np.logical_or.reduce(flags)
+    return plot_recording(shown, outputs, float(recording.get("hop", 0.1)))
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=80)
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def _draw_uncertainty(ax, kind, rows_by_label, dim):
+    """One panel: the `kind` curve of dimension `dim` for every label (a branch, or a run)."""
+    for index, (label, rows) in enumerate(rows_by_label.items()):
+        row = rows.get(dim)
+        if row is None:
+            continue
+        color = f"C{index % 10}"
+        curves = row["curves"][kind]
+        if kind == "calibration":
+            ax.plot(
+                curves["expected"],
+                curves["observed"],
+                color=color,
+                label=f"{label} (area {row['miscalibration_area']:.3f})",
+            )
+        elif kind == "sparsification":
+            ax.plot(curves["fraction_removed"], curves["model"], color=color, label=f"{label} (AUSE {row['ause']:.3f})")
+            ax.plot(curves["fraction_removed"], curves["oracle"], color=color, ls="--", lw=0.8)
+        else:
+            ax.plot(
+                curves["fraction_rejected"],
+                curves["ccc"],
+                color=color,
+                marker="o",
+                ms=3,
+                label=f"{label} ({row['reject_ccc_50']:.3f} at 50%)",
+            )
+    if kind == "calibration":
+        ax.plot([0, 1], [0, 1], "k:", lw=1)
+        ax.set_xlabel("expected coverage")
+        ax.set_ylabel("observed coverage")
+    elif kind == "sparsification":
+        ax.set_xlabel("fraction removed (most uncertain first)")
+        ax.set_ylabel("RMSE of kept frames (dashed: oracle)")
+    else:
+        ax.set_xlabel("fraction rejected (most uncertain first)")
+        ax.set_ylabel("CCC of the kept frames")
+    ax.set_title(f"{dim}: {kind.replace('_', ' ')}", fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def plot_uncertainty_curves(curves_by_label, kind, title) -> bytes:
+    """One panel per dimension; one line per label (a branch, or a run in `pipelines.compare`).
+
+    Args:
+        curves_by_label: {label: {dim: row of `uncertainty_metrics` (with "curves")}}.
+        kind: "calibration", "sparsification" or "reject_ccc".
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(features.LABEL_KEYS), figsize=(9, 3.8))
+    for ax, dim in zip(axes, features.LABEL_KEYS):
+        _draw_uncertainty(ax, kind, curves_by_label, dim)
+    fig.suptitle(title, fontsize=10)
+    return _png(fig)
+
+
+def plot_uncertainty_comparison(curves_by_label, title) -> bytes:
+    """The three curves (rows) of both dimensions (columns) for several runs on one figure."""
+    plt = _pyplot()
+    kinds = ("calibration", "sparsification", "reject_ccc")
+    fig, axes = plt.subplots(len(kinds), len(features.LABEL_KEYS), figsize=(10, 11))
+    for row_axes, kind in zip(axes, kinds):
+        for ax, dim in zip(row_axes, features.LABEL_KEYS):
+            _draw_uncertainty(ax, kind, curves_by_label, dim)
+    fig.suptitle(title, fontsize=10)
+    return _png(fig)

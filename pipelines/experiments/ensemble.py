@@ -54,7 +54,8 @@ def run(
     run_dirs, output_dir, partition=features.DEVEL, corrupt=None, corrupt_mode=None, *, seed=0, verbose=True
 ) -> dict:
     """Evaluates the ensemble of `run_dirs` on one partition; returns the report (also in report.json)."""
-    from pipelines.evaluation import evaluate
+    from pipelines.evaluation import evaluate, uncertainty_report, uncertainty_scores
+    from pipelines.evaluation import report as report_lib
     from pipelines.evaluation import uncertainty as uncertainty_lib
 
     run_dirs = [Path(r) for r in run_dirs]
@@ -85,7 +86,7 @@ def run(
             calibration = None
     if calibration is None:
         val_recordings = list(input_pipeline.iter_recordings(artifact_dir, validation))
-        val_predictions = uncertainty_lib.predict_ensemble(models, val_recordings)
+        val_predictions = uncertainty_scores.predict_ensemble(models, val_recordings)
         calibration = uncertainty_lib.fit_calibration(
             val_predictions, method="ensemble", fitted_on=validation, members=members
         )
@@ -93,18 +94,18 @@ def run(
         calibration.save(output_dir)
 
     recordings = list(input_pipeline.iter_recordings(artifact_dir, partition))
-    clean = uncertainty_lib.predict_ensemble(models, recordings)
+    clean = uncertainty_scores.predict_ensemble(models, recordings)
     evaluated = clean
     if corruption:
         modality, fraction, mode = corruption
-        evaluated = uncertainty_lib.predict_ensemble(
+        evaluated = uncertainty_scores.predict_ensemble(
             models, corrupt_lib.corrupt_recordings(recordings, modality, fraction, mode=mode, seed=seed)
         )
     scores, _ = evaluation.score_partition(evaluated, task="regression")
     clean_scores = scores if corruption is None else evaluation.score_partition(clean, task="regression")[0]
     out_dir = output_dir / "evaluation" / evaluate.output_folder_name(partition, corruption)
     calibrated = uncertainty_lib.attach_std(evaluated, calibration)
-    section = uncertainty_lib.uncertainty_metrics(calibrated, calibration)
+    section = uncertainty_report.uncertainty_metrics(calibrated, calibration)
     report = {
         "run_dir": str(output_dir),
         "model": f"ensemble of {len(models)} {configs[0]['model']['name']}",
@@ -137,19 +138,19 @@ def run(
     }
     files = []
     title = f"{report['model']} {partition}" + ("" if corruption is None else " (corrupted)")
-    for name, data in uncertainty_lib.figures(section, title).items():
+    for name, data in uncertainty_report.figures(section, title).items():
         write_bytes_atomic(out_dir / name, data)
         files.append(name)
-    uncertainty_lib.write_frame_csvs(calibrated, out_dir / "frames")
+    uncertainty_report.write_frame_csvs(calibrated, out_dir / "frames")
     files.append("frames/")
     report["files"] = files
-    return evaluate.write_report(report, format_report(report), out_dir, verbose)
+    return report_lib.write_report(report, format_report(report), out_dir, verbose)
 
 
 def format_report(report) -> str:
-    from pipelines.evaluation import evaluate
+    from pipelines.evaluation import report as report_lib
     from pipelines.evaluation import scoring as evaluation
-    from pipelines.evaluation import uncertainty as uncertainty_lib
+    from pipelines.evaluation import uncertainty_report
 
     corruption = report["corruption"]
     condition = (
@@ -164,6 +165,6 @@ def format_report(report) -> str:
         evaluation.format_table({report["partition"]: report["scores"]}, "regression"),
     ]
     if corruption is not None:
-        lines += ["", evaluate.robustness_table(report["scores_clean"], report["scores"], "regression")]
-    lines += ["", uncertainty_lib.format_section(report["predictive_uncertainty"])]
+        lines += ["", report_lib.robustness_table(report["scores_clean"], report["scores"], "regression")]
+    lines += ["", uncertainty_report.format_section(report["predictive_uncertainty"])]
     return "\n".join(lines)

@@ -62,7 +62,8 @@ def _file_commands():
         ("compare output", "pipelines.compare", lambda out, tmp: [*runs(tmp), "--output", out],
          "--output", ["pipelines.experiments.compare:run"]),
         ("compare plot", "pipelines.compare", lambda out, tmp: [*runs(tmp), "--uncertainty-plot", out],
-         "--uncertainty-plot", ["pipelines.experiments.compare:run", "pipelines.evaluation.uncertainty:compare_runs"]),
+         "--uncertainty-plot",
+         ["pipelines.experiments.compare:run", "pipelines.evaluation.uncertainty_report:compare_runs"]),
     ]  # fmt: skip
 
 

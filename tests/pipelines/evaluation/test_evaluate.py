@@ -15,7 +15,7 @@ from tests.pipelines import evaluation_helpers as helpers
 # The evaluator's predictions and the test's own are the same model run on differently padded batches,
 # equal to float32 rounding (~1e-7); a rank correlation over a few hundred frames moves by ~1e-6 to 1e-5
 # when that rounding swaps two nearly tied frames. The formula itself is checked exactly
-# (`test_spearman_matches_rank_correlation_and_is_nan_when_constant`).
+# (`tests/cold_keras/metrics/test_statistics.py`).
 RANK_TOLERANCE = 1e-4
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -34,38 +34,6 @@ def clean_report(regression_run):
 @pytest.fixture(scope="session")
 def corrupted_report(regression_run):
     return evaluate.run(regression_run, "devel", "visual:0.5", "noise", plot_recordings="Devel_SY_02", verbose=False)
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_roc_auc_matches_the_pairwise_count_with_ties(seed):
-    rng = np.random.default_rng(seed)
-    scores = rng.integers(0, 5, size=60).astype(float)  # many ties
-    positives = rng.random(60) < 0.3
-    assert evaluate.roc_auc(scores, positives) == pytest.approx(helpers.pairwise_auc(scores, positives), abs=1e-12)
-    continuous = rng.normal(size=50) + np.arange(50) * 0.02
-    flags = rng.random(50) < 0.5
-    assert evaluate.roc_auc(continuous, flags) == pytest.approx(helpers.pairwise_auc(continuous, flags), abs=1e-12)
-
-
-def test_roc_auc_edge_cases():
-    assert evaluate.roc_auc([0.1, 0.2, 0.8, 0.9], [False, False, True, True]) == 1.0
-    assert evaluate.roc_auc([0.9, 0.8, 0.2, 0.1], [False, False, True, True]) == 0.0
-    assert evaluate.roc_auc([0.5, 0.5, 0.5], [True, False, False]) == 0.5
-    assert np.isnan(evaluate.roc_auc([0.1, 0.2], [True, True]))
-    assert np.isnan(evaluate.roc_auc([0.1, np.nan], [True, False]))
-    with pytest.raises(ValueError, match="one flag per score"):
-        evaluate.roc_auc([0.1, 0.2], [True])
-
-
-def test_spearman_matches_rank_correlation_and_is_nan_when_constant():
-    rng = np.random.default_rng(4)
-    x = rng.normal(size=40)
-    y = x**3 + rng.normal(size=40)
-    assert evaluate.spearman(x, y)[0] == pytest.approx(helpers.rank_correlation(x, y), abs=1e-12)
-    assert np.isnan(evaluate.spearman(np.ones(5), np.arange(5.0))[0])
 
 
 # --------------------------------------------------------------------------- corruption

@@ -10,7 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
-from pipelines.evaluation import evaluate, uncertainty
+from pipelines import uncertainty as uncertainty_command
+from pipelines.evaluation import evaluate, uncertainty, uncertainty_scores
+from pipelines.evaluation import uncertainty_report as uncertainty_report_lib
 from tests.pipelines import evaluation_helpers as helpers
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -55,7 +57,7 @@ def test_evaluator_reports_the_metrics_of_its_per_frame_std(regression_run, unce
     section = uncertainty_report["predictive_uncertainty"]
     assert section["method"] == "native" and set(section["metrics"]) >= {"av_valence", "audio_arousal"}
     out = regression_run / "evaluation" / "test_corrupt-visual-0.5-noise"
-    for name in uncertainty.FIGURES.values():
+    for name in uncertainty_report_lib.FIGURES.values():
         assert (out / name).read_bytes().startswith(PNG)
     ys, mus, stds = [], [], []
     recordings, _ = helpers.predict(regression_run, "test")
@@ -104,14 +106,14 @@ def test_mc_dropout_mean_and_spread_of_the_passes(regression_run):
 
     infer, config = runs.load_inference_model(regression_run)
     recordings = list(input_pipeline.iter_recordings(config["runtime"]["artifact_dir"], "test"))[:1]
-    first = uncertainty.predict_mc_dropout(infer, recordings, passes=6, seed=1)[0]["outputs"]
+    first = uncertainty_scores.predict_mc_dropout(infer, recordings, passes=6, seed=1)[0]["outputs"]
     assert np.all(first["valence_spread"] > 0)  # dropout (and COLD's sampling) are on
     assert first["valence"].shape == first["valence_spread"].shape == recordings[0]["valence"].shape
     samples = [
         {"valence": np.array([1.0, 2.0]), "arousal": np.array([0.0, 0.0])},
         {"valence": np.array([3.0, 2.0]), "arousal": np.array([1.0, -1.0])},
     ]
-    combined = uncertainty._combine(samples)
+    combined = uncertainty_scores._combine(samples)
     np.testing.assert_allclose(combined["valence"], [2.0, 2.0])
     np.testing.assert_allclose(combined["valence_spread"], [1.0, 0.0])
     np.testing.assert_allclose(combined["arousal_spread"], [0.5, 0.5])
@@ -124,7 +126,7 @@ def test_evaluator_mc_dropout_writes_its_own_calibration(regression_run, tmp_pat
     calibration = uncertainty.Calibration.load(regression_run, "mc_dropout")
     assert calibration.passes == 4 and "stochastic passes" in calibration.score
     assert report["predictive_uncertainty"]["method"] == "mc_dropout"
-    assert set(report["predictive_uncertainty"]["metrics"]["av_arousal"]) >= set(uncertainty.METRIC_KEYS)
+    assert set(report["predictive_uncertainty"]["metrics"]["av_arousal"]) >= set(uncertainty_report_lib.METRIC_KEYS)
 
 
 def test_ensemble_command_scores_the_members_mean(regression_run, second_run, tmp_path):
@@ -141,7 +143,7 @@ def test_ensemble_command_scores_the_members_mean(regression_run, second_run, tm
     assert report["scores"]["av"]["ccc_arousal"] == pytest.approx(helpers.numpy_ccc(y, mean), abs=1e-4)
     calibration = uncertainty.Calibration.load(tmp_path / "ens", "ensemble")
     assert calibration.members == [str(regression_run), str(second_run)]
-    assert (tmp_path / "ens" / "evaluation" / "test" / uncertainty.FIGURES["sparsification"]).is_file()
+    assert (tmp_path / "ens" / "evaluation" / "test" / uncertainty_report_lib.FIGURES["sparsification"]).is_file()
 
 
 def test_bad_input_is_one_line_errors(regression_run, tmp_path):
@@ -191,7 +193,7 @@ def test_compare_draws_several_runs_uncertainty_curves(regression_run, uncertain
         ],
     )
     helpers.assert_one_line_error(result, "report.json")
-    rows = uncertainty.compare_runs(
+    rows = uncertainty_report_lib.compare_runs(
         [regression_run], "test_corrupt-visual-0.5-noise", tmp_path / "curves.png", verbose=False
     )
     assert (tmp_path / "curves.png").read_bytes().startswith(PNG)
@@ -218,7 +220,7 @@ def test_fit_corrupt_fits_on_the_validation_partition_and_its_corrupted_copies(r
     run = tmp_path / "run"
     shutil.copytree(regression_run, run, ignore=shutil.ignore_patterns("evaluation"))
     specs = "visual:0.5:dropout,visual:0.5:frozen"
-    uncertainty.main(["--run-dir", str(run), "--fit-corrupt", specs])
+    uncertainty_command.main(["--run-dir", str(run), "--fit-corrupt", specs])
     assert "+ corrupted copies (visual:0.5:dropout, visual:0.5:frozen)" in capsys.readouterr().out
     calibration = uncertainty.Calibration.load(run)
     assert calibration.fit_corruptions == specs.split(",") and calibration.fitted_on == "devel"
@@ -229,7 +231,7 @@ def test_fit_corrupt_fits_on_the_validation_partition_and_its_corrupted_copies(r
     clean = uncertainty.Calibration.load(regression_run)
     assert clean.fit_corruptions is None and clean.maps["av_valence"] != calibration.maps["av_valence"]
     with pytest.raises(SystemExit) as leave:
-        uncertainty.main(["--run-dir", str(run), "--fit-corrupt", "visual:0.5:blur"])
+        uncertainty_command.main(["--run-dir", str(run), "--fit-corrupt", "visual:0.5:blur"])
     assert leave.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --fit-corrupt mode must be one of"), lines

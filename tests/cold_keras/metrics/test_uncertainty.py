@@ -1,4 +1,4 @@
-"""Regression uncertainty metrics of cold_keras.metrics against independent references (SciPy's
+"""Regression uncertainty metrics of cold_keras.metrics.uncertainty against independent references (SciPy's
 normal distribution, explicit loops written from the definitions)."""
 
 import doctest
