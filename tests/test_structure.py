@@ -4,11 +4,11 @@ Every `import` counts, at module level and inside functions: a function-level im
 two modules together. The folders are the layers; an import points to its own layer or one below:
 
     commands      pipelines/<command>.py, pipelines/__main__.py   (`python -m pipelines.<command>`)
-    experiments   compare, ensemble, ablate, benchmark      serving   export, predict, client
-    training      setup, train, tune, lr_finder, callbacks, stability
-    evaluation    scoring, evaluate, uncertainty, conformal, figures, fusion_guard
-    runs          prepare, folders, checks, backup
-    components    example_gen, statistics_gen, transform, input_pipeline, extract
+    experiments   compare, ensemble, ablate, benchmark      serving   export, predict, client, ...
+    training      setup, train, tune, lr_finder, callbacks, stability, ...
+    evaluation    scoring, evaluate, uncertainty, conformal, figures, fusion_guard, ...
+    runs          prepare, folders, checks, backup, resume, epoch_line
+    components    example_gen, statistics_gen, transform, input_pipeline, extract, ...
     data          config/, data/, datasets/, media/   (keys, records, corpora, settings; imports no component)
     core          errors, io_utils, cli, quiet, pause
     cold_keras    the library: imports nothing of `pipelines`
@@ -164,7 +164,7 @@ def test_commands_are_thin_and_nothing_imports_them():
         if name == "pipelines.__main__":
             continue
         lines = MODULES[name].read_text().splitlines()
-        assert len(lines) <= 150, f"{MODULES[name].relative_to(REPO)} is {len(lines)} lines: a command is thin"
+        assert len(lines) <= 200, f"{MODULES[name].relative_to(REPO)} is {len(lines)} lines: a command is thin"
 
 
 def test_no_module_uses_another_modules_private_names():
@@ -193,3 +193,16 @@ def test_no_module_uses_another_modules_private_names():
             ):
                 offences.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value.id}.{node.attr}")
     assert not offences, "\n".join(offences)
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_is_over_500_lines():
+    """A module holds one job; a longer one is split by job (a newcomer reads a room, not a house)."""
+    long = {
+        str(path.relative_to(REPO)): len(path.read_text().splitlines())
+        for path in MODULES.values()
+        if len(path.read_text().splitlines()) > MAX_MODULE_LINES
+    }
+    assert long == {}, long
