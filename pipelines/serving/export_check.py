@@ -1,7 +1,7 @@
 """The check an export passes before it is published: a fresh Python process with plain TensorFlow
 loads the SavedModel and must reproduce the Keras model's outputs on real recordings to `TOLERANCE`
-(with the mask, without it, and fed the SignatureDef's defaults), and `saved_model_cli` must list the
-serving signature's inputs.
+(with the mask, without it, and fed the SignatureDef's defaults), and `saved_model_cli show` (run in
+that same process, so the check starts TensorFlow once) must list the serving signature's inputs.
 """
 
 from __future__ import annotations
@@ -23,12 +23,15 @@ TOLERANCE = 1e-5
 
 # Runs in a fresh interpreter: plain TensorFlow, nothing from this project.
 _VERIFY_SCRIPT = r"""
+import contextlib
+import io
 import sys
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.tools import saved_model_cli
 
-export_dir, inputs_path, outputs_path = sys.argv[1:4]
+export_dir, inputs_path, outputs_path, listing_path = sys.argv[1:5]
 proto = saved_model_pb2.SavedModel()
 with open(export_dir + "/saved_model.pb", "rb") as handle:
     proto.ParseFromString(handle.read())
@@ -54,6 +57,18 @@ for case in sorted({key.split("/")[0] for key in data.files}):
         for name, value in outputs.items():
             results[case + "/" + run + "/" + name] = value.numpy()
 np.savez(outputs_path, **results)
+# What `saved_model_cli show --dir ... --tag_set serve --signature_def serving_default` prints: the
+# same tool, run in this process so that the check starts TensorFlow once.
+listing = io.StringIO()
+sys.argv = ["saved_model_cli", "show", "--dir", export_dir, "--tag_set", "serve", "--signature_def", "serving_default"]
+with contextlib.redirect_stdout(listing):
+    try:
+        saved_model_cli.main()
+    except SystemExit as stop:
+        if stop.code not in (None, 0):
+            raise
+with open(listing_path, "w") as handle:
+    handle.write(listing.getvalue())
 assert "cold_keras" not in sys.modules and "pipelines" not in sys.modules, "the project was imported"
 print("plain TensorFlow", tf.__version__, "ran", len(results), "outputs; defaults:", sorted(defaults))
 """
@@ -137,6 +152,7 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
     cases = verification_cases(recordings)
     with tempfile.TemporaryDirectory(prefix="cold-keras-verify-") as tmp:
         inputs_path, outputs_path = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
+        listing_path = Path(tmp) / "signature.txt"
         keys = (features.AUDIO, features.VISUAL, features.MASK, features.AUDIO_PRESENT, features.VISUAL_PRESENT)
         np.savez(
             inputs_path,
@@ -144,7 +160,15 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
         )
         # cwd is the temporary folder so that nothing of this repository is importable by accident.
         result = subprocess.run(
-            [sys.executable, "-c", _VERIFY_SCRIPT, str(export_dir.resolve()), str(inputs_path), str(outputs_path)],
+            [
+                sys.executable,
+                "-c",
+                _VERIFY_SCRIPT,
+                str(export_dir.resolve()),
+                str(inputs_path),
+                str(outputs_path),
+                str(listing_path),
+            ],
             cwd=tmp,
             capture_output=True,
             text=True,
@@ -155,6 +179,7 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
             tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise ColdKerasError(f"the exported model failed to run in plain TensorFlow: {tail}", export_dir)
         served = dict(np.load(outputs_path))
+        listing = listing_path.read_text()
 
     worst, names = 0.0, None
     # Imported here: the CLI checks its arguments before TensorFlow is loaded.
@@ -187,7 +212,6 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
                         export_dir,
                     )
                 worst = max(worst, diff)
-    listing = show_signature(export_dir)
     expected_inputs = features.INPUT_KEYS if has_presence else features.FEATURE_KEYS
     for key in expected_inputs:
         if f"inputs['{key}']" not in listing:
