@@ -318,3 +318,20 @@ def test_cold_keras_runs_a_command_as_python_dash_m_does(tmp_path):
     assert unknown.returncode == 2
     assert unknown.stderr.startswith("error: no command 'trian'; the commands are: train, predict, ")
     assert len(unknown.stderr.strip().splitlines()) == 1
+
+
+def test_output_into_a_closed_pipe_ends_quietly(cache):
+    """`python -m pipelines.settings | head -1`: the reader leaves early; no traceback, SIGPIPE's exit code."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.settings"],
+        cwd=REPO,
+        env=_env(cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # before the command writes its first line
+    stderr = process.stderr.read()
+    process.wait(timeout=60)
+    assert process.returncode == 141, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

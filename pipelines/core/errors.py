@@ -140,8 +140,9 @@ def _install_sigint_watchdog() -> None:
 def cli_main(fn):
     """Decorates a command's `main`: user errors print one line and exit 2.
 
-    A KeyboardInterrupt exits 130 with a note that the run can be resumed; anything
-    else is a bug and keeps its traceback.
+    A KeyboardInterrupt exits 130 with a note that the run can be resumed; output into a pipe
+    whose reader has gone (`| head`) ends quietly with 141; anything else is a bug and keeps its
+    traceback.
 
     Run as a program (`python -m pipelines.<command>`, the function's module is `__main__`), Ctrl-C
     ends the command within about a second at any stage: the interrupt's line is printed and the
@@ -158,7 +159,14 @@ def cli_main(fn):
             if as_program:
                 _install_sigint_watchdog()
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+            return result
+        except BrokenPipeError:
+            # The reader of the output went away (`... | head`): stop quietly, as other command-line
+            # tools do, with the exit code of a SIGPIPE.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(128 + signal.SIGPIPE)
         except ColdKerasError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
