@@ -154,10 +154,18 @@ def cli_main(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        previous = None
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, _on_sigint)
+            previous = signal.signal(signal.SIGINT, _on_sigint)
             if as_program:
                 _install_sigint_watchdog()
+        try:
+            return _run(fn, args, kwargs)
+        finally:
+            if previous is not None and not as_program:  # called from Python: the caller's handler again
+                signal.signal(signal.SIGINT, previous)
+
+    def _run(fn, args, kwargs):
         try:
             result = fn(*args, **kwargs)
             sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit

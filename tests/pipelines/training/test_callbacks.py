@@ -1,6 +1,7 @@
 """Tests of the training callbacks that do not need a training run."""
 
 import math
+import signal
 import threading
 
 import numpy as np
@@ -80,3 +81,24 @@ def test_an_error_after_ctrl_c_exits_as_the_interrupt_and_one_without_keeps_its_
         command()
     assert exited.value.code == 130
     assert capsys.readouterr().err.strip() == errors.INTERRUPTED_LINE
+
+
+def test_a_command_called_from_python_gives_back_the_callers_sigint_handler():
+    from pipelines.core import errors
+
+    def callers_handler(signum, frame):
+        return None
+
+    before = signal.signal(signal.SIGINT, callers_handler)
+    try:
+        during = []
+
+        @errors.cli_main
+        def main():
+            during.append(signal.getsignal(signal.SIGINT))
+
+        main()
+        assert during == [errors._on_sigint]  # Ctrl-C is the command's while it runs
+        assert signal.getsignal(signal.SIGINT) is callers_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
