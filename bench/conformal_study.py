@@ -198,10 +198,10 @@ def predictions_of(run_dir: Path) -> dict:
     from pipelines.runs import folders as runs
 
     infer, config = runs.load_inference_model(run_dir)
-    artifact_dir = config["runtime"]["artifact_dir"]
-    result = {"config": {"weight_convention": config["model"].get("weight_convention", "informativeness")}}
+    artifact_dir = config.runtime["artifact_dir"]
+    result = {"config": {"weight_convention": config.model.weight_convention}}
     for partition, kinds, seed_of in (
-        (config["training"]["validation_partition"], CALIBRATION_KINDS, lambda k: 1 + CALIBRATION_KINDS.index(k)),
+        (config.training.validation_partition, CALIBRATION_KINDS, lambda k: 1 + CALIBRATION_KINDS.index(k)),
         ("test", HELD_OUT[1:], lambda k: 0),
     ):
         recordings = list(input_pipeline.iter_recordings(artifact_dir, partition))
@@ -232,7 +232,7 @@ def mc_dropout_of(run_dir: Path, passes: int) -> dict:
     from pipelines.runs import folders as runs
 
     infer, config = runs.load_inference_model(run_dir)
-    recordings = list(input_pipeline.iter_recordings(config["runtime"]["artifact_dir"], "test"))
+    recordings = list(input_pipeline.iter_recordings(config.runtime["artifact_dir"], "test"))
     hop = float(recordings[0].get("hop") or 0.1)
     result = {}
     for kind in HELD_OUT:

@@ -86,7 +86,7 @@ def main(argv=None):
 
     if args.run_dir:
         model, config = runs.load_inference_model(args.run_dir)
-        source = f"{config['model']['name']} from {args.run_dir}"
+        source = f"{config.model.name} from {args.run_dir}"
     else:
         model = trained_briefly(args)
         source = (

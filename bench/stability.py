@@ -55,14 +55,14 @@ def train_one(config):
     from pipelines.training import setup as training_setup
     from pipelines.training.stability import CollapseGuard, GradientDiagnostics
 
-    keras.utils.set_random_seed(int(config["training"]["seed"]))
+    keras.utils.set_random_seed(int(config.training.seed))
     artifact_dir = prepare.prepare_artifacts(config, progress=False)
     inputs = training_setup.make_training_inputs(config, artifact_dir)
     model = training_setup.build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch)
     (batch,) = next(iter(inputs.train_ds.take(1)))
     diagnostics = GradientDiagnostics(batch, print_fn=lambda line: print(line, flush=True))
     guard = CollapseGuard(print_fn=lambda line: None)
-    model.fit(inputs.train_ds, epochs=int(config["training"]["epochs"]), callbacks=[diagnostics, guard], verbose=0)
+    model.fit(inputs.train_ds, epochs=int(config.training.epochs), callbacks=[diagnostics, guard], verbose=0)
     keras.backend.clear_session()
     return diagnostics.records, guard.message
 

@@ -147,7 +147,7 @@ def evaluate_method(
         model, config_of = runs.load_inference_model(run_dir)
         models.append(model)
         config = config or config_of
-    artifact_dir = config["runtime"]["artifact_dir"]
+    artifact_dir = config.runtime["artifact_dir"]
     if kind == "ensemble":
         predict = lambda recordings: uncertainty_scores.predict_ensemble(models, recordings)  # noqa: E731
     elif kind == "mc_dropout":
@@ -156,8 +156,8 @@ def evaluate_method(
         from pipelines.evaluation import scoring as evaluation
 
         predict = lambda recordings: evaluation.predict_recordings(models[0], recordings)  # noqa: E731
-    validation = config["training"]["validation_partition"]
-    convention = config["model"].get("weight_convention", "informativeness")
+    validation = config.training.validation_partition
+    convention = config.model.weight_convention
     validation_recordings = list(input_pipeline.iter_recordings(artifact_dir, validation))
     parsed = [corrupt.parse_corruption(spec) for spec in fit_corruptions]
     calibration = unc.fit_calibration(

@@ -13,24 +13,20 @@ from pipelines.core.errors import ConfigError, cli_main
 from pipelines.experiments import ablate as ablate_lib
 
 
-def build_config(args) -> dict:
-    """The dataset's config file, then --config, then the flags; the model is always cold_fusion."""
+def build_config(args):
+    """The dataset's config file, then --config, then the flags (merged as mappings, then parsed into a
+    RunConfig); the model is always cold_fusion."""
     source = args.config or str(config_lib.default_config_path(args.dataset))
     config = config_lib.load_file(config_lib.default_config_path(args.dataset))
     if args.config:
         config = config_lib.deep_update(config, config_lib.load_file(args.config))
-    config["dataset"] = args.dataset
-    config.setdefault("model", {})["name"] = "cold_fusion"
-    config.setdefault("training", {})
-    if args.data_dir is not None:
-        config["data_dir"] = args.data_dir
-    if args.features_dir is not None:
-        config["features_dir"] = args.features_dir
-    if args.task is not None:
-        config["task"] = args.task
+    flags = {"dataset": args.dataset, "model": {"name": "cold_fusion"}, "training": {}}
+    for key in ("data_dir", "features_dir", "task"):
+        if getattr(args, key) is not None:
+            flags[key] = getattr(args, key)
     if args.epochs is not None:
-        config["training"]["epochs"] = args.epochs
-    return config_lib.validate(config, source)
+        flags["training"]["epochs"] = args.epochs
+    return config_lib.validate(config_lib.deep_update(config, flags), source)
 
 
 def _seeds(text):
@@ -81,7 +77,7 @@ def main(argv=None):
     for variant in variants:  # before the output folder is made
         if variant not in ablate_lib.VARIANTS:
             raise ConfigError(f"unknown ablation variant {variant!r}; choose from {', '.join(ablate_lib.VARIANTS)}")
-    default = Path("runs") / f"ablation_{args.dataset}_{config['task']}"
+    default = Path("runs") / f"ablation_{args.dataset}_{config.task}"
     output_dir = Path(args.output_dir) if args.output_dir else default
     cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default output folder")
     with warnings.catch_warnings():

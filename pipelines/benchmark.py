@@ -60,9 +60,7 @@ def main(argv=None):
         seeds = [int(s) for s in parse_list(args.seeds, "--seeds")]
     except ValueError:
         raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-    output_dir = (
-        Path(args.output_dir) if args.output_dir else Path("benchmarks") / f"{config['dataset']}_{config['task']}"
-    )
+    output_dir = Path(args.output_dir) if args.output_dir else Path("benchmarks") / f"{config.dataset}_{config.task}"
     cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default protocol directory")
     benchmark_lib.run(
         config,

@@ -52,7 +52,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     config = run_options.build_config(args)
-    checks.backup_settings(config["training"], args.config or str(config_lib.default_config_path(args.dataset)))
+    checks.backup_settings(config.training, args.config or str(config_lib.default_config_path(args.dataset)))
     output_dir = Path(args.output_dir) if args.output_dir else run_options.default_output_dir(config)
     cli.check_output_dir(output_dir, "--output-dir" if args.output_dir else "the default run directory")
     if args.find_lr:

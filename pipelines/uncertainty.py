@@ -73,7 +73,7 @@ def main(argv=None):
             "uncertainty calibration applies to frame-level corpora (this run's labels are per utterance)",
             Path(args.run_dir) / "config.json",
         )
-    if config["task"] != "regression":
+    if config.task != "regression":
         raise ConfigError(
             "uncertainty calibration applies to regression runs (classification: temperature "
             "scaling in pipelines.evaluate)",

@@ -195,7 +195,7 @@ def calibration(run_dir):
 
     config, artifact_dir, _ = runs.open_run(run_dir)
     model, _ = runs.load_inference_model(run_dir)
-    recordings = list(input_pipeline.iter_recordings(artifact_dir, config["training"]["validation_partition"]))
+    recordings = list(input_pipeline.iter_recordings(artifact_dir, config.training.validation_partition))
     predictions = uncertainty_scores.predictor("native")(model, recordings)
     calibration = uncertainty.Calibration.load(run_dir)
     key = "av_valence"

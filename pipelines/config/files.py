@@ -1,12 +1,13 @@
 """Configuration: one YAML file per dataset in `configs/`, overridden by flags and tuned hparams.
 
-The resolved configuration is a plain nested dict; `pipelines.train` writes it to the run
-directory as `config.json` so every result can be traced to its settings.
+The resolved configuration is a `pipelines.config.settings.RunConfig` (frozen dataclasses, read by
+attribute); `pipelines.train` writes its `to_dict()` to the run directory as `config.json` so every
+result can be traced to its settings. Merging files, hparams and flags works on plain mappings,
+before they are parsed.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 
 from cold_keras.names import TASKS, WEIGHT_CONVENTIONS  # noqa: F401 - part of this module's interface
 from pipelines.config import settings
+from pipelines.config.merging import deep_update  # noqa: F401 - part of this module's interface
 from pipelines.config.settings import DATASETS, DISTRIBUTE, MIXED_PRECISION, MODES, RAW_DATASETS, RAW_WEIGHT_KEYS  # noqa: F401 - part of this module's interface
 from pipelines.core.errors import ConfigError
 
@@ -89,20 +91,9 @@ def raw_config_path(dataset: str):
     return path if path.is_file() else None
 
 
-def mode_of(config: dict) -> str:
+def mode_of(config: settings.RunConfig) -> str:
     """`features` (per-frame feature vectors, the default) or `raw` (face crops and waveforms)."""
-    return config.get("mode") or "features"
-
-
-def deep_update(base: dict, update: dict) -> dict:
-    """Returns a copy of `base` with `update` merged in, recursively for nested dicts."""
-    merged = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_update(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    return config.mode or "features"
 
 
 def load_hparams(path) -> dict:
@@ -127,7 +118,7 @@ def load_hparams(path) -> dict:
     return overrides
 
 
-def validate(config: dict, source="config") -> dict:
+def validate(config: dict, source="config") -> settings.RunConfig:
     """The resolved configuration of a merged one (`pipelines.settings`): every key known, of the right
     kind and in range, defaults filled in; raises ConfigError naming the file and the bad key."""
     return settings.resolve(config, source)
@@ -144,13 +135,16 @@ def check_known_keys(config: dict, source="config") -> None:
     settings.RunConfig.parse(config, source, check_values=False)
 
 
-def comparable_settings(config: dict, source="config") -> dict:
+def comparable_settings(config, source="config") -> dict:
     """The settings of a run that decide whether a run directory can be resumed or compared: the
     whole config without its `runtime` section, resolved (so that a `config.json` written before a
     key existed compares equal to today's config with that key at its default), as it reads back
-    from JSON. Raises ConfigError naming `source` for an unknown key or a value of the wrong kind."""
+    from JSON. `config`: a RunConfig or a mapping (a `config.json`). Raises ConfigError naming `source`
+    for an unknown key or a value of the wrong kind."""
+    if isinstance(config, settings.RunConfig):
+        config = config.to_dict()
     config = {k: v for k, v in config.items() if k != "runtime"}
-    return json.loads(json.dumps(settings.resolve_saved(config, source)))
+    return json.loads(json.dumps(settings.resolve_saved(config, source).to_dict()))
 
 
 def first_difference(old: dict, new: dict, prefix="") -> str:
@@ -170,8 +164,8 @@ def first_difference(old: dict, new: dict, prefix="") -> str:
     return ""
 
 
-def model_hyperparameters(config: dict) -> dict:
+def model_hyperparameters(config: settings.RunConfig) -> dict:
     """The keyword arguments `cold_keras.models.build_model` takes, from the `model` section."""
-    hp = dict(config["model"])
+    hp = config.model.to_dict()
     hp.pop("name")
     return hp

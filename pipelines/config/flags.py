@@ -10,22 +10,23 @@ import argparse
 from pathlib import Path
 
 from pipelines.config import files as config_lib
+from pipelines.config import settings
 from pipelines.core import cli
 from pipelines.data import features
 
 
-def build_config(args) -> dict:
+def build_config(args) -> settings.RunConfig:
     """Resolves the run's configuration: dataset file (+ its raw-mode file in raw mode), then
-    --config, then --hparams, then flags."""
+    --config, then --hparams, then flags (merged as plain mappings, then parsed)."""
     config = config_lib.load_file(config_lib.default_config_path(args.dataset))
     user = config_lib.load_file(args.config) if args.config else {}
-    mode = getattr(args, "mode", None) or user.get("mode") or config_lib.mode_of(config)
+    mode = getattr(args, "mode", None) or user.get("mode") or config.get("mode") or "features"
     raw_path = config_lib.raw_config_path(args.dataset) if mode == "raw" else None
     if raw_path is not None:
         config = config_lib.deep_update(config, config_lib.load_file(raw_path))
     if args.config:
         config = config_lib.deep_update(config, user)
-    if mode != config_lib.mode_of(config):
+    if mode != (config.get("mode") or "features"):
         config["mode"] = mode
     if args.hparams:
         config = config_lib.deep_update(config, config_lib.load_hparams(args.hparams))
@@ -78,11 +79,11 @@ def _absolute(path):
     return None if path is None else str(Path(path).expanduser().resolve())
 
 
-def default_output_dir(config) -> Path:
+def default_output_dir(config: settings.RunConfig) -> Path:
     """`runs/<dataset>_<model>_<task>` (`runs/<dataset>_raw_...` in raw mode): the same command
     always resumes the same run."""
-    dataset = config["dataset"] + ("_raw" if config_lib.mode_of(config) == "raw" else "")
-    return Path("runs") / f"{dataset}_{config['model']['name']}_{config['task']}"
+    dataset = config.dataset + ("_raw" if config_lib.mode_of(config) == "raw" else "")
+    return Path("runs") / f"{dataset}_{config.model.name}_{config.task}"
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

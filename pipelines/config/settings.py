@@ -11,7 +11,8 @@ in it) and the key:
 - a value of the wrong kind: `training.epochs: expected an integer, got 'ten'`;
 - a value out of range: `training.clipnorm must be a number >= 0 (0 or null: no clipping), got -1`.
 
-`RunConfig.to_dict()` is the resolved configuration the components take and the trainer writes to
+The components take the `RunConfig` itself and read it by attribute (`config.training.epochs`); a
+change makes a new one (`RunConfig.updated`). `RunConfig.to_dict()` is what the trainer writes to
 `config.json`: every key present (defaults filled in), except optional keys left unset. A
 `config.json` written before a key existed still loads: the key takes its default.
 
@@ -24,6 +25,7 @@ checked against that code and whose defaults stay there.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -35,6 +37,7 @@ import yaml
 from cold_keras.hyperparameters import DEFAULT_HYPERPARAMETERS
 from cold_keras.names import MODEL_NAMES, TASKS, WEIGHT_CONVENTIONS
 from pipelines.config import augmentation as augment_options
+from pipelines.config.merging import deep_update
 from pipelines.core.errors import ConfigError
 from pipelines.data import features
 
@@ -426,6 +429,10 @@ class RunConfig(Section):
             config._check_raw_mode(source)
         return config
 
+    def updated(self, changes: dict, source="config", *, check_values=True) -> "RunConfig":
+        """A new RunConfig, checked again: `to_dict()` with `changes` (a nested mapping) merged in."""
+        return RunConfig.parse(deep_update(self.to_dict(), changes), source, check_values=check_values)
+
     def _check_raw_mode(self, source):
         if self.mode != "raw" and self.dataset in RAW_ONLY_DATASETS:
             raise ConfigError(
@@ -446,22 +453,30 @@ class RunConfig(Section):
                 raise ConfigError(f"{key.split('_')[0]} backbone weight file does not exist (raw.{key} / {flag})", path)
 
 
+def as_run_config(config, source="config") -> RunConfig:
+    """`config` itself when it is a RunConfig; a mapping (a script's or a test's dict) parsed into one,
+    its keys and kinds checked (its values as they are)."""
+    if isinstance(config, RunConfig):
+        return config
+    return RunConfig.parse(copy.deepcopy(dict(config)), source, check_values=False)
+
+
 def parse_section(section, mapping, path: str, source="config"):
     """One section (e.g. `TrainingConfig`) of a mapping, checked, defaults filled in; `path` ("training")
     names its keys in errors."""
     return section._parse(mapping or {}, tuple(path.split(".")), _Parse(source, True))
 
 
-def resolve(mapping: dict, source="config") -> dict:
-    """The resolved configuration of a merged mapping: `RunConfig.parse(...).to_dict()`."""
-    return RunConfig.parse(mapping, source).to_dict()
+def resolve(mapping: dict, source="config") -> RunConfig:
+    """The resolved configuration of a merged mapping: `RunConfig.parse(mapping, source)`."""
+    return RunConfig.parse(mapping, source)
 
 
-def resolve_saved(mapping: dict, source) -> dict:
+def resolve_saved(mapping: dict, source) -> RunConfig:
     """A run directory's `config.json` with today's defaults filled in for keys it predates; its keys
     and kinds are checked, its values not (they were when the run started, e.g. a backbone weight
     file that has moved since does not stop the run's evaluation)."""
-    return RunConfig.parse(mapping, source, check_values=False).to_dict()
+    return RunConfig.parse(mapping, source, check_values=False)
 
 
 def describe(section=RunConfig, prefix="") -> list:

@@ -32,9 +32,9 @@ def check(value, source="training.label_delay_seconds") -> float:
     return float(value)
 
 
-def seconds_of(config: dict) -> float:
-    """`training.label_delay_seconds` of a resolved config (0 when absent)."""
-    return check((config.get("training") or {}).get(CONFIG_KEY, 0.0) or 0.0)
+def seconds_of(config) -> float:
+    """`training.label_delay_seconds` of a resolved config (a RunConfig; 0 when unset)."""
+    return check(config.training.label_delay_seconds or 0.0)
 
 
 def delay_frames(delay_seconds, hop) -> int:

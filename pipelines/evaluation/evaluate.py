@@ -123,13 +123,13 @@ def run(
     run_dir = Path(run_dir)
     config, artifact_dir, manifest = open_run(run_dir)
     check_partition(manifest, partition, artifact_dir)
-    corruption = corruption_of(corrupt, corrupt_mode, raw=config["mode"] == "raw")
+    corruption = corruption_of(corrupt, corrupt_mode, raw=config.mode == "raw")
     if num_bins < 1:
         raise ConfigError(f"--bins must be >= 1, got {num_bins}")
     if plot_first < 0:
         raise ConfigError(f"--plot-first must be >= 0, got {plot_first}")
-    task = config["task"]
-    validation = config["training"]["validation_partition"]
+    task = config.task
+    validation = config.training.validation_partition
     sequence_level = bool(manifest["partitions"][partition].get("sequence_level", False))
     from pipelines.evaluation import uncertainty_report, uncertainty_scores
 
@@ -222,7 +222,7 @@ def run(
 
 def _report(run_dir, config, partition, sequence_level, evaluated, corruption, seed, out_dir) -> dict:
     """The report's description of the evaluation and its diagnostics (the scores are added by `run`)."""
-    task, convention = config["task"], config["model"]["weight_convention"]
+    task, convention = config.task, config.model.weight_convention
     if corruption is not None:
         modality, fraction, mode = corruption
         corrupted = int(sum(r[f"{modality}_corrupted_eval"].sum() for r in evaluated))
@@ -235,7 +235,7 @@ def _report(run_dir, config, partition, sequence_level, evaluated, corruption, s
         }
     return {
         "run_dir": str(run_dir),
-        "model": config["model"]["name"],
+        "model": config.model.name,
         "task": task,
         "partition": partition,
         "sequence_level": sequence_level,

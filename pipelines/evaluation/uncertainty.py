@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.config.settings import as_run_config
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.core.io_utils import read_json, write_json_atomic
 from pipelines.data import features
@@ -338,12 +339,13 @@ def calibration_for(
     from pipelines.components import input_pipeline
     from pipelines.data import corrupt
 
-    validation = config["training"]["validation_partition"]
+    config = as_run_config(config)
+    validation = config.training.validation_partition
     recordings = list(input_pipeline.iter_recordings(artifact_dir, validation))
     specs = list(fit_corruptions or ())
     recordings = with_corrupted_copies(recordings, [corrupt.parse_corruption(spec) for spec in specs])
     predictions = predictor(method, passes=passes, seed=seed)(inference_model, recordings)
-    convention = config["model"]["weight_convention"]
+    convention = config.model.weight_convention
     calibration = fit_calibration(
         predictions,
         method=method,
@@ -389,6 +391,6 @@ def servable_model(model, run_dir, config, artifact_dir):
     """`model` with the run's calibrated `*_std` outputs when the run directory holds a native
     calibration (`python -m pipelines.uncertainty --run-dir RUN`, or any regression evaluation, writes
     it), else `model` unchanged."""
-    if config.get("task") != "regression" or not (Path(run_dir) / CALIBRATION_FILES["native"]).is_file():
+    if as_run_config(config).task != "regression" or not (Path(run_dir) / CALIBRATION_FILES["native"]).is_file():
         return model
     return with_std_outputs(model, Calibration.load(run_dir, "native"))

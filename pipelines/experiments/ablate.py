@@ -15,12 +15,12 @@ their mean on devel and test (macro F1 for classification) and writes `ablation.
 
 from __future__ import annotations
 
-import copy
 import math
 from pathlib import Path
 
 import numpy as np
 
+from pipelines.config.settings import RunConfig, as_run_config
 from pipelines.core.errors import ConfigError
 from pipelines.core.io_utils import finite_or_none, write_json_atomic
 from pipelines.data import features
@@ -40,24 +40,21 @@ COLUMNS = {
 }
 
 
-def variant_config(config: dict, variant: str, seed: int) -> dict:
-    """The run config of one variant: COLD fusion with the variant's lambdas at 0 and the given seed."""
+def variant_config(config, variant: str, seed: int) -> RunConfig:
+    """The run config of one variant (a new RunConfig; `config` may be a mapping): COLD fusion with the
+    variant's lambdas at 0 and the given seed."""
     if variant not in VARIANTS:
         raise ConfigError(f"unknown ablation variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    out = copy.deepcopy(config)
-    out["model"]["name"] = "cold_fusion"
-    for key in VARIANTS[variant][1]:
-        out["model"][key] = 0.0
-    out["training"]["seed"] = int(seed)
-    return out
+    model = {"name": "cold_fusion", **{key: 0.0 for key in VARIANTS[variant][1]}}
+    return as_run_config(config).updated({"model": model, "training": {"seed": int(seed)}})
 
 
-def run(config: dict, output_dir, *, seeds=(0,), variants=tuple(VARIANTS), progress=False, verbose=True) -> dict:
+def run(config, output_dir, *, seeds=(0,), variants=tuple(VARIANTS), progress=False, verbose=True) -> dict:
     """Trains (or reuses) every variant and seed; returns the table written to `ablation.json`.
 
     Args:
-        config: resolved config (as `pipelines.config.flags.build_config` makes it); its lambdas are the
-            "all constraints" row.
+        config: RunConfig (as `pipelines.config.flags.build_config` makes it, or a mapping parsed into
+            one); its lambdas are the "all constraints" row.
         output_dir: folder holding one run directory per variant and seed (`<variant>_seed<seed>`).
         seeds: iterable of ints. Defaults to (0,).
         variants: names from `VARIANTS`. Defaults to all five, in the paper's order.
@@ -78,7 +75,8 @@ def run(config: dict, output_dir, *, seeds=(0,), variants=tuple(VARIANTS), progr
     seeds = [int(seed) for seed in seeds]
     if not seeds or not variants:
         raise ConfigError("the ablation needs at least one seed and one variant")
-    task = config["task"]
+    config = as_run_config(config)
+    task = config.task
     table = {"task": task, "seeds": seeds, "variants": {}}
     for name in variants:
         runs, metrics = [], []
@@ -86,7 +84,7 @@ def run(config: dict, output_dir, *, seeds=(0,), variants=tuple(VARIANTS), progr
             run_config = variant_config(config, name, seed)
             run_dir = output_dir / f"{name}_seed{seed}"
             if verbose:
-                lambdas = ", ".join(f"{k}={run_config['model'].get(k, 0.0):g}" for k in LAMBDAS)
+                lambdas = ", ".join(f"{k}={getattr(run_config.model, k, 0.0):g}" for k in LAMBDAS)
                 print(f"\n== {VARIANTS[name][0]} (seed {seed}): {lambdas} -> {run_dir}", flush=True)
             metrics.append(train.run(run_config, run_dir, progress=progress))
             runs.append(str(run_dir))
@@ -95,7 +93,7 @@ def run(config: dict, output_dir, *, seeds=(0,), variants=tuple(VARIANTS), progr
             keras.backend.clear_session()
         table["variants"][name] = {
             "title": VARIANTS[name][0],
-            "lambdas": {k: float(variant_config(config, name, seeds[0])["model"].get(k, 0.0)) for k in LAMBDAS},
+            "lambdas": {k: float(getattr(variant_config(config, name, seeds[0]).model, k, 0.0)) for k in LAMBDAS},
             "runs": runs,
             "scores": _average(metrics, task),
         }

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.config import files as config_lib
+from pipelines.config.settings import RunConfig, as_run_config
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.core.io_utils import finite_or_none, read_json, save_figure_atomic, write_json_atomic
 from pipelines.data import features
@@ -35,9 +36,9 @@ from pipelines.training import setup as training_setup
 REFERENCE = "cold_fusion"
 
 
-def model_config(config: dict, model: str, seed: int, hparams=None) -> dict:
-    """The resolved config with the model, the seed and (optionally) tuned values in place."""
-    out = config_lib.deep_update(config, {"model": {"name": model}, "training": {"seed": int(seed)}})
+def model_config(config, model: str, seed: int, hparams=None) -> RunConfig:
+    """A new resolved config with the model, the seed and (optionally) tuned values in place."""
+    out = as_run_config(config).updated({"model": {"name": model}, "training": {"seed": int(seed)}})
     if hparams:
         out = search_space.trial_config(out, hparams)
     return out
@@ -74,10 +75,12 @@ def _train(config, run_dir, progress):
     keras.backend.clear_session()
 
 
-def run(config: dict, output_dir, *, models, trials=3, seeds=(0, 1, 2), partition=features.TEST, progress=True) -> dict:
-    """Runs (or resumes) the protocol; returns the results written to `results.json`."""
+def run(config, output_dir, *, models, trials=3, seeds=(0, 1, 2), partition=features.TEST, progress=True) -> dict:
+    """Runs (or resumes) the protocol (`config`: a RunConfig, or a mapping parsed into one); returns the
+    results written to `results.json`."""
     from tqdm import tqdm
 
+    config = as_run_config(config)
     output_dir = Path(output_dir)
     models = list(dict.fromkeys(models))
     unknown = [m for m in models if m not in features.MODEL_NAMES]
@@ -88,7 +91,7 @@ def run(config: dict, output_dir, *, models, trials=3, seeds=(0, 1, 2), partitio
     seeds = [int(s) for s in seeds]
     if int(trials) < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
-    task = config["task"]
+    task = config.task
     monitor = training_setup.monitor_name(task)
     metric = "ccc_mean" if task == "regression" else "f1_macro"
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.config.settings import resolve_saved
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.core.io_utils import finite_or_none, read_json, write_json_atomic
 from pipelines.data import features
@@ -47,13 +48,14 @@ def load_run(run_dir) -> dict:
         metrics = read_json(run_dir / "metrics.json")
     except ValueError as error:
         raise DataError(f"unreadable run files ({error})", run_dir) from None
+    config = resolve_saved(config, run_dir / "config.json")
     artifact_dir = artifact_dir_of(config, run_dir)
     manifest = read_json(artifact_dir / "manifest.json")
     return {
         "run_dir": run_dir,
         "config": config,
         "metrics": metrics,
-        "task": config["task"],
+        "task": config.task,
         "artifact_dir": artifact_dir,
         "fingerprint": manifest.get("fingerprint"),
         "manifest": manifest,
@@ -218,7 +220,7 @@ def run(run_dirs, partition=features.DEVEL, metric=None, *, branch="av", output=
             {
                 "label": label,
                 "run_dir": str(run["run_dir"]),
-                "model": run["config"]["model"]["name"],
+                "model": run["config"].model.name,
                 "figures": run["metrics"][partition].get(branch, {}),
                 "per_recording": {name: scores[name] for name in names},
             }

@@ -36,7 +36,7 @@ def open_members(run_dirs):
     configs, artifact_dirs, manifest = [], [], None
     for run_dir in run_dirs:
         config, artifact_dir, manifest_of = open_run(run_dir)
-        if config["task"] != "regression":
+        if config.task != "regression":
             raise ConfigError("an ensemble's uncertainty applies to regression runs", Path(run_dir) / "config.json")
         configs.append(config)
         artifact_dirs.append(Path(artifact_dir).resolve())
@@ -71,7 +71,7 @@ def run(
             raise ConfigError("--corrupt-mode face_mask applies to raw-mode runs; the ensemble takes features")
         corruption = (modality, fraction, corrupt_mode)
     output_dir = Path(output_dir)
-    validation = configs[0]["training"]["validation_partition"]
+    validation = configs[0].training.validation_partition
 
     from pipelines.components import input_pipeline  # TensorFlow starts here, after the checks above
     from pipelines.evaluation import scoring as evaluation  # TensorFlow starts here, after the checks above
@@ -108,7 +108,7 @@ def run(
     section = uncertainty_report.uncertainty_metrics(calibrated, calibration)
     report = {
         "run_dir": str(output_dir),
-        "model": f"ensemble of {len(models)} {configs[0]['model']['name']}",
+        "model": f"ensemble of {len(models)} {configs[0].model.name}",
         "members": members,
         "task": "regression",
         "partition": partition,

@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from pipelines.config.settings import resolve_saved
 from pipelines.core.errors import ConfigError
 from pipelines.media.audio_features import EGEMAPS, MFCC
 from pipelines.media.openface import OPENFACE, PRESENT_COLUMN
@@ -85,8 +86,9 @@ def plan(run_dir) -> RunPlan:
     config = _read_json(path, "config.json (expected a run folder written by pipelines.train)")
     if not isinstance(config, dict):
         raise ConfigError("--for-run: config.json is not a mapping", path)
-    mode = config.get("mode") or "features"
-    runtime = config.get("runtime") or {}
+    config = resolve_saved(config, path)
+    mode = config.mode or "features"
+    runtime = config.runtime or {}
     manifest, manifest_path = None, None
     if isinstance(runtime, dict) and runtime.get("artifact_dir"):
         candidate = Path(runtime["artifact_dir"]) / "manifest.json"
@@ -97,11 +99,11 @@ def plan(run_dir) -> RunPlan:
                 manifest = None
     result = RunPlan(run_dir=run_dir, mode=mode, folders=[], artifact_manifest=manifest_path)
     if mode == "raw":
-        synthetic = config.get("synthetic") or {}
+        synthetic = config.synthetic or {}
         result.face_size = int(synthetic.get("face_size") or DEFAULT_FACE_SIZE)
         result.sample_rate = int(synthetic.get("sample_rate") or DEFAULT_SAMPLE_RATE)
         # What the trainer recorded (config.json's runtime.raw), else the run's artefact manifest.
-        manifest = (config.get("runtime") or {}).get("raw") or manifest
+        manifest = runtime.get("raw") or manifest
         if manifest:
             shape = manifest.get("visual_shape") or []
             if len(shape) >= 2 and shape[0] == shape[1] and int(shape[0]) > 0:
@@ -110,9 +112,8 @@ def plan(run_dir) -> RunPlan:
                 result.sample_rate = int(manifest["sample_rate"])
         result.folders = [(FACES, FACES, "visual")]
         return result
-    features = config.get("features") or {}
     for modality in ("audio", "visual"):
-        for folder in features.get(modality) or []:
+        for folder in getattr(config.features, modality) or []:
             name = extractor_of(str(folder))
             if name is None:
                 raise ConfigError(

@@ -12,13 +12,15 @@ DEFAULT_EVERY_SECONDS = settings.TrainingConfig().backup_every_seconds
 METADATA = "training_metadata.json"  # written by Keras' BackupAndRestore
 
 
-def backup_settings(training: dict, source="config"):
-    """(`every_steps`, `every_seconds`) from the `training` section; ConfigError names the bad key.
+def backup_settings(training, source="config"):
+    """(`every_steps`, `every_seconds`) from the `training` section (a TrainingConfig, or a mapping
+    checked here); ConfigError names the bad key.
 
     `training.backup_every_steps`: a positive integer, or `auto` (default: by time).
     `training.backup_every_seconds`: seconds between backups in `auto` mode (default 60).
     """
-    training = settings.parse_section(settings.TrainingConfig, training, "training", source)
+    if not isinstance(training, settings.TrainingConfig):
+        training = settings.parse_section(settings.TrainingConfig, training, "training", source)
     seconds = training.backup_every_seconds
     return training.backup_every_steps or "auto", float(DEFAULT_EVERY_SECONDS if seconds is None else seconds)
 

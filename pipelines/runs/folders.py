@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipelines.config.settings import resolve_saved
+from pipelines.config.settings import as_run_config, resolve_saved
 from pipelines.core.errors import DataError
 from pipelines.core.io_utils import read_json
 from pipelines.data import features
@@ -20,7 +20,7 @@ def load_inference_model(run_dir):
     """The inference model of a run directory and the run's resolved config.
 
     Returns:
-        (keras.Model taking `audio`, `visual`, `mask`; dict from `config.json`).
+        (keras.Model taking `audio`, `visual`, `mask`; the RunConfig of `config.json`).
 
     Raises:
         DataError: the run directory, its `config.json` or its `model.keras` is missing or unreadable.
@@ -54,9 +54,9 @@ def load_inference_model(run_dir):
     return inference_model(training_model), config
 
 
-def artifact_dir_of(config: dict, run_dir) -> Path:
+def artifact_dir_of(config, run_dir) -> Path:
     """The data artefact directory the run was trained on (`runtime.artifact_dir` of config.json)."""
-    path = config.get("runtime", {}).get("artifact_dir")
+    path = (as_run_config(config).runtime or {}).get("artifact_dir")
     if not path or not (Path(path) / "manifest.json").is_file():
         from pipelines.runs import prepare
 
@@ -74,15 +74,15 @@ def artifact_dir_of(config: dict, run_dir) -> Path:
 DEFAULT_HOP = 0.1
 
 
-def trained_hop(config: dict) -> float:
+def trained_hop(config) -> float:
     """The frame hop in seconds a run was trained at (`runtime.hop` of its config.json); a run saved
     before the trainer recorded it counts as the default 0.1 s."""
-    hop = (config.get("runtime") or {}).get("hop")
+    hop = (as_run_config(config).runtime or {}).get("hop")
     return DEFAULT_HOP if hop is None else float(hop)
 
 
 def open_run(run_dir):
-    """Checks a run directory; returns (config, artifact_dir, manifest). Raises DataError."""
+    """Checks a run directory; returns (config: RunConfig, artifact_dir, manifest). Raises DataError."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError("run directory not found", run_dir)
@@ -104,11 +104,11 @@ def open_run(run_dir):
     return config, artifact_dir, read_json(artifact_dir / "manifest.json")
 
 
-def training_delay_frames(config: dict, artifact_dir) -> int:
+def training_delay_frames(config, artifact_dir) -> int:
     """`training.label_delay_seconds` in frames of the run's data (`pipelines.data.label_delay`)."""
     from pipelines.data import label_delay, records
 
-    seconds = label_delay.seconds_of(config)
+    seconds = label_delay.seconds_of(as_run_config(config))
     if not seconds:
         return 0
     return label_delay.delay_frames(seconds, records.partition_info(artifact_dir, features.TRAIN)["hop"])

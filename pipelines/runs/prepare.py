@@ -7,6 +7,7 @@ folder and the data options, so every run on the same data reuses one set of sha
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -18,49 +19,52 @@ from pipelines.core.errors import ConfigError, DataError
 from pipelines.core.io_utils import read_json
 
 
-def corpus_options(config: dict) -> dict:
-    """The keyword arguments `pipelines.datasets.open_corpus` takes, from the config."""
-    dataset = config["dataset"]
-    feats = config.get("features", {})
+def corpus_options(config) -> dict:
+    """The keyword arguments `pipelines.datasets.open_corpus` takes, from the config (a RunConfig, or
+    a mapping parsed into one)."""
+    config = settings.as_run_config(config)
+    dataset = config.dataset
+    feats = config.features
     options = {}
     if dataset in ("avec", "synthetic"):
-        if feats.get("audio"):
-            options["audio_features"] = list(feats["audio"])
-        if feats.get("visual"):
-            options["visual_features"] = list(feats["visual"])
+        if feats.audio:
+            options["audio_features"] = list(feats.audio)
+        if feats.visual:
+            options["visual_features"] = list(feats.visual)
     if dataset == "iemocap":
-        if not config.get("features_dir"):
+        if not config.features_dir:
             raise ConfigError(
                 "IEMOCAP needs --features-dir (or features_dir in the config): the folder of "
                 "per-utterance feature files <features_dir>/<modality>/<utterance id>.npy|.csv"
             )
-        options["features_dir"] = str(Path(config["features_dir"]).expanduser().resolve())
-        options["audio_features"] = (feats.get("audio") or ["audio"])[0]
-        options["visual_features"] = (feats.get("visual") or ["visual"])[0]
-        options["validation_speaker"] = config["validation_speaker"]
-    if config.get("allow_missing_modality"):
+        options["features_dir"] = str(Path(config.features_dir).expanduser().resolve())
+        options["audio_features"] = (feats.audio or ["audio"])[0]
+        options["visual_features"] = (feats.visual or ["visual"])[0]
+        options["validation_speaker"] = config.validation_speaker
+    if config.allow_missing_modality:
         options["allow_missing_modality"] = True
     from pipelines.components.example_gen import strictness_option
 
-    options.update(strictness_option(dataset, config.get("strict")))
+    options.update(strictness_option(dataset, config.strict))
     return options
 
 
-def check_inputs(config: dict) -> None:
+def check_inputs(config) -> None:
     """Cheap checks of the data settings, run before TensorFlow is imported."""
-    if config["dataset"] != "synthetic" or config.get("data_dir"):
+    config = settings.as_run_config(config)
+    if config.dataset != "synthetic" or config.data_dir:
         _given_data_dir(config)
-    if config["dataset"] == "iemocap":
+    if config.dataset == "iemocap":
         corpus_options(config)
 
 
-def _given_data_dir(config: dict) -> Path:
-    dataset = config["dataset"]
-    if not config.get("data_dir"):
+def _given_data_dir(config: settings.RunConfig) -> Path:
+    dataset = config.dataset
+    if not config.data_dir:
         raise ConfigError(
             f"--data-dir is required for --dataset {dataset}: pass the corpus folder (or set data_dir in the config)"
         )
-    root = Path(config["data_dir"]).expanduser().resolve()
+    root = Path(config.data_dir).expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise ConfigError("--data-dir (data_dir) is a file; pass the corpus folder that holds it", root)
     if not root.is_dir():
@@ -68,13 +72,14 @@ def _given_data_dir(config: dict) -> Path:
     return root
 
 
-def resolve_data_dir(config: dict, progress=True) -> Path:
+def resolve_data_dir(config, progress=True) -> Path:
     """The corpus folder; the synthetic corpus is generated into the cache on first use."""
-    dataset = config["dataset"]
-    if dataset == "synthetic" and not config.get("data_dir"):
+    config = settings.as_run_config(config)
+    dataset = config.dataset
+    if dataset == "synthetic" and not config.data_dir:
         from pipelines.datasets import synthetic
 
-        params = dict(config.get("synthetic") or {})
+        params = dict(config.synthetic or {})
         if config_lib.mode_of(config) == "raw":
             params["raw"] = True
         else:  # the raw-only options do not change a feature corpus (nor its cache key)
@@ -93,22 +98,24 @@ def resolve_data_dir(config: dict, progress=True) -> Path:
     return _given_data_dir(config)
 
 
-def logmel_settings(config: dict):
+def logmel_settings(config):
     """The log-mel settings of a raw-mode config (`raw.logmel`), None in feature mode."""
+    config = settings.as_run_config(config)
     if config_lib.mode_of(config) != "raw":
         return None
-    return dict((config.get("raw") or {}).get("logmel") or {})
+    return dict((config.raw.logmel if config.raw is not None else None) or {})
 
 
-def artifact_dir_for(config: dict, data_dir: Path) -> Path:
-    key = {"dataset": config["dataset"], "data_dir": str(data_dir), "options": corpus_options(config)}
+def artifact_dir_for(config, data_dir: Path) -> Path:
+    config = settings.as_run_config(config)
+    key = {"dataset": config.dataset, "data_dir": str(data_dir), "options": corpus_options(config)}
     if config_lib.mode_of(config) == "raw":
         key.update(mode="raw", logmel=logmel_settings(config))
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return config_lib.cache_dir() / "artifacts" / f"{config['dataset']}-{digest}"
+    return config_lib.cache_dir() / "artifacts" / f"{config.dataset}-{digest}"
 
 
-def prepare_artifacts(config: dict, progress=True, artifact_dir=None) -> Path:
+def prepare_artifacts(config, progress=True, artifact_dir=None) -> Path:
     """Runs every data component that is not up to date; returns the artefact folder.
 
     Raises a DataError when the validator finds a blocking anomaly.
@@ -116,9 +123,10 @@ def prepare_artifacts(config: dict, progress=True, artifact_dir=None) -> Path:
     from pipelines.components import example_gen, statistics_gen, transform
     from pipelines.datasets import open_corpus
 
+    config = settings.as_run_config(config)
     data_dir = resolve_data_dir(config, progress=progress)
     out = Path(artifact_dir) if artifact_dir else artifact_dir_for(config, data_dir)
-    corpus = open_corpus(config["dataset"], data_dir, **corpus_options(config))
+    corpus = open_corpus(config.dataset, data_dir, **corpus_options(config))
     mode = config_lib.mode_of(config)
     if corpus.mode != mode:
         raise ConfigError(
@@ -164,9 +172,10 @@ def rebuild_run_artifacts(run_dir, progress=True) -> Path:
     if not config_path.is_file():
         raise DataError("not found: train a model into this run directory first", config_path)
     config = settings.resolve_saved(read_json(config_path), config_path)
-    runtime = config.pop("runtime", {}) or {}
+    runtime = config.runtime or {}
+    config = dataclasses.replace(config, runtime=None)
     target = runtime.get("artifact_dir")
-    if config.get("dataset") not in config_lib.DATASETS:
+    if config.dataset not in config_lib.DATASETS:
         raise DataError(
             f"cannot rebuild the run's data artefacts ({target}): config.json names no known dataset", config_path
         )
@@ -179,8 +188,8 @@ def rebuild_run_artifacts(run_dir, progress=True) -> Path:
             config_path,
         ) from None
     print(
-        f"rebuilding the data artefacts of {run_dir} from its corpus ({config['dataset']}, "
-        f"{config.get('data_dir') or 'synthetic corpus in the cache'})"
+        f"rebuilding the data artefacts of {run_dir} from its corpus ({config.dataset}, "
+        f"{config.data_dir or 'synthetic corpus in the cache'})"
     )
     out = prepare_artifacts(config, progress=progress, artifact_dir=target)
     expected, found = runtime.get("corpus_fingerprint"), corpus_fingerprint(out)

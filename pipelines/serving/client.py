@@ -141,13 +141,14 @@ def recordings_from_args(args):
     if args.recording:
         return [read_recording_csv(path) for path in args.recording]
     from pipelines.components.input_pipeline import iter_recordings
+    from pipelines.config.settings import resolve_saved
     from pipelines.core.io_utils import read_json
     from pipelines.runs.folders import artifact_dir_of
 
     config_path = Path(args.run_dir) / "config.json"
     if not config_path.is_file():
         raise DataError("not found: not a run directory", config_path)
-    artifact_dir = artifact_dir_of(read_json(config_path), args.run_dir)
+    artifact_dir = artifact_dir_of(resolve_saved(read_json(config_path), config_path), args.run_dir)
     out = []
     for recording in iter_recordings(artifact_dir, args.partition):
         out.append(recording)

@@ -25,6 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pipelines.config.settings import resolve_saved
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.core.io_utils import make_readable, read_json, write_json_atomic, write_text_atomic
 from pipelines.core.pause import pause_point
@@ -77,7 +78,7 @@ def run(
     """
     versions.check_name(name)
     config_path = Path(run_dir) / "config.json"
-    if config_path.is_file() and read_json(config_path).get("mode") == "raw":
+    if config_path.is_file() and resolve_saved(read_json(config_path), config_path).mode == "raw":
         raise ConfigError(
             "this is a raw-mode run; the export's serving signature takes per-frame features, "
             "so raw-mode runs cannot be exported yet",
@@ -115,7 +116,7 @@ def run(
     def warmup():
         count = tf_serving.write_warmup_requests(tmp / "assets.extra" / tf_serving.WARMUP_FILE, name, recordings)
         # The run's settings travel with the model: `pipelines.predict --saved-model` reads corpora with them.
-        write_json_atomic(tmp / "assets.extra" / "config.json", config)
+        write_json_atomic(tmp / "assets.extra" / "config.json", config.to_dict())
         return count
 
     steps = [("SavedModel", save), ("warmup requests", warmup)]
@@ -152,7 +153,7 @@ def run(
         raise
     write_text_atomic(model_root / tf_serving.MODELS_CONFIG, tf_serving.models_config_text(name, model_root))
 
-    print(f"exported {config.get('model', {}).get('name', 'model')} from {run_dir} to {final}")
+    print(f"exported {config.model.name} from {run_dir} to {final}")
     print(
         f"  signatures: {servable.SERVING_DEFAULT} (audio, visual, optional mask), "
         f"{servable.WITHOUT_MASK} (audio, visual)"

@@ -132,9 +132,9 @@ def run(args) -> dict:
             f"--partition must be one of {', '.join(features.PARTITIONS)} or {ALL}, got {args.partition!r}"
         )
     config, config_source = prediction_inputs.reading_config(args.run_dir, args.saved_model)
-    raw = config.get("mode") == "raw"
+    raw = config.mode == "raw"
     raw_settings = prediction_inputs.raw_settings_of(config, config_source) if raw else None
-    task = config.get("task", "regression")
+    task = config.task
     delay_seconds = delay_lib.check(
         delay_lib.seconds_of(config) if args.label_delay is None else args.label_delay, "--label-delay"
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.config import settings
 from pipelines.core.errors import ConfigError, DataError
 from pipelines.core.io_utils import read_json
 from pipelines.data import features
@@ -27,7 +28,7 @@ SAVED_MODEL_CONFIG = Path("assets.extra") / "config.json"
 
 
 def reading_config(run_dir=None, saved_model=None) -> tuple:
-    """(config, where it came from): the run's `config.json`, else the SavedModel's copy of it."""
+    """(config: RunConfig, where it came from): the run's `config.json`, else the SavedModel's copy of it."""
     if run_dir is not None:
         path = Path(run_dir) / "config.json"
         if not Path(run_dir).is_dir():
@@ -46,28 +47,31 @@ def reading_config(run_dir=None, saved_model=None) -> tuple:
             saved_model,
         )
     try:
-        return read_json(path), path
+        mapping = read_json(path)
     except ValueError as error:
         raise DataError(f"not valid JSON ({error})", path) from None
+    return settings.resolve_saved(mapping, path), path
 
 
-def corpus_settings(config: dict, args) -> tuple:
-    """(dataset, corpus options) for `open_corpus`: the run's, with the command's overrides."""
+def corpus_settings(config, args) -> tuple:
+    """(dataset, corpus options) for `open_corpus`: the run's (a RunConfig), with the command's overrides."""
     from pipelines.runs import prepare
 
-    config = {**config, "features": dict(config.get("features") or {})}
-    config["dataset"] = args.dataset or config.get("dataset")
-    if config["dataset"] not in ADAPTERS:
-        raise ConfigError(f"--dataset must be one of {', '.join(ADAPTERS)}, got {config['dataset']!r}")
+    config = settings.as_run_config(config)
+    dataset = args.dataset or config.dataset
+    if dataset not in ADAPTERS:
+        raise ConfigError(f"--dataset must be one of {', '.join(ADAPTERS)}, got {dataset!r}")
+    changes: dict = {"dataset": dataset, "features": {}}
     if args.audio_features:
-        config["features"]["audio"] = [p.strip() for p in args.audio_features.split(",") if p.strip()]
+        changes["features"]["audio"] = [p.strip() for p in args.audio_features.split(",") if p.strip()]
     if args.visual_features:
-        config["features"]["visual"] = [p.strip() for p in args.visual_features.split(",") if p.strip()]
+        changes["features"]["visual"] = [p.strip() for p in args.visual_features.split(",") if p.strip()]
     if args.features_dir:
-        config["features_dir"] = args.features_dir
+        changes["features_dir"] = args.features_dir
     if args.allow_missing_modality:
-        config["allow_missing_modality"] = True
-    return config["dataset"], prepare.corpus_options(config)
+        changes["allow_missing_modality"] = True
+    config = config.updated(changes, check_values=False)
+    return config.dataset, prepare.corpus_options(config)
 
 
 def open_for_prediction(dataset, data_dir, options, select):
@@ -101,13 +105,14 @@ def feature_files(dataset, data_dir, options, modality, name) -> str:
     return ", ".join(str(Path(data_dir) / folder / f"{name}.csv") for folder in folders)
 
 
-def raw_settings_of(config: dict, config_source) -> dict:
+def raw_settings_of(config, config_source) -> dict:
     """A raw-mode run's input settings (sample rate, face crop shape, log-mel settings): recorded in
     config.json's `runtime.raw` by the trainer, else read from the run's artefact manifest."""
-    recorded = (config.get("runtime") or {}).get("raw")
+    runtime = settings.as_run_config(config).runtime or {}
+    recorded = runtime.get("raw")
     if recorded:
         return recorded
-    artifact_dir = (config.get("runtime") or {}).get("artifact_dir")
+    artifact_dir = runtime.get("artifact_dir")
     manifest = Path(artifact_dir or "") / "manifest.json"
     if not artifact_dir or not manifest.is_file():
         raise DataError(
@@ -174,7 +179,7 @@ def recording_dict(recording) -> dict:
     return {field.name: getattr(recording, field.name) for field in dataclasses.fields(recording)}
 
 
-def check_hop(corpus_hop, config: dict, config_source, data_dir) -> None:
+def check_hop(corpus_hop, config, config_source, data_dir) -> None:
     """Refuses a corpus whose frames are another hop apart than the model was trained at (its outputs
     would be meaningless, e.g. pinned near +-1). The trained hop is `runtime.hop` of the run's
     config.json; a run saved before the trainer recorded it counts as 0.1 s.
@@ -184,10 +189,11 @@ def check_hop(corpus_hop, config: dict, config_source, data_dir) -> None:
     """
     from pipelines.runs import folders as runs
 
+    config = settings.as_run_config(config)
     trained = runs.trained_hop(config)
     if math.isclose(float(corpus_hop), trained, rel_tol=1e-6, abs_tol=1e-9):
         return
-    recorded = (config.get("runtime") or {}).get("hop") is not None
+    recorded = (config.runtime or {}).get("hop") is not None
     where = (
         f"runtime.hop of {config_source}"
         if recorded

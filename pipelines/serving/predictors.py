@@ -27,7 +27,7 @@ class KerasPredictor:
         # The run's calibrated per-frame std (`python -m pipelines.uncertainty`, or the evaluator, fits it on
         # the validation partition), as the exported SavedModel gives it as outputs.
         self.calibration = None
-        if config.get("task") == "regression" and (Path(run_dir) / uncertainty.CALIBRATION_FILES["native"]).is_file():
+        if config.task == "regression" and (Path(run_dir) / uncertainty.CALIBRATION_FILES["native"]).is_file():
             self.calibration = uncertainty.Calibration.load(run_dir, "native")
 
     def __call__(self, recording: dict) -> dict:

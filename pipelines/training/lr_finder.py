@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.config.settings import as_run_config
 from pipelines.core.errors import ColdKerasError, ConfigError
 from pipelines.core.io_utils import save_figure_atomic, write_json_atomic, write_text_atomic
 
@@ -90,9 +91,11 @@ def plot(rates, losses, suggested, path):
 
 
 def run(
-    config: dict, output_dir, *, min_lr=DEFAULT_MIN_LR, max_lr=DEFAULT_MAX_LR, steps=DEFAULT_STEPS, progress=True
+    config, output_dir, *, min_lr=DEFAULT_MIN_LR, max_lr=DEFAULT_MAX_LR, steps=DEFAULT_STEPS, progress=True
 ) -> dict:
-    """Runs the range test for the run configured by `config`; returns the record of lr_find.json."""
+    """Runs the range test for the run configured by `config` (a RunConfig, or a mapping parsed into one);
+    returns the record of lr_find.json."""
+    config = as_run_config(config)
     min_lr, max_lr, steps = float(min_lr), float(max_lr), int(steps)
     _check(min_lr, max_lr, steps)
 
@@ -100,12 +103,12 @@ def run(
     from pipelines.training import setup as training_setup
 
     prepare.check_inputs(config)
-    training_setup.setup_precision(config["training"]["mixed_precision"])
+    training_setup.setup_precision(config.training.mixed_precision)
 
     import keras
     from tqdm import tqdm
 
-    keras.utils.set_random_seed(int(config["training"]["seed"]))
+    keras.utils.set_random_seed(int(config.training.seed))
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
     inputs = training_setup.make_training_inputs(config, artifact_dir)
     model = training_setup.build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch)
@@ -113,7 +116,7 @@ def run(
     # The trainer's optimiser (same weight decay and clipping) with the sweep's rate set per step.
     from cold_keras.optimizers import AdamW
 
-    optimizer = AdamW(learning_rate=float(rates[0]), **training_setup.optimizer_options(config["training"]))
+    optimizer = AdamW(learning_rate=float(rates[0]), **training_setup.optimizer_options(config.training))
     model.compile(optimizer=optimizer)
 
     losses = []
@@ -155,8 +158,8 @@ def run(
         "min_lr": min_lr,
         "max_lr": max_lr,
         "steps": steps,
-        "model": config["model"]["name"],
-        "configured_learning_rate": float(config["training"]["learning_rate"]),
+        "model": config.model.name,
+        "configured_learning_rate": float(config.training.learning_rate),
     }
     write_json_atomic(folder / "lr_find.json", record)
     print(
@@ -165,7 +168,7 @@ def run(
         f"{record['configured_learning_rate']:.3g}). Plot: {folder / 'lr_find.png'}"
     )
     print(
-        f"use it: python -m pipelines.train --dataset {config['dataset']} --model {config['model']['name']} "
+        f"use it: python -m pipelines.train --dataset {config.dataset} --model {config.model.name} "
         f"--learning-rate {suggested:.2g}"
     )
     return record

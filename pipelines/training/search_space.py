@@ -12,6 +12,7 @@ declares them to KerasTuner and builds each trial's model with the trainer's own
 from __future__ import annotations
 
 from pipelines.config import files as config_lib
+from pipelines.config.settings import RunConfig, as_run_config
 from pipelines.core.errors import ConfigError
 from pipelines.training import setup as training_setup
 
@@ -50,21 +51,20 @@ def parse_delay_choices(value) -> tuple:
     return choices
 
 
-def searched_names(config: dict, tune_learning_rate: bool, search=None) -> tuple:
+def searched_names(config, tune_learning_rate: bool, search=None) -> tuple:
     """The hyperparameters a search over this config varies.
 
     Only COLD fusion has the calibration and prior terms, so for the other models only the
     learning rate (and the label delay) can be searched. Without `search` the groups are the
-    lambdas (COLD fusion) plus the learning rate with `tune_learning_rate`.
+    lambdas (COLD fusion) plus the learning rate with `tune_learning_rate`. `config`: a RunConfig, or a
+    mapping parsed into one.
     """
+    model = as_run_config(config).model.name
     if search is None:
-        names = LAMBDA_NAMES if config["model"]["name"] == "cold_fusion" else ()
+        names = LAMBDA_NAMES if model == "cold_fusion" else ()
     else:
-        if "lambdas" in search and config["model"]["name"] != "cold_fusion":
-            raise ConfigError(
-                f"--search lambdas: --model {config['model']['name']} has no loss weights to tune "
-                "(only cold_fusion has)"
-            )
+        if "lambdas" in search and model != "cold_fusion":
+            raise ConfigError(f"--search lambdas: --model {model} has no loss weights to tune (only cold_fusion has)")
         names = LAMBDA_NAMES if "lambdas" in search else ()
         if "label_delay" in search:
             names = names + (LABEL_DELAY,)
@@ -72,20 +72,20 @@ def searched_names(config: dict, tune_learning_rate: bool, search=None) -> tuple
         names = names + ("learning_rate",)
     if not names:
         raise ConfigError(
-            f"--model {config['model']['name']} has no loss weights to tune (only cold_fusion "
+            f"--model {model} has no loss weights to tune (only cold_fusion "
             "has); pass --tune-learning-rate to search its learning rate"
         )
     return names
 
 
-def trial_config(config: dict, values: dict) -> dict:
-    """The config with tuned values in place (the same mapping `--hparams` uses)."""
+def trial_config(config: RunConfig, values: dict) -> RunConfig:
+    """A new config with tuned values in place (the same mapping `--hparams` uses)."""
     update: dict = {}
     for name, value in values.items():
         section = config_lib.HPARAM_SECTIONS.get(name)
         if section is not None:
             update.setdefault(section, {})[name] = float(value)
-    return config_lib.deep_update(config, update)
+    return config.updated(update)
 
 
 def make_hypermodel(config, inputs, artifact_dir, names, delay_choices=DEFAULT_LABEL_DELAY_CHOICES):
@@ -96,7 +96,7 @@ def make_hypermodel(config, inputs, artifact_dir, names, delay_choices=DEFAULT_L
     validates on datasets paired at its own delay. A trial whose NaN guard stopped it fails.
 
     Args:
-        config: dict. The resolved configuration.
+        config: RunConfig. The resolved configuration.
         inputs: `pipelines.training.setup.TrainingInputs` of the config.
         artifact_dir: the data artefacts.
         names: tuple of the searched names.
@@ -116,14 +116,14 @@ def make_hypermodel(config, inputs, artifact_dir, names, delay_choices=DEFAULT_L
             values = {}
             for name in names:
                 if name == LABEL_DELAY:
-                    current = float(config["training"].get(LABEL_DELAY, 0.0) or 0.0)
+                    current = float(getattr(config.training, LABEL_DELAY) or 0.0)
                     values[name] = hp.Choice(
                         name, list(delay_choices), default=current if current in delay_choices else delay_choices[0]
                     )
                     continue
                 low, high = LEARNING_RATE_RANGE if name == "learning_rate" else LAMBDA_RANGE
                 section = config_lib.HPARAM_SECTIONS[name]
-                default = min(max(float(config[section].get(name, low) or low), low), high)
+                default = min(max(float(getattr(getattr(config, section), name, low) or low), low), high)
                 values[name] = hp.Float(name, low, high, sampling="log", default=default)
             return training_setup.build_compiled_model(
                 trial_config(config, values), inputs.manifest, artifact_dir, inputs.steps_per_epoch

@@ -99,7 +99,7 @@ class TrainingInputs:
     train_stream: object = None
 
 
-def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
+def make_training_inputs(config, artifact_dir) -> TrainingInputs:
     """Training and validation datasets for `fit`, shared by the trainer and the tuner.
 
     The targets are merged into the features: they are inputs of the training graph.
@@ -107,28 +107,29 @@ def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
     """
     from pipelines.components import input_pipeline
 
+    config = settings.as_run_config(config)
     manifest = read_json(Path(artifact_dir) / "manifest.json")
-    training, task = config["training"], config["task"]
+    training, task = config.training, config.task
     sequence_level = bool(manifest["partitions"][features.TRAIN].get("sequence_level", False))
-    validation = training["validation_partition"]
+    validation = training.validation_partition
     if validation not in manifest["partitions"] or not manifest["partitions"][validation].get("labelled", True):
         raise ConfigError(
             f"the validation partition {validation!r} is missing or unlabelled in this corpus",
             Path(artifact_dir) / "manifest.json",
         )
 
-    window = dict(window_seconds=float(training["window_seconds"]), window_hop_seconds=training["window_hop_seconds"])
+    window = dict(window_seconds=float(training.window_seconds), window_hop_seconds=training.window_hop_seconds)
     delay = training_delay_frames(config, artifact_dir)
-    batch_size = int(training["batch_size"])
-    raw_augment = (config.get("raw") or {}).get("augment") if config_lib.mode_of(config) == "raw" else None
+    batch_size = int(training.batch_size)
+    raw = config.raw if config_lib.mode_of(config) == "raw" else None
     train_options = dict(
         task=task,
-        augment=training.get("augment"),  # optional: absent = no augmentation
-        oversample=bool(training["oversample"]),
-        seed=int(training["seed"]),
-        raw_augment=raw_augment,
+        augment=training.augment,  # optional: unset = no augmentation
+        oversample=bool(training.oversample),
+        seed=int(training.seed),
+        raw_augment=raw.augment if raw is not None else None,
         label_delay_frames=delay,
-        corruption_targets=bool(config["model"]["lambda_reliability"]),
+        corruption_targets=bool(config.model.lambda_reliability),
         **window,
     )
     train_ds = input_pipeline.make_dataset(
@@ -137,7 +138,7 @@ def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
     steps_per_epoch = input_pipeline.count_batches(
         artifact_dir, features.TRAIN, batch_size=batch_size, label_delay_frames=delay, **window
     )
-    if bool(training["oversample"]):
+    if bool(training.oversample):
         train_ds = train_ds.repeat()
     val_ds = input_pipeline.make_dataset(
         artifact_dir, validation, training=False, batch_size=batch_size, task=task, label_delay_frames=delay
@@ -161,16 +162,16 @@ def make_training_inputs(config: dict, artifact_dir) -> TrainingInputs:
     )
 
 
-def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_epoch: int, strategy=None):
+def build_compiled_model(config, manifest: dict, artifact_dir, steps_per_epoch: int, strategy=None):
     """Builds and compiles the training model; the one model-building function of trainer and tuner.
 
-    The lambdas and every other model hyperparameter come from `config["model"]`, the learning
-    rate from `config["training"]`, so tuned values enter by updating the config. The optimiser is
+    The lambdas and every other model hyperparameter come from `config.model`, the learning
+    rate from `config.training`, so tuned values enter by an updated config (`RunConfig.updated`). The optimiser is
     AdamW with cosine decay and warm restarts, and is built here so that `BackupAndRestore` can
     restore its state.
 
     Args:
-        config: dict. The resolved configuration.
+        config: RunConfig (or a mapping parsed into one). The resolved configuration.
         manifest: dict. The artefact directory's `manifest.json`.
         artifact_dir: path of the data artefacts (normalisation statistics, class weights).
         steps_per_epoch: int. Batches per training epoch (sets the restart period).
@@ -182,12 +183,13 @@ def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_e
     from cold_keras.models import build_model
     from pipelines.components import input_pipeline, transform
 
-    training, task = config["training"], config["task"]
+    config = settings.as_run_config(config)
+    training, task = config.training, config.task
     hp = config_lib.model_hyperparameters(config)
     norms = transform.load_normalization(artifact_dir)
     hp["audio_norm"] = norms[features.AUDIO]
     hp["visual_norm"] = norms[features.VISUAL]
-    if hp["reliability_atypicality"] and config["model"]["name"] == "cold_fusion":
+    if hp["reliability_atypicality"] and config.model.name == "cold_fusion":
         if config_lib.mode_of(config) == "raw":
             raise ConfigError(
                 "model.reliability_atypicality works on feature inputs; a raw-mode run's visual inputs are face crops"
@@ -197,7 +199,7 @@ def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_e
         hp.update(reliability.atypicality_references(artifact_dir, norms))
     if task == "classification":
         hp["class_weights"] = input_pipeline.class_weights(artifact_dir)
-    hp["seed"] = int(training["seed"])
+    hp["seed"] = int(training.seed)
     sequence_level = bool(manifest["partitions"][features.TRAIN].get("sequence_level", False))
 
     with (strategy or tf.distribute.get_strategy()).scope():
@@ -205,7 +207,7 @@ def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_e
             model = build_raw(config, manifest, task, sequence_level, hp)
         else:
             model = build_model(
-                config["model"]["name"],
+                config.model.name,
                 audio_dim=manifest["audio_dim"],
                 visual_dim=manifest["visual_dim"],
                 task=task,
@@ -213,9 +215,9 @@ def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_e
                 **hp,
             )
         schedule = keras.optimizers.schedules.CosineDecayRestarts(
-            initial_learning_rate=float(training["learning_rate"]),
-            first_decay_steps=max(1, int(round(float(training["restart_period_epochs"]) * steps_per_epoch))),
-            t_mul=float(training["restart_period_mul"]),
+            initial_learning_rate=float(training.learning_rate),
+            first_decay_steps=max(1, int(round(float(training.restart_period_epochs) * steps_per_epoch))),
+            t_mul=float(training.restart_period_mul),
         )
         from cold_keras.optimizers import AdamW  # Keras' AdamW evaluating the schedule once per step
 
@@ -226,13 +228,15 @@ def build_compiled_model(config: dict, manifest: dict, artifact_dir, steps_per_e
     return model
 
 
-def optimizer_options(training: dict) -> dict:
+def optimizer_options(training) -> dict:
     """AdamW's keyword arguments besides the learning rate: weight decay and gradient clipping.
 
-    `training.clipnorm` (default `DEFAULT_CLIPNORM`) clips the gradient of every step to that
-    global norm (over all weights together); 0 or null turns clipping off.
+    `training`: the TrainingConfig (or a `training` mapping, checked). `training.clipnorm` (default
+    `DEFAULT_CLIPNORM`) clips the gradient of every step to that global norm (over all weights
+    together); 0 or null turns clipping off.
     """
-    training = settings.parse_section(settings.TrainingConfig, training, "training")
+    if not isinstance(training, settings.TrainingConfig):
+        training = settings.parse_section(settings.TrainingConfig, training, "training")
     clipnorm = training.clipnorm
     options = {"weight_decay": float(training.weight_decay)}
     if clipnorm:
@@ -247,18 +251,19 @@ def build_raw(config, manifest, task, sequence_level, hp):
 
     if manifest.get("mode") != "raw":
         raise ConfigError("mode raw, but the data artefacts hold per-frame features", manifest.get("corpus_root"))
-    raw = config.get("raw") or {}
+    config = settings.as_run_config(config)
+    raw = config.raw or settings.RawConfig()
     try:
         return build_raw_model(
-            config["model"]["name"],
+            config.model.name,
             face_shape=manifest["visual_shape"],
             patch_shape=manifest["audio_shape"],
             task=task,
             sequence_level=sequence_level,
-            visual_backbone=raw.get("visual_backbone"),
-            audio_backbone=raw.get("audio_backbone"),
-            visual_backbone_weights=raw.get("visual_backbone_weights"),
-            audio_backbone_weights=raw.get("audio_backbone_weights"),
+            visual_backbone=raw.visual_backbone,
+            audio_backbone=raw.audio_backbone,
+            visual_backbone_weights=raw.visual_backbone_weights,
+            audio_backbone_weights=raw.audio_backbone_weights,
             **hp,
         )
     except BackboneWeightsError as error:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from pipelines.config import files as config_lib
+from pipelines.config import settings
 from pipelines.core.errors import ColdKerasError, ConfigError
 from pipelines.core.io_utils import read_json, write_json_atomic
 from pipelines.core.pause import pause_point
@@ -45,7 +46,7 @@ RUN_FILES = ("config.json", "model.keras", "metrics.json", "history.csv")
 # --------------------------------------------------------------------------- the run
 
 
-def _check_run_dir(run_dir: Path, config: dict, overwrite: bool) -> bool:
+def _check_run_dir(run_dir: Path, config: settings.RunConfig, overwrite: bool) -> bool:
     """Returns True when the run directory holds a finished run with the same settings."""
     saved_path = run_dir / "config.json"
     if overwrite and run_dir.exists():
@@ -106,8 +107,10 @@ def best_so_far(history_path: Path, monitor: str):
     return max(values) if values else None
 
 
-def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
-    """Trains and evaluates one run; returns the metrics dict written to `metrics.json`."""
+def run(config, output_dir, *, overwrite=False, progress=True) -> dict:
+    """Trains and evaluates one run (`config`: a RunConfig, or a mapping parsed into one); returns the
+    metrics dict written to `metrics.json`."""
+    config = settings.as_run_config(config)
     run_dir = Path(output_dir)
     if _check_run_dir(run_dir, config, overwrite):
         metrics = read_json(run_dir / "metrics.json")
@@ -117,16 +120,16 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     from pipelines.runs import prepare
 
     prepare.check_inputs(config)
-    training = config["training"]
-    strategy = setup_devices(training["distribute"])
-    policy = setup_precision(training["mixed_precision"])
+    training = config.training
+    strategy = setup_devices(training.distribute)
+    policy = setup_precision(training.mixed_precision)
 
     import keras
 
     from cold_keras.models import inference_model
     from pipelines.runs.resume import fit_resuming
 
-    keras.utils.set_random_seed(int(training["seed"]))
+    keras.utils.set_random_seed(int(training.seed))
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
     # An earlier attempt wrote config.json before training; without a backup it starts over, and says so.
     rerun = (run_dir / "config.json").exists()
@@ -157,9 +160,9 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
             model,
             inputs.train_stream,
             validation_data=inputs.val_ds,
-            epochs=int(training["epochs"]),
+            epochs=int(training.epochs),
             steps_per_epoch=inputs.steps_per_epoch,
-            repeated=bool(training["oversample"]),
+            repeated=bool(training.oversample),
             backup=watch.backup,
             callbacks=watch.callbacks,
             epoch_line=watch.epoch_line,
@@ -178,12 +181,12 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
 
     if watch.best_path.exists():
         model.load_weights(str(watch.best_path))
-    if config["model"]["fusion_guard"]:
+    if config.model.fusion_guard:
         from pipelines.components import input_pipeline
         from pipelines.evaluation import fusion_guard as reliability
 
         recordings = list(input_pipeline.iter_recordings(artifact_dir, inputs.validation))
-        reliability.apply_fusion_guard(model, infer, recordings, config["task"], inputs.sequence_level, run_dir)
+        reliability.apply_fusion_guard(model, infer, recordings, config.task, inputs.sequence_level, run_dir)
     if chief:
         tmp = run_dir / ".model.keras.tmp.keras"
         model.save(str(tmp))
@@ -192,10 +195,10 @@ def run(config: dict, output_dir, *, overwrite=False, progress=True) -> dict:
     if chief:
         fit_uncertainty(config, run_dir, artifact_dir, inputs, infer, progress=progress)
         write_json_atomic(run_dir / "metrics.json", metrics)  # last: backup/ stays, --epochs N continues from it
-    print(f"\ntrained {config['model']['name']} ({config['task']}) in {train_seconds:.0f} s; run directory: {run_dir}")
+    print(f"\ntrained {config.model.name} ({config.task}) in {train_seconds:.0f} s; run directory: {run_dir}")
     from pipelines.evaluation import scoring as evaluation
 
-    print(evaluation.format_table(metrics, config["task"]))
+    print(evaluation.format_table(metrics, config.task))
     return metrics
 
 
@@ -213,8 +216,8 @@ class _Callbacks:
         from pipelines.training.callbacks import InterruptGuard, NanGuard, TensorBoardExtras
         from pipelines.training.stability import CollapseGuard
 
-        training = config["training"]
-        monitor = monitor_name(config["task"])
+        training = config.training
+        monitor = monitor_name(config.task)
         checkpoints = run_dir / "checkpoints"
         checkpoints.mkdir(exist_ok=True)
         self.best_path = checkpoints / "best.weights.h5"
@@ -236,7 +239,7 @@ class _Callbacks:
             ),
         )
         self.epoch_line = self.backup.track(
-            "epoch_line", EpochLine(monitor, int(training["epochs"]), inputs.steps_per_epoch, bar=progress)
+            "epoch_line", EpochLine(monitor, int(training.epochs), inputs.steps_per_epoch, bar=progress)
         )
         self.callbacks = [
             self.backup,
@@ -272,7 +275,7 @@ def _score_partitions(config, run_dir, artifact_dir, inputs, infer, *, chief, pr
     from pipelines.data import label_delay
     from pipelines.evaluation import scoring as evaluation
 
-    task, manifest, validation = config["task"], inputs.manifest, inputs.validation
+    task, manifest, validation = config.task, inputs.manifest, inputs.validation
     metrics, temperatures = {}, None
     partitions = [
         p
@@ -316,7 +319,7 @@ def fit_uncertainty(config, run_dir, artifact_dir, inputs, infer, *, progress) -
     """A frame-level regression run's per-frame uncertainty calibration (`pipelines.uncertainty`),
     fitted on the validation partition and written into the run directory, so that the run's
     predictions (`pipelines.predict`), evaluations and exports carry intervals from the start."""
-    if config["task"] != "regression" or inputs.sequence_level:
+    if config.task != "regression" or inputs.sequence_level:
         return
     from pipelines.evaluation import uncertainty
 

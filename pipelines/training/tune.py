@@ -30,6 +30,7 @@ from pathlib import Path
 
 from pipelines.config import files as config_lib
 from pipelines.config import flags as run_options
+from pipelines.config.settings import as_run_config
 from pipelines.core.errors import ColdKerasError, ConfigError
 from pipelines.core.io_utils import read_json, write_json_atomic
 from pipelines.core.pause import pause_callback
@@ -69,7 +70,7 @@ def _check_output_dir(output_dir: Path, settings: dict, overwrite: bool) -> None
 
 
 def run(
-    config: dict,
+    config,
     output_dir,
     *,
     tuner="random",
@@ -83,6 +84,7 @@ def run(
 ) -> dict:
     """Runs (or resumes) a search; returns {"best": best_hparams dict or None, "trials": rows}.
 
+    `config`: a RunConfig, or a mapping parsed into one.
     `search`: optional groups (`parse_search`); `label_delay_choices`: the delays in seconds
     (default 0, 1, 2, 3, 4) a `label_delay` search picks from.
 
@@ -99,11 +101,12 @@ def run(
     if int(max_trials) < 1:
         raise ConfigError(f"--max-trials must be at least 1, got {max_trials}")
     tuner_lib.check_distributed_env()
+    config = as_run_config(config)
     search = parse_search(search) if isinstance(search, str) else search
     names = searched_names(config, tune_learning_rate, search)
     delay_choices = parse_delay_choices(label_delay_choices)
-    training = config["training"]
-    if training["distribute"] == "multiworker":
+    training = config.training
+    if training.distribute == "multiworker":
         raise ConfigError(
             "the tuner runs each trial in one process (--distribute none or mirrored); spread "
             "trials over processes with the KERASTUNER_* variables instead (see the module help)"
@@ -132,15 +135,15 @@ def run(
     from pipelines.runs import prepare
 
     prepare.check_inputs(config)
-    strategy = training_setup.setup_devices(training["distribute"])
-    policy = training_setup.setup_precision(training["mixed_precision"])
+    strategy = training_setup.setup_devices(training.distribute)
+    policy = training_setup.setup_precision(training.mixed_precision)
 
     import keras
     import keras_tuner
 
     from pipelines.training.callbacks import NanGuard
 
-    keras.utils.set_random_seed(int(training["seed"]))
+    keras.utils.set_random_seed(int(training.seed))
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
     output_dir.mkdir(parents=True, exist_ok=True)
     if not worker:
@@ -149,21 +152,21 @@ def run(
         )
 
     inputs = training_setup.make_training_inputs(config, artifact_dir)
-    objective_name = training_setup.monitor_name(config["task"])
+    objective_name = training_setup.monitor_name(config.task)
     objective = keras_tuner.Objective(objective_name, direction="max")
     search = tuner_lib.build_tuner(
         tuner,
         make_hypermodel(config, inputs, artifact_dir, names, delay_choices),
         objective,
         max_trials=int(max_trials),
-        epochs=int(training["epochs"]),
-        seed=int(training["seed"]),
+        epochs=int(training.epochs),
+        seed=int(training.seed),
         # A worker must never delete the chief's project.
         directory=output_dir,
         project_name=project_name,
         overwrite=overwrite and not worker,
         backup_dir=output_dir / "backups",
-        strategy=strategy if training["distribute"] != "none" else None,
+        strategy=strategy if training.distribute != "none" else None,
     )
     if not worker:
         write_hparams_experiment(output_dir / "tensorboard", names, objective_name, delay_choices)
@@ -176,8 +179,8 @@ def run(
     search.search(
         inputs.train_ds,
         validation_data=inputs.val_ds,
-        epochs=int(training["epochs"]),
-        steps_per_epoch=inputs.steps_per_epoch if training["oversample"] else None,
+        epochs=int(training.epochs),
+        steps_per_epoch=inputs.steps_per_epoch if training.oversample else None,
         callbacks=callbacks,
         verbose=1 if progress else 2,
     )
@@ -204,6 +207,6 @@ def run(
     print(
         f"\nbest: trial {best.trial_id}, {objective_name} = {best.score:.4f}; written to "
         f"{output_dir / 'best_hparams.json'}\ntrain with it: python -m pipelines.train --dataset "
-        f"{config['dataset']} --hparams {output_dir / 'best_hparams.json'}"
+        f"{config.dataset} --hparams {output_dir / 'best_hparams.json'}"
     )
     return {"best": record, "trials": rows}

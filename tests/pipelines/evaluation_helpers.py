@@ -62,6 +62,7 @@ def _root(tmp_path_factory) -> Path:
 
 
 def tiny_config(task="regression", epochs=2) -> dict:
+    """The tiny run's resolved configuration, as a plain dict (`RunConfig.to_dict()`) a test may change."""
     from pipelines.config import files as config_lib
 
     config = config_lib.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
@@ -69,7 +70,7 @@ def tiny_config(task="regression", epochs=2) -> dict:
     config["task"] = task
     config["model"]["name"] = "cold_fusion"
     config["training"]["epochs"] = epochs
-    return config_lib.validate(config)
+    return config_lib.validate(config).to_dict()
 
 
 def tiny_run(tmp_path_factory, task: str) -> Path:

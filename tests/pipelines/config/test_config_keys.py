@@ -117,10 +117,10 @@ def test_lenient_flag_reaches_the_adapter_options(tmp_path):
     config = run_options.build_config(
         train_command.parse_args(["--dataset", "avec", "--data-dir", str(tmp_path), "--lenient"])
     )
-    assert config["strict"] is False
+    assert config.strict is False
     assert prepare.corpus_options(config)["strict"] is False
     config = run_options.build_config(train_command.parse_args(["--dataset", "avec", "--data-dir", str(tmp_path)]))
-    assert "strict" not in config and "strict" not in prepare.corpus_options(config)
+    assert "strict" not in config.to_dict() and "strict" not in prepare.corpus_options(config)
     config = run_options.build_config(train_command.parse_args(["--dataset", "synthetic", "--lenient"]))
     with pytest.raises(ConfigError, match="--lenient .* applies to the avec and iemocap corpora, not synthetic"):
         prepare.corpus_options(config)

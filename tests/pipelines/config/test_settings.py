@@ -13,8 +13,9 @@ from pipelines.core.errors import ConfigError
 
 
 def _resolved(dataset="synthetic", **sections):
+    """The resolved configuration as the mapping `config.json` holds (`RunConfig.to_dict()`)."""
     merged = config_lib.load_file(config_lib.default_config_path(dataset))
-    return config_lib.validate(config_lib.deep_update(merged, sections))
+    return config_lib.validate(config_lib.deep_update(merged, sections)).to_dict()
 
 
 def test_the_model_section_takes_the_library_defaults():
@@ -82,8 +83,8 @@ def test_an_old_config_json_without_todays_keys_still_reads_and_compares_equal(t
     path = tmp_path / "config.json"
     path.write_text(json.dumps(old))
     restored = settings.resolve_saved(json.loads(path.read_text()), path)
-    assert restored["training"]["clipnorm"] == 1.0 and restored["model"]["fusion_guard"] is False
-    assert restored["runtime"] == {"artifact_dir": "/somewhere"}
+    assert restored.training.clipnorm == 1.0 and restored.model.fusion_guard is False
+    assert restored.runtime == {"artifact_dir": "/somewhere"}
     assert config_lib.comparable_settings(old) == config_lib.comparable_settings(today)
     changed = config_lib.deep_update(today, {"training": {"clipnorm": 0.5}})
     assert config_lib.first_difference(

@@ -150,10 +150,10 @@ def test_config_flag_and_hparams_carry_the_delay(tmp_path):
     from pipelines.config import flags as run_options
 
     args = train_command.parse_args(["--dataset", "synthetic", "--label-delay", "2.5"])
-    assert run_options.build_config(args)["training"]["label_delay_seconds"] == 2.5
+    assert run_options.build_config(args).training.label_delay_seconds == 2.5
     with pytest.raises(SystemExit):  # the flag is refused by name before any config is built
         train_command.parse_args(["--dataset", "synthetic", "--label-delay", "-1"])
-    config = run_options.build_config(args)
+    config = run_options.build_config(args).to_dict()
     config["training"]["label_delay_seconds"] = -1  # as a config file would set it
     with pytest.raises(ConfigError, match="training.label_delay_seconds must be a number of seconds >= 0"):
         config_lib.validate(config)

@@ -105,7 +105,7 @@ def test_mc_dropout_mean_and_spread_of_the_passes(regression_run):
     from pipelines.runs import folders as runs
 
     infer, config = runs.load_inference_model(regression_run)
-    recordings = list(input_pipeline.iter_recordings(config["runtime"]["artifact_dir"], "test"))[:1]
+    recordings = list(input_pipeline.iter_recordings(config.runtime["artifact_dir"], "test"))[:1]
     first = uncertainty_scores.predict_mc_dropout(infer, recordings, passes=6, seed=1)[0]["outputs"]
     assert np.all(first["valence_spread"] > 0)  # dropout (and COLD's sampling) are on
     assert first["valence"].shape == first["valence_spread"].shape == recordings[0]["valence"].shape
@@ -167,7 +167,7 @@ def test_exported_signature_carries_the_calibrated_std(regression_run, uncertain
     from pipelines.serving import servable
 
     infer, config = runs.load_inference_model(regression_run)
-    model = uncertainty.servable_model(infer, regression_run, config, config["runtime"]["artifact_dir"])
+    model = uncertainty.servable_model(infer, regression_run, config, config.runtime["artifact_dir"])
     servable.save_saved_model(model, tmp_path / "1")
     signature = tf.saved_model.load(str(tmp_path / "1")).signatures["without_mask"]
     recordings, outputs = helpers.predict(regression_run, "test")

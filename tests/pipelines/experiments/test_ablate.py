@@ -31,10 +31,10 @@ def test_each_variant_zeroes_exactly_its_lambdas(variant, zeroed):
     before = json.dumps(config, sort_keys=True)
     out = ablate.variant_config(config, variant, seed=7)
     assert json.dumps(config, sort_keys=True) == before  # the input is not modified
-    assert out["model"]["name"] == "cold_fusion" and out["training"]["seed"] == 7
+    assert out.model.name == "cold_fusion" and out.training.seed == 7
     for key in LAMBDAS:
-        assert out["model"][key] == (0.0 if key in zeroed else config["model"][key]), key
-    rest = {k: v for k, v in out["model"].items() if k not in LAMBDAS and k != "name"}
+        assert getattr(out.model, key) == (0.0 if key in zeroed else config["model"][key]), key
+    rest = {k: v for k, v in out.model.to_dict().items() if k not in LAMBDAS and k != "name"}
     assert rest == {k: v for k, v in config["model"].items() if k not in LAMBDAS and k != "name"}
 
 

@@ -55,8 +55,8 @@ def test_protocol_logic_with_stand_in_training(tmp_path, monkeypatch):
 
     def fake_train(config, run_dir, progress=True):
         run_dir = Path(run_dir)
-        model, seed = config["model"]["name"], config["training"]["seed"]
-        lr = config["training"]["learning_rate"]
+        model, seed = config.model.name, config.training.seed
+        lr = config.training.learning_rate
         trained.append((model, seed, lr, run_dir.parent.name))
         run_dir.mkdir(parents=True, exist_ok=True)
         val = default_val[model] if lr == 5e-3 else search[model][1]
@@ -65,8 +65,8 @@ def test_protocol_logic_with_stand_in_training(tmp_path, monkeypatch):
         (run_dir / "metrics.json").write_text(json.dumps({"test": {"av": {"ccc_mean": test}}}))
 
     def fake_tune(config, output_dir, *, tuner, max_trials, tune_learning_rate, progress):
-        model = config["model"]["name"]
-        searched.append((model, tuner, max_trials, tune_learning_rate, config["training"]["seed"]))
+        model = config.model.name
+        searched.append((model, tuner, max_trials, tune_learning_rate, config.training.seed))
         values, score = search[model]
         return {"best": {"hyperparameters": values, "score": score}, "trials": []}
 

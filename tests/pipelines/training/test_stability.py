@@ -162,7 +162,7 @@ def test_context_fusion_at_the_default_learning_rate_trains(cache):
     from pipelines.runs import prepare
 
     config = tiny_config()
-    assert config["training"]["learning_rate"] == 5e-3 and config["training"]["clipnorm"] == 1.0
+    assert config.training.learning_rate == 5e-3 and config.training.clipnorm == 1.0
     artifact_dir = prepare.prepare_artifacts(config, progress=False)
     inputs = training_setup.make_training_inputs(config, artifact_dir)
     model = training_setup.build_compiled_model(config, inputs.manifest, artifact_dir, inputs.steps_per_epoch)

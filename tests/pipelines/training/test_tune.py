@@ -184,10 +184,10 @@ def test_best_hparams_json_round_trips_into_the_trainer(search):
     )
     config = run_options.build_config(args)
     for name in LAMBDAS:
-        assert config["model"][name] == pytest.approx(best["hyperparameters"][name])
+        assert getattr(config.model, name) == pytest.approx(best["hyperparameters"][name])
     # A flag still wins over the tuned value.
     args = train_command.parse_args(["--dataset", "synthetic", "--hparams", str(path), "--lambda-regu", "0.5"])
-    assert run_options.build_config(args)["model"]["lambda_regu"] == 0.5
+    assert run_options.build_config(args).model.lambda_regu == 0.5
 
 
 def test_trial_table_puts_failed_trials_last():
