@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from pipelines.config import merging
+
 
 def random_batch(batch_size, frames, audio_dim, visual_dim, seed=0):
     """One training batch of the batch contract (features and targets) with random values."""
@@ -33,7 +35,7 @@ def train_synthetic(overrides, seed, epochs, run_dir):
     from pipelines.config import files as config_lib
     from pipelines.training import train
 
-    config = config_lib.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), overrides)
+    config = merging.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), overrides)
     config["training"]["seed"] = seed
     if epochs:
         config["training"]["epochs"] = epochs

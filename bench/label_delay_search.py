@@ -16,6 +16,8 @@ import argparse
 import os
 from pathlib import Path
 
+from pipelines.config import merging
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 CORPUS = {
@@ -73,7 +75,7 @@ def main():
     out = Path(args.out) / f"label_delay_{args.true_delay:g}"
     os.environ["COLD_KERAS_CACHE"] = str(out / "cache")
     config = config_lib.load_file(config_lib.default_config_path("synthetic"))
-    config = config_lib.deep_update(
+    config = merging.deep_update(
         config,
         {
             "synthetic": {**CORPUS, "label_delay_seconds": args.true_delay},

@@ -19,6 +19,8 @@ import json
 import os
 from pathlib import Path
 
+from pipelines.config import merging
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -34,7 +36,7 @@ def make_config(config_file, overrides, model, seed, epochs):
 
     config = config_lib.load_file(config_lib.default_config_path("synthetic"))
     if config_file:
-        config = config_lib.deep_update(config, config_lib.load_file(config_file))
+        config = merging.deep_update(config, config_lib.load_file(config_file))
     for item in overrides:
         key, _, value = item.partition("=")
         node = config

@@ -37,6 +37,8 @@ import json
 import os
 from pathlib import Path
 
+from pipelines.config import merging
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,34 +77,32 @@ def variants() -> dict:
         lambda_co_audio=1.0,
         lambda_co_cross=1.0,
     )
-    out["cold_uncertainty_std_augment"] = config_lib.deep_update(_cold(**uncertainty_std), _corrupt_augment())
-    out["cold_uncertainty_std_weight_term10_augment"] = config_lib.deep_update(
+    out["cold_uncertainty_std_augment"] = merging.deep_update(_cold(**uncertainty_std), _corrupt_augment())
+    out["cold_uncertainty_std_weight_term10_augment"] = merging.deep_update(
         _cold(**uncertainty_std, lambda_weight=10.0), _corrupt_augment()
     )
-    out["cold_paper_augment"] = config_lib.deep_update(_cold(), _corrupt_augment())
-    out["cold_weight_term_augment"] = config_lib.deep_update(_cold(lambda_weight=1.0), _corrupt_augment())
-    out["cold_weight_term10_augment"] = config_lib.deep_update(_cold(lambda_weight=10.0), _corrupt_augment())
-    out["cold_uncertainty_weight_term_augment"] = config_lib.deep_update(
+    out["cold_paper_augment"] = merging.deep_update(_cold(), _corrupt_augment())
+    out["cold_weight_term_augment"] = merging.deep_update(_cold(lambda_weight=1.0), _corrupt_augment())
+    out["cold_weight_term10_augment"] = merging.deep_update(_cold(lambda_weight=10.0), _corrupt_augment())
+    out["cold_uncertainty_weight_term_augment"] = merging.deep_update(
         _cold(weight_convention="uncertainty", lambda_weight=1.0), _corrupt_augment()
     )
-    out["cold_uncertainty_weight_term10_augment"] = config_lib.deep_update(
+    out["cold_uncertainty_weight_term10_augment"] = merging.deep_update(
         _cold(weight_convention="uncertainty", lambda_weight=10.0), _corrupt_augment()
     )
-    out["cold_weight_term30_augment"] = config_lib.deep_update(_cold(lambda_weight=30.0), _corrupt_augment())
-    out["cold_weight_term10_augment_dropout"] = config_lib.deep_update(
+    out["cold_weight_term30_augment"] = merging.deep_update(_cold(lambda_weight=30.0), _corrupt_augment())
+    out["cold_weight_term10_augment_dropout"] = merging.deep_update(
         _cold(lambda_weight=10.0), {"training": {"augment": {"corrupt_prob": 0.5, "modality_dropout_prob": 0.25}}}
     )
-    out["cold_weight_term10_augment_p1"] = config_lib.deep_update(
+    out["cold_weight_term10_augment_p1"] = merging.deep_update(
         _cold(lambda_weight=10.0), {"training": {"augment": {"corrupt_prob": 1.0}}}
     )
-    out["prediction_fusion_augment"] = config_lib.deep_update(
-        {"model": {"name": "prediction_fusion"}}, _corrupt_augment()
-    )
-    out["context_fusion_augment"] = config_lib.deep_update({"model": {"name": "context_fusion"}}, _corrupt_augment())
+    out["prediction_fusion_augment"] = merging.deep_update({"model": {"name": "prediction_fusion"}}, _corrupt_augment())
+    out["context_fusion_augment"] = merging.deep_update({"model": {"name": "context_fusion"}}, _corrupt_augment())
     # The setting bench/README.md's table calls cold_reliable (lambda_weight 10 + corruption augmentation);
     # configs/cold_reliable.yaml now holds the setting chosen on the realistic corpus (`cold_recommended`).
-    out["cold_reliable"] = config_lib.deep_update(_cold(lambda_weight=10.0), _corrupt_augment())
-    out["cold_reliable_dropout"] = config_lib.deep_update(
+    out["cold_reliable"] = merging.deep_update(_cold(lambda_weight=10.0), _corrupt_augment())
+    out["cold_reliable_dropout"] = merging.deep_update(
         out["cold_reliable"], {"training": {"augment": {"modality_dropout_prob": 0.25}}}
     )
     if RELIABLE_CONFIG.is_file():
@@ -265,13 +265,12 @@ def folds_of(name: str) -> tuple:
 
 
 def kind_overrides(corpus: str, setting: str, train_kinds) -> dict:
-    from pipelines.config import files as config_lib
 
     model, augment = kind_settings()[setting]
-    overrides = config_lib.deep_update(CORPORA[corpus], _SMALL_MODEL)
-    overrides = config_lib.deep_update(overrides, {"model": model})
+    overrides = merging.deep_update(CORPORA[corpus], _SMALL_MODEL)
+    overrides = merging.deep_update(overrides, {"model": model})
     if augment:
-        overrides = config_lib.deep_update(
+        overrides = merging.deep_update(
             overrides, {"training": {"augment": {"corrupt_prob": 0.5, "corrupt_kinds": list(train_kinds)}}}
         )
     return overrides

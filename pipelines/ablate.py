@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from pipelines.config import files as config_lib
+from pipelines.config.merging import deep_update
 from pipelines.core import cli
 from pipelines.core.errors import ConfigError, cli_main
 from pipelines.experiments import ablate as ablate_lib
@@ -19,14 +20,14 @@ def build_config(args):
     source = args.config or str(config_lib.default_config_path(args.dataset))
     config = config_lib.load_file(config_lib.default_config_path(args.dataset))
     if args.config:
-        config = config_lib.deep_update(config, config_lib.load_file(args.config))
+        config = deep_update(config, config_lib.load_file(args.config))
     flags = {"dataset": args.dataset, "model": {"name": "cold_fusion"}, "training": {}}
     for key in ("data_dir", "features_dir", "task"):
         if getattr(args, key) is not None:
             flags[key] = getattr(args, key)
     if args.epochs is not None:
         flags["training"]["epochs"] = args.epochs
-    return config_lib.validate(config_lib.deep_update(config, flags), source)
+    return config_lib.validate(deep_update(config, flags), source)
 
 
 def _seeds(text):

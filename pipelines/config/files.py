@@ -16,7 +16,6 @@ import yaml
 
 from cold_keras.names import TASKS, WEIGHT_CONVENTIONS  # noqa: F401 - part of this module's interface
 from pipelines.config import settings
-from pipelines.config.merging import deep_update  # noqa: F401 - part of this module's interface
 from pipelines.config.settings import DATASETS, DISTRIBUTE, MIXED_PRECISION, MODES, RAW_DATASETS, RAW_WEIGHT_KEYS  # noqa: F401 - part of this module's interface
 from pipelines.core.errors import ConfigError
 

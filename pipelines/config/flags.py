@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipelines.config import files as config_lib
 from pipelines.config import settings
+from pipelines.config.merging import deep_update
 from pipelines.core import cli
 from pipelines.data import features
 
@@ -23,13 +24,13 @@ def build_config(args) -> settings.RunConfig:
     mode = getattr(args, "mode", None) or user.get("mode") or config.get("mode") or "features"
     raw_path = config_lib.raw_config_path(args.dataset) if mode == "raw" else None
     if raw_path is not None:
-        config = config_lib.deep_update(config, config_lib.load_file(raw_path))
+        config = deep_update(config, config_lib.load_file(raw_path))
     if args.config:
-        config = config_lib.deep_update(config, user)
+        config = deep_update(config, user)
     if mode != (config.get("mode") or "features"):
         config["mode"] = mode
     if args.hparams:
-        config = config_lib.deep_update(config, config_lib.load_hparams(args.hparams))
+        config = deep_update(config, config_lib.load_hparams(args.hparams))
     config["dataset"] = args.dataset
     overrides = {
         ("data_dir",): args.data_dir,

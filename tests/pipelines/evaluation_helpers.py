@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.config import merging
+
 REPO = Path(__file__).resolve().parents[2]
 
 TINY = {
@@ -65,7 +67,7 @@ def tiny_config(task="regression", epochs=2) -> dict:
     """The tiny run's resolved configuration, as a plain dict (`RunConfig.to_dict()`) a test may change."""
     from pipelines.config import files as config_lib
 
-    config = config_lib.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
+    config = merging.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
     config["dataset"] = "synthetic"
     config["task"] = task
     config["model"]["name"] = "cold_fusion"

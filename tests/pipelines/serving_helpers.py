@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pipelines.config import merging
+
 TINY = {
     "synthetic": {
         "seed": 5,
@@ -29,7 +31,7 @@ def tiny_run(root: Path) -> Path:
         from pipelines.config import files as config_lib
         from pipelines.training import train
 
-        config = config_lib.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
+        config = merging.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
         config["dataset"] = "synthetic"
         config = config_lib.validate(config, "tiny test config")
         previous = os.environ.get("COLD_KERAS_CACHE")

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from pipelines.config import files as config_lib
+from pipelines.config.merging import deep_update
 from pipelines.core.errors import ConfigError
 
 
@@ -55,9 +56,7 @@ def test_command_line_fails_in_one_line_before_data_are_touched(tmp_path, line, 
 
 def _check(tmp_path, text, dataset="synthetic"):
     path = _config(tmp_path, text)
-    config = config_lib.deep_update(
-        config_lib.load_file(config_lib.default_config_path(dataset)), config_lib.load_file(path)
-    )
+    config = deep_update(config_lib.load_file(config_lib.default_config_path(dataset)), config_lib.load_file(path))
     config_lib.check_known_keys(config, str(path))
     return path
 

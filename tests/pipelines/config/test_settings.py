@@ -9,13 +9,14 @@ from cold_keras.hyperparameters import DEFAULT_HYPERPARAMETERS
 from pipelines import settings as settings_command
 from pipelines.config import files as config_lib
 from pipelines.config import settings
+from pipelines.config.merging import deep_update
 from pipelines.core.errors import ConfigError
 
 
 def _resolved(dataset="synthetic", **sections):
     """The resolved configuration as the mapping `config.json` holds (`RunConfig.to_dict()`)."""
     merged = config_lib.load_file(config_lib.default_config_path(dataset))
-    return config_lib.validate(config_lib.deep_update(merged, sections)).to_dict()
+    return config_lib.validate(deep_update(merged, sections)).to_dict()
 
 
 def test_the_model_section_takes_the_library_defaults():
@@ -86,7 +87,7 @@ def test_an_old_config_json_without_todays_keys_still_reads_and_compares_equal(t
     assert restored.training.clipnorm == 1.0 and restored.model.fusion_guard is False
     assert restored.runtime == {"artifact_dir": "/somewhere"}
     assert config_lib.comparable_settings(old) == config_lib.comparable_settings(today)
-    changed = config_lib.deep_update(today, {"training": {"clipnorm": 0.5}})
+    changed = deep_update(today, {"training": {"clipnorm": 0.5}})
     assert config_lib.first_difference(
         config_lib.comparable_settings(old), config_lib.comparable_settings(changed)
     ) == ("training.clipnorm: 1.0 -> 0.5")
@@ -123,4 +124,4 @@ def test_the_trainer_recognises_a_finished_run_whose_config_json_predates_todays
     (tmp_path / "metrics.json").write_text("{}")
     assert train._check_run_dir(tmp_path, today, overwrite=False) is True
     with pytest.raises(ConfigError, match=r"different settings \(training.clipnorm: 1.0 -> 0.5\)"):
-        train._check_run_dir(tmp_path, config_lib.deep_update(today, {"training": {"clipnorm": 0.5}}), False)
+        train._check_run_dir(tmp_path, deep_update(today, {"training": {"clipnorm": 0.5}}), False)

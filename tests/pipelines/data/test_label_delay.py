@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from pipelines.config import merging
 from pipelines.core.errors import ConfigError
 from pipelines.data import label_delay
 
@@ -190,7 +191,7 @@ def test_tuner_trains_each_trial_on_its_own_delay(delayed_corpus, tmp_path, monk
     from pipelines.training import tune
 
     monkeypatch.setenv("COLD_KERAS_CACHE", str(tmp_path / "cache"))
-    config = config_lib.deep_update(
+    config = merging.deep_update(
         config_lib.load_file(config_lib.default_config_path("synthetic")),
         {
             "data_dir": str(delayed_corpus),

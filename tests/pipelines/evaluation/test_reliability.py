@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from pipelines.components import input_pipeline, transform
 from pipelines.config import files as config_lib
+from pipelines.config.merging import deep_update
 from pipelines.core.errors import ConfigError
 from pipelines.data import augment, corrupt, records
 from pipelines.evaluation import fusion_guard as reliability
@@ -175,12 +176,12 @@ def test_atypicality_reference_is_taken_from_the_training_frames_and_baked_into_
         np.testing.assert_allclose(references[f"{modality}_atypicality"]["center"], q50, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(references[f"{modality}_atypicality"]["scale"], q75 - q25, rtol=1e-3, atol=1e-4)
 
-    config = config_lib.deep_update(tiny_config(), {"model": {"reliability_atypicality": True}})
+    config = deep_update(tiny_config(), {"model": {"reliability_atypicality": True}})
     model = training_setup.build_compiled_model(config_lib.validate(config), records.load_manifest(out), out, 1)
     for modality in ("audio", "visual"):
         layer = model.get_layer(f"{modality}_atypicality")
         assert layer.center == references[f"{modality}_atypicality"]["center"]
         assert layer.scale == references[f"{modality}_atypicality"]["scale"]
-    raw = config_lib.deep_update(config, {"mode": "raw"})
+    raw = deep_update(config, {"mode": "raw"})
     with pytest.raises(ConfigError, match="reliability_atypicality works on feature inputs"):
         training_setup.build_compiled_model(raw, records.load_manifest(out), out, 1)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from pipelines.config import files as config_lib
+from pipelines.config.merging import deep_update
 
 REPO = Path(__file__).resolve().parents[3]
 TINY = {
@@ -33,7 +34,7 @@ TINY = {
 
 
 def tiny_config():
-    config = config_lib.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
+    config = deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
     return config_lib.validate(config)
 
 

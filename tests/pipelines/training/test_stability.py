@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from pipelines.config import files as config_lib
+from pipelines.config.merging import deep_update
 from pipelines.training import lr_finder, stability
 from pipelines.training import setup as training_setup
 
@@ -36,7 +37,7 @@ TINY = {
 
 
 def tiny_config(**training):
-    config = config_lib.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
+    config = deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
     config["training"].update(training)
     return config_lib.validate(config)
 

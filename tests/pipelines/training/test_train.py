@@ -204,9 +204,10 @@ def test_changed_settings_in_an_existing_run_dir_are_refused(regression_run, cac
 @pytest.mark.slow
 def test_classification_baseline_end_to_end(cache, tmp_path):
     from pipelines.config import files as config_lib
+    from pipelines.config.merging import deep_update
     from pipelines.training import train
 
-    config = config_lib.deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
+    config = deep_update(config_lib.load_file(config_lib.default_config_path("synthetic")), TINY)
     config["task"] = "classification"
     config["model"]["name"] = "context_fusion"
     config["training"]["oversample"] = True
@@ -341,6 +342,7 @@ def test_iemocap_utterance_level_classification(cache, tmp_path):
     """IEMOCAP fixture in its real layout: sequence-level labels, utterance predictions and scores."""
     from cold_keras import metrics as cmetrics
     from pipelines.config import files as config_lib
+    from pipelines.config.merging import deep_update
     from pipelines.training import train
     from tests.fixtures import write_iemocap_fixture
 
@@ -348,7 +350,7 @@ def test_iemocap_utterance_level_classification(cache, tmp_path):
         tmp_path / "IEMOCAP", tmp_path / "feats", utterances_per_speaker=4, audio_dim=5, visual_dim=4
     )
     config = config_lib.load_file(config_lib.default_config_path("iemocap"))
-    config = config_lib.deep_update(
+    config = deep_update(
         config, {"model": TINY["model"], "training": {"epochs": 1, "window_seconds": 3.0, "window_hop_seconds": 1.5}}
     )
     config.update(data_dir=str(tmp_path / "IEMOCAP"), features_dir=str(tmp_path / "feats"))
