@@ -1,6 +1,8 @@
 """`python -m pipelines.uncertainty`: fit a run's per-frame uncertainty calibration on its validation partition.
 
-The calibration is `pipelines.evaluation.uncertainty` (`calibration_for`); `--help` lists the flags.
+The calibration is `pipelines.evaluation.uncertainty` (`calibration_for`); with the native score the
+run's conformal intervals (`pipelines.evaluation.intervals`, conformal_calibration.json) are fitted too,
+which adds them to a run trained before the trainer fitted them. `--help` lists the flags.
 """
 
 import argparse
@@ -16,7 +18,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.uncertainty",
         description="Fit the per-frame uncertainty calibration of a run on its validation partition and write "
-        "it to the run directory (uncertainty_calibration*.json). Example: python -m "
+        "it to the run directory (uncertainty_calibration*.json and, for the native score, the conformal "
+        "intervals conformal_calibration.json). Example: python -m "
         "pipelines.uncertainty --run-dir runs/synthetic_cold_fusion_regression",
         formatter_class=cli.HelpFormatter,
     )
@@ -48,6 +51,12 @@ def parse_args(argv=None):
         "(MODALITY:FRACTION[:MODE], e.g. visual:0.5:dropout,visual:0.5:frozen; modes as in "
         "pipelines.evaluate --corrupt-mode), so that the intervals learn how the error grows with "
         "the score on damaged frames too",
+    )
+    parser.add_argument(
+        "--no-conformal",
+        action="store_true",
+        help="do not fit the conformal intervals (conformal_calibration.json, fitted with the native score on "
+        "the validation partition plus corrupted copies of it)",
     )
     cli.finish_parser(parser)
     return parser.parse_args(argv)
@@ -98,6 +107,10 @@ def main(argv=None):
             f"  {key:<16} {len(entry['x']):>3} knots, E|e| {entry['y'][0]:.4f} .. {entry['y'][-1]:.4f}, "
             f"scale {entry['scale']:.3f} (Gaussian link {entry['scale_gaussian']:.3f})"
         )
+    if args.uncertainty == "native" and not args.no_conformal:
+        from pipelines.evaluation import intervals
+
+        intervals.fit_for_run(args.run_dir, infer, config, artifact_dir, isotonic=False)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ Scores a finished training run on one partition and writes, under
   validation-fitted calibration (`pipelines.uncertainty`; `--uncertainty mc_dropout` for MC dropout),
   scored by NLL, interval coverage and width, calibration curve, ENCE, sparsification (AUSE) and the
   reject-option CCC, with `uncertainty_*.png` figures and `frames/<recording>.csv` holding the std.
+  The PICP and width at 90% come from the run's conformal intervals (`conformal_calibration.json`),
+  whose coverage the report also gives per condition (clean and the `--corrupt` one) and per
+  recording (`pipelines.evaluation.interval_report`); a run without the file keeps the isotonic ones.
 
 `report.json` is written last (`pipelines.evaluation.report`), so a folder holding it is a complete evaluation.
 """
@@ -214,6 +217,10 @@ def run(
             seed=seed,
             verbose=verbose,
         )
+        if uncertainty == "native":
+            from pipelines.evaluation import interval_report
+
+            interval_report.conformal_section(report, run_dir, clean, evaluated, corruption, verbose)
     files += _write_tables_and_figures(report, evaluated, temperatures, num_bins, to_plot, out_dir)
 
     pause_point("evaluate.partial")

@@ -124,6 +124,10 @@ def format_report(report) -> str:
         from pipelines.evaluation import uncertainty_report
 
         lines += ["", uncertainty_report.format_section(report["predictive_uncertainty"])]
+    if report.get("intervals"):
+        from pipelines.evaluation import interval_report
+
+        lines += ["", interval_report.format_section(report["intervals"])]
     if report.get("per_recording"):
         metric = "ccc_mean" if task == "regression" else "f1_macro"
         branches = [b for b in evaluation.BRANCH_PREFIXES if f"{b}_{metric}" in report["per_recording"][0]]

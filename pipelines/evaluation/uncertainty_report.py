@@ -266,7 +266,8 @@ def format_section(section) -> str:
     return "\n".join(
         [
             f"predictive uncertainty ({section['method']}{passes}; score: {section['score']}), "
-            f"std calibrated on {section['fitted_on']}; ranking figures rank frames by the score",
+            f"std calibrated on {section['fitted_on']}; ranking figures rank frames by the score"
+            + ("; PICP90 and width90 of the conformal intervals" if section.get("intervals_90") == "conformal" else ""),
             format_metrics(section["metrics"]),
         ]
     )

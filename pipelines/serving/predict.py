@@ -26,10 +26,12 @@ feature folders (no `labels/`). Output, for per-frame corpora (AVEC, synthetic):
                             the frames where a modality is absent shaded
     OUT/predict.json        what was predicted from what (written first, completed last)
 
-The intervals come from the run's uncertainty calibration (`uncertainty_calibration.json`, which the
-trainer writes at the end of every frame-level regression run; for a run trained before that,
-`python -m pipelines.uncertainty --run-dir RUN` adds it) or from an exported model's `*_std`
-outputs: mu -+ z std with z the Gaussian quantile of `--level` (0.9 by default). A frame with
+The intervals are the run's conformal intervals (`conformal_calibration.json`, which the trainer
+writes at the end of every frame-level regression run; `pipelines.evaluation.intervals`) at `--level`
+(0.9 by default; fitted at 0.5, 0.8, 0.9 and 0.95), or an exported model's `*_lower` / `*_upper`
+outputs (90%). A run trained before the conformal fit existed falls back to its isotonic calibration
+(`uncertainty_calibration.json`) or an exported model's `*_std` outputs: mu -+ z std with z the
+Gaussian quantile of `--level`; `python -m pipelines.uncertainty --run-dir RUN` adds both files. A frame with
 `visual_present` 0 had no visual input (e.g. no face found), and the model fused audio alone there.
 
 The timestamps are the label file's, or the feature files' when there is none. With a label delay
@@ -165,7 +167,7 @@ def run(args) -> dict:
     predictor = (
         predictors.SavedModelPredictor(args.saved_model)
         if args.saved_model
-        else predictors.KerasPredictor(args.run_dir)
+        else predictors.KerasPredictor(args.run_dir, None if args.no_intervals else args.level)
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {"settings": settings, "complete": False}
@@ -173,6 +175,7 @@ def run(args) -> dict:
 
     from tqdm import tqdm
 
+    from pipelines.evaluation import intervals as intervals_lib
     from pipelines.evaluation import uncertainty as uncertainty_lib
 
     level = None if args.no_intervals else args.level
@@ -216,6 +219,14 @@ def run(args) -> dict:
                 intervals_said = True
                 if not any(key.endswith(uncertainty_lib.STD_SUFFIX) for key in outputs):
                     print(_no_intervals_hint(args), file=sys.stderr)
+                elif f"{features.VALENCE}_lower" not in outputs and not args.saved_model:
+                    print(intervals_lib.missing_hint(args.run_dir), file=sys.stderr)
+                if args.saved_model and f"{features.VALENCE}_lower" in outputs and abs(level - 0.9) > 1e-9:
+                    raise ConfigError(
+                        f"--level {level:g}: the SavedModel's conformal intervals are 90% ones; leave --level out "
+                        "or predict with --run-dir",
+                        args.saved_model,
+                    )
             prediction_files.write_recording(recording, outputs, out_dir, task, sequence_level, level, args.plot)
             written += 1
             pause_point("predict.recording")

@@ -26,6 +26,7 @@ EXTRA_FOLDER = "extra"
 PLOTS_FOLDER = "plots"
 PARTS_FOLDER = ".utterances"
 PREDICTIONS = (features.AROUSAL, features.VALENCE)
+PREDICTIONS_BOUNDS = tuple(f"{key}{side}" for key in PREDICTIONS for side in ("_lower", "_upper"))
 
 
 # --------------------------------------------------------------------------- outputs -> columns
@@ -94,13 +95,14 @@ def _main_values(outputs, task, key):
 
 def main_columns(recording, outputs, task, level=None) -> dict:
     """The columns of a recording's prediction file: arousal and valence, their `level` interval
-    (`*_lower`, `*_upper`, when the outputs carry a calibrated std and `level` is not None), and the
-    presence flags of both modalities."""
+    (`*_lower`, `*_upper`, when `level` is not None: the conformal bounds the outputs carry, else
+    mu -+ z std of a calibrated std), and the presence flags of both modalities."""
     from pipelines.evaluation import uncertainty
 
     columns = {key: _main_values(outputs, task, key) for key in PREDICTIONS}
     if task == "regression" and level is not None:
         bounds = uncertainty.interval_bounds(outputs, level)
+        bounds.update({k: outputs[k] for k in PREDICTIONS_BOUNDS if k in outputs})
         for key in PREDICTIONS:
             if f"{key}_lower" in bounds:
                 columns[f"{key}_lower"], columns[f"{key}_upper"] = bounds[f"{key}_lower"], bounds[f"{key}_upper"]

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.core.errors import DataError
+from pipelines.core.errors import ConfigError, DataError
 from pipelines.data import features
 
 
 class KerasPredictor:
     """The inference model of a run directory."""
 
-    def __init__(self, run_dir):
-        from pipelines.evaluation import uncertainty
+    def __init__(self, run_dir, level=None):
+        from pipelines.evaluation import intervals, uncertainty
         from pipelines.runs import folders as runs
         from pipelines.serving import servable
 
@@ -29,13 +29,28 @@ class KerasPredictor:
         self.calibration = None
         if config.task == "regression" and (Path(run_dir) / uncertainty.CALIBRATION_FILES["native"]).is_file():
             self.calibration = uncertainty.Calibration.load(run_dir, "native")
+        # Its conformal intervals at `level` (`*_lower`, `*_upper`), as the SavedModel gives them at 0.9.
+        self.conformal, self.level = None, level
+        if config.task == "regression" and level is not None:
+            self.conformal = intervals.load(run_dir)
+        if self.conformal is not None and not any(abs(level - v) < 1e-9 for v in self.conformal.levels):
+            raise ConfigError(
+                f"--level {level:g}: the conformal intervals are fitted at "
+                f"{', '.join(f'{v:g}' for v in self.conformal.levels)}",
+                intervals.calibration_path(run_dir),
+            )
 
     def __call__(self, recording: dict) -> dict:
+        from pipelines.evaluation import conformal, intervals
         from pipelines.evaluation import scoring as evaluation
 
-        outputs = evaluation.predict_recordings(self.model, [recording])[0]["outputs"]
+        prediction = evaluation.predict_recordings(self.model, [recording])[0]
+        outputs = prediction["outputs"]
         if self.calibration is not None:
             outputs = {**outputs, **self.calibration.std(outputs)}
+        if self.conformal is not None:
+            found = intervals.bounds(conformal.with_presence(prediction), self.conformal, self.level)
+            outputs = {**outputs, **{key: value.astype(np.float32) for key, value in found.items()}}
         return outputs
 
 

@@ -316,11 +316,12 @@ def raw_runtime(manifest: dict) -> dict:
 
 
 def fit_uncertainty(config, run_dir, artifact_dir, inputs, infer, *, progress) -> None:
-    """A frame-level regression run's per-frame uncertainty calibration (`pipelines.uncertainty`),
-    fitted on the validation partition and written into the run directory, so that the run's
+    """A frame-level regression run's per-frame uncertainty calibration (`pipelines.uncertainty`) and
+    conformal intervals (`pipelines.evaluation.intervals`), fitted on the validation partition (plus
+    corrupted copies of it for the intervals) and written into the run directory, so that the run's
     predictions (`pipelines.predict`), evaluations and exports carry intervals from the start."""
     if config.task != "regression" or inputs.sequence_level:
         return
-    from pipelines.evaluation import uncertainty
+    from pipelines.evaluation import intervals
 
-    uncertainty.calibration_for(run_dir, infer, config, artifact_dir, "native", refit=True, verbose=progress)
+    intervals.fit_for_run(run_dir, infer, config, artifact_dir, verbose=progress)
