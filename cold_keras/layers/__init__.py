@@ -5,6 +5,7 @@ from cold_keras.layers.cold_loss import ColdLoss
 from cold_keras.layers.confidence_weighted_prediction_fusion import (
     ConfidenceWeightedPredictionFusion,
 )
+from cold_keras.layers.conformal_bounds import ConformalBounds
 from cold_keras.layers.crossmodal_transformer_block import CrossmodalTransformerBlock
 from cold_keras.layers.emotion_head import EmotionHead
 from cold_keras.layers.emotion_loss import EmotionLoss
@@ -26,6 +27,7 @@ from cold_keras.layers.variance_norm_fusion import VarianceNormFusion
 __all__ = [
     "CalibratedStd",
     "ColdLoss",
+    "ConformalBounds",
     "ConfidenceWeightedPredictionFusion",
     "CrossmodalTransformerBlock",
     "EmotionHead",

@@ -267,6 +267,39 @@ class ConformalCalibration:
         return cls(**{key: value for key, value in data.items() if key in fields})
 
 
+def calibration_path(run_dir):
+    """`<run_dir>/conformal_calibration.json`."""
+    from pathlib import Path
+
+    return Path(run_dir) / CALIBRATION_FILE
+
+
+def load(run_dir):
+    """The run's `ConformalCalibration`, or None when the run directory has no conformal_calibration.json."""
+    from pipelines.core.io_utils import read_json
+
+    path = calibration_path(run_dir)
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path)
+    except ValueError as error:
+        raise DataError(f"not valid JSON ({error})", path) from None
+    try:
+        return ConformalCalibration.from_json(data)
+    except (DataError, TypeError) as error:
+        raise DataError(getattr(error, "message", f"unexpected content ({error}); fit it again"), path) from None
+
+
+def save(calibration, run_dir):
+    """Writes `calibration` to `<run_dir>/conformal_calibration.json` atomically; returns the path."""
+    from pipelines.core.io_utils import write_json_atomic
+
+    path = calibration_path(run_dir)
+    write_json_atomic(path, calibration.to_json())
+    return path
+
+
 def unit_groups(recordings, specs=DEFAULT_FIT_CORRUPTIONS) -> list:
     """The `groups` of `with_corrupted_copies(recordings, specs)`: "<spec or clean>/<name>"."""
     return [f"{spec}/{r['name']}" for spec in ("clean", *specs) for r in recordings]

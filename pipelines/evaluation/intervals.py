@@ -18,8 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.config.settings import as_run_config
-from pipelines.core.errors import DataError
-from pipelines.core.io_utils import read_json, write_json_atomic
 from pipelines.evaluation import conformal
 from pipelines.evaluation import uncertainty as uncertainty_lib
 
@@ -30,29 +28,7 @@ LOWER, UPPER = "_lower", "_upper"
 _RECORDING_KEYS = ("name", "valence", "arousal", "audio_present", "visual_present", "hop", "timestamps")
 
 
-def calibration_path(run_dir) -> Path:
-    return Path(run_dir) / CALIBRATION_FILE
-
-
-def load(run_dir):
-    """The run's `ConformalCalibration`, or None when the run directory has no conformal_calibration.json."""
-    path = calibration_path(run_dir)
-    if not path.is_file():
-        return None
-    try:
-        data = read_json(path)
-    except ValueError as error:
-        raise DataError(f"not valid JSON ({error})", path) from None
-    try:
-        return conformal.ConformalCalibration.from_json(data)
-    except DataError as error:
-        raise DataError(str(error), path) from None
-
-
-def save(calibration, run_dir) -> Path:
-    path = calibration_path(run_dir)
-    write_json_atomic(path, calibration.to_json())
-    return path
+calibration_path, load, save = conformal.calibration_path, conformal.load, conformal.save
 
 
 def missing_hint(run_dir) -> str:

@@ -362,16 +362,19 @@ def calibration_for(
     return calibration
 
 
-def with_std_outputs(model, calibration):
+def with_std_outputs(model, calibration, conformal=None):
     """A Keras model with the inputs of `model` and its outputs plus the calibrated `*_std` outputs
     (native calibration: the layer `cold_keras.layers.CalibratedStd`, a piecewise-linear interpolation of
-    the score in Keras ops), so that the exported SavedModel's signature carries `valence_std` and
-    `arousal_std` (and per branch)."""
+    the score in Keras ops) and, given a `ConformalCalibration`, its 90% bounds `*_lower`, `*_upper`
+    (the layer `cold_keras.layers.ConformalBounds`, fed the outputs, the mask and the presence flags),
+    so that the exported SavedModel's signature carries `valence_std`, `valence_lower`, ... (and per
+    branch). `calibration` may be None when only the bounds are wanted."""
     import keras
 
     from cold_keras.layers.calibrated_std import CalibratedStd
+    from cold_keras.layers.conformal_bounds import ConformalBounds
 
-    if calibration.method != "native":
+    if calibration is not None and calibration.method != "native":
         raise ConfigError(
             "only the native uncertainty can be part of a model (MC dropout and ensembles "
             "need several passes or models)"
@@ -382,15 +385,27 @@ def with_std_outputs(model, calibration):
             shape = tuple(layer.output.shape[1:])
             inputs[layer.name] = keras.Input(shape=shape, name=layer.name, dtype=layer.output.dtype)
     outputs = dict(model(inputs))
-    std_layer = CalibratedStd(calibration.maps, calibration.convention, name="calibrated_std")
-    outputs.update(std_layer(outputs))
+    if calibration is not None:
+        std_layer = CalibratedStd(calibration.maps, calibration.convention, name="calibrated_std")
+        outputs.update(std_layer(outputs))
+    if conformal is not None:
+        bounds_layer = ConformalBounds.from_calibration(conformal.to_json(), name="conformal_bounds")
+        extra = {key: inputs[key] for key in (features.MASK, *features.PRESENT_KEYS.values()) if key in inputs}
+        outputs.update(bounds_layer({**outputs, **extra}))
     return keras.Model(inputs=inputs, outputs=outputs, name=f"{model.name}_with_std")
 
 
 def servable_model(model, run_dir, config, artifact_dir):
     """`model` with the run's calibrated `*_std` outputs when the run directory holds a native
     calibration (`python -m pipelines.uncertainty --run-dir RUN`, or any regression evaluation, writes
-    it), else `model` unchanged."""
-    if as_run_config(config).task != "regression" or not (Path(run_dir) / CALIBRATION_FILES["native"]).is_file():
+    it) and with the `*_lower` / `*_upper` bounds of its conformal intervals when it holds
+    `conformal_calibration.json` (the trainer writes both), else `model` unchanged."""
+    from pipelines.evaluation import conformal as conformal_lib
+
+    if as_run_config(config).task != "regression":
         return model
-    return with_std_outputs(model, Calibration.load(run_dir, "native"))
+    native = (Path(run_dir) / CALIBRATION_FILES["native"]).is_file()
+    conformal = conformal_lib.load(run_dir)
+    if not native and conformal is None:
+        return model
+    return with_std_outputs(model, Calibration.load(run_dir, "native") if native else None, conformal)

@@ -97,9 +97,11 @@ def run(
             )
     model, config = load_inference_model(run_dir)
     artifact_dir = artifact_dir_of(config, run_dir)
+    from pipelines.evaluation import conformal as conformal_lib
     from pipelines.evaluation import uncertainty
 
     model = uncertainty.servable_model(model, run_dir, config, artifact_dir)
+    conformal = conformal_lib.load(run_dir) if config.task == "regression" else None
     recordings = sample_recordings(artifact_dir, max(1, int(warmup_recordings)))
 
     model_root.mkdir(parents=True, exist_ok=True)
@@ -122,7 +124,10 @@ def run(
     steps = [("SavedModel", save), ("warmup requests", warmup)]
     if verify:
         steps.append(
-            ("check in a fresh TensorFlow process", lambda: export_check.verify_export(tmp, model, recordings))
+            (
+                "check in a fresh TensorFlow process",
+                lambda: export_check.verify_export(tmp, model, recordings, conformal=conformal),
+            )
         )
     try:
         done = {}
@@ -166,5 +171,10 @@ def run(
             f"  check: {len(report['outputs'])} outputs x {report['cases']} cases match Keras, max |diff| "
             f"{report['max_abs_diff']:.2e} (tolerance {export_check.TOLERANCE:g})"
         )
+        if report.get("conformal_max_abs_diff") is not None:
+            print(
+                f"  check: the interval bounds match the NumPy conformal calibration, max |diff| "
+                f"{report['conformal_max_abs_diff']:.2e}"
+            )
         print(f"  check: saved_model_cli lists serving_default inputs {', '.join(report['inputs'])}")
     return final

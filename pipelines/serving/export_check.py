@@ -133,15 +133,36 @@ def verification_cases(recordings, max_cases: int = 3) -> dict:
     return cases
 
 
-def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout=600) -> dict:
+def numpy_bounds(conformal, outputs, mask, audio_present=None, visual_present=None) -> dict:
+    """The `*_lower` / `*_upper` of `conformal` (a `ConformalCalibration`) computed in NumPy from a
+    batch of Keras outputs [B, T], each row up to its mask's length: {name: [B, T] (NaN on padding)}."""
+    result = {}
+    for row in range(mask.shape[0]):
+        n = int(np.sum(mask[row] > 0.5))
+        outputs_row = {name: value[row, :n] for name, value in outputs.items() if np.ndim(value) == 2}
+        for key, flags in ((features.AUDIO_PRESENT, audio_present), (features.VISUAL_PRESENT, visual_present)):
+            if flags is not None:
+                outputs_row[key] = flags[row, :n]
+        for name, value in conformal.bounds(outputs_row).items():
+            if name.endswith(("_lower", "_upper")):
+                result.setdefault(name, np.full(mask.shape, np.nan))[row, :n] = value
+    return result
+
+
+def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout=600, conformal=None) -> dict:
     """Loads the SavedModel in a fresh process with plain TensorFlow and compares it with `model`.
 
     Every case of `verification_cases` runs through `serving_default` (with its mask),
     `without_mask` and `serving_default` fed the SignatureDef's default mask (what TF Serving does
     for a request without one); the last two only for cases whose mask is all ones.
 
+    With `conformal` (the run's `ConformalCalibration`), the served `*_lower` / `*_upper` of every case
+    must also match the NumPy bounds of `conformal` on the Keras outputs (`numpy_bounds`), frame by
+    frame on the real frames.
+
     Returns:
         dict with `max_abs_diff` (float), `outputs` (sorted output names), `cases` (int),
+        `conformal_max_abs_diff` (float or None),
         `subprocess` (the child's report line) and `signature` (saved_model_cli's listing).
 
     Raises:
@@ -181,7 +202,7 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
         served = dict(np.load(outputs_path))
         listing = listing_path.read_text()
 
-    worst, names = 0.0, None
+    worst, names, worst_bounds = 0.0, None, None
     # Imported here: the CLI checks its arguments before TensorFlow is loaded.
     from pipelines.evaluation.scoring import has_presence_inputs
 
@@ -191,6 +212,24 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
             continue
         expected = servable.keras_outputs(model, audio, visual, mask, audio_present, visual_present)
         names = sorted(expected)
+        if conformal is not None:
+            flags = (audio_present, visual_present) if has_presence else (None, None)
+            reference = numpy_bounds(conformal, expected, mask, *flags)
+            if not reference:
+                raise ColdKerasError("the conformal calibration gives no bounds for the model's outputs", export_dir)
+            for name, value in reference.items():
+                key = f"{case}/{servable.SERVING_DEFAULT}/{name}"
+                if key not in served:
+                    raise ColdKerasError(f"the exported model has no output {name!r}", export_dir)
+                real = ~np.isnan(value)
+                diff = float(np.max(np.abs(served[key][real] - value[real]))) if real.any() else 0.0
+                if not diff <= tolerance:
+                    raise ColdKerasError(
+                        f"output {name!r} differs from the NumPy conformal bounds by {diff:.3g} "
+                        f"(tolerance {tolerance:g}) on {case}",
+                        export_dir,
+                    )
+                worst_bounds = max(worst_bounds or 0.0, diff)
         runs = [servable.SERVING_DEFAULT]
         if np.all(mask == 1) and np.all(audio_present == 1) and np.all(visual_present == 1):
             runs += [servable.WITHOUT_MASK, "default_mask"]
@@ -218,6 +257,7 @@ def verify_export(export_dir, model, recordings, *, tolerance=TOLERANCE, timeout
             raise ColdKerasError(f"saved_model_cli does not list input {key!r} of serving_default", export_dir)
     return {
         "max_abs_diff": worst,
+        "conformal_max_abs_diff": worst_bounds,
         "outputs": names,
         "cases": len(cases),
         "inputs": list(expected_inputs),
