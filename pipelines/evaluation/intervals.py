@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.config.settings import as_run_config
+from pipelines.core.errors import DataError
 from pipelines.evaluation import conformal
 from pipelines.evaluation import uncertainty as uncertainty_lib
 
@@ -63,7 +64,8 @@ def calibration_predictions(inference_model, recordings, specs=conformal.DEFAULT
 def fit_for_run(run_dir, inference_model, config, artifact_dir, *, isotonic=True, verbose=True):
     """Fits the run's conformal calibration (and, with `isotonic`, the native isotonic one on the clean
     part of the same predictions) on the validation partition plus its corrupted copies, writes them
-    into the run directory; returns (isotonic calibration or None, conformal calibration)."""
+    into the run directory; returns (isotonic calibration or None, conformal calibration or None when
+    the validation partition is too small for it: a note says so and the run keeps the isotonic intervals)."""
     from pipelines.components import input_pipeline
 
     config = as_run_config(config)
@@ -82,12 +84,17 @@ def fit_for_run(run_dir, inference_model, config, artifact_dir, *, isotonic=True
                 f"uncertainty calibration (native) fitted on {validation}: "
                 f"{Path(run_dir) / uncertainty_lib.CALIBRATION_FILES['native']}"
             )
-    fitted = conformal.fit(
-        predictions,
-        groups=conformal.unit_groups(recordings, specs),
-        fitted_on=validation,
-        fit_corruptions=specs,
-    )
+    try:
+        fitted = conformal.fit(
+            predictions,
+            groups=conformal.unit_groups(recordings, specs),
+            fitted_on=validation,
+            fit_corruptions=specs,
+        )
+    except DataError as error:  # e.g. a validation partition too small for the bins: keep the isotonic intervals
+        if verbose:
+            print(f"note: no conformal intervals for this run ({error.message}); its intervals are the isotonic ones")
+        return fitted_isotonic, None
     path = save(fitted, run_dir)
     if verbose:
         print(f"conformal intervals fitted on {validation} + {len(specs)} corrupted copies: {path}")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pipelines import uncertainty as uncertainty_command
+from pipelines.core.errors import ConfigError
 from pipelines.evaluation import evaluate, uncertainty, uncertainty_scores
 from pipelines.evaluation import uncertainty_report as uncertainty_report_lib
 from tests.pipelines import evaluation_helpers as helpers
@@ -69,13 +70,57 @@ def test_evaluator_reports_the_metrics_of_its_per_frame_std(regression_run, unce
     y, mu, std = (np.concatenate(v).astype(np.float64) for v in (ys, mus, stds))
     row = section["metrics"]["av_valence"]
     z = 1.6448536269514722
-    assert row["picp_90"] == pytest.approx(np.mean(np.abs(y - mu) <= z * std), abs=2.0 / y.size)
-    assert row["width_90"] == pytest.approx(np.mean(2 * z * std), rel=1e-4)
+    # The 90% figures are the conformal intervals'; the isotonic ones stay beside them.
+    assert row["picp_90_isotonic"] == pytest.approx(np.mean(np.abs(y - mu) <= z * std), abs=2.0 / y.size)
+    assert row["width_90_isotonic"] == pytest.approx(np.mean(2 * z * std), rel=1e-4)
+    corrupted = uncertainty_report["intervals"]["conditions"]["visual-0.5-noise"]["av_valence"]
+    assert (row["picp_90"], row["width_90"]) == (corrupted["picp"], corrupted["width"])
     nll = np.mean(0.5 * np.log(2 * np.pi * std**2) + (y - mu) ** 2 / (2 * std**2))
     assert row["nll"] == pytest.approx(nll, rel=1e-3)
     assert row["ccc"] == pytest.approx(helpers.numpy_ccc(y, mu), abs=1e-5)
     text = (out / "report.txt").read_text()
     assert "predictive uncertainty (native" in text and "AUSE" in text
+
+
+def test_trainer_fits_conformal_intervals_the_evaluator_scores_per_condition_and_recording(
+    regression_run, uncertainty_report, capsys
+):
+    from pipelines.evaluation import conformal, interval_report
+
+    calibration = conformal.load(regression_run)
+    assert calibration.fit_corruptions == list(conformal.DEFAULT_FIT_CORRUPTIONS) and calibration.fitted_on == "devel"
+    devel, _ = helpers.predict(regression_run, "devel")
+    assert calibration.num_frames == (1 + len(conformal.DEFAULT_FIT_CORRUPTIONS)) * sum(
+        len(r["valence"]) for r in devel
+    )
+    section = uncertainty_report["intervals"]
+    assert section["method"] == "conformal" and set(section["conditions"]) == {"clean", "visual-0.5-noise"}
+    recordings, outputs = helpers.predict(regression_run, "test")
+    for key, dim, prefix in (("av_valence", "valence", ""), ("visual_arousal", "arousal", "visual_")):
+        inside, widths = [], []
+        for recording, out in zip(recordings, outputs):
+            flags = {k: recording[k] for k in ("audio_present", "visual_present") if recording.get(k) is not None}
+            half = calibration.half_widths({**flags, **out})[key]
+            inside.append(np.abs(recording[dim] - out[f"{prefix}{dim}"]) <= half)
+            widths.append(2 * half)
+        row = section["conditions"]["clean"][key]
+        per_recording = [float(np.mean(part)) for part in inside]
+        assert row["picp"] == pytest.approx(np.mean(np.concatenate(inside)), abs=2.0 / sum(map(len, inside)))
+        assert row["recording_picp_worst"] == pytest.approx(min(per_recording), abs=2.0 / len(inside[0]))
+        assert row["recording_picp_mean"] == pytest.approx(np.mean(per_recording), abs=2.0 / len(inside[0]))
+        assert row["width"] == pytest.approx(np.mean(np.concatenate(widths)), rel=1e-5)
+    damaged = section["conditions"]["visual-0.5-noise"]["av_valence"]
+    assert damaged["width_damaged"] > 0 and damaged["width_intact"] > 0 and "picp_damaged" in damaged
+    out = regression_run / "evaluation" / "test_corrupt-visual-0.5-noise"
+    text = (out / "report.txt").read_text()
+    assert "90% conformal intervals (conformal_calibration.json" in text and "visual-0.5-noise" in text
+    # A run without the file keeps the isotonic intervals and says in one line how to add it.
+    report = {"predictive_uncertainty": {"metrics": {"av_valence": {"picp_90": 0.5, "width_90": 1.0}}}}
+    interval_report.conformal_section(report, regression_run / "missing", [], [], None)
+    assert report["intervals"]["method"] == "isotonic"
+    assert report["predictive_uncertainty"]["metrics"]["av_valence"] == {"picp_90": 0.5, "width_90": 1.0}
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and "python -m pipelines.uncertainty --run-dir" in lines[0], lines
 
 
 def test_std_outputs_baked_into_the_model_match_the_numpy_map(regression_run, uncertainty_report):
@@ -214,14 +259,34 @@ def test_predict_from_a_run_gives_the_calibrated_std(regression_run, uncertainty
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-6)
     # The std columns reach the per-recording extra file through the generic extra columns.
     assert {"valence_std", "arousal_std"} <= set(prediction_files.extra_columns(got))
+    # With a level, the interval columns are the conformal bounds (at that level).
+    from pipelines.evaluation import conformal
+
+    calibration = conformal.load(regression_run)
+    flags = {k: recordings[0][k] for k in ("audio_present", "visual_present") if recordings[0].get(k) is not None}
+    for level in (0.9, 0.8):
+        got = predictors.KerasPredictor(regression_run, level)(recordings[0])
+        expected = calibration.bounds({**flags, **outputs[0]}, level)
+        columns = prediction_files.main_columns(recordings[0], got, "regression", level)
+        for name in ("valence_lower", "arousal_upper"):
+            np.testing.assert_allclose(columns[name], expected[name], atol=1e-6)
+        np.testing.assert_allclose(got["audio_valence_upper"], expected["audio_valence_upper"], atol=1e-6)
+    with pytest.raises(ConfigError, match="--level 0.85: the conformal intervals are fitted at 0.5, 0.8, 0.9, 0.95"):
+        predictors.KerasPredictor(regression_run, 0.85)
 
 
 def test_fit_corrupt_fits_on_the_validation_partition_and_its_corrupted_copies(regression_run, tmp_path, capsys):
+    from pipelines.evaluation import conformal
+
     run = tmp_path / "run"
-    shutil.copytree(regression_run, run, ignore=shutil.ignore_patterns("evaluation"))
+    # A run trained before the conformal intervals existed: the command adds them.
+    shutil.copytree(regression_run, run, ignore=shutil.ignore_patterns("evaluation", conformal.CALIBRATION_FILE))
     specs = "visual:0.5:dropout,visual:0.5:frozen"
     uncertainty_command.main(["--run-dir", str(run), "--fit-corrupt", specs])
-    assert "+ corrupted copies (visual:0.5:dropout, visual:0.5:frozen)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "+ corrupted copies (visual:0.5:dropout, visual:0.5:frozen)" in out
+    assert "conformal intervals fitted on devel + 7 corrupted copies" in out
+    assert conformal.load(run).to_json() == conformal.load(regression_run).to_json()
     calibration = uncertainty.Calibration.load(run)
     assert calibration.fit_corruptions == specs.split(",") and calibration.fitted_on == "devel"
     recordings, _ = helpers.predict(regression_run, "devel")

@@ -33,7 +33,14 @@ COLD_OUTPUTS = {
 }
 # The calibrated per-frame std the trainer's uncertainty calibration adds to the export, per branch.
 STD_OUTPUTS = {f"{branch}{dim}_std" for branch in ("", "audio_", "visual_") for dim in ("valence", "arousal")}
-EXPORTED_OUTPUTS = COLD_OUTPUTS | STD_OUTPUTS
+# The bounds of the trainer's conformal intervals (90%), computed in the graph.
+BOUND_OUTPUTS = {
+    f"{branch}{dim}_{side}"
+    for branch in ("", "audio_", "visual_")
+    for dim in ("valence", "arousal")
+    for side in ("lower", "upper")
+}
+EXPORTED_OUTPUTS = COLD_OUTPUTS | STD_OUTPUTS | BOUND_OUTPUTS
 
 
 @pytest.fixture(scope="session")
@@ -98,9 +105,21 @@ def test_round_trip_in_plain_tensorflow_matches_keras(exported, inference, run_d
 
     stds = uncertainty.Calibration.load(run_dir).std(expected)
     expected.update({name: np.reshape(value, (2, t)) for name, value in stds.items()})
-    for name in EXPORTED_OUTPUTS:
+    for name in EXPORTED_OUTPUTS - BOUND_OUTPUTS:
         assert served[name].shape == (2, t)
         np.testing.assert_allclose(served[name], expected[name], atol=1e-5, rtol=0, err_msg=name)
+    # The bounds: the NumPy conformal calibration on each sequence's real frames (absent visual stretch included).
+    from pipelines.evaluation import conformal
+
+    calibration = conformal.load(run_dir)
+    for row, n in enumerate(mask.sum(axis=1).astype(int)):
+        outputs = {k: v[row, :n] for k, v in expected.items() if k in COLD_OUTPUTS}
+        outputs.update(audio_present=audio_present[row, :n], visual_present=visual_present[row, :n])
+        bounds = {k: v for k, v in calibration.bounds(outputs).items() if k in BOUND_OUTPUTS}
+        assert set(bounds) == BOUND_OUTPUTS
+        for name, value in bounds.items():
+            assert served[name].shape == (2, t)
+            np.testing.assert_allclose(served[name][row, :n], value, atol=1e-5, rtol=0, err_msg=name)
     # The weights are a convex pair and the sigma norms positive on real frames.
     real = mask == 1
     np.testing.assert_allclose(served["audio_weight"][real] + served["visual_weight"][real], 1.0, atol=1e-6)

@@ -46,6 +46,15 @@ def feature_timestamps(path: Path):
     return np.array([float(row[1]) for row in rows[1:]])
 
 
+def assert_half_widths_are_quantiles(half, run_dir, dim, level):
+    """Every half-width is one of the conformal quantiles of the fused output at `level` (one per bin)."""
+    from pipelines.evaluation import conformal
+
+    calibration = conformal.load(run_dir)
+    quantiles = np.asarray(calibration.keys[f"av_{dim}"]["quantiles"][calibration.levels.index(level)])
+    assert np.min(np.abs(np.asarray(half)[:, None] - quantiles[None]), axis=1).max() < 3e-6
+
+
 def predict_cli(capsys, *args):
     """Runs the command in this process; returns (exit code or None, stdout, stderr)."""
     code = None
@@ -75,15 +84,13 @@ def test_run_and_saved_model_write_the_same_avec_submission(run_dir, exported, c
         header, rows = read_rows(from_run / name)
         assert header == ["name", "timestamp", "arousal", "valence"] + INTERVAL_COLUMNS + PRESENCE_COLUMNS
         assert {row[0] for row in rows} == {f"'{Path(name).stem}'"}
-        # The trainer's calibration gives the 90% intervals: mu -+ 1.6449 std of the extra file's std.
-        extra_header, extra = read_rows(from_run / "extra" / name)
+        # The trainer's conformal intervals give the 90% intervals: mu -+ the 90% quantile of the frame's bin.
         values = numbers(rows)
         for dim in ("arousal", "valence"):
             mu = values[:, header.index(dim) - 1]
-            std = numbers(extra)[:, extra_header.index(f"{dim}_std") - 1]
-            assert (std > 0).all()
-            np.testing.assert_allclose(values[:, header.index(f"{dim}_lower") - 1], mu - 1.6448536 * std, atol=2e-6)
-            np.testing.assert_allclose(values[:, header.index(f"{dim}_upper") - 1], mu + 1.6448536 * std, atol=2e-6)
+            lower, upper = values[:, header.index(f"{dim}_lower") - 1], values[:, header.index(f"{dim}_upper") - 1]
+            np.testing.assert_allclose(upper - mu, mu - lower, atol=3e-6)
+            assert_half_widths_are_quantiles(upper - mu, run_dir, dim, 0.9)
         np.testing.assert_array_equal(values[:, -2:], 1.0)  # every frame of the synthetic test recordings present
         # No label file: the feature files' timestamps, one row per feature frame.
         np.testing.assert_allclose(numbers(rows)[:, 0], feature_timestamps(corpus_dir / "audio" / name), atol=5e-3)
@@ -372,7 +379,7 @@ def test_utterance_table_is_assembled_from_one_part_per_utterance(tmp_path):
 
 @pytest.mark.slow
 def test_intervals_level_plots_and_avec_columns(run_dir, corpus_dir, tmp_path, capsys):
-    """--level 0.5 narrows the intervals by z(0.75) / z(0.95); --no-intervals writes AVEC's four columns;
+    """--level 0.5 gives the conformal intervals at 50%; --no-intervals writes AVEC's four columns;
     --plot draws one timeline per recording."""
     wide, narrow, avec = tmp_path / "wide", tmp_path / "narrow", tmp_path / "avec"
     common = ["--run-dir", run_dir, "--data-dir", corpus_dir]
@@ -388,16 +395,17 @@ def test_intervals_level_plots_and_avec_columns(run_dir, corpus_dir, tmp_path, c
         _, narrow_rows = read_rows(narrow / name)
         values, narrow_values = numbers(rows), numbers(narrow_rows)
         lower, upper = header.index("valence_lower") - 1, header.index("valence_upper") - 1
-        np.testing.assert_allclose(
-            narrow_values[:, upper] - narrow_values[:, lower],
-            (values[:, upper] - values[:, lower]) * 0.6744898 / 1.6448536,
-            rtol=1e-4,
+        assert_half_widths_are_quantiles(
+            (narrow_values[:, upper] - narrow_values[:, lower]) / 2, run_dir, "valence", 0.5
         )
+        assert (narrow_values[:, upper] - narrow_values[:, lower] < values[:, upper] - values[:, lower]).all()
         avec_header, avec_rows = read_rows(avec / name)
         assert avec_header == ["name", "timestamp", "arousal", "valence"]
         np.testing.assert_allclose(numbers(avec_rows), values[:, :3], atol=1e-6)
     code, _, err = predict_cli(capsys, *common, "--output-dir", tmp_path / "bad", "--level", "1.2")
     assert code == 2 and "argument --level: must lie strictly between 0 and 1, got 1.2" in err
+    code, _, err = predict_cli(capsys, *common, "--output-dir", tmp_path / "bad", "--level", "0.85")
+    assert code == 2 and "the conformal intervals are fitted at 0.5, 0.8, 0.9, 0.95" in err
 
 
 @pytest.mark.slow
@@ -406,6 +414,26 @@ def test_a_run_without_calibration_predicts_without_intervals_and_says_how_to_ad
 ):
     old = tmp_path / "old_run"
     shutil.copytree(run_dir, old, ignore=shutil.ignore_patterns("backup", "tensorboard", "predictions"))
+    # Without the conformal intervals: mu -+ 1.6449 std of the isotonic calibration, and a note.
+    (old / "conformal_calibration.json").unlink()
+    out = tmp_path / "isotonic"
+    code, _, err = predict_cli(capsys, "--run-dir", old, "--data-dir", corpus_dir, "--output-dir", out)
+    assert code is None, err
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: {old} has no conformal_calibration.json (trained before the trainer fitted one), so its intervals "
+        f"are the isotonic ones; add it with python -m pipelines.uncertainty --run-dir {old}"
+    ]
+    for path in out.glob("*.csv"):
+        header, rows = read_rows(path)
+        extra_header, extra = read_rows(out / "extra" / path.name)
+        values = numbers(rows)
+        for dim in ("arousal", "valence"):
+            mu = values[:, header.index(dim) - 1]
+            std = numbers(extra)[:, extra_header.index(f"{dim}_std") - 1]
+            assert (std > 0).all()
+            np.testing.assert_allclose(values[:, header.index(f"{dim}_lower") - 1], mu - 1.6448536 * std, atol=2e-6)
+            np.testing.assert_allclose(values[:, header.index(f"{dim}_upper") - 1], mu + 1.6448536 * std, atol=2e-6)
     (old / "uncertainty_calibration.json").unlink()
     out = tmp_path / "out"
     code, _, err = predict_cli(capsys, "--run-dir", old, "--data-dir", corpus_dir, "--output-dir", out)
