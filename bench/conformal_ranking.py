@@ -12,11 +12,11 @@ validation partition plus corrupted copies of it by the other kinds, leave-one-k
 * `ensemble`: 5 COLD runs of the same configuration (the run above plus 4 more seeds); prediction =
   their mean, score = their spread.
 
-For every method the 90% interval is split-conformal on the same calibration set with the same
-group-robust quantile (the conformal 2/3-quantile of the (kind, recording) units' own quantiles):
-COLD with its default fit (3 Mondrian bins of s), MC dropout and the ensemble normalised by their
-spread (half-width = q * spread). AUSE (RMSE sparsification minus oracle, lower is better) depends on
-the score's ranking only, so the calibration does not change it.
+For every method the 90% interval is calibrated the same way on the same calibration set: 3 Mondrian
+bins of the method's score (COLD: its difficulty s, the default fit; MC dropout and the ensemble: their
+spread), per bin the split-conformal quantile of |y - mu| taken group-robustly (the conformal
+2/3-quantile of the (kind, recording) units' own quantiles). AUSE (RMSE sparsification minus oracle,
+lower is better) depends on the score's ranking only, so the calibration does not change it.
 
     python bench/conformal_ranking.py [--seeds 0,1,2] [--members 5] [--out /tmp/conformal_study]
 
@@ -118,20 +118,33 @@ def _calibration_set(validation, held_out):
 
 
 def _spread_half_widths(predictions, held_out, test):
-    """{dim: [half-width per test recording]} of spread-normalised split conformal, group-robust."""
+    """{dim: [half-width per test recording]} of the spread calibrated as COLD's difficulty is: 3
+    Mondrian bins of the spread (terciles of the calibration frames), per bin the group-robust
+    split-conformal quantile of |y - mu| (the conformal 2/3-quantile of the units' own quantiles)."""
     from pipelines.evaluation import conformal
 
     recordings, groups = _calibration_set(predictions["validation"], held_out)
     out = [{} for _ in test]
     for dim in conformal.DIMENSIONS:
-        spread = np.concatenate([np.maximum(r["outputs"][f"{dim}_spread"], 1e-6) for r in recordings])
+        spread = np.concatenate([r["outputs"][f"{dim}_spread"] for r in recordings]).astype(np.float64)
         error = np.concatenate([np.abs(r[dim] - r["outputs"][dim]) for r in recordings])
         frame_groups = np.concatenate([np.full(len(r[dim]), g) for r, g in zip(recordings, groups)])
-        q = conformal._robust_quantile(
-            error / spread, frame_groups, study.LEVEL, conformal.MIN_GROUP_FRAMES, conformal.GROUP_LEVEL
+        edges = np.asarray(conformal._edges(spread, conformal.NUM_BINS), np.float64)
+        bins = np.searchsorted(edges, spread, side="left")
+        q = np.array(
+            [
+                conformal._robust_quantile(
+                    error[bins == j],
+                    frame_groups[bins == j],
+                    study.LEVEL,
+                    conformal.MIN_GROUP_FRAMES,
+                    conformal.GROUP_LEVEL,
+                )
+                for j in range(len(edges) + 1)
+            ]
         )
         for r, o in zip(test, out):
-            o[dim] = q * np.maximum(r["outputs"][f"{dim}_spread"], 1e-6)
+            o[dim] = q[np.searchsorted(edges, r["outputs"][f"{dim}_spread"].astype(np.float64), side="left")]
     return out
 
 

@@ -79,7 +79,8 @@ def test_layer_matches_the_numpy_calibration_on_padded_batches(normalized, num_b
         for name, value in expected.items():
             real = ~np.isnan(value)
             assert got[name].dtype == np.float32
-            np.testing.assert_allclose(got[name][real], value[real], rtol=0, atol=2e-6, err_msg=name)
+            # Both in float64, the layer's cast to float32 last: within one float32 rounding.
+            np.testing.assert_allclose(got[name][real], value[real], rtol=2e-7, atol=1e-6, err_msg=name)
     # The padding of the shorter row does not reach its real frames: the same row alone gives the same bounds.
     alone = layer({k: v[1:, : lengths[1]] for k, v in {**outputs, **flags, "mask": mask}.items()})
     np.testing.assert_allclose(np.asarray(alone["valence_lower"])[0], got["valence_lower"][1, : lengths[1]], atol=1e-6)
