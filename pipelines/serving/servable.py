@@ -19,7 +19,11 @@ classification). The normalisation statistics are part of the model.
 When the run directory holds an uncertainty calibration (`uncertainty_calibration.json`, written by
 `python -m pipelines.uncertainty --run-dir RUN` or by evaluating the run), the outputs also include the
 calibrated per-frame std in label units: `valence_std`, `arousal_std` and per branch
-(`audio_valence_std`, ...), computed in the graph from the sigma norms and fusion weights.
+(`audio_valence_std`, ...), computed in the graph from the sigma norms and fusion weights. When it
+holds `conformal_calibration.json` (the trainer writes both), the outputs also include the bounds of
+the 90% conformal intervals, `valence_lower`, `valence_upper`, `arousal_lower`, `arousal_upper` and
+per branch, computed in the graph (`cold_keras.layers.ConformalBounds`) from the outputs, the mask and
+the presence flags.
 """
 
 from __future__ import annotations
