@@ -169,10 +169,12 @@ def keras_reference(run_dir, recording):
     audio, visual = recording["audio"][None], recording["visual"][None]
     outputs = servable.keras_outputs(model, audio, visual, np.ones(audio.shape[:2], np.float32))
     outputs = {k: np.asarray(v[0]) for k, v in outputs.items()}
-    # The export carries the calibrated std of the run's uncertainty calibration (the trainer fits it).
-    from pipelines.evaluation import uncertainty
+    # The export carries the calibrated std of the run's uncertainty calibration and the bounds of its
+    # conformal intervals (the trainer fits both), here from their NumPy implementations.
+    from pipelines.evaluation import conformal, uncertainty
 
-    return {**outputs, **uncertainty.Calibration.load(run_dir).std(outputs)}
+    bounds = {k: v for k, v in conformal.load(run_dir).bounds(outputs).items() if k.endswith(("_lower", "_upper"))}
+    return {**outputs, **uncertainty.Calibration.load(run_dir).std(outputs), **bounds}
 
 
 @pytest.mark.slow
