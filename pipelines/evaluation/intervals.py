@@ -1,7 +1,8 @@
 """A run's prediction intervals: its conformal calibration file, how it is fitted, and the bounds.
 
 Every frame-level regression run gets two calibrations at the end of training, from one pass of
-predictions over the validation partition and a corrupted copy of it per `DEFAULT_FIT_CORRUPTIONS`:
+predictions over the validation partition and a corrupted copy of it per `DEFAULT_FIT_CORRUPTIONS`
+(a raw-mode run: those that apply to face crops, noise, swap and zeros; `fit_corruptions_for`):
 
 * `uncertainty_calibration.json`: the isotonic score -> std map (`pipelines.evaluation.uncertainty`),
   fitted on the clean validation recordings, which gives the `*_std` outputs;
@@ -40,6 +41,18 @@ def missing_hint(run_dir) -> str:
     )
 
 
+def fit_corruptions_for(config) -> tuple:
+    """The corrupted copies a run's conformal fit uses: `DEFAULT_FIT_CORRUPTIONS`, less the in-range
+    kinds (frozen, drift, desync, dropout) for a raw-mode run, whose face crops they do not apply to."""
+    from pipelines.data import corrupt
+
+    if as_run_config(config).mode != "raw":
+        return conformal.DEFAULT_FIT_CORRUPTIONS
+    return tuple(
+        spec for spec in conformal.DEFAULT_FIT_CORRUPTIONS if corrupt.parse_corruption(spec)[2] in corrupt.FEATURE_MODES
+    )
+
+
 def calibration_predictions(inference_model, recordings, specs=conformal.DEFAULT_FIT_CORRUPTIONS, progress=None):
     """Predictions of `recordings` and of one corrupted copy of them per spec (the order of
     `conformal.unit_groups`), without their input features."""
@@ -71,7 +84,7 @@ def fit_for_run(run_dir, inference_model, config, artifact_dir, *, isotonic=True
     config = as_run_config(config)
     validation = config.training.validation_partition
     recordings = list(input_pipeline.iter_recordings(artifact_dir, validation))
-    specs = conformal.DEFAULT_FIT_CORRUPTIONS
+    specs = fit_corruptions_for(config)
     predictions = calibration_predictions(inference_model, recordings, specs)
     fitted_isotonic = None
     if isotonic:
