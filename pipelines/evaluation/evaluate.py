@@ -21,7 +21,8 @@ Scores a finished training run on one partition and writes, under
 * Predictive uncertainty (frame-level regression): a per-frame std in label units from the run's
   validation-fitted calibration (`pipelines.uncertainty`; `--uncertainty mc_dropout` for MC dropout),
   scored by NLL, interval coverage and width, calibration curve, ENCE, sparsification (AUSE) and the
-  reject-option CCC, with `uncertainty_*.png` figures and `frames/<recording>.csv` holding the std.
+  reject-option CCC, with `uncertainty_*.png` figures and `frames/<recording>.csv` holding the std
+  (and the conformal bounds).
   The PICP and width at 90% come from the run's conformal intervals (`conformal_calibration.json`),
   whose coverage the report also gives per condition (clean and the `--corrupt` one) and per
   recording (`pipelines.evaluation.interval_report`); a run without the file keeps the isotonic ones.

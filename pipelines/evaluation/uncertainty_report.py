@@ -197,7 +197,9 @@ def figures(section, title) -> dict:
 
 def write_frame_csvs(predictions, out_dir) -> list:
     """Per-frame fused predictions and their calibrated std: `<out_dir>/<name>.csv` with
-    `name;timestamp;arousal;valence;arousal_std;valence_std` (AVEC's layout plus the two std columns)."""
+    `name;timestamp;arousal;valence;arousal_std;valence_std` (AVEC's layout plus the two std columns),
+    then `arousal_lower;arousal_upper;valence_lower;valence_upper` when the outputs carry the bounds of
+    the run's conformal intervals."""
     from pipelines.core.io_utils import write_text_atomic
 
     written = []
@@ -209,6 +211,9 @@ def write_frame_csvs(predictions, out_dir) -> list:
             f"{features.AROUSAL}{STD_SUFFIX}",
             f"{features.VALENCE}{STD_SUFFIX}",
         ]
+        bounds = [f"{dim}{side}" for dim in (features.AROUSAL, features.VALENCE) for side in ("_lower", "_upper")]
+        if all(key in outputs for key in bounds):
+            columns += bounds
         values = [np.asarray(outputs[c], np.float64).reshape(-1) for c in columns]
         timestamps = recording.get("timestamps")
         if timestamps is None or len(timestamps) != len(values[0]):
@@ -243,6 +248,12 @@ def evaluate_section(
         run_dir, inference_model, config, artifact_dir, method, passes=passes, seed=seed, verbose=verbose
     )
     calibrated = attach_std(predictions, calibration)
+    if method == "native":
+        from pipelines.evaluation import intervals
+
+        conformal = intervals.load(run_dir)
+        if conformal is not None:  # the per-frame CSVs also hold the run's 90% conformal bounds
+            calibrated = intervals.attach_bounds(calibrated, conformal)
     section = uncertainty_metrics(calibrated, calibration)
     report["predictive_uncertainty"] = {
         "method": method,

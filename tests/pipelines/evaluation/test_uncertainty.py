@@ -60,14 +60,16 @@ def test_evaluator_reports_the_metrics_of_its_per_frame_std(regression_run, unce
     out = regression_run / "evaluation" / "test_corrupt-visual-0.5-noise"
     for name in uncertainty_report_lib.FIGURES.values():
         assert (out / name).read_bytes().startswith(PNG)
-    ys, mus, stds = [], [], []
+    ys, mus, stds, lowers, uppers = [], [], [], [], []
     recordings, _ = helpers.predict(regression_run, "test")
     for recording in recordings:
         rows = list(csv.DictReader(open(out / "frames" / f"{recording['name']}.csv"), delimiter=";"))
         mus.append([float(r["valence"]) for r in rows])
         stds.append([float(r["valence_std"]) for r in rows])
+        lowers.append([float(r["valence_lower"]) for r in rows])
+        uppers.append([float(r["valence_upper"]) for r in rows])
         ys.append(recording["valence"])
-    y, mu, std = (np.concatenate(v).astype(np.float64) for v in (ys, mus, stds))
+    y, mu, std, lower, upper = (np.concatenate(v).astype(np.float64) for v in (ys, mus, stds, lowers, uppers))
     row = section["metrics"]["av_valence"]
     z = 1.6448536269514722
     # The 90% figures are the conformal intervals'; the isotonic ones stay beside them.
@@ -75,6 +77,10 @@ def test_evaluator_reports_the_metrics_of_its_per_frame_std(regression_run, unce
     assert row["width_90_isotonic"] == pytest.approx(np.mean(2 * z * std), rel=1e-4)
     corrupted = uncertainty_report["intervals"]["conditions"]["visual-0.5-noise"]["av_valence"]
     assert (row["picp_90"], row["width_90"]) == (corrupted["picp"], corrupted["width"])
+    # The per-frame CSVs hold those bounds (6 decimals): they give the reported coverage and width.
+    assert np.all(lower <= mu + 1e-6) and np.all(mu <= upper + 1e-6)
+    assert corrupted["picp"] == pytest.approx(np.mean((lower <= y) & (y <= upper)), abs=2.0 / y.size)
+    assert corrupted["width"] == pytest.approx(np.mean(upper - lower), abs=1e-5)
     nll = np.mean(0.5 * np.log(2 * np.pi * std**2) + (y - mu) ** 2 / (2 * std**2))
     assert row["nll"] == pytest.approx(nll, rel=1e-3)
     assert row["ccc"] == pytest.approx(helpers.numpy_ccc(y, mu), abs=1e-5)
