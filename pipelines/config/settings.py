@@ -308,6 +308,8 @@ def _model_rule(key):
         return POSITIVE_INT
     if key in ("dropout", "transformer_dropout"):
         return UNIT_INTERVAL
+    if key == "fallback_threshold":
+        return Rule(lambda v: v == 0 or (_number(v) and 0.5 <= v < 1), "must be 0 (off) or in [0.5, 1), got {value!r}")
     return None
 
 
