@@ -25,6 +25,7 @@ DEFAULT_HYPERPARAMETERS = {
     "reliability_agreement": False,
     "reliability_atypicality": False,
     "fusion_guard": False,
+    "fallback_threshold": 0.0,
     "num_heads": 16,
     "num_transformer_layers": 3,
     "transformer_dim": 128,

@@ -35,12 +35,32 @@ class AdamW(keras.optimizers.AdamW):
     saved with this optimiser reloads it (registered as `cold_keras>AdamW`), and a model compiled
     with it loads the optimiser state of a file saved with `keras.optimizers.AdamW`.
 
+    With `use_ema=True` (and `ema_momentum`) the optimiser keeps Keras' exponential moving average of
+    the weights, updated after every step; `swap_average_weights` exchanges the weights and their
+    averages exactly (a second call undoes it), and `finalize_to_average = False` keeps the training
+    weights at the end of `fit` (Keras' default copies the averages into them; a run continued in a
+    second `fit` needs its training weights).
+
     Args: as `keras.optimizers.AdamW`.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._step_values = _StepValues()
+        self.finalize_to_average = True
+
+    def finalize_variable_values(self, var_list):
+        if self.finalize_to_average:
+            super().finalize_variable_values(var_list)
+
+    def swap_average_weights(self):
+        """Exchanges the trainable weights and their moving averages (`use_ema`), bit for bit."""
+        if not self.use_ema or not self.built:
+            raise ValueError("swap_average_weights needs a built optimiser with use_ema=True")
+        for variable, average in zip(self._trainable_variables, self._model_variables_moving_average):
+            current = ops.convert_to_numpy(variable)
+            variable.assign(average)
+            average.assign(current)
 
     def _current_step(self):
         step = getattr(self, "_step_values", None)

@@ -10,6 +10,7 @@ from cold_keras.layers.crossmodal_transformer_block import CrossmodalTransformer
 from cold_keras.layers.emotion_head import EmotionHead
 from cold_keras.layers.emotion_loss import EmotionLoss
 from cold_keras.layers.equal_weight_fusion import EqualWeightFusion
+from cold_keras.layers.frame_fallback import FrameFallback
 from cold_keras.layers.gaussian_context_head import GaussianContextHead
 from cold_keras.layers.masked_temporal_pooling import MaskedTemporalPooling
 from cold_keras.layers.presence_gate import PresenceGate
@@ -33,6 +34,7 @@ __all__ = [
     "EmotionHead",
     "EmotionLoss",
     "EqualWeightFusion",
+    "FrameFallback",
     "GaussianContextHead",
     "MaskedTemporalPooling",
     "PresenceGate",

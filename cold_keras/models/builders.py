@@ -128,7 +128,9 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
             shift of the weights away from the more atypical modality, `Atypicality`; needs
             audio_atypicality / visual_atypicality, the reference {"center", "scale"} of the
             clean training frames, `atypicality_reference`), fusion_guard=False (a
-            `FusionGuard` on the fused outputs, set from the validation partition after training).
+            `FusionGuard` on the fused outputs, set from the validation partition after training),
+            fallback_threshold=0.0 (in [0.5, 1): a `FrameFallback` moving each frame's fused
+            prediction toward the branch its fusion weights trust beyond that weight; 0: off).
 
     Returns:
         `EmotionModel` (a functional keras.Model that accepts batches without the optional

@@ -10,6 +10,7 @@ from cold_keras.layers.confidence_weighted_prediction_fusion import (
 )
 from cold_keras.layers.emotion_loss import DIMENSIONS
 from cold_keras.layers.equal_weight_fusion import EqualWeightFusion
+from cold_keras.layers.frame_fallback import FrameFallback
 from cold_keras.layers.gaussian_context_head import GaussianContextHead
 from cold_keras.layers.reliability import (
     Atypicality,
@@ -127,6 +128,10 @@ def cold_fusion(g):
         y_fused = predictor(h_av)
     else:
         y_fused, y_audio, y_visual = predictor(h_av), predictor(h_audio), predictor(h_visual)
+    if hp["fallback_threshold"]:
+        y_fused = FrameFallback(hp["fallback_threshold"], name="frame_fallback")(
+            [[f, a, v] for f, a, v in zip(y_fused, y_audio, y_visual)], [w_audio, w_visual]
+        )
     if hp["fusion_guard"]:
         y_fused = FusionGuard(len(DIMENSIONS), name="fusion_guard")(
             [[f, a, v] for f, a, v in zip(y_fused, y_audio, y_visual)]

@@ -88,6 +88,7 @@ def above(low, text=None) -> Rule:
 POSITIVE_INT = Rule(
     lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "must be a positive integer, got {value!r}"
 )
+UNIT_INTERVAL = Rule(lambda v: _number(v) and 0 <= v < 1, "must be a number in [0, 1), got {value!r}")
 
 
 def one_of(choices, text="must be one of {choices}") -> Rule:
@@ -306,14 +307,14 @@ def _model_rule(key):
     if key in ("gru_units", "gru_layers", "latent_dim", "num_heads", "num_transformer_layers", "transformer_dim"):
         return POSITIVE_INT
     if key in ("dropout", "transformer_dropout"):
-        return Rule(lambda v: _number(v) and 0 <= v < 1, "must be a number in [0, 1), got {value!r}")
+        return UNIT_INTERVAL
+    if key == "fallback_threshold":
+        return Rule(lambda v: v == 0 or (_number(v) and 0.5 <= v < 1), "must be 0 (off) or in [0.5, 1), got {value!r}")
     return None
 
 
 def _model_kind(default):
-    if default is None:
-        return "any"
-    return _kind_of(default)
+    return "any" if default is None else _kind_of(default)
 
 
 # `model:` holds `build_model`'s hyperparameters: their defaults are the library's.
@@ -367,6 +368,7 @@ class TrainingConfig(Section):
         "float",
         Rule(lambda v: _number(v) and 0 <= v < math.inf, "must be a number of seconds >= 0, got {value!r}"),
     )
+    ema_momentum: float = setting(0.0, "float", UNIT_INTERVAL, help="moving average of the weights, per step; 0: off")
     backup_every_steps: object = setting(
         "auto",
         ("int", "str"),
@@ -489,11 +491,10 @@ def describe(section=RunConfig, prefix="") -> list:
             lines += describe(kind, prefix + "  ")
             continue
         default = _default_of(f)
-        text = f"{prefix}{f.name}: {yaml.safe_dump(_plain(default), default_flow_style=True).strip()}"
-        text = text.removesuffix("\n...")
-        help_text = f.metadata["help"]
+        value = yaml.safe_dump(_plain(default), default_flow_style=True).strip().removesuffix("\n...")
+        text = f"{prefix}{f.name}: {value}"
         rule = f.metadata["rule"]
         allowed = rule.message.replace(", got {value!r}", "").replace("{value!r} is not ", "must be ") if rule else ""
-        notes = [n for n in (help_text, allowed) if n]
+        notes = [n for n in (f.metadata["help"], allowed) if n]
         lines.append(text + (f"  # {'; '.join(notes)}" if notes else ""))
     return lines

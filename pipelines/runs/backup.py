@@ -300,7 +300,11 @@ def _fsync(path):
 
 class BestCheckpoint(keras.callbacks.ModelCheckpoint):
     """`ModelCheckpoint` (`save_best_only`) whose best value so far is part of the backup
-    (`StepBackup.track`): a resumed run keeps the checkpoint the uninterrupted run would keep."""
+    (`StepBackup.track`): a resumed run keeps the checkpoint the uninterrupted run would keep.
+
+    When the optimiser keeps a moving average of the weights (`use_ema`, `training.ema_momentum`), the
+    checkpoint holds the averaged weights (those the validation scored); the training weights are put
+    back, bit for bit, once it is written."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -312,10 +316,16 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
         partial = final.with_name(f".partial.{final.name}")
         partial.unlink(missing_ok=True)
         self.filepath = str(partial)
+        optimizer = self.model.optimizer
+        averaged = bool(getattr(optimizer, "use_ema", False)) and hasattr(optimizer, "swap_average_weights")
+        if averaged:
+            optimizer.swap_average_weights()
         try:
             super()._save_model(epoch, batch, logs)
         finally:
             self.filepath = str(final)
+            if averaged:
+                optimizer.swap_average_weights()
         if partial.exists():
             os.replace(partial, final)
 

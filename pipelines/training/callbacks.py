@@ -1,4 +1,4 @@
-"""Training callbacks: TensorBoard figures and histograms, learning rate, NaN guard."""
+"""Training callbacks: TensorBoard figures and histograms, learning rate, NaN guard, averaged-weight validation."""
 
 from __future__ import annotations
 
@@ -30,6 +30,36 @@ class InterruptGuard(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
     on_train_batch_end = on_test_batch_end = on_epoch_end = _check
+
+
+def uses_average_weights(model) -> bool:
+    """True when the model's optimiser keeps a moving average of the weights (`training.ema_momentum`)."""
+    return bool(getattr(model.optimizer, "use_ema", False)) and hasattr(model.optimizer, "swap_average_weights")
+
+
+class AveragedValidation(keras.callbacks.Callback):
+    """Validates with the optimiser's moving average of the weights (`training.ema_momentum` > 0).
+
+    `keras.callbacks.SwapEMAWeights` swaps by additions and subtractions, which changes the training
+    weights by rounding errors at every validation; this one exchanges them exactly
+    (`cold_keras.optimizers.AdamW.swap_average_weights`), so the training weights after a validation
+    are those before it and a resumed run stays the uninterrupted one. Nothing happens when the
+    optimiser keeps no average.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._swapped = False
+
+    def on_test_begin(self, logs=None):
+        if uses_average_weights(self.model) and not self._swapped:
+            self.model.optimizer.swap_average_weights()
+            self._swapped = True
+
+    def on_test_end(self, logs=None):
+        if self._swapped:
+            self.model.optimizer.swap_average_weights()
+            self._swapped = False
 
 
 class NanGuard(keras.callbacks.Callback):

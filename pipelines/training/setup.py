@@ -222,6 +222,9 @@ def build_compiled_model(config, manifest: dict, artifact_dir, steps_per_epoch: 
         from cold_keras.optimizers import AdamW  # Keras' AdamW evaluating the schedule once per step
 
         optimizer = AdamW(learning_rate=schedule, **optimizer_options(training))
+        # With a moving average, fit's end keeps the training weights (a resumed run fits twice); the
+        # trainer validates, checkpoints and scores the averages (`AveragedValidation`, `BestCheckpoint`).
+        optimizer.finalize_to_average = False
         model.compile(optimizer=optimizer)
         # BackupAndRestore restores optimizer state only into built variables.
         optimizer.build(model.trainable_variables)
@@ -233,7 +236,8 @@ def optimizer_options(training) -> dict:
 
     `training`: the TrainingConfig (or a `training` mapping, checked). `training.clipnorm` (default
     `DEFAULT_CLIPNORM`) clips the gradient of every step to that global norm (over all weights
-    together); 0 or null turns clipping off.
+    together); 0 or null turns clipping off. `training.ema_momentum` > 0 keeps an exponential moving
+    average of the weights with that momentum per step (Keras' `use_ema`); 0 (the default) keeps none.
     """
     if not isinstance(training, settings.TrainingConfig):
         training = settings.parse_section(settings.TrainingConfig, training, "training")
@@ -241,6 +245,8 @@ def optimizer_options(training) -> dict:
     options = {"weight_decay": float(training.weight_decay)}
     if clipnorm:
         options["global_clipnorm"] = float(clipnorm)
+    if training.ema_momentum:
+        options.update(use_ema=True, ema_momentum=float(training.ema_momentum))
     return options
 
 

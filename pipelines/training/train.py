@@ -180,7 +180,9 @@ def run(config, output_dir, *, overwrite=False, progress=True) -> dict:
     train_seconds = time.time() - started
 
     if watch.best_path.exists():
-        model.load_weights(str(watch.best_path))
+        model.load_weights(str(watch.best_path))  # with training.ema_momentum, the averaged weights
+    elif getattr(model.optimizer, "use_ema", False):
+        model.optimizer.swap_average_weights()
     if config.model.fusion_guard:
         from pipelines.components import input_pipeline
         from pipelines.evaluation import fusion_guard as reliability
@@ -213,7 +215,7 @@ class _Callbacks:
         from pipelines.core.pause import pause_callbacks
         from pipelines.runs.backup import BestCheckpoint, StepBackup
         from pipelines.runs.epoch_line import EpochLine
-        from pipelines.training.callbacks import InterruptGuard, NanGuard, TensorBoardExtras
+        from pipelines.training.callbacks import AveragedValidation, InterruptGuard, NanGuard, TensorBoardExtras
         from pipelines.training.stability import CollapseGuard
 
         training = config.training
@@ -243,6 +245,7 @@ class _Callbacks:
         )
         self.callbacks = [
             self.backup,
+            AveragedValidation(),  # training.ema_momentum: the validation scores the averaged weights
             checkpoint,
             keras.callbacks.CSVLogger(str(history), separator=",", append=True),
             self.nan_guard,

@@ -141,7 +141,7 @@ def run(
     import keras
     import keras_tuner
 
-    from pipelines.training.callbacks import NanGuard
+    from pipelines.training.callbacks import AveragedValidation, NanGuard
 
     keras.utils.set_random_seed(int(training.seed))
     artifact_dir = prepare.prepare_artifacts(config, progress=progress)
@@ -172,6 +172,7 @@ def run(
         write_hparams_experiment(output_dir / "tensorboard", names, objective_name, delay_choices)
     callbacks = [
         NanGuard(),
+        AveragedValidation(),  # training.ema_momentum: trials are scored as the trainer scores runs
         # KerasTuner gives every trial its own log folder and adds the HParams summary there.
         keras.callbacks.TensorBoard(str(output_dir / "tensorboard"), histogram_freq=0, write_graph=False),
         pause_callback("tune.epoch"),

@@ -58,6 +58,32 @@ def test_updates_are_identical_to_keras_adamw(graph, options):
         np.testing.assert_array_equal(a, e)
 
 
+def test_the_moving_average_follows_numpy_and_swaps_exactly():
+    """use_ema: after each step the average is m * average + (1 - m) * weight (the first step's weight
+    itself); `swap_average_weights` exchanges both bit for bit; a second swap undoes it."""
+    rng = np.random.default_rng(0)
+    variables = [keras.Variable(rng.normal(size=s).astype("float32")) for s in SHAPES]
+    optimizer = AdamW(learning_rate=_schedule(), weight_decay=1e-2, use_ema=True, ema_momentum=0.8)
+    optimizer.build(variables)
+    averages = None
+    for _ in range(5):
+        optimizer.apply([tf.constant(rng.normal(size=s).astype("float32")) for s in SHAPES], variables)
+        weights = [v.numpy().astype(np.float64) for v in variables]
+        averages = weights if averages is None else [0.8 * a + 0.2 * w for a, w in zip(averages, weights)]
+    training = [v.numpy() for v in variables]
+    held = [v.numpy() for v in optimizer.variables if v.path.endswith("_average")]
+    for a, e in zip(held, averages):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+    optimizer.swap_average_weights()
+    for variable, a in zip(variables, held):
+        np.testing.assert_array_equal(variable.numpy(), a)
+    optimizer.swap_average_weights()
+    for variable, w in zip(variables, training):
+        np.testing.assert_array_equal(variable.numpy(), w)
+    with pytest.raises(ValueError, match="use_ema=True"):
+        AdamW(learning_rate=1e-3).swap_average_weights()
+
+
 def test_inside_a_loss_scale_optimizer_updates_are_identical_to_keras_adamw():
     """`mixed_float16` training wraps the optimiser in a LossScaleOptimizer (dynamic loss scaling)."""
     results = []

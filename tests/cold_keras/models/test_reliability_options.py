@@ -166,3 +166,41 @@ def test_atypicality_moves_weight_away_from_the_atypical_modality_from_both_side
     )
     with pytest.raises(ValueError, match="needs audio_atypicality"):
         build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY, reliability_atypicality=True)
+
+
+def _np_fallback(fused, audio, visual, w_audio, w_visual, threshold):
+    """The per-frame fallback, written out in NumPy."""
+    alpha = np.clip((np.maximum(w_audio, w_visual) - threshold) / (1 - threshold), 0, 1)
+    audio_trusted = w_audio > w_visual
+    if fused.ndim == alpha.ndim + 1:  # classification logits
+        alpha, audio_trusted = alpha[..., None], audio_trusted[..., None]
+    return fused + alpha * (np.where(audio_trusted, audio, visual) - fused)
+
+
+def test_the_frame_fallback_matches_numpy_in_the_model_and_alone():
+    from cold_keras.layers import FrameFallback
+
+    features = {k: v for k, v in _batch(8).items() if k in ("audio", "visual", "mask")}
+    guarded = build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY, fallback_threshold=0.5)
+    plain = build_model("cold_fusion", audio_dim=DA, visual_dim=DV, **TINY)
+    plain.set_weights(guarded.get_weights())  # the fallback has no weights
+    out = {k: np.asarray(v) for k, v in inference_model(guarded)(features).items()}
+    before = {k: np.asarray(v) for k, v in inference_model(plain)(features).items()}
+    w_a, w_v = out["audio_weight"], out["visual_weight"]
+    for dim in ("valence", "arousal"):
+        expected = _np_fallback(before[dim], out[f"audio_{dim}"], out[f"visual_{dim}"], w_a, w_v, 0.5)
+        np.testing.assert_allclose(out[dim], expected, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(out[dim], before[dim])  # at 0.5 every unbalanced frame moves
+    rng = np.random.default_rng(9)
+    w_a = np.array([[0.5, 0.7, 0.9, 1.0, 0.0]], "float32")
+    fused, audio, visual = (rng.normal(size=(1, 5, 3)).astype("float32") for _ in range(3))
+    layer = FrameFallback(0.75)
+    got = np.asarray(layer([[fused, audio, visual]], [w_a, 1 - w_a])[0])
+    np.testing.assert_allclose(got, _np_fallback(fused, audio, visual, w_a, 1 - w_a, 0.75), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(got[0, :2], fused[0, :2])  # balanced enough: the fused prediction
+    np.testing.assert_array_equal(got[0, 3], audio[0, 3])  # visual absent: the audio branch
+    np.testing.assert_array_equal(got[0, 4], visual[0, 4])
+    np.testing.assert_array_equal(np.asarray(layer([[fused, audio, visual]], [w_a, 1 - w_a], training=True)[0]), fused)
+    assert FrameFallback.from_config(layer.get_config()).threshold == 0.75
+    with pytest.raises(ValueError, match=r"\[0.5, 1\)"):
+        FrameFallback(0.3)

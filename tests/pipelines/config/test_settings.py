@@ -63,6 +63,7 @@ def test_the_configuration_is_frozen():
         ({"training": {"validation_partition": "dev"}}, "training.validation_partition must be one of train, devel"),
         ({"mode": "pixels"}, "mode must be one of features, raw, got 'pixels'"),
         ({"training": {"epochs": None}}, "training.epochs must be a positive integer, got None"),
+        ({"training": {"ema_momentum": 1}}, "training.ema_momentum must be a number in [0, 1), got 1"),
         ({"model": {"fusion_guard": None}}, "model.fusion_guard: expected true or false, got null"),
     ],
 )
@@ -76,7 +77,7 @@ def test_out_of_range_values_fail_naming_the_key(sections, message):
 def test_an_old_config_json_without_todays_keys_still_reads_and_compares_equal(tmp_path):
     today = _resolved()
     old = json.loads(json.dumps(today))
-    for key in ("label_delay_seconds", "clipnorm", "backup_every_steps", "backup_every_seconds"):
+    for key in ("label_delay_seconds", "clipnorm", "backup_every_steps", "backup_every_seconds", "ema_momentum"):
         del old["training"][key]
     for key in ("lambda_reliability", "reliability_novelty", "fusion_guard", "transformer_dim"):
         del old["model"][key]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipelines.evaluation.figures import plot_recording
-from pipelines.training.callbacks import NanGuard
+from pipelines.training.callbacks import AveragedValidation, NanGuard
 
 
 class _Model:
@@ -26,6 +26,33 @@ def test_nan_guard_names_the_term_that_went_first_and_the_last_finite_values():
     assert "epoch 3, batch 2" in guard.failed
     assert "(loss, loss_co_visual)" in guard.failed
     assert "last finite values: loss=1.5, loss_emo=1.2, loss_co_visual=0.3" in guard.failed
+
+
+def test_validation_scores_the_averaged_weights_and_training_keeps_its_own():
+    """training.ema_momentum: `fit`'s validation loss is the NumPy MSE of the averaged weights; the
+    weights after `fit` are the training weights (finalize_to_average off), not the averages."""
+    import keras
+
+    from cold_keras.optimizers import AdamW
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 3)).astype("float32"), rng.normal(size=(16, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    optimizer = AdamW(learning_rate=0.05, use_ema=True, ema_momentum=0.5)
+    optimizer.finalize_to_average = False
+    model.compile(optimizer=optimizer, loss="mse")
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            kernel, bias = (v.numpy() for v in optimizer.variables if v.path.endswith("_average"))
+            seen.append((logs["val_loss"], float(np.mean((x @ kernel + bias - y) ** 2))))
+
+    model.fit(x, y, batch_size=8, epochs=2, validation_data=(x, y), callbacks=[AveragedValidation(), Record()])
+    for val_loss, numpy_loss in seen:
+        assert val_loss == pytest.approx(numpy_loss, rel=1e-5)
+    averages = [v.numpy() for v in optimizer.variables if v.path.endswith("_average")]
+    assert not np.array_equal(model.layers[0].kernel.numpy(), averages[0])
 
 
 def test_timeline_figure_is_a_png_of_the_recording():

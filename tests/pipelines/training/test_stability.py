@@ -94,6 +94,13 @@ def test_clipnorm_reaches_the_optimizer_and_zero_turns_it_off():
     }
     assert "global_clipnorm" not in training_setup.optimizer_options({"clipnorm": 0})
     assert "global_clipnorm" not in training_setup.optimizer_options({"clipnorm": None})
+    assert "use_ema" not in training_setup.optimizer_options({})  # training.ema_momentum: 0 by default
+    assert training_setup.optimizer_options({"ema_momentum": 0.9}) == {
+        "weight_decay": 1e-4,
+        "global_clipnorm": 1.0,
+        "use_ema": True,
+        "ema_momentum": 0.9,
+    }
 
 
 def test_a_negative_clipnorm_is_a_one_line_config_error(tmp_path):
