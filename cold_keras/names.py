@@ -14,6 +14,8 @@ VISUAL_PRESENT = "visual_present"
 
 # Emotion dimensions: the targets' names and the order of every per-dimension output.
 DIMENSIONS = ("valence", "arousal")
+# Output-name prefix of each branch: the fused output `valence`, the unimodal `audio_valence`, ...
+BRANCH_PREFIXES = {"av": "", "audio": "audio_", "visual": "visual_"}
 
 # Tasks: per-frame CCC regression in [-1, 1], or 3-way classification of the same labels.
 TASKS = ("regression", "classification")

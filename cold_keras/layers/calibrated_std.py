@@ -6,8 +6,7 @@ from keras import ops
 
 from cold_keras import names
 
-# Output-name prefix of each branch: the fused output `valence`, the unimodal `audio_valence`, ...
-BRANCH_PREFIXES = {"av": "", "audio": "audio_", "visual": "visual_"}
+BRANCH_PREFIXES = names.BRANCH_PREFIXES
 STD_SUFFIX = "_std"
 
 

@@ -4,9 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-# Output-name prefix of each branch: the fused output `valence`, the unimodal `audio_valence`, ...
-BRANCH_PREFIXES = {"av": "", "audio": "audio_", "visual": "visual_"}
-DIMENSIONS = ("valence", "arousal")
+from cold_keras.names import BRANCH_PREFIXES, DIMENSIONS
 
 
 def moving_mean(values, mask, frames):

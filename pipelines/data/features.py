@@ -3,6 +3,7 @@
 from cold_keras.names import (  # plain Python: no TensorFlow at argument parsing
     AUDIO,
     AUDIO_PRESENT,
+    BRANCH_PREFIXES,  # noqa: F401 (features.BRANCH_PREFIXES)
     DIMENSIONS,
     MASK,
     MODEL_NAMES,  # noqa: F401 (the --model choices: features.MODEL_NAMES)

@@ -46,11 +46,12 @@ import math
 import numpy as np
 
 from pipelines.core.errors import ConfigError, DataError
+from pipelines.data import features
 
 FORMAT_VERSION = 1
-DIMENSIONS = ("valence", "arousal")
-MODALITIES = ("audio", "visual")
-BRANCH_PREFIXES = {"av": "", "audio": "audio_", "visual": "visual_"}
+DIMENSIONS = features.DIMENSIONS
+MODALITIES = features.MODALITIES
+BRANCH_PREFIXES = features.BRANCH_PREFIXES
 CALIBRATION_FILE = "conformal_calibration.json"
 LEVEL = 0.9
 LEVELS = (0.5, 0.8, 0.9, 0.95)

@@ -16,7 +16,7 @@ from pipelines.core.io_utils import write_text_atomic
 from pipelines.data import features
 from pipelines.data.labels import to_classes  # the training targets' bins, also for scoring
 
-BRANCH_PREFIXES = {"av": "", "audio": "audio_", "visual": "visual_"}
+BRANCH_PREFIXES = features.BRANCH_PREFIXES
 
 
 def branches_of(output_names) -> list:

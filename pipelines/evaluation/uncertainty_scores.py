@@ -21,7 +21,7 @@ from pipelines.data import features
 
 DEFAULT_PASSES = 20
 SPREAD_SUFFIX = "_spread"
-BRANCH_PREFIXES = {"av": "", "audio": "audio_", "visual": "visual_"}
+BRANCH_PREFIXES = features.BRANCH_PREFIXES
 
 
 # --------------------------------------------------------------------------- scores
