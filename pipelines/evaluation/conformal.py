@@ -423,10 +423,14 @@ def _robust_quantile(scores, groups, level, min_group_frames, group_level=1.0) -
 
 
 def _edges(values, num_bins) -> list:
-    """Inner edges of `num_bins` quantile bins of `values` (crepes' binning; ties merged)."""
+    """Inner edges of `num_bins` quantile bins of `values` (crepes' binning; ties merged). An edge that
+    would leave a bin empty is dropped (a bin j holds the values with j edges below them), so a
+    difficulty without spread (a model whose outputs give no signal, e.g. one modality alone) makes
+    one bin: standard split conformal."""
     if num_bins <= 1:
         return []
     from crepes.extras import binning
 
-    _, boundaries = binning(np.asarray(values, np.float64), bins=num_bins)
-    return [float(v) for v in np.unique(boundaries[1:-1])]
+    values = np.asarray(values, np.float64)
+    _, boundaries = binning(values, bins=num_bins)
+    return [float(v) for v in np.unique(boundaries[1:-1]) if values.min() <= v < values.max()]

@@ -59,6 +59,20 @@ def test_standard_fit_equals_an_independent_split_conformal_interval():
         np.testing.assert_allclose(half, expected, rtol=0, atol=0)
 
 
+def test_outputs_without_signals_fit_one_bin_of_standard_split_conformal():
+    # A single-modality model gives only its prediction: no signal, a constant difficulty, one bin.
+    calibration_set = [
+        {**r, "outputs": {d: r["outputs"][d] for d in conformal.DIMENSIONS}} for r in _recordings(8, 4)
+    ]
+    fitted = conformal.fit(calibration_set, num_bins=3)
+    assert sorted(fitted.keys) == ["av_arousal", "av_valence"]
+    for dim in conformal.DIMENSIONS:
+        assert fitted.keys[f"av_{dim}"]["edges"] == []
+        errors = np.concatenate([np.abs(r[dim] - r["outputs"][dim]) for r in calibration_set])
+        half = fitted.half_widths(calibration_set[0]["outputs"], 0.9)[f"av_{dim}"]
+        np.testing.assert_allclose(half, reference_quantile(errors, 0.9), rtol=1e-12)
+
+
 def test_normalised_mondrian_fit_matches_the_reference_per_bin():
     calibration_set = _recordings(1, 5)
     fitted = conformal.fit(calibration_set, normalized=True, num_bins=3)
