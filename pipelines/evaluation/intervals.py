@@ -105,8 +105,8 @@ def fit_for_run(run_dir, inference_model, config, artifact_dir, *, isotonic=True
             fit_corruptions=specs,
         )
     except DataError as error:  # e.g. a validation partition too small for the bins: keep the isotonic intervals
-        if verbose:
-            print(f"note: no conformal intervals for this run ({error.message}); its intervals are the isotonic ones")
+        # Said even under --quiet: the run's intervals are not the default kind.
+        print(f"note: no conformal intervals for this run ({error.message}); its intervals are the isotonic ones")
         return fitted_isotonic, None
     path = save(fitted, run_dir)
     if verbose:

@@ -208,3 +208,25 @@ def test_unit_groups_follow_the_order_of_the_corrupted_copies():
 def test_too_few_frames_per_bin_is_a_data_error():
     with pytest.raises(DataError, match="too few calibration frames for av_valence"):
         conformal.fit(_recordings(15, 1, n=12), num_bins=3)
+
+
+def test_a_run_too_small_for_the_fit_keeps_the_isotonic_intervals_and_says_so(tmp_path, monkeypatch, capsys):
+    # A validation partition of 4 frames: the isotonic map is fitted, the conformal fit is refused, and
+    # the run says in one line (even under --quiet) that its intervals are the isotonic ones.
+    from pipelines.components import input_pipeline
+    from pipelines.evaluation import intervals
+    from tests.pipelines import evaluation_helpers
+
+    small = _recordings(15, 1, n=4)
+    for recording in small:
+        recording["outputs"]["audio_weight"] = 1.0 - recording["outputs"]["visual_weight"]
+    monkeypatch.setattr(input_pipeline, "iter_recordings", lambda artifact_dir, partition: iter(small))
+    monkeypatch.setattr(intervals, "calibration_predictions", lambda model, rec, specs: small * (1 + len(specs)))
+    isotonic, fitted = intervals.fit_for_run(tmp_path, None, evaluation_helpers.tiny_config(), tmp_path, verbose=False)
+    assert fitted is None and isotonic is not None
+    assert not (tmp_path / conformal.CALIBRATION_FILE).exists()
+    assert (tmp_path / "uncertainty_calibration.json").is_file()
+    assert capsys.readouterr().out.splitlines() == [
+        "note: no conformal intervals for this run (too few calibration frames for av_valence in one of its bins; "
+        "use fewer bins); its intervals are the isotonic ones"
+    ]
