@@ -1,4 +1,5 @@
-"""Reliability-aware conformal intervals (pipelines/evaluation/conformal.py): NumPy only, no TensorFlow."""
+"""Reliability-aware conformal intervals (pipelines/evaluation/conformal.py) against NumPy references, and the
+trainer's fallback when a run is too small for them."""
 
 import json
 import math
