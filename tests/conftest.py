@@ -30,6 +30,11 @@ SHARED_FIXTURES = {
         "tests/pipelines/serving/test_predict.py",
         "tests/pipelines/serving/test_serve_client.py",
     ),
+    # tests/pipelines/training/stopped_runs.py `stopped_everywhere`
+    "stopped_everywhere": (
+        "tests/pipelines/training/test_train_exact_resume.py",
+        "tests/pipelines/training/test_train_resume.py",
+    ),
     # conftest `raw_corpus_dir`, `raw_artifacts`
     "raw_corpus": (
         "tests/pipelines/data/test_raw_augment.py",
@@ -45,7 +50,7 @@ COSTLIEST_FIRST = (
     "tests/pipelines/training/test_tune.py",
     "tests/cold_keras/models/test_builders.py",
     "tiny_export",
-    "tests/pipelines/training/test_train_resume.py",
+    "stopped_everywhere",
     "tests/pipelines/training/test_train_raw.py",
     "tests/cold_keras/models/test_presence.py",
     "tests/pipelines/data/test_label_delay.py",

@@ -10,7 +10,6 @@ Its `metrics.json` and `history.csv` must equal the reference's.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,55 +19,8 @@ import time
 
 import pytest
 
-from tests.pipelines.training.test_train import REPO, write_config
-
-# 3 train recordings of 24 s in 6 s windows (3 s hop), one window per step: 21 steps per epoch.
-# A moving average of the weights: its swaps at validation and checkpoints must leave the run exact.
-TRAINING = {"epochs": 2, "batch_size": 1, "backup_every_steps": 4, "mixed_precision": "off", "ema_momentum": 0.9}
-# Augmentation on: its draws must be the same after a resume too.
-AUGMENT = {"noise_std": 0.05, "modality_dropout_prob": 0.3, "time_mask_frames": 3}
-INTERRUPTED = "interrupted: everything written so far is kept; run the same command again to resume"
-
-
-def _env(cache, **extra):
-    return {**os.environ, "COLD_KERAS_CACHE": str(cache), "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
-
-
-def _start(args, env):
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipelines.train", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for(path, text, process, timeout=600):
-    deadline = time.time() + timeout
-    while not (path.exists() and text in path.read_text()):
-        if process.poll() is not None:
-            out, err = process.communicate()
-            pytest.fail(f"the trainer ended (code {process.returncode}) before {text}:\n{out[-2000:]}\n{err[-3000:]}")
-        assert time.time() < deadline, f"the trainer did not reach {text}"
-        time.sleep(0.02)
-
-
-def _killed_at(args, cache, tmp, point, count=1):
-    """Runs the command until pause point `point` (its `count`-th arrival), SIGKILLs it; returns stdout."""
-    marker = tmp / f"paused-{point}"
-    env = _env(
-        cache,
-        COLD_KERAS_PAUSE_AT=point,
-        COLD_KERAS_PAUSE_COUNT=str(count),
-        COLD_KERAS_PAUSE_FILE=str(marker),
-    )
-    process = _start(args, env)
-    _wait_for(marker, point, process)
-    process.send_signal(signal.SIGKILL)
-    out, _ = process.communicate(timeout=60)
-    return out
+from tests.pipelines.training.stopped_runs import INTERRUPTED, STEPS_PER_EPOCH, TRAINING
+from tests.pipelines.training.test_train import REPO
 
 
 def _metrics_difference(a, b):
@@ -81,75 +33,31 @@ def _metrics_difference(a, b):
     return worst
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("exact_resume")
-    cache = tmp / "cache"
-    config = write_config(tmp / "tiny.yaml", training={**TRAINING, "augment": AUGMENT})
-
-    def args(run_dir):
-        return ["--dataset", "synthetic", "--config", str(config), "--output-dir", str(run_dir), "--quiet"]
-
-    straight = subprocess.run(
-        [sys.executable, "-m", "pipelines.train", *args(tmp / "straight")],
-        cwd=REPO,
-        env=_env(cache),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    return {"tmp": tmp, "cache": cache, "args": args}
-
-
 @pytest.mark.slow
-def test_a_run_stopped_anywhere_ends_like_the_uninterrupted_run(runs):
-    tmp, cache, args = runs["tmp"], runs["cache"], runs["args"]
-    run_dir = tmp / "stopped"
-    argv = args(run_dir)
-    said = {}
+def test_a_run_stopped_anywhere_ends_like_the_uninterrupted_run(stopped_everywhere):
+    """The sequence of `stopped_everywhere` (tests/pipelines/training/conftest.py)."""
+    run = stopped_everywhere
+    said, backup = run["said"], run["run_dir"] / "backup"
+    epochs = TRAINING["epochs"]
 
     # Ctrl-C about a second into the first trace: exit 130 within 2 s, nothing backed up yet.
-    reached = tmp / "reached"
-    process = _start(argv, _env(cache, COLD_KERAS_REACHED_FILE=str(reached)))
-    _wait_for(reached, "train.begin", process)
-    time.sleep(1.0)
-    sent = time.monotonic()
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    took = time.monotonic() - sent
-    assert process.returncode == 130, stderr[-3000:]
-    assert took < 2.0, f"Ctrl-C took {took:.2f} s"
-    assert stderr.strip().splitlines()[-1] == INTERRUPTED and "Traceback" not in stderr
-    assert not (run_dir / "backup" / "latest.weights.h5").exists()
+    ctrl_c = run["ctrl_c"]
+    assert ctrl_c["returncode"] == 130, ctrl_c["stderr"][-3000:]
+    assert ctrl_c["seconds"] < 2.0, f"Ctrl-C took {ctrl_c['seconds']:.2f} s"
+    assert ctrl_c["stderr"].strip().splitlines()[-1] == INTERRUPTED and "Traceback" not in ctrl_c["stderr"]
+    assert not ctrl_c["backed_up"]
 
-    # The same command starts over, says so, and is killed after its second in-epoch backup (step 8).
-    said["start over"] = _killed_at(argv, cache, tmp, "train.step", count=2)
-    # ... resumes at step 9 and is killed between epochs 1 and 2 (the end of epoch 1 backed up),
-    said["mid-epoch"] = _killed_at(argv, cache, tmp, "train.epoch")
-    # ... resumes after epoch 1 and is killed during the validation of epoch 2,
-    said["between epochs"] = _killed_at(argv, cache, tmp, "train.validation")
-    # ... resumes after epoch 2's last in-epoch backup (step 20) and is killed before the scoring,
-    said["validation"] = _killed_at(argv, cache, tmp, "train.fitted")
-    # ... and finishes.
-    final = subprocess.run(
-        [sys.executable, "-m", "pipelines.train", *argv], cwd=REPO, env=_env(cache), capture_output=True, text=True
-    )
-    assert final.returncode == 0, final.stderr[-3000:]
-
-    backup = run_dir / "backup"
     assert f"no backup in {backup} yet: starting the run from the beginning" in said["start over"]
-    assert f"resuming epoch 1/2 at step 9/21 from the backup in {backup}" in said["mid-epoch"]
-    assert f"resuming after epoch 1/2 from the backup in {backup}" in said["between epochs"]
-    assert f"resuming epoch 2/2 at step 21/21 from the backup in {backup}" in said["validation"]
-    assert "resuming: the backup is at the end of epoch 2; nothing left to train" in final.stdout
+    assert f"resuming epoch 1/{epochs} at step 9/{STEPS_PER_EPOCH} from the backup in {backup}" in said["mid-epoch"]
+    assert f"resuming after epoch 1/{epochs} from the backup in {backup}" in said["between epochs"]
+    assert f"resuming epoch 2/{epochs} at step 21/{STEPS_PER_EPOCH} from the backup in {backup}" in said["validation"]
+    assert f"resuming: the backup is at the end of epoch {epochs}; nothing left to train" in run["final"].stdout
 
-    expected = json.loads((tmp / "straight" / "metrics.json").read_text())
-    got = json.loads((run_dir / "metrics.json").read_text())
+    expected, got = run["straight"]["metrics"], run["stopped"]["metrics"]
     assert _metrics_difference(expected, got) <= 1e-5
     assert got == expected  # on one CPU machine: bit-identical
     # every epoch once, with the training metrics of the whole epoch (not only of the steps after a resume)
-    assert (run_dir / "history.csv").read_text() == (tmp / "straight" / "history.csv").read_text()
+    assert run["stopped"]["history"] == run["straight"]["history"]
 
 
 def test_ctrl_c_ends_a_command_stuck_in_a_long_native_call(tmp_path):

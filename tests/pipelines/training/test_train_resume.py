@@ -7,18 +7,16 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.pipelines.training.test_train import REPO, write_config
+from tests.pipelines.training.stopped_runs import STEPS_PER_EPOCH, TRAINING
+from tests.pipelines.training.test_train import REPO
 
-# 3 train recordings of 24 s in 6 s windows (3 s hop), one window per step: 21 steps per epoch.
-RESUME = {"epochs": 2, "batch_size": 1, "backup_every_steps": 2}
+EPOCHS = TRAINING["epochs"]
 
 
 def _env(cache):
@@ -36,85 +34,40 @@ def command(module, args, cache, timeout=600):
     )
 
 
-def _backup_state(backup):
-    """(epoch, step, optimiser iterations) of the backup a rerun resumes from, or None."""
-    import h5py
-
-    from pipelines.runs.checks import backup_file_of
-
-    found = backup_file_of(backup)
-    if found is None:
-        return None
-    path, epoch, step = found
-    try:
-        with h5py.File(path, "r") as handle:
-            iterations = int(handle["optimizer/vars/0"][()])
-    except (OSError, ValueError, KeyError):
-        return None
-    return epoch, step, iterations
-
-
 def history_epochs(run_dir):
     return [int(row["epoch"]) for row in csv.DictReader(open(run_dir / "history.csv"))]
 
 
 @pytest.fixture(scope="module")
-def resumed_run(tmp_path_factory):
-    """A run SIGKILLed inside its first epoch (after an in-epoch backup), then run again to the end."""
-    tmp = tmp_path_factory.mktemp("resume")
-    cache = tmp / "cache"
-    run_dir = tmp / "run"
-    config = write_config(tmp / "tiny.yaml", training=RESUME)
-    args = ["--dataset", "synthetic", "--config", str(config), "--output-dir", str(run_dir), "--quiet"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.train", *args],
-        cwd=REPO,
-        env=_env(cache),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    backup, state, deadline = run_dir / "backup", None, time.time() + 600
-    while state is None and time.time() < deadline and process.poll() is None:
-        if (backup / "latest.weights.h5").exists():
-            process.send_signal(signal.SIGSTOP)  # freeze it, then read a backup that cannot change
-            found = _backup_state(backup)
-            if found is not None and found[1] > 0:
-                state = found
-                break
-            process.send_signal(signal.SIGCONT)
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=120)
-    assert state is not None, "no in-epoch backup was seen before the run ended"
-    assert not (run_dir / "metrics.json").exists()
-    result = command("train", args, cache)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return {"cache": cache, "run_dir": run_dir, "args": args, "state": state, "result": result}
+def resumed_run(stopped_everywhere):
+    """The run of `stopped_everywhere` (stopped at every kind of point, then finished): the tests below
+    go on with its run directory."""
+    return stopped_everywhere
 
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_resumes_from_the_in_epoch_backup(resumed_run):
-    epoch, step, iterations = resumed_run["state"]
-    out = resumed_run["result"].stdout
-    assert f"resuming epoch {epoch + 1}/{RESUME['epochs']} at step {step + 1}/21 from the backup" in out, out
-    # The optimiser continues from the backup's step count: its state was restored, not rebuilt.
+    # The run killed after its second in-epoch backup left epoch 0 (zero-based) at step 8 ...
+    epoch, step, iterations = resumed_run["backups"]["start over"]
+    assert (epoch, step) == (0, 8) and iterations > 0
+    out = resumed_run["said"]["mid-epoch"]
+    assert f"resuming epoch {epoch + 1}/{EPOCHS} at step {step + 1}/{STEPS_PER_EPOCH} from the backup" in out, out
+    # ... and the next run's optimiser continues from the backup's step count: restored, not rebuilt.
     assert f"restored optimiser step {iterations}" in out, out
-    assert history_epochs(resumed_run["run_dir"]) == list(range(RESUME["epochs"]))
-    assert (resumed_run["run_dir"] / "metrics.json").exists()
-    for line in out.splitlines():  # --quiet: one line per epoch with the main metric and an ETA
-        if line.startswith("epoch 1/"):
-            assert "val_ccc_mean" in line and "ETA" in line, line
+    # --quiet: one line per epoch with the main metric and an ETA, in a resumed run too
+    lines = [line for line in out.splitlines() if line.startswith("epoch 1/")]
+    assert lines and all("val_ccc_mean" in line and "ETA" in line for line in lines), out
+    assert history_epochs(resumed_run["run_dir"])[:EPOCHS] == list(range(EPOCHS))
 
 
 @pytest.mark.slow
 def test_more_epochs_continue_a_finished_run(resumed_run):
     run_dir, args = resumed_run["run_dir"], resumed_run["args"]
-    more = RESUME["epochs"] + 1
+    more = EPOCHS + 1
     result = command("train", args + ["--epochs", str(more)], resumed_run["cache"])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"continuing the {RESUME['epochs']}-epoch run in {run_dir} to {more} epochs" in result.stdout
-    assert f"resuming after epoch {RESUME['epochs']}/{more}" in result.stdout
+    assert f"continuing the {EPOCHS}-epoch run in {run_dir} to {more} epochs" in result.stdout
+    assert f"resuming after epoch {EPOCHS}/{more}" in result.stdout
     assert history_epochs(run_dir) == list(range(more))
     assert json.loads((run_dir / "config.json").read_text())["training"]["epochs"] == more
     assert (run_dir / "metrics.json").exists()
