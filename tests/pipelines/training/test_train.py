@@ -6,10 +6,8 @@ import csv
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -286,57 +284,6 @@ def test_mirrored_strategy_on_two_logical_cpus(cache, tmp_path):
     assert (tmp_path / "run" / "metrics.json").exists()
 
 
-EPOCHS_OF_STOPPED_RUN = 3
-
-
-def start_stopped_run(cache, tmp_path, run_dir):
-    """Starts a 3-epoch trainer process and returns (process, args) once it waits at the end of its
-    first epoch (pause point `train.epoch`: history and backup written)."""
-    config = write_config(tmp_path / "tiny.yaml", training={"epochs": EPOCHS_OF_STOPPED_RUN})
-    args = ["--dataset", "synthetic", "--config", str(config), "--output-dir", str(run_dir), "--quiet"]
-    marker = tmp_path / "paused"
-    env = {
-        **os.environ,
-        "COLD_KERAS_CACHE": str(cache),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "COLD_KERAS_PAUSE_AT": "train.epoch",
-        "COLD_KERAS_PAUSE_FILE": str(marker),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.train", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None and not marker.exists():
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be stopped"
-    assert marker.exists(), "the run did not reach the end of its first epoch"
-    return process, args
-
-
-@pytest.mark.slow
-def test_resume_after_sigkill(cache, tmp_path):
-    """Kill the trainer after its first epoch; the same command resumes and finishes."""
-    run_dir = tmp_path / "run"
-    process, args = start_stopped_run(cache, tmp_path, run_dir)
-    history = run_dir / "history.csv"
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=120)
-    assert not (run_dir / "metrics.json").exists()
-    epochs_done = len(history.read_text().strip().splitlines()) - 1
-    assert 1 <= epochs_done < EPOCHS_OF_STOPPED_RUN
-
-    result = cli(args, cache)
-    assert result.returncode == 0, result.stderr[-3000:]
-    epochs = [int(row["epoch"]) for row in csv.DictReader(open(history))]
-    assert epochs == list(range(EPOCHS_OF_STOPPED_RUN)), epochs  # resumed: no epoch repeated, none missing
-    assert (run_dir / "metrics.json").exists()
-
-
 @pytest.mark.slow
 def test_iemocap_utterance_level_classification(cache, tmp_path):
     """IEMOCAP fixture in its real layout: sequence-level labels, utterance predictions and scores."""
@@ -371,17 +318,6 @@ def test_iemocap_utterance_level_classification(cache, tmp_path):
         labels = np.array([bins(devel[row[0].strip("'")][f"{dim}_raw"]) for row in rows[1:]])
         expected_f1 = cmetrics.precision_recall_f1(labels, predicted, 3)[2]
         assert metrics["devel"]["av"][f"f1_{dim}"] == pytest.approx(expected_f1, abs=1e-6)
-
-
-@pytest.mark.slow
-def test_ctrl_c_leaves_a_resumable_run(cache, tmp_path):
-    run_dir = tmp_path / "run"
-    process, _ = start_stopped_run(cache, tmp_path, run_dir)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-2000:]
-    assert "run the same command again to resume" in stderr.strip().splitlines()[-1]
-    assert any((run_dir / "backup").iterdir()) and not (run_dir / "metrics.json").exists()
 
 
 @pytest.mark.slow
