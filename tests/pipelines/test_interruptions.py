@@ -3,8 +3,15 @@
 Each stage is one entry of `STAGES`: how to set up its inputs, the command, the pause point it is
 stopped at (`pipelines.core.pause`), what it may leave behind, and the outputs compared with an
 uninterrupted run's (byte-equal where the stage is deterministic). The interrupted command runs
-in a subprocess that pauses at the point and is then signalled; the second run of the same command
-goes through the command's `main` in-process.
+in a subprocess that pauses at the point; the second run of the same command goes through the
+command's `main` in-process.
+
+One paused subprocess per stage serves both signals. A SIGKILL ends a process without running any of
+its code, so what it leaves is exactly what is on disk at that instant: the subprocess is frozen
+(SIGSTOP, every thread stopped), its folder copied (the SIGKILL case's state), then it is continued
+and sent SIGINT, whose handler must end it with exit 130 and the one-line message. Each case then
+puts its own state back in the original folder (the run's absolute paths stay valid) and runs the
+command again.
 """
 
 from __future__ import annotations
@@ -142,6 +149,7 @@ def _train_outputs(out):
 def _train_left(out):
     assert not (out / "metrics.json").exists() and not (out / "model.keras").exists()
     assert len((out / "history.csv").read_text().splitlines()) == 2  # the header and the first epoch
+    assert any((out / "backup").iterdir())  # what the rerun resumes from
 
 
 def _tune_setup(inputs, folder):
@@ -345,25 +353,65 @@ def start_paused(stage, argv, folder, cache):
     return process
 
 
+@dataclasses.dataclass
+class Interrupted:
+    argv: list
+    out: Path  # the stage's output folder, inside `folder`
+    folder: Path  # the command's working folder: every path it was given is in here
+    states: dict  # signal -> a copy of `folder` as that signal left it
+    returncode: int  # of the SIGINT
+    stderr: str  # of the SIGINT
+
+
+@pytest.fixture(scope="module")
+def interrupted(inputs, tmp_path_factory):
+    """name -> `Interrupted`: the stage's command paused once, its state copied for SIGKILL, then SIGINT."""
+    done = {}
+
+    def get(name):
+        if name not in done:
+            stage = STAGES[name]
+            folder = tmp_path_factory.mktemp(f"interrupted-{name}")
+            argv, out = stage.setup(inputs, folder)
+            process = start_paused(stage, argv, folder, inputs["cache"])
+            states = tmp_path_factory.mktemp(f"states-{name}")
+            process.send_signal(signal.SIGSTOP)
+            try:
+                shutil.copytree(folder, states / "SIGKILL", symlinks=True)
+            finally:
+                process.send_signal(signal.SIGCONT)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=300)
+            shutil.copytree(folder, states / "SIGINT", symlinks=True)
+            done[name] = Interrupted(
+                argv,
+                out,
+                folder,
+                {signal.SIGKILL: states / "SIGKILL", signal.SIGINT: states / "SIGINT"},
+                process.returncode,
+                stderr,
+            )
+        return done[name]
+
+    return get
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kill", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 @pytest.mark.parametrize("name", list(STAGES))
-def test_interrupted_stage_completes_like_an_uninterrupted_run(inputs, tmp_path_factory, tmp_path, name, kill):
+def test_interrupted_stage_completes_like_an_uninterrupted_run(inputs, interrupted, tmp_path_factory, name, kill):
     stage = STAGES[name]
     expected = reference(inputs, name, tmp_path_factory)
-    argv, out = stage.setup(inputs, tmp_path)
-    process = start_paused(stage, argv, tmp_path, inputs["cache"])
-    process.send_signal(kill)
-    _, stderr = process.communicate(timeout=300)
+    stopped = interrupted(name)
     if kill == signal.SIGINT:
-        assert process.returncode == 130, stderr[-3000:]
-        assert stderr.strip().splitlines()[-1] == (
+        assert stopped.returncode == 130, stopped.stderr[-3000:]
+        assert stopped.stderr.strip().splitlines()[-1] == (
             "interrupted: everything written so far is kept; run the same command again to resume"
         )
-        assert "Traceback" not in stderr
-    else:
-        assert process.returncode == -signal.SIGKILL
-    stage.left_behind(out)
+        assert "Traceback" not in stopped.stderr
+    shutil.rmtree(stopped.folder)
+    shutil.copytree(stopped.states[kill], stopped.folder, symlinks=True)
+    stage.left_behind(stopped.out)
 
-    run_main(stage.module, argv, inputs["cache"])
-    assert stage.outputs(out) == expected
+    run_main(stage.module, stopped.argv, inputs["cache"])
+    assert stage.outputs(stopped.out) == expected
