@@ -47,12 +47,12 @@ GROUP_OF = {path: group for group, paths in SHARED_FIXTURES.items() for path in 
 COSTLIEST_FIRST = (
     "tiny_runs",
     "tests/pipelines/training/test_train.py",
+    "stopped_everywhere",
     "tests/pipelines/training/test_tune.py",
     "tests/cold_keras/models/test_builders.py",
     "tiny_export",
-    "stopped_everywhere",
-    "tests/pipelines/training/test_train_raw.py",
     "tests/cold_keras/models/test_presence.py",
+    "tests/pipelines/training/test_train_raw.py",
     "tests/pipelines/data/test_label_delay.py",
 )
 
