@@ -22,7 +22,8 @@ output) per model and condition, the row "gain": (cold_recommended - best) / |be
 the non-COLD baseline with the highest mean CCC in that column (named in the row below), and a `*`
 on each cell where a model's fused output (mean over the seeds) is below its own better unimodal
 branch. It writes robustness_<modality>.json (every variant so far), and per variant
-robustness_<variant>.csv, .md and .png (CCC against level per kind) under --out.
+robustness_<variant>_<modality>.csv, .md and .png (CCC against level per kind) under --out. The
+scores are cached per corrupted modality, so `--modality audio` on trained runs only predicts.
 """
 
 from __future__ import annotations
@@ -73,13 +74,19 @@ def conditions(kinds, levels) -> list:
 
 
 def scores_of(run_dir: Path, modality: str, kinds, levels) -> dict:
-    """{column: {"fused", and "audio", "visual" where the model has branches: CCC mean}} of one run
-    on its test partition; kept in run_dir (only the missing columns are predicted)."""
+    """{column: {"fused", and where the model has branches "audio", "visual" and "ceiling": CCC
+    mean}} of one run on its test partition; kept in run_dir (only the missing figures are predicted).
+    "ceiling": the fused output on the intact frames and the other modality's branch on the
+    corrupted ones, what a weight of exactly 0 on every corrupted frame and nothing else would give."""
     from pipelines.core.io_utils import read_json, write_json_atomic
 
     path = run_dir / f"robustness_{modality}.json"
     done = read_json(path) if path.is_file() else {}
-    todo = [c for c in conditions(kinds, levels) if c[0] not in done]
+    todo = [
+        c
+        for c in conditions(kinds, levels)
+        if c[0] not in done or (c[1] is not None and "audio" in done[c[0]] and "ceiling" not in done[c[0]])
+    ]
     if not todo:
         return done
     import keras
@@ -96,11 +103,29 @@ def scores_of(run_dir: Path, modality: str, kinds, levels) -> dict:
             if kind is None
             else corrupt.corrupt_recordings(recordings, modality, level, mode=kind, seed=0, hop=hop)
         )
-        scores, _ = scoring.score_partition(scoring.predict_recordings(infer, inputs), task="regression")
+        predictions = scoring.predict_recordings(infer, inputs)
+        scores, _ = scoring.score_partition(predictions, task="regression")
         done[column] = {("fused" if branch == "av" else branch): row["ccc_mean"] for branch, row in scores.items()}
+        if kind is not None and "audio" in done[column]:
+            ceiling, _ = scoring.score_partition(perfect_weighting(predictions, modality), task="regression")
+            done[column]["ceiling"] = ceiling["av"]["ccc_mean"]
     keras.backend.clear_session()
     write_json_atomic(path, done)
     return done
+
+
+def perfect_weighting(predictions, modality: str) -> list:
+    """The predictions with the fused output replaced by the other modality's branch on the frames
+    where `modality` is corrupted (`<modality>_corrupted_eval`)."""
+    other = "audio" if modality == "visual" else "visual"
+    out = []
+    for recording in predictions:
+        flags = np.asarray(recording[f"{modality}_corrupted_eval"], bool)
+        outputs = dict(recording["outputs"])
+        for dimension in ("valence", "arousal"):
+            outputs[dimension] = np.where(flags, outputs[f"{other}_{dimension}"], outputs[dimension])
+        out.append({**recording, "outputs": outputs})
+    return out
 
 
 # --------------------------------------------------------------------------- the table (pure helpers)
@@ -132,6 +157,8 @@ def summarize(runs: dict, columns, baselines=BASELINES, recommended=RECOMMENDED)
                 cell["best_branch"] = float(branch.mean())
                 cell["below"] = bool(fused.mean() < branch.mean())
                 cell["below_seeds"] = int((fused < branch).sum())
+            if all("ceiling" in row for row in rows):
+                cell["ceiling"] = float(np.mean([row["ceiling"] for row in rows]))
             cells[column] = cell
         out["models"][model] = cells
     for column in columns:
@@ -146,12 +173,19 @@ def summarize(runs: dict, columns, baselines=BASELINES, recommended=RECOMMENDED)
     return out
 
 
-def _blocks(columns, size):
-    return [columns[i : i + size] for i in range(0, len(columns), size)]
+def _blocks(columns):
+    """The columns in one block per level ("noise 50%" -> "50%"), clean with the first."""
+    blocks = {}
+    for column in columns:
+        blocks.setdefault(column.split()[-1], []).append(column)
+    parts = [part for key, part in blocks.items() if key != "clean"] or [[]]
+    return [blocks.get("clean", []) + parts[0], *parts[1:]]
 
 
-def format_table(summary: dict, columns, *, markdown=False, block=8, recommended=RECOMMENDED) -> str:
-    """The summary as text (column blocks of `block` conditions) or as Markdown tables."""
+def format_table(summary: dict, columns, *, markdown=False, recommended=RECOMMENDED) -> str:
+    """The summary as text or as Markdown, one block of columns per level; below the models the
+    recommended setting's gain, the best baseline and the recommended setting's perfect-weighting
+    ceiling."""
     models = list(summary["models"])
 
     def cell(model, column):
@@ -168,9 +202,13 @@ def format_table(summary: dict, columns, *, markdown=False, block=8, recommended
         name = summary["best_baseline"].get(column, "-")
         return SHORT.get(name, name)
 
-    extra = [(f"gain of {recommended}", gain), ("best baseline", best)]
+    def ceiling(column):
+        entry = summary["models"].get(recommended, {}).get(column, {})
+        return f"{entry['ceiling']:.3f}" if "ceiling" in entry else "-"
+
+    extra = [(f"gain of {recommended}", gain), ("best baseline", best), (f"ceiling of {recommended}", ceiling)]
     lines = []
-    for part in _blocks(list(columns), block):
+    for part in _blocks(list(columns)):
         rows = [[model] + [cell(model, c) for c in part] for model in models]
         rows += [[title] + [fn(c) for c in part] for title, fn in extra]
         if markdown:
@@ -330,11 +368,10 @@ def main(argv=None):
         print(f"\n{title}\n\n{format_table(summary, columns)}\n", flush=True)
         from pipelines.core.io_utils import write_text_atomic
 
-        write_text_atomic(
-            out / f"robustness_{variant}.md", f"{title}\n\n{format_table(summary, columns, markdown=True)}\n"
-        )
-        write_csv(summary, columns, out / f"robustness_{variant}.csv")
-        plot(summary, args.kinds, args.levels, title, out / f"robustness_{variant}.png")
+        stem = out / f"robustness_{variant}_{args.modality}"
+        write_text_atomic(stem.with_suffix(".md"), f"{title}\n\n{format_table(summary, columns, markdown=True)}\n")
+        write_csv(summary, columns, stem.with_suffix(".csv"))
+        plot(summary, args.kinds, args.levels, title, stem.with_suffix(".png"))
         results[variant] = {"runs": runs, "summary": summary}
     # Variants tabulated by an earlier invocation stay in the file unless this one replaced them.
     path = out / f"robustness_{args.modality}.json"

@@ -56,11 +56,11 @@ def _robustness_runs():
         "cold_recommended": [
             {
                 "clean": {"fused": 0.64, "audio": 0.3, "visual": 0.5},
-                "noise 50%": {"fused": 0.44, "audio": 0.3, "visual": 0.2},
+                "noise 50%": {"fused": 0.44, "audio": 0.3, "visual": 0.2, "ceiling": 0.47},
             },
             {
                 "clean": {"fused": 0.62, "audio": 0.3, "visual": 0.5},
-                "noise 50%": {"fused": 0.40, "audio": 0.3, "visual": 0.2},
+                "noise 50%": {"fused": 0.40, "audio": 0.3, "visual": 0.2, "ceiling": 0.45},
             },
         ],
     }
@@ -93,8 +93,10 @@ def test_robustness_summary_best_baseline_gain_and_marks():
     assert noisy["below"] and noisy["below_seeds"] == 1 and abs(noisy["best_branch"] - 0.39) < 1e-12
     assert not summary["models"]["prediction_fusion"]["clean"]["below"]
     assert "below" not in summary["models"]["audio"]["clean"]  # no branches
+    assert abs(summary["models"]["cold_recommended"]["noise 50%"]["ceiling"] - 0.46) < 1e-12
     text = table.format_table(summary, columns)
     assert "0.380±0.030*" in text and "+8.6%" in text and "+10.5%" in text
+    assert text.splitlines()[-3].split() == ["ceiling", "of", "cold_recommended", "-", "0.460"]
     assert "prediction_fusion 1/2 (seed-cells 1)" in text and "cold_recommended 0/2" in text
     markdown = table.format_table(summary, columns, markdown=True).splitlines()
     assert markdown[0] == "| model | clean | noise 50% |"
@@ -105,3 +107,20 @@ def test_robustness_conditions_are_clean_then_level_by_level():
     table = _load("robustness_table")
     names = [name for name, _, _ in table.conditions(("noise", "swap"), (0.25, 0.5))]
     assert names == ["clean", "noise 25%", "swap 25%", "noise 50%", "swap 50%"]
+    assert table._blocks(names) == [["clean", "noise 25%", "swap 25%"], ["noise 50%", "swap 50%"]]
+
+
+def test_robustness_perfect_weighting_takes_the_other_branch_on_corrupted_frames():
+    table = _load("robustness_table")
+    rng = np.random.default_rng(0)
+    flags = rng.random(50) < 0.5
+    outputs = {f"{p}{d}": rng.standard_normal(50) for p in ("", "audio_", "visual_") for d in ("valence", "arousal")}
+    [visual] = table.perfect_weighting([{"visual_corrupted_eval": flags, "outputs": outputs}], "visual")
+    [audio] = table.perfect_weighting([{"audio_corrupted_eval": flags, "outputs": outputs}], "audio")
+    for d in ("valence", "arousal"):
+        expected = outputs[d].copy()
+        expected[flags] = outputs[f"audio_{d}"][flags]
+        np.testing.assert_array_equal(visual["outputs"][d], expected)
+        expected[flags] = outputs[f"visual_{d}"][flags]
+        np.testing.assert_array_equal(audio["outputs"][d], expected)
+        np.testing.assert_array_equal(visual["outputs"][f"audio_{d}"], outputs[f"audio_{d}"])
