@@ -187,12 +187,13 @@ def format_table(summary: dict, columns, *, markdown=False, recommended=RECOMMEN
     recommended setting's gain, the best baseline and the recommended setting's perfect-weighting
     ceiling."""
     models = list(summary["models"])
+    mark = "\\*" if markdown else "*"  # a bare * could open emphasis in Markdown
 
     def cell(model, column):
         entry = summary["models"][model].get(column)
         if entry is None:
             return "-"
-        return f"{entry['mean']:.3f}±{entry['std']:.3f}" + ("*" if entry.get("below") else "")
+        return f"{entry['mean']:.3f}±{entry['std']:.3f}" + (mark if entry.get("below") else "")
 
     def gain(column):
         value = summary["gain"].get(column, float("nan"))
@@ -231,7 +232,7 @@ def format_table(summary: dict, columns, *, markdown=False, recommended=RECOMMEN
     }
     n = len(columns)
     lines.append(
-        "* fused output below the model's own better unimodal branch (means over the seeds); cells marked: "
+        f"{mark} fused output below the model's own better unimodal branch (means over the seeds); cells marked: "
         + ", ".join(f"{m} {cells}/{n} (seed-cells {seeds})" for m, (cells, seeds) in marked.items())
     )
     return "\n".join(lines)

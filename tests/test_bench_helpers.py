@@ -101,6 +101,7 @@ def test_robustness_summary_best_baseline_gain_and_marks():
     markdown = table.format_table(summary, columns, markdown=True).splitlines()
     assert markdown[0] == "| model | clean | noise 50% |"
     assert all(line.count("|") == 4 for line in markdown if line.startswith("|"))
+    assert "| 0.380±0.030\\* |" in markdown[3] and markdown[-1].startswith("\\* fused output below")
 
 
 def test_robustness_conditions_are_clean_then_level_by_level():
