@@ -291,16 +291,28 @@ def plot(summary: dict, kinds, levels, title: str, path: Path, recommended=RECOM
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", default="realistic,simple", help="comma-separated: realistic, simple")
+    parser.add_argument(
+        "--variants",
+        default="realistic,simple",
+        help="comma-separated of realistic, simple (default both, realistic first)",
+    )
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
     parser.add_argument("--models", default="all", help=f"comma-separated of {', '.join(MODELS)}, or all (default)")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated corruption kinds (default all)")
     parser.add_argument(
-        "--levels", default=",".join(f"{x:g}" for x in LEVELS), help="comma-separated shares of frames corrupted"
+        "--levels",
+        default=",".join(f"{x:g}" for x in LEVELS),
+        help="comma-separated shares of frames corrupted (default 0.25,0.5,0.75)",
     )
-    parser.add_argument("--modality", default="visual", choices=("visual", "audio"), help="the corrupted modality")
+    parser.add_argument(
+        "--modality", default="visual", choices=("visual", "audio"), help="the corrupted modality (default visual)"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="default: the synthetic config's")
-    parser.add_argument("--out", default="bench_runs/robustness_table", help="run directories and results")
+    parser.add_argument(
+        "--out",
+        default="bench_runs/robustness_table",
+        help="run directories and results (default bench_runs/robustness_table)",
+    )
     parser.add_argument("--no-train", action="store_true", help="tabulate the finished runs only, train nothing")
     return parser
 
