@@ -23,6 +23,15 @@ def correspondence_logits(audio_windows, visual_windows, hidden_kernel_bias, out
     return ops.squeeze(ops.matmul(hidden, output_kernel), -1) + output_bias
 
 
+def center(x, m):
+    """`[B, T, D]` features minus their mean over each sequence's real frames (`m` `[B, T, 1]`), zero
+    elsewhere. A recording's (speaker's) constant offset says which recording a stream comes from,
+    not whether the two streams move together: without it the scorer cannot learn to pair
+    recordings by their offsets, which would not carry over to new speakers."""
+    x = ops.cast(x, "float32") * m
+    return (x - ops.sum(x, axis=1, keepdims=True) / ops.maximum(ops.sum(m, axis=1, keepdims=True), 1.0)) * m
+
+
 def _masked_mean(x, mask):
     return ops.sum(x * mask) / ops.maximum(ops.sum(mask), 1.0)
 
@@ -31,6 +40,7 @@ def _masked_mean(x, mask):
 class AudioVisualCorrespondence(keras.layers.Layer):
     """Per frame, how strongly the two streams disagree about being the same moment of one recording.
 
+        a, v = the features minus their mean over the sequence's real frames (zero elsewhere)
         p_A = conv_A(a), p_V = conv_V(v)   (Conv1D over +-`window_radius` frames, `dilation` apart)
         l_t = w^T relu(p_A,t + p_V,t + b) + c       (logit of "aligned")
         m_t = max(0, -mean_{|s - t| <= smoothing_radius} l_s)
@@ -124,9 +134,8 @@ class AudioVisualCorrespondence(keras.layers.Layer):
     def call(self, audio, visual, frame_mask, training=None):
         mask = ops.cast(frame_mask, "float32")
         m = ops.expand_dims(mask, -1)
-        # Padded and absent frames enter the windows as zeros (the training mean).
-        audio_windows = self.audio_window(ops.cast(audio, "float32") * m)
-        visual_windows = self.visual_window(ops.cast(visual, "float32") * m)
+        audio_windows = self.audio_window(center(audio, m))
+        visual_windows = self.visual_window(center(visual, m))
         logit = self._logits(audio_windows, visual_windows)
         if training and self.loss_weight > 0:
             loss = self._self_supervised_loss(audio, audio_windows, visual_windows, logit, mask)
@@ -183,3 +192,55 @@ class AudioVisualCorrespondence(keras.layers.Layer):
             "loss_weight": self.loss_weight,
             "seed": self.seed,
         }
+
+
+PREFIT_STEPS = 300
+PREFIT_WINDOW = 300
+PREFIT_BATCH = 16
+
+
+def prefit_correspondence(layer, audio, visual, *, steps=PREFIT_STEPS, window=PREFIT_WINDOW, seed=0):
+    """Fits an `AudioVisualCorrespondence` alone with its self-supervised loss before the main fit.
+
+    A model's fit may be far too short for the scorer (the emotion model converges in a few dozen
+    steps on a small corpus); fitted first on the training recordings, the scorer starts the fit
+    already telling aligned from misaligned windows, and the fit goes on training it.
+
+    Args:
+        layer: a built `AudioVisualCorrespondence` (its weights are overwritten).
+        audio, visual: lists of `[N_i, D]` standardised features of the training recordings, zero
+            where the modality is absent.
+        steps: int. Adam steps (learning rate 3e-3). Defaults to 300.
+        window: int. Frames per training window (recordings are cut into windows overlapping by
+            half). Defaults to 300.
+        seed: int. Seed of the fit (set with `keras.utils.set_random_seed`, so the same data and
+            seed give the same weights, also when a fit is resumed). Defaults to 0.
+
+    Returns:
+        the mean loss of the last step.
+    """
+    import numpy as np
+
+    crops = []
+    for a, v in zip(audio, visual):
+        n = len(a)
+        starts = range(0, max(n - window, 0) + 1, max(window // 2, 1))
+        for start in starts:
+            end = min(start + window, n)
+            crops.append((a[start:end], v[start:end]))
+    length = max(len(a) for a, _ in crops)
+    pad = [(0, length - len(a)) for a, _ in crops]
+    xa = np.stack([np.pad(a, ((0, p[1]), (0, 0))) for (a, _), p in zip(crops, pad)]).astype("float32")
+    xv = np.stack([np.pad(v, ((0, p[1]), (0, 0))) for (_, v), p in zip(crops, pad)]).astype("float32")
+    mask = np.stack([np.pad(np.ones(len(a)), p) for (a, _), p in zip(crops, pad)]).astype("float32")
+    mask *= (np.abs(xa).sum(-1) > 0) & (np.abs(xv).sum(-1) > 0)  # frames where both are present
+    standalone = AudioVisualCorrespondence.from_config({**layer.get_config(), "seed": seed, "name": "prefit"})
+    inputs = [keras.Input((None, xa.shape[-1])), keras.Input((None, xv.shape[-1])), keras.Input((None,))]
+    model = keras.Model(inputs, standalone(*inputs)[1])
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    batch = min(PREFIT_BATCH, len(xa))
+    epochs = max(1, int(np.ceil(steps / np.ceil(len(xa) / batch))))
+    keras.utils.set_random_seed(seed)
+    history = model.fit([xa, xv, mask], epochs=epochs, batch_size=batch, shuffle=True, verbose=0)
+    layer.set_weights(standalone.get_weights())
+    return float(history.history["loss"][-1])
