@@ -234,13 +234,13 @@ def prefit_correspondence(layer, audio, visual, *, steps=PREFIT_STEPS, window=PR
     xv = np.stack([np.pad(v, ((0, p[1]), (0, 0))) for (_, v), p in zip(crops, pad)]).astype("float32")
     mask = np.stack([np.pad(np.ones(len(a)), p) for (a, _), p in zip(crops, pad)]).astype("float32")
     mask *= (np.abs(xa).sum(-1) > 0) & (np.abs(xv).sum(-1) > 0)  # frames where both are present
+    keras.utils.set_random_seed(seed)  # the scorer's initial weights too
     standalone = AudioVisualCorrespondence.from_config({**layer.get_config(), "seed": seed, "name": "prefit"})
     inputs = [keras.Input((None, xa.shape[-1])), keras.Input((None, xv.shape[-1])), keras.Input((None,))]
     model = keras.Model(inputs, standalone(*inputs)[1])
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     batch = min(PREFIT_BATCH, len(xa))
     epochs = max(1, int(np.ceil(steps / np.ceil(len(xa) / batch))))
-    keras.utils.set_random_seed(seed)
-    history = model.fit([xa, xv, mask], epochs=epochs, batch_size=batch, shuffle=True, verbose=0)
+    history = model.fit([xa, xv, mask], epochs=epochs, batch_size=batch, shuffle=False, verbose=0)
     layer.set_weights(standalone.get_weights())
     return float(history.history["loss"][-1])
