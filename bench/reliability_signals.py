@@ -16,7 +16,11 @@ which it separates the corrupted frames from the clean ones:
   interquartile range over the clean training frames, absolute, the largest of the three;
 * `disagree`: |y_A - y_V| of two ridge regressions (audio features -> labels, visual features ->
   labels, fitted on the training partition), summed over valence and arousal, the cross-modal
-  agreement of `model.reliability_agreement` with linear branches.
+  agreement of `model.reliability_agreement` with linear branches;
+* `corresp`: minus the smoothed logit of the model's own `AudioVisualCorrespondence` (the scorer of
+  `model.reliability_correspondence`), pre-fitted on the training partition's clean recordings
+  with its self-supervised loss as the trainer pre-fits it (`prefit_correspondence`): no labels,
+  no corruption.
 
 Every signal is smoothed over +-10 frames (1 s); level, motion and spread are the model's own
 `atypicality_signals`. Higher AUC = more visible;
@@ -36,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 RADIUS = 10
-SIGNALS = ("level", "motion", "atypical", "disagree")
+SIGNALS = ("level", "motion", "atypical", "disagree", "corresp")
 KINDS = ("noise", "swap", "frozen", "drift", "desync", "dropout")
 # The held-out kinds benchmark's corpora (bench/weight_tracking.py), generated clean.
 SIZE = {"num_train": 8, "num_devel": 3, "num_test": 3, "duration_seconds": 60.0, "corruption_fraction": 0.0}
@@ -88,6 +92,28 @@ def smooth(x: np.ndarray) -> np.ndarray:
     return ops.convert_to_numpy(masked_moving_average(x[None, :, None].astype(np.float32), ones, RADIUS))[0, :, 0]
 
 
+def correspondence_scorer(audio, visual, seed: int):
+    """The model's `AudioVisualCorrespondence` pre-fitted on standardised training recordings (lists
+    of `[N, D]`) as `model.reliability_correspondence` pre-fits it (`prefit_correspondence`);
+    returns a function of (audio [N, Da], visual [N, Dv]) -> [N] smoothed logit of "aligned"."""
+    from keras import ops
+
+    from cold_keras.layers.correspondence import AudioVisualCorrespondence, prefit_correspondence
+    from cold_keras.layers.reliability import masked_moving_average
+
+    layer = AudioVisualCorrespondence(seed=seed, smoothing_radius=RADIUS)
+    ones = np.ones((1, len(audio[0])), np.float32)
+    layer(audio[0][None].astype(np.float32), visual[0][None].astype(np.float32), ones)  # build
+    prefit_correspondence(layer, audio, visual, seed=seed)
+
+    def score(a, v):
+        ones = np.ones((1, len(a)), np.float32)
+        logit = layer(a[None].astype(np.float32), v[None].astype(np.float32), ones)[1]
+        return ops.convert_to_numpy(masked_moving_average(ops.expand_dims(logit, -1), ones, RADIUS))[0, :, 0]
+
+    return score
+
+
 def measure(variant: str, seed: int, fraction: float = 0.5) -> dict:
     """{kind: {signal: AUC}} on the test partition of one corpus."""
     from sklearn.linear_model import Ridge
@@ -111,6 +137,11 @@ def measure(variant: str, seed: int, fraction: float = 0.5) -> dict:
     reference = atypicality_reference(
         np.concatenate([signals_of((r["visual"] - stats["visual"][0]) / stats["visual"][1]) for r in train])
     )
+    scorer = correspondence_scorer(
+        [(r["audio"] - stats["audio"][0]) / stats["audio"][1] for r in train],
+        [(r["visual"] - stats["visual"][0]) / stats["visual"][1] for r in train],
+        seed,
+    )
     test = data["Test"]
     out = {}
     for kind in KINDS:
@@ -127,6 +158,7 @@ def measure(variant: str, seed: int, fraction: float = 0.5) -> dict:
             scores["atypical"].append(np.max(np.abs(r - reference["center"]) / reference["scale"], axis=1))
             disagreement = np.abs(probes["audio"].predict(za) - probes["visual"].predict(z)).sum(1)
             scores["disagree"].append(smooth(disagreement))
+            scores["corresp"].append(-scorer(za, z))
             flags.append(recording["visual_corrupted_eval"])
         flags = np.concatenate(flags)
         out[kind] = {s: roc_auc(np.concatenate(v), flags) for s, v in scores.items()}

@@ -256,6 +256,8 @@ def kind_settings() -> dict:
         # training data) and trained on the other kinds with the supervised reliability loss.
         "atypical_prior": (dict(ATYPICAL), False),
         "atypical": ({**ATYPICAL, "lambda_reliability": 1.0}, True),
+        # + the self-supervised audio-visual correspondence (`reliability_correspondence`), no augmentation.
+        "correspondence": ({**ATYPICAL, "reliability_correspondence": True}, False),
     }
 
 

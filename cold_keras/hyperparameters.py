@@ -24,6 +24,8 @@ DEFAULT_HYPERPARAMETERS = {
     "reliability_novelty": False,
     "reliability_agreement": False,
     "reliability_atypicality": False,
+    "reliability_correspondence": False,
+    "lambda_correspondence": 1.0,
     "fusion_guard": False,
     "fallback_threshold": 0.0,
     "num_heads": 16,

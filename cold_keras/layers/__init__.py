@@ -6,6 +6,7 @@ from cold_keras.layers.confidence_weighted_prediction_fusion import (
     ConfidenceWeightedPredictionFusion,
 )
 from cold_keras.layers.conformal_bounds import ConformalBounds
+from cold_keras.layers.correspondence import AudioVisualCorrespondence
 from cold_keras.layers.crossmodal_transformer_block import CrossmodalTransformerBlock
 from cold_keras.layers.emotion_head import EmotionHead
 from cold_keras.layers.emotion_loss import EmotionLoss
@@ -26,6 +27,7 @@ from cold_keras.layers.temporal_block import TemporalBlock
 from cold_keras.layers.variance_norm_fusion import VarianceNormFusion
 
 __all__ = [
+    "AudioVisualCorrespondence",
     "CalibratedStd",
     "ColdLoss",
     "ConformalBounds",

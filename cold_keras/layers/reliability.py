@@ -211,7 +211,7 @@ class ReliabilityWeighting(keras.layers.Layer):
     """Re-weights the two contexts with a learned correction of the paper's visual weight.
 
         r_t = masked moving average of the reliability features over +-`radius` frames
-        w_V' = sigmoid(logit(w_V) + v^T tanh(W r_t + b) + c + alpha_A a_A,t - alpha_V a_V,t)
+        w_V' = sigmoid(logit(w_V) + v^T tanh(W r_t + b) + c + alpha_A a_A,t - alpha_V a_V,t - alpha_C m_t)
         w_A' = 1 - w_V'
         h_AV = w_V' h_V + w_A' h_A   (absent modalities as in `VarianceNormFusion`)
 
@@ -219,7 +219,9 @@ class ReliabilityWeighting(keras.layers.Layer):
     exactly. The atypicality terms (only with `atypicality`) are monotone: alpha_m =
     softplus(beta_m) >= 0 (beta_m starts at 0, alpha_m at ln 2), so a more atypical modality
     always loses weight, whatever corruption kind made it atypical; on typical frames (a = 0)
-    they vanish.
+    they vanish. The correspondence term (only with `correspondence`) is monotone the same way:
+    alpha_C = softplus(beta_C) >= 0 (starting at ln 2) times the audio-visual mismatch m_t >= 0 of
+    `AudioVisualCorrespondence`, so a visual stream that does not belong with the audio loses weight.
 
     Args:
         units: int. Hidden units of the correction. Defaults to 8.
@@ -232,6 +234,7 @@ class ReliabilityWeighting(keras.layers.Layer):
         frame_mask: `[B, T]` real frames.
         presence: optional `[audio_present, visual_present]`.
         atypicality: optional `[B, T, 2]` (audio, visual) scores of `Atypicality`.
+        correspondence: optional `[B, T, 1]` mismatch of `AudioVisualCorrespondence`.
 
     Output: `(h_av, audio_weight, visual_weight)`.
     """
@@ -244,7 +247,14 @@ class ReliabilityWeighting(keras.layers.Layer):
         self.hidden = keras.layers.Dense(self.units, activation="tanh", name="hidden")
         self.correction = keras.layers.Dense(1, kernel_initializer="zeros", name="correction")
 
-    def build(self, inputs_shape, frame_mask_shape=None, presence_shape=None, atypicality_shape=None):
+    def build(
+        self,
+        inputs_shape,
+        frame_mask_shape=None,
+        presence_shape=None,
+        atypicality_shape=None,
+        correspondence_shape=None,
+    ):
         if len(inputs_shape) == 4:
             features_shape = tuple(inputs_shape[3])
             self.hidden.build(features_shape)
@@ -252,9 +262,11 @@ class ReliabilityWeighting(keras.layers.Layer):
         if atypicality_shape is not None:
             # alpha = softplus(beta) of (audio, visual).
             self.atypicality_beta = self.add_weight(name="atypicality_beta", shape=(2,), initializer="zeros")
+        if correspondence_shape is not None:
+            self.correspondence_beta = self.add_weight(name="correspondence_beta", shape=(), initializer="zeros")
         self.built = True
 
-    def call(self, inputs, frame_mask=None, presence=None, atypicality=None):
+    def call(self, inputs, frame_mask=None, presence=None, atypicality=None, correspondence=None):
         h_audio, h_visual, visual_weight = inputs[:3]
         mask = frame_mask
         if mask is None:
@@ -268,6 +280,8 @@ class ReliabilityWeighting(keras.layers.Layer):
             alpha = ops.softplus(self.atypicality_beta)
             a = ops.cast(atypicality, "float32")
             logit = logit + alpha[0] * a[..., 0] - alpha[1] * a[..., 1]
+        if correspondence is not None:
+            logit = logit - ops.softplus(self.correspondence_beta) * ops.cast(correspondence, "float32")[..., 0]
         visual_weight = ops.sigmoid(logit)
         audio_weight = 1.0 - visual_weight
         if presence is not None:
@@ -275,10 +289,17 @@ class ReliabilityWeighting(keras.layers.Layer):
         fused = ops.expand_dims(visual_weight, -1) * h_visual + ops.expand_dims(audio_weight, -1) * h_audio
         return fused, audio_weight, visual_weight
 
-    def compute_mask(self, inputs, frame_mask=None, presence=None, atypicality=None, mask=None):
+    def compute_mask(self, inputs, frame_mask=None, presence=None, atypicality=None, correspondence=None, mask=None):
         return None
 
-    def compute_output_shape(self, inputs_shape, frame_mask_shape=None, presence_shape=None, atypicality_shape=None):
+    def compute_output_shape(
+        self,
+        inputs_shape,
+        frame_mask_shape=None,
+        presence_shape=None,
+        atypicality_shape=None,
+        correspondence_shape=None,
+    ):
         h_shape = tuple(inputs_shape[0])
         return h_shape, h_shape[:-1], h_shape[:-1]
 

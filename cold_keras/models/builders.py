@@ -127,7 +127,10 @@ def build_model(name, *, audio_dim, visual_dim, task="regression", sequence_leve
             the two unimodal predictions fed to it), reliability_atypicality=False (a monotone
             shift of the weights away from the more atypical modality, `Atypicality`; needs
             audio_atypicality / visual_atypicality, the reference {"center", "scale"} of the
-            clean training frames, `atypicality_reference`), fusion_guard=False (a
+            clean training frames, `atypicality_reference`), reliability_correspondence=False
+            (a monotone shift of the visual weight by the audio-visual mismatch of
+            `AudioVisualCorrespondence`, trained self-supervised in the same fit with the loss
+            weight lambda_correspondence=1.0), fusion_guard=False (a
             `FusionGuard` on the fused outputs, set from the validation partition after training),
             fallback_threshold=0.0 (in [0.5, 1): a `FrameFallback` moving each frame's fused
             prediction toward the branch its fusion weights trust beyond that weight; 0: off).

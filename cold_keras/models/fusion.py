@@ -8,6 +8,7 @@ import keras
 from cold_keras.layers.confidence_weighted_prediction_fusion import (
     ConfidenceWeightedPredictionFusion,
 )
+from cold_keras.layers.correspondence import AudioVisualCorrespondence
 from cold_keras.layers.emotion_loss import DIMENSIONS
 from cold_keras.layers.equal_weight_fusion import EqualWeightFusion
 from cold_keras.layers.frame_fallback import FrameFallback
@@ -92,6 +93,19 @@ def atypicality_scores(g):
     return keras.layers.Concatenate(axis=-1, name="atypicality")(scores)
 
 
+def correspondence_mismatch(g):
+    """`[B, T, 1]` audio-visual mismatch of `AudioVisualCorrespondence` over the frames where both
+    modalities are present (trained with its own self-supervised loss, `lambda_correspondence`)."""
+    both = keras.layers.Multiply(name="both_present_frames")([g.mask, g.presence[0], g.presence[1]])
+    seed = g.hp["seed"]
+    mismatch, _ = AudioVisualCorrespondence(
+        loss_weight=g.hp["lambda_correspondence"],
+        seed=None if seed is None else int(seed) + 2,
+        name="audio_visual_correspondence",
+    )(g.audio, g.visual, both)
+    return mismatch
+
+
 def cold_fusion(g):
     """Gaussian contexts per modality, `VarianceNormFusion` (paper Eq. 1-2), a shared head, `ColdLoss`'s latents."""
     hp, mask = g.hp, g.mask
@@ -106,7 +120,8 @@ def cold_fusion(g):
         hp["weight_convention"], name="variance_norm_fusion"
     )([h_audio, h_visual, sigma_audio, sigma_visual], presence=g.presence)
     predictor = g.head("predictor")
-    if hp["reliability_novelty"] or hp["reliability_agreement"] or hp["reliability_atypicality"]:
+    options = ("reliability_novelty", "reliability_agreement", "reliability_atypicality", "reliability_correspondence")
+    if any(hp[key] for key in options):
         y_audio, y_visual = predictor(h_audio), predictor(h_visual)
         columns = []
         if hp["reliability_novelty"]:
@@ -122,8 +137,13 @@ def cold_fusion(g):
                 else keras.layers.Concatenate(axis=-1, name="reliability_signals")(columns)
             )
         atypicality = atypicality_scores(g) if hp["reliability_atypicality"] else None
+        correspondence = correspondence_mismatch(g) if hp["reliability_correspondence"] else None
         h_av, w_audio, w_visual = ReliabilityWeighting(name="reliability_weighting")(
-            weighting_inputs, frame_mask=mask, presence=g.presence, atypicality=atypicality
+            weighting_inputs,
+            frame_mask=mask,
+            presence=g.presence,
+            atypicality=atypicality,
+            correspondence=correspondence,
         )
         y_fused = predictor(h_av)
     else:

@@ -71,6 +71,24 @@ def apply_fusion_guard(model, infer, recordings, task: str, sequence_level: bool
     return report
 
 
+def standardised_features(artifact_dir, norms, partition=features.TRAIN) -> dict:
+    """{modality: [[N, D] per recording]}: the features of `partition` standardised with the run's
+    normalisation `norms` and zero where the modality is absent, as the model sees them
+    (`PresenceGate`); the training data of `model.reliability_correspondence`'s pre-fit."""
+    import numpy as np
+
+    from pipelines.data import records
+
+    out = {modality: [] for modality in features.MODALITIES}
+    for recording in records.iter_recordings(artifact_dir, partition):
+        for modality in features.MODALITIES:
+            mean, variance = norms[modality]
+            values = np.asarray(recording[modality], np.float32)
+            present = (np.asarray(recording[f"{modality}_present"], np.float32) > 0.5).astype(np.float32)
+            out[modality].append((values - mean) / np.maximum(np.sqrt(variance), 1e-7) * present[:, None])
+    return out
+
+
 def atypicality_references(artifact_dir, norms, partition=features.TRAIN) -> dict:
     """{"audio_atypicality": {"center", "scale"}, "visual_atypicality": ...}: the reference of
     `cold_keras.layers.reliability.Atypicality` from the frames of `partition` (the training

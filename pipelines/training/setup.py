@@ -214,6 +214,8 @@ def build_compiled_model(config, manifest: dict, artifact_dir, steps_per_epoch: 
                 sequence_level=sequence_level,
                 **hp,
             )
+            if hp["reliability_correspondence"] and config.model.name == "cold_fusion":
+                prefit_correspondence(model, artifact_dir, norms, hp["seed"])
         schedule = keras.optimizers.schedules.CosineDecayRestarts(
             initial_learning_rate=float(training.learning_rate),
             first_decay_steps=max(1, int(round(float(training.restart_period_epochs) * steps_per_epoch))),
@@ -229,6 +231,18 @@ def build_compiled_model(config, manifest: dict, artifact_dir, steps_per_epoch: 
         # BackupAndRestore restores optimizer state only into built variables.
         optimizer.build(model.trainable_variables)
     return model
+
+
+def prefit_correspondence(model, artifact_dir, norms, seed: int) -> None:
+    """Fits `model.reliability_correspondence`'s scorer alone on the training partition before the
+    fit (`cold_keras.layers.correspondence.prefit_correspondence`): no labels, no corruption."""
+    from cold_keras.layers.correspondence import prefit_correspondence as prefit
+    from pipelines.evaluation import fusion_guard as reliability
+
+    data = reliability.standardised_features(artifact_dir, norms)
+    layer = model.get_layer("audio_visual_correspondence")
+    loss = prefit(layer, data[features.AUDIO], data[features.VISUAL], seed=seed)
+    print(f"audio-visual correspondence: pre-fitted on the training partition, loss {loss:.3f}")
 
 
 def optimizer_options(training) -> dict:

@@ -185,3 +185,41 @@ def test_atypicality_reference_is_taken_from_the_training_frames_and_baked_into_
     raw = deep_update(config, {"mode": "raw"})
     with pytest.raises(ConfigError, match="reliability_atypicality works on feature inputs"):
         training_setup.build_compiled_model(raw, records.load_manifest(out), out, 1)
+
+
+def test_correspondence_is_prefitted_on_the_standardised_training_frames_the_same_way_every_time(tmp_path, capsys):
+    out = _artifacts(tmp_path, seed=5)
+    norms = transform.load_normalization(out)
+    data = reliability.standardised_features(out, norms)
+    for modality in ("audio", "visual"):
+        mean, variance = norms[modality]
+        for recording, z in zip(records.iter_recordings(out, "train"), data[modality]):
+            present = recording[f"{modality}_present"] > 0.5
+            expected = (recording[modality].astype(np.float64) - mean) / np.sqrt(variance) * present[:, None]
+            np.testing.assert_allclose(z, expected, rtol=1e-4, atol=1e-5)
+
+    config = config_lib.validate(deep_update(tiny_config(), {"model": {"reliability_correspondence": True}}))
+    manifest = records.load_manifest(out)
+    weights = [
+        training_setup.build_compiled_model(config, manifest, out, 1)
+        .get_layer("audio_visual_correspondence")
+        .get_weights()
+        for _ in range(2)
+    ]
+    assert capsys.readouterr().out.count("audio-visual correspondence: pre-fitted on the training partition") == 2
+    fresh = training_setup.build_compiled_model(config_lib.validate(tiny_config()), manifest, out, 1)
+    assert "audio_visual_correspondence" not in {layer.name for layer in fresh.layers}
+    for first, second in zip(*weights):
+        np.testing.assert_array_equal(first, second)  # a resumed run rebuilds the same scorer
+
+
+@pytest.mark.parametrize(
+    "model, key",
+    [
+        ({"reliability_correspondence": "yes"}, "model.reliability_correspondence"),
+        ({"lambda_correspondence": -1}, "model.lambda_correspondence"),
+    ],
+)
+def test_bad_correspondence_settings_name_the_key(model, key):
+    with pytest.raises(ConfigError, match=key):
+        config_lib.validate(deep_update(tiny_config(), {"model": model}))
