@@ -20,13 +20,20 @@ which it separates the corrupted frames from the clean ones:
 * `corresp`: minus the smoothed logit of the model's own `AudioVisualCorrespondence` (the scorer of
   `model.reliability_correspondence`), pre-fitted on the training partition's clean recordings
   with its self-supervised loss as the trainer pre-fits it (`prefit_correspondence`): no labels,
-  no corruption.
+  no corruption;
+* `oracle` (with `--label-oracle`, slower): the same self-supervised task (aligned windows of +-10
+  frames against the visual stream shifted by 2 s or more, twice, and another training recording's),
+  learned by a small MLP that is given the true valence and arousal in place of the audio features.
+  The realistic generator makes each modality's features from the labels and that modality's own
+  noise, so there the audio can tell no more about the visual moment than the labels do: `oracle` is
+  the ceiling of any correspondence score on that corpus. (The simple generator also feeds one
+  nuisance signal to both modalities, so there the audio knows more than the labels.)
 
 Every signal is smoothed over +-10 frames (1 s); level, motion and spread are the model's own
 `atypicality_signals`. Higher AUC = more visible;
 0.5 = invisible; a signal whose AUC is below 0.5 points the wrong way for that kind.
 
-    python bench/reliability_signals.py [--variant realistic] [--seeds 0,1,2]
+    python bench/reliability_signals.py [--variants realistic] [--seeds 0,1,2] [--label-oracle]
 """
 
 from __future__ import annotations
@@ -114,7 +121,41 @@ def correspondence_scorer(audio, visual, seed: int):
     return score
 
 
-def measure(variant: str, seed: int, fraction: float = 0.5) -> dict:
+ORACLE_OFFSETS = np.arange(-RADIUS, RADIUS + 1, 2)
+
+
+def _windows(x):
+    """[N, D] -> [N, len(ORACLE_OFFSETS) * D]: each frame with its neighbours (edges repeated)."""
+    index = np.clip(np.arange(len(x))[:, None] + ORACLE_OFFSETS[None], 0, len(x) - 1)
+    return x[index].reshape(len(x), -1)
+
+
+def label_oracle_scorer(labels, visual, seed: int):
+    """An MLP told aligned from misaligned windows of (labels, visual) on the training recordings
+    (lists of `[N, 2]` labels and `[N, Dv]` standardised visual features); returns a function of
+    (labels, visual) -> [N] smoothed -log p(aligned)."""
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(seed)
+    inputs, aligned = [], []
+    for i, (y, v) in enumerate(zip(labels, visual)):
+        n = len(y)
+        others = [np.roll(v, int(rng.integers(20, n // 2) * rng.choice([-1, 1])), 0) for _ in range(2)]
+        others.append(visual[(i + int(rng.integers(1, len(visual)))) % len(visual)][:n])
+        for candidate, target in [(v, 1.0)] + [(o, 0.0) for o in others]:
+            inputs.append(np.concatenate([_windows(y), _windows(candidate)], 1))
+            aligned.append(np.full(len(candidate), target))
+    classifier = MLPClassifier((64,), alpha=1e-3, max_iter=60, random_state=seed)
+    classifier.fit(np.concatenate(inputs), np.concatenate(aligned))
+
+    def score(y, v):
+        p = classifier.predict_proba(np.concatenate([_windows(y), _windows(v)], 1))[:, 1]
+        return smooth(-np.log(p + 1e-4))
+
+    return score
+
+
+def measure(variant: str, seed: int, fraction: float = 0.5, label_oracle: bool = False) -> dict:
     """{kind: {signal: AUC}} on the test partition of one corpus."""
     from sklearn.linear_model import Ridge
 
@@ -142,11 +183,18 @@ def measure(variant: str, seed: int, fraction: float = 0.5) -> dict:
         [(r["visual"] - stats["visual"][0]) / stats["visual"][1] for r in train],
         seed,
     )
+    oracle = None
+    if label_oracle:
+        oracle = label_oracle_scorer(
+            [np.stack([r["valence"], r["arousal"]], 1) for r in train],
+            [(r["visual"] - stats["visual"][0]) / stats["visual"][1] for r in train],
+            seed,
+        )
     test = data["Test"]
     out = {}
     for kind in KINDS:
         corrupted = corrupt.corrupt_recordings(test, "visual", fraction, mode=kind, seed=0, hop=0.1)
-        scores = {s: [] for s in SIGNALS}
+        scores = {s: [] for s in SIGNALS + (("oracle",) if oracle is not None else ())}
         flags = []
         for recording in corrupted:
             z = (recording["visual"] - stats["visual"][0]) / stats["visual"][1]
@@ -159,6 +207,8 @@ def measure(variant: str, seed: int, fraction: float = 0.5) -> dict:
             disagreement = np.abs(probes["audio"].predict(za) - probes["visual"].predict(z)).sum(1)
             scores["disagree"].append(smooth(disagreement))
             scores["corresp"].append(-scorer(za, z))
+            if oracle is not None:
+                scores["oracle"].append(oracle(np.stack([recording["valence"], recording["arousal"]], 1), z))
             flags.append(recording["visual_corrupted_eval"])
         flags = np.concatenate(flags)
         out[kind] = {s: roc_auc(np.concatenate(v), flags) for s, v in scores.items()}
@@ -170,20 +220,26 @@ def main(argv=None):
     parser.add_argument("--variants", default="realistic,simple", help="comma-separated: realistic, simple")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--fraction", type=float, default=0.5, help="share of the visual frames corrupted")
+    parser.add_argument(
+        "--label-oracle",
+        action="store_true",
+        help="add the `oracle` column: the ceiling of an audio-visual correspondence score (about 1 min per seed)",
+    )
     args = parser.parse_args(argv)
+    signals = SIGNALS + (("oracle",) if args.label_oracle else ())
     seeds = [int(s) for s in args.seeds.split(",")]
     for variant in args.variants.split(","):
         if variant not in VARIANTS:
             parser.error(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-        rows = [measure(variant, seed, args.fraction) for seed in seeds]
+        rows = [measure(variant, seed, args.fraction, args.label_oracle) for seed in seeds]
         print(f"\n[{variant}] test partition, visual corrupted {args.fraction:.0%} in blocks, seeds {seeds}:")
         print("AUC of each signal as a detector of the corrupted frames, mean ± std over seeds")
-        header = f"  {'kind':<9}" + "".join(f"{s:>14}" for s in SIGNALS)
+        header = f"  {'kind':<9}" + "".join(f"{s:>14}" for s in signals)
         print(header)
         print("  " + "-" * (len(header) - 2))
         for kind in KINDS:
             cells = []
-            for signal in SIGNALS:
+            for signal in signals:
                 values = np.array([row[kind][signal] for row in rows])
                 cells.append(f"{values.mean():.3f}±{values.std():.3f}")
             print(f"  {kind:<9}" + "".join(f"{c:>14}" for c in cells))
