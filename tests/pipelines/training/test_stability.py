@@ -18,6 +18,7 @@ from pipelines.config import files as config_lib
 from pipelines.config.merging import deep_update
 from pipelines.training import lr_finder, stability
 from pipelines.training import setup as training_setup
+from tests.pipelines.commands import run_command
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -190,28 +191,8 @@ def test_find_lr_writes_the_plot_and_leaves_the_run_alone(cache, tmp_path):
     config_file = tmp_path / "tiny.yaml"
     config_file.write_text(yaml.safe_dump(TINY))
     out = tmp_path / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.train",
-            "--dataset",
-            "synthetic",
-            "--config",
-            str(config_file),
-            "--output-dir",
-            str(out),
-            "--find-lr",
-            "--find-lr-steps",
-            "30",
-            "--quiet",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLD_KERAS_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    argv = ["--dataset", "synthetic", "--config", config_file, "--output-dir", out, "--find-lr", "--find-lr-steps", 30]
+    result = run_command("train", argv + ["--quiet"], cache)  # in this process (tests.pipelines.commands)
     assert result.returncode == 0, result.stderr[-3000:]
     folder = out / "lr_find"
     assert sorted(p.name for p in out.iterdir()) == ["lr_find"]  # no config, checkpoint or history

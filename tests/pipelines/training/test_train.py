@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.pipelines.commands import run_command
+
 REPO = Path(__file__).resolve().parents[3]
 
 TINY = {
@@ -346,14 +348,15 @@ def test_avec_recording_without_visual_features_is_refused_or_marked_absent(cach
         ),
         "--quiet",
     ]
-    refused = cli(args + ["--output-dir", str(tmp_path / "refused")], cache, timeout=300)
+    # In this process (`tests.pipelines.commands`): the runs above and below start real ones.
+    refused = run_command("train", args + ["--output-dir", str(tmp_path / "refused")], cache)
     assert refused.returncode == 2
     last = refused.stderr.strip().splitlines()[-1]
     assert "Traceback" not in refused.stderr and last.startswith("error:")
     assert "Devel_HU_01" in last and "--allow-missing-modality" in last
 
     run_dir = tmp_path / "absent"
-    result = cli(args + ["--allow-missing-modality", "--output-dir", str(run_dir)], cache, timeout=600)
+    result = run_command("train", args + ["--allow-missing-modality", "--output-dir", str(run_dir)], cache)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((run_dir / "config.json").read_text())["allow_missing_modality"] is True
 

@@ -5,33 +5,20 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.pipelines.commands import run_command
 from tests.pipelines.training.stopped_runs import STEPS_PER_EPOCH, TRAINING
-from tests.pipelines.training.test_train import REPO
 
 EPOCHS = TRAINING["epochs"]
 
 
-def _env(cache):
-    return {**os.environ, "COLD_KERAS_CACHE": str(cache), "PYTHONPATH": str(REPO)}
-
-
-def command(module, args, cache, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", f"pipelines.{module}", *args],
-        cwd=REPO,
-        env=_env(cache),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def command(module, args, cache):
+    """`python -m pipelines.<module> ARGS`, run in this process (`tests.pipelines.commands`)."""
+    return run_command(module, args, cache)
 
 
 def history_epochs(run_dir):

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.pipelines.commands import run_command
+
 REPO = Path(__file__).resolve().parents[3]
 LAMBDAS = ("lambda_co_visual", "lambda_co_audio", "lambda_co_cross", "lambda_regu")
 
@@ -47,15 +49,9 @@ def environment(cache, **extra):
     return {**env, "COLD_KERAS_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
 
 
-def tune_cli(args, cache, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.tune", *args],
-        cwd=REPO,
-        env=environment(cache),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def tune_cli(args, cache):
+    """`python -m pipelines.tune ARGS`, run in this process (the distributed search below starts real ones)."""
+    return run_command("tune", args, cache)
 
 
 def read_trials(project: Path) -> dict:
@@ -262,7 +258,6 @@ def test_changed_settings_in_a_search_dir_are_refused(search, cache):
             "3",
         ],
         cache,
-        timeout=120,
     )
     assert result.returncode == 2
     assert "tuning.tuner: 'random' -> 'hyperband'" in result.stderr and "Traceback" not in result.stderr
@@ -272,7 +267,6 @@ def test_a_model_without_loss_weights_needs_the_learning_rate_flag(cache, tmp_pa
     result = tune_cli(
         ["--dataset", "synthetic", "--model", "context_fusion", "--output-dir", str(tmp_path / "out")],
         cache,
-        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip() == (
