@@ -1,5 +1,7 @@
 """Corruption kinds (augmentation and evaluator) and the fusion guard's choice."""
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -187,7 +189,15 @@ def test_atypicality_reference_is_taken_from_the_training_frames_and_baked_into_
         training_setup.build_compiled_model(raw, records.load_manifest(out), out, 1)
 
 
-def test_correspondence_is_prefitted_on_the_standardised_training_frames_the_same_way_every_time(tmp_path, capsys):
+def test_correspondence_is_prefitted_on_the_standardised_training_frames_the_same_way_every_time(
+    tmp_path, capsys, monkeypatch
+):
+    from cold_keras.layers import correspondence
+
+    # 20 of the pre-fit's steps: enough to show that two builds give the same weights.
+    monkeypatch.setattr(
+        correspondence, "prefit_correspondence", functools.partial(correspondence.prefit_correspondence, steps=20)
+    )
     out = _artifacts(tmp_path, seed=5)
     norms = transform.load_normalization(out)
     data = reliability.standardised_features(out, norms)
