@@ -99,7 +99,7 @@ def smooth(x: np.ndarray) -> np.ndarray:
     return ops.convert_to_numpy(masked_moving_average(x[None, :, None].astype(np.float32), ones, RADIUS))[0, :, 0]
 
 
-def correspondence_scorer(audio, visual, seed: int):
+def correspondence_scorer(audio, visual, seed: int, steps=None):
     """The model's `AudioVisualCorrespondence` pre-fitted on standardised training recordings (lists
     of `[N, D]`) as `model.reliability_correspondence` pre-fits it (`prefit_correspondence`);
     returns a function of (audio [N, Da], visual [N, Dv]) -> [N] smoothed logit of "aligned"."""
@@ -111,7 +111,7 @@ def correspondence_scorer(audio, visual, seed: int):
     layer = AudioVisualCorrespondence(seed=seed, smoothing_radius=RADIUS)
     ones = np.ones((1, len(audio[0])), np.float32)
     layer(audio[0][None].astype(np.float32), visual[0][None].astype(np.float32), ones)  # build
-    prefit_correspondence(layer, audio, visual, seed=seed)
+    prefit_correspondence(layer, audio, visual, seed=seed, **({} if steps is None else {"steps": steps}))
 
     def score(a, v):
         ones = np.ones((1, len(a)), np.float32)
@@ -155,8 +155,9 @@ def label_oracle_scorer(labels, visual, seed: int):
     return score
 
 
-def measure(variant: str, seed: int, fraction: float = 0.5, label_oracle: bool = False) -> dict:
-    """{kind: {signal: AUC}} on the test partition of one corpus."""
+def measure(variant: str, seed: int, fraction: float = 0.5, label_oracle: bool = False, prefit_steps=None) -> dict:
+    """{kind: {signal: AUC}} on the test partition of one corpus (`prefit_steps`: the correspondence
+    scorer's pre-fit steps, the trainer's by default)."""
     from sklearn.linear_model import Ridge
 
     from cold_keras.layers.reliability import atypicality_reference
@@ -182,6 +183,7 @@ def measure(variant: str, seed: int, fraction: float = 0.5, label_oracle: bool =
         [(r["audio"] - stats["audio"][0]) / stats["audio"][1] for r in train],
         [(r["visual"] - stats["visual"][0]) / stats["visual"][1] for r in train],
         seed,
+        prefit_steps,
     )
     oracle = None
     if label_oracle:
