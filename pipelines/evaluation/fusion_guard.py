@@ -71,21 +71,29 @@ def apply_fusion_guard(model, infer, recordings, task: str, sequence_level: bool
     return report
 
 
-def standardised_features(artifact_dir, norms, partition=features.TRAIN) -> dict:
-    """{modality: [[N, D] per recording]}: the features of `partition` standardised with the run's
-    normalisation `norms` and zero where the modality is absent, as the model sees them
-    (`PresenceGate`); the training data of `model.reliability_correspondence`'s pre-fit."""
+def _standardised_recordings(artifact_dir, norms, partition):
+    """Per recording of `partition` and per modality: (modality, z, present), z the `[N, D]`
+    features standardised with the run's normalisation `norms` ({modality: (mean, variance)}) and,
+    as in the model (`PresenceGate`), zero where the modality is absent; present `[N]` 0/1."""
     import numpy as np
 
     from pipelines.data import records
 
-    out = {modality: [] for modality in features.MODALITIES}
     for recording in records.iter_recordings(artifact_dir, partition):
         for modality in features.MODALITIES:
             mean, variance = norms[modality]
             values = np.asarray(recording[modality], np.float32)
             present = (np.asarray(recording[f"{modality}_present"], np.float32) > 0.5).astype(np.float32)
-            out[modality].append((values - mean) / np.maximum(np.sqrt(variance), 1e-7) * present[:, None])
+            yield modality, (values - mean) / np.maximum(np.sqrt(variance), 1e-7) * present[:, None], present
+
+
+def standardised_features(artifact_dir, norms, partition=features.TRAIN) -> dict:
+    """{modality: [[N, D] per recording]}: the features of `partition` standardised with the run's
+    normalisation `norms` and zero where the modality is absent, as the model sees them
+    (`PresenceGate`); the training data of `model.reliability_correspondence`'s pre-fit."""
+    out = {modality: [] for modality in features.MODALITIES}
+    for modality, z, _ in _standardised_recordings(artifact_dir, norms, partition):
+        out[modality].append(z)
     return out
 
 
@@ -98,20 +106,13 @@ def atypicality_references(artifact_dir, norms, partition=features.TRAIN) -> dic
     from keras import ops
 
     from cold_keras.layers.reliability import atypicality_reference, atypicality_signals
-    from pipelines.data import records
 
     signals = {modality: [] for modality in features.MODALITIES}
-    for recording in records.iter_recordings(artifact_dir, partition):
-        for modality in features.MODALITIES:
-            mean, variance = norms[modality]
-            values = np.asarray(recording[modality], np.float32)
-            present = (np.asarray(recording[f"{modality}_present"], np.float32) > 0.5).astype(np.float32)
-            if not present.any():
-                continue
-            # As in the model: standardised, zero where the modality is absent (`PresenceGate`).
-            z = (values - mean) / np.maximum(np.sqrt(variance), 1e-7) * present[:, None]
-            out = ops.convert_to_numpy(atypicality_signals(z[None], present[None]))[0]
-            signals[modality].append(out[present > 0])
+    for modality, z, present in _standardised_recordings(artifact_dir, norms, partition):
+        if not present.any():
+            continue
+        out = ops.convert_to_numpy(atypicality_signals(z[None], present[None]))[0]
+        signals[modality].append(out[present > 0])
     references = {}
     for modality, parts in signals.items():
         if not parts:
