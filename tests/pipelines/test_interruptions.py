@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ import yaml
 
 from tests.fixtures import write_avec_fixture
 from tests.pipelines import evaluation_helpers
+from tests.pipelines.commands import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 AVEC_NAMES = ("Train_DE_01", "Train_DE_02", "Train_HU_01", "Devel_DE_01", "Devel_HU_01", "Test_CN_01")
@@ -63,18 +63,9 @@ def without(node, keys):
 
 
 def run_main(module: str, argv: list, cache: Path) -> None:
-    """The command's `main` in-process with the data cache of the subprocess."""
-    old = os.environ.get("COLD_KERAS_CACHE")
-    os.environ["COLD_KERAS_CACHE"] = str(cache)
-    try:
-        importlib.import_module(f"pipelines.{module}").main(argv)
-    except SystemExit as leave:
-        assert leave.code in (None, 0), f"{module} exited with {leave.code}"
-    finally:
-        if old is None:
-            os.environ.pop("COLD_KERAS_CACHE", None)
-        else:
-            os.environ["COLD_KERAS_CACHE"] = old
+    """The command's `main` in-process with the data cache of the subprocess; it must succeed."""
+    result = run_command(module, argv, cache)
+    assert result.returncode == 0, f"{module} exited with {result.returncode}: {result.stderr[-3000:]}"
 
 
 @dataclasses.dataclass

@@ -74,6 +74,18 @@ def killed_at(args, cache, tmp, point, count=1):
     return out
 
 
+def run_to_end(args, cache):
+    """The trainer's command in a process of its own, to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.train", *args],
+        cwd=REPO,
+        env=trainer_env(cache),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
 def backup_state(backup):
     """(epoch, step, optimiser iterations) of the backup a rerun resumes from, or None."""
     import h5py
@@ -98,14 +110,7 @@ def stopped_everywhere(tmp_path_factory):
     def args(run_dir):
         return ["--dataset", "synthetic", "--config", str(config), "--output-dir", str(run_dir), "--quiet"]
 
-    straight = subprocess.run(
-        [sys.executable, "-m", "pipelines.train", *args(tmp / "straight")],
-        cwd=REPO,
-        env=trainer_env(cache),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    straight = run_to_end(args(tmp / "straight"), cache)
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     run_dir = tmp / "stopped"
@@ -137,14 +142,7 @@ def stopped_everywhere(tmp_path_factory):
     # ... resumes after epoch 2's last in-epoch backup (step 20) and is killed before the scoring,
     said["validation"] = killed_at(argv, cache, tmp, "train.fitted")
     # ... and finishes.
-    final = subprocess.run(
-        [sys.executable, "-m", "pipelines.train", *argv],
-        cwd=REPO,
-        env=trainer_env(cache),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    final = run_to_end(argv, cache)
     assert final.returncode == 0, final.stderr[-3000:]
     return {
         "tmp": tmp,
