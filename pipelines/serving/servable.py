@@ -54,13 +54,15 @@ def feature_dims(model) -> dict:
 
 
 def _servable(model):
-    """A tf.Module holding the model and the two serving functions.
+    """A tf.Module holding the model's variables and the two serving functions.
 
     `keras.export.ExportArchive.write_out` hands concrete functions to `tf.saved_model.save`,
     which drops the tensor default that makes `mask` optional in the SignatureDef; saving the
     polymorphic `tf.function` directly keeps it (TensorFlow writes it to `SignatureDef.defaults`
     and as a `placeholder_with_default` in the serving graph). The TensorSpec names keep the
-    input names.
+    input names. As in `ExportArchive`, the module tracks the model's variables, not the Keras
+    model: a tracked Keras model would add its own default signature to the SavedModel, traced
+    once more per model at every export and loaded by every server.
     """
     import tensorflow as tf
 
@@ -87,7 +89,7 @@ def _servable(model):
         return tf.cond(tf.size(value) > 0, lambda: value, lambda: all_frames(audio))
 
     module = tf.Module()
-    module.model = model
+    module.model_variables = list(model.variables)
     empty = tf.zeros([0, 0], tf.float32)
 
     if has_presence:
@@ -125,8 +127,13 @@ def save_saved_model(model, path) -> None:
     import tensorflow as tf
 
     module = _servable(model)
+    # Serving computes no gradients: the custom gradients of the recurrent layers are left out of
+    # the SavedModel (saving them traces every one of them).
     tf.saved_model.save(
-        module, str(path), signatures={SERVING_DEFAULT: module.serve, WITHOUT_MASK: module.serve_without_mask}
+        module,
+        str(path),
+        signatures={SERVING_DEFAULT: module.serve, WITHOUT_MASK: module.serve_without_mask},
+        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
     )
 
 
