@@ -1,10 +1,7 @@
 """Gaussian latent context head of COLD fusion (mu, sigma and a reparameterised sample)."""
 
 import keras
-import tensorflow_probability as tfp
 from keras import ops
-
-tfd = tfp.distributions
 
 
 @keras.saving.register_keras_serializable(package="cold_keras")
@@ -60,7 +57,11 @@ class GaussianContextHead(keras.layers.Layer):
         mu = self.mu_dense(inputs)
         sigma = ops.softplus(self.sigma_dense(inputs)) + self.epsilon
         if training:
-            distribution = tfd.MultivariateNormalDiag(loc=mu, scale_diag=sigma)
+            # Imported at the first training call: importing TensorFlow Probability takes about a
+            # second, which a command that only predicts need not pay.
+            import tensorflow_probability as tfp
+
+            distribution = tfp.distributions.MultivariateNormalDiag(loc=mu, scale_diag=sigma)
             seed = ops.cast(self.seed_generator.next(), "int32")
             h = distribution.sample(seed=seed)
         else:
