@@ -12,7 +12,7 @@ schema and anomalies not yet), `transform.fitted` (normalisation fitted, not yet
 `train.begin` (training starts: the first step is about to be traced), `train.step` (an in-epoch
 backup was just written), `train.validation` (the first validation batch of an epoch is done),
 `train.epoch` (an epoch finished and backed up), `train.fitted` (training finished, the best
-checkpoint not yet scored), `tune.epoch` (an epoch of the first trial
+checkpoint not yet scored), `tune.epoch` (an epoch of a trial
 finished), `evaluate.partial` (some output files written, `report.json` not yet) and
 `export.saved` (the SavedModel written to its temporary folder, not yet published) and
 `predict.recording` (a recording's prediction files written, the others and the summary not yet).

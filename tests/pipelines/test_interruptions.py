@@ -75,6 +75,7 @@ class Stage:
     setup: Callable  # (inputs, folder) -> (argv, output folder)
     outputs: Callable  # output folder -> comparable summary
     left_behind: Callable  # output folder -> None; asserts that nothing looks complete
+    count: int = 1  # paused at the point's count-th arrival
 
 
 # --------------------------------------------------------------------------- stages
@@ -172,6 +173,12 @@ def _tune_outputs(out):
 
 def _tune_left(out):
     assert not (out / "best_hparams.json").exists()
+    # paused in the second trial: the first one finished, the second one has to be run again
+    statuses = {
+        json.loads(p.read_text())["trial_id"]: json.loads(p.read_text())["status"]
+        for p in out.glob("search/trial_*/trial.json")
+    }
+    assert statuses.get("0") == "COMPLETED" and statuses.get("1") != "COMPLETED", statuses
 
 
 def _run_copy(inputs, folder):
@@ -253,7 +260,7 @@ STAGES = {
         _transform_left,
     ),
     "train": Stage("train", "train.epoch", _train_setup, _train_outputs, _train_left),
-    "tune": Stage("tune", "tune.epoch", _tune_setup, _tune_outputs, _tune_left),
+    "tune": Stage("tune", "tune.epoch", _tune_setup, _tune_outputs, _tune_left, count=2),
     "evaluate": Stage("evaluate", "evaluate.partial", _evaluate_setup, _evaluate_outputs, _evaluate_left),
     "export": Stage("export", "export.saved", _export_setup, _export_outputs, _export_left),
     "predict": Stage("predict", "predict.recording", _predict_setup, _predict_outputs, _predict_left),
@@ -321,6 +328,7 @@ def start_paused(stage, argv, folder, cache):
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         "COLD_KERAS_CACHE": str(cache),
         "COLD_KERAS_PAUSE_AT": stage.point,
+        "COLD_KERAS_PAUSE_COUNT": str(stage.count),
         "COLD_KERAS_PAUSE_FILE": str(marker),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
