@@ -389,11 +389,11 @@ def test_avec_as_distributed_trains_under_the_defaults_and_names_the_shared_reco
     config = write_config(
         tmp_path / "tiny.yaml", training={"epochs": 1, "window_seconds": 4.0, "window_hop_seconds": 4.0}
     )
-    result = cli(
+    result = run_command(
+        "train",
         ["--dataset", "avec", "--data-dir", str(root), "--audio-features", "egemaps,mfcc"]
         + ["--visual-features", "au,baseline", "--config", str(config), "--quiet", "--output-dir", str(run_dir)],
         cache,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     shared = [line for line in result.stderr.splitlines() if "share feature values" in line]
