@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from pipelines.core.errors import ConfigError
+from pipelines.runs.resume import release_input_pipeline
 
 TUNERS = ("random", "bayesian", "hyperband")
 
@@ -72,7 +73,9 @@ def build_tuner(
             print(f"trial {trial.trial_id} on tuner {self.tuner_id}", flush=True)
             callbacks = list(kwargs.pop("callbacks", []))
             callbacks.append(keras.callbacks.BackupAndRestore(str(Path(backup_dir) / trial.trial_id)))
-            return super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
+            result = super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
+            release_input_pipeline()
+            return result
 
     common = dict(
         objective=objective,
