@@ -13,9 +13,10 @@ def release_input_pipeline() -> None:
     """Frees, now, the tf.data iterators a finished `fit` dropped.
 
     Keras' iterator of a `fit` is not freed when the `fit` returns but at a later garbage collection,
-    and its destructor waits for tf.data's background threads; freed seconds or minutes later, in the
-    middle of other work, that wait was seen to hold the process for 25-48 s. Collected right after
-    the `fit`, it is short.
+    and its destructor waits for tf.data's background threads. Freed that way, in the middle of other
+    work a minute later, the wait was seen to hold the process for 25-48 s (in the test suite, once in
+    each of six runs); collected right after the `fit`, no such wait was seen. A collection costs
+    well under a second.
     """
     gc.collect()
 
