@@ -4,21 +4,7 @@
 
 from __future__ import annotations
 
-import gc
-
 from pipelines.runs.checks import resume_point_of as resume_point
-
-
-def release_input_pipeline() -> None:
-    """Frees, now, the tf.data iterators a finished `fit` dropped.
-
-    Keras' iterator of a `fit` is not freed when the `fit` returns but at a later garbage collection,
-    and its destructor waits for tf.data's background threads. Freed that way, in the middle of other
-    work a minute later, the wait was seen to hold the process for 25-48 s (in the test suite, once in
-    each of six runs); collected right after the `fit`, no such wait was seen. A collection costs
-    well under a second.
-    """
-    gc.collect()
 
 
 def fit_resuming(
@@ -93,7 +79,6 @@ def fit_resuming(
                 **fit_kwargs,
             )
             if getattr(model, "stop_training", False):
-                release_input_pipeline()
                 return
             start = epoch + 1
         elif epoch > 0:
@@ -106,4 +91,3 @@ def fit_resuming(
         callbacks=callbacks,
         **fit_kwargs,
     )
-    release_input_pipeline()

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 from pipelines.core.errors import ConfigError
-from pipelines.runs.resume import release_input_pipeline
 
 TUNERS = ("random", "bayesian", "hyperband")
 
@@ -73,9 +72,7 @@ def build_tuner(
             print(f"trial {trial.trial_id} on tuner {self.tuner_id}", flush=True)
             callbacks = list(kwargs.pop("callbacks", []))
             callbacks.append(keras.callbacks.BackupAndRestore(str(Path(backup_dir) / trial.trial_id)))
-            result = super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
-            release_input_pipeline()
-            return result
+            return super().run_trial(trial, *args, callbacks=callbacks, **kwargs)
 
     common = dict(
         objective=objective,
