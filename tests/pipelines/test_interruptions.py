@@ -159,10 +159,15 @@ def _tune_setup(inputs, folder):
     ], out
 
 
-def _tune_outputs(out):
-    trials = sorted(
+def _trials(out):
+    """The search's trial.json files, in trial order."""
+    return sorted(
         (json.loads(p.read_text()) for p in out.glob("search/trial_*/trial.json")), key=lambda t: t["trial_id"]
     )
+
+
+def _tune_outputs(out):
+    trials = _trials(out)
     best = json.loads((out / "best_hparams.json").read_text())
     return (
         [(t["trial_id"], t["status"], t["hyperparameters"]["values"]) for t in trials],
@@ -174,10 +179,7 @@ def _tune_outputs(out):
 def _tune_left(out):
     assert not (out / "best_hparams.json").exists()
     # paused in the second trial: the first one finished, the second one has to be run again
-    statuses = {
-        json.loads(p.read_text())["trial_id"]: json.loads(p.read_text())["status"]
-        for p in out.glob("search/trial_*/trial.json")
-    }
+    statuses = {trial["trial_id"]: trial["status"] for trial in _trials(out)}
     assert statuses.get("0") == "COMPLETED" and statuses.get("1") != "COMPLETED", statuses
 
 
