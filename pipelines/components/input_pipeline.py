@@ -289,7 +289,7 @@ def make_dataset(
             lambda e: _split({**e, features.MASK: tf.ones(tf.shape(e[features.AUDIO])[:1])}, task, labelled),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-        return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return _batched(dataset, batch_size)
 
     if not labelled:
         raise DataError(
@@ -386,14 +386,21 @@ def make_dataset(
             return inputs, {**targets, **flags}
 
         dataset = dataset.map(split_with_targets, num_parallel_calls=tf.data.AUTOTUNE)
-        return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return _batched(dataset, batch_size)
     if raw:
         dataset = dataset.map(
             _raw_window_function(info, raw_augment, None if epochwise else seed, faces),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     dataset = dataset.map(lambda e: _split(e, task, True), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return _batched(dataset, batch_size)
+
+
+PREFETCH_BATCHES = 8  # fixed: the datasets are not autotuned (`records.untuned`)
+
+
+def _batched(dataset, batch_size):
+    return records.untuned(dataset.padded_batch(batch_size).prefetch(PREFETCH_BATCHES))
 
 
 WINDOW_SEED = "window_seed"  # an epoch-wise training window's augmentation seed (dropped by `_split`)
@@ -442,7 +449,7 @@ def epoch_stream(artifact_dir, partition, *, start_epoch, start_step, steps_per_
         return dataset.repeat().take(steps)
 
     stream = tf.data.Dataset.range(int(start_epoch), np.iinfo(np.int64).max).flat_map(one_epoch)
-    return stream.skip(int(start_step)).prefetch(tf.data.AUTOTUNE)
+    return records.untuned(stream.skip(int(start_step)).prefetch(PREFETCH_BATCHES))
 
 
 def _delayed_parser(parse, info, frames, artifact_dir):

@@ -175,7 +175,7 @@ def iter_recordings(artifact_dir, partition):
 
     info, paths = shard_paths(artifact_dir, partition)
     parse = parser(info)
-    dataset = tf.data.TFRecordDataset(paths).map(parse)
+    dataset = untuned(tf.data.TFRecordDataset(paths).map(parse))
     if is_raw(info):
         dataset = dataset.map(lambda e: {**e, features.VISUAL: decode_faces(e[features.VISUAL], info)})
     try:
@@ -228,12 +228,26 @@ def label_arrays(artifact_dir, partition):
         raise DataError(f"partition {partition!r} has no labels", Path(artifact_dir) / MANIFEST)
     parse = parser(info, labels_only=True)
     out = []
-    for example in tf.data.TFRecordDataset(paths).map(parse).as_numpy_iterator():
+    for example in untuned(tf.data.TFRecordDataset(paths).map(parse)).as_numpy_iterator():
         if info["sequence_level"]:
             out.append(tuple(np.float32(example[f"{k}_utterance"]).reshape(1) for k in features.LABEL_KEYS))
         else:
             out.append(tuple(example[k] for k in features.LABEL_KEYS))
     return out
+
+
+def untuned(dataset):
+    """`dataset` without tf.data's autotuning, whose thread delays freeing every iterator.
+
+    In TensorFlow 2.21 freeing an autotuned iterator waits for the tuning thread to wake from a
+    sleep that grows to a minute over the iterator's life (seconds at the end of a tiny `fit`, up
+    to a minute in a long-lived process). Without it, `AUTOTUNE` parallelism is min(16, cores).
+    """
+    import tensorflow as tf  # here, not at the top: the keys above must not load it
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def decode_faces(encoded, info):

@@ -139,6 +139,37 @@ def test_evaluation_dataset_whole_recordings_never_augmented(artifacts):
         np.testing.assert_array_equal(targets["arousal"][b][:n], recording.arousal)
 
 
+def test_no_dataset_is_autotuned(artifacts, monkeypatch):
+    """tf.data's autotuning thread delays freeing each iterator (`records.untuned`), so no dataset
+    the commands iterate runs with it: the training and evaluation batches, the resumable training
+    stream, and the per-recording reads of the evaluator, the predictor and the statistics."""
+    from pipelines.components import statistics
+    from pipelines.data import records
+
+    _, out = artifacts
+    batches = [
+        input_pipeline.make_dataset(out, "train", training=True, window_seconds=WINDOW_SECONDS, seed=0),
+        input_pipeline.make_dataset(out, "devel", training=False),
+        input_pipeline.epoch_stream(
+            out, "train", start_epoch=0, start_step=1, steps_per_epoch=2, window_seconds=WINDOW_SECONDS, seed=0
+        ),
+    ]
+    assert [dataset.options().autotune.enabled for dataset in batches] == [False, False, False]
+
+    iterated = []
+    as_numpy_iterator = tf.data.Dataset.as_numpy_iterator
+
+    def recording(dataset):
+        iterated.append(dataset.options().autotune.enabled)
+        return as_numpy_iterator(dataset)
+
+    monkeypatch.setattr(tf.data.Dataset, "as_numpy_iterator", recording)
+    assert list(input_pipeline.iter_recordings(out, "devel"))
+    assert records.label_arrays(out, "train")
+    assert list(statistics._tolerant_examples(out, "train"))
+    assert iterated == [False, False, False]
+
+
 def test_unlabelled_partition(artifacts):
     _, out = artifacts
     batch = next(iter(input_pipeline.make_dataset(out, "test", training=False)))
