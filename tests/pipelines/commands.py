@@ -1,8 +1,9 @@
 """A command run in the test process, as `python -m pipelines.<command>` runs it in its own.
 
-For end-to-end tests that need no process of their own (no signal, no device setup, no global
-precision policy): the command's `main` runs here with the given data cache, and its exit code,
-standard output and standard error come back like `subprocess.run`'s. Each use saves starting
+For end-to-end tests that need no process of their own (no signal, no device setup): the command's
+`main` runs here with the given data cache, and its exit code, standard output and standard error
+come back like `subprocess.run`'s; the global dtype policy a command sets (`--mixed-precision`) is
+put back afterwards. Each use saves starting
 TensorFlow in a new process (about 5 CPU seconds). What only a process of its own shows (the `python
 -m` entry, start-up noise, Ctrl-C) is tested with real processes elsewhere.
 """
@@ -29,6 +30,7 @@ def run_command(module: str, argv, cache) -> Completed:
 
     stdout, stderr = io.StringIO(), io.StringIO()
     previous = os.environ.get("COLD_KERAS_CACHE")
+    policy = keras.config.dtype_policy()
     os.environ["COLD_KERAS_CACHE"] = str(cache)
     code = 0
     try:
@@ -41,5 +43,6 @@ def run_command(module: str, argv, cache) -> Completed:
             os.environ.pop("COLD_KERAS_CACHE", None)
         else:
             os.environ["COLD_KERAS_CACHE"] = previous
+        keras.config.set_dtype_policy(policy)
         keras.backend.clear_session()
     return Completed(code, stdout.getvalue(), stderr.getvalue())

@@ -3,7 +3,9 @@
 `stopped_everywhere` trains the tiny configuration straight through (the reference), then runs the
 same command again and again in one run directory, stopping it each time at another point: Ctrl-C
 during the first trace (before any backup), SIGKILL after the second in-epoch backup, at the boundary
-between epochs, during validation and after training before the scoring; a last run finishes. What
+between epochs, during validation and after training before the scoring; a last run finishes. The
+stopped runs are processes of their own (a signal ends them); the straight run and the last one run
+the command's `main` in the test process (`tests.pipelines.commands.run_command`). What
 each run printed, the backup each SIGKILL left and both runs' scores are kept, so the exact-resume
 test and the resume tests of `test_train_resume.py` check one sequence of trainer processes instead
 of each starting its own (the two files form one group of workers in `tests/conftest.py`; the
@@ -21,6 +23,7 @@ import time
 
 import pytest
 
+from tests.pipelines.commands import run_command
 from tests.pipelines.training.test_train import REPO, write_config
 
 # 3 train recordings of 24 s in 6 s windows (3 s hop), one window per step: 21 steps per epoch.
@@ -75,15 +78,8 @@ def killed_at(args, cache, tmp, point, count=1):
 
 
 def run_to_end(args, cache):
-    """The trainer's command in a process of its own, to its end."""
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.train", *args],
-        cwd=REPO,
-        env=trainer_env(cache),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    """The trainer's command to its end, in the test process (no signal reaches it)."""
+    return run_command("train", args, cache)
 
 
 def backup_state(backup):

@@ -239,8 +239,12 @@ def test_bad_flag_values_are_reported_without_traceback(cache, tmp_path):
 
 @pytest.mark.slow
 def test_mixed_bfloat16_run_has_finite_losses(cache, tmp_path):
+    import keras
+
     config = write_config(tmp_path / "tiny.yaml", training={"epochs": 1})
-    result = cli(
+    before = keras.config.dtype_policy().name
+    result = run_command(
+        "train",
         [
             "--dataset",
             "synthetic",
@@ -255,6 +259,7 @@ def test_mixed_bfloat16_run_has_finite_losses(cache, tmp_path):
         cache,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert keras.config.dtype_policy().name == before  # put back for the tests after this one
     history = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
     for term in ("loss", "loss_emo", "loss_co_visual", "loss_co_audio", "loss_co_cross", "loss_regu"):
         assert math.isfinite(float(history[0][term])), term
