@@ -15,6 +15,7 @@ from pipelines.core.errors import ConfigError
 from pipelines.evaluation import evaluate, uncertainty, uncertainty_scores
 from pipelines.evaluation import uncertainty_report as uncertainty_report_lib
 from tests.pipelines import evaluation_helpers as helpers
+from tests.pipelines.commands import run_command
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -181,9 +182,10 @@ def test_evaluator_mc_dropout_writes_its_own_calibration(regression_run, tmp_pat
 
 
 def test_ensemble_command_scores_the_members_mean(regression_run, second_run, tmp_path):
-    result = helpers.cli(
-        "pipelines.ensemble",
+    result = run_command(
+        "ensemble",
         ["--runs", f"{regression_run},{second_run}", "--output-dir", tmp_path / "ens", "--partition", "test"],
+        tmp_path / "cache",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "ens" / "evaluation" / "test" / "report.json").read_text())
