@@ -237,11 +237,11 @@ def label_arrays(artifact_dir, partition):
 
 
 def untuned(dataset):
-    """`dataset` without tf.data's autotuning, whose thread delays freeing every iterator.
+    """`dataset` without tf.data's autotuning, whose thread can delay freeing an iterator.
 
-    In TensorFlow 2.21 freeing an autotuned iterator waits for the tuning thread to wake from a
-    sleep that grows to a minute over the iterator's life (seconds at the end of a tiny `fit`, up
-    to a minute in a long-lived process). Without it, `AUTOTUNE` parallelism is min(16, cores).
+    With TensorFlow 2.21, freeing an autotuned iterator was seen to block until the autotuning
+    thread's timed sleep ended: up to several seconds at the end of a tiny `fit`, up to most of a
+    minute in a process that trains many models. Without it, `AUTOTUNE` parallelism is min(16, cores).
     """
     import tensorflow as tf  # here, not at the top: the keys above must not load it
 
