@@ -10,10 +10,9 @@ suite run, not once per worker; and the costliest groups (`COSTLIEST_FIRST`, mea
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import pytest
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SHARED_FIXTURES = {
     # evaluation_helpers.tiny_run / tiny_ablation (conftest `regression_run`)
@@ -76,4 +75,6 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _keras_seed():
+    import keras  # here: pytest-xdist's controlling process, which runs no test, never starts TensorFlow
+
     keras.utils.set_random_seed(0)
