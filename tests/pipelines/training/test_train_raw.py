@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from pipelines.core.errors import ConfigError
+from tests.pipelines.commands import run_command
 from tests.pipelines.conftest import TINY_LOGMEL, TINY_RAW
 
 REPO = Path(__file__).resolve().parents[3]
@@ -42,11 +43,12 @@ def cli(args, cache, timeout=600):
 
 @pytest.fixture(scope="module")
 def raw_run(tmp_path_factory):
-    """One tiny raw-mode cold_fusion run under mixed_bfloat16, through the command line."""
+    """One tiny raw-mode cold_fusion run under mixed_bfloat16, through the command's `main` (in this process)."""
     tmp = tmp_path_factory.mktemp("raw_run")
     config = tmp / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
-    result = cli(
+    result = run_command(
+        "train",
         [
             "--dataset",
             "synthetic",
