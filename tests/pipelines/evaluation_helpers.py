@@ -87,7 +87,7 @@ def tiny_run(tmp_path_factory, task: str) -> Path:
         run_dir = root / f"cold_fusion_{task}"
         with _data_cache(root / "cache"):
             train.run(tiny_config(task), run_dir, progress=False)
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
         _CACHE[key] = run_dir
     return _CACHE[key]
 
