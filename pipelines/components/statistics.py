@@ -146,7 +146,7 @@ def _tolerant_examples(artifact_dir, partition):
         return example
 
     try:
-        yield from records.untuned(tf.data.TFRecordDataset(paths).map(flatten)).as_numpy_iterator()
+        yield from records.read_records(paths, flatten).as_numpy_iterator()
     except tf.errors.InvalidArgumentError as error:
         raise DataError(
             f"unreadable records in partition {partition!r}: {error.message.splitlines()[0]}", paths[0]

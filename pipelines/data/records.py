@@ -175,7 +175,7 @@ def iter_recordings(artifact_dir, partition):
 
     info, paths = shard_paths(artifact_dir, partition)
     parse = parser(info)
-    dataset = untuned(tf.data.TFRecordDataset(paths).map(parse))
+    dataset = read_records(paths, parse)
     if is_raw(info):
         dataset = dataset.map(lambda e: {**e, features.VISUAL: decode_faces(e[features.VISUAL], info)})
     try:
@@ -221,19 +221,25 @@ def label_arrays(artifact_dir, partition):
         list of (valence, arousal) float32 NumPy pairs: per-frame arrays, or for sequence-level
         corpora arrays of length 1 holding the utterance label.
     """
-    import tensorflow as tf  # here, not at the top: the keys above must not load it
 
     info, paths = shard_paths(artifact_dir, partition)
     if not info["labelled"]:
         raise DataError(f"partition {partition!r} has no labels", Path(artifact_dir) / MANIFEST)
     parse = parser(info, labels_only=True)
     out = []
-    for example in untuned(tf.data.TFRecordDataset(paths).map(parse)).as_numpy_iterator():
+    for example in read_records(paths, parse).as_numpy_iterator():
         if info["sequence_level"]:
             out.append(tuple(np.float32(example[f"{k}_utterance"]).reshape(1) for k in features.LABEL_KEYS))
         else:
             out.append(tuple(example[k] for k in features.LABEL_KEYS))
     return out
+
+
+def read_records(paths, parse):
+    """The records of the shard files `paths`, in order, each passed through `parse` (untuned)."""
+    import tensorflow as tf  # here, not at the top: the keys above must not load it
+
+    return untuned(tf.data.TFRecordDataset(paths).map(parse))
 
 
 def untuned(dataset):

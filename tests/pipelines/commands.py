@@ -3,9 +3,9 @@
 For end-to-end tests that need no process of their own (no signal, no device setup): the command's
 `main` runs here with the given data cache, and its exit code, standard output and standard error
 come back like `subprocess.run`'s; the global dtype policy a command sets (`--mixed-precision`) is
-put back afterwards. Each use saves starting
-TensorFlow in a new process (about 5 CPU seconds). What only a process of its own shows (the `python
--m` entry, start-up noise, Ctrl-C) is tested with real processes elsewhere.
+put back afterwards. Each use saves starting TensorFlow in a new process (about 5 CPU seconds). What
+only a process of its own shows (the `python -m` entry, start-up noise, Ctrl-C) is tested with real
+processes elsewhere.
 """
 
 from __future__ import annotations
